@@ -1,0 +1,1 @@
+"""Questionnaires: definitions, the safe condition language, Vietnamese input parsing and the pure engine."""

@@ -1,0 +1,122 @@
+"""Questionnaire definitions as immutable data: forms, sections, questions, choices, checks.
+
+These are built by `bot.forms.loader` from versioned YAML and walked by `bot.forms.engine`.
+Nothing here knows about Telegram or the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class QType(StrEnum):
+    """Question types a form may use."""
+
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    TEXT = "text"  # short text, one line
+    LONG_TEXT = "long_text"
+    YES_NO = "yes_no"
+    SINGLE_CHOICE = "single_choice"
+    MULTI_CHOICE = "multi_choice"
+    DATE = "date"
+    PHOTO = "photo"
+    LOCATION = "location"
+    NOTE = "note"  # shown, never answered
+    REPEAT = "repeat"  # a group asked again and again ("thêm một vụ nữa?")
+
+
+ANSWERED_TYPES = frozenset(QType) - {QType.NOTE}
+NUMERIC_TYPES = frozenset({QType.INTEGER, QType.DECIMAL})
+CHOICE_TYPES = frozenset({QType.SINGLE_CHOICE, QType.MULTI_CHOICE})
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a choice question: a stable value and the label people see."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question (or a repeat group holding sub-questions).
+
+    `relevant` is the source text of a condition (see `bot.forms.conditions`); the loader has
+    already checked it compiles and names only earlier questions.
+    """
+
+    id: str
+    type: QType
+    label: str
+    hint: str | None = None
+    required: bool = True
+    default: Any = None
+    relevant: str | None = None
+    section: str | None = None
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = None
+    choices: tuple[Choice, ...] = ()
+    # repeat groups only
+    questions: tuple[Question, ...] = ()
+    max_count: int | None = None
+    add_prompt: str | None = None
+
+    def choice_label(self, value: str) -> str:
+        """The label of a choice value (the value itself if unknown, e.g. an old form version)."""
+        for choice in self.choices:
+            if choice.value == value:
+                return choice.label
+        return value
+
+
+@dataclass(frozen=True)
+class Check:
+    """A cross-question rule: `condition` must hold, else `message` is shown.
+
+    `questions` names the answers the check involves; the engine re-asks the first one.
+    """
+
+    condition: str
+    message: str
+    questions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Form:
+    """A versioned questionnaire."""
+
+    id: str
+    title: str
+    version: int
+    questions: tuple[Question, ...]
+    checks: tuple[Check, ...] = ()
+    kind: str = "periodic"  # "periodic" (scheduled) or "incident" (any time, alerts police at once)
+    description: str | None = None
+    source: str | None = None  # file it came from, for error messages
+    _index: dict[str, Question] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, Question] = {}
+        for q in self.questions:
+            index[q.id] = q
+            for sub in q.questions:
+                index[f"{q.id}.{sub.id}"] = sub
+        object.__setattr__(self, "_index", index)
+
+    def question(self, qid: str) -> Question:
+        """Look a question up by id (`group.sub` for a repeat group's sub-question)."""
+        return self._index[qid]
+
+    def has_question(self, qid: str) -> bool:
+        """Whether the form has a question with this id."""
+        return qid in self._index
+
+    @property
+    def answerable(self) -> tuple[Question, ...]:
+        """Top-level questions that take an answer (no notes)."""
+        return tuple(q for q in self.questions if q.type != QType.NOTE)

@@ -1,0 +1,63 @@
+"""Every text the bot sends is a Jinja2 template under `templates/`; this module renders them."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+_PACKAGE_DATA = Path(__file__).parent / "_data" / "templates"
+_SOURCE_TREE = Path(__file__).resolve().parent.parent / "templates"
+
+
+def templates_dir() -> Path:
+    """Where the shipped templates are (installed wheel or source checkout)."""
+    return _PACKAGE_DATA if _PACKAGE_DATA.is_dir() else _SOURCE_TREE
+
+
+def _vn_number(value: Any) -> str:
+    """Format a number the Vietnamese way: 1.234.567 and 3,5."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", ".")
+    if isinstance(value, float):
+        text = f"{value:,.2f}".rstrip("0").rstrip(".")
+        return text.replace(",", "_").replace(".", ",").replace("_", ".")
+    return str(value)
+
+
+@lru_cache(maxsize=8)
+def environment(extra_dir: str | None = None) -> Environment:
+    """The Jinja2 environment: HTML autoescape always on, commune overrides searched first."""
+    search = [extra_dir] if extra_dir else []
+    search.append(str(templates_dir()))
+    env = Environment(
+        loader=FileSystemLoader(search),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["vn_number"] = _vn_number
+    return env
+
+
+def render(name: str, /, **context: Any) -> str:
+    """Render template `name` (e.g. "start/greet_police.html") to Telegram HTML, trimmed."""
+    return environment().get_template(name).render(**context).strip()
+
+
+def render_plain(name: str, /, **context: Any) -> str:
+    """Render a template and strip HTML tags, for terminal output (demo, forms try)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", render(name, **context)))
+
+
+__all__ = ["Markup", "environment", "escape", "render", "render_plain", "templates_dir"]

@@ -1,0 +1,1 @@
+"""Persistence for Báo cáo thôn: SQLModel tables, sessions, repositories and Alembic migrations."""

@@ -1,0 +1,161 @@
+"""SQLModel tables: communes, villages, people, roles, invites, chats and the audit log.
+
+Datetimes are timezone-aware and stored as UTC (sqlmodel UTCDateTime); local time only at the edges.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Role(StrEnum):
+    """What a person may do; stored on a membership."""
+
+    VILLAGE_HEAD = "village_head"
+    POLICE = "police"
+    SUPERVISOR = "supervisor"
+
+
+class VillageKind(StrEnum):
+    """Thôn in the countryside, tổ dân phố in towns."""
+
+    THON = "thon"
+    TO_DAN_PHO = "to_dan_pho"
+
+
+class Commune(SQLModel, table=True):
+    """A commune (xã/phường) with its villages and its police."""
+
+    __tablename__ = "commune"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(index=True, unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    province: str | None = Field(default=None, max_length=200, index=True)
+    timezone: str | None = Field(default=None, max_length=64)
+    active: bool = Field(default=True)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Village(SQLModel, table=True):
+    """A village (thôn) or town block (tổ dân phố) that files reports."""
+
+    __tablename__ = "village"
+    __table_args__ = (UniqueConstraint("commune_id", "name", name="uq_village_commune_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = Field(foreign_key="commune.id", index=True)
+    name: str = Field(max_length=200)
+    kind: str = Field(default=VillageKind.THON, max_length=20)
+    active: bool = Field(default=True)
+    created_at: datetime
+    updated_at: datetime
+
+
+class PoliceChat(SQLModel, table=True):
+    """A Telegram chat (group or private) registered to receive a commune's alerts."""
+
+    __tablename__ = "police_chat"
+    __table_args__ = (UniqueConstraint("commune_id", "chat_id", name="uq_police_chat"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = Field(foreign_key="commune.id", index=True)
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    title: str | None = Field(default=None, max_length=200)
+    active: bool = Field(default=True)
+
+
+class Person(SQLModel, table=True):
+    """A Telegram user known to the bot."""
+
+    __tablename__ = "person"
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_user_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, unique=True, nullable=True, index=True)
+    )
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    full_name: str = Field(default="", max_length=300)
+    username: str | None = Field(default=None, max_length=64)
+    active: bool = Field(default=True)
+    blocked_at: datetime | None = None
+    forgotten_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Membership(SQLModel, table=True):
+    """A person's role in a village, a commune or a province; ended memberships are kept."""
+
+    __tablename__ = "membership"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    role: str = Field(max_length=20)
+    commune_id: int | None = Field(default=None, foreign_key="commune.id", index=True)
+    village_id: int | None = Field(default=None, foreign_key="village.id", index=True)
+    province: str | None = Field(default=None, max_length=200)
+    is_deputy: bool = Field(default=False)
+    created_at: datetime
+    ended_at: datetime | None = Field(default=None, index=True)
+
+
+class Invite(SQLModel, table=True):
+    """A one-time sign-up code; only its hash is stored."""
+
+    __tablename__ = "invite"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True, index=True)
+    code_hint: str = Field(max_length=8)
+    role: str = Field(max_length=20)
+    commune_id: int | None = Field(default=None, foreign_key="commune.id")
+    village_id: int | None = Field(default=None, foreign_key="village.id")
+    province: str | None = Field(default=None, max_length=200)
+    is_deputy: bool = Field(default=False)
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    used_by_person_id: int | None = Field(default=None, foreign_key="person.id")
+    revoked_at: datetime | None = None
+
+
+class InviteAttempt(SQLModel, table=True):
+    """A wrong invite code typed by a Telegram user (for rate limiting and the audit)."""
+
+    __tablename__ = "invite_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_user_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    at: datetime = Field(index=True)
+    reason: str = Field(max_length=40)
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """Telegram update ids already handled, so a redelivered update is processed once."""
+
+    __tablename__ = "processed_update"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    processed_at: datetime = Field(index=True)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who changed what and when."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=60, index=True)
+    entity: str = Field(max_length=40)
+    entity_id: str | None = Field(default=None, max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
