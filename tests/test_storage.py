@@ -1,0 +1,45 @@
+"""Migrations and the session scope on the configured backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+
+from storage.db import current_revision, head_revision, session_scope
+from storage.models import Commune, Village
+
+
+def test_database_is_at_head(engine) -> None:
+    assert current_revision(engine) == head_revision()
+
+
+def test_aware_datetimes_round_trip(engine) -> None:
+    now = datetime(2026, 5, 19, 16, 59, 59, tzinfo=UTC)
+    with session_scope(engine) as s:
+        s.add(Commune(code="x", name="Xã X", created_at=now, updated_at=now))
+    with session_scope(engine) as s:
+        got = s.exec(select(Commune)).one()
+        assert got.created_at == now and got.created_at.tzinfo is not None
+
+
+def test_scope_rolls_back_on_error(engine) -> None:
+    now = datetime(2026, 5, 19, tzinfo=UTC)
+    with pytest.raises(RuntimeError), session_scope(engine) as s:
+        s.add(Commune(code="y", name="Xã Y", created_at=now, updated_at=now))
+        s.flush()
+        raise RuntimeError("boom")
+    with session_scope(engine) as s:
+        assert s.exec(select(Commune)).all() == []
+
+
+def test_village_names_unique_per_commune(engine) -> None:
+    now = datetime(2026, 5, 19, tzinfo=UTC)
+    with session_scope(engine) as s:
+        c = Commune(code="z", name="Xã Z", created_at=now, updated_at=now)
+        s.add(c)
+        s.flush()
+        s.add(Village(commune_id=c.id, name="Thôn 1", created_at=now, updated_at=now))
+    with pytest.raises(Exception), session_scope(engine) as s:  # noqa: B017 - driver-specific IntegrityError
+        s.add(Village(commune_id=1, name="Thôn 1", created_at=now, updated_at=now))
