@@ -54,7 +54,9 @@ class Settings:
         return self.token
 
 
-def load_environment(env_file: str | Path = ".env", environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def load_environment(
+    env_file: str | Path = ".env", environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Merge a `.env` file (if present) under the process environment; the environment wins."""
     merged: dict[str, str] = {}
     path = Path(env_file)

@@ -1,0 +1,81 @@
+"""Building the python-telegram-bot Application against any Bot API server, and running it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, ContextTypes, Defaults
+from telegram.request import BaseRequest, HTTPXRequest
+
+from bot.clock import Clock, system_clock
+from bot.config import Settings
+from bot.deps import Deps
+from bot.handlers import Registry, load_all
+from bot.handlers.menu import set_default_menu
+from bot.texts import render
+from storage.db import make_engine, upgrade
+
+log = logging.getLogger(__name__)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    deps: Deps | None = None,
+    clock: Clock = system_clock,
+    request: BaseRequest | None = None,
+    registry: Registry | None = None,
+) -> Application:
+    """The bot: every handler from the registry, talking to `settings.api_url`.
+
+    With `request` (tests), that request object carries every call and no updater is built.
+    """
+    if deps is None:
+        deps = Deps(engine=make_engine(settings.database_url), clock=clock, settings=settings)
+    builder = (
+        Application.builder()
+        .token(settings.require_token())
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .post_init(_post_init)
+        .concurrent_updates(False)  # one update at a time: a chat's answers are applied in order
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request).updater(None)
+    else:
+        builder = builder.request(
+            HTTPXRequest(connection_pool_size=16, connect_timeout=10, read_timeout=20, write_timeout=20)
+        ).get_updates_request(HTTPXRequest(connect_timeout=10, read_timeout=40))
+    application = builder.build()
+    application.bot_data["deps"] = deps
+    (registry or load_all()).install(application, deps)
+    application.add_error_handler(_on_error)
+    return application
+
+
+async def _post_init(application: Application) -> None:
+    try:
+        await set_default_menu(application.bot)
+    except Exception:  # the menu is a nicety; never block start-up on it
+        log.warning("could not set the default command menu", exc_info=True)
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(update.effective_chat.id, render("common/error.html"))
+        except Exception:
+            log.warning("could not tell the user about the error", exc_info=True)
+
+
+def run_polling(settings: Settings, **kwargs: Any) -> None:
+    """Migrate the database, then long-poll until interrupted."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    application = build_application(settings, deps=Deps(engine=engine, clock=system_clock, settings=settings))
+    application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, **kwargs)

@@ -1,0 +1,98 @@
+"""Authorisation in one place: who the sender is, and whether a declared need is met."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlmodel import Session, select
+
+from storage.models import Commune, Membership, Person, Role, Village
+
+
+class Need(StrEnum):
+    """The role a handler declares it needs."""
+
+    ANYONE = "anyone"  # strangers included (/start, /help)
+    MEMBER = "member"  # any signed-up person
+    VILLAGE_HEAD = "village_head"  # village head or deputy of an active village
+    POLICE = "police"  # commune police (or a supervisor above the commune)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person behind an update and their current, still-valid roles."""
+
+    telegram_user_id: int | None
+    person: Person | None = None
+    memberships: tuple[Membership, ...] = ()
+    villages: dict[int, Village] = field(default_factory=dict)
+    communes: dict[int, Commune] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """The roles this actor holds right now."""
+        return frozenset(Role(m.role) for m in self.memberships)
+
+    @property
+    def is_stranger(self) -> bool:
+        """True for someone with no current role."""
+        return not self.memberships
+
+    def satisfies(self, need: Need) -> bool:
+        """Whether this actor may use a handler declaring `need`."""
+        if need == Need.ANYONE:
+            return True
+        if need == Need.MEMBER:
+            return bool(self.memberships)
+        if need == Need.VILLAGE_HEAD:
+            return Role.VILLAGE_HEAD in self.roles
+        if need == Need.POLICE:
+            return bool(self.roles & {Role.POLICE, Role.SUPERVISOR})
+        return False  # pragma: no cover - Need is closed
+
+    def village_membership(self) -> Membership | None:
+        """The village-head membership, if any."""
+        return next((m for m in self.memberships if m.role == Role.VILLAGE_HEAD), None)
+
+    def can_see_commune(self, commune: Commune) -> bool:
+        """Police of that commune, or a supervisor of its province."""
+        for m in self.memberships:
+            if m.role == Role.POLICE and m.commune_id == commune.id:
+                return True
+            if m.role == Role.SUPERVISOR and m.province and commune.province == m.province:
+                return True
+        return False
+
+    def can_report_for(self, village: Village) -> bool:
+        """Whether this actor is a current reporter (head or deputy) of `village`."""
+        return any(m.role == Role.VILLAGE_HEAD and m.village_id == village.id for m in self.memberships)
+
+
+def load_actor(session: Session, telegram_user_id: int | None) -> Actor:
+    """Load the actor; memberships of inactive places or inactive people do not count."""
+    if telegram_user_id is None:
+        return Actor(None)
+    person = session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id)).first()
+    if person is None or person.forgotten_at is not None:
+        return Actor(telegram_user_id, person)
+    rows = session.exec(
+        select(Membership, Village, Commune)
+        .join(Village, Village.id == Membership.village_id, isouter=True)
+        .join(Commune, Commune.id == Membership.commune_id, isouter=True)
+        .where(Membership.person_id == person.id, Membership.ended_at.is_(None))  # type: ignore[union-attr]
+    ).all()
+    memberships: list[Membership] = []
+    villages: dict[int, Village] = {}
+    communes: dict[int, Commune] = {}
+    for membership, village, commune in rows:
+        if village is not None and not village.active:
+            continue
+        if commune is not None and not commune.active:
+            continue
+        memberships.append(membership)
+        if village is not None:
+            villages[village.id] = village
+        if commune is not None:
+            communes[commune.id] = commune
+    return Actor(telegram_user_id, person, tuple(memberships), villages, communes)

@@ -1,0 +1,37 @@
+"""What the bot says to messages no other handler claims."""
+
+from __future__ import annotations
+
+from bot.auth import Need
+from bot.handlers.registry import REGISTRY, Ctx
+
+
+@REGISTRY.message("text", need=Need.ANYONE)
+async def any_message(ctx: Ctx) -> None:
+    """Strangers learn how to join; members are pointed at /help; non-text is explained."""
+    message = ctx.update.effective_message
+    if ctx.actor.is_stranger:
+        ctx.reply("start/no_code.html")
+    elif message is not None and message.text is None:
+        ctx.reply("common/non_text.html")
+    else:
+        ctx.reply("common/not_understood.html")
+
+
+@REGISTRY.message("unknown_command", need=Need.ANYONE, on="command")
+async def unknown_command(ctx: Ctx) -> None:
+    """A command the bot does not have."""
+    text = ctx.update.effective_message.text or ""
+    ctx.reply("common/unknown_command.html", command=text.split()[0][:64] if text else "")
+
+
+@REGISTRY.message("edited", need=Need.ANYONE, on="edited")
+async def edited_message(ctx: Ctx) -> None:
+    """Edits are not answers: ask for a new message instead."""
+    ctx.reply("common/edited.html")
+
+
+@REGISTRY.stale_button(need=Need.ANYONE)
+async def stale_button(ctx: Ctx) -> None:
+    """A button from an old keyboard nobody handles any more."""
+    ctx.answer_callback("common/stale_button.html")

@@ -1,0 +1,48 @@
+"""The command menu shown by Telegram, per role, via setMyCommands."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import yaml
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from bot.auth import Actor
+from bot.handlers.registry import REGISTRY
+from bot.texts import templates_dir
+
+
+@lru_cache(maxsize=1)
+def descriptions() -> dict[str, str]:
+    """Command descriptions from templates/commands.yaml."""
+    with (templates_dir() / "commands.yaml").open(encoding="utf-8") as fh:
+        return {str(k): str(v) for k, v in (yaml.safe_load(fh) or {}).items()}
+
+
+def commands_for(actor: Actor) -> list[dict[str, str]]:
+    """(name, description) of the main name of each command the actor may use."""
+    texts = descriptions()
+    return [
+        {"name": spec.names[0], "description": texts.get(spec.names[0], spec.names[0])}
+        for spec in REGISTRY.commands_for(actor)
+    ]
+
+
+def _bot_commands(items: list[dict[str, str]]) -> list[BotCommand]:
+    return [BotCommand(item["name"], item["description"]) for item in items]
+
+
+async def set_default_menu(bot: Any) -> None:
+    """The menu strangers see: /start and /help."""
+    await bot.set_my_commands(_bot_commands(commands_for(Actor(None))), scope=BotCommandScopeDefault())
+
+
+def chat_menu_setter(chat_id: int, actor: Actor):
+    """An after-commit action that sets one person's menu to their role's commands."""
+    items = commands_for(actor)
+
+    async def apply(bot: Any) -> None:
+        await bot.set_my_commands(_bot_commands(items), scope=BotCommandScopeChat(chat_id))
+
+    return apply

@@ -1,0 +1,292 @@
+"""The handler registry: every command, button and message handler declares the role it needs.
+
+`Registry.install(application)` turns the declarations into python-telegram-bot handlers wrapped
+by one function (`_run`) that, for every update: skips a redelivered update, opens the one DB
+session, loads the actor, checks the declared need, calls the handler, commits, and only then
+sends the replies the handler queued. Handlers never open sessions or talk SQL themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.auth import Actor, Need, load_actor
+from bot.deps import Deps
+from bot.texts import render
+from storage.db import session_scope
+from storage.models import ProcessedUpdate
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Ctx"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline button: a label and its callback data (≤ 64 bytes)."""
+
+    label: str
+    data: str
+
+
+@dataclass
+class Reply:
+    """A message queued by a handler, sent after the transaction commits."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    chat_id: int | None = None  # default: the chat the update came from
+    edit_message_id: int | None = None
+
+
+@dataclass
+class Ctx:
+    """What a handler gets: the update, its session, the actor and a reply queue."""
+
+    update: Update
+    session: Any  # sqlmodel.Session
+    actor: Actor
+    deps: Deps
+    now: datetime
+    args: tuple[str, ...] = ()
+    replies: list[Reply] = field(default_factory=list)
+    callback_answer: str | None = None
+    after_commit: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def chat_id(self) -> int:
+        """The chat the update came from."""
+        return self.update.effective_chat.id  # type: ignore[union-attr]
+
+    @property
+    def sent_at(self) -> datetime:
+        """When the person sent the message (Telegram's date), else now."""
+        message = self.update.effective_message
+        return message.date if message is not None and message.date is not None else self.now
+
+    def reply(
+        self,
+        template: str,
+        /,
+        *,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+        to_chat: int | None = None,
+        **context: Any,
+    ) -> None:
+        """Queue a message rendered from `template` (to this chat unless `to_chat`)."""
+        self.replies.append(Reply(render(template, **context), buttons, to_chat))
+
+    def answer_callback(self, template: str, /, **context: Any) -> None:
+        """Set the short toast shown when a button is pressed."""
+        self.callback_answer = render(template, **context)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A declared handler."""
+
+    kind: str  # "command" | "callback" | "message"
+    on: str  # for messages: "text" (non-command), "command" (unknown command), "edited"
+    names: tuple[str, ...]  # command names, or the callback prefix
+    need: Need
+    handler: Handler = field(compare=False)
+    in_menu: bool = True
+    in_groups: bool = False
+
+
+class Registry:
+    """All handlers of the bot with their declared needs."""
+
+    def __init__(self) -> None:
+        self.specs: list[Spec] = []
+
+    def command(
+        self, *names: str, need: Need, in_menu: bool = True, in_groups: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Declare a command handler (first name is the main one, others are aliases)."""
+
+        def decorate(fn: Handler) -> Handler:
+            self.specs.append(Spec("command", "text", names, need, fn, in_menu, in_groups))
+            return fn
+
+        return decorate
+
+    def callback(self, prefix: str, *, need: Need) -> Callable[[Handler], Handler]:
+        """Declare a button handler for callback data `prefix:…`."""
+
+        def decorate(fn: Handler) -> Handler:
+            self.specs.append(Spec("callback", "text", (prefix,), need, fn, in_menu=False))
+            return fn
+
+        return decorate
+
+    def message(self, name: str, *, need: Need, on: str = "text") -> Callable[[Handler], Handler]:
+        """Declare a private-chat fallback: `on` is "text" (any non-command), "command" or "edited"."""
+
+        def decorate(fn: Handler) -> Handler:
+            self.specs.append(Spec("message", on, (name,), need, fn, in_menu=False))
+            return fn
+
+        return decorate
+
+    def commands_for(self, actor: Actor) -> list[Spec]:
+        """Menu commands this actor may use."""
+        return [s for s in self.specs if s.kind == "command" and s.in_menu and actor.satisfies(s.need)]
+
+    def install(self, application: Application, deps: Deps) -> None:
+        """Register every spec with python-telegram-bot, each wrapped by `_run`."""
+        private = filters.ChatType.PRIVATE
+        for spec in self.specs:
+            callback = _wrap(spec, deps)
+            if spec.kind == "command":
+                application.add_handler(
+                    CommandHandler(list(spec.names), callback, filters=filters.UpdateType.MESSAGE)
+                )
+            elif spec.kind == "callback":
+                application.add_handler(CallbackQueryHandler(callback, pattern=rf"^{spec.names[0]}(:|$)"))
+        chosen = {
+            "text": private & filters.UpdateType.MESSAGE & ~filters.COMMAND,
+            "command": filters.UpdateType.MESSAGE & filters.COMMAND,
+            "edited": private & filters.UpdateType.EDITED_MESSAGE,
+        }
+        for spec in self.specs:
+            if spec.kind == "message":
+                application.add_handler(MessageHandler(chosen[spec.on], _wrap(spec, deps)))
+        for spec in self.specs:
+            if spec.kind == "stale_button":
+                application.add_handler(CallbackQueryHandler(_wrap(spec, deps)))
+
+    def stale_button(self, *, need: Need) -> Callable[[Handler], Handler]:
+        """Declare the handler for button presses no other handler claims (old keyboards)."""
+
+        def decorate(fn: Handler) -> Handler:
+            self.specs.append(Spec("stale_button", "text", ("stale",), need, fn, in_menu=False))
+            return fn
+
+        return decorate
+
+
+def _wrap(spec: Spec, deps: Deps) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await _run(spec, deps, update, context)
+
+    callback.__name__ = f"{spec.kind}:{spec.names[0]}"
+    return callback
+
+
+async def _run(spec: Spec, deps: Deps, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    started = time.perf_counter()
+    now = deps.clock()
+    user = update.effective_user
+    chat = update.effective_chat
+    with session_scope(deps.engine) as session:
+        if not _first_delivery(session, update.update_id, now):
+            log.info("update %s already processed, skipped", update.update_id)
+            return
+        actor = load_actor(session, user.id if user else None)
+        ctx = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
+        if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
+            from bot.handlers.groups import answer_group
+
+            await answer_group(ctx)
+        elif not actor.satisfies(spec.need):
+            ctx.reply("auth/refused.html", need=str(spec.need), stranger=actor.is_stranger)
+            ctx.callback_answer = render("auth/refused_short.html")
+            _audit_refusal(ctx, spec)
+        else:
+            await spec.handler(ctx)
+    await _deliver(ctx, context)
+    for action in ctx.after_commit:
+        try:
+            await action(context.bot)
+        except Exception:
+            log.warning("after-commit action failed", exc_info=True)
+    log.info(
+        "update=%s chat=%s handler=%s:%s roles=%s ms=%.1f",
+        update.update_id,
+        chat.id if chat else None,
+        spec.kind,
+        spec.names[0],
+        ",".join(sorted(actor.roles)) or "stranger",
+        (time.perf_counter() - started) * 1000,
+    )
+
+
+def _first_delivery(session: Any, update_id: int, now: datetime) -> bool:
+    """Record the update id; False when it was processed before (a redelivery)."""
+    if session.get(ProcessedUpdate, update_id) is not None:
+        return False
+    session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+    try:
+        session.flush()
+    except IntegrityError:  # another worker took it between our read and our write
+        session.rollback()
+        return False
+    return True
+
+
+def _audit_refusal(ctx: Ctx, spec: Spec) -> None:
+    from storage import audit
+
+    audit.record(
+        ctx.session,
+        at=ctx.now,
+        actor=f"telegram:{ctx.actor.telegram_user_id}",
+        action="auth.refused",
+        entity="handler",
+        entity_id=f"{spec.kind}:{spec.names[0]}",
+        need=str(spec.need),
+    )
+
+
+def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    """Inline keyboard markup for queued buttons."""
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons]
+    )
+
+
+async def _deliver(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send queued replies (after commit) and answer the button press, if any."""
+    query = ctx.update.callback_query
+    if query is not None:
+        try:
+            await query.answer(ctx.callback_answer)
+        except Exception:  # an expired query must not stop the replies
+            log.warning("could not answer callback query", exc_info=True)
+    for reply in ctx.replies:
+        chat_id = reply.chat_id if reply.chat_id is not None else ctx.chat_id
+        if reply.edit_message_id is not None:
+            await context.bot.edit_message_text(
+                reply.text,
+                chat_id=chat_id,
+                message_id=reply.edit_message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(reply.buttons),
+            )
+        else:
+            await context.bot.send_message(
+                chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply.buttons)
+            )
+
+
+REGISTRY = Registry()

@@ -1,0 +1,66 @@
+"""/start (with or without an invite code) and /help."""
+
+from __future__ import annotations
+
+from bot.auth import Need, load_actor
+from bot.handlers.menu import chat_menu_setter, commands_for
+from bot.handlers.places import places_of
+from bot.handlers.registry import REGISTRY, Ctx
+from bot.services.accounts import RedeemOutcome, TelegramUser, format_code, normalize_code, redeem_invite
+
+
+@REGISTRY.command("start", need=Need.ANYONE, in_menu=True)
+async def start(ctx: Ctx) -> None:
+    """Bind the sender with an invite code, or explain how to get one."""
+    if not ctx.args:
+        if ctx.actor.is_stranger:
+            ctx.reply("start/no_code.html")
+        else:
+            _welcome(ctx, again=True)
+        return
+    user = ctx.update.effective_user
+    code = "".join(ctx.args)[:64]
+    result = redeem_invite(
+        ctx.session,
+        code,
+        TelegramUser(user.id, ctx.chat_id, user.full_name or "", user.username),
+        now=ctx.now,
+    )
+    if result.outcome in (RedeemOutcome.OK, RedeemOutcome.ALREADY):
+        ctx.actor = load_actor(ctx.session, user.id)
+        _welcome(ctx, again=result.outcome == RedeemOutcome.ALREADY)
+        ctx.after_commit.append(chat_menu_setter(ctx.chat_id, ctx.actor))
+        return
+    current = ""
+    if result.outcome == RedeemOutcome.HAS_OTHER_ROLE and result.membership is not None:
+        actor = load_actor(ctx.session, user.id)
+        place = places_of(actor)[0] if actor.memberships else {}
+        current = place.get("village") or place.get("commune") or place.get("province") or ""
+    ctx.reply(
+        "start/refused.html",
+        outcome=str(result.outcome),
+        code=format_code(normalize_code(code))[:40],
+        village=result.village.name if result.village else "",
+        current=current,
+    )
+
+
+def _welcome(ctx: Ctx, *, again: bool) -> None:
+    ctx.reply(
+        "start/welcome.html",
+        again=again,
+        name=ctx.update.effective_user.full_name or "",
+        places=places_of(ctx.actor),
+        commands=commands_for(ctx.actor),
+    )
+
+
+@REGISTRY.command("help", "trogiup", need=Need.ANYONE)
+async def help_command(ctx: Ctx) -> None:
+    """List the commands the sender's role may use."""
+    ctx.reply(
+        "help/help.html",
+        stranger=ctx.actor.is_stranger,
+        places=places_of(ctx.actor),
+        commands=commands_for(ctx.actor),
+    )

@@ -1,0 +1,1 @@
+"""Test support: a recording Bot API request, update builders and data factories."""

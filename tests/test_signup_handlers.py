@@ -1,0 +1,177 @@
+"""In-process handler tests: the real Application, updates fed with process_update, calls recorded."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from bot.app import build_application
+from bot.auth import Need
+from bot.clock import FixedClock
+from bot.config import settings_from
+from bot.deps import Deps
+from bot.handlers import load_all
+from bot.handlers.registry import Ctx, Registry
+from bot.services.accounts import create_invite
+from storage.db import session_scope
+from storage.models import AuditLog, Membership, Role
+from tests.support.factories import seed_world
+from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+
+AN = FakeUser(1001, "An", "Nguyễn Văn", "an_nv")
+BINH = FakeUser(1002, "Bình", "Trần Thị")
+STRANGER = FakeUser(1009, "Lạ")
+
+
+@pytest.fixture
+async def bot(engine, database_url, clock):
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
+    request = RecordingRequest()
+    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    with session_scope(engine) as s:
+        seed_world(s, clock())
+    async with app:
+        yield Harness(app, request)
+
+
+def invite(engine, clock: FixedClock, **kwargs) -> str:
+    with session_scope(engine) as s:
+        return create_invite(s, now=clock(), actor="cli:test", **kwargs).code
+
+
+async def test_start_without_code_explains_how_to_join(bot) -> None:
+    await bot.send(STRANGER, "/start")
+    (text,) = bot.request.texts(STRANGER.id)
+    assert "mã mời" in text and "/start" in text
+
+
+async def test_deep_link_signs_up_village_head_with_menu(bot, engine, clock) -> None:
+    code = invite(engine, clock, role=Role.VILLAGE_HEAD, village="Thôn Bản Mới")
+    await bot.send(AN, f"/start {code}")
+    (text,) = bot.request.texts(AN.id)
+    assert "Đăng ký thành công" in text and "Thôn Bản Mới" in text and "trưởng thôn" in text
+    menus = [c for c in bot.request.calls if c.method == "setMyCommands"]
+    assert menus[-1].params["scope"] == {"type": "chat", "chat_id": AN.id}
+    with session_scope(engine) as s:
+        assert len(s.exec(select(Membership)).all()) == 1
+
+
+async def test_police_sign_up_greets_by_role(bot, engine, clock) -> None:
+    code = invite(engine, clock, role=Role.POLICE, commune="hiep-luc")
+    await bot.send(BINH, f"/start {code}")
+    assert "cán bộ Công an" in bot.request.texts(BINH.id)[-1]
+
+
+@pytest.mark.parametrize("outcome", ["unknown", "used", "revoked"])
+async def test_bad_codes_get_clear_messages(bot, engine, clock, outcome) -> None:
+    code = invite(engine, clock, role=Role.VILLAGE_HEAD, village="Thôn Nà Mòn")
+    if outcome == "unknown":
+        code = "ZZZZ-ZZZZ-ZZZZ-ZZZZ"
+    elif outcome == "used":
+        await bot.send(BINH, f"/start {code}")
+    else:
+        from bot.services.accounts import revoke_invite
+
+        with session_scope(engine) as s:
+            revoke_invite(s, code, now=clock(), actor="cli")
+    await bot.send(AN, f"/start {code}")
+    text = bot.request.texts(AN.id)[-1]
+    assert {"unknown": "không đúng", "used": "đã được người khác dùng", "revoked": "bị huỷ"}[outcome] in text
+
+
+async def test_help_lists_commands_by_role(bot, engine, clock) -> None:
+    await bot.send(STRANGER, "/help")
+    assert "mã mời" in bot.request.texts(STRANGER.id)[-1]
+    await bot.send(AN, f"/start {invite(engine, clock, role=Role.VILLAGE_HEAD, village='Thôn Nà Mòn')}")
+    await bot.send(AN, "/trogiup")
+    text = bot.request.texts(AN.id)[-1]
+    assert "Trưởng thôn của Thôn Nà Mòn, Xã Hiệp Lực" in text and "/help" in text
+
+
+async def test_user_names_are_escaped(bot, engine, clock) -> None:
+    evil = FakeUser(1010, "<b>An</b> & <script>", "</i>")
+    await bot.send(evil, f"/start {invite(engine, clock, role=Role.POLICE, commune='hiep-luc')}")
+    text = bot.request.texts(evil.id)[-1]
+    assert "&lt;b&gt;An&lt;/b&gt; &amp; &lt;script&gt;" in text and "<script>" not in text
+
+
+async def test_unregistered_group_learns_its_chat_id(bot) -> None:
+    group = {"id": -555, "type": "group", "title": "Nhóm lạ"}
+    await bot.send(AN, "/start@baocao_test_bot", group=group)
+    assert "-555" in bot.request.texts(-555)[-1] and "chưa được đăng ký" in bot.request.texts(-555)[-1]
+
+
+async def test_registered_police_group(bot) -> None:
+    group = {"id": -100200300, "type": "supergroup", "title": "CA Hiệp Lực"}
+    await bot.send(AN, "/help", group=group)
+    assert "Xã Hiệp Lực" in bot.request.texts(-100200300)[-1]
+
+
+async def test_non_text_unknown_command_and_edits(bot, engine, clock) -> None:
+    await bot.send_raw(
+        STRANGER,
+        sticker={
+            "file_id": "s",
+            "file_unique_id": "s",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+            "type": "regular",
+        },
+    )
+    assert "mã mời" in bot.request.texts(STRANGER.id)[-1]
+    await bot.send(AN, f"/start {invite(engine, clock, role=Role.VILLAGE_HEAD, village='Thôn Nà Mòn')}")
+    await bot.send_raw(AN, voice={"file_id": "v", "file_unique_id": "v", "duration": 3})
+    assert "chỉ đọc được chữ" in bot.request.texts(AN.id)[-1]
+    await bot.send(AN, "/khonglenhnay")
+    assert "Không có lệnh <code>/khonglenhnay</code>" in bot.request.texts(AN.id)[-1]
+    await bot.send_raw(AN, "edited_message", text="sửa", edit_date=1)
+    assert "đã sửa không được tính" in bot.request.texts(AN.id)[-1]
+    await bot.press(AN, "zz:old")
+    answers = [c for c in bot.request.calls if c.method == "answerCallbackQuery"]
+    assert "đã cũ" in answers[-1].params["text"]
+
+
+async def test_same_update_twice_is_processed_once(bot, engine, clock) -> None:
+    code = invite(engine, clock, role=Role.VILLAGE_HEAD, village="Thôn Nà Mòn")
+    update = await bot.send(AN, f"/start {code}")
+    await bot.feed(update.to_dict())
+    assert len(bot.request.texts(AN.id)) == 1
+
+
+async def test_declared_needs_are_enforced(engine, database_url, clock) -> None:
+    """A police-only and a village-head-only command refuse everyone else, and audit it."""
+    registry = Registry()
+    registry.specs.extend(load_all().specs)
+    seen: list[str] = []
+
+    @registry.command("tonghop_thu", need=Need.POLICE)
+    async def police_only(ctx: Ctx) -> None:
+        seen.append("police")
+
+    @registry.command("baocao_thu", need=Need.VILLAGE_HEAD)
+    async def head_only(ctx: Ctx) -> None:
+        seen.append("head")
+
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
+    request = RecordingRequest()
+    app = build_application(settings, deps=Deps(engine, clock, settings), request=request, registry=registry)
+    with session_scope(engine) as s:
+        seed_world(s, clock())
+    async with app:
+        harness = Harness(app, request)
+        await harness.send(
+            AN, f"/start {invite(engine, clock, role=Role.VILLAGE_HEAD, village='Thôn Nà Mòn')}"
+        )
+        await harness.send(BINH, f"/start {invite(engine, clock, role=Role.POLICE, commune='hiep-luc')}")
+        for user in (STRANGER, AN, BINH):
+            await harness.send(user, "/tonghop_thu")
+            await harness.send(user, "/baocao_thu")
+        assert seen == ["head", "police"]
+        assert "chỉ dành cho <b>cán bộ Công an xã</b>" in request.texts(AN.id)[-1]
+        assert "chỉ dành cho <b>trưởng thôn</b>" in request.texts(BINH.id)[-1]
+        assert "chưa đăng ký" in request.texts(STRANGER.id)[-1]
+    with session_scope(engine) as s:
+        refusals = s.exec(select(AuditLog).where(AuditLog.action == "auth.refused")).all()
+        assert len(refusals) == 4
