@@ -86,6 +86,7 @@ class Person(SQLModel, table=True):
     active: bool = Field(default=True)
     blocked_at: datetime | None = None
     forgotten_at: datetime | None = None
+    active_draft_id: int | None = Field(default=None)  # the report this person is filling in now
     created_at: datetime
     updated_at: datetime
 
@@ -159,3 +160,107 @@ class AuditLog(SQLModel, table=True):
     entity: str = Field(max_length=40)
     entity_id: str | None = Field(default=None, max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class FormVersion(SQLModel, table=True):
+    """One version of a questionnaire, stored as the validated definition it was loaded from."""
+
+    __tablename__ = "form_version"
+    __table_args__ = (UniqueConstraint("form_id", "version", name="uq_form_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    form_id: str = Field(max_length=64, index=True)
+    version: int
+    title: str = Field(max_length=300)
+    kind: str = Field(default="periodic", max_length=20)
+    definition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    checksum: str = Field(max_length=64)
+    loaded_at: datetime
+
+
+class CommuneForm(SQLModel, table=True):
+    """A form a commune uses; its newest stored version is the one people fill in."""
+
+    __tablename__ = "commune_form"
+    __table_args__ = (UniqueConstraint("commune_id", "form_id", name="uq_commune_form"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = Field(foreign_key="commune.id", index=True)
+    form_id: str = Field(max_length=64)
+    position: int = Field(default=0)
+    active: bool = Field(default=True)
+
+
+class Period(SQLModel, table=True):
+    """A reporting period of a form in a commune: when it opens and when it is due."""
+
+    __tablename__ = "period"
+    __table_args__ = (UniqueConstraint("commune_id", "form_id", "code", name="uq_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_id: int = Field(foreign_key="commune.id", index=True)
+    form_id: str = Field(max_length=64)
+    code: str = Field(max_length=32)
+    label: str = Field(max_length=200)
+    opens_at: datetime = Field(index=True)
+    due_at: datetime = Field(index=True)
+    active: bool = Field(default=True)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Draft(SQLModel, table=True):
+    """A report being filled in: the engine state, saved after every answer.
+
+    Periodic reports have one shared draft per village and period; incident reports one per person.
+    """
+
+    __tablename__ = "draft"
+
+    id: int | None = Field(default=None, primary_key=True)
+    village_id: int = Field(foreign_key="village.id", index=True)
+    form_id: str = Field(max_length=64)
+    period_id: int | None = Field(default=None, foreign_key="period.id", index=True)
+    owner_person_id: int | None = Field(default=None, foreign_key="person.id")
+    form_version: int
+    state: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    amending_submission_id: int | None = Field(default=None, foreign_key="submission.id")
+    updated_by_person_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime
+    updated_at: datetime
+
+
+class Submission(SQLModel, table=True):
+    """A submitted report; an amendment is a new row and the older one stays, no longer current."""
+
+    __tablename__ = "submission"
+    __table_args__ = (
+        UniqueConstraint("village_id", "form_id", "period_id", "version_no", name="uq_submission_version"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    village_id: int = Field(foreign_key="village.id", index=True)
+    form_id: str = Field(max_length=64, index=True)
+    period_id: int | None = Field(default=None, foreign_key="period.id", index=True)
+    form_version: int
+    version_no: int = Field(default=1)
+    is_current: bool = Field(default=True, index=True)
+    answers: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    submitted_by_person_id: int | None = Field(default=None, foreign_key="person.id")
+    sent_at: datetime
+    received_at: datetime
+    on_time: bool = Field(default=True)
+    receipt: str = Field(max_length=16, index=True)
+
+
+class Reopening(SQLModel, table=True):
+    """Police let a village amend a report after the deadline, until a given time."""
+
+    __tablename__ = "reopening"
+
+    id: int | None = Field(default=None, primary_key=True)
+    village_id: int = Field(foreign_key="village.id", index=True)
+    period_id: int = Field(foreign_key="period.id", index=True)
+    by_person_id: int | None = Field(default=None, foreign_key="person.id")
+    at: datetime
+    until: datetime

@@ -43,3 +43,18 @@ def test_village_names_unique_per_commune(engine) -> None:
         s.add(Village(commune_id=c.id, name="Thôn 1", created_at=now, updated_at=now))
     with pytest.raises(Exception), session_scope(engine) as s:  # noqa: B017 - driver-specific IntegrityError
         s.add(Village(commune_id=1, name="Thôn 1", created_at=now, updated_at=now))
+
+
+def test_migrations_downgrade_and_upgrade_again(engine) -> None:
+    from storage.db import upgrade
+
+    head = head_revision()
+    upgrade_engine = engine
+    from alembic import command
+
+    from storage.db import alembic_config
+
+    command.downgrade(alembic_config(upgrade_engine), "base")
+    assert current_revision(upgrade_engine) is None
+    upgrade(upgrade_engine)
+    assert current_revision(upgrade_engine) == head
