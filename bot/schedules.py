@@ -1,0 +1,235 @@
+"""Reporting periods as data: parse a commune's schedule entries and expand them into dated periods.
+
+A schedule entry names a form and its periods. A period's dates are either recurring (`dd/mm`,
+expanded for each year, with `{nam}` in the id and label replaced by the year) or one-off
+(`dd/mm/yyyy`). `due_before: 20/05` means "trước ngày 20/5": due at the end of 19/5 local time,
+i.e. at 20/5 00:00; `due: 19/05 17:00` sets the exact local due time instead. A recurring window
+whose due date falls before its opening date ends in the following year. Pure: no clock reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+_DAY_MONTH = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*(?:/\s*(\d{4}))?\s*(?:(\d{1,2})[:h](\d{2}))?\s*$")
+_ID = re.compile(r"^[A-Za-z0-9{}][A-Za-z0-9_.{}-]{0,31}$")
+PERIOD_KEYS = {"id", "label", "opens", "due_before", "due"}
+SCHEDULE_KEYS = {"form", "main", "periods", "late_days"}
+DEFAULT_LATE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class DayMonth:
+    """A `dd/mm[/yyyy] [hh:mm]` value from the file."""
+
+    day: int
+    month: int
+    year: int | None
+    at: time | None
+
+    def on(self, year: int) -> date:
+        """The calendar date in `year` (or in its own year when one-off)."""
+        return date(self.year or year, self.month, self.day)
+
+
+@dataclass(frozen=True)
+class PeriodRule:
+    """One period of a schedule as written in the file."""
+
+    id: str
+    label: str
+    opens: DayMonth
+    due: DayMonth
+    due_is_before: bool  # True for `due_before` (end of the previous day)
+
+    @property
+    def recurring(self) -> bool:
+        """True when the dates carry no year (expanded every year)."""
+        return self.opens.year is None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A form's periods in one commune."""
+
+    form: str
+    periods: tuple[PeriodRule, ...]
+    main: bool = False
+    late_days: int = DEFAULT_LATE_DAYS
+
+
+@dataclass(frozen=True)
+class PeriodDates:
+    """A concrete period: id, label and aware opening/due instants."""
+
+    form: str
+    code: str
+    label: str
+    opens_at: datetime
+    due_at: datetime
+
+
+def parse_day_month(value: Any) -> DayMonth | None:
+    """Parse `dd/mm`, `dd/mm/yyyy`, optionally followed by `hh:mm`; None if malformed or impossible."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return DayMonth(value.day, value.month, value.year, None)
+    if not isinstance(value, str):
+        return None
+    m = _DAY_MONTH.match(value)
+    if not m:
+        return None
+    day, month = int(m.group(1)), int(m.group(2))
+    year = int(m.group(3)) if m.group(3) else None
+    at = None
+    if m.group(4) is not None:
+        hour, minute = int(m.group(4)), int(m.group(5))
+        if hour > 23 or minute > 59:
+            return None
+        at = time(hour, minute)
+    try:
+        date(year or 2024, month, day)  # 2024 is a leap year: 29/02 is allowed when recurring
+    except ValueError:
+        return None
+    return DayMonth(day, month, year, at)
+
+
+def parse_schedules(raw: Any, where: str = "schedules") -> tuple[tuple[Schedule, ...], list[str]]:
+    """Validate schedule entries; returns the schedules and every error found (as `where: reason`)."""
+    errors: list[str] = []
+    if raw is None:
+        return (), errors
+    if not isinstance(raw, list):
+        return (), [f"{where}: cần một danh sách"]
+    schedules: list[Schedule] = []
+    seen_forms: set[str] = set()
+    for i, entry in enumerate(raw):
+        here = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            errors.append(f"{here}: cần một mục có form và periods")
+            continue
+        for key in sorted(set(entry) - SCHEDULE_KEYS):
+            errors.append(f"{here}: khóa lạ '{key}' (dùng: {', '.join(sorted(SCHEDULE_KEYS))})")
+        form = entry.get("form")
+        if not isinstance(form, str) or not form:
+            errors.append(f"{here}: thiếu 'form' (mã biểu mẫu)")
+            form = f"?{i}"
+        elif form in seen_forms:
+            errors.append(f"{here}: biểu mẫu '{form}' đã có lịch ở mục trước")
+        seen_forms.add(form)
+        late_days = entry.get("late_days", DEFAULT_LATE_DAYS)
+        if not isinstance(late_days, int) or isinstance(late_days, bool) or not 0 <= late_days <= 366:
+            errors.append(f"{here}: late_days phải là số ngày từ 0 đến 366")
+            late_days = DEFAULT_LATE_DAYS
+        periods_raw = entry.get("periods")
+        if not isinstance(periods_raw, list) or not periods_raw:
+            errors.append(f"{here}: cần 'periods' là danh sách kỳ báo cáo")
+            periods_raw = []
+        rules = [
+            rule
+            for j, p in enumerate(periods_raw)
+            if (rule := _parse_rule(p, f"{here}.periods[{j}]", errors))
+        ]
+        ids = [r.id for r in rules]
+        for dup in sorted({x for x in ids if ids.count(x) > 1}):
+            errors.append(f"{here}: mã kỳ '{dup}' bị trùng")
+        schedules.append(Schedule(form, tuple(rules), bool(entry.get("main", False)), late_days))
+    if sum(s.main for s in schedules) > 1:
+        errors.append(f"{where}: chỉ một biểu mẫu được đánh dấu main: true")
+    return tuple(schedules), errors
+
+
+def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
+    if not isinstance(raw, dict):
+        errors.append(f"{here}: cần id, label, opens và due_before (hoặc due)")
+        return None
+    for key in sorted(set(raw) - PERIOD_KEYS):
+        errors.append(f"{here}: khóa lạ '{key}' (dùng: {', '.join(sorted(PERIOD_KEYS))})")
+    ok = True
+    pid, label = raw.get("id"), raw.get("label")
+    if not isinstance(pid, str) or not _ID.match(pid):
+        errors.append(f"{here}: 'id' phải là mã ngắn như {{nam}}-6T hoặc 2026-NH (chữ, số, - _ .)")
+        ok = False
+    if not isinstance(label, str) or not label.strip():
+        errors.append(f"{here}: thiếu 'label' (tên kỳ bằng tiếng Việt)")
+        ok = False
+    opens = parse_day_month(raw.get("opens"))
+    if opens is None:
+        errors.append(f"{here}: 'opens' phải có dạng dd/mm hoặc dd/mm/yyyy, là ngày có thật")
+        ok = False
+    if ("due_before" in raw) == ("due" in raw):
+        errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
+        return None
+    due_raw = raw.get("due_before", raw.get("due"))
+    due = parse_day_month(due_raw)
+    if due is None:
+        errors.append(f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], là ngày có thật")
+        ok = False
+    if not ok or opens is None or due is None:
+        return None
+    if (opens.year is None) != (due.year is None):
+        errors.append(
+            f"{here}: 'opens' và hạn phải cùng có năm (kỳ một lần) hoặc cùng không có năm (hằng năm)"
+        )
+        return None
+    if opens.year is None and "{nam}" not in pid and "{year}" not in pid:
+        errors.append(f"{here}: kỳ hằng năm cần {{nam}} trong id để mỗi năm có mã riêng")
+        return None
+    rule = PeriodRule(pid, label.strip(), opens, due, "due_before" in raw)
+    if opens.year is not None:
+        tz = ZoneInfo("UTC")
+        dates = expand_rule("x", rule, opens.year, tz)
+        if dates.due_at <= dates.opens_at:
+            errors.append(f"{here}: hạn phải sau ngày mở")
+            return None
+    return rule
+
+
+def expand_rule(form: str, rule: PeriodRule, year: int, tz: ZoneInfo) -> PeriodDates:
+    """The concrete period of `rule` for `year` (one-off rules ignore `year`)."""
+    opens_day = _safe_day(rule.opens.year or year, rule.opens)
+    opens_at = datetime.combine(opens_day, rule.opens.at or time(0, 0), tz)
+    due_year = rule.due.year or year
+    due_day = _safe_day(due_year, rule.due)
+    if rule.due.year is None and due_day <= opens_day:
+        due_day = _safe_day(due_year + 1, rule.due)
+    if rule.due_is_before:
+        # "trước ngày D": due at the end of D−1, i.e. at D 00:00 local time (or D−1 at the given hour).
+        due_at = (
+            datetime.combine(due_day, time(0, 0), tz)
+            if rule.due.at is None
+            else datetime.combine(due_day - timedelta(days=1), rule.due.at, tz)
+        )
+    else:
+        due_at = datetime.combine(due_day, rule.due.at or time(23, 59, 59), tz)
+    year_text = str(opens_day.year)
+    code = rule.id.replace("{nam}", year_text).replace("{year}", year_text)
+    label = rule.label.replace("{nam}", year_text).replace("{year}", year_text)
+    return PeriodDates(form, code, label, opens_at, due_at)
+
+
+def _valid(year: int, dm: DayMonth) -> bool:
+    try:
+        date(year, dm.month, dm.day)
+    except ValueError:
+        return False
+    return True
+
+
+def _safe_day(year: int, dm: DayMonth) -> date:
+    """29/02 in a non-leap year falls back to 28/02."""
+    return date(year, dm.month, dm.day) if _valid(year, dm) else date(year, dm.month, 28)
+
+
+def expand(schedules: tuple[Schedule, ...], years: range, tz: ZoneInfo) -> list[PeriodDates]:
+    """All concrete periods for the given years (one-off periods once), sorted by due time."""
+    out: dict[tuple[str, str], PeriodDates] = {}
+    for schedule in schedules:
+        for rule in schedule.periods:
+            for year in [rule.opens.year] if rule.opens.year else years:
+                dates = expand_rule(schedule.form, rule, year, tz)
+                out[(schedule.form, dates.code)] = dates
+    return sorted(out.values(), key=lambda p: (p.due_at, p.form, p.code))
