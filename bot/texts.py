@@ -30,6 +30,27 @@ def _vn_number(value: Any) -> str:
     return str(value)
 
 
+def _vn_datetime(value: Any) -> str:
+    """17:00 ngày 19/05/2026 (the caller converts to local time first)."""
+    return f"{value:%H:%M} ngày {value:%d/%m/%Y}" if value is not None else ""
+
+
+def vn_due(value: Any) -> str:
+    """A local due time: midnight reads "hết ngày 19/05/2026", else "17:00 ngày 19/05/2026"."""
+    if value is None:
+        return ""
+    if (value.hour, value.minute, value.second) == (0, 0, 0):
+        from datetime import timedelta
+
+        return f"hết ngày {value - timedelta(days=1):%d/%m/%Y}"
+    return _vn_datetime(value)
+
+
+def _vn_date(value: Any) -> str:
+    """19/05/2026."""
+    return f"{value:%d/%m/%Y}" if value is not None else ""
+
+
 @lru_cache(maxsize=8)
 def environment(extra_dir: str | None = None) -> Environment:
     """The Jinja2 environment: HTML autoescape always on, commune overrides searched first."""
@@ -44,6 +65,9 @@ def environment(extra_dir: str | None = None) -> Environment:
         keep_trailing_newline=False,
     )
     env.filters["vn_number"] = _vn_number
+    env.filters["vn_datetime"] = _vn_datetime
+    env.filters["vn_date"] = _vn_date
+    env.filters["vn_due"] = vn_due
     return env
 
 
