@@ -204,6 +204,7 @@ class Period(SQLModel, table=True):
     label: str = Field(max_length=200)
     opens_at: datetime = Field(index=True)
     due_at: datetime = Field(index=True)
+    closes_at: datetime  # late reports are still taken (marked late) until this time
     active: bool = Field(default=True)
     created_at: datetime
     updated_at: datetime
@@ -224,6 +225,9 @@ class Draft(SQLModel, table=True):
     owner_person_id: int | None = Field(default=None, foreign_key="person.id")
     form_version: int
     state: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    seen: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )  # person id → seq
     amending_submission_id: int | None = Field(default=None, foreign_key="submission.id")
     updated_by_person_id: int | None = Field(default=None, foreign_key="person.id")
     created_at: datetime

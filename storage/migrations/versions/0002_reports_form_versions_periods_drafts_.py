@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 09:32:57.124642
+Create Date: 2026-11-23 09:45:28.928914
 """
 from alembic import op
 import sqlalchemy as sa
@@ -53,6 +53,7 @@ def upgrade() -> None:
     sa.Column('label', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('opens_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('due_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('closes_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -116,6 +117,7 @@ def upgrade() -> None:
     sa.Column('owner_person_id', sa.Integer(), nullable=True),
     sa.Column('form_version', sa.Integer(), nullable=False),
     sa.Column('state', sa.JSON(), nullable=False),
+    sa.Column('seen', sa.JSON(), nullable=False),
     sa.Column('amending_submission_id', sa.Integer(), nullable=True),
     sa.Column('updated_by_person_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
