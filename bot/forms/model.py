@@ -78,7 +78,8 @@ class Question:
 class Check:
     """A cross-question rule: `condition` must hold, else `message` is shown.
 
-    `questions` names the answers the check involves; the engine re-asks the first one.
+    `questions` names the answers the check involves; on failure the engine refuses the answer just
+    given (or, at review, re-asks the last involved question in form order).
     """
 
     condition: str

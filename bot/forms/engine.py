@@ -1,0 +1,1120 @@
+"""The pure questionnaire engine: (form, state, input, now) → (new state, events).
+
+It never sends anything, never reads the clock, never touches a database and knows nothing of
+Telegram. The adapter stores `Step.state` (as `DraftState.to_json()`) after every step and shows
+`Step.events` (through `bot.forms.view`).
+
+Walking order and relevance are in `bot.forms.flow`. The rules, in short:
+
+* One question per step; after an accepted answer the next relevant position in form order is asked
+  (an already answered one is shown with its current value and a "keep" button). Nothing is ever
+  applied silently: defaults are a button, uncertain readings are confirmed.
+* A rejected input (parse error, min/max, length, a failing cross-question check) re-asks the same
+  question with an error code; the answers are unchanged.
+* An irrelevant question's answer is kept in the draft (it reappears if the question becomes relevant
+  again) but is excluded from conditions, checks, the review and `Submitted`.
+* "back" walks the history of asked positions; from the review, "e:N" edits row N, after which only
+  positions that are now pending (relevant and unanswered, or the place to fix a failing check) are
+  asked before returning to the review.
+* Any input on any state gives a step; an impossible state is repaired by moving to the first
+  unanswered question (or the review).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bot.forms import parsing
+from bot.forms.events import (
+    AlreadySubmitted,
+    Ask,
+    AskAddAnother,
+    ConfirmSubmit,
+    ConfirmValue,
+    Event,
+    FormChanged,
+    Info,
+    Option,
+    Paused,
+    Review,
+    ReviewRow,
+    Stale,
+    Submitted,
+)
+from bot.forms.flow import Flow, group_items
+from bot.forms.inputs import Action, Input, Location, Photo, Resume, Start, Text, parse_token
+from bot.forms.model import Form, QType, Question
+from bot.forms.state import (
+    DraftState,
+    IncompatibleValue,
+    Mode,
+    Position,
+    normalize_json_value,
+    sanitize_answers,
+    to_json_value,
+    typed_answers,
+)
+
+log = logging.getLogger(__name__)
+
+STRICT = False
+"""Tests set this to True so that an internal error raises instead of being repaired silently."""
+
+MAX_TEXT_LENGTH = 4000  # a hard cap for free text when the form sets no max_length
+MAX_HISTORY = 500  # "back" remembers this many steps
+
+
+@dataclass(frozen=True)
+class Step:
+    """The outcome of one input: the state to store and the events to act on, in order."""
+
+    state: DraftState
+    events: tuple[Event, ...]
+
+
+# ---------------------------------------------------------------------------------------- text helpers
+
+_BACK_WORDS = frozenset({"quay lai", "tro lai", "lui lai", "/back", "/quaylai"})
+_SKIP_WORDS = frozenset({"bo qua", "/skip", "/boqua"})
+_PAUSE_WORDS = frozenset({"tam dung", "dung lai", "/pause", "/tamdung"})
+_REVIEW_WORDS = frozenset({"xem lai", "/review", "/xemlai"})
+_SUBMIT_WORDS = frozenset({"gui", "gui bao cao", "gui di", "nop", "nop bao cao"})
+_SPLIT_RE = re.compile(r"\s*(?:[,;/+]|\bva\b)\s*")
+
+
+def fold(text: str) -> str:
+    """Lower-case, accents removed (đ → d), punctuation at the ends dropped, spaces collapsed."""
+    text = unicodedata.normalize("NFD", text.casefold().replace("đ", "d"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = " ".join(text.split())
+    return text.strip(" .!?…:")
+
+
+def _command(text: str) -> str | None:
+    folded = fold(text)
+    if folded in _BACK_WORDS:
+        return "back"
+    if folded in _SKIP_WORDS:
+        return "skip"
+    if folded in _PAUSE_WORDS:
+        return "pause"
+    if folded in _REVIEW_WORDS:
+        return "review"
+    return None
+
+
+def _yes_no(text: str) -> bool | None:
+    """True / False for a typed yes / no, None when it is neither."""
+    try:
+        parsed = parsing.parse_yes_no(text)
+    except Exception:  # the parser promises not to raise; be safe anyway
+        log.exception("parse_yes_no failed on %r", text)
+        return None
+    if parsed.ok and isinstance(parsed.value, bool) and not parsed.uncertain:
+        return parsed.value
+    return None
+
+
+def _number_text(value: float | Decimal) -> Any:
+    """A min/max bound for an error detail: 0 rather than 0.0."""
+    d = Decimal(str(value))
+    return int(d) if d == d.to_integral_value() else d
+
+
+# ---------------------------------------------------------------------------------------- rejections
+
+
+class _Reject(Exception):
+    """Raised inside input handling to re-ask the current question with an error."""
+
+    def __init__(self, code: str, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.detail = dict(detail or {})
+
+
+# ---------------------------------------------------------------------------------------- the engine
+
+
+class _Run:
+    """One call of `handle`: the form, the clock value, and the step being built."""
+
+    def __init__(self, form: Form, now: datetime | None) -> None:
+        self.form = form
+        self.now = now
+
+    # ------------------------------------------------------------------ presenting the current step
+
+    def present(
+        self,
+        state: DraftState,
+        flow: Flow,
+        *,
+        error: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        came_from: Position | None = None,
+        fresh: bool = False,
+    ) -> tuple[Event, ...]:
+        """The event that shows `state` as it stands (a question, a prompt, the review …)."""
+        mode, pos = state.mode, state.position
+        if mode == Mode.DONE:
+            return (AlreadySubmitted(),)
+        if mode == Mode.CONFIRM_SUBMIT:
+            return (ConfirmSubmit(options=(Option("confirm", "confirm"), Option("cancel", "cancel"))),)
+        if mode == Mode.REVIEW or pos is None:
+            return (self.review(state, flow, error=error, detail=detail),)
+        section = flow.section_of(pos)
+        new_section = bool(section) and (fresh or section != flow.section_of(came_from))
+        progress = flow.progress(pos)
+        targets = flow.failing_targets() if state.returning_to_review else {}
+        if error is None and pos in targets:
+            error, detail = "check_failed", {"message": targets[pos].message}
+        if mode == Mode.ADD_ANOTHER:
+            group = self.form.question(pos.qid)
+            items = group_items(state.answers, pos.qid)
+            answered = isinstance(state.answers.get(pos.qid), list)
+            count = pos.item or 0
+            current: bool | None = None
+            if count == 0 and answered:
+                current = bool(items)  # the opening question was answered before
+            elif count > 0 and len(items) > count:
+                current = True  # more items follow: asked again while walking back and forth
+            return (
+                AskAddAnother(
+                    group=group,
+                    position=pos,
+                    count=count,
+                    max_count=group.max_count,
+                    progress=progress,
+                    options=self._more_options(state, current),
+                    current=current,
+                    section=section,
+                    new_section=new_section,
+                    notes=flow.notes.get(pos, ()),
+                    error=error,
+                    detail=dict(detail or {}),
+                    editing=state.returning_to_review,
+                ),
+            )
+        q = flow.question_of(pos)
+        group = self.form.question(pos.qid) if pos.kind == "sub" else None
+        if mode == Mode.CONFIRMING and state.pending:
+            readings = tuple(state.pending.get("values") or ())
+            return (
+                ConfirmValue(
+                    question=q,
+                    position=pos,
+                    progress=progress,
+                    raw=str(state.pending.get("raw", "")),
+                    readings=readings,
+                    options=(
+                        *(Option(f"ok:{i}", "reading", v) for i, v in enumerate(readings)),
+                        Option("retry", "retry"),
+                        Option("back", "back"),
+                        Option("pause", "pause"),
+                    ),
+                    reason=state.pending.get("reason"),
+                    detail=dict(state.pending.get("detail") or {}),
+                    group=group,
+                    item=pos.item,
+                ),
+            )
+        has = flow.has_answer(pos)
+        current_value = flow.current_value(pos) if has else None
+        selected: tuple[str, ...] = ()
+        if q.type == QType.MULTI_CHOICE:
+            if state.selection is not None:
+                selected = state.selection
+            elif isinstance(current_value, list):
+                selected = tuple(current_value)
+        return (
+            Ask(
+                question=q,
+                position=pos,
+                progress=progress,
+                options=self._question_options(state, q, has, current_value, selected),
+                section=section,
+                new_section=new_section,
+                group=group,
+                item=pos.item if group else None,
+                notes=flow.notes.get(pos, ()),
+                current=current_value,
+                has_current=has,
+                selected=selected,
+                error=error,
+                detail=dict(detail or {}),
+                can_skip=not q.required,
+                editing=state.returning_to_review,
+            ),
+        )
+
+    def _nav(self, state: DraftState, *, skip: bool) -> tuple[Option, ...]:
+        out = [Option("back", "back")]
+        if skip:
+            out.append(Option("skip", "skip"))
+        out.append(Option("pause", "pause"))
+        if state.returning_to_review:
+            out.append(Option("review", "review"))
+        return tuple(out)
+
+    def _question_options(
+        self, state: DraftState, q: Question, has: bool, current: Any, selected: tuple[str, ...]
+    ) -> tuple[Option, ...]:
+        out: list[Option] = []
+        if q.type == QType.SINGLE_CHOICE:
+            out += [
+                Option(f"c:{i}", "choice", c.label, selected=has and current == c.value)
+                for i, c in enumerate(q.choices)
+            ]
+        elif q.type == QType.MULTI_CHOICE:
+            out += [
+                Option(f"t:{i}", "toggle", c.label, selected=c.value in selected)
+                for i, c in enumerate(q.choices)
+            ]
+            out.append(Option("done", "done"))
+        elif q.type == QType.YES_NO:
+            out += [
+                Option("y", "yes", selected=has and current is True),
+                Option("n", "no", selected=has and current is False),
+            ]
+        elif q.type == QType.DATE:
+            out += [Option("d:today", "today"), Option("d:yday", "yesterday")]
+        default = self._default_value(q)
+        if not has and default is not None:
+            out.append(Option("def", "default", default))
+        if has and current is not None and q.type != QType.MULTI_CHOICE:
+            out.append(Option("keep", "keep", current))
+        return (*out, *self._nav(state, skip=not q.required))
+
+    def _more_options(self, state: DraftState, current: bool | None) -> tuple[Option, ...]:
+        return (
+            Option("more:y", "more_yes", selected=current is True),
+            Option("more:n", "more_no", selected=current is False),
+            *self._nav(state, skip=False),
+        )
+
+    def _default_value(self, q: Question) -> Any:
+        if q.default is None:
+            return None
+        value = q.default
+        if q.type == QType.DATE and isinstance(value, str) and fold(value) in ("today", "hom nay"):
+            if self.now is None:
+                return None
+            value = self.now.date().isoformat()
+        try:
+            if q.type == QType.DATE and not isinstance(value, str):
+                value = to_json_value(q, value)
+            if q.type == QType.DECIMAL and not isinstance(value, str):
+                value = str(value)
+            return normalize_json_value(q, value)
+        except (IncompatibleValue, ValueError, TypeError, InvalidOperation):
+            return None
+
+    def review(
+        self,
+        state: DraftState,
+        flow: Flow,
+        *,
+        error: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Review:
+        """The review event for the current answers."""
+        rows = review_rows(flow)
+        missing_positions = set(flow.missing())
+        missing = tuple(r for r in rows if r.position in missing_positions and r.status == "missing")
+        failing = tuple(dict.fromkeys(c.message for c in flow.failing_checks()))
+        options = (Option("submit", "submit"), Option("back", "back"), Option("pause", "pause"))
+        return Review(
+            rows=rows,
+            failing_checks=failing,
+            missing=missing,
+            options=options,
+            error=error,
+            detail=dict(detail or {}),
+        )
+
+    # ------------------------------------------------------------------------------ transitions
+
+    def goto(
+        self,
+        state: DraftState,
+        pos: Position | None,
+        *,
+        history: tuple[Position, ...] | None = None,
+        came_from: Position | None = None,
+        prefix: tuple[Event, ...] = (),
+        flow: Flow | None = None,
+        error: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        fresh: bool = False,
+        **changes: Any,
+    ) -> Step:
+        """Move to `pos` (None: the review) and show it."""
+        flow = flow or Flow(self.form, state.answers)
+        if pos is None:
+            changes.pop("edit_base", None)
+            changes.pop("adding", None)
+            new = state.bump(
+                mode=Mode.REVIEW,
+                position=None,
+                history=state.history if history is None else history,
+                pending=None,
+                selection=None,
+                edit_base=None,
+                adding=None,
+                **changes,
+            )
+            return Step(new, (*prefix, self.review(new, flow, error=error, detail=detail)))
+        adding = changes.pop("adding", state.adding)
+        if adding is not None and pos.qid != adding:
+            adding = None
+        new = state.bump(
+            mode=Mode.ADD_ANOTHER if pos.kind == "more" else Mode.ASKING,
+            position=pos,
+            history=state.history if history is None else history,
+            pending=None,
+            selection=None,
+            adding=adding,
+            **changes,
+        )
+        shown = self.present(new, flow, error=error, detail=detail, came_from=came_from, fresh=fresh)
+        return Step(new, (*prefix, *shown))
+
+    def reject(self, state: DraftState, flow: Flow, code: str, detail: Mapping[str, Any] | None) -> Step:
+        """Ask the same thing again with an error; answers untouched."""
+        new = state.bump()
+        return Step(new, self.present(new, flow, error=code, detail=detail, came_from=state.position))
+
+    def advance(self, state: DraftState, flow: Flow, from_pos: Position) -> Step:
+        """After an accepted answer at `from_pos`: the next position (or the review)."""
+        nxt = self.next_position(state, flow, from_pos)
+        prefix: tuple[Event, ...] = ()
+        leaving = from_pos.kind == "sub" and (nxt is None or nxt.qid != from_pos.qid)
+        if leaving and not state.returning_to_review:
+            group = self.form.question(from_pos.qid)
+            if group.max_count is not None and (from_pos.item or 0) + 1 >= group.max_count:
+                prefix = (Info("max_count", {"group": group.label, "max_count": group.max_count}),)
+        history = (*state.history, from_pos)
+        changes: dict[str, Any] = {}
+        if len(history) > MAX_HISTORY:  # keep the stored draft small; drop the oldest steps
+            cut = len(history) - MAX_HISTORY
+            history = history[cut:]
+            if state.edit_base is not None:
+                changes["edit_base"] = max(0, state.edit_base - cut)
+        return self.goto(state, nxt, history=history, came_from=from_pos, prefix=prefix, flow=flow, **changes)
+
+    def next_position(self, state: DraftState, flow: Flow, from_pos: Position) -> Position | None:
+        """Normal walk: the next position in order; editing from the review: the first pending one."""
+        if state.returning_to_review or from_pos not in flow:
+            pending = self.pending(state, flow)
+            return pending[0] if pending else None
+        return flow.after(from_pos)
+
+    def pending(self, state: DraftState, flow: Flow) -> list[Position]:
+        """Positions that still need the user: unanswered relevant ones, or where a check fails."""
+        targets = flow.failing_targets()
+        out: list[Position] = []
+        for pos in flow.slots:
+            if pos in targets:
+                out.append(pos)
+            elif pos.kind == "more":
+                items = group_items(state.answers, pos.qid)
+                if (pos.item == 0 and not isinstance(state.answers.get(pos.qid), list)) or (
+                    pos.item and pos.item == len(items) and state.adding == pos.qid
+                ):
+                    out.append(pos)
+            elif not flow.has_answer(pos):
+                out.append(pos)
+        return out
+
+    def first_unanswered(self, state: DraftState, flow: Flow) -> Position | None:
+        """Where to (re)start: the first unanswered relevant position, None if all are answered."""
+        plain = replace(state, adding=None)
+        todo = [
+            p for p in self.pending(plain, flow) if not (p in flow.failing_targets() and flow.has_answer(p))
+        ]
+        return todo[0] if todo else None
+
+    def recover(self, state: DraftState, events: tuple[Event, ...] = ()) -> Step:
+        """Repair an impossible state: the first unanswered question, or the review."""
+        flow = Flow(self.form, state.answers)
+        history = tuple(p for p in state.history if p in flow)
+        base = replace(state, history=history, edit_base=None, adding=None, pending=None, selection=None)
+        if base.mode == Mode.DONE:
+            return Step(state, (AlreadySubmitted(),))
+        return self.goto(base, self.first_unanswered(base, flow), prefix=events, flow=flow)
+
+    # ------------------------------------------------------------------------------ answers
+
+    def set_answer(self, answers: Mapping[str, Any], pos: Position, value: Any) -> dict[str, Any]:
+        """A copy of `answers` with `value` (JSON) stored at `pos`."""
+        new = dict(answers)
+        if pos.kind == "question":
+            new[pos.qid] = value
+            return new
+        items = [dict(item) for item in group_items(answers, pos.qid)]
+        index = pos.item or 0
+        while len(items) <= index:
+            items.append({})
+        items[index][pos.sub or ""] = value
+        new[pos.qid] = items
+        return new
+
+    def accept(self, state: DraftState, flow: Flow, pos: Position, value: Any) -> Step:
+        """Store an answer (after checks) and move on."""
+        answers = self.set_answer(state.answers, pos, value)
+        new_flow = Flow(self.form, answers)
+        if pos.kind == "question":
+            failing = new_flow.failing_checks(involving=pos.qid)
+            if failing:
+                return self.reject(state, flow, "check_failed", {"message": failing[0].message})
+        changes: dict[str, Any] = {}
+        if pos.kind == "sub" and (pos.item or 0) >= len(group_items(state.answers, pos.qid)):
+            changes["adding"] = pos.qid  # a new item was started
+        new = replace(state, answers=answers, pending=None, selection=None, **changes)
+        return self.advance(new, new_flow, pos)
+
+    def validate(self, q: Question, value: Any) -> Any:
+        """Check a candidate JSON value against the question's limits; raise `_Reject`."""
+        if value is None:
+            if q.required:
+                raise _Reject("required")
+            return None
+        if q.type in (QType.INTEGER, QType.DECIMAL):
+            number = Decimal(str(value))
+            if q.min is not None and number < Decimal(str(q.min)):
+                raise _Reject("below_min", self._bounds(q, value))
+            if q.max is not None and number > Decimal(str(q.max)):
+                raise _Reject("above_max", self._bounds(q, value))
+        if q.type in (QType.TEXT, QType.LONG_TEXT):
+            limit = q.max_length or MAX_TEXT_LENGTH
+            if len(value) > limit:
+                raise _Reject("too_long_text", {"max_length": limit, "length": len(value)})
+        try:
+            return normalize_json_value(q, value)
+        except IncompatibleValue as exc:
+            raise _Reject("not_understood") from exc
+
+    def _bounds(self, q: Question, value: Any) -> dict[str, Any]:
+        return {
+            "min": _number_text(q.min) if q.min is not None else None,
+            "max": _number_text(q.max) if q.max is not None else None,
+            "value": value if isinstance(value, int) else Decimal(str(value)),
+        }
+
+    def parse_text(self, q: Question, text: str) -> tuple[Any, dict[str, Any] | None]:
+        """Typed text → (JSON value, None) or (None, pending-confirmation dict); raise `_Reject`."""
+        stripped = text.strip()
+        t = q.type
+        if t in (QType.TEXT, QType.LONG_TEXT):
+            if not stripped:
+                raise _Reject("required" if q.required else "empty")
+            if t == QType.TEXT:
+                stripped = " ".join(stripped.split())
+            return stripped, None
+        if t == QType.PHOTO:
+            raise _Reject("need_photo", {"text": stripped})
+        if t == QType.LOCATION:
+            raise _Reject("need_location", {"text": stripped})
+        if t == QType.SINGLE_CHOICE:
+            return self._parse_choice(q, stripped), None
+        if t == QType.MULTI_CHOICE:
+            return self._parse_choices(q, stripped), None
+        if t == QType.YES_NO:
+            parsed = parsing.parse_yes_no(stripped)
+        elif t == QType.INTEGER:
+            parsed = parsing.parse_integer(stripped)
+        elif t == QType.DECIMAL:
+            parsed = parsing.parse_decimal(stripped)
+        elif t == QType.DATE:
+            today = self.now.date() if self.now is not None else None
+            if today is None:
+                raise _Reject("not_a_date", {"text": stripped})
+            parsed = parsing.parse_date(stripped, today, prefer="past")
+        else:
+            raise _Reject("not_understood", {"text": stripped})
+        detail = dict(getattr(parsed, "detail", None) or {})
+        detail.setdefault("text", stripped)
+        if not parsed.ok:
+            code = parsed.error or "not_understood"
+            if code == "empty" and q.required:
+                code = "required"
+            raise _Reject(code, detail)
+        if parsed.uncertain:
+            readings: list[Any] = []
+            for candidate in (parsed.value, *(parsed.alternatives or ())):
+                if candidate is None:
+                    continue
+                json_value = to_json_value(q, candidate)
+                if json_value not in readings:
+                    readings.append(json_value)
+            if readings:
+                reason = detail.get("reason") or ("ambiguous" if len(readings) > 1 else "approximate")
+                return None, {
+                    "raw": stripped,
+                    "values": readings,
+                    "reason": reason,
+                    "detail": _jsonable(detail),
+                }
+            raise _Reject("not_understood", detail)
+        return to_json_value(q, parsed.value), None
+
+    def _parse_choice(self, q: Question, text: str) -> str:
+        index = self._choice_index(q, text)
+        if index is None:
+            raise _Reject("not_a_choice", {"text": text, "count": len(q.choices)})
+        return q.choices[index].value
+
+    def _choice_index(self, q: Question, text: str) -> int | None:
+        folded = fold(text)
+        if not folded:
+            return None
+        number = re.fullmatch(r"(?:so\s*)?(\d{1,3})", folded)
+        if number:
+            i = int(number.group(1)) - 1
+            return i if 0 <= i < len(q.choices) else None
+        for i, c in enumerate(q.choices):
+            if folded in (fold(c.label), fold(c.value)):
+                return i
+        starts = [i for i, c in enumerate(q.choices) if fold(c.label).startswith(folded)]
+        if len(starts) == 1 and len(folded) >= 2:
+            return starts[0]
+        return None
+
+    def _parse_choices(self, q: Question, text: str) -> list[str]:
+        whole = self._choice_index(q, text)
+        if whole is not None:
+            return [q.choices[whole].value]
+        parts = [p for p in _SPLIT_RE.split(fold(text)) if p]
+        if not parts:
+            raise _Reject("not_a_choice", {"text": text, "count": len(q.choices)})
+        chosen: set[int] = set()
+        for part in parts:
+            subparts = [part]
+            if re.fullmatch(r"[\d\s]+", part):
+                subparts = part.split()
+            for sp in subparts:
+                i = self._choice_index(q, sp)
+                if i is None:
+                    raise _Reject("not_a_choice", {"text": text, "count": len(q.choices)})
+                chosen.add(i)
+        return [c.value for i, c in enumerate(q.choices) if i in chosen]
+
+    # ------------------------------------------------------------------------------ dispatch
+
+    def handle(self, state: DraftState | None, inp: Input) -> Step:
+        """See `handle`."""
+        if state is None:
+            return _start(self.form, self.now)
+        if state.form_id != self.form.id or state.form_version != self.form.version:
+            migrated, changed = _migrate(self.form, state, self.now)
+            return Step(
+                migrated, (changed, *self.present(migrated, Flow(self.form, migrated.answers), fresh=True))
+            )
+        if state.mode == Mode.DONE:
+            return Step(state, (AlreadySubmitted(),))
+        if isinstance(inp, Action) and inp.seq != state.seq:
+            return Step(state, (Stale(),))
+        flow = Flow(self.form, state.answers)
+        if not self._consistent(state, flow):
+            return self.recover(state)
+        if isinstance(inp, (Start, Resume)) or (isinstance(inp, Action) and inp.token == "resume"):
+            new = state.bump()
+            return Step(new, self.present(new, flow, fresh=True))
+        if isinstance(inp, Action):
+            parsed = parse_token(inp.token)
+            if parsed is None:
+                return Step(state, (Stale(),))
+            token: tuple[str, int | None] | None = parsed
+        else:
+            token = None
+            if isinstance(inp, Text):
+                cmd = _command(inp.text)
+                if cmd is not None:
+                    token = (cmd, None)
+            elif not isinstance(inp, (Photo, Location)):
+                return Step(state, (Stale(),))
+        if token is not None and token[0] == "pause":
+            new = state.bump()
+            index, total = flow.progress(state.position)
+            return Step(new, (Paused(index, total, options=(Option("resume", "resume"),)),))
+        try:
+            if state.mode == Mode.REVIEW:
+                return self.on_review(state, flow, inp, token)
+            if state.mode == Mode.CONFIRM_SUBMIT:
+                return self.on_confirm_submit(state, flow, inp, token)
+            if state.mode == Mode.ADD_ANOTHER:
+                return self.on_more(state, flow, inp, token)
+            if state.mode == Mode.CONFIRMING:
+                return self.on_confirming(state, flow, inp, token)
+            return self.on_asking(state, flow, inp, token)
+        except _Reject as rej:
+            base = replace(state, mode=Mode.ASKING, pending=None) if state.mode == Mode.CONFIRMING else state
+            return self.reject(base, flow, rej.code, rej.detail)
+
+    def _consistent(self, state: DraftState, flow: Flow) -> bool:
+        pos = state.position
+        if state.mode in (Mode.REVIEW, Mode.CONFIRM_SUBMIT):
+            return True
+        if pos is None or pos not in flow:
+            return False
+        if state.mode == Mode.ADD_ANOTHER:
+            return pos.kind == "more"
+        if pos.kind == "more":
+            return False
+        if state.mode == Mode.CONFIRMING:
+            values = (state.pending or {}).get("values")
+            return isinstance(values, list) and bool(values)
+        return True
+
+    # -- common navigation
+
+    def back(self, state: DraftState, flow: Flow) -> Step:
+        """The previous asked position; at the start say so; from an edit, the review."""
+        history = list(state.history)
+        base = state.edit_base
+        while history:
+            if base is not None and len(history) <= base:
+                break
+            prev = history.pop()
+            if prev in flow and prev != state.position:
+                return self.goto(state, prev, history=tuple(history), came_from=state.position, flow=flow)
+        if base is not None:
+            return self.goto(state, None, history=tuple(history), flow=flow)
+        if state.mode == Mode.REVIEW:
+            return self.goto(state, None, flow=flow, error="at_start")
+        asking = replace(state, mode=Mode.ADD_ANOTHER if state.mode == Mode.ADD_ANOTHER else Mode.ASKING)
+        return self.reject(replace(asking, pending=None), flow, "at_start", None)
+
+    def to_review(self, state: DraftState, flow: Flow) -> Step:
+        """Leave the current question for the review (answers as they are)."""
+        return self.goto(state, None, flow=flow)
+
+    # -- modes
+
+    def on_asking(
+        self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
+    ) -> Step:
+        """A question is open."""
+        pos = state.position
+        assert pos is not None
+        q = flow.question_of(pos)
+        if token is not None:
+            name, index = token
+            if name == "back":
+                return self.back(state, flow)
+            if name == "review":
+                return self.to_review(state, flow)
+            if name == "skip":
+                if q.required:
+                    raise _Reject("required")
+                return self.accept(state, flow, pos, None)
+            if name == "keep" and flow.has_answer(pos):
+                return self.accept(state, flow, pos, self.validate(q, flow.current_value(pos)))
+            if name == "def":
+                default = self._default_value(q)
+                if default is not None and not flow.has_answer(pos):
+                    return self.accept(state, flow, pos, self.validate(q, default))
+            if name == "c" and q.type == QType.SINGLE_CHOICE and index is not None and index < len(q.choices):
+                return self.accept(state, flow, pos, q.choices[index].value)
+            if name == "t" and q.type == QType.MULTI_CHOICE and index is not None and index < len(q.choices):
+                current = flow.current_value(pos)
+                chosen = list(
+                    state.selection
+                    if state.selection is not None
+                    else (current if isinstance(current, list) else [])
+                )
+                value = q.choices[index].value
+                chosen = [v for v in chosen if v != value] if value in chosen else [*chosen, value]
+                ordered = tuple(c.value for c in q.choices if c.value in chosen)
+                new = state.bump(selection=ordered)
+                return Step(new, self.present(new, flow, came_from=pos))
+            if name == "done" and q.type == QType.MULTI_CHOICE:
+                current = flow.current_value(pos)
+                chosen = list(
+                    state.selection
+                    if state.selection is not None
+                    else (current if isinstance(current, list) else [])
+                )
+                if not chosen:
+                    if q.required:
+                        raise _Reject("required")
+                    return self.accept(state, flow, pos, None)
+                return self.accept(state, flow, pos, self.validate(q, chosen))
+            if name in ("y", "n") and q.type == QType.YES_NO:
+                return self.accept(state, flow, pos, name == "y")
+            if name in ("d:today", "d:yday") and q.type == QType.DATE:
+                if self.now is None:
+                    raise _Reject("not_a_date")
+                day = self.now.date() - timedelta(days=1 if name == "d:yday" else 0)
+                return self.accept(state, flow, pos, day.isoformat())
+            if isinstance(inp, Action):
+                return Step(state, (Stale(),))
+        if isinstance(inp, Photo):
+            if q.type != QType.PHOTO:
+                raise _Reject("unexpected_photo")
+            return self.accept(
+                state, flow, pos, {"file_id": inp.file_id, "file_unique_id": inp.file_unique_id}
+            )
+        if isinstance(inp, Location):
+            if q.type != QType.LOCATION:
+                raise _Reject("unexpected_location")
+            value = (
+                normalize_json_value(q, {"lat": inp.lat, "lon": inp.lon}) if _valid_location(inp) else None
+            )
+            if value is None:
+                raise _Reject("need_location")
+            return self.accept(state, flow, pos, value)
+        assert isinstance(inp, Text)
+        value, pending = self.parse_text(q, inp.text)
+        if pending is not None:
+            new = state.bump(mode=Mode.CONFIRMING, pending=pending, selection=None)
+            return Step(new, self.present(new, flow, came_from=pos))
+        return self.accept(state, flow, pos, self.validate(q, value))
+
+    def on_confirming(
+        self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
+    ) -> Step:
+        """An uncertain reading waits for "ok:i" (or "retry", or a new answer)."""
+        pos = state.position
+        assert pos is not None and state.pending is not None
+        q = flow.question_of(pos)
+        readings = list(state.pending.get("values") or [])
+        asking = replace(state, mode=Mode.ASKING, pending=None)
+        if token is not None:
+            name, index = token
+            if name == "ok" and index is not None and index < len(readings):
+                return self.accept(asking, flow, pos, self.validate(q, readings[index]))
+            if name == "retry":
+                new = asking.bump()
+                return Step(new, self.present(new, flow, came_from=pos))
+            if name == "back":
+                return self.back(asking, flow)
+            if name in ("review", "skip"):
+                return self.on_asking(asking, flow, inp, token)
+            if isinstance(inp, Action):
+                return Step(state, (Stale(),))
+        if isinstance(inp, Text) and q.type != QType.YES_NO:  # for yes/no, "không" is an answer
+            answer = _yes_no(inp.text)
+            if answer is True and len(readings) == 1:
+                return self.accept(asking, flow, pos, self.validate(q, readings[0]))
+            if answer is False:
+                new = asking.bump()
+                return Step(new, self.present(new, flow, came_from=pos))
+        return self.on_asking(asking, flow, inp, token)
+
+    def on_more(
+        self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
+    ) -> Step:
+        """A repeat group's "add (another) item?" prompt."""
+        pos = state.position
+        assert pos is not None and pos.item is not None
+        answer: bool | None = None
+        if token is not None:
+            name, _ = token
+            if name == "back":
+                return self.back(state, flow)
+            if name == "review":
+                return self.to_review(state, flow)
+            if name in ("more:y", "y"):
+                answer = True
+            elif name in ("more:n", "n", "skip"):
+                answer = False
+            elif name == "keep":
+                items = group_items(state.answers, pos.qid)
+                answer = len(items) > pos.item
+            elif isinstance(inp, Action):
+                return Step(state, (Stale(),))
+        if answer is None:
+            if isinstance(inp, Photo):
+                raise _Reject("unexpected_photo")
+            if isinstance(inp, Location):
+                raise _Reject("unexpected_location")
+            assert isinstance(inp, Text)
+            answer = _yes_no(inp.text)
+            if answer is None:
+                raise _Reject("not_yes_no", {"text": inp.text.strip()})
+        gid, n = pos.qid, pos.item
+        items = group_items(state.answers, gid)
+        answers = dict(state.answers)
+        if answer:
+            adding = state.adding
+            if n >= len(items):
+                answers[gid] = [*items, *({} for _ in range(n + 1 - len(items)))]
+                adding = gid
+            elif not isinstance(state.answers.get(gid), list):
+                answers[gid] = items
+            new = replace(state, answers=answers, adding=adding)
+            return self.advance(new, Flow(self.form, answers), pos)
+        answers[gid] = items[:n]
+        new_flow = Flow(self.form, answers)
+        failing = new_flow.failing_checks(involving=gid)
+        if failing:
+            return self.reject(state, flow, "check_failed", {"message": failing[0].message})
+        new = replace(state, answers=answers, adding=None)
+        return self.advance(new, new_flow, pos)
+
+    def on_review(
+        self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
+    ) -> Step:
+        """The review: edit a row, submit, go back."""
+        if token is None and isinstance(inp, Text):
+            folded = fold(inp.text)
+            m = re.fullmatch(r"(?:sua\s*)?(\d{1,4})", folded)
+            if m:
+                token = ("e", int(m.group(1)))
+            elif folded in _SUBMIT_WORDS:
+                token = ("submit", None)
+        if token is None:
+            return self.goto(state, None, flow=flow, error="review_hint")
+        name, index = token
+        if name == "back":
+            return self.back(state, flow)
+        if name == "review":
+            return self.goto(state, None, flow=flow)
+        if name == "e" and index is not None:
+            rows = {r.number: r for r in review_rows(flow) if r.number is not None}
+            row = rows.get(index)
+            if row is None:
+                if isinstance(inp, Action):
+                    return Step(state, (Stale(),))
+                return self.goto(state, None, flow=flow, error="no_such_row", detail={"number": index})
+            return self.goto(state, row.position, flow=flow, edit_base=len(state.history))
+        if name == "submit":
+            problem = self.first_problem(flow)
+            if problem is not None:
+                pos, code, detail = problem
+                return self.goto(
+                    state, pos, flow=flow, edit_base=len(state.history), error=code, detail=detail
+                )
+            new = state.bump(mode=Mode.CONFIRM_SUBMIT, position=None)
+            return Step(new, self.present(new, flow))
+        if isinstance(inp, Action):
+            return Step(state, (Stale(),))
+        return self.goto(state, None, flow=flow, error="review_hint")
+
+    def first_problem(self, flow: Flow) -> tuple[Position, str, dict[str, Any]] | None:
+        """What blocks submitting: the first missing required answer, else the first failing check."""
+        missing = flow.missing()
+        if missing:
+            return missing[0], "required", {}
+        for pos, check in flow.failing_targets().items():
+            return pos, "check_failed", {"message": check.message}
+        return None
+
+    def on_confirm_submit(
+        self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
+    ) -> Step:
+        """The last "send now?" question."""
+        if token is None and isinstance(inp, Text):
+            answer = _yes_no(inp.text)
+            if answer is not None:
+                token = ("confirm" if answer else "cancel", None)
+            elif fold(inp.text) in _SUBMIT_WORDS:
+                token = ("confirm", None)
+        name = token[0] if token else None
+        if name == "confirm":
+            if self.first_problem(flow) is not None or flow.failing_checks():
+                return self.goto(state, None, flow=flow)
+            new = state.bump(mode=Mode.DONE, position=None, pending=None, selection=None, edit_base=None)
+            return Step(new, (Submitted(flow.submitted_answers()),))
+        if name in ("cancel", "back", "review"):
+            return self.goto(state, None, flow=flow)
+        if isinstance(inp, Action):
+            return Step(state, (Stale(),))
+        new = state.bump()
+        return Step(new, self.present(new, flow))
+
+
+def _valid_location(loc: Location) -> bool:
+    try:
+        return -90 <= float(loc.lat) <= 90 and -180 <= float(loc.lon) <= 180
+    except (TypeError, ValueError):
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    """Make a parser's detail dict JSON-native (dates → ISO, Decimal → str)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------- review rows
+
+
+def review_rows(flow: Flow) -> tuple[ReviewRow, ...]:
+    """The review's rows for the current answers: relevant questions, groups and their items."""
+    rows: list[ReviewRow] = []
+    number = 0
+
+    def status(pos: Position) -> str:
+        if not flow.has_answer(pos):
+            return "missing"
+        return "skipped" if flow.current_value(pos) is None else "answered"
+
+    seen_groups: set[str] = set()
+    for pos in flow.slots:
+        if pos.kind == "question":
+            number += 1
+            rows.append(
+                ReviewRow(number, pos, flow.question_of(pos), "answer", status(pos), flow.current_value(pos))
+            )
+        elif pos.kind == "more":
+            if pos.qid in seen_groups:
+                continue
+            seen_groups.add(pos.qid)
+            rows.append(_group_row(flow, pos.qid, number + 1))
+            number = rows[-1].number or number
+        else:
+            if pos.qid not in seen_groups:  # a required group has no opening prompt
+                seen_groups.add(pos.qid)
+                rows.append(_group_row(flow, pos.qid, number + 1))
+                number = rows[-1].number or number
+            number += 1
+            group = flow.form.question(pos.qid)
+            rows.append(
+                ReviewRow(
+                    number,
+                    pos,
+                    flow.question_of(pos),
+                    "sub",
+                    status(pos),
+                    flow.current_value(pos),
+                    group=group,
+                    item=pos.item,
+                )
+            )
+    return tuple(rows)
+
+
+def _group_row(flow: Flow, gid: str, number: int) -> ReviewRow:
+    group = flow.form.question(gid)
+    answered = isinstance(flow.answers.get(gid), list)
+    count = len(group_items(flow.answers, gid))
+    edit = flow.edit_position(gid)
+    if edit is not None and edit.kind != "more":
+        edit = None
+    st = "answered" if answered else "missing"
+    return ReviewRow(
+        number if edit is not None else None,
+        edit or Position(gid, item=count),
+        group,
+        "group",
+        st,
+        count,
+    )
+
+
+# ---------------------------------------------------------------------------------------- public API
+
+
+def start(form: Form, now: datetime, answers: Mapping[str, Any] | None = None) -> Step:
+    """A fresh draft at the first question, or (with `answers`) an amendment opened on the review."""
+    return _start(form, now, answers)
+
+
+def _start(form: Form, now: datetime | None, answers: Mapping[str, Any] | None = None, seq: int = 0) -> Step:
+    run = _Run(form, now)
+    base = DraftState(form_id=form.id, form_version=form.version, seq=seq - 1)
+    if answers is not None:
+        clean, _dropped = sanitize_answers(form, answers)
+        return run.goto(replace(base, answers=clean), None)
+    flow = Flow(form, {})
+    return run.goto(base, flow.slots[0] if flow.slots else None, flow=flow, fresh=True)
+
+
+def resume(form: Form, state: DraftState) -> Step:
+    """Show where the draft stands (after a pause, a restart or a stale button)."""
+    return handle(form, state, Resume(), None)
+
+
+def handle(form: Form, state: DraftState | None, inp: Input, now: datetime | None) -> Step:
+    """Apply one input to a draft: the new state and what to show. Never raises.
+
+    `now` is the current time in the commune's time zone (only its date is used: "today",
+    "yesterday", reading typed dates). On an internal error the draft is repaired (first unanswered
+    question, answers kept); only if that fails too does the form start again.
+    """
+    run = _Run(form, now)
+    try:
+        return run.handle(state, inp)
+    except Exception:
+        if STRICT:
+            raise
+        log.exception("form engine error on %s (state %r, input %r); recovering", form.id, state, inp)
+    seq = (state.seq + 1) if state is not None else 0
+    try:
+        if state is not None:
+            return run.recover(state)
+    except Exception:
+        log.exception("recovery failed; starting the form again")
+    try:
+        clean, _ = sanitize_answers(form, state.answers) if state is not None else ({}, ())
+        return _start(form, now, clean or None, seq=seq)
+    except Exception:
+        log.exception("could not keep the answers; starting empty")
+        return _start(form, now, None, seq=seq)
+
+
+def _migrate(form: Form, state: DraftState, now: datetime | None) -> tuple[DraftState, FormChanged]:
+    run = _Run(form, now)
+    clean, dropped = sanitize_answers(form, state.answers if state.form_id == form.id else {})
+    if state.form_id != form.id:
+        dropped = tuple(state.answers)
+    base = DraftState(form_id=form.id, form_version=form.version, answers=clean, seq=state.seq + 1)
+    flow = Flow(form, clean)
+    pos = run.first_unanswered(base, flow)
+    if state.mode == Mode.DONE:
+        new = replace(base, mode=Mode.DONE)
+    elif pos is None:
+        new = replace(base, mode=Mode.REVIEW)
+    else:
+        new = replace(base, mode=Mode.ADD_ANOTHER if pos.kind == "more" else Mode.ASKING, position=pos)
+    return new, FormChanged(state.form_version, form.version, dropped)
+
+
+def migrate_state(old_state: DraftState, new_form: Form) -> DraftState:
+    """Carry a draft over to a new form version: keep answers that still fit, go to the first gap."""
+    return _migrate(new_form, old_state, None)[0]
+
+
+def progress(form: Form, state: DraftState) -> tuple[int, int]:
+    """("câu 7/18") the number of the current question and the total, counting relevant ones only."""
+    flow = Flow(form, state.answers)
+    return flow.progress(
+        state.position if state.mode in (Mode.ASKING, Mode.CONFIRMING, Mode.ADD_ANOTHER) else None
+    )
+
+
+def submitted_answers(form: Form, answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The answers a submission keeps: relevant answered questions only."""
+    return Flow(form, answers).submitted_answers()
+
+
+__all__ = [
+    "STRICT",
+    "Step",
+    "fold",
+    "handle",
+    "migrate_state",
+    "progress",
+    "resume",
+    "review_rows",
+    "start",
+    "submitted_answers",
+    "typed_answers",
+]

@@ -1,0 +1,194 @@
+"""What the engine asks the outside world to do: show a question, a review, persist a submission …
+
+Events are plain frozen dataclasses; `bot.forms.view` turns them into screens, the service acts on
+`Submitted`. Values inside events are JSON-native answers (see `bot.forms.state`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.forms.model import Question
+from bot.forms.state import Position
+
+
+@dataclass(frozen=True)
+class Option:
+    """A button the engine offers: its token, its role (how the view labels it) and a value to show."""
+
+    action: str
+    role: str  # choice, toggle, done, yes, no, today, yesterday, default, keep, back, skip, pause, …
+    value: Any = None  # choice label, default/current JSON value, reading …
+    selected: bool = False  # multi-choice: ticked
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask one question (again, if `error` says why the previous input was not taken)."""
+
+    question: Question
+    position: Position
+    progress: tuple[int, int]
+    options: tuple[Option, ...]
+    section: str | None = None
+    new_section: bool = False  # the section differs from the previous screen's
+    group: Question | None = None  # the repeat group of a sub-question
+    item: int | None = None  # 0-based item index inside the group
+    notes: tuple[Question, ...] = ()  # note "questions" shown just before this one
+    current: Any = None  # JSON value of the current answer when re-asking
+    has_current: bool = False
+    selected: tuple[str, ...] = ()  # multi choice: values ticked so far
+    error: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    can_skip: bool = False
+    editing: bool = False  # reached from the review; goes back there after
+
+
+@dataclass(frozen=True)
+class ConfirmValue:
+    """The input could be read several ways (or only roughly): pick a reading or type again."""
+
+    question: Question
+    position: Position
+    progress: tuple[int, int]
+    raw: str
+    readings: tuple[Any, ...]  # JSON values, one per "ok:i" option
+    options: tuple[Option, ...]
+    reason: str | None = None  # e.g. "ambiguous", "approximate" (from the parser)
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    group: Question | None = None
+    item: int | None = None
+
+
+@dataclass(frozen=True)
+class AskAddAnother:
+    """Repeat group: add an item? (`count` = 0: the opening "Có … không?" of an optional group)."""
+
+    group: Question
+    position: Position
+    count: int
+    max_count: int | None
+    progress: tuple[int, int]
+    options: tuple[Option, ...]
+    current: bool | None = None  # when asked again: whether more items already exist
+    section: str | None = None
+    new_section: bool = False
+    notes: tuple[Question, ...] = ()
+    error: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    editing: bool = False
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One line of the review: a relevant answer (or a repeat group header), editable by `number`."""
+
+    number: int | None  # "e:<number>" edits it; None when not editable
+    position: Position
+    question: Question
+    kind: str  # "answer" | "group" | "sub"
+    status: str  # "answered" | "skipped" | "missing"
+    value: Any = None  # JSON value (group header: number of items)
+    group: Question | None = None
+    item: int | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """All relevant answers, failing cross-question checks and missing required answers."""
+
+    rows: tuple[ReviewRow, ...]
+    failing_checks: tuple[str, ...]
+    missing: tuple[ReviewRow, ...]
+    options: tuple[Option, ...]
+    error: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def can_submit(self) -> bool:
+        """Whether nothing blocks sending."""
+        return not self.failing_checks and not self.missing
+
+
+@dataclass(frozen=True)
+class ConfirmSubmit:
+    """Ask for a last confirmation before sending."""
+
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The report is final: persist `answers` (relevant answers only, JSON-native)."""
+
+    answers: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The user paused; the draft is kept as it is."""
+
+    index: int
+    total: int
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A button from an old message was pressed; nothing changed (show the current step again)."""
+
+
+@dataclass(frozen=True)
+class AlreadySubmitted:
+    """Input arrived for a draft that has already been submitted; nothing changed."""
+
+
+@dataclass(frozen=True)
+class FormChanged:
+    """The form got a new version while the draft was open; answers that no longer fit were dropped."""
+
+    old_version: int
+    new_version: int
+    dropped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Info:
+    """A short notice before the next question (e.g. a repeat group reached its maximum)."""
+
+    code: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+Event = (
+    Ask
+    | ConfirmValue
+    | AskAddAnother
+    | Review
+    | ConfirmSubmit
+    | Submitted
+    | Paused
+    | Stale
+    | AlreadySubmitted
+    | FormChanged
+    | Info
+)
+
+__all__ = [
+    "AlreadySubmitted",
+    "Ask",
+    "AskAddAnother",
+    "ConfirmSubmit",
+    "ConfirmValue",
+    "Event",
+    "FormChanged",
+    "Info",
+    "Option",
+    "Paused",
+    "Review",
+    "ReviewRow",
+    "Stale",
+    "Submitted",
+]

@@ -1,0 +1,279 @@
+"""The walk through a form for a given set of answers: which positions are asked, in which order.
+
+Relevance is decided top to bottom: a question's `relevant` condition sees only the answers of earlier
+questions that are themselves relevant. An irrelevant question's answer stays in the draft (so it comes
+back if the question becomes relevant again) but is invisible to conditions, checks, the review and the
+submission. Inside a repeat group a sub-question's condition also sees the earlier sub-answers of the
+same item, by their own ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.forms.conditions import ConditionError, compile_condition
+from bot.forms.model import Check, Form, QType, Question
+from bot.forms.state import IncompatibleValue, Position, from_json_value
+
+log = logging.getLogger(__name__)
+
+
+def _relevant(question: Question, env: Mapping[str, Any]) -> bool:
+    """Evaluate `question.relevant` (no condition = relevant; a broken condition counts as relevant)."""
+    if not question.relevant:
+        return True
+    try:
+        return compile_condition(question.relevant).evaluate(env)
+    except ConditionError:
+        log.warning("condition of %s does not compile: %r", question.id, question.relevant)
+        return True
+
+
+def _typed(question: Question, raw: Any) -> Any:
+    try:
+        return from_json_value(question, raw)
+    except (IncompatibleValue, ValueError, TypeError, ArithmeticError):
+        return None
+
+
+def group_items(answers: Mapping[str, Any], gid: str) -> list[dict[str, Any]]:
+    """The items of repeat group `gid` in JSON answers ([] when unanswered or malformed)."""
+    raw = answers.get(gid)
+    if isinstance(raw, list):
+        return [item if isinstance(item, dict) else {} for item in raw]
+    return []
+
+
+@dataclass
+class Flow:
+    """The ordered positions to ask for `answers`, with relevance, notes and typed values resolved."""
+
+    form: Form
+    answers: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        self.slots: list[Position] = []
+        self.env: dict[str, Any] = {}  # relevant answers, typed (conditions and checks see these)
+        self.relevant_ids: list[str] = []  # relevant top-level answerable question ids, in order
+        self.item_subs: dict[tuple[str, int], list[str]] = {}  # relevant sub ids per (group, item)
+        self.notes: dict[Position, tuple[Question, ...]] = {}
+        self._index: dict[Position, int] = {}
+        pending_notes: list[Question] = []
+
+        def add(pos: Position) -> None:
+            if pending_notes:
+                self.notes[pos] = tuple(pending_notes)
+                pending_notes.clear()
+            self._index[pos] = len(self.slots)
+            self.slots.append(pos)
+
+        for q in self.form.questions:
+            if not _relevant(q, self.env):
+                continue
+            if q.type == QType.NOTE:
+                pending_notes.append(q)
+                continue
+            self.relevant_ids.append(q.id)
+            if q.type != QType.REPEAT:
+                add(Position(q.id))
+                if q.id in self.answers:
+                    self.env[q.id] = _typed(q, self.answers[q.id])
+                continue
+            items = group_items(self.answers, q.id)
+            answered = isinstance(self.answers.get(q.id), list)
+            if not q.required:
+                add(Position(q.id, item=0))
+            shown = len(items) if (answered or not q.required) else 0
+            if q.required:
+                shown = max(shown, 1)
+            typed_items: list[dict[str, Any]] = []
+            for i in range(shown):
+                item = items[i] if i < len(items) else {}
+                item_env = dict(self.env)
+                typed_item: dict[str, Any] = {}
+                subs: list[str] = []
+                for sub in q.questions:
+                    if not _relevant(sub, item_env):
+                        continue
+                    if sub.type == QType.NOTE:
+                        pending_notes.append(sub)
+                        continue
+                    subs.append(sub.id)
+                    add(Position(q.id, item=i, sub=sub.id))
+                    if sub.id in item:
+                        typed_item[sub.id] = item_env[sub.id] = _typed(sub, item[sub.id])
+                self.item_subs[(q.id, i)] = subs
+                if i < len(items):
+                    typed_items.append(typed_item)
+                if q.max_count is None or i + 1 < q.max_count:
+                    add(Position(q.id, item=i + 1))
+            if answered:
+                self.env[q.id] = typed_items
+
+    # ------------------------------------------------------------------------------------- queries
+
+    def __contains__(self, pos: object) -> bool:
+        return pos in self._index
+
+    def index(self, pos: Position) -> int:
+        """Index of `pos` in `slots` (KeyError if it is not asked for these answers)."""
+        return self._index[pos]
+
+    def after(self, pos: Position) -> Position | None:
+        """The position following `pos` (None at the end)."""
+        i = self._index[pos] + 1
+        return self.slots[i] if i < len(self.slots) else None
+
+    def question_of(self, pos: Position) -> Question:
+        """The question (or the repeat group, for an add-another prompt) asked at `pos`."""
+        if pos.sub is not None:
+            return self.form.question(f"{pos.qid}.{pos.sub}")
+        return self.form.question(pos.qid)
+
+    def section_of(self, pos: Position | None) -> str | None:
+        """The section title of the question at `pos` (a sub-question: its group's)."""
+        if pos is None or not self.form.has_question(pos.qid):
+            return None
+        return self.form.question(pos.qid).section
+
+    def has_answer(self, pos: Position) -> bool:
+        """Whether the draft holds an answer (possibly a skip) for the question at `pos`."""
+        if pos.kind == "question":
+            return pos.qid in self.answers
+        items = group_items(self.answers, pos.qid)
+        if pos.kind == "sub":
+            return pos.item is not None and pos.item < len(items) and pos.sub in items[pos.item]
+        return isinstance(self.answers.get(pos.qid), list)
+
+    def current_value(self, pos: Position) -> Any:
+        """The JSON answer at `pos` (None if none)."""
+        if pos.kind == "question":
+            return self.answers.get(pos.qid)
+        items = group_items(self.answers, pos.qid)
+        if pos.kind == "sub" and pos.item is not None and pos.item < len(items):
+            return items[pos.item].get(pos.sub or "")
+        return None
+
+    def progress(self, pos: Position | None) -> tuple[int, int]:
+        """(number of the question at `pos`, total) counting relevant questions only (not prompts)."""
+        counted = [p for p in self.slots if p.kind != "more"]
+        total = len(counted)
+        if pos is None or pos not in self._index:
+            return (total, total)
+        before = sum(1 for p in self.slots[: self._index[pos]] if p.kind != "more")
+        return (min(before + 1, total), total) if total else (0, 0)
+
+    def item_env(self, gid: str, item: int) -> dict[str, Any]:
+        """What a condition inside item `item` of group `gid` sees."""
+        env = dict(self.env)
+        items = group_items(self.answers, gid)
+        if item < len(items):
+            group = self.form.question(gid)
+            for sub in group.questions:
+                if sub.id in items[item] and sub.id in self.item_subs.get((gid, item), ()):
+                    env[sub.id] = _typed(sub, items[item][sub.id])
+        return env
+
+    def missing(self) -> list[Position]:
+        """Positions of relevant required questions without an answer, in order."""
+        out: list[Position] = []
+        for pos in self.slots:
+            if pos.kind == "more":
+                if pos.item == 0 and not isinstance(self.answers.get(pos.qid), list):
+                    out.append(pos)  # optional group never opened: "Có … không?" unanswered
+                continue
+            q = self.question_of(pos)
+            if q.required and not self.has_answer(pos):
+                out.append(pos)
+            elif q.required and self.has_answer(pos) and self.current_value(pos) is None:
+                out.append(pos)  # an old skip of a question that has since become required
+        return out
+
+    def submitted_answers(self) -> dict[str, Any]:
+        """Relevant answered questions only (skips as None; groups: relevant answered subs per item)."""
+        out: dict[str, Any] = {}
+        for qid in self.relevant_ids:
+            if qid not in self.answers:
+                continue
+            q = self.form.question(qid)
+            if q.type != QType.REPEAT:
+                out[qid] = self.answers[qid]
+                continue
+            if not isinstance(self.answers[qid], list):
+                continue
+            items = group_items(self.answers, qid)
+            out[qid] = [
+                {sid: item[sid] for sid in self.item_subs.get((qid, i), ()) if sid in item}
+                for i, item in enumerate(items)
+            ]
+        return out
+
+    # -------------------------------------------------------------------------------------- checks
+
+    def check_names(self, check: Check) -> tuple[str, ...]:
+        """Top-level question ids a check involves, in form order."""
+        try:
+            names = set(check.questions) or set(compile_condition(check.condition).names)
+        except ConditionError:
+            return ()
+        return tuple(q.id for q in self.form.questions if q.id in names and q.type != QType.NOTE)
+
+    def check_applies(self, check: Check) -> bool:
+        """A check is evaluated once every question it involves is relevant and has a (non-skip) value."""
+        names = self.check_names(check)
+        if not names:
+            return False
+        return all(self.env.get(n) is not None for n in names)
+
+    def check_fails(self, check: Check) -> bool:
+        """Whether `check` applies and its condition is false."""
+        if not self.check_applies(check):
+            return False
+        try:
+            return not compile_condition(check.condition).evaluate(self.env)
+        except ConditionError:
+            return False
+
+    def failing_checks(self, involving: str | None = None) -> list[Check]:
+        """Checks that apply and fail (only those involving question `involving`, if given)."""
+        out = []
+        for check in self.form.checks:
+            if involving is not None and involving not in self.check_names(check):
+                continue
+            if self.check_fails(check):
+                out.append(check)
+        return out
+
+    def check_target(self, check: Check) -> Position | None:
+        """Where a failing check is fixed: the last involved question in form order."""
+        names = self.check_names(check)
+        if not names:
+            return None
+        return self.edit_position(names[-1])
+
+    def edit_position(self, qid: str) -> Position | None:
+        """The position that edits top-level question `qid` (a group: its add-another prompt)."""
+        q = self.form.question(qid)
+        if q.type != QType.REPEAT:
+            pos = Position(qid)
+            return pos if pos in self._index else None
+        n = len(group_items(self.answers, qid))
+        for candidate in (Position(qid, item=n), Position(qid, item=0)):
+            if candidate in self._index:
+                return candidate
+        return next((p for p in self.slots if p.qid == qid), None)
+
+    def failing_targets(self) -> dict[Position, Check]:
+        """Failing checks by the position that fixes them (first check wins)."""
+        out: dict[Position, Check] = {}
+        for check in self.failing_checks():
+            target = self.check_target(check)
+            if target is not None and target not in out:
+                out[target] = check
+        return out
+
+
+__all__ = ["Flow", "group_items"]

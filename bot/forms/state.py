@@ -1,0 +1,397 @@
+"""The draft of one report in progress: a frozen, JSON-serialisable `DraftState`, and answer values.
+
+Answers are kept in JSON-native form so the draft can be stored after every step:
+
+=============  =====================================================
+question type  JSON value
+=============  =====================================================
+integer        ``int``
+decimal        ``str`` (``"3.5"``; a Decimal never goes through float)
+text           ``str``
+yes_no         ``bool``
+single_choice  the choice value (``str``)
+multi_choice   ``list[str]`` of choice values, in the form's order
+date           ``"YYYY-MM-DD"``
+photo          ``{"file_id": str, "file_unique_id": str}``
+location       ``{"lat": float, "lon": float}``
+repeat         ``list`` of ``dict`` (sub id → JSON value of the sub-question)
+=============  =====================================================
+
+A skipped optional question is recorded as an explicit ``None`` (answered, with no value); a question
+never reached is simply absent. `typed_answers` turns JSON answers into Python values (``Decimal``,
+``date`` …) for conditions and summaries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from bot.forms.model import Form, QType, Question
+
+STATE_SCHEMA = 1
+
+
+class Mode(StrEnum):
+    """What the draft is waiting for."""
+
+    ASKING = "asking"  # an answer to the question at `position`
+    CONFIRMING = "confirming"  # a pick among the readings of an uncertain parse
+    ADD_ANOTHER = "add_another"  # "add (another) item to this repeat group?"
+    REVIEW = "review"  # the summary of all answers, edit or submit
+    CONFIRM_SUBMIT = "confirm_submit"  # "send the report now?"
+    DONE = "done"  # submitted; nothing more to do
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the walk through a form.
+
+    * ``Position("so_vu")`` — a top-level question;
+    * ``Position("vu", item=1, sub="loai")`` — sub-question ``loai`` of the second item of group ``vu``;
+    * ``Position("vu", item=2)`` — the "add item number 3?" prompt of group ``vu``
+      (``item=0`` is the opening "Có … không?" of an optional group).
+    """
+
+    qid: str
+    item: int | None = None
+    sub: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """ "question", "sub" (a repeat-group sub-question) or "more" (the add-another prompt)."""
+        if self.sub is not None:
+            return "sub"
+        if self.item is not None:
+            return "more"
+        return "question"
+
+    @property
+    def question_id(self) -> str:
+        """The form's id of the asked question: ``qid`` or ``group.sub``."""
+        return f"{self.qid}.{self.sub}" if self.sub is not None else self.qid
+
+    def to_json(self) -> dict[str, Any]:
+        """A compact JSON object: {"q": id} plus "i" (item) and "s" (sub id) when set."""
+        out: dict[str, Any] = {"q": self.qid}
+        if self.item is not None:
+            out["i"] = self.item
+        if self.sub is not None:
+            out["s"] = self.sub
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Position:
+        """Inverse of `to_json`; raises ValueError on a malformed object."""
+        qid, item, sub = data.get("q"), data.get("i"), data.get("s")
+        if not isinstance(qid, str):
+            raise ValueError(f"bad position {data!r}")
+        if item is not None and (not isinstance(item, int) or isinstance(item, bool) or item < 0):
+            raise ValueError(f"bad position {data!r}")
+        if sub is not None and (not isinstance(sub, str) or item is None):
+            raise ValueError(f"bad position {data!r}")
+        return cls(qid, item, sub)
+
+
+@dataclass(frozen=True)
+class DraftState:
+    """Everything the engine needs to continue a draft; stored as JSON after every step.
+
+    Treat it as immutable: the engine never mutates `answers` in place, it builds a new state.
+    `edit_base` is not None while an edit started from the review is in progress (the engine returns
+    to the review afterwards); it is the history depth at which the edit started. `adding` names the
+    repeat group whose newest item is being entered (so "add another?" is asked after it).
+    """
+
+    form_id: str
+    form_version: int
+    answers: dict[str, Any] = field(default_factory=dict)
+    mode: Mode = Mode.ASKING
+    position: Position | None = None
+    history: tuple[Position, ...] = ()
+    pending: dict[str, Any] | None = None  # uncertain parse waiting for confirmation
+    selection: tuple[str, ...] | None = None  # multi-choice ticks not yet confirmed with "Xong"
+    edit_base: int | None = None
+    adding: str | None = None
+    seq: int = 0
+
+    @property
+    def returning_to_review(self) -> bool:
+        """Whether the current question was reached from the review (and goes back there)."""
+        return self.edit_base is not None
+
+    def bump(self, **changes: Any) -> DraftState:
+        """A copy with `changes` applied and `seq` increased by one."""
+        return replace(self, seq=self.seq + 1, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The state as a JSON-native dict (see the module docstring for answer values)."""
+        return {
+            "schema": STATE_SCHEMA,
+            "form_id": self.form_id,
+            "form_version": self.form_version,
+            "answers": _json_copy(self.answers),
+            "mode": self.mode.value,
+            "position": self.position.to_json() if self.position else None,
+            "history": [p.to_json() for p in self.history],
+            "pending": _json_copy(self.pending),
+            "selection": list(self.selection) if self.selection is not None else None,
+            "edit_base": self.edit_base,
+            "adding": self.adding,
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DraftState:
+        """Inverse of `to_json`; raises ValueError when the stored object is malformed."""
+        try:
+            answers = data.get("answers") or {}
+            if not isinstance(answers, dict):
+                raise ValueError("answers must be an object")
+            pos = data.get("position")
+            selection = data.get("selection")
+            pending = data.get("pending")
+            edit_base = data.get("edit_base")
+            seq = data.get("seq", 0)
+            version = data["form_version"]
+            if not isinstance(seq, int) or not isinstance(version, int):
+                raise ValueError("seq and form_version must be integers")
+            if edit_base is not None and not isinstance(edit_base, int):
+                raise ValueError("edit_base must be an integer")
+            if pending is not None and not isinstance(pending, dict):
+                raise ValueError("pending must be an object")
+            return cls(
+                form_id=str(data["form_id"]),
+                form_version=version,
+                answers=_json_copy(answers),
+                mode=Mode(data.get("mode", Mode.ASKING.value)),
+                position=Position.from_json(pos) if pos else None,
+                history=tuple(Position.from_json(p) for p in data.get("history") or ()),
+                pending=_json_copy(pending),
+                selection=tuple(str(v) for v in selection) if selection is not None else None,
+                edit_base=edit_base,
+                adding=data.get("adding"),
+                seq=seq,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed draft state: {exc}") from exc
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON-native value (dicts, lists, scalars)."""
+    if isinstance(value, dict):
+        return {str(k): _json_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_copy(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+class IncompatibleValue(ValueError):
+    """A stored JSON value that does not fit the question's type (e.g. after a form change)."""
+
+
+def to_json_value(question: Question, value: Any) -> Any:
+    """Convert a Python answer value (int, Decimal, date, …) to its JSON form for `question`."""
+    if value is None:
+        return None
+    t = question.type
+    if t == QType.DECIMAL:
+        return _plain_decimal(value if isinstance(value, Decimal) else Decimal(str(value)))
+    if t == QType.DATE:
+        return value.isoformat() if isinstance(value, date) else str(value)
+    if t == QType.MULTI_CHOICE:
+        return list(value)
+    return normalize_json_value(question, value)
+
+
+def normalize_json_value(question: Question, raw: Any) -> Any:
+    """Check a JSON answer against `question` and return it in canonical form.
+
+    Raises `IncompatibleValue` when it cannot be an answer to this question (wrong type, unknown
+    choice). ``None`` (skipped) is always accepted.
+    """
+    if raw is None:
+        return None
+    t = question.type
+    if t == QType.INTEGER:
+        if isinstance(raw, bool):
+            raise IncompatibleValue("bool is not an integer")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str):
+            try:
+                d = Decimal(raw)
+            except InvalidOperation as exc:
+                raise IncompatibleValue(raw) from exc
+            if d.is_finite() and d == d.to_integral_value():
+                return int(d)
+        raise IncompatibleValue(f"{raw!r} is not an integer")
+    if t == QType.DECIMAL:
+        if isinstance(raw, bool):
+            raise IncompatibleValue("bool is not a number")
+        if isinstance(raw, (int, str)):
+            try:
+                d = Decimal(str(raw))
+            except InvalidOperation as exc:
+                raise IncompatibleValue(raw) from exc
+            if d.is_finite():
+                return _plain_decimal(d)
+        raise IncompatibleValue(f"{raw!r} is not a decimal")
+    if t in (QType.TEXT, QType.LONG_TEXT):
+        if isinstance(raw, str):
+            return raw
+        raise IncompatibleValue(f"{raw!r} is not text")
+    if t == QType.YES_NO:
+        if isinstance(raw, bool):
+            return raw
+        raise IncompatibleValue(f"{raw!r} is not yes/no")
+    if t == QType.SINGLE_CHOICE:
+        if isinstance(raw, str) and any(c.value == raw for c in question.choices):
+            return raw
+        raise IncompatibleValue(f"{raw!r} is not a choice")
+    if t == QType.MULTI_CHOICE:
+        if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+            values = {c.value for c in question.choices}
+            if all(v in values for v in raw):
+                return [c.value for c in question.choices if c.value in raw]
+        raise IncompatibleValue(f"{raw!r} is not a list of choices")
+    if t == QType.DATE:
+        if isinstance(raw, str):
+            try:
+                return date.fromisoformat(raw).isoformat()
+            except ValueError as exc:
+                raise IncompatibleValue(raw) from exc
+        raise IncompatibleValue(f"{raw!r} is not a date")
+    if t == QType.PHOTO:
+        if isinstance(raw, dict) and isinstance(raw.get("file_id"), str):
+            return {"file_id": raw["file_id"], "file_unique_id": str(raw.get("file_unique_id") or "")}
+        raise IncompatibleValue(f"{raw!r} is not a photo")
+    if t == QType.LOCATION:
+        if isinstance(raw, dict):
+            lat, lon = raw.get("lat"), raw.get("lon")
+            if _is_coordinate(lat, 90) and _is_coordinate(lon, 180):
+                return {"lat": float(lat), "lon": float(lon)}
+        raise IncompatibleValue(f"{raw!r} is not a location")
+    if t == QType.REPEAT:
+        if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+            raise IncompatibleValue(f"{raw!r} is not a list of items")
+        items = []
+        for item in raw:
+            clean: dict[str, Any] = {}
+            for sub in question.questions:
+                if sub.type != QType.NOTE and sub.id in item:
+                    clean[sub.id] = normalize_json_value(sub, item[sub.id])
+            items.append(clean)
+        return items
+    raise IncompatibleValue(f"{t} takes no answer")
+
+
+def _plain_decimal(d: Decimal) -> str:
+    """A decimal in plain notation: "1500000" rather than "1.5E+6" (trailing zeros kept)."""
+    if not d.is_finite():
+        raise IncompatibleValue(str(d))
+    return format(d, "f")
+
+
+def _is_coordinate(value: Any, limit: float) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and -limit <= value <= limit
+    )
+
+
+def from_json_value(question: Question, raw: Any) -> Any:
+    """Convert a JSON answer to the Python value conditions and summaries use (None stays None)."""
+    if raw is None:
+        return None
+    t = question.type
+    if t == QType.DECIMAL:
+        return Decimal(str(raw))
+    if t == QType.DATE:
+        return date.fromisoformat(raw)
+    if t == QType.MULTI_CHOICE:
+        return list(raw)
+    if t == QType.REPEAT:
+        items = []
+        for item in raw:
+            typed: dict[str, Any] = {}
+            for sub in question.questions:
+                if sub.id in item:
+                    typed[sub.id] = from_json_value(sub, item[sub.id])
+            items.append(typed)
+        return items
+    return raw
+
+
+def typed_answers(form: Form, answers: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON answers → Python values (Decimal, date, lists of item dicts), skipping unknown or bad ones."""
+    out: dict[str, Any] = {}
+    for q in form.questions:
+        if q.type == QType.NOTE or q.id not in answers:
+            continue
+        try:
+            out[q.id] = from_json_value(q, normalize_json_value(q, answers[q.id]))
+        except (IncompatibleValue, ValueError, TypeError, InvalidOperation):
+            continue
+    return out
+
+
+def sanitize_answers(form: Form, answers: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Keep the answers that fit `form` (ids that exist, compatible values); also list the dropped ids."""
+    clean: dict[str, Any] = {}
+    dropped: list[str] = []
+    for qid, raw in answers.items():
+        if not isinstance(qid, str) or not form.has_question(qid) or "." in qid:
+            dropped.append(str(qid))
+            continue
+        q = form.question(qid)
+        if q.type == QType.NOTE:
+            dropped.append(qid)
+            continue
+        if q.type == QType.REPEAT and isinstance(raw, list):
+            items: list[dict[str, Any]] = []
+            for i, item in enumerate(raw):
+                if not isinstance(item, dict):
+                    dropped.append(f"{qid}[{i + 1}]")
+                    continue
+                kept: dict[str, Any] = {}
+                for key, value in item.items():
+                    sub = next((s for s in q.questions if s.id == key and s.type != QType.NOTE), None)
+                    try:
+                        if sub is None:
+                            raise IncompatibleValue(key)
+                        kept[key] = normalize_json_value(sub, value)
+                    except (IncompatibleValue, ValueError, TypeError, InvalidOperation):
+                        dropped.append(f"{qid}[{i + 1}].{key}")
+                items.append(kept)
+            clean[qid] = items
+            continue
+        try:
+            clean[qid] = normalize_json_value(q, raw)
+        except (IncompatibleValue, ValueError, TypeError, InvalidOperation):
+            dropped.append(qid)
+    return clean, tuple(dropped)
+
+
+__all__ = [
+    "STATE_SCHEMA",
+    "DraftState",
+    "IncompatibleValue",
+    "Mode",
+    "Position",
+    "from_json_value",
+    "normalize_json_value",
+    "sanitize_answers",
+    "to_json_value",
+    "typed_answers",
+]

@@ -1,0 +1,482 @@
+"""Engine events → screens (Telegram HTML text + button rows), still knowing nothing of Telegram's API.
+
+Every word comes from a Jinja2 template under ``templates/form/`` (autoescaped: answers and echoed
+input are never marked safe). Python here only lays buttons out, formats numbers and dates, and splits
+long texts at line boundaries (never inside a tag or an entity) to fit Telegram's 4096-character limit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bot.forms.events import (
+    AlreadySubmitted,
+    Ask,
+    AskAddAnother,
+    ConfirmSubmit,
+    ConfirmValue,
+    Event,
+    FormChanged,
+    Info,
+    Option,
+    Paused,
+    Review,
+    Stale,
+    Submitted,
+)
+from bot.forms.model import Form, QType, Question
+from bot.forms.state import DraftState
+from bot.texts import render
+
+MAX_TEXT = 4096  # Telegram: characters per message (counted here in UTF-16 code units, to be safe)
+MAX_BUTTONS = 100  # Telegram: buttons per inline keyboard
+MAX_ROW = 8  # Telegram: buttons per row
+EDIT_ROW = 5  # "Sửa N" buttons per row on the review
+SHORT_LABEL = 16  # choice labels up to this long go two per row
+_TAG_MARGIN = 200  # a long line is cut this much below the limit, leaving room for closing tags
+
+ERROR_CODES = (
+    "required",
+    "empty",
+    "not_a_number",
+    "not_an_integer",
+    "too_long",
+    "not_yes_no",
+    "not_a_date",
+    "impossible_date",
+    "below_min",
+    "above_max",
+    "too_long_text",
+    "need_photo",
+    "need_location",
+    "unexpected_photo",
+    "unexpected_location",
+    "not_a_choice",
+    "check_failed",
+    "at_start",
+    "review_hint",
+    "no_such_row",
+    "not_understood",
+)
+"""Every error code the engine (or the parsers) can put in `Ask.error` / `Review.error`."""
+
+
+@dataclass(frozen=True)
+class Button:
+    """One inline button: the label people see and the engine token it sends."""
+
+    label: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One message: Telegram-HTML text (≤ 4096) and rows of buttons (≤ 100 in all)."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Every button's token, row by row."""
+        return tuple(b.action for row in self.buttons for b in row)
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+def vn_number(value: int | Decimal | float | str) -> str:
+    """1234567 → "1.234.567"; Decimal("1234.5") → "1.234,5"."""
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not d.is_finite():
+        return str(value)
+    sign = "-" if d < 0 else ""
+    d = abs(d)
+    text = format(d, "f")
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    groups = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    groups.insert(0, whole)
+    out = ".".join(groups)
+    return f"{sign}{out},{frac}" if frac else f"{sign}{out}"
+
+
+def vn_date(value: str | date) -> str:
+    """ "2026-05-15" → "15/05/2026"."""
+    try:
+        d = value if isinstance(value, date) else date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return d.strftime("%d/%m/%Y")
+
+
+def display(question: Question, value: Any, *, status: str = "answered") -> dict[str, Any]:
+    """How a JSON answer is shown: {"kind": …, "text": …}; the words are in the `value` macro."""
+    if status == "missing":
+        return {"kind": "missing"}
+    if value is None:
+        return {"kind": "skipped"}
+    t = question.type
+    try:
+        if t in (QType.INTEGER, QType.DECIMAL):
+            return {"kind": "text", "text": vn_number(value)}
+        if t == QType.DATE:
+            return {"kind": "text", "text": vn_date(value)}
+        if t == QType.YES_NO:
+            return {"kind": "yes" if value else "no"}
+        if t == QType.SINGLE_CHOICE:
+            return {"kind": "text", "text": question.choice_label(str(value))}
+        if t == QType.MULTI_CHOICE:
+            labels = [question.choice_label(str(v)) for v in value]
+            return {"kind": "text", "text": ", ".join(labels)} if labels else {"kind": "none_chosen"}
+        if t == QType.PHOTO:
+            return {"kind": "photo"}
+        if t == QType.LOCATION:
+            return {"kind": "location", "text": f"{float(value['lat']):.5f}, {float(value['lon']):.5f}"}
+        if t == QType.REPEAT:
+            return {"kind": "items", "count": len(value)}
+    except (TypeError, ValueError, KeyError, InvalidOperation):
+        pass
+    return {"kind": "text", "text": str(value)}
+
+
+def format_value(question: Question, value: Any, *, status: str = "answered") -> str:
+    """A JSON answer as plain text, e.g. "1.234", "15/05/2026", "Có", "— (bỏ qua)"."""
+    return html.unescape(render("form/value.html", v=display(question, value, status=status)))
+
+
+format_answer = format_value  # the name summaries use
+
+
+# ---------------------------------------------------------------------------------------------- buttons
+
+
+def _label(option: Option, question: Question | None = None) -> str:
+    """A button label from `form/button.html` (plain text: Telegram does not parse HTML in buttons)."""
+    shown: Any = option.value
+    if option.role in ("default", "keep", "reading") and question is not None:
+        shown = format_value(question, option.value)
+    text = render("form/button.html", role=option.role, value=shown, selected=option.selected)
+    return html.unescape(" ".join(text.split()))
+
+
+def _rows(buttons: Sequence[Button], per_row: int) -> list[tuple[Button, ...]]:
+    per_row = max(1, min(per_row, MAX_ROW))
+    return [tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row)]
+
+
+def _layout(options: Iterable[Option], question: Question | None = None) -> tuple[tuple[Button, ...], ...]:
+    """Answer buttons first (two per row when short), then keep/default, then navigation."""
+    answer: list[Button] = []
+    wide: list[Button] = []
+    nav: list[Button] = []
+    skip: list[Button] = []
+    short = True
+    for opt in options:
+        button = Button(_label(opt, question), opt.action)
+        if opt.role in ("choice", "toggle"):
+            answer.append(button)
+            short = short and len(opt.value or "") <= SHORT_LABEL
+        elif opt.role in ("yes", "no", "today", "yesterday", "more_yes", "more_no"):
+            answer.append(button)
+        elif opt.role in ("back", "pause"):
+            nav.append(button)
+        elif opt.role == "skip":
+            skip.append(button)
+        else:  # done, default, keep, reading, retry, review, submit, confirm, cancel, resume
+            wide.append(button)
+    kinds = {opt.role for opt in options}
+    rows: list[tuple[Button, ...]] = []
+    if kinds & {"choice", "toggle"}:
+        rows += _rows(answer, 2 if short else 1)
+    else:
+        rows += _rows(answer, 2)
+    rows += [(b,) for b in wide]
+    rows += [(b,) for b in skip]
+    if nav:
+        rows.append(tuple(nav))
+    return tuple(rows)
+
+
+# ---------------------------------------------------------------------------------------------- splitting
+
+_TAG_SPLIT_RE = re.compile(r"(<[^>]*>)")
+_ATOM_RE = re.compile(r"&[#\w]+;|.", re.S)
+_TAG_RE = re.compile(r"<\s*(/?)\s*([a-zA-Z0-9-]+)[^>]*>")
+
+
+def tg_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_html(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Cut Telegram HTML into pieces of at most `limit`, at line breaks when possible.
+
+    A line longer than the limit is cut between words (never inside a tag or an entity); tags open at
+    the cut are closed at the end of the piece and opened again at the start of the next.
+    """
+    if tg_len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if tg_len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+            current = ""
+        if tg_len(line) <= limit:
+            current = line
+        else:
+            parts = _split_line(line, limit)
+            pieces.extend(parts[:-1])
+            current = parts[-1]
+    if current or not pieces:
+        pieces.append(current)
+    return [p.strip("\n") or p for p in pieces]
+
+
+def _split_line(line: str, limit: int) -> list[str]:
+    tokens: list[str] = []
+    for part in _TAG_SPLIT_RE.split(line):
+        if part.startswith("<") and part.endswith(">"):
+            tokens.append(part)
+        elif part:  # words (entities included) with the space after them: cuts fall between words
+            tokens.extend(re.findall(r"\S+\s*|\s+", part))
+    budget = max(limit - _TAG_MARGIN, limit // 2)  # room left for the closing tags of a piece
+    pieces: list[str] = []
+    open_tags: list[tuple[str, str]] = []  # (name, opening tag as written)
+
+    def closing() -> str:
+        return "".join(f"</{name}>" for name, _ in reversed(open_tags))
+
+    def reopening() -> str:
+        return "".join(tag for _, tag in open_tags)
+
+    current = ""
+    for tok in tokens:
+        m = _TAG_RE.fullmatch(tok)
+        if tg_len(current) + tg_len(tok) > budget and current != reopening():
+            pieces.append(current + closing())
+            current = reopening()
+        while not m and tg_len(current) + tg_len(tok) > budget:
+            # one word longer than a message: cut it by characters (it holds no tag or entity)
+            head, tok = _cut_word(tok, max(1, budget - tg_len(current)))
+            pieces.append(current + head + closing())
+            current = reopening()
+        current += tok
+        if m:
+            name = m.group(2).lower()
+            if m.group(1):
+                for i in range(len(open_tags) - 1, -1, -1):
+                    if open_tags[i][0] == name:
+                        del open_tags[i]
+                        break
+            elif not tok.endswith("/>"):
+                open_tags.append((name, tok))
+    pieces.append(current)
+    return pieces
+
+
+def _cut_word(word: str, units: int) -> tuple[str, str]:
+    """Split a word so the head takes at most `units` UTF-16 code units, never inside an entity."""
+    count = 0
+    cut = 0
+    for atom in _ATOM_RE.findall(word):
+        count += tg_len(atom)
+        if count > units:
+            break
+        cut += len(atom)
+    if cut == 0:  # not even one atom fits: take one anyway (the budget leaves room)
+        cut = len(_ATOM_RE.findall(word)[0])
+    return word[:cut], word[cut:]
+
+
+def _screens(text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> list[Screen]:
+    """One or more screens for a text; the buttons go on the last one."""
+    parts = split_html(text)
+    return [Screen(p, buttons if i == len(parts) - 1 else ()) for i, p in enumerate(parts)]
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+def _ask(form: Form, ev: Ask) -> list[Screen]:
+    q = ev.question
+    text = render(
+        "form/ask.html",
+        form=form,
+        q=q,
+        ev=ev,
+        index=ev.progress[0],
+        total=ev.progress[1],
+        current=display(q, ev.current) if ev.has_current else None,
+        selected=[q.choice_label(v) for v in ev.selected],
+        bounds={"min": _bound(q.min), "max": _bound(q.max)},
+        error=ev.error,
+        detail=_detail(ev.detail),
+    )
+    return _screens(text, _layout(ev.options, q))
+
+
+def _bound(value: float | None) -> str | None:
+    return None if value is None else vn_number(Decimal(str(value)))
+
+
+def _detail(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """Error details ready for the templates: numbers formatted the Vietnamese way."""
+    out: dict[str, Any] = {}
+    for key, value in detail.items():
+        if value is None:
+            continue
+        if isinstance(value, (int, Decimal, float)) and not isinstance(value, bool):
+            out[key] = vn_number(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _confirm(form: Form, ev: ConfirmValue) -> list[Screen]:
+    readings = [format_value(ev.question, v) for v in ev.readings]
+    text = render(
+        "form/confirm_value.html",
+        form=form,
+        q=ev.question,
+        ev=ev,
+        readings=readings,
+        index=ev.progress[0],
+        total=ev.progress[1],
+    )
+    return _screens(text, _layout(ev.options, ev.question))
+
+
+def _more(form: Form, ev: AskAddAnother) -> list[Screen]:
+    text = render(
+        "form/add_another.html",
+        form=form,
+        group=ev.group,
+        ev=ev,
+        index=ev.progress[0],
+        total=ev.progress[1],
+        error=ev.error,
+        detail=_detail(ev.detail),
+    )
+    return _screens(text, _layout(ev.options))
+
+
+def _review(form: Form, ev: Review) -> list[Screen]:
+    rows = [
+        {
+            "row": row,
+            "value": display(row.question, row.value, status=row.status)
+            if row.kind != "group"
+            else {"kind": "items", "count": row.value},
+            "section": row.question.section if row.kind != "sub" else None,
+        }
+        for row in ev.rows
+    ]
+    text = render(
+        "form/review.html",
+        form=form,
+        ev=ev,
+        rows=rows,
+        error=ev.error,
+        detail=_detail(ev.detail),
+    )
+    edits = [
+        Button(_label(Option(f"e:{r.number}", "edit", r.number)), f"e:{r.number}")
+        for r in ev.rows
+        if r.number is not None
+    ]
+    nav = _layout(ev.options)
+    nav_count = sum(len(r) for r in nav)
+    first_page = MAX_BUTTONS - nav_count
+    screens = _screens(text)
+    last = screens.pop()
+    pages = [edits[:first_page]]
+    rest = edits[first_page:]
+    while rest:
+        pages.append(rest[:MAX_BUTTONS])
+        rest = rest[MAX_BUTTONS:]
+    screens.append(Screen(last.text, (*_rows(pages[0], EDIT_ROW), *nav)))
+    for page in pages[1:]:
+        numbers = [b.action.split(":")[1] for b in page]
+        more = render("form/review_more.html", first=numbers[0], last=numbers[-1])
+        screens.append(Screen(more, tuple(_rows(page, EDIT_ROW))))
+    return screens
+
+
+def render_event(form: Form, state: DraftState | None, event: Event) -> list[Screen]:
+    """The screens for one event."""
+    if isinstance(event, Ask):
+        return _ask(form, event)
+    if isinstance(event, ConfirmValue):
+        return _confirm(form, event)
+    if isinstance(event, AskAddAnother):
+        return _more(form, event)
+    if isinstance(event, Review):
+        return _review(form, event)
+    if isinstance(event, ConfirmSubmit):
+        return _screens(render("form/confirm_submit.html", form=form), _layout(event.options))
+    if isinstance(event, Submitted):
+        return _screens(render("form/submitted.html", form=form))
+    if isinstance(event, Paused):
+        text = render("form/paused.html", form=form, index=event.index, total=event.total)
+        return _screens(text, _layout(event.options))
+    if isinstance(event, Stale):
+        return _screens(render("form/stale.html"))
+    if isinstance(event, AlreadySubmitted):
+        return _screens(render("form/already_submitted.html", form=form))
+    if isinstance(event, FormChanged):
+        return _screens(render("form/form_changed.html", form=form, ev=event, dropped=len(event.dropped)))
+    if isinstance(event, Info):
+        return _screens(render("form/info.html", code=event.code, detail=_detail(event.detail)))
+    return []
+
+
+def render_events(form: Form, state: DraftState | None, events: Iterable[Event]) -> list[Screen]:
+    """All screens for a step's events, in order."""
+    out: list[Screen] = []
+    for event in events:
+        out.extend(render_event(form, state, event))
+    return out
+
+
+def screen_plain(screen: Screen) -> str:
+    """A screen's text without HTML (for terminals): tags dropped, entities decoded."""
+    text = re.sub(r"<br\s*/?>", "\n", screen.text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+__all__ = [
+    "ERROR_CODES",
+    "MAX_BUTTONS",
+    "MAX_TEXT",
+    "Button",
+    "Screen",
+    "display",
+    "format_answer",
+    "format_value",
+    "render_event",
+    "render_events",
+    "screen_plain",
+    "split_html",
+    "tg_len",
+    "vn_date",
+    "vn_number",
+]
