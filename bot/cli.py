@@ -90,38 +90,41 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """The same bot against the local emulator, with a terminal chat."""
     from bot.demo import run_demo
 
-    return run_demo(settings, data_dir=Path(args.data_dir), setup_file=args.setup)
+    return run_demo(
+        settings, data_dir=Path(args.data_dir), setup_file=args.setup, as_police=args.as_role == "police"
+    )
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
-    """Validate a setup file and apply it (only if it has no error)."""
+    """Validate a setup file (and its forms) and apply it only if nothing is wrong."""
+    from bot.services.forms import FormStoreError, store_setup_forms
     from bot.services.setup import apply_setup
     from bot.setup_file import load_setup
     from storage import audit
     from storage.db import session_scope
 
     result = load_setup(Path(args.file))
+    for warning in result.warnings:
+        print(f"Chú ý: {warning}", file=sys.stderr)
     if result.errors:
         print(f"Tệp thiết lập có {len(result.errors)} lỗi, chưa ghi gì vào cơ sở dữ liệu:", file=sys.stderr)
         for error in result.errors:
             print(f"  - {error}", file=sys.stderr)
         return 1
     engine = _engine(settings)
-    with session_scope(engine) as session:
-        report = apply_setup(session, result.setup, now=system_clock(), actor=audit.cli_actor())
-        extra = _apply_forms(session, result.setup)
+    now, actor = system_clock(), audit.cli_actor()
+    try:
+        with session_scope(engine) as session:
+            report = apply_setup(session, result.setup, now=now, actor=actor)
+            extra = store_setup_forms(session, result.setup, now=now, actor=actor)
+    except FormStoreError as exc:
+        print(f"Biểu mẫu có {len(exc.reasons)} lỗi, chưa ghi gì vào cơ sở dữ liệu:", file=sys.stderr)
+        for reason in exc.reasons:
+            print(f"  - {reason}", file=sys.stderr)
+        return 1
     for line in [*report.lines(), *extra]:
         print(line)
     return 0
-
-
-def _apply_forms(session: Any, setup: Any) -> list[str]:
-    """Store the forms a setup file lists (once the forms service exists)."""
-    try:
-        from bot.services.forms import store_setup_forms
-    except ImportError:
-        return []
-    return store_setup_forms(session, setup, now=system_clock())
 
 
 def cmd_invite(args: argparse.Namespace, settings: Settings) -> int:
@@ -151,7 +154,7 @@ def cmd_invite(args: argparse.Namespace, settings: Settings) -> int:
                     else "còn hạn"
                 )
                 print(
-                    f"{inv.id:>5}  {inv.code_hint}…  {inv.role:<12}  {state:<8}  hạn {inv.expires_at:%Y-%m-%d %H:%M}Z"
+                    f"{inv.id:>5}  {inv.code_hint}…  {inv.role:<12}  {state:<8}  hạn {inv.expires_at.astimezone(settings.timezone):%d/%m/%Y %H:%M}"
                 )
         return 0
     role = Role(args.role)
@@ -307,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="thử bot trên máy, không cần token (máy chủ Bot API giả lập)")
     demo.add_argument("--data-dir", default="demo-data", help="thư mục dữ liệu thử (mặc định demo-data)")
     demo.add_argument("--setup", default=None, help="tệp thiết lập (mặc định ví dụ Hiệp Lực)")
+    demo.add_argument(
+        "--as",
+        dest="as_role",
+        choices=["village_head", "police"],
+        default="village_head",
+        help="chat với vai trò nào (mặc định trưởng thôn)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     setup = sub.add_parser("setup", help="nạp tệp thiết lập xã (YAML); chạy lại được nhiều lần")

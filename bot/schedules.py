@@ -71,6 +71,7 @@ class PeriodDates:
     label: str
     opens_at: datetime
     due_at: datetime
+    closes_at: datetime
 
 
 def parse_day_month(value: Any) -> DayMonth | None:
@@ -188,7 +189,9 @@ def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
     return rule
 
 
-def expand_rule(form: str, rule: PeriodRule, year: int, tz: ZoneInfo) -> PeriodDates:
+def expand_rule(
+    form: str, rule: PeriodRule, year: int, tz: ZoneInfo, late_days: int = DEFAULT_LATE_DAYS
+) -> PeriodDates:
     """The concrete period of `rule` for `year` (one-off rules ignore `year`)."""
     opens_day = _safe_day(rule.opens.year or year, rule.opens)
     opens_at = datetime.combine(opens_day, rule.opens.at or time(0, 0), tz)
@@ -208,7 +211,7 @@ def expand_rule(form: str, rule: PeriodRule, year: int, tz: ZoneInfo) -> PeriodD
     year_text = str(opens_day.year)
     code = rule.id.replace("{nam}", year_text).replace("{year}", year_text)
     label = rule.label.replace("{nam}", year_text).replace("{year}", year_text)
-    return PeriodDates(form, code, label, opens_at, due_at)
+    return PeriodDates(form, code, label, opens_at, due_at, due_at + timedelta(days=late_days))
 
 
 def _valid(year: int, dm: DayMonth) -> bool:
@@ -230,6 +233,6 @@ def expand(schedules: tuple[Schedule, ...], years: range, tz: ZoneInfo) -> list[
     for schedule in schedules:
         for rule in schedule.periods:
             for year in [rule.opens.year] if rule.opens.year else years:
-                dates = expand_rule(schedule.form, rule, year, tz)
+                dates = expand_rule(schedule.form, rule, year, tz, schedule.late_days)
                 out[(schedule.form, dates.code)] = dates
     return sorted(out.values(), key=lambda p: (p.due_at, p.form, p.code))

@@ -718,7 +718,30 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 def test_unknown_keys_are_checked_against_the_table() -> None:
     # The table is the single list of what a commune may hold; later issues add their keys there.
-    assert list(COMMUNE_KEYS) == ["code", "name", "province", "timezone", "police_chats", "villages", "forms"]
+    assert list(COMMUNE_KEYS) == [
+        "code", "name", "province", "timezone", "police_chats", "villages", "forms", "schedules",
+    ]  # fmt: skip
+
+
+def test_schedule_errors_are_located_in_the_commune() -> None:
+    result = loads_setup(
+        textwrap.dedent(
+            """\
+            version: 1
+            communes:
+              - code: a
+                name: Xã A
+                villages: [Thôn 1]
+                schedules:
+                  - form: f
+                    periods:
+                      - {id: "{nam}-6T", label: "6 tháng", opens: "31/04", due_before: "20/05"}
+            """
+        ),
+        "mem.yaml",
+    )
+    (error,) = result.errors
+    assert error.where == "communes[0] (a) › schedules[0].periods[0]" and "'opens'" in error.reason
     assert [k for k, spec in COMMUNE_KEYS.items() if spec.required] == ["code", "name", "villages"]
 
 

@@ -8,9 +8,13 @@ from bot.handlers.registry import REGISTRY, Ctx
 
 @REGISTRY.message("text", need=Need.ANYONE)
 async def any_message(ctx: Ctx) -> None:
-    """Strangers learn how to join; members are pointed at /help; non-text is explained."""
+    """Answers go to the open draft; strangers learn how to join; others are pointed at /help."""
     message = ctx.update.effective_message
-    if ctx.actor.is_stranger:
+    from bot.handlers import report
+
+    if report.has_active_draft(ctx):
+        await report.on_message(ctx)
+    elif ctx.actor.is_stranger:
         ctx.reply("start/no_code.html")
     elif message is not None and message.text is None:
         ctx.reply("common/non_text.html")

@@ -54,6 +54,8 @@ class Reply:
     buttons: tuple[tuple[Button, ...], ...] = ()
     chat_id: int | None = None  # default: the chat the update came from
     edit_message_id: int | None = None
+    photo: str | None = None  # file_id: sent as a photo with `text` as caption
+    location: tuple[float, float] | None = None  # sent as a map pin after `text`
 
 
 @dataclass
@@ -92,6 +94,12 @@ class Ctx:
     ) -> None:
         """Queue a message rendered from `template` (to this chat unless `to_chat`)."""
         self.replies.append(Reply(render(template, **context), buttons, to_chat))
+
+    def reply_html(
+        self, text: str, buttons: tuple[tuple[Button, ...], ...] = (), *, to_chat: int | None = None
+    ) -> None:
+        """Queue an already rendered message (e.g. a form screen from bot.forms.view)."""
+        self.replies.append(Reply(text, buttons, to_chat))
 
     def answer_callback(self, template: str, /, **context: Any) -> None:
         """Set the short toast shown when a button is pressed."""
@@ -275,6 +283,15 @@ async def _deliver(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("could not answer callback query", exc_info=True)
     for reply in ctx.replies:
         chat_id = reply.chat_id if reply.chat_id is not None else ctx.chat_id
+        if reply.photo is not None:
+            await context.bot.send_photo(
+                chat_id, reply.photo, caption=reply.text[:1024], parse_mode=ParseMode.HTML
+            )
+            continue
+        if reply.location is not None:
+            await context.bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML)
+            await context.bot.send_location(chat_id, latitude=reply.location[0], longitude=reply.location[1])
+            continue
         if reply.edit_message_id is not None:
             await context.bot.edit_message_text(
                 reply.text,

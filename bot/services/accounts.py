@@ -450,3 +450,19 @@ def remove_person(
             role=membership.role,
         )
     return memberships
+
+
+def village_reporters(session: Session, village_id: int) -> list[Person]:
+    """The active people (head and deputy) who report for a village."""
+    return list(
+        session.exec(
+            select(Person)
+            .join(Membership, Membership.person_id == Person.id)
+            .where(
+                Membership.village_id == village_id,
+                Membership.role == Role.VILLAGE_HEAD,
+                Membership.ended_at.is_(None),  # type: ignore[union-attr]
+                Person.active,
+            )
+        )
+    )

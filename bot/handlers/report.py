@@ -1,0 +1,343 @@
+"""The report conversation in Telegram: /baocao, /suco, answers, buttons, and police /molai.
+
+Thin adapter: parse the update into an engine input, call `bot.services.reports`, render the
+engine's events with `bot.forms.view`, queue replies. Button data is `f:<draft>:<seq>:<token>`;
+the draft id is checked against the sender's village on every press (never trusted as such).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import select
+
+from bot.auth import Need
+from bot.forms import inputs
+from bot.forms.events import Submitted
+from bot.forms.view import render_events
+from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
+from bot.services import reports
+from bot.texts import render
+from storage.models import Commune, Period, PoliceChat, Village
+
+CB_FORM = "f"
+CB_PICK = "rp"
+MAX_CALLBACK_BYTES = 64
+
+
+def _tz(ctx: Ctx, commune: Commune | None) -> ZoneInfo:
+    if commune is not None and commune.timezone:
+        try:
+            return ZoneInfo(commune.timezone)
+        except Exception:
+            pass
+    return ctx.deps.settings.timezone
+
+
+def _village(ctx: Ctx) -> Village | None:
+    membership = ctx.actor.village_membership()
+    return ctx.actor.villages.get(membership.village_id) if membership and membership.village_id else None
+
+
+def _local(ctx: Ctx, at: datetime | None, commune: Commune | None = None) -> datetime | None:
+    return at.astimezone(_tz(ctx, commune)) if at is not None else None
+
+
+@REGISTRY.command("baocao", "report", need=Need.VILLAGE_HEAD)
+async def report_list(ctx: Ctx) -> None:
+    """List the village's open reports with their deadlines and state, one button each."""
+    village = _village(ctx)
+    if village is None:
+        ctx.reply("report/no_village.html")
+        return
+    commune = ctx.session.get(Commune, village.commune_id)
+    items = reports.open_reports(ctx.session, village, ctx.now)
+    if not items:
+        incident = reports.incident_form_id(ctx.session, village.commune_id) is not None
+        ctx.reply("report/none_open.html", village=village.name, incident=incident)
+        return
+    rows = []
+    for r in items:
+        sub = r.submission
+        rows.append(
+            {
+                "form_title": r.form_title,
+                "label": r.period.label,
+                "due": _local(ctx, r.due_at, commune),
+                "status": str(r.status),
+                "progress": r.progress,
+                "sent_at": _local(ctx, sub.sent_at, commune) if sub else None,
+                "receipt": sub.receipt if sub else None,
+                "version": sub.version_no if sub else 0,
+                "can_amend": r.can_amend,
+                "amend_until": _local(ctx, r.amend_until, commune),
+            }
+        )
+    buttons = tuple(
+        (
+            Button(
+                render(
+                    "report/list_button.html",
+                    index=i,
+                    label=row["label"],
+                    status=row["status"],
+                    progress=row["progress"],
+                ),
+                f"{CB_PICK}:{r.period.id}",
+            ),
+        )
+        for i, (r, row) in enumerate(zip(items, rows, strict=True), start=1)
+        if r.status != reports.Status.SUBMITTED or r.can_amend
+    )
+    ctx.reply("report/list.html", village=village.name, reports=rows, buttons=buttons)
+
+
+@REGISTRY.callback(CB_PICK, need=Need.VILLAGE_HEAD)
+async def pick_report(ctx: Ctx) -> None:
+    """Start, resume or amend the picked period's report."""
+    village = _village(ctx)
+    try:
+        period_id = int(ctx.update.callback_query.data.split(":", 1)[1])
+    except (ValueError, IndexError):
+        ctx.answer_callback("common/stale_button.html")
+        return
+    if village is None:
+        ctx.reply("report/no_village.html")
+        return
+    try:
+        outcome = reports.begin_periodic(ctx.session, ctx.actor.person, village, period_id, ctx.now)
+    except reports.ReportRefused as refusal:
+        ctx.reply(refusal.template, **refusal.context)
+        return
+    _hide_keyboard(ctx)
+    show(ctx, outcome, village)
+
+
+@REGISTRY.command("suco", "incident", need=Need.VILLAGE_HEAD)
+async def incident(ctx: Ctx) -> None:
+    """Start (or resume) an ad hoc incident report."""
+    village = _village(ctx)
+    if village is None:
+        ctx.reply("report/no_village.html")
+        return
+    form_id = reports.incident_form_id(ctx.session, village.commune_id)
+    if form_id is None:
+        ctx.reply("report/form_missing.html")
+        return
+    try:
+        outcome = reports.begin_incident(ctx.session, ctx.actor.person, village, form_id, ctx.now)
+    except reports.ReportRefused as refusal:
+        ctx.reply(refusal.template, **refusal.context)
+        return
+    show(ctx, outcome, village)
+
+
+@REGISTRY.callback(CB_FORM, need=Need.VILLAGE_HEAD)
+async def press(ctx: Ctx) -> None:
+    """A button of a form screen: `f:<draft_id>:<seq>:<token>`."""
+    parts = (ctx.update.callback_query.data or "").split(":", 3)
+    try:
+        draft_id, seq, token = int(parts[1]), int(parts[2]), parts[3]
+    except (ValueError, IndexError):
+        ctx.answer_callback("common/stale_button.html")
+        return
+    if inputs.parse_token(token) is None:
+        ctx.answer_callback("common/stale_button.html")
+        return
+    _hide_keyboard(ctx)
+    await _feed(ctx, draft_id, inputs.Action(token, seq))
+
+
+def has_active_draft(ctx: Ctx) -> bool:
+    """Whether the sender is a village head in the middle of a report."""
+    person = ctx.actor.person
+    return (
+        person is not None
+        and person.active_draft_id is not None
+        and ctx.actor.village_membership() is not None
+    )
+
+
+async def on_message(ctx: Ctx) -> None:
+    """A message from a village head with an open draft: text, photo or location become answers."""
+    message = ctx.update.effective_message
+    person = ctx.actor.person
+    draft = reports.active_draft(ctx.session, person, set(ctx.actor.villages))
+    if draft is None:  # submitted meanwhile (by the other reporter) or removed: explain, once
+        await _feed(ctx, -abs(person.active_draft_id or 0), inputs.Resume())
+        return
+    inp: Any
+    if message.text is not None:
+        inp = inputs.Text(message.text)
+    elif message.photo:
+        largest = message.photo[-1]
+        inp = inputs.Photo(largest.file_id, largest.file_unique_id)
+    elif message.location is not None:
+        inp = inputs.Location(message.location.latitude, message.location.longitude)
+    else:
+        ctx.reply("report/need_text.html")
+        inp = inputs.Resume()
+    await _feed(ctx, draft.id, inp)
+
+
+async def _feed(ctx: Ctx, draft_id: int, inp: Any) -> None:
+    village = _village(ctx)
+    if village is None:
+        ctx.reply("report/no_village.html")
+        return
+    try:
+        outcome = reports.feed(
+            ctx.session,
+            ctx.actor.person,
+            set(ctx.actor.villages),
+            draft_id,
+            inp,
+            now=ctx.now,
+            sent_at=ctx.sent_at if ctx.update.callback_query is None else ctx.now,
+        )
+    except reports.ReportRefused as refusal:
+        ctx.reply(refusal.template, **refusal.context)
+        return
+    show(ctx, outcome, village)
+
+
+def _hide_keyboard(ctx: Ctx) -> None:
+    """Remove the buttons of the message that was pressed, so old buttons cannot be pressed again."""
+    query = ctx.update.callback_query
+    if query is None or query.message is None:
+        return
+    chat_id, message_id = query.message.chat.id, query.message.message_id
+
+    async def apply(bot: Any) -> None:
+        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
+
+    ctx.after_commit.append(apply)
+
+
+def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
+    """Queue the notices, the engine's screens and, after a submission, the receipt and alerts."""
+    commune = ctx.session.get(Commune, village.commune_id)
+    for template, context in outcome.notices:
+        context = {k: _local(ctx, v, commune) if isinstance(v, datetime) else v for k, v in context.items()}
+        ctx.reply(template, **context)
+    if outcome.form is not None and outcome.state is not None and outcome.events:
+        draft_id = outcome.draft.id if outcome.draft is not None else 0
+        events = [e for e in outcome.events if not isinstance(e, Submitted)]  # the receipt says it
+        for screen in render_events(outcome.form, outcome.state, events):
+            buttons = tuple(
+                tuple(Button(b.label, _callback(draft_id, outcome.state.seq, b.action)) for b in row)
+                for row in screen.buttons
+            )
+            ctx.reply_html(screen.text, buttons if outcome.draft is not None else ())
+    submission = outcome.submission
+    if submission is None:
+        return
+    period = outcome.period
+    until = None
+    if period is not None and reports.can_change(ctx.session, village.id, period, ctx.now):
+        until = reports.change_deadline(ctx.session, village.id, period)
+    ctx.reply(
+        "report/receipt.html",
+        form_title=outcome.form.title if outcome.form else submission.form_id,
+        period=period.label if period else None,
+        sent_at=_local(ctx, submission.sent_at, commune),
+        on_time=submission.on_time,
+        receipt=submission.receipt,
+        version=submission.version_no,
+        can_amend_until=_local(ctx, until, commune),
+        village=village.name,
+    )
+    if outcome.form is not None and outcome.form.kind == "incident":
+        _alert_police(ctx, outcome, village, commune)
+
+
+def _callback(draft_id: int, seq: int, action: str) -> str:
+    data = f"{CB_FORM}:{draft_id}:{seq}:{action}"
+    if len(data.encode()) > MAX_CALLBACK_BYTES:  # pragma: no cover - tokens are ≤ 20 bytes
+        raise ValueError(f"callback data too long: {data!r}")
+    return data
+
+
+def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune: Commune | None) -> None:
+    """Send an incident report to every police chat of the commune, with its photos and map pins."""
+    from bot.services.summaries import answer_rows
+
+    submission = outcome.submission
+    rows, photos, locations = answer_rows(outcome.form, submission.answers)
+    chats = ctx.session.exec(
+        select(PoliceChat).where(PoliceChat.commune_id == village.commune_id, PoliceChat.active)
+    ).all()
+    text = render(
+        "report/incident_alert.html",
+        village=village.name,
+        reporter=ctx.actor.person.full_name,
+        sent_at=_local(ctx, submission.sent_at, commune),
+        receipt=submission.receipt,
+        rows=rows,
+    )
+    for chat in chats:
+        ctx.replies.append(Reply(text, chat_id=chat.chat_id))
+        for label, file_id in photos:
+            ctx.replies.append(
+                Reply(
+                    render("report/photo_caption.html", label=label, village=village.name),
+                    chat_id=chat.chat_id,
+                    photo=file_id,
+                )
+            )
+        for label, (lat, lon) in locations:
+            ctx.replies.append(
+                Reply(
+                    render("report/location_caption.html", label=label, village=village.name),
+                    chat_id=chat.chat_id,
+                    location=(lat, lon),
+                )
+            )
+
+
+@REGISTRY.command("molai", need=Need.POLICE)
+async def reopen_command(ctx: Ctx) -> None:
+    """Police: reopen a village's report after the deadline: /molai TÊN THÔN [MÃ KỲ]."""
+    communes = [c for c in ctx.actor.communes.values()]
+    villages = ctx.session.exec(
+        select(Village).where(Village.commune_id.in_([c.id for c in communes]), Village.active)  # type: ignore[attr-defined]
+    ).all()
+    periods = ctx.session.exec(
+        select(Period)
+        .where(Period.commune_id.in_([c.id for c in communes]), Period.active, Period.opens_at <= ctx.now)  # type: ignore[attr-defined]
+        .order_by(Period.due_at.desc())  # type: ignore[attr-defined]
+    ).all()
+    args = list(ctx.args)
+    period = None
+    if args and any(p.code == args[-1] for p in periods):
+        period = next(p for p in periods if p.code == args[-1])
+        args = args[:-1]
+    elif periods:
+        past_due = [p for p in periods if p.due_at <= ctx.now]
+        period = past_due[0] if past_due else periods[0]
+    name = " ".join(args).strip()
+    from bot.services.accounts import normalize_name
+
+    village = (
+        next((v for v in villages if normalize_name(v.name) == normalize_name(name)), None) if name else None
+    )
+    if village is None or period is None:
+        ctx.reply(
+            "report/reopen_usage.html",
+            example_period=period.code if period else "2026-6T",
+            problem=f"Không tìm thấy thôn “{name}”." if name else "",
+            villages=[v.name for v in villages][:40],
+            periods=sorted({p.code for p in periods})[:12],
+        )
+        return
+    row = reports.reopen(ctx.session, police=ctx.actor.person, village=village, period=period, now=ctx.now)
+    commune = ctx.session.get(Commune, village.commune_id)
+    until = _local(ctx, row.until, commune)
+    ctx.reply("report/reopened.html", period=period.label, village=village.name, until=until)
+    from bot.services.accounts import village_reporters
+
+    for person in village_reporters(ctx.session, village.id):
+        if person.chat_id is not None:
+            ctx.reply("report/reopened_notice.html", to_chat=person.chat_id, period=period.label, until=until)

@@ -1,0 +1,287 @@
+"""Form versions in the database, a commune's forms, and its periods from the setup file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
+from bot.forms.model import Form
+from bot.schedules import Schedule, expand
+from storage import audit
+from storage.models import Commune, CommuneForm, FormVersion, Period
+
+
+class FormStoreError(Exception):
+    """Forms could not be stored; every reason is listed."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__("\n".join(reasons))
+        self.reasons = list(reasons)
+
+
+def checksum(definition: dict[str, Any]) -> str:
+    """A stable hash of a form definition."""
+    canonical = json.dumps(definition, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def store_forms(session: Session, forms: Iterable[Form], *, now: datetime, actor: str) -> list[str]:
+    """Insert new form versions; refuse a changed definition that kept its version number."""
+    lines: list[str] = []
+    problems: list[str] = []
+    for form in forms:
+        definition = json.loads(json.dumps(form_to_dict(form), ensure_ascii=False, default=str))
+        digest = checksum(definition)
+        existing = session.exec(
+            select(FormVersion).where(FormVersion.form_id == form.id, FormVersion.version == form.version)
+        ).first()
+        if existing is not None:
+            if existing.checksum != digest:
+                problems.append(
+                    f"Biểu mẫu {form.id} phiên bản {form.version} đã thay đổi nội dung nhưng chưa tăng 'version': "
+                    f"hãy đặt version: {form.version + 1} để các báo cáo cũ vẫn đọc được theo bản cũ."
+                )
+            continue
+        session.add(
+            FormVersion(
+                form_id=form.id,
+                version=form.version,
+                title=form.title,
+                kind=form.kind,
+                definition=definition,
+                checksum=digest,
+                loaded_at=now,
+            )
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="form.version.add",
+            entity="form",
+            entity_id=form.id,
+            version=form.version,
+        )
+        lines.append(f"Biểu mẫu {form.id}: thêm phiên bản {form.version} ({form.title}).")
+    if problems:
+        raise FormStoreError(problems)
+    session.flush()
+    return lines
+
+
+def store_form_files(session: Session, paths: Sequence[Path], *, now: datetime, actor: str) -> list[str]:
+    """Validate form files and store their versions (nothing is stored if any file has an error)."""
+    result = load_form_files(list(paths))
+    if result.errors:
+        raise FormStoreError([str(e) for e in result.errors])
+    return store_forms(session, result.forms, now=now, actor=actor)
+
+
+def link_commune_forms(
+    session: Session, commune: Commune, form_ids: Sequence[str], *, now: datetime, actor: str
+) -> list[str]:
+    """Make exactly `form_ids` the commune's active forms, in that order (others deactivated, kept)."""
+    lines = []
+    rows = {
+        row.form_id: row
+        for row in session.exec(select(CommuneForm).where(CommuneForm.commune_id == commune.id))
+    }
+    for position, form_id in enumerate(form_ids):
+        row = rows.get(form_id)
+        if row is None:
+            session.add(CommuneForm(commune_id=commune.id, form_id=form_id, position=position))
+            lines.append(f"{commune.name}: dùng biểu mẫu {form_id}.")
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="setup.form.link",
+                entity="commune",
+                entity_id=commune.id,
+                form=form_id,
+            )
+        elif not row.active or row.position != position:
+            row.active, row.position = True, position
+    for form_id, row in rows.items():
+        if form_id not in form_ids and row.active:
+            row.active = False
+            lines.append(f"{commune.name}: thôi dùng biểu mẫu {form_id} (báo cáo cũ vẫn giữ).")
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="setup.form.unlink",
+                entity="commune",
+                entity_id=commune.id,
+                form=form_id,
+            )
+    session.flush()
+    return lines
+
+
+def sync_periods(
+    session: Session,
+    commune: Commune,
+    schedules: Sequence[Schedule],
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    actor: str,
+) -> list[str]:
+    """Create or update the commune's periods for last, this and next year; drop none."""
+    lines = []
+    wanted = expand(tuple(schedules), range(now.astimezone(tz).year - 1, now.astimezone(tz).year + 2), tz)
+    existing = {
+        (p.form_id, p.code): p for p in session.exec(select(Period).where(Period.commune_id == commune.id))
+    }
+    keep = set()
+    for dates in wanted:
+        key = (dates.form, dates.code)
+        keep.add(key)
+        row = existing.get(key)
+        if row is None:
+            session.add(
+                Period(
+                    commune_id=commune.id,
+                    form_id=dates.form,
+                    code=dates.code,
+                    label=dates.label,
+                    opens_at=dates.opens_at,
+                    due_at=dates.due_at,
+                    closes_at=dates.closes_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            lines.append(f"{commune.name}: kỳ {dates.code} ({dates.label}), hạn {_local(dates.due_at, tz)}.")
+        elif (row.label, row.opens_at, row.due_at, row.closes_at, row.active) != (
+            dates.label,
+            dates.opens_at,
+            dates.due_at,
+            dates.closes_at,
+            True,
+        ):
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="setup.period.update",
+                entity="period",
+                entity_id=row.id,
+                before={"opens_at": row.opens_at.isoformat(), "due_at": row.due_at.isoformat()},
+                after={"opens_at": dates.opens_at.isoformat(), "due_at": dates.due_at.isoformat()},
+            )
+            row.label, row.opens_at, row.due_at, row.closes_at = (
+                dates.label,
+                dates.opens_at,
+                dates.due_at,
+                dates.closes_at,
+            )
+            row.active, row.updated_at = True, now
+            lines.append(f"{commune.name}: kỳ {dates.code} đổi hạn thành {_local(dates.due_at, tz)}.")
+    forms_with_schedule = {s.form for s in schedules}
+    for key, row in existing.items():
+        # A period whose rule left the file is hidden, never deleted (its reports stay).
+        if key not in keep and row.active and (key[0] not in forms_with_schedule or row.due_at > now):
+            row.active, row.updated_at = False, now
+            lines.append(f"{commune.name}: ẩn kỳ {row.code} của {row.form_id} (không còn trong tệp).")
+    session.flush()
+    return lines
+
+
+def _local(at: datetime, tz: ZoneInfo) -> str:
+    from bot.texts import vn_due
+
+    return vn_due(at.astimezone(tz))
+
+
+@lru_cache(maxsize=256)
+def _form_from_definition(form_id: str, version: int, digest: str, definition_json: str) -> Form:
+    result = form_from_dict(json.loads(definition_json), source=f"db:{form_id}@{version}")
+    if result.errors or not result.forms:
+        raise FormStoreError([str(e) for e in result.errors] or [f"biểu mẫu {form_id} v{version} rỗng"])
+    return result.forms[0]
+
+
+def form_of(row: FormVersion) -> Form:
+    """The Form object of a stored version (parsed once per content)."""
+    return _form_from_definition(
+        row.form_id, row.version, row.checksum, json.dumps(row.definition, ensure_ascii=False)
+    )
+
+
+def get_form(session: Session, form_id: str, version: int | None = None) -> Form | None:
+    """A stored form: the given version, or the newest."""
+    query = select(FormVersion).where(FormVersion.form_id == form_id)
+    query = (
+        query.where(FormVersion.version == version)
+        if version is not None
+        else query.order_by(
+            FormVersion.version.desc()  # type: ignore[attr-defined]
+        )
+    )
+    row = session.exec(query).first()
+    return form_of(row) if row is not None else None
+
+
+def commune_forms(session: Session, commune_id: int) -> list[CommuneForm]:
+    """The commune's active forms in file order."""
+    return list(
+        session.exec(
+            select(CommuneForm)
+            .where(CommuneForm.commune_id == commune_id, CommuneForm.active)
+            .order_by(CommuneForm.position)
+        )
+    )
+
+
+def store_setup_forms(session: Session, setup: Any, *, now: datetime, actor: str = "setup") -> list[str]:
+    """Store every commune's form files, link them to the commune and sync its periods.
+
+    Raises FormStoreError listing every problem (bad form files, changed definitions without a new
+    version, schedules naming a form the commune does not use); the caller's transaction then rolls back.
+    """
+    lines: list[str] = []
+    problems: list[str] = []
+    for spec in setup.communes:
+        commune = session.exec(select(Commune).where(Commune.code == spec.code)).one()
+        form_ids: list[str] = []
+        if spec.forms:
+            result = load_form_files(list(spec.forms))
+            if result.errors:
+                problems.extend(str(e) for e in result.errors)
+                continue
+            try:
+                lines.extend(store_forms(session, result.forms, now=now, actor=actor))
+            except FormStoreError as exc:
+                problems.extend(exc.reasons)
+                continue
+            form_ids = list(dict.fromkeys(f.id for f in result.forms))
+        unknown = [s.form for s in spec.schedules if s.form not in form_ids]
+        for form_id in unknown:
+            problems.append(
+                f"{spec.code}: lịch (schedules) nhắc tới biểu mẫu '{form_id}' nhưng xã không dùng biểu mẫu này "
+                f"(forms có: {', '.join(form_ids) or 'không có'})"
+            )
+        if unknown:
+            continue
+        lines.extend(link_commune_forms(session, commune, form_ids, now=now, actor=actor))
+        tz = ZoneInfo(spec.timezone or "Asia/Ho_Chi_Minh")
+        lines.extend(sync_periods(session, commune, spec.schedules, now=now, tz=tz, actor=actor))
+        main = next((s.form for s in spec.schedules if s.main), None)
+        if main is not None:
+            for row in session.exec(select(CommuneForm).where(CommuneForm.commune_id == commune.id)):
+                row.position = -1 if row.form_id == main else max(row.position, 0)
+    if problems:
+        raise FormStoreError(problems)
+    session.flush()
+    return lines

@@ -1,0 +1,495 @@
+"""Reports: which are open for a village, drafts saved on every answer, submissions and amendments.
+
+The engine (`bot.forms.engine`) decides the conversation; this service loads and stores its state,
+checks who may touch which draft (ids from buttons are never trusted), turns `Submitted` into a
+versioned submission and enforces deadlines, amendments and reopenings. Time is always passed in.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.forms import engine
+from bot.forms.events import Stale, Submitted
+from bot.forms.inputs import Action, Input
+from bot.forms.model import Form
+from bot.forms.state import DraftState
+from bot.services.accounts import ALPHABET
+from bot.services.forms import commune_forms, get_form
+from storage import audit
+from storage.models import Draft, FormVersion, Period, Person, Reopening, Submission, Village
+
+DEFAULT_REOPEN = timedelta(days=3)
+
+
+class Status(StrEnum):
+    """A village's state for one period."""
+
+    NOT_STARTED = "not_started"
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    LATE = "late"  # past due and not submitted (a draft may exist)
+
+
+class ReportRefused(Exception):
+    """The request is not allowed now; `template` explains it to the user."""
+
+    def __init__(self, template: str, **context: Any) -> None:
+        super().__init__(template)
+        self.template = template
+        self.context = context
+
+
+@dataclass(frozen=True)
+class OpenReport:
+    """One line of /baocao: a period, its form and the village's state in it."""
+
+    period: Period
+    form_title: str
+    status: Status
+    due_at: datetime
+    progress: tuple[int, int] | None = None
+    submission: Submission | None = None
+    can_amend: bool = False
+    amend_until: datetime | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to a draft: the state to show, plus notices and any new submission."""
+
+    draft: Draft | None
+    form: Form | None
+    state: DraftState | None
+    events: tuple[Any, ...] = ()
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    submission: Submission | None = None
+    period: Period | None = None
+
+
+def _latest_form(session: Session, form_id: str) -> Form | None:
+    return get_form(session, form_id)
+
+
+def current_submission(
+    session: Session, village_id: int, form_id: str, period_id: int | None
+) -> Submission | None:
+    """The submission that counts now (the newest version)."""
+    return session.exec(
+        select(Submission).where(
+            Submission.village_id == village_id,
+            Submission.form_id == form_id,
+            Submission.period_id == period_id,
+            Submission.is_current,
+        )
+    ).first()
+
+
+def _period_draft(session: Session, village_id: int, period: Period) -> Draft | None:
+    return session.exec(
+        select(Draft).where(
+            Draft.village_id == village_id, Draft.period_id == period.id, Draft.form_id == period.form_id
+        )
+    ).first()
+
+
+def reopened_until(session: Session, village_id: int, period_id: int) -> datetime | None:
+    """The latest end of a reopening granted by the police, if any."""
+    return session.exec(
+        select(func.max(Reopening.until)).where(
+            Reopening.village_id == village_id, Reopening.period_id == period_id
+        )
+    ).one()
+
+
+def can_change(session: Session, village_id: int, period: Period, at: datetime) -> bool:
+    """Before the deadline, or inside a reopening window."""
+    if at < period.due_at:
+        return True
+    until = reopened_until(session, village_id, period.id)
+    return until is not None and at < until
+
+
+def change_deadline(session: Session, village_id: int, period: Period) -> datetime:
+    """Until when the village may still change its report: the due time or a later reopening."""
+    until = reopened_until(session, village_id, period.id)
+    return max(period.due_at, until) if until is not None else period.due_at
+
+
+def open_reports(session: Session, village: Village, now: datetime) -> list[OpenReport]:
+    """Periodic reports of the village's commune that are open now or recently due, soonest first."""
+    forms = {cf.form_id for cf in commune_forms(session, village.commune_id)}
+    if not forms:
+        return []
+    periods = session.exec(
+        select(Period)
+        .where(
+            Period.commune_id == village.commune_id,
+            Period.active,
+            Period.opens_at <= now,
+            Period.closes_at > now,
+            Period.form_id.in_(forms),  # type: ignore[attr-defined]
+        )
+        .order_by(Period.due_at)
+    ).all()
+    out = []
+    for period in periods:
+        version = session.exec(
+            select(FormVersion)
+            .where(FormVersion.form_id == period.form_id)
+            .order_by(FormVersion.version.desc())  # type: ignore[attr-defined]
+        ).first()
+        if version is None or version.kind != "periodic":
+            continue
+        submission = current_submission(session, village.id, period.form_id, period.id)
+        draft = _period_draft(session, village.id, period)
+        progress = None
+        if draft is not None:
+            form = get_form(session, draft.form_id, draft.form_version)
+            if form is not None:
+                try:
+                    progress = engine.progress(form, DraftState.from_json(draft.state))
+                except ValueError:
+                    progress = None
+        if submission is not None:
+            status = Status.SUBMITTED
+        elif now >= period.due_at:
+            status = Status.LATE
+        else:
+            status = Status.DRAFT if draft is not None else Status.NOT_STARTED
+        out.append(
+            OpenReport(
+                period=period,
+                form_title=version.title,
+                status=status,
+                due_at=period.due_at,
+                progress=progress,
+                submission=submission,
+                can_amend=submission is not None and can_change(session, village.id, period, now),
+                amend_until=change_deadline(session, village.id, period),
+            )
+        )
+    return out
+
+
+def _save(draft: Draft, person: Person, state: DraftState, now: datetime) -> None:
+    draft.state = state.to_json()
+    draft.form_version = state.form_version
+    seen = dict(draft.seen or {})
+    seen[str(person.id)] = state.seq
+    draft.seen = seen
+    draft.updated_by_person_id = person.id
+    draft.updated_at = now
+
+
+def begin_periodic(
+    session: Session, person: Person, village: Village, period_id: int, now: datetime
+) -> Outcome:
+    """Start, resume or (after a submission, while allowed) amend the village's report for a period."""
+    period = session.get(Period, period_id)
+    if (
+        period is None
+        or period.commune_id != village.commune_id
+        or not period.active
+        or period.opens_at > now
+    ):
+        raise ReportRefused("report/not_open.html")
+    form = _latest_form(session, period.form_id)
+    if form is None:
+        raise ReportRefused("report/form_missing.html")
+    draft = _period_draft(session, village.id, period)
+    if draft is not None:
+        return _resume(session, person, draft, now, period)
+    submission = current_submission(session, village.id, period.form_id, period.id)
+    if submission is not None:
+        if not can_change(session, village.id, period, now):
+            raise ReportRefused("report/closed.html", period=period.label, receipt=submission.receipt)
+        step = engine.start(form, now, answers=submission.answers)
+        notices = [
+            ("report/amending.html", {"version": submission.version_no, "receipt": submission.receipt})
+        ]
+    elif now >= period.closes_at and not can_change(session, village.id, period, now):
+        raise ReportRefused("report/not_open.html")
+    else:
+        step = engine.start(form, now)
+        notices = [("report/form_intro.html", {"title": form.title, "description": form.description})]
+    draft = Draft(
+        village_id=village.id,
+        form_id=form.id,
+        period_id=period.id,
+        form_version=form.version,
+        state={},
+        amending_submission_id=submission.id if submission else None,
+        created_at=now,
+        updated_at=now,
+    )
+    _save(draft, person, step.state, now)
+    session.add(draft)
+    session.flush()
+    person.active_draft_id = draft.id
+    return Outcome(draft, form, step.state, step.events, notices, period=period)
+
+
+def begin_incident(
+    session: Session, person: Person, village: Village, form_id: str, now: datetime
+) -> Outcome:
+    """Start (or resume) this person's incident report."""
+    form = _latest_form(session, form_id)
+    if form is None or form.kind != "incident":
+        raise ReportRefused("report/form_missing.html")
+    draft = session.exec(
+        select(Draft).where(
+            Draft.owner_person_id == person.id, Draft.form_id == form_id, Draft.period_id.is_(None)
+        )  # type: ignore[union-attr]
+    ).first()
+    if draft is not None:
+        return _resume(session, person, draft, now, None)
+    step = engine.start(form, now)
+    notices = [("report/form_intro.html", {"title": form.title, "description": form.description})]
+    draft = Draft(
+        village_id=village.id,
+        form_id=form.id,
+        owner_person_id=person.id,
+        form_version=form.version,
+        state={},
+        created_at=now,
+        updated_at=now,
+    )
+    _save(draft, person, step.state, now)
+    session.add(draft)
+    session.flush()
+    person.active_draft_id = draft.id
+    return Outcome(draft, form, step.state, step.events, notices)
+
+
+def incident_form_id(session: Session, commune_id: int) -> str | None:
+    """The commune's incident form, if it uses one."""
+    for cf in commune_forms(session, commune_id):
+        version = session.exec(select(FormVersion).where(FormVersion.form_id == cf.form_id)).first()
+        if version is not None and version.kind == "incident":
+            return cf.form_id
+    return None
+
+
+def _load(
+    session: Session, draft: Draft, now: datetime
+) -> tuple[Form, DraftState, list[tuple[str, dict[str, Any]]]]:
+    """The draft's form (migrated to the newest version if the form changed) and state."""
+    notices: list[tuple[str, dict[str, Any]]] = []
+    village = session.get(Village, draft.village_id)
+    in_use = village is not None and any(
+        cf.form_id == draft.form_id for cf in commune_forms(session, village.commune_id)
+    )
+    newest = _latest_form(session, draft.form_id) if in_use else None
+    if newest is None:
+        raise ReportRefused("report/form_missing.html")
+    try:
+        state = DraftState.from_json(draft.state)
+    except (ValueError, KeyError, TypeError):
+        state = engine.start(newest, now).state  # unreadable draft: start clean
+        notices.append(("report/draft_reset.html", {}))
+    if state.form_version != newest.version:
+        state = engine.migrate_state(state, newest)
+        notices.append(("report/form_changed.html", {"version": newest.version}))
+    return newest, state, notices
+
+
+def _resume(session: Session, person: Person, draft: Draft, now: datetime, period: Period | None) -> Outcome:
+    form, state, notices = _load(session, draft, now)
+    step = engine.resume(form, state)
+    _save(draft, person, step.state, now)
+    person.active_draft_id = draft.id
+    return Outcome(draft, form, step.state, step.events, notices, period=period)
+
+
+def active_draft(session: Session, person: Person, village_ids: set[int]) -> Draft | None:
+    """The draft this person is filling in, if it still exists and is theirs to touch."""
+    if person.active_draft_id is None or person.active_draft_id <= 0:
+        return None
+    draft = session.get(Draft, person.active_draft_id)
+    if draft is None or not _may_touch(draft, person, village_ids):
+        return None
+    return draft
+
+
+def _may_touch(draft: Draft, person: Person, village_ids: set[int]) -> bool:
+    if draft.village_id not in village_ids:
+        return False
+    return draft.owner_person_id is None or draft.owner_person_id == person.id
+
+
+def feed(
+    session: Session,
+    person: Person,
+    village_ids: set[int],
+    draft_id: int,
+    inp: Input,
+    *,
+    now: datetime,
+    sent_at: datetime,
+) -> Outcome:
+    """Apply one input to a draft the person may touch; store the state; persist a submission."""
+    draft = session.get(Draft, draft_id) if draft_id > 0 else None
+    if draft is None:
+        return _gone(session, person, village_ids)
+    if not _may_touch(draft, person, village_ids):
+        raise ReportRefused("report/not_yours.html")
+    try:
+        form, state, notices = _load(session, draft, now)
+    except ReportRefused:
+        person.active_draft_id = None
+        raise
+    person.active_draft_id = draft.id
+    period = session.get(Period, draft.period_id) if draft.period_id else None
+    seen = (draft.seen or {}).get(str(person.id))
+    if not isinstance(inp, Action) and seen is not None and seen != state.seq:
+        # Another reporter of the village moved the shared draft on: show where it is now.
+        step = engine.resume(form, state)
+        _save(draft, person, step.state, now)
+        notices.append(("report/moved_on.html", {}))
+        return Outcome(draft, form, step.state, step.events, notices, period=period)
+    step = engine.handle(form, state, inp, now)
+    if any(isinstance(e, Stale) for e in step.events):
+        again = engine.resume(form, step.state)  # an old button: say so, then show where we are
+        step = engine.Step(again.state, (*step.events, *again.events))
+    submitted = next((e for e in step.events if isinstance(e, Submitted)), None)
+    if submitted is None:
+        _save(draft, person, step.state, now)
+        return Outcome(draft, form, step.state, step.events, notices, period=period)
+    if (
+        period is not None
+        and draft.amending_submission_id is not None
+        and not can_change(session, draft.village_id, period, sent_at)
+    ):
+        notices.append(("report/closed.html", {"period": period.label, "receipt": ""}))
+        return Outcome(draft, form, state, (), notices, period=period)
+    submission = _submit(
+        session, person, draft, form, dict(submitted.answers), period, now=now, sent_at=sent_at
+    )
+    for other in session.exec(select(Person).where(Person.active_draft_id == draft.id)):
+        # A negative id remembers "the draft you were on has been submitted" (ids may be reused).
+        other.active_draft_id = None if other.id == person.id else -draft.id
+    session.delete(draft)
+    session.flush()
+    return Outcome(None, form, step.state, step.events, notices, submission=submission, period=period)
+
+
+def _gone(session: Session, person: Person, village_ids: set[int]) -> Outcome:
+    """The draft was submitted (or removed) meanwhile, e.g. by the other reporter of the village."""
+    person.active_draft_id = None
+    latest = session.exec(
+        select(Submission)
+        .where(Submission.village_id.in_(village_ids))  # type: ignore[attr-defined]
+        .order_by(Submission.received_at.desc())  # type: ignore[attr-defined]
+    ).first()
+    context = {"receipt": latest.receipt if latest else None, "at": latest.sent_at if latest else None}
+    return Outcome(None, None, None, (), [("report/draft_gone.html", context)])
+
+
+def new_receipt() -> str:
+    """A short receipt code to quote on the phone, e.g. BC-7K2QXM."""
+    return "BC-" + "".join(secrets.choice(ALPHABET) for _ in range(6))
+
+
+def _submit(
+    session: Session,
+    person: Person,
+    draft: Draft,
+    form: Form,
+    answers: dict[str, Any],
+    period: Period | None,
+    *,
+    now: datetime,
+    sent_at: datetime,
+) -> Submission:
+    previous = None
+    if period is None:
+        # Incident reports are independent of each other: each one is a new number, all current.
+        version_no = _next_incident_number(session, draft)
+    else:
+        previous = current_submission(session, draft.village_id, draft.form_id, draft.period_id)
+        if previous is not None:
+            previous.is_current = False
+        version_no = previous.version_no + 1 if previous else 1
+    submission = Submission(
+        village_id=draft.village_id,
+        form_id=form.id,
+        period_id=draft.period_id,
+        form_version=form.version,
+        version_no=version_no,
+        answers=answers,
+        submitted_by_person_id=person.id,
+        sent_at=sent_at,
+        received_at=now,
+        on_time=period is None or sent_at < period.due_at,
+        receipt=new_receipt(),
+    )
+    session.add(submission)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=audit.person_actor(person.id),
+        action="report.amend" if previous is not None else "report.submit",
+        entity="submission",
+        entity_id=submission.id,
+        village_id=draft.village_id,
+        form=form.id,
+        form_version=form.version,
+        period_id=draft.period_id,
+        version_no=submission.version_no,
+        replaces=previous.id if previous is not None else None,
+    )
+    return submission
+
+
+def _next_incident_number(session: Session, draft: Draft) -> int:
+    count = session.exec(
+        select(func.max(Submission.version_no)).where(
+            Submission.village_id == draft.village_id,
+            Submission.form_id == draft.form_id,
+            Submission.period_id.is_(None),  # type: ignore[union-attr]
+        )
+    ).one()
+    return (count or 0) + 1
+
+
+def reopen(
+    session: Session,
+    *,
+    police: Person,
+    village: Village,
+    period: Period,
+    now: datetime,
+    duration: timedelta = DEFAULT_REOPEN,
+) -> Reopening:
+    """Let a village amend (or file late) after the deadline, until now + duration."""
+    row = Reopening(
+        village_id=village.id, period_id=period.id, by_person_id=police.id, at=now, until=now + duration
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=audit.person_actor(police.id),
+        action="report.reopen",
+        entity="reopening",
+        entity_id=row.id,
+        village_id=village.id,
+        period_id=period.id,
+        until=row.until.isoformat(),
+    )
+    return row
+
+
+def pause(session: Session, person: Person) -> None:
+    """Forget which draft the person is on (the draft itself stays)."""
+    person.active_draft_id = None

@@ -1,0 +1,1 @@
+"""End-to-end tests: the real `baocao run` process against the Bot API emulator."""

@@ -1,0 +1,391 @@
+"""The report conversation in process: /baocao, answering, drafts, submit, amend, reopen, incidents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.app import build_application
+from bot.clock import FixedClock
+from bot.config import settings_from
+from bot.deps import Deps
+from bot.services.accounts import create_invite
+from bot.services.forms import store_setup_forms
+from bot.services.setup import apply_setup
+from bot.setup_file import load_setup
+from storage.db import session_scope
+from storage.models import AuditLog, CommuneForm, Draft, Person, Submission
+from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICE_CHAT = -1001234567890
+AN = FakeUser(2001, "An", "Hoàng Văn")  # head of Thôn Nà Làng
+BINH = FakeUser(2002, "Bình", "Nông Thị")  # deputy of Thôn Nà Làng
+CUONG = FakeUser(2003, "Cường", "Lý Văn")  # police
+DUNG = FakeUser(2004, "Dung", "Ma Thị")  # head of Thôn Bản Duồm
+STRANGER = FakeUser(2009, "Lạ")
+HEADS = {AN.id: ("Thôn Nà Làng", False), BINH.id: ("Thôn Nà Làng", True), DUNG.id: ("Thôn Bản Duồm", False)}
+
+
+class Bot:
+    """The harness plus helpers that read the last keyboard and walk a whole form."""
+
+    def __init__(self, harness: Harness, engine, clock: FixedClock) -> None:
+        self.h, self.engine, self.clock = harness, engine, clock
+
+    @property
+    def calls(self):
+        return self.h.request.calls
+
+    def texts(self, user: FakeUser) -> list[str]:
+        return self.h.request.texts(user.id)
+
+    def last_keyboard(self, user: FakeUser) -> tuple[int, list[str]]:
+        for call in reversed(self.h.request.sent(user.id)):
+            markup = call.params.get("reply_markup")
+            if markup and markup.get("inline_keyboard"):
+                data = [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
+                return int(call.params.get("message_id") or 0), data
+        raise AssertionError(f"no keyboard for {user.first_name}: {self.texts(user)[-3:]}")
+
+    async def send(self, user: FakeUser, text: str, **extra) -> None:
+        await self.h.send(user, text, **extra)
+
+    async def press_token(self, user: FakeUser, token: str) -> str:
+        """Press the button of the latest keyboard whose data ends with `:token` (or equals it)."""
+        message_id, data = self.last_keyboard(user)
+        match = [d for d in data if d == token or d.endswith(f":{token}")]
+        assert match, f"{token!r} not in {data}"
+        await self.h.press(user, match[0], message_id=message_id)
+        return match[0]
+
+    async def tokens(self, user: FakeUser) -> list[str]:
+        return [d.split(":", 3)[-1] for d in self.last_keyboard(user)[1]]
+
+    async def answer_until(self, user: FakeUser, stop: str = "confirm", limit: int = 80) -> None:
+        """Answer every question with small valid values until a keyboard offers `stop`."""
+        for _ in range(limit):
+            tokens = await self.tokens(user)
+            if stop in tokens:
+                return
+            for choice in ("submit", "more:n", "ok:0", "d:yday", "c:0", "n", "skip"):
+                if choice in tokens:
+                    await self.press_token(user, choice)
+                    break
+            else:
+                if "t:0" in tokens:
+                    await self.press_token(user, "t:0")
+                    await self.press_token(user, "done")
+                else:
+                    await self.send(user, "3")
+        raise AssertionError(f"never reached {stop}: {self.texts(user)[-2:]}")
+
+    async def submit_report(self, user: FakeUser) -> None:
+        await self.send(user, "/baocao")
+        await self.press_token(user, self.last_keyboard(user)[1][0])
+        await self.answer_until(user)
+        await self.press_token(user, "confirm")
+
+    def submissions(self) -> list[Submission]:
+        with session_scope(self.engine) as s:
+            return list(s.exec(select(Submission).order_by(Submission.id)))
+
+
+@pytest.fixture
+async def bot(engine, database_url, clock):
+    setup = load_setup(ROOT / "deploy" / "hiep-luc.yaml").setup
+    with session_scope(engine) as s:
+        apply_setup(s, setup, now=clock(), actor="test")
+        store_setup_forms(s, setup, now=clock(), actor="test")
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
+    request = RecordingRequest()
+    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    async with app:
+        harness = Harness(app, request)
+        b = Bot(harness, engine, clock)
+        for user, (village, deputy) in HEADS.items():
+            with session_scope(engine) as s:
+                code = create_invite(
+                    s, role="village_head", village=village, deputy=deputy, now=clock(), actor="t"
+                ).code
+            await harness.send(FakeUser(user, "x"), f"/start {code}")
+        with session_scope(engine) as s:
+            code = create_invite(s, role="police", commune="hiep-luc", now=clock(), actor="t").code
+        await harness.send(CUONG, f"/start {code}")
+        yield b
+
+
+async def test_list_shows_open_report_with_deadline(bot) -> None:
+    await bot.send(AN, "/baocao")
+    text = bot.texts(AN)[-1]
+    assert "6 tháng đầu năm 2026" in text and "hết ngày 19/05/2026" in text and "Chưa bắt đầu" in text
+
+
+async def test_walk_submit_and_receipt(bot) -> None:
+    await bot.submit_report(AN)
+    receipt = bot.texts(AN)[-1]
+    assert "Đã gửi báo cáo" in receipt and "Mã biên nhận" in receipt and "nộp muộn" not in receipt
+    (sub,) = bot.submissions()
+    assert sub.version_no == 1 and sub.is_current and sub.on_time and sub.answers["so_buoi_tuyen_truyen"] == 3
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(Draft)).all() == []
+        assert [a.action for a in s.exec(select(AuditLog).where(AuditLog.action.like("report.%")))] == [
+            "report.submit"
+        ]
+
+
+async def test_bad_number_is_explained_and_the_same_question_asked_again(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    assert "Câu 1/" in bot.texts(AN)[-1]
+    await bot.send(AN, "nhiều lắm")
+    assert "Câu 1/" in bot.texts(AN)[-1]
+    assert "nhiều lắm" in "\n".join(bot.texts(AN)[-2:])  # the bot says what it could not read
+    await bot.send(AN, "mười hai")
+    assert "Câu 2/" in bot.texts(AN)[-1]
+
+
+async def test_draft_survives_a_restart_and_resumes_at_the_same_question(
+    bot, engine, database_url, clock
+) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    for _ in range(3):
+        await bot.send(AN, "4")
+    assert "Câu 4/" in bot.texts(AN)[-1]
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
+    request = RecordingRequest()
+    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    async with app:
+        fresh = Harness(app, request)
+        fresh._update_ids = iter(range(10_000, 20_000))
+        await fresh.send(AN, "/baocao")
+        assert "Đang làm dở ở câu 4/" in request.texts(AN.id)[-1]
+        await fresh.send(AN, "2")  # typed straight away: goes to question 4
+        assert "Câu 5/" in request.texts(AN.id)[-1]
+    with session_scope(engine) as s:
+        (draft,) = s.exec(select(Draft)).all()
+        assert draft.state["answers"]["so_mo_hinh_moi"] == 2
+
+
+async def test_two_reporters_share_one_draft_and_are_told_when_it_moved(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "7")
+    await bot.send(BINH, "/baocao")
+    assert "Đang làm dở ở câu 2/" in bot.texts(BINH)[-1]
+    await bot.press_token(BINH, bot.last_keyboard(BINH)[1][0])
+    assert "Câu 2/" in bot.texts(BINH)[-1]
+    await bot.send(BINH, "40")  # Bình answers question 2
+    await bot.send(AN, "41")  # An still thinks question 2 is open
+    assert "vừa cập nhật bản nháp chung" in "\n".join(bot.texts(AN)[-2:])
+    assert "Câu 3/" in bot.texts(AN)[-1]
+    with session_scope(bot.engine) as s:
+        (draft,) = s.exec(select(Draft)).all()
+        assert draft.state["answers"]["so_luot_nguoi_du"] == 40  # not silently overwritten
+
+
+async def test_submission_by_one_reporter_is_explained_to_the_other(bot) -> None:
+    await bot.send(BINH, "/baocao")
+    await bot.press_token(BINH, bot.last_keyboard(BINH)[1][0])
+    await bot.submit_report(AN)
+    await bot.send(BINH, "5")
+    assert "đã được gửi" in bot.texts(BINH)[-1]
+    assert len(bot.submissions()) == 1
+
+
+async def test_old_button_does_not_change_the_draft(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    message_id, data = bot.last_keyboard(AN)
+    await bot.send(AN, "3")
+    await bot.send(AN, "3")
+    old = next(d for d in data if d.endswith(":back"))
+    await bot.h.press(AN, old, message_id=message_id)
+    assert "Câu 3/" in bot.texts(AN)[-1]
+
+
+async def test_amend_before_the_deadline_keeps_every_version(bot) -> None:
+    await bot.submit_report(AN)
+    await bot.send(AN, "/baocao")
+    assert "Đã gửi" in bot.texts(AN)[-1] and "Có thể sửa đến hết ngày 19/05/2026" in bot.texts(AN)[-1]
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    assert "sửa báo cáo đã gửi" in "\n".join(bot.texts(AN)[-3:])
+    await bot.press_token(AN, "e:1")
+    await bot.send(AN, "2")
+    await bot.answer_until(AN)
+    await bot.press_token(AN, "confirm")
+    first, second = bot.submissions()
+    assert (first.version_no, first.is_current, second.version_no, second.is_current) == (1, False, 2, True)
+    assert second.answers["so_buoi_tuyen_truyen"] == 2 and first.answers["so_buoi_tuyen_truyen"] == 3
+    with session_scope(bot.engine) as s:
+        amend = s.exec(select(AuditLog).where(AuditLog.action == "report.amend")).one()
+        assert amend.detail["replaces"] == first.id
+
+
+async def test_after_the_deadline_only_police_can_reopen(bot) -> None:
+    await bot.submit_report(AN)
+    bot.clock.at = datetime(2026, 5, 20, 1, 0, tzinfo=UTC)  # 08:00 on 20/5 local: past due
+    await bot.send(AN, "/baocao")
+    assert "Đã hết hạn sửa" in bot.texts(AN)[-1]
+    with session_scope(bot.engine) as s:
+        period_id = s.exec(select(Submission)).one().period_id
+    await bot.h.press(AN, f"rp:{period_id}")
+    assert "đã hết hạn sửa" in bot.texts(AN)[-1]
+    await bot.send(AN, "/molai Thôn Nà Làng")
+    assert "chỉ dành cho <b>cán bộ Công an xã</b>" in bot.texts(AN)[-1]
+    await bot.send(CUONG, "/molai Thôn Không Có")
+    assert "Không tìm thấy thôn" in bot.texts(CUONG)[-1]
+    await bot.send(CUONG, "/molai thôn nà làng 2026-6T")
+    assert "Đã mở lại" in bot.texts(CUONG)[-1]
+    assert "mở lại" in bot.texts(AN)[-1]
+    await bot.h.press(AN, f"rp:{period_id}")
+    await bot.answer_until(AN)
+    await bot.press_token(AN, "confirm")
+    assert [s.version_no for s in bot.submissions()] == [1, 2]
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(AuditLog).where(AuditLog.action == "report.reopen")).one()
+
+
+async def test_late_first_submission_is_taken_and_marked_late(bot) -> None:
+    bot.clock.at = datetime(2026, 5, 25, 2, 0, tzinfo=UTC)
+    await bot.send(AN, "/baocao")
+    assert "Đã quá hạn" in bot.texts(AN)[-1]
+    await bot.submit_report(AN)
+    assert "nộp muộn" in bot.texts(AN)[-1]
+    assert bot.submissions()[0].on_time is False
+
+
+async def test_time_that_counts_is_when_the_message_was_sent(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.answer_until(AN)
+    # Typed "gửi" leaves the phone at 23:50 on 19/5 but reaches us after midnight.
+    bot.clock.at = datetime(2026, 5, 19, 17, 20, tzinfo=UTC)
+    await bot.send(AN, "gửi", date=datetime(2026, 5, 19, 16, 50, tzinfo=UTC))
+    (sub,) = bot.submissions()
+    assert sub.on_time and sub.sent_at == datetime(2026, 5, 19, 16, 50, tzinfo=UTC)
+
+
+async def test_incident_reaches_the_police_chat_with_photo(bot) -> None:
+    await bot.send(AN, "/suco")
+    for _ in range(60):
+        tokens = await bot.tokens(AN)
+        if "confirm" in tokens:
+            break
+        text = bot.texts(AN)[-1]
+        if "⚠️" in text:  # the last typed answer did not fit this question
+            if "skip" in tokens:
+                await bot.press_token(AN, "skip")
+            else:
+                await bot.send(AN, "3")
+        elif "ảnh" in text.lower() and "skip" in tokens:
+            await bot.h.send_raw(
+                AN, photo=[{"file_id": "PHOTO-1", "file_unique_id": "u1", "width": 90, "height": 90}]
+            )
+        elif "vị trí" in text.lower() and "skip" in tokens:
+            await bot.h.send_raw(AN, location={"latitude": 21.6, "longitude": 105.8})
+        else:
+            for choice in ("submit", "more:n", "ok:0", "d:yday", "c:0", "n"):
+                if choice in tokens:
+                    await bot.press_token(AN, choice)
+                    break
+            else:
+                await bot.send(AN, "<b>Cháy</b> & khói")
+    await bot.press_token(AN, "confirm")
+    alerts = bot.h.request.texts(POLICE_CHAT)
+    assert alerts and "BÁO CÁO ĐỘT XUẤT" in alerts[0] and "Thôn Nà Làng" in alerts[0]
+    assert "&lt;b&gt;Cháy&lt;/b&gt; &amp; khói" in alerts[0]
+    photos = [c for c in bot.calls if c.method == "sendPhoto"]
+    assert (
+        photos and int(photos[0].params["chat_id"]) == POLICE_CHAT and photos[0].params["photo"] == "PHOTO-1"
+    )
+
+
+async def test_forged_button_for_another_village_is_refused(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    with session_scope(bot.engine) as s:
+        draft = s.exec(select(Draft)).one()
+        before = dict(draft.state)
+    await bot.h.press(DUNG, f"f:{draft.id}:{before['seq']}:c:0")
+    assert "không thuộc thôn của bạn" in bot.texts(DUNG)[-1]
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(Draft)).one().state == before
+
+
+@pytest.mark.parametrize("user", [STRANGER, CUONG])
+async def test_only_village_heads_can_report(bot, user) -> None:
+    await bot.send(user, "/baocao")
+    await bot.send(user, "/suco")
+    assert all("chỉ dành cho" in t or "chưa đăng ký" in t for t in bot.texts(user)[-2:])
+
+
+async def test_sticker_mid_form_keeps_the_place(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "3")
+    await bot.h.send_raw(
+        AN,
+        sticker={"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1, "is_animated": False,
+                 "is_video": False, "type": "regular"},
+    )  # fmt: skip
+    assert "không dùng được để trả lời" in bot.texts(AN)[-2] and "Câu 2/" in bot.texts(AN)[-1]
+
+
+async def test_commands_mid_form_do_not_lose_the_draft(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "3")
+    await bot.send(AN, "/help")
+    await bot.send(AN, "8")  # still answers question 2
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(Draft)).one().state["answers"]["so_luot_nguoi_du"] == 8
+
+
+async def test_form_removed_while_filling(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    with session_scope(bot.engine) as s:
+        for row in s.exec(select(CommuneForm).where(CommuneForm.form_id == "bao-cao-6-thang")):
+            row.active = False
+    await bot.send(AN, "3")
+    assert "chưa được nạp hoặc đã bị gỡ" in bot.texts(AN)[-1]
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(Person).where(Person.telegram_user_id == AN.id)).one().active_draft_id is None
+        assert len(s.exec(select(Draft)).all()) == 1  # kept, never deleted
+
+
+async def test_long_and_html_answers_are_escaped_in_review(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    for _ in range(60):
+        tokens = await bot.tokens(AN)
+        if "submit" in tokens:
+            break
+        if "skip" in tokens and "c:0" not in tokens:
+            await bot.send(AN, "<i>khó</i> & " + "x" * 300)
+            continue
+        for choice in ("more:n", "ok:0", "d:yday", "c:0", "n"):
+            if choice in tokens:
+                await bot.press_token(AN, choice)
+                break
+        else:
+            await bot.send(AN, "2")
+    review = "\n".join(bot.texts(AN)[-3:])
+    assert "&lt;i&gt;khó&lt;/i&gt; &amp;" in review and "<i>khó</i>" not in review
+    assert all(len(t) <= 4096 for t in bot.texts(AN))
+
+
+async def test_duplicate_update_is_applied_once(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    update = await bot.h.send(AN, "6")
+    await bot.h.feed(update.to_dict())
+    with session_scope(bot.engine) as s:
+        draft = s.exec(select(Draft)).one()
+        assert draft.state["answers"] == {"so_buoi_tuyen_truyen": 6}
+    assert "Câu 2/" in bot.texts(AN)[-1] and sum("Câu 2/" in t for t in bot.texts(AN)) == 1
