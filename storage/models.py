@@ -268,3 +268,42 @@ class Reopening(SQLModel, table=True):
     by_person_id: int | None = Field(default=None, foreign_key="person.id")
     at: datetime
     until: datetime
+
+
+class OutboxStatus(StrEnum):
+    """Where an outgoing message stands."""
+
+    PENDING = "pending"  # planned, waiting for its time
+    SENDING = "sending"  # claimed by a dispatcher until `claimed_until`
+    SENT = "sent"  # Telegram said ok
+    FAILED = "failed"  # gave up (e.g. 403: the person blocked the bot)
+    OBSOLETE = "obsolete"  # no longer useful (report submitted, newer reminder, person removed)
+
+
+class Outbox(SQLModel, table=True):
+    """A message the bot owes someone (reminder, digest, nudge), sent by the dispatcher.
+
+    `key` makes planning idempotent: the planner may run any number of times, in any number of
+    processes, and still writes each (person, period, rule) once.
+    """
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True, index=True)
+    kind: str = Field(max_length=20, index=True)  # reminder | digest | nudge | summary
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    village_id: int | None = Field(default=None, foreign_key="village.id", index=True)
+    period_id: int | None = Field(default=None, foreign_key="period.id", index=True)
+    rule: str | None = Field(default=None, max_length=40)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    due_at: datetime = Field(index=True)
+    created_at: datetime
+    status: str = Field(default=OutboxStatus.PENDING, max_length=12, index=True)
+    claimed_by: str | None = Field(default=None, max_length=80)
+    claimed_until: datetime | None = None
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=300)
+    sent_at: datetime | None = None
+    telegram_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
