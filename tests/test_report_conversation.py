@@ -389,3 +389,16 @@ async def test_duplicate_update_is_applied_once(bot) -> None:
         draft = s.exec(select(Draft)).one()
         assert draft.state["answers"] == {"so_buoi_tuyen_truyen": 6}
     assert "Câu 2/" in bot.texts(AN)[-1] and sum("Câu 2/" in t for t in bot.texts(AN)) == 1
+
+
+async def test_ten_thousand_characters_and_edits_mid_form(bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "9" * 10_000)
+    assert "Câu 1/" in bot.texts(AN)[-1] and all(len(t) <= 4096 for t in bot.texts(AN))
+    await bot.h.send_raw(AN, "edited_message", text="5", edit_date=1)
+    assert "đã sửa không được tính" in bot.texts(AN)[-1]
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(Draft)).one().state["answers"] == {}
+    await bot.send(AN, "5")
+    assert "Câu 2/" in bot.texts(AN)[-1]
