@@ -358,6 +358,9 @@ def d(month: int, day: int, year: int = 2026) -> date:
         ("hôm kia", d(5, 13), OK),
         ("trưa hôm kia", d(5, 13), OK),
         ("hôm kìa", d(5, 12), OK),
+        ("hôm kìa ạ.", d(5, 12), OK),
+        ("hôm kìa, lúc 8 giờ sáng", d(5, 12), OK),
+        ("hôm qua à?", d(5, 14), OK),
         ("ngày mai", d(5, 16), OK),  # the parser never refuses the future; the engine may
         ("ngày mốt", d(5, 17), OK),
         ("20/5", d(5, 20, 2025), OK),  # most recent 20 May on or before today
