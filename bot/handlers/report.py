@@ -103,31 +103,31 @@ async def pick_report(ctx: Ctx) -> None:
     except (ValueError, IndexError):
         ctx.answer_callback("common/stale_button.html")
         return
-    if village is None:
-        ctx.reply("report/no_village.html")
-        return
-    try:
-        outcome = reports.begin_periodic(ctx.session, ctx.actor.person, village, period_id, ctx.now)
-    except reports.ReportRefused as refusal:
-        ctx.reply(refusal.template, **refusal.context)
-        return
-    _hide_keyboard(ctx)
-    show(ctx, outcome, village)
+    if village is not None:
+        _hide_keyboard(ctx)
+    _begin(
+        ctx, village, lambda v: reports.begin_periodic(ctx.session, ctx.actor.person, v, period_id, ctx.now)
+    )
 
 
 @REGISTRY.command("suco", "incident", need=Need.VILLAGE_HEAD)
 async def incident(ctx: Ctx) -> None:
     """Start (or resume) an ad hoc incident report."""
     village = _village(ctx)
+    form_id = reports.incident_form_id(ctx.session, village.commune_id) if village else None
+    if village is not None and form_id is None:
+        ctx.reply("report/form_missing.html")
+        return
+    _begin(ctx, village, lambda v: reports.begin_incident(ctx.session, ctx.actor.person, v, form_id, ctx.now))
+
+
+def _begin(ctx: Ctx, village: Village | None, begin: Any) -> None:
+    """Run a begin_* service call for the sender's village and show its outcome or refusal."""
     if village is None:
         ctx.reply("report/no_village.html")
         return
-    form_id = reports.incident_form_id(ctx.session, village.commune_id)
-    if form_id is None:
-        ctx.reply("report/form_missing.html")
-        return
     try:
-        outcome = reports.begin_incident(ctx.session, ctx.actor.person, village, form_id, ctx.now)
+        outcome = begin(village)
     except reports.ReportRefused as refusal:
         ctx.reply(refusal.template, **refusal.context)
         return

@@ -219,7 +219,7 @@ def begin_periodic(
         raise ReportRefused("report/not_open.html")
     else:
         step = engine.start(form, now)
-        notices = [("report/form_intro.html", {"title": form.title, "description": form.description})]
+        notices = [_intro(form)]
     draft = Draft(
         village_id=village.id,
         form_id=form.id,
@@ -230,6 +230,24 @@ def begin_periodic(
         created_at=now,
         updated_at=now,
     )
+    return _open(session, person, draft, form, step, now, notices, period)
+
+
+def _intro(form: Form) -> tuple[str, dict[str, Any]]:
+    return ("report/form_intro.html", {"title": form.title, "description": form.description})
+
+
+def _open(
+    session: Session,
+    person: Person,
+    draft: Draft,
+    form: Form,
+    step: engine.Step,
+    now: datetime,
+    notices: list[tuple[str, dict[str, Any]]],
+    period: Period | None,
+) -> Outcome:
+    """Store a new draft with its first state and make it the person's current one."""
     _save(draft, person, step.state, now)
     session.add(draft)
     session.flush()
@@ -251,8 +269,6 @@ def begin_incident(
     ).first()
     if draft is not None:
         return _resume(session, person, draft, now, None)
-    step = engine.start(form, now)
-    notices = [("report/form_intro.html", {"title": form.title, "description": form.description})]
     draft = Draft(
         village_id=village.id,
         form_id=form.id,
@@ -262,11 +278,7 @@ def begin_incident(
         created_at=now,
         updated_at=now,
     )
-    _save(draft, person, step.state, now)
-    session.add(draft)
-    session.flush()
-    person.active_draft_id = draft.id
-    return Outcome(draft, form, step.state, step.events, notices)
+    return _open(session, person, draft, form, engine.start(form, now), now, [_intro(form)], None)
 
 
 def incident_form_id(session: Session, commune_id: int) -> str | None:
