@@ -1,4 +1,4 @@
-"""The `baocao` command line: run, demo, setup, invite, people, db, forms."""
+"""The `baocao` command line: run, demo, setup, invite, people, db, forms, periods, remind."""
 
 from __future__ import annotations
 
@@ -293,6 +293,176 @@ def _find_form(ref: str, load_form_file: Callable, load_form_files: Callable):
     return result.forms[0]
 
 
+def _parse_at(raw: str | None, settings: Settings):
+    """`--at "YYYY-MM-DD HH:MM"` in local time (BAOCAO_TIMEZONE) as aware UTC; now when absent."""
+    from datetime import UTC, datetime
+
+    if raw is None:
+        return system_clock()
+    for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            local = datetime.strptime(raw.strip(), pattern)
+        except ValueError:
+            continue
+        return local.replace(tzinfo=settings.timezone).astimezone(UTC)
+    raise CliError(
+        f'--at "{raw}" không đúng dạng "YYYY-MM-DD HH:MM" (giờ địa phương), ví dụ --at "2026-05-17 08:00".',
+        EXIT_USAGE,
+    )
+
+
+def _commune_id(session: Any, ref: str | None) -> int | None:
+    from bot.services.accounts import find_commune
+
+    return find_commune(session, ref).id if ref else None
+
+
+def _short(at: Any) -> str:
+    return f"{at:%H:%M %d/%m}"
+
+
+def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
+    """Periods open at a moment (with counts submitted / draft / not started) and the next ones."""
+    from bot.reminders.content import days_left
+    from bot.services.reminders import commune_zone, periods_overview
+    from bot.texts import vn_due
+    from storage.db import session_scope
+
+    now = _parse_at(args.at, settings)
+    engine = _engine(settings)
+    with session_scope(engine) as session:
+        overview = periods_overview(
+            session, now, commune_id=_commune_id(session, args.commune), default_tz=str(settings.timezone)
+        )
+    if not overview:
+        print("Chưa có xã nào (chạy baocao setup TỆP trước).")
+        return 0
+    for commune, lines in overview:
+        tz = commune_zone(commune, str(settings.timezone))
+        print(f"{commune.name} ({commune.code}) — lúc {now.astimezone(tz):%H:%M ngày %d/%m/%Y}")
+        opened = [line for line in lines if line.is_open]
+        coming = sorted((line for line in lines if not line.is_open), key=lambda line: line.period.opens_at)
+        print("  Đang mở:" if opened else "  Không có kỳ nào đang mở.")
+        for line in opened:
+            p = line.period
+            due = p.due_at.astimezone(tz)
+            if now < p.due_at:
+                left = days_left(p.due_at, now, tz)
+                state = "hôm nay là ngày cuối" if left <= 0 else f"còn {left} ngày"
+            else:
+                state = f"đã quá hạn, nhận muộn đến {vn_due(p.closes_at.astimezone(tz))}"
+            print(f"    {p.code:<10} {p.label} — {line.form_title}")
+            print(f"               mở {p.opens_at.astimezone(tz):%d/%m/%Y} · hạn {vn_due(due)} ({state})")
+            late = f" ({line.late} muộn)" if line.late else ""
+            print(
+                f"               {line.total} thôn: đã nộp {line.submitted}{late} · đang làm {line.drafts}"
+                f" · chưa bắt đầu {line.not_started}"
+            )
+        if coming:
+            print("  Kỳ tới:")
+        for line in coming:
+            p = line.period
+            print(
+                f"    {p.code:<10} {p.label} — {line.form_title}: mở {p.opens_at.astimezone(tz):%d/%m/%Y}"
+                f" · hạn {vn_due(p.due_at.astimezone(tz))}"
+            )
+    return 0
+
+
+def cmd_remind(args: argparse.Namespace, settings: Settings) -> int:
+    """`--dry-run`: what would be sent to whom at a moment (nothing written); `--now`: plan and send."""
+    if args.now:
+        if args.at is not None or args.commune is not None:
+            raise CliError("--at và --commune chỉ dùng với --dry-run.", EXIT_USAGE)
+        try:
+            from bot.reminders.dispatch import run_once
+        except ImportError:
+            raise CliError("Bộ gửi tin (bot.reminders.dispatch) chưa có trong bản này.", 1) from None
+        result = run_once(settings)
+        return result if isinstance(result, int) else 0
+    return _remind_dry_run(args, settings)
+
+
+def _remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
+    from collections import defaultdict
+    from datetime import timedelta
+
+    from bot.reminders.planner import KIND_DIGEST, upcoming
+    from bot.services.reminders import dry_run
+    from bot.texts import vn_due
+    from storage.db import session_scope
+
+    now = _parse_at(args.at, settings)
+    engine = _engine(settings)
+    with session_scope(engine) as session:
+        inputs, planned, existing = dry_run(
+            session, now, default_tz=str(settings.timezone), commune_id=_commune_id(session, args.commune)
+        )
+    tz_name = str(settings.timezone)
+    print(
+        f"Chạy thử lúc {now.astimezone(settings.timezone):%H:%M ngày %d/%m/%Y} ({tz_name}) — "
+        "không gửi, không ghi gì."
+    )
+    by_period = defaultdict(list)
+    for p in planned:
+        by_period[p.period_id].append(p)
+    people = {r.person_id: (r, v) for period in inputs for v in period.villages for r in v.reporters}
+    reminders_count = digests = queued = 0
+    for period in inputs:
+        rows = by_period.get(period.period_id)
+        if not rows:
+            continue
+        tz = period.zone
+        print(
+            f"{period.commune_name} — {period.label} ({period.code}), hạn {vn_due(period.due_at.astimezone(tz))}:"
+        )
+        for p in rows:
+            mark = (
+                "   [đã có trong hàng đợi]"
+                if p.key in existing
+                else "   [gửi bù]"
+                if now - p.due_at > timedelta(hours=1)
+                else ""
+            )
+            queued += p.key in existing
+            when = _short(p.due_at.astimezone(tz))
+            if p.kind == KIND_DIGEST:
+                digests += 1
+                print(f"  {when}  tổng hợp   → nhóm/cán bộ công an {p.chat_id}{mark}")
+                continue
+            reminders_count += 1
+            reporter, village = people[p.person_id]
+            role = "phó" if reporter.is_deputy else "trưởng thôn"
+            state = (
+                f"bản nháp câu {village.progress[0]}/{village.progress[1]}"
+                if village.progress
+                else "đang làm dở"
+                if village.has_draft
+                else "chưa bắt đầu"
+            )
+            print(
+                f"  {when}  {p.rule:<10} → {reporter.name or '#' + str(p.person_id)} ({role}, {village.name}) — {state}{mark}"
+            )
+    print(
+        f"Đến hạn: {reminders_count} tin nhắc, {digests} tin tổng hợp"
+        + (f" ({queued} đã có trong hàng đợi)." if queued else ".")
+    )
+    ahead = upcoming(inputs, now, now + timedelta(days=args.days))
+    if ahead:
+        print(f"Sắp tới trong {args.days} ngày:")
+        grouped = defaultdict(list)
+        for u in ahead:
+            grouped[(u.at, u.period.period_id, u.slot.rule_id)].append(u)
+        for (at, _pid, rule), items in sorted(grouped.items(), key=lambda kv: kv[0]):
+            period = items[0].period
+            names = sorted({u.village.name for u in items})
+            shown = ", ".join(names[:5]) + (f" và {len(names) - 5} thôn khác" if len(names) > 5 else "")
+            print(
+                f"  {_short(at.astimezone(period.zone))}  {rule:<10} → {len(items)} người ({shown}) — {period.code}"
+            )
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -358,6 +528,28 @@ def build_parser() -> argparse.ArgumentParser:
     try_ = forms_sub.add_parser("try", help="thử điền một biểu mẫu ngay trong cửa sổ lệnh")
     try_.add_argument("form", help="mã biểu mẫu (trong deploy/forms) hoặc đường dẫn tệp")
     forms.set_defaults(func=cmd_forms)
+
+    periods = sub.add_parser(
+        "periods", help="kỳ báo cáo đang mở và kỳ tới, số thôn đã nộp / đang làm / chưa làm"
+    )
+    periods.add_argument("--commune", help="chỉ một xã (mã hoặc tên)")
+    periods.add_argument(
+        "--at", help='xem tại thời điểm "YYYY-MM-DD HH:MM" (giờ địa phương); mặc định bây giờ'
+    )
+    periods.set_defaults(func=cmd_periods)
+
+    remind = sub.add_parser(
+        "remind", help="nhắc hạn: --dry-run xem trước sẽ gửi gì, --now lập lịch và gửi ngay"
+    )
+    mode = remind.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="chỉ in ra sẽ gửi gì cho ai, không ghi gì")
+    mode.add_argument("--now", action="store_true", help="lập lịch và gửi mọi tin đã đến hạn")
+    remind.add_argument("--at", help='với --dry-run: thời điểm "YYYY-MM-DD HH:MM" (giờ địa phương)')
+    remind.add_argument("--commune", help="với --dry-run: chỉ một xã (mã hoặc tên)")
+    remind.add_argument(
+        "--days", type=int, default=7, help="với --dry-run: in các tin sắp tới trong ngần này ngày"
+    )
+    remind.set_defaults(func=cmd_remind)
     return parser
 
 

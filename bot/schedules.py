@@ -4,7 +4,8 @@ A schedule entry names a form and its periods. A period's dates are either recur
 expanded for each year, with `{nam}` in the id and label replaced by the year) or one-off
 (`dd/mm/yyyy`). `due_before: 20/05` means "trước ngày 20/5": due at the end of 19/5 local time,
 i.e. at 20/5 00:00; `due: 19/05 17:00` sets the exact local due time instead. A recurring window
-whose due date falls before its opening date ends in the following year. Pure: no clock reads.
+whose due date falls before its opening date ends in the following year. An entry may carry
+`reminders` (see bot.reminders.rules; defaults when absent). Pure: no clock reads.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.reminders.rules import DEFAULT_RULES, ReminderRules, parse_reminders
+
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*(?:/\s*(\d{4}))?\s*(?:(\d{1,2})[:h](\d{2}))?\s*$")
 _ID = re.compile(r"^[A-Za-z0-9{}][A-Za-z0-9_.{}-]{0,31}$")
 PERIOD_KEYS = {"id", "label", "opens", "due_before", "due"}
-SCHEDULE_KEYS = {"form", "main", "periods", "late_days"}
+SCHEDULE_KEYS = {"form", "main", "periods", "late_days", "reminders"}
 DEFAULT_LATE_DAYS = 30
 
 
@@ -60,6 +63,7 @@ class Schedule:
     periods: tuple[PeriodRule, ...]
     main: bool = False
     late_days: int = DEFAULT_LATE_DAYS
+    reminders: ReminderRules = DEFAULT_RULES
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,9 @@ def parse_schedules(raw: Any, where: str = "schedules") -> tuple[tuple[Schedule,
         ids = [r.id for r in rules]
         for dup in sorted({x for x in ids if ids.count(x) > 1}):
             errors.append(f"{here}: mã kỳ '{dup}' bị trùng")
-        schedules.append(Schedule(form, tuple(rules), bool(entry.get("main", False)), late_days))
+        reminders, problems = parse_reminders(entry.get("reminders"), f"{here}.reminders")
+        errors.extend(problems)
+        schedules.append(Schedule(form, tuple(rules), bool(entry.get("main", False)), late_days, reminders))
     if sum(s.main for s in schedules) > 1:
         errors.append(f"{where}: chỉ một biểu mẫu được đánh dấu main: true")
     return tuple(schedules), errors

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
+from bot.reminders.rules import DEFAULT_QUIET, QuietHours, parse_quiet_hours
 from bot.schedules import Schedule, parse_schedules
 from storage.models import VillageKind
 
@@ -95,6 +96,7 @@ class CommuneSpec:
     police_chats: tuple[PoliceChatSpec, ...] = ()
     forms: tuple[Path, ...] = ()
     schedules: tuple[Schedule, ...] = ()
+    quiet_hours: QuietHours = DEFAULT_QUIET
 
 
 @dataclass(frozen=True)
@@ -718,6 +720,14 @@ def _read_schedules(ctx: Context, value: Any, where: Where) -> tuple[Schedule, .
     return INVALID if problems else schedules
 
 
+def _read_quiet_hours(ctx: Context, value: Any, where: Where) -> QuietHours | _Invalid:
+    """No reminders in this local window: "21:00-06:30" (may wrap midnight), or false for none."""
+    quiet, problem = parse_quiet_hours(value)
+    if problem is not None or quiet is None:
+        return ctx.error(where, problem or "giờ yên lặng không đúng")
+    return quiet
+
+
 # ---------------------------------------------------------------------------------------------
 # The key tables (one per level) — add new keys here.
 
@@ -735,6 +745,7 @@ COMMUNE_KEYS: dict[str, Key] = {
     "villages": Key(_read_villages, required=True, hint="danh sách thôn, tổ dân phố"),
     "forms": Key(_read_forms, default=()),
     "schedules": Key(_read_schedules, default=()),
+    "quiet_hours": Key(_read_quiet_hours, default=DEFAULT_QUIET),
 }
 
 POLICE_CHAT_KEYS: dict[str, Key] = {

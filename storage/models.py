@@ -5,7 +5,7 @@ Datetimes are timezone-aware and stored as UTC (sqlmodel UTCDateTime); local tim
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +38,9 @@ class Commune(SQLModel, table=True):
     name: str = Field(max_length=200)
     province: str | None = Field(default=None, max_length=200, index=True)
     timezone: str | None = Field(default=None, max_length=64)
+    # No reminders between these local times (the window may wrap midnight); None: 21:00–06:30.
+    quiet_start: time | None = None
+    quiet_end: time | None = None
     active: bool = Field(default=True)
     created_at: datetime
     updated_at: datetime
@@ -189,6 +192,8 @@ class CommuneForm(SQLModel, table=True):
     form_id: str = Field(max_length=64)
     position: int = Field(default=0)
     active: bool = Field(default=True)
+    # Reminder rules from the schedule entry (bot.reminders.rules.ReminderRules.to_json); None: defaults.
+    reminders: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Period(SQLModel, table=True):

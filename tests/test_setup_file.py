@@ -720,6 +720,7 @@ def test_unknown_keys_are_checked_against_the_table() -> None:
     # The table is the single list of what a commune may hold; later issues add their keys there.
     assert list(COMMUNE_KEYS) == [
         "code", "name", "province", "timezone", "police_chats", "villages", "forms", "schedules",
+        "quiet_hours",
     ]  # fmt: skip
 
 
@@ -817,3 +818,68 @@ def test_documented_example_is_valid_apart_from_form_files(tmp_path: Path) -> No
     commune = only_commune(check(tmp_path, example))
     assert commune.police_chats[1] == PoliceChatSpec(123456789)
     assert commune.villages[-1] == VillageSpec("Tổ dân phố Phố Mới", VillageKind.TO_DAN_PHO, "Tổ dân phố 1")
+
+
+# --- quiet hours (no reminders at night)
+
+
+def test_quiet_hours_default_to_the_night(tmp_path: Path) -> None:
+    from bot.reminders.rules import DEFAULT_QUIET
+
+    assert only_commune(check(tmp_path, MINIMAL)).quiet_hours == DEFAULT_QUIET
+
+
+@pytest.mark.parametrize(
+    ("written", "start", "end"),
+    [
+        ('"21:00-06:30"', (21, 0), (6, 30)),
+        ('"22h-5h30"', (22, 0), (5, 30)),
+        ('"12:00 - 13:30"', (12, 0), (13, 30)),
+        ("false", (0, 0), (0, 0)),  # none at all
+        ("không", (0, 0), (0, 0)),
+    ],
+)
+def test_quiet_hours_are_read(
+    tmp_path: Path, written: str, start: tuple[int, int], end: tuple[int, int]
+) -> None:
+    from datetime import time
+
+    commune = only_commune(check(tmp_path, MINIMAL + f"        quiet_hours: {written}\n"))
+    assert (commune.quiet_hours.start, commune.quiet_hours.end) == (time(*start), time(*end))
+
+
+def test_quiet_hours_errors_are_listed_with_the_others(tmp_path: Path) -> None:
+    text = MINIMAL.replace("code: xa-mau", "code: Xã Mẫu") + '        quiet_hours: "06:30-21:00"\n'
+    result = check(tmp_path, text)
+    assert found(result) == {
+        (
+            "communes[0] (Xã Mẫu) › code",
+            "mã xã 'Xã Mẫu' không hợp lệ: chỉ dùng chữ thường không dấu, chữ số và dấu gạch nối — ví dụ 'xa-mau'",
+            3,
+        ),
+        (
+            "communes[0] (Xã Mẫu) › quiet_hours",
+            "giờ yên lặng '06:30-21:00' dài 14 giờ 30 phút — tối đa 12 giờ; có phải '21:00-06:30'?",
+            8,
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ('"21:00"', "không hiểu giờ yên lặng '21:00'"),
+        ("21", "giờ yên lặng phải có dạng 'HH:MM-HH:MM', đang là số 21"),
+        ('"7:00-7:00"', "bắt đầu và kết thúc cùng lúc — muốn tắt thì ghi quiet_hours: false"),
+        ("[21, 6]", "giờ yên lặng phải có dạng 'HH:MM-HH:MM', đang là một danh sách"),
+    ],
+)
+def test_bad_quiet_hours(tmp_path: Path, written: str, reason: str) -> None:
+    result = check(tmp_path, MINIMAL + f"        quiet_hours: {written}\n")
+    (error,) = result.errors
+    assert error.where == "communes[0] (xa-mau) › quiet_hours" and reason in error.reason and error.line == 8
+
+
+def test_quiet_hours_misspelt_key_gets_a_suggestion(tmp_path: Path) -> None:
+    result = check(tmp_path, MINIMAL + '        quiet_hour: "21:00-06:30"\n')
+    assert reasons(result) == {"khóa lạ 'quiet_hour' — có phải 'quiet_hours'?"}

@@ -136,11 +136,13 @@ class Registry:
 
         return decorate
 
-    def callback(self, prefix: str, *, need: Need) -> Callable[[Handler], Handler]:
-        """Declare a button handler for callback data `prefix:…`."""
+    def callback(self, prefix: str, *, need: Need, in_groups: bool = False) -> Callable[[Handler], Handler]:
+        """Declare a button handler for callback data `prefix:…` (in_groups: also in group chats)."""
 
         def decorate(fn: Handler) -> Handler:
-            self.specs.append(Spec("callback", "text", (prefix,), need, fn, in_menu=False))
+            self.specs.append(
+                Spec("callback", "text", (prefix,), need, fn, in_menu=False, in_groups=in_groups)
+            )
             return fn
 
         return decorate

@@ -244,6 +244,65 @@ def commune_forms(session: Session, commune_id: int) -> list[CommuneForm]:
     )
 
 
+def store_reminder_settings(
+    session: Session, commune: Commune, spec: Any, *, now: datetime, actor: str
+) -> list[str]:
+    """Store the commune's quiet hours and each scheduled form's reminder rules (audited when changed)."""
+    from bot.reminders.rules import DEFAULT_QUIET
+
+    lines: list[str] = []
+    quiet = getattr(spec, "quiet_hours", DEFAULT_QUIET)
+    if (commune.quiet_start, commune.quiet_end) != (quiet.start, quiet.end):
+        before = (
+            f"{commune.quiet_start:%H:%M}-{commune.quiet_end:%H:%M}"
+            if commune.quiet_start is not None and commune.quiet_end is not None
+            else None
+        )
+        commune.quiet_start, commune.quiet_end = quiet.start, quiet.end
+        commune.updated_at = now
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="setup.quiet_hours",
+            entity="commune",
+            entity_id=commune.id,
+            before=before,
+            after=quiet.text,
+        )
+        if before is not None:
+            shown = "không có" if not quiet.enabled else quiet.text.replace("-", " đến ")
+            lines.append(f"{commune.name}: giờ không nhắn tin đổi thành {shown}.")
+    rows = {
+        row.form_id: row
+        for row in session.exec(select(CommuneForm).where(CommuneForm.commune_id == commune.id))
+    }
+    for schedule in spec.schedules:
+        row = rows.get(schedule.form)
+        wanted = schedule.reminders.to_json()
+        if row is None or row.reminders == wanted:
+            continue
+        changed = row.reminders is not None
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="setup.reminders",
+            entity="commune_form",
+            entity_id=row.id,
+            form=schedule.form,
+            before=row.reminders,
+            after=wanted,
+        )
+        row.reminders = wanted
+        if changed:
+            lines.append(
+                f"{commune.name}: nhắc hạn {schedule.form} đổi thành {schedule.reminders.describe()}."
+            )
+    session.flush()
+    return lines
+
+
 def store_setup_forms(session: Session, setup: Any, *, now: datetime, actor: str = "setup") -> list[str]:
     """Store every commune's form files, link them to the commune and sync its periods.
 
@@ -281,6 +340,7 @@ def store_setup_forms(session: Session, setup: Any, *, now: datetime, actor: str
         if main is not None:
             for row in session.exec(select(CommuneForm).where(CommuneForm.commune_id == commune.id)):
                 row.position = -1 if row.form_id == main else max(row.position, 0)
+        lines.extend(store_reminder_settings(session, commune, spec, now=now, actor=actor))
     if problems:
         raise FormStoreError(problems)
     session.flush()

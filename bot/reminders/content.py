@@ -1,0 +1,327 @@
+"""What an outbox row says, decided at send time so it is fresh ("bản nháp đang ở câu 7/18").
+
+`render_outbox(session, row, now)` returns the message (Telegram HTML ≤ 4096 characters and inline
+buttons as `(label, callback_data)` rows), or None when the row is no longer useful and should be
+marked obsolete: the report was submitted, the person left or is inactive, the village or period was
+removed, a newer reminder for the same person and period is already sent or due, the reopening ended,
+the period closed.
+
+Texts are templates under `templates/remind/` (Jinja2, HTML autoescape). A deployment can override
+them: with `BAOCAO_TEMPLATES_DIR=/path`, `/path/<commune code>/remind/x.html` is used first, then
+`/path/remind/x.html`, then the shipped one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, Final
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from bot.forms.view import MAX_TEXT, split_html, tg_len
+from bot.reminders.planner import DEFAULT_TZ, KIND_DIGEST, KIND_NUDGE, KIND_REMINDER, SERIES_REOPEN
+from bot.services import reminders as service
+from bot.setup_file import slugify
+from bot.texts import environment
+from storage.models import (
+    Commune,
+    CommuneForm,
+    FormVersion,
+    Membership,
+    Outbox,
+    OutboxStatus,
+    Period,
+    Person,
+    PoliceChat,
+    Role,
+    Submission,
+    Village,
+)
+
+CB_REPORT: Final = "rp"  # bot.handlers.report.CB_PICK: starts or resumes the period's report
+CB_NUDGE: Final = "nudge"
+NUDGE_STALE: Final = timedelta(hours=12)  # a nudge not sent by then is no longer what the officer meant
+TEMPLATES_ENV: Final = "BAOCAO_TEMPLATES_DIR"
+DIGEST_LIMITS: Final = (None, 40, 20, 10, 5, 0)  # names listed per group, until the digest fits
+
+Buttons = tuple[tuple[tuple[str, str], ...], ...]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to send: Telegram HTML text (≤ 4096) and rows of (label, callback_data ≤ 64 bytes)."""
+
+    text: str
+    buttons: Buttons = ()
+
+
+@lru_cache(maxsize=64)
+def _environment(root: str | None, commune_code: str | None) -> Environment:
+    base = environment()
+    if not root:
+        return base
+    dirs = [os.path.join(root, commune_code)] if commune_code else []
+    dirs.append(root)
+    return base.overlay(loader=ChoiceLoader([FileSystemLoader(dirs), base.loader]))  # type: ignore[list-item]
+
+
+def render_text(name: str, commune_code: str | None = None, /, **context: Any) -> str:
+    """Render `templates/<name>`, preferring the deployment's and the commune's own copies."""
+    env = _environment(os.environ.get(TEMPLATES_ENV) or None, commune_code)
+    return env.get_template(name).render(**context).strip()
+
+
+def vn_span(delta: timedelta) -> str:
+    """ "2 ngày", "5 giờ", "40 phút" — the largest whole unit, at least one minute."""
+    minutes = max(int(delta.total_seconds() // 60), 1)
+    if minutes >= 1440:
+        return f"{minutes // 1440} ngày"
+    if minutes >= 60:
+        return f"{minutes // 60} giờ"
+    return f"{minutes} phút"
+
+
+def days_left(deadline: datetime, now: datetime, tz: Any) -> int:
+    """Whole calendar days from today to the last day (0: today is the last day), local time."""
+    last_day = (deadline.astimezone(tz) - timedelta(microseconds=1)).date()
+    return (last_day - now.astimezone(tz).date()).days
+
+
+def _form_title(session: Session, form_id: str) -> str:
+    row = session.exec(
+        select(FormVersion).where(FormVersion.form_id == form_id).order_by(FormVersion.version.desc())  # type: ignore[attr-defined]
+    ).first()
+    return row.title if row is not None else form_id
+
+
+def _check(data: str) -> str:
+    if len(data.encode()) > 64:  # pragma: no cover - ids are short
+        raise ValueError(f"callback data too long: {data!r}")
+    return data
+
+
+def _in_use(session: Session, period: Period | None) -> tuple[Period, Commune] | None:
+    """The period and its commune, if both are active and the commune still uses the form."""
+    if period is None or not period.active:
+        return None
+    commune = session.get(Commune, period.commune_id)
+    if commune is None or not commune.active:
+        return None
+    linked = session.exec(
+        select(CommuneForm).where(
+            CommuneForm.commune_id == commune.id, CommuneForm.form_id == period.form_id, CommuneForm.active
+        )
+    ).first()
+    return (period, commune) if linked is not None else None
+
+
+def _reporter(session: Session, row: Outbox) -> tuple[Person, Village] | None:
+    """The row's person and village, if the person is active and still reports for that active village."""
+    person = session.get(Person, row.person_id) if row.person_id is not None else None
+    village = session.get(Village, row.village_id) if row.village_id is not None else None
+    if person is None or village is None or not person.active or person.forgotten_at is not None:
+        return None
+    if not village.active:
+        return None
+    member = session.exec(
+        select(Membership).where(
+            Membership.person_id == person.id,
+            Membership.village_id == village.id,
+            Membership.role == Role.VILLAGE_HEAD,
+            Membership.ended_at.is_(None),  # type: ignore[union-attr]
+        )
+    ).first()
+    return (person, village) if member is not None else None
+
+
+def _newer_reminder(session: Session, row: Outbox, now: datetime) -> bool:
+    """A later reminder for the same person and period is already sent, being sent, or due."""
+    found = session.exec(
+        select(Outbox.id).where(
+            Outbox.kind == KIND_REMINDER,
+            Outbox.person_id == row.person_id,
+            Outbox.period_id == row.period_id,
+            Outbox.id != row.id,
+            Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT]),  # type: ignore[attr-defined]
+            Outbox.due_at <= now,
+            or_(Outbox.due_at > row.due_at, (Outbox.due_at == row.due_at) & (Outbox.id > row.id)),  # type: ignore[operator]
+        )
+    ).first()
+    return found is not None
+
+
+def _report_context(
+    session: Session,
+    period: Period,
+    commune: Commune,
+    village: Village,
+    deadline: datetime,
+    now: datetime,
+    default_tz: str,
+) -> dict[str, Any]:
+    tz = service.commune_zone(commune, default_tz)
+    state = service.village_state(session, village, period)
+    overdue = now >= deadline
+    return {
+        "village": village.name,
+        "commune": commune.name,
+        "form_title": _form_title(session, period.form_id),
+        "period": period.label,
+        "deadline": deadline.astimezone(tz),
+        "days_left": days_left(deadline, now, tz),
+        "overdue": overdue,
+        "late": vn_span(now - deadline) if overdue else "",
+        "closes": period.closes_at.astimezone(tz) if period.closes_at > deadline else None,
+        "progress": state.progress,
+        "has_draft": state.has_draft,
+        "state": state,
+    }
+
+
+def _report_button(commune: Commune, period: Period, has_draft: bool) -> Buttons:
+    label = render_text("remind/button.html", commune.code, has_draft=has_draft)
+    return (((label, _check(f"{CB_REPORT}:{period.id}")),),)
+
+
+def _render_reminder(session: Session, row: Outbox, now: datetime, default_tz: str) -> Outgoing | None:
+    who = _reporter(session, row)
+    found = _in_use(session, session.get(Period, row.period_id) if row.period_id else None)
+    if who is None or found is None:
+        return None
+    (_person, village), (period, commune) = who, found
+    payload = row.payload or {}
+    reopen = payload.get("series") == SERIES_REOPEN
+    state = service.village_state(session, village, period, with_progress=False)
+    if reopen:
+        r = state.reopening
+        if not state.reopen_owed or r is None or r.id != payload.get("reopening_id") or now >= r.until:
+            return None
+        deadline = r.until
+    else:
+        if state.submitted_at is not None or now >= period.closes_at:
+            return None
+        deadline = period.due_at
+    if _newer_reminder(session, row, now):
+        return None
+    context = _report_context(session, period, commune, village, deadline, now, default_tz)
+    if reopen:
+        name = "remind/reopened.html"
+    elif context["overdue"]:
+        name = "remind/overdue.html"
+    elif context["has_draft"]:
+        name = "remind/draft.html"
+    else:
+        name = "remind/not_started.html"
+    text = render_text(name, commune.code, **context)
+    return Outgoing(_fit(text), _report_button(commune, period, context["has_draft"]))
+
+
+def _render_nudge(session: Session, row: Outbox, now: datetime, default_tz: str) -> Outgoing | None:
+    who = _reporter(session, row)
+    found = _in_use(session, session.get(Period, row.period_id) if row.period_id else None)
+    if who is None or found is None or now - row.created_at > NUDGE_STALE:
+        return None
+    (_person, village), (period, commune) = who, found
+    state = service.village_state(session, village, period, with_progress=False)
+    if not service.village_owes(state, period, now):
+        return None
+    deadline = state.reopening.until if state.reopen_owed and state.reopening else period.due_at
+    context = _report_context(session, period, commune, village, deadline, now, default_tz)
+    text = render_text("remind/nudge.html", commune.code, **context)
+    return Outgoing(_fit(text), _report_button(commune, period, context["has_draft"]))
+
+
+def digest_context(
+    session: Session, period: Period, commune: Commune, now: datetime, default_tz: str
+) -> dict[str, Any]:
+    """The digest's numbers and lists for one period, as of now."""
+    tz = service.commune_zone(commune, default_tz)
+    data = service.period_input(session, period, default_tz=default_tz, with_progress=True)
+    assert data is not None
+    subs = {
+        s.village_id: s
+        for s in session.exec(
+            select(Submission).where(Submission.period_id == period.id, Submission.is_current)
+        )
+    }
+    on_time, late, drafts, missing, unreachable, nobody = [], [], [], [], [], []
+    for village in sorted(data.villages, key=lambda v: (slugify(v.name), v.name)):
+        sub = subs.get(village.village_id)
+        if sub is not None:
+            if sub.on_time:
+                on_time.append(village.name)
+            else:
+                late.append({"name": village.name, "late": vn_span(sub.sent_at - period.due_at)})
+        elif village.has_draft:
+            drafts.append({"name": village.name, "progress": village.progress})
+        else:
+            missing.append(village.name)
+        if not village.reporters:
+            nobody.append(village.name)
+        for r in village.reporters:
+            if not r.active or r.chat_id is None:
+                unreachable.append({"name": r.name or f"#{r.person_id}", "village": village.name})
+    owed = [v for v in data.villages if service.village_owes(v, period, now)]
+    return {
+        "commune": commune.name,
+        "form_title": _form_title(session, period.form_id),
+        "period": period.label,
+        "due": period.due_at.astimezone(tz),
+        "closes": period.closes_at.astimezone(tz) if period.closes_at > period.due_at else None,
+        "total": len(data.villages),
+        "on_time": on_time,
+        "late": late,
+        "drafts": drafts,
+        "missing": missing,
+        "unreachable": unreachable,
+        "nobody": nobody,
+        "owed": len(owed),
+    }
+
+
+def _render_digest(session: Session, row: Outbox, now: datetime, default_tz: str) -> Outgoing | None:
+    found = _in_use(session, session.get(Period, row.period_id) if row.period_id else None)
+    if found is None:
+        return None
+    period, commune = found
+    chat = session.exec(
+        select(PoliceChat).where(
+            PoliceChat.commune_id == commune.id, PoliceChat.chat_id == row.chat_id, PoliceChat.active
+        )
+    ).first()
+    if chat is None:
+        return None
+    context = digest_context(session, period, commune, now, default_tz)
+    text = ""
+    for limit in DIGEST_LIMITS:
+        text = render_text("remind/digest.html", commune.code, limit=limit, **context)
+        if tg_len(text) <= MAX_TEXT:
+            break
+    buttons: Buttons = ()
+    if context["owed"]:
+        label = render_text("remind/nudge_button.html", commune.code, count=context["owed"])
+        buttons = (((label, _check(f"{CB_NUDGE}:all:{period.id}")),),)
+    return Outgoing(_fit(text), buttons)
+
+
+def _fit(text: str) -> str:
+    """The text itself, or its first piece cut at a line break when longer than Telegram allows."""
+    return text if tg_len(text) <= MAX_TEXT else split_html(text)[0]
+
+
+def render_outbox(
+    session: Session, row: Outbox, now: datetime, *, default_tz: str = DEFAULT_TZ
+) -> Outgoing | None:
+    """The message for an outbox row as of `now`, or None when it is no longer useful (mark it obsolete)."""
+    if row.kind == KIND_REMINDER:
+        return _render_reminder(session, row, now, default_tz)
+    if row.kind == KIND_DIGEST:
+        return _render_digest(session, row, now, default_tz)
+    if row.kind == KIND_NUDGE:
+        return _render_nudge(session, row, now, default_tz)
+    return None

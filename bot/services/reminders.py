@@ -1,0 +1,598 @@
+"""Reminders in the database: the planner's input from the tables, planned messages into the outbox.
+
+`plan(session, now)` reads periods, submissions, drafts, reopenings, people and rules, runs the pure
+planner (`bot.reminders.planner`) and inserts each planned message once (the outbox `key` is unique;
+inserts skip existing keys, so any number of runs in any number of processes give the same rows).
+Pending reminders that are no longer the one to send — superseded by a newer rule, the village
+submitted, the person left — are marked obsolete. Police nudges (`queue_nudges`) are outbox rows too.
+The dispatcher sends due rows, rendering them at send time with `bot.reminders.content.render_outbox`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, update
+from sqlalchemy.sql import Select
+from sqlmodel import Session, select
+
+from bot.reminders import planner
+from bot.reminders.planner import (
+    DEFAULT_TZ,
+    DIGEST_STALE,
+    KIND_NUDGE,
+    KIND_REMINDER,
+    PeriodInput,
+    Planned,
+    Reopen,
+    Reporter,
+    VillageInput,
+)
+from bot.reminders.rules import DEFAULT_QUIET, QuietHours, ReminderRules
+from storage import audit
+from storage.models import (
+    Commune,
+    CommuneForm,
+    Draft,
+    FormVersion,
+    Membership,
+    Outbox,
+    OutboxStatus,
+    Period,
+    Person,
+    PoliceChat,
+    Reopening,
+    Role,
+    Submission,
+    Village,
+)
+
+NUDGE_EVERY = timedelta(hours=1)  # at most one nudge per village and period in this time
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What one planning run did: the messages planned now, rows created, already there, made obsolete."""
+
+    planned: tuple[Planned, ...]
+    created: int
+    existing: int
+    obsoleted: int
+
+    def __str__(self) -> str:
+        """One line: "3 tin đến hạn: 1 mới, 2 đã có; 0 tin cũ bỏ"."""
+        return (
+            f"{len(self.planned)} tin đến hạn: {self.created} mới, {self.existing} đã có; "
+            f"{self.obsoleted} tin cũ bỏ"
+        )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The counts by name (for logs and the command line)."""
+        return {
+            "planned": len(self.planned),
+            "created": self.created,
+            "existing": self.existing,
+            "obsoleted": self.obsoleted,
+        }
+
+
+def commune_zone(commune: Commune | None, default: str = DEFAULT_TZ) -> ZoneInfo:
+    """The commune's time zone (its own, else the default)."""
+    for name in (commune.timezone if commune is not None else None, default, DEFAULT_TZ):
+        if name:
+            try:
+                return ZoneInfo(name)
+            except Exception:
+                continue
+    return ZoneInfo(DEFAULT_TZ)
+
+
+def commune_quiet(commune: Commune) -> QuietHours:
+    """The commune's quiet hours (the default 21:00–06:30 until a setup file sets them)."""
+    if commune.quiet_start is None or commune.quiet_end is None:
+        return DEFAULT_QUIET
+    return QuietHours(commune.quiet_start, commune.quiet_end)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def planning_scope(now: datetime) -> Select:
+    """Ids of the periods the planner looks at: active, opened, not long closed (or reopened)."""
+    reopened = select(Reopening.period_id).where(Reopening.until > now)
+    return (
+        select(Period.id)
+        .join(Commune, Commune.id == Period.commune_id)
+        .join(
+            CommuneForm,
+            (CommuneForm.commune_id == Period.commune_id) & (CommuneForm.form_id == Period.form_id),
+        )
+        .where(
+            Period.active,
+            Commune.active,
+            CommuneForm.active,
+            Period.opens_at <= now,
+            or_(
+                Period.closes_at > now,
+                Period.due_at > now - DIGEST_STALE - timedelta(days=1),
+                Period.id.in_(reopened),  # type: ignore[attr-defined]
+            ),
+        )
+        .correlate(None)
+    )
+
+
+def load_inputs(
+    session: Session,
+    scope: Select,
+    *,
+    default_tz: str = DEFAULT_TZ,
+    with_progress: bool = False,
+) -> list[PeriodInput]:
+    """The planner's input for the periods whose ids `scope` selects (bulk queries, no per-village SQL)."""
+    periods = list(
+        session.exec(select(Period).where(Period.id.in_(scope)).order_by(Period.due_at, Period.id))
+    )  # type: ignore[attr-defined]
+    if not periods:
+        return []
+    scope = scope.correlate(None)
+    commune_ids = select(Period.commune_id).where(Period.id.in_(scope)).correlate(None)  # type: ignore[attr-defined]
+    communes = {c.id: c for c in session.exec(select(Commune).where(Commune.id.in_(commune_ids)))}  # type: ignore[attr-defined]
+    rules = {
+        (cf.commune_id, cf.form_id): ReminderRules.from_json(cf.reminders)
+        for cf in session.exec(select(CommuneForm).where(CommuneForm.commune_id.in_(commune_ids)))  # type: ignore[attr-defined]
+    }
+    villages_by_commune: dict[int, list[Village]] = defaultdict(list)
+    for village in session.exec(
+        select(Village).where(Village.commune_id.in_(commune_ids), Village.active).order_by(Village.name)  # type: ignore[attr-defined]
+    ):
+        villages_by_commune[village.commune_id].append(village)
+    village_ids = (
+        select(Village.id).where(Village.commune_id.in_(commune_ids), Village.active).correlate(None)  # type: ignore[attr-defined]
+    )
+    reporters: dict[int, list[Reporter]] = defaultdict(list)
+    for membership, person in session.exec(
+        select(Membership, Person)
+        .join(Person, Person.id == Membership.person_id)
+        .where(
+            Membership.village_id.in_(village_ids),  # type: ignore[union-attr]
+            Membership.role == Role.VILLAGE_HEAD,
+            Membership.ended_at.is_(None),  # type: ignore[union-attr]
+        )
+        .order_by(Membership.is_deputy, Membership.id)
+    ):
+        reporters[membership.village_id].append(
+            Reporter(
+                person_id=person.id,
+                chat_id=person.chat_id,
+                active=person.active and person.forgotten_at is None,
+                name=person.full_name,
+                is_deputy=membership.is_deputy,
+                joined_at=membership.created_at,
+            )
+        )
+    submitted: dict[tuple[int, int], tuple[datetime, bool]] = {}
+    for village_id, period_id, received_at, on_time in session.exec(
+        select(Submission.village_id, Submission.period_id, Submission.received_at, Submission.on_time).where(
+            Submission.period_id.in_(scope),  # type: ignore[union-attr]
+            Submission.is_current,
+        )
+    ):
+        submitted[(village_id, period_id)] = (received_at, on_time)
+    drafts: dict[tuple[int, int], tuple[int, int] | None] = {}
+    if with_progress:
+        for draft in session.exec(select(Draft).where(Draft.period_id.in_(scope))):  # type: ignore[union-attr]
+            drafts[(draft.village_id, draft.period_id)] = draft_progress(session, draft)
+    else:  # the planner only needs to know a draft exists, not its (large) state
+        for village_id, period_id in session.exec(
+            select(Draft.village_id, Draft.period_id).where(Draft.period_id.in_(scope))  # type: ignore[union-attr]
+        ):
+            drafts[(village_id, period_id)] = None
+    reopenings: dict[tuple[int, int], Reopen] = {}
+    for row in session.exec(
+        select(Reopening).where(Reopening.period_id.in_(scope)).order_by(Reopening.at, Reopening.id)  # type: ignore[attr-defined]
+    ):
+        reopenings[(row.village_id, row.period_id)] = Reopen(row.id, row.at, row.until)  # the latest wins
+    chats: dict[int, list[int]] = defaultdict(list)
+    for chat in session.exec(
+        select(PoliceChat)
+        .where(PoliceChat.commune_id.in_(commune_ids), PoliceChat.active)
+        .order_by(PoliceChat.id)  # type: ignore[attr-defined]
+    ):
+        chats[chat.commune_id].append(chat.chat_id)
+    out = []
+    for period in periods:
+        commune = communes[period.commune_id]
+        villages = []
+        for village in villages_by_commune[period.commune_id]:
+            key = (village.id, period.id)
+            sub = submitted.get(key)
+            villages.append(
+                VillageInput(
+                    village_id=village.id,
+                    name=village.name,
+                    reporters=tuple(reporters[village.id]),
+                    submitted_at=sub[0] if sub else None,
+                    on_time=sub[1] if sub else None,
+                    has_draft=key in drafts,
+                    progress=drafts.get(key),
+                    reopening=reopenings.get(key),
+                )
+            )
+        out.append(
+            PeriodInput(
+                period_id=period.id,
+                opens_at=period.opens_at,
+                due_at=period.due_at,
+                closes_at=period.closes_at,
+                commune_id=commune.id,
+                code=period.code,
+                label=period.label,
+                form_id=period.form_id,
+                tz=str(commune_zone(commune, default_tz)),
+                quiet=commune_quiet(commune),
+                rules=rules.get((commune.id, period.form_id), ReminderRules.from_json(None)),
+                villages=tuple(villages),
+                police_chats=tuple(chats[commune.id]),
+                commune_name=commune.name,
+            )
+        )
+    return out
+
+
+def draft_progress(session: Session, draft: Draft) -> tuple[int, int] | None:
+    """("câu 7/18") where a stored draft stands, or None if its form cannot be read."""
+    from bot.forms import engine
+    from bot.forms.state import DraftState
+    from bot.services.forms import get_form
+
+    form = get_form(session, draft.form_id, draft.form_version)
+    if form is None:
+        return None
+    try:
+        return engine.progress(form, DraftState.from_json(draft.state))
+    except Exception:
+        return None
+
+
+def _insert_missing(session: Session, planned: Sequence[Planned], now: datetime) -> tuple[int, int]:
+    """Insert rows for keys not in the outbox yet (a concurrent insert is skipped); (created, existing)."""
+    existing: set[str] = set()
+    keys = [p.key for p in planned]
+    for chunk in _chunks(keys):
+        existing.update(session.exec(select(Outbox.key).where(Outbox.key.in_(chunk))))  # type: ignore[attr-defined]
+    new = [p for p in planned if p.key not in existing]
+    created = 0
+    for chunk in _chunks(new, 200):
+        created += insert_outbox(session, [_row(p, now) for p in chunk])
+    return created, len(planned) - len(new)
+
+
+def _row(p: Planned, now: datetime) -> dict[str, Any]:
+    return {
+        "key": p.key,
+        "kind": p.kind,
+        "chat_id": p.chat_id,
+        "person_id": p.person_id,
+        "village_id": p.village_id,
+        "period_id": p.period_id,
+        "rule": p.rule,
+        "payload": dict(p.payload),
+        "due_at": p.due_at,
+        "created_at": now,
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+    }
+
+
+def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> int:
+    """INSERT … ON CONFLICT (key) DO NOTHING; returns how many rows were new."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = Outbox.__table__  # type: ignore[attr-defined]
+    stmt = insert(table).values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+    return len(session.execute(stmt).all())
+
+
+def _obsolete_superseded(session: Session, planned: Sequence[Planned]) -> int:
+    """Pending reminders that are not the one planned now for their (person, period) become obsolete."""
+    wanted = {(p.person_id, p.period_id): p.key for p in planned if p.kind == KIND_REMINDER}
+    stale = [
+        row_id
+        for row_id, key, person_id, period_id in session.exec(
+            select(Outbox.id, Outbox.key, Outbox.person_id, Outbox.period_id).where(
+                Outbox.kind == KIND_REMINDER, Outbox.status == OutboxStatus.PENDING
+            )
+        )
+        if wanted.get((person_id, period_id)) != key
+    ]
+    count = 0
+    for chunk in _chunks(stale):
+        result = session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(chunk), Outbox.status == OutboxStatus.PENDING)  # type: ignore[union-attr]
+            .values(status=OutboxStatus.OBSOLETE.value)
+        )
+        count += max(result.rowcount or 0, 0)
+    return count
+
+
+def plan(session: Session, now: datetime, *, default_tz: str = DEFAULT_TZ) -> PlanReport:
+    """Plan reminders and digests due by `now` into the outbox; idempotent; returns counts and the plan."""
+    inputs = load_inputs(session, planning_scope(now), default_tz=default_tz)
+    planned = planner.plan(inputs, now)
+    created, existing = _insert_missing(session, planned, now)
+    obsoleted = _obsolete_superseded(session, planned)
+    session.flush()
+    return PlanReport(tuple(planned), created, existing, obsoleted)
+
+
+def dry_run(
+    session: Session, now: datetime, *, default_tz: str = DEFAULT_TZ, commune_id: int | None = None
+) -> tuple[list[PeriodInput], list[Planned], set[str]]:
+    """What `plan` would do at `now`, writing nothing: the inputs, the plan, and keys already in the outbox."""
+    scope = planning_scope(now)
+    if commune_id is not None:
+        scope = scope.where(Period.commune_id == commune_id)
+    inputs = load_inputs(session, scope, default_tz=default_tz, with_progress=True)
+    planned = planner.plan(inputs, now)
+    existing: set[str] = set()
+    for chunk in _chunks([p.key for p in planned]):
+        existing.update(session.exec(select(Outbox.key).where(Outbox.key.in_(chunk))))  # type: ignore[attr-defined]
+    return inputs, planned, existing
+
+
+def period_input(
+    session: Session, period: Period, *, default_tz: str = DEFAULT_TZ, with_progress: bool = True
+) -> PeriodInput | None:
+    """The planner's view of one period (used at send time and by the commands)."""
+    found = load_inputs(
+        session,
+        select(Period.id).where(Period.id == period.id),
+        default_tz=default_tz,
+        with_progress=with_progress,
+    )
+    return found[0] if found else None
+
+
+def village_state(
+    session: Session, village: Village, period: Period, *, with_progress: bool = True
+) -> VillageInput:
+    """One village's state in one period (without its reporters): submission, draft, latest reopening."""
+    sub = session.exec(
+        select(Submission).where(
+            Submission.village_id == village.id, Submission.period_id == period.id, Submission.is_current
+        )
+    ).first()
+    draft = session.exec(
+        select(Draft).where(
+            Draft.village_id == village.id, Draft.period_id == period.id, Draft.form_id == period.form_id
+        )
+    ).first()
+    reopening = session.exec(
+        select(Reopening)
+        .where(Reopening.village_id == village.id, Reopening.period_id == period.id)
+        .order_by(Reopening.at.desc(), Reopening.id.desc())  # type: ignore[attr-defined]
+    ).first()
+    return VillageInput(
+        village_id=village.id,
+        name=village.name,
+        submitted_at=sub.received_at if sub else None,
+        on_time=sub.on_time if sub else None,
+        has_draft=draft is not None,
+        progress=draft_progress(session, draft) if draft is not None and with_progress else None,
+        reopening=Reopen(reopening.id, reopening.at, reopening.until) if reopening else None,
+    )
+
+
+def village_owes(village: VillageInput, period: Period, now: datetime) -> bool:
+    """Whether the village still owes this period's report now (and can still file it)."""
+    if village.reopen_owed and village.reopening is not None and now < village.reopening.until:
+        return True
+    return village.submitted_at is None and now < period.closes_at
+
+
+# --- nudges
+
+
+@dataclass
+class NudgeResult:
+    """What a police nudge did, village by village."""
+
+    queued: list[tuple[str, int]] = field(default_factory=list)  # village, people it goes to
+    recent: list[tuple[str, datetime]] = field(default_factory=list)  # already nudged at (UTC)
+    submitted: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # past the late-report window, not reopened
+    unreachable: list[str] = field(default_factory=list)  # nobody the bot can write to
+
+
+def last_nudge(session: Session, village_id: int, period_id: int, now: datetime) -> datetime | None:
+    """When the village was last nudged for this period within the last hour, if it was."""
+    rows = session.exec(
+        select(Outbox.created_at).where(
+            Outbox.kind == KIND_NUDGE,
+            Outbox.village_id == village_id,
+            Outbox.period_id == period_id,
+            Outbox.created_at > now - NUDGE_EVERY,
+        )
+    ).all()
+    return max(rows) if rows else None
+
+
+def queue_nudges(
+    session: Session,
+    *,
+    by: Person,
+    period: Period,
+    village_ids: Sequence[int] | None = None,
+    now: datetime,
+    default_tz: str = DEFAULT_TZ,
+) -> NudgeResult:
+    """Queue a nudge (due now) to each reporter of the villages that still owe the period's report.
+
+    `village_ids=None` means every village of the period's commune. The caller has checked that the
+    officer may act on this commune; villages of other communes are ignored.
+    """
+    result = NudgeResult()
+    data = period_input(session, period, default_tz=default_tz, with_progress=False)
+    if data is None:
+        return result
+    wanted = set(village_ids) if village_ids is not None else None
+    rows: list[dict[str, Any]] = []
+    for village in data.villages:
+        if wanted is not None and village.village_id not in wanted:
+            continue
+        if not village_owes(village, period, now):
+            if village.submitted_at is not None and not village.reopen_owed:
+                result.submitted.append(village.name)
+            else:
+                result.closed.append(village.name)
+            continue
+        recent = last_nudge(session, village.village_id, period.id, now)
+        if recent is not None:
+            result.recent.append((village.name, recent))
+            continue
+        people = [r for r in village.reporters if planner.reachable(r)]
+        if not people:
+            result.unreachable.append(village.name)
+            continue
+        for reporter in people:
+            assert reporter.chat_id is not None
+            rows.append(
+                {
+                    "key": planner.nudge_key(village.village_id, period.id, reporter.person_id, now),
+                    "kind": KIND_NUDGE,
+                    "chat_id": reporter.chat_id,
+                    "person_id": reporter.person_id,
+                    "village_id": village.village_id,
+                    "period_id": period.id,
+                    "rule": None,
+                    "payload": {"by": by.id, "by_name": by.full_name},
+                    "due_at": now,
+                    "created_at": now,
+                    "status": OutboxStatus.PENDING.value,
+                    "attempts": 0,
+                }
+            )
+        result.queued.append((village.name, len(people)))
+    insert_outbox(session, rows)
+    if result.queued:
+        audit.record(
+            session,
+            at=now,
+            actor=audit.person_actor(by.id),
+            action="reminder.nudge",
+            entity="period",
+            entity_id=period.id,
+            villages=[name for name, _ in result.queued],
+        )
+    session.flush()
+    return result
+
+
+def nudge_period(session: Session, commune_id: int, now: datetime, code: str | None = None) -> Period | None:
+    """The period a bare `/nhacnho` is about: of the commune's main form, open now, due nearest to now.
+
+    With `code`, the period of that code (any form). Periods that are closed (and not reopened) are skipped.
+    """
+    from bot.services.forms import commune_forms
+
+    query = select(Period).where(Period.commune_id == commune_id, Period.active, Period.opens_at <= now)
+    if code is not None:
+        query = query.where(Period.code == code)
+    else:
+        forms = [cf.form_id for cf in commune_forms(session, commune_id)]
+        periods_by_form = defaultdict(list)
+        for p in session.exec(query.where(Period.closes_at > now)):
+            periods_by_form[p.form_id].append(p)
+        for form_id in forms:  # the main form first (setup puts it at position -1)
+            if periods_by_form.get(form_id):
+                return min(periods_by_form[form_id], key=lambda p: (abs(p.due_at - now), p.id))
+        return None
+    candidates = list(session.exec(query))
+    return min(candidates, key=lambda p: (abs(p.due_at - now), p.id)) if candidates else None
+
+
+# --- overview for the command line
+
+
+@dataclass(frozen=True)
+class PeriodLine:
+    """One period of `baocao periods`: open now or next, with its villages' counts when open."""
+
+    period: Period
+    form_title: str
+    is_open: bool
+    total: int = 0
+    submitted: int = 0
+    late: int = 0
+    drafts: int = 0
+    not_started: int = 0
+
+
+def periods_overview(
+    session: Session, now: datetime, *, commune_id: int | None = None, default_tz: str = DEFAULT_TZ
+) -> list[tuple[Commune, list[PeriodLine]]]:
+    """Per active commune: the periods open at `now` (with counts) and each form's next period."""
+    from bot.services.forms import commune_forms
+
+    query = select(Commune).where(Commune.active).order_by(Commune.code)
+    if commune_id is not None:
+        query = query.where(Commune.id == commune_id)
+    out = []
+    for commune in session.exec(query):
+        forms = [cf.form_id for cf in commune_forms(session, commune.id)]
+        titles = {
+            row.form_id: row.title
+            for row in session.exec(
+                select(FormVersion).where(FormVersion.form_id.in_(forms)).order_by(FormVersion.version)
+            )  # type: ignore[attr-defined]
+        }
+        periods = list(
+            session.exec(
+                select(Period)
+                .where(Period.commune_id == commune.id, Period.active, Period.form_id.in_(forms))  # type: ignore[attr-defined]
+                .order_by(Period.due_at, Period.id)
+            )
+        )
+        open_now = [p for p in periods if p.opens_at <= now < p.closes_at]
+        scope = select(Period.id).where(Period.id.in_([p.id for p in open_now]))  # type: ignore[attr-defined]
+        data = (
+            {d.period_id: d for d in load_inputs(session, scope, default_tz=default_tz)} if open_now else {}
+        )
+        lines = []
+        for p in open_now:
+            villages = data[p.id].villages if p.id in data else ()
+            lines.append(
+                PeriodLine(
+                    p,
+                    titles.get(p.form_id, p.form_id),
+                    True,
+                    total=len(villages),
+                    submitted=sum(v.submitted_at is not None for v in villages),
+                    late=sum(v.submitted_at is not None and v.on_time is False for v in villages),
+                    drafts=sum(v.submitted_at is None and v.has_draft for v in villages),
+                    not_started=sum(v.submitted_at is None and not v.has_draft for v in villages),
+                )
+            )
+        for form_id in forms:
+            upcoming = [p for p in periods if p.form_id == form_id and p.opens_at > now]
+            if upcoming:
+                nxt = min(upcoming, key=lambda p: (p.opens_at, p.id))
+                lines.append(PeriodLine(nxt, titles.get(form_id, form_id), False))
+        out.append((commune, lines))
+    return out
