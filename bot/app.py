@@ -15,6 +15,8 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.handlers import Registry, load_all
 from bot.handlers.menu import set_default_menu
+from bot.reminders.ratelimit import RateLimiter
+from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
 from bot.texts import render
 from storage.db import make_engine, upgrade
 
@@ -42,6 +44,7 @@ def build_application(
         .base_file_url(settings.base_file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(_post_init)
+        .post_stop(_post_stop)
         .concurrent_updates(False)  # one update at a time: a chat's answers are applied in order
     )
     if request is not None:
@@ -52,6 +55,7 @@ def build_application(
         ).get_updates_request(HTTPXRequest(connect_timeout=10, read_timeout=40))
     application = builder.build()
     application.bot_data["deps"] = deps
+    application.bot_data[LIMITER_KEY] = RateLimiter()  # shared by everything sent in bulk
     (registry or load_all()).install(application, deps)
     application.add_error_handler(_on_error)
     return application
@@ -62,6 +66,14 @@ async def _post_init(application: Application) -> None:
         await set_default_menu(application.bot)
     except Exception:  # the menu is a nicety; never block start-up on it
         log.warning("could not set the default command menu", exc_info=True)
+    try:
+        start_reminders(application)  # APScheduler ticks plan() + dispatch_due() (BAOCAO_TICK_SECONDS)
+    except Exception:  # reports keep working; the log says reminders are off
+        log.exception("could not start the reminder scheduler: no reminders will be sent")
+
+
+async def _post_stop(application: Application) -> None:
+    await stop_reminders(application)  # finish the send in flight, hand back unsent claims
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

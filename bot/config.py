@@ -32,6 +32,8 @@ class Settings:
     database_url: str
     timezone: ZoneInfo
     bot_username: str | None = None
+    tick_seconds: float = 30.0  # BAOCAO_TICK_SECONDS: how often reminders are planned and sent (0: never)
+    send_lease_seconds: float = 120.0  # BAOCAO_SEND_LEASE_SECONDS: a claimed message's lease
 
     @property
     def base_url(self) -> str:
@@ -132,6 +134,23 @@ def _check_username(raw: str | None) -> str | None:
     return name
 
 
+def _check_seconds(name: str, raw: str | None, default: float, *, minimum: float, zero_ok: bool) -> float:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = float("nan")
+    if value == 0 and zero_ok:
+        return 0.0
+    if not value >= minimum or value > 86400:
+        floor = "0 (tắt) hoặc " if zero_ok else ""
+        raise ConfigError(
+            f"{name}={raw!r} không hợp lệ: cần số giây, {floor}từ {minimum:g} đến 86400, ví dụ {default:g}."
+        )
+    return value
+
+
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
     return Settings(
@@ -140,6 +159,16 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         database_url=_check_database_url(environ.get("DATABASE_URL")),
         timezone=_check_timezone(environ.get("BAOCAO_TIMEZONE")),
         bot_username=_check_username(environ.get("TELEGRAM_BOT_USERNAME")),
+        tick_seconds=_check_seconds(
+            "BAOCAO_TICK_SECONDS", environ.get("BAOCAO_TICK_SECONDS"), 30.0, minimum=0.1, zero_ok=True
+        ),
+        send_lease_seconds=_check_seconds(
+            "BAOCAO_SEND_LEASE_SECONDS",
+            environ.get("BAOCAO_SEND_LEASE_SECONDS"),
+            120.0,
+            minimum=1,
+            zero_ok=False,
+        ),
     )
 
 

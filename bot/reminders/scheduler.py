@@ -1,0 +1,244 @@
+"""APScheduler ticks the planner and the dispatcher; all state lives in the `outbox` table.
+
+Every `tick_seconds` (BAOCAO_TICK_SECONDS, default 30) an `AsyncIOScheduler` job calls `tick()`,
+which starts one *cycle* unless the previous one is still running (that tick is skipped): plan
+(`bot.services.reminders.plan`, in a worker thread, its own transaction), then `dispatch_due` for at
+most `cycle_seconds` (default 5 minutes; rows falling due meanwhile are sent in the same run, and a
+row whose village submitted meanwhile renders to nothing and is made obsolete); while rows are
+left it plans and dispatches again. The cycle runs as a task of
+its own, not inside APScheduler's executor, so stopping the scheduler never cancels a send.
+
+`stop()` (from the application's post_stop) stops the ticks, lets the message in flight finish and
+be marked, hands claimed but unsent rows back to `pending`, and waits for the cycle to end.
+Nothing is kept in memory between ticks: a restarted process carries on from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from telegram import Bot
+
+from bot.clock import Clock, system_clock
+from bot.reminders.dispatch import (
+    DEFAULT_BATCH,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LEASE,
+    DispatchReport,
+    RenderFn,
+    default_worker_id,
+    dispatch_due,
+    load_default_plan,
+    load_default_render,
+    plan_now,
+)
+from bot.reminders.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_KEY = "reminder_scheduler"
+LIMITER_KEY = "send_limiter"
+JOB_ID = "reminders-tick"
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did: the planner's reports and the dispatcher's."""
+
+    plans: list[Any] = field(default_factory=list)
+    dispatches: list[DispatchReport] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        """Messages sent in this cycle."""
+        return sum(d.sent for d in self.dispatches)
+
+
+class ReminderScheduler:
+    """Ticks plan() and dispatch_due() on the running event loop, never two cycles at once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        bot: Bot,
+        *,
+        tick_seconds: float,
+        clock: Clock = system_clock,
+        limiter: RateLimiter | None = None,
+        plan: Callable[[Session, datetime], Any] | None = None,
+        render: RenderFn | None = None,
+        worker_id: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        batch: int = DEFAULT_BATCH,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        cycle_seconds: float | None = None,
+        default_tz: str | None = None,
+    ) -> None:
+        """Configure; nothing runs until `start()` (or `run_cycle()` in tests)."""
+        self.engine, self.bot, self.clock = engine, bot, clock
+        self.tick_seconds = tick_seconds
+        self.limiter = limiter or RateLimiter()
+        self._plan, self._render = plan, render
+        self.default_tz = default_tz  # for the default planner and renderer (BAOCAO_TIMEZONE)
+        self.worker_id = worker_id or default_worker_id()
+        self.lease, self.batch, self.concurrency = lease, batch, concurrency
+        # while a big wave drains, plan again every 5 minutes (planning 100,000 heads takes ~20 s)
+        self.cycle_seconds = cycle_seconds if cycle_seconds is not None else max(300.0, tick_seconds)
+        self.ticks = 0
+        self.skipped = 0  # ticks that found the previous cycle still running
+        self.cycles = 0
+        self._scheduler: AsyncIOScheduler | None = None
+        self._task: asyncio.Task[CycleReport] | None = None
+        self._stop = asyncio.Event()
+        self._warned: set[str] = set()
+
+    @property
+    def running(self) -> bool:
+        """Whether a cycle is under way."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start ticking on the running loop; the first tick comes at once."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.tick_seconds,
+            id=JOB_ID,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("reminders: ticking every %ss as %s", self.tick_seconds, self.worker_id)
+
+    async def tick(self) -> None:
+        """The APScheduler job: start a cycle unless one is running (then skip) or we are stopping."""
+        self.ticks += 1
+        if self._stop.is_set():
+            return
+        if self.running:
+            self.skipped += 1
+            log.debug("reminders: previous cycle still running, tick skipped")
+            return
+        self._task = asyncio.create_task(self.run_cycle(), name="reminders-cycle")
+
+    async def run_cycle(self) -> CycleReport:
+        """Plan, then dispatch for at most `cycle_seconds`; again while rows are left and not stopping."""
+        self.cycles += 1
+        report = CycleReport()
+        while not self._stop.is_set():
+            planned = await self._plan_once()
+            if planned is not None:
+                report.plans.append(planned)
+            render = self._resolve_render()
+            if render is None:
+                break
+            try:
+                sent = await dispatch_due(
+                    self.engine,
+                    self.bot,
+                    self.clock(),
+                    render=render,
+                    limiter=self.limiter,
+                    worker_id=self.worker_id,
+                    batch=self.batch,
+                    concurrency=self.concurrency,
+                    lease=self.lease,
+                    clock=self.clock,
+                    stop=self._stop,
+                    max_seconds=self.cycle_seconds,
+                )
+            except Exception:
+                log.exception("reminders: dispatch failed; the next tick tries again")
+                break
+            report.dispatches.append(sent)
+            if sent.results:
+                log.info("reminders: %s", sent.summary())
+            if not sent.more:
+                break
+        return report
+
+    async def _plan_once(self) -> Any:
+        try:
+            planner = self._plan or load_default_plan(self.default_tz)
+        except ImportError as err:
+            self._warn_once("plan", "reminders: no planner available (%s); only dispatching", err)
+            return None
+        try:
+            return await asyncio.to_thread(plan_now, self.engine, self.clock(), planner)
+        except Exception:
+            log.exception("reminders: planning failed; dispatching what is already planned")
+            return None
+
+    def _resolve_render(self) -> RenderFn | None:
+        if self._render is not None:
+            return self._render
+        try:
+            self._render = load_default_render(self.default_tz)
+        except ImportError as err:
+            self._warn_once("render", "reminders: no renderer available (%s); nothing is sent", err)
+            return None
+        return self._render
+
+    def _warn_once(self, what: str, message: str, err: BaseException) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(message, err)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop ticking, finish the message in flight, hand back unsent claims, wait for the cycle."""
+        self._stop.set()
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            log.warning("reminders: the cycle did not end within %ss; leases will expire", timeout)
+            task.cancel()
+
+
+def start_reminders(application: Application) -> ReminderScheduler | None:
+    """Start the reminder ticks for a running application (post_init), unless BAOCAO_TICK_SECONDS=0."""
+    deps = application.bot_data["deps"]
+    settings = deps.settings
+    if settings.tick_seconds <= 0:
+        log.info("reminders: BAOCAO_TICK_SECONDS=0, not ticking")
+        return None
+    limiter = application.bot_data.setdefault(LIMITER_KEY, RateLimiter())
+    scheduler = ReminderScheduler(
+        deps.engine,
+        application.bot,
+        tick_seconds=settings.tick_seconds,
+        clock=deps.clock,
+        limiter=limiter,
+        lease=timedelta(seconds=settings.send_lease_seconds),
+        default_tz=str(settings.timezone),
+    )
+    scheduler.start()
+    application.bot_data[SCHEDULER_KEY] = scheduler
+    return scheduler
+
+
+async def stop_reminders(application: Application) -> None:
+    """Stop the reminder ticks gracefully (post_stop); a no-op when they were never started."""
+    scheduler = application.bot_data.pop(SCHEDULER_KEY, None)
+    if scheduler is not None:
+        await scheduler.stop()
