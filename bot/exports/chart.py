@@ -1,0 +1,202 @@
+"""PNG charts for the police summary: who reported (by village) and the main figures against last period.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), in
+DejaVu Sans, which ships with matplotlib and has every Vietnamese glyph.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Sequence
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from bot.exports.data import clean_text, words
+from bot.services.completeness import Completeness, VillageState
+from bot.services.summaries import IndicatorSummary
+
+FONT = "DejaVu Sans"
+DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DPI = 110
+WIDTH_IN = 8.0  # reads on a phone at full width
+COLOURS = {
+    VillageState.ON_TIME: "#2e7d32",
+    VillageState.LATE: "#ef6c00",
+    VillageState.DRAFT: "#fbc02d",
+    VillageState.NOT_STARTED: "#c62828",
+}
+TEXT_ON = {
+    VillageState.ON_TIME: "white",
+    VillageState.LATE: "white",
+    VillageState.DRAFT: "black",
+    VillageState.NOT_STARTED: "white",
+}
+MAX_VILLAGE_BARS = 60  # more villages than this: the per-village panel is left out
+PREVIOUS_COLOUR, CURRENT_COLOUR = "#9e9e9e", "#1565c0"
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    return buffer.getvalue()
+
+
+def _state_words() -> dict[VillageState, str]:
+    w = words()["chart"]
+    return {
+        VillageState.ON_TIME: w["on_time"],
+        VillageState.LATE: w["late"],
+        VillageState.DRAFT: w["draft"],
+        VillageState.NOT_STARTED: w["missing"],
+    }
+
+
+def _plain(text: str) -> str:
+    """Data shown as typed: control characters dropped, "$" escaped so matplotlib never reads math."""
+    return clean_text(text).replace("$", r"\$")
+
+
+def _short(text: str, width: int, lines: int) -> str:
+    wrapped = textwrap.wrap(" ".join(clean_text(text).split()), width) or [""]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: width - 1].rstrip() + "…"
+    return "\n".join(wrapped).replace("$", r"\$")
+
+
+def completeness_chart(done: Completeness, *, tz: ZoneInfo = DEFAULT_TZ) -> bytes:
+    """Who reported: a stacked bar of the counts by state, and one coloured bar per village (PNG bytes)."""
+    names = _state_words()
+    order = (VillageState.ON_TIME, VillageState.LATE, VillageState.DRAFT, VillageState.NOT_STARTED)
+    counts = {state: sum(1 for v in done.villages if v.state == state) for state in order}
+    villages = list(done.villages) if len(done.villages) <= MAX_VILLAGE_BARS else []
+    height = 1.6 + (0.32 * len(villages) + 0.6 if villages else 0)
+    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+    ratios = [1.0, 0.32 * len(villages) + 0.3] if villages else [1.0]
+    axes = fig.subplots(len(ratios), 1, gridspec_kw={"height_ratios": ratios}, squeeze=False)[:, 0]
+    title = words()["chart"]["completeness_title"].format(period=_plain(done.period.label))
+    fig.suptitle(f"{title}: {done.submitted}/{done.total}", fontfamily=FONT, fontsize=13, fontweight="bold")
+
+    top = axes[0]
+    left = 0
+    for state in order:
+        n = counts[state]
+        if not n:
+            continue
+        top.barh(0, n, left=left, color=COLOURS[state], edgecolor="white")
+        top.text(left + n / 2, 0, str(n), ha="center", va="center", color=TEXT_ON[state], fontfamily=FONT,
+                 fontsize=11, fontweight="bold")  # fmt: skip
+        left += n
+    top.set_xlim(0, max(done.total, 1))
+    top.set_yticks([])
+    top.set_xlabel(words()["chart"]["villages_axis"], fontfamily=FONT, fontsize=9)
+    for side in ("top", "right", "left"):
+        top.spines[side].set_visible(False)
+    top.legend(
+        handles=[Patch(color=COLOURS[s], label=f"{names[s]} ({counts[s]})") for s in order],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.35),
+        ncol=4,
+        frameon=False,
+        prop={"family": FONT, "size": 9},
+    )
+
+    if villages:
+        ax = axes[1]
+        ys = range(len(villages))
+        ax.barh(list(ys), [1] * len(villages), color=[COLOURS[v.state] for v in villages], edgecolor="white")
+        for y, v in zip(ys, villages, strict=True):
+            label = names[v.state]
+            if v.sent_at is not None:
+                label += f" · {v.sent_at.astimezone(tz):%H:%M %d/%m}"
+            ax.text(
+                0.02, y, label, va="center", ha="left", color=TEXT_ON[v.state], fontfamily=FONT, fontsize=9
+            )
+        ax.set_yticks(list(ys), [_short(v.name, 28, 1) for v in villages], fontfamily=FONT, fontsize=9)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
+        for side in ("top", "right", "bottom"):
+            ax.spines[side].set_visible(False)
+    return _png(fig)
+
+
+def _float(value: int | Decimal | None) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def indicators_chart(
+    indicators: Sequence[IndicatorSummary],
+    *,
+    period_label: str,
+    previous_label: str | None = None,
+    limit: int = 12,
+) -> bytes:
+    """The main numeric indicators, this period against the previous one, as grouped bars (PNG bytes).
+
+    Each indicator has its own scale (sessions and people differ a hundredfold): bars are drawn relative
+    to the larger of the two values, and the values are written beside them.
+    """
+    w = words()["chart"]
+    shown = [i for i in indicators if i.kind == "number"][:limit]
+    with_previous = previous_label is not None and any(i.previous is not None for i in shown)
+    period_label, previous_label = _plain(period_label), _plain(previous_label or "")
+    height = 1.6 + 0.62 * max(len(shown), 1)
+    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+    ax = fig.subplots()
+    title = (
+        w["indicators_title"].format(period=period_label, previous=previous_label)
+        if with_previous
+        else w["indicators_title_alone"].format(period=period_label)
+    )
+    ax.set_title(title, fontfamily=FONT, fontsize=12, fontweight="bold", loc="left")
+    if not shown:
+        ax.text(0.5, 0.5, w["no_data"], ha="center", va="center", fontfamily=FONT, fontsize=11)
+        ax.set_axis_off()
+        return _png(fig)
+    bar = 0.38 if with_previous else 0.6
+    for y, ind in enumerate(shown):
+        now, before = _float(ind.total), _float(ind.previous)
+        scale = max(now, before if with_previous else 0.0) or 1.0
+        pairs = [(now, CURRENT_COLOUR, -bar / 2 if with_previous else 0.0)]
+        if with_previous:
+            pairs.append((before, PREVIOUS_COLOUR, bar / 2))
+        for value, colour, offset in pairs:
+            ax.barh(y + offset, value / scale, height=bar, color=colour)
+            text = _number_text(value) if (colour == CURRENT_COLOUR or ind.previous is not None) else "—"
+            ax.text(value / scale + 0.01, y + offset, text, va="center", fontfamily=FONT, fontsize=9)
+    ax.set_yticks(
+        range(len(shown)), [_short(i.question.label, 46, 2) for i in shown], fontfamily=FONT, fontsize=8
+    )
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.18)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    handles = [Patch(color=CURRENT_COLOUR, label=f"{w['current']}: {period_label}")]
+    if with_previous:
+        handles.append(Patch(color=PREVIOUS_COLOUR, label=f"{w['previous']}: {previous_label}"))
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=2,
+        frameon=False,
+        title=w["scale_note"],
+        title_fontproperties={"family": FONT, "size": 8, "style": "italic"},
+        prop={"family": FONT, "size": 9},
+    )
+    return _png(fig)
+
+
+def _number_text(value: float) -> str:
+    from bot.forms.view import vn_number
+
+    return vn_number(int(value)) if value == int(value) else vn_number(Decimal(repr(round(value, 2))))
+
+
+__all__ = ["completeness_chart", "indicators_chart"]

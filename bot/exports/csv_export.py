@@ -1,0 +1,47 @@
+"""The CSV export: the villages sheet's columns, UTF-8 with a BOM so Excel reads Vietnamese correctly.
+
+Numbers are plain (1234, 2.5), dates dd/mm/yyyy, times dd/mm/yyyy hh:mm in local time; text that a
+spreadsheet would take for a formula gets a leading apostrophe. No totals row (the file is for import).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.exports.data import ExportScope, columns, neutralise, row_cells
+from bot.services.summaries import village_rows
+
+BOM = "\ufeff"
+
+
+def csv_value(value: Any) -> str:
+    """One typed value as CSV text."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, int):
+        return str(value)
+    return neutralise(str(value))
+
+
+def write_csv(session: Session, scope: ExportScope) -> bytes:
+    """The CSV file as bytes (UTF-8 with BOM, comma-separated, CRLF line ends)."""
+    cols = columns(scope.form)
+    buffer = io.StringIO()
+    buffer.write(BOM)
+    writer = csv.writer(buffer)
+    writer.writerow([neutralise(c.header) for c in cols])
+    for index, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
+        writer.writerow([csv_value(v) for v in row_cells(scope, cols, index, row)])
+    return buffer.getvalue().encode("utf-8")

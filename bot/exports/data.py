@@ -1,0 +1,258 @@
+"""What every export reads: the scope (commune, form, period), the columns, and safe cell values.
+
+The rows come from the summary layer (`bot.services.summaries.village_rows`: every active village,
+streamed, with its current submission and its state); the writers turn them into cells one at a time.
+Text is cleaned of characters XML cannot hold and, for spreadsheets, marked as text when it would
+otherwise be read as a formula.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from bot.forms.model import Form, QType, Question
+from bot.services.summaries import VillageRow, VillageState
+from bot.texts import templates_dir
+from storage.models import Commune, Period
+
+EXCEL_MAX_TEXT = 32_767  # characters an Excel cell holds
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# ---------------------------------------------------------------------------------------------- words
+
+
+@lru_cache(maxsize=1)
+def words() -> dict[str, Any]:
+    """The fixed words of the exports (column headers, states, sheet names) from templates/export/words.yaml."""
+    with (templates_dir() / "export" / "words.yaml").open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+# ---------------------------------------------------------------------------------------------- text safety
+
+
+def clean_text(text: str) -> str:
+    """NFC text without the characters XML 1.0 cannot hold (NUL, C0 controls, lone surrogates); CRLF → LF."""
+    text = _XML_ILLEGAL.sub("", text.replace("\r\n", "\n"))
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet would read this text as a formula (= + - @, or a leading tab/CR)."""
+    return text.startswith(_FORMULA_START)
+
+
+def neutralise(text: str) -> str:
+    """Clean text and prefix an apostrophe when it would start a formula (for CSV)."""
+    text = clean_text(text)
+    return "'" + text if looks_like_formula(text) else text
+
+
+# ---------------------------------------------------------------------------------------------- scope
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    """One export: which commune, form and period, the period before it, and the local time zone."""
+
+    commune: Commune
+    form: Form
+    period: Period
+    previous: Period | None
+    tz: ZoneInfo
+    generated_at: datetime  # aware
+
+    def local(self, at: datetime | None) -> datetime | None:
+        """A stored (UTC) time as a naive local datetime, the way spreadsheets keep times."""
+        return at.astimezone(self.tz).replace(tzinfo=None) if at is not None else None
+
+
+# ---------------------------------------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the villages sheet (and of the CSV): header, kind of value, width, whether it is summed."""
+
+    key: str
+    header: str
+    kind: str  # "int" | "number" | "text" | "date" | "datetime"
+    width: float
+    question: Question | None = None
+    total: bool = False
+
+
+_WIDTH = {
+    QType.INTEGER: 16,
+    QType.DECIMAL: 16,
+    QType.DATE: 13,
+    QType.YES_NO: 12,
+    QType.SINGLE_CHOICE: 18,
+    QType.MULTI_CHOICE: 28,
+    QType.TEXT: 32,
+    QType.LONG_TEXT: 45,
+    QType.PHOTO: 11,
+    QType.LOCATION: 22,
+    QType.REPEAT: 14,
+}
+
+
+def _kind(question: Question) -> str:
+    if question.type == QType.INTEGER or question.type == QType.REPEAT:
+        return "int"
+    if question.type == QType.DECIMAL:
+        return "number"
+    if question.type == QType.DATE:
+        return "date"
+    return "text"
+
+
+def columns(form: Form) -> list[Column]:
+    """The villages sheet's columns: number, village, state, sent at, on time, version, then one per question."""
+    w = words()["columns"]
+    cols = [
+        Column("number", w["number"], "int", 6),
+        Column("village", w["village"], "text", 28),
+        Column("status", w["status"], "text", 16),
+        Column("sent_at", w["sent_at"], "datetime", 17),
+        Column("on_time", w["on_time"], "text", 12),
+        Column("version", w["version"], "int", 9),
+    ]
+    for q in form.answerable:
+        header = q.label + (w["items_suffix"] if q.type == QType.REPEAT else "")
+        cols.append(
+            Column(
+                f"q:{q.id}", header, _kind(q), _WIDTH.get(q.type, 20), q, total=_kind(q) in ("int", "number")
+            )
+        )
+    return cols
+
+
+def status_text(state: VillageState) -> str:
+    """The state column: "Đã nộp", "Chưa nộp" or "Chưa nộp (đang làm dở)"."""
+    states = words()["status"]
+    if state in (VillageState.ON_TIME, VillageState.LATE):
+        return states["submitted"]
+    return states["draft"] if state == VillageState.DRAFT else states["missing"]
+
+
+def timeliness_text(state: VillageState) -> str | None:
+    """The timeliness column: "Đúng hạn" / "Muộn" for a submitted report, else None."""
+    t = words()["timeliness"]
+    return {VillageState.ON_TIME: t["on_time"], VillageState.LATE: t["late"]}.get(state)
+
+
+def to_number(value: Any) -> int | Decimal | None:
+    """A stored numeric answer as int or Decimal (None for anything that is not a finite number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    if not d.is_finite():
+        return None
+    return int(d) if d == d.to_integral_value() and "." not in str(value) else d
+
+
+def cell_value(question: Question, value: Any) -> Any:
+    """A stored JSON answer as a typed cell value: int/Decimal, date, or text (choice labels, Có/Không)."""
+    if value is None:
+        return None
+    t = question.type
+    answer = words()["answer"]
+    if t in (QType.INTEGER, QType.DECIMAL):
+        number = to_number(value)
+        return number if number is not None else clean_text(str(value))
+    if t == QType.DATE:
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            return clean_text(str(value))
+    if t == QType.YES_NO and isinstance(value, bool):
+        return answer["true"] if value else answer["false"]
+    if t == QType.SINGLE_CHOICE:
+        return clean_text(question.choice_label(str(value)))
+    if t == QType.MULTI_CHOICE and isinstance(value, list):
+        return clean_text("; ".join(question.choice_label(str(v)) for v in value))
+    if t == QType.PHOTO:
+        return answer["photo"]
+    if t == QType.LOCATION and isinstance(value, dict):
+        try:
+            return f"{float(value['lat']):.5f}, {float(value['lon']):.5f}"
+        except (KeyError, TypeError, ValueError):
+            return None
+    if t == QType.REPEAT:
+        return len(value) if isinstance(value, list) else None
+    return clean_text(value if isinstance(value, str) else str(value))
+
+
+def row_cells(scope: ExportScope, cols: Sequence[Column], index: int, row: VillageRow) -> list[Any]:
+    """The typed values of one village's row, in column order."""
+    answers = row.answers or {}
+    out: list[Any] = []
+    for col in cols:
+        if col.question is not None:
+            out.append(cell_value(col.question, answers.get(col.question.id)))
+        elif col.key == "number":
+            out.append(index)
+        elif col.key == "village":
+            out.append(clean_text(row.village))
+        elif col.key == "status":
+            out.append(status_text(row.state))
+        elif col.key == "sent_at":
+            out.append(scope.local(row.sent_at))
+        elif col.key == "on_time":
+            out.append(timeliness_text(row.state))
+        elif col.key == "version":
+            out.append(row.version_no)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- repeat groups
+
+
+def repeat_groups(form: Form) -> list[Question]:
+    """The form's repeat groups (e.g. the incidents of `vu_viec`)."""
+    return [q for q in form.answerable if q.type == QType.REPEAT]
+
+
+def item_columns(group: Question) -> list[Column]:
+    """Columns of a repeat group's detail table: village, item number, then one per sub-question."""
+    w = words()["columns"]
+    cols = [Column("village", w["village"], "text", 28), Column("item", w["item"], "int", 8)]
+    for sub in group.questions:
+        if sub.type != QType.NOTE:
+            cols.append(
+                Column(f"q:{group.id}.{sub.id}", sub.label, _kind(sub), _WIDTH.get(sub.type, 20), sub)
+            )
+    return cols
+
+
+def item_rows(group: Question, cols: Sequence[Column], row: VillageRow) -> Iterator[list[Any]]:
+    """One list of typed values per item the village gave in this repeat group."""
+    items = (row.answers or {}).get(group.id)
+    if not isinstance(items, list):
+        return
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            continue
+        values: list[Any] = [clean_text(row.village), number]
+        values += [
+            cell_value(c.question, item.get(c.question.id)) for c in cols[2:] if c.question is not None
+        ]
+        yield values

@@ -1,0 +1,578 @@
+"""The Word export: the commune police's report upward, in the layout of Decree 30/2020/NĐ-CP.
+
+Layout (Appendix I of the decree): A4, margins top/bottom 20 mm, left 30 mm, right 15 mm; Times New
+Roman. A borderless two-column header: the superior body (12 pt, upper case) and the issuing body
+(13 pt, bold) with a rule a little under half its length, then "Số: …/BC-CAX" (13 pt); on the right
+the national name (12 pt bold), the motto (13 pt bold) with a rule as long as the motto, and the
+place-and-date line (14 pt italic). Then "BÁO CÁO" (14 pt bold, centred), the subject (14 pt bold)
+with a short rule, the body (14 pt, justified, first line indented 1.27 cm, 6 pt between paragraphs)
+from the commune-editable Jinja2 text template `templates/export/report_body.txt`, and a borderless
+table with "Nơi nhận:" (12 pt bold italic, items 11 pt) on the left and the signature block on the right.
+Page numbers from page 2, centred in the header.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from docx import Document
+from docx.document import Document as DocumentType
+from docx.enum.section import WD_ORIENT
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Length, Mm, Pt
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from sqlmodel import Session
+
+from bot.exports import ExportError
+from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
+from bot.forms.model import QType
+from bot.forms.view import vn_date, vn_number
+from bot.services.completeness import Completeness, completeness
+from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
+from bot.texts import templates_dir
+
+FONT = "Times New Roman"
+PAGE_WIDTH, PAGE_HEIGHT = Mm(210), Mm(297)
+MARGIN_TOP, MARGIN_BOTTOM, MARGIN_LEFT, MARGIN_RIGHT = Mm(20), Mm(20), Mm(30), Mm(15)
+CONTENT_WIDTH = Mm(210 - 30 - 15)
+HEADER_LEFT, HEADER_RIGHT = Mm(65), Mm(100)
+CLOSING_LEFT, CLOSING_RIGHT = Mm(80), Mm(85)
+CELL_PADDING = Mm(1.9)  # Word's default left and right cell margin, 0.19 cm each
+BODY_PT = 14
+FIRST_LINE_INDENT = Mm(12.7)
+TABLE_MARKER = "[[BANG_TIEN_DO]]"
+FREE_TEXT_LIMIT = 2000  # characters of a free-text answer quoted in the report (the whole is in Excel)
+BODY_TEMPLATE = "report_body.txt"
+SUBJECT_TEMPLATE = "report_subject.txt"
+
+
+class TemplateProblem(ExportError):
+    """The commune's Word template could not be rendered; the message says where."""
+
+
+# ---------------------------------------------------------------------------------------------- text width
+
+# Advance widths of Times New Roman (1/1000 em), enough to size the decree's rules under a line.
+_UP = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LO = "abcdefghijklmnopqrstuvwxyz"
+_REGULAR = dict(
+    zip(_UP, (722, 667, 667, 722, 611, 556, 722, 722, 333, 389, 722, 611, 889, 722, 722, 556, 722, 667, 556,
+              611, 722, 722, 944, 722, 722, 611), strict=True),
+    **dict(zip(_LO, (444, 500, 444, 500, 444, 333, 500, 500, 278, 278, 500, 278, 778, 500, 500, 500, 500, 333,
+                     389, 278, 500, 500, 722, 500, 500, 444), strict=True)),
+)  # fmt: skip
+_BOLD = dict(
+    zip(_UP, (722, 667, 722, 722, 667, 611, 778, 778, 389, 500, 778, 667, 944, 722, 778, 611, 778, 722, 556,
+              667, 722, 722, 1000, 722, 722, 667), strict=True),
+    **dict(zip(_LO, (500, 556, 444, 556, 444, 333, 500, 556, 278, 333, 556, 278, 833, 556, 500, 556, 556, 444,
+                     389, 333, 556, 500, 722, 500, 500, 444), strict=True)),
+)  # fmt: skip
+_OTHER = {" ": 250, "-": 333, ",": 250, ".": 250, ":": 278, ";": 278, "/": 278, "…": 1000}
+
+
+def text_width(text: str, size_pt: float, *, bold: bool = False) -> Length:
+    """The printed width of one line in Times New Roman (diacritics do not change a letter's width)."""
+    table = _BOLD if bold else _REGULAR
+    units = 0
+    for ch in text:
+        base = unicodedata.normalize("NFD", ch.replace("đ", "d").replace("Đ", "D"))[:1]
+        units += table.get(base) or _OTHER.get(base) or (500 if base.isdigit() else 600)
+    return Length(int(units / 1000 * size_pt * 12700))  # 12,700 EMU per point
+
+
+# ---------------------------------------------------------------------------------------------- low-level helpers
+
+# Children that must follow <w:pBdr> in <w:pPr>, and <w:tblBorders> in <w:tblPr> (schema order).
+_PPR_AFTER_BORDER = (
+    "w:shd", "w:tabs", "w:suppressAutoHyphens", "w:kinsoku", "w:wordWrap", "w:overflowPunct",
+    "w:topLinePunct", "w:autoSpaceDE", "w:autoSpaceDN", "w:bidi", "w:adjustRightInd", "w:snapToGrid",
+    "w:spacing", "w:ind", "w:contextualSpacing", "w:mirrorIndents", "w:suppressOverlap", "w:jc",
+    "w:textDirection", "w:textAlignment", "w:textboxTightWrap", "w:outlineLvl", "w:divId", "w:cnfStyle",
+    "w:rPr", "w:sectPr", "w:pPrChange",
+)  # fmt: skip
+_TBLPR_AFTER_BORDERS = (
+    "w:shd", "w:tblLayout", "w:tblCellMar", "w:tblLook", "w:tblCaption", "w:tblDescription", "w:tblPrChange",
+)  # fmt: skip
+
+
+def _fonts(element: Any) -> None:
+    """Times New Roman on every script slot of a run or style (so Vietnamese letters use it too)."""
+    rpr = element.get_or_add_rPr()
+    fonts = rpr.find(qn("w:rFonts"))
+    if fonts is None:
+        fonts = OxmlElement("w:rFonts")
+        rpr.insert(1 if rpr.find(qn("w:rStyle")) is not None else 0, fonts)
+    for slot in ("w:ascii", "w:hAnsi", "w:eastAsia", "w:cs"):
+        fonts.set(qn(slot), FONT)
+
+
+def _run(p: Paragraph, text: str, size: float, *, bold: bool = False, italic: bool = False) -> None:
+    run = p.add_run(clean_text(text))
+    run.font.name = FONT
+    run.font.size = Pt(size)
+    run.bold = bold
+    run.italic = italic
+    _fonts(run._r)
+
+
+def _para(
+    container: Any,
+    text: str = "",
+    size: float = BODY_PT,
+    *,
+    bold: bool = False,
+    italic: bool = False,
+    align: WD_ALIGN_PARAGRAPH = WD_ALIGN_PARAGRAPH.CENTER,
+    first: bool = False,
+) -> Paragraph:
+    """A paragraph in `container` (document or cell); `first` reuses a cell's initial empty paragraph."""
+    p = container.paragraphs[0] if first else container.add_paragraph()
+    p.alignment = align
+    fmt = p.paragraph_format
+    fmt.space_before = fmt.space_after = Pt(0)
+    fmt.line_spacing_rule = WD_LINE_SPACING.SINGLE
+    if text:
+        _run(p, text, size, bold=bold, italic=italic)
+    return p
+
+
+def _rule(container: Any, length: Length, available: Length) -> Paragraph:
+    """A centred horizontal rule of `length` under the previous line: an empty paragraph's top border."""
+    p = _para(container, size=4)
+    p.paragraph_format.space_before = Pt(3)  # a little below the descenders of the line above
+    length = min(length, available)
+    side = Length(max(0, (available - length) // 2))
+    p.paragraph_format.left_indent = side
+    p.paragraph_format.right_indent = side
+    ppr = p._p.get_or_add_pPr()
+    borders = OxmlElement("w:pBdr")
+    top = OxmlElement("w:top")
+    for key, value in (("w:val", "single"), ("w:sz", "6"), ("w:space", "1"), ("w:color", "000000")):
+        top.set(qn(key), value)
+    borders.append(top)
+    ppr.insert_element_before(borders, *_PPR_AFTER_BORDER)
+    run = p.add_run("")
+    run.font.size = Pt(4)
+    return p
+
+
+def _borderless(table: Table, widths: Sequence[Length]) -> None:
+    """No borders, fixed column widths."""
+    tbl_pr = table._tbl.tblPr
+    borders = OxmlElement("w:tblBorders")
+    for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
+        el = OxmlElement(f"w:{edge}")
+        el.set(qn("w:val"), "nil")
+        borders.append(el)
+    tbl_pr.insert_element_before(borders, *_TBLPR_AFTER_BORDERS)
+    _fixed(table, widths)
+
+
+def _fixed(table: Table, widths: Sequence[Length]) -> None:
+    table.autofit = False  # <w:tblLayout w:type="fixed"/>
+    table.alignment = WD_TABLE_ALIGNMENT.CENTER
+    for i, width in enumerate(widths):
+        table.columns[i].width = width
+        for cell in table.columns[i].cells:
+            cell.width = width
+
+
+def _page_number_header(doc: DocumentType) -> None:
+    """Page numbers centred at the top from page 2 (the decree: none on the first page)."""
+    section = doc.sections[0]
+    section.different_first_page_header_footer = True
+    p = section.header.paragraphs[0]
+    p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    run = p.add_run()
+    run.font.size = Pt(13)
+    _fonts(run._r)
+    for kind, text in (("begin", None), (None, "PAGE"), ("end", None)):
+        if kind is not None:
+            el = OxmlElement("w:fldChar")
+            el.set(qn("w:fldCharType"), kind)
+        else:
+            el = OxmlElement("w:instrText")
+            el.set(qn("xml:space"), "preserve")
+            el.text = text
+        run._r.append(el)
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+
+def _one_line(text: str) -> str:
+    """Free text on one line (every line break and run of spaces becomes one space), so an answer can
+    never start a heading or a table marker of the body template."""
+    return " ".join(clean_text(text).split())
+
+
+_COMMUNE_UNITS = ("xã", "phường", "thị trấn", "đặc khu")
+
+
+def commune_place(name: str) -> str:
+    """The place name of the date line: "Xã Hiệp Lực" → "Hiệp Lực"; "……" when unknown."""
+    name = _one_line(name)
+    for unit in _COMMUNE_UNITS:
+        if name.casefold().startswith(unit + " "):
+            return name[len(unit) + 1 :].strip() or words()["blank"]
+    return name or words()["blank"]
+
+
+def _commune_unit(name: str) -> str:
+    folded = " ".join(name.split()).casefold()
+    unit = next((u for u in _COMMUNE_UNITS if folded.startswith(u + " ")), None)
+    return unit.upper() if unit else words()["word"]["commune_unit"]
+
+
+def issuing_bodies(commune_name: str, province: str | None) -> tuple[str, str]:
+    """("CÔNG AN TỈNH THÁI NGUYÊN", "CÔNG AN XÃ HIỆP LỰC"); an unknown province reads "CÔNG AN TỈNH ……"."""
+    w = words()["word"]
+    blank = words()["blank"]
+    province = _one_line(province or "")
+    folded = province.casefold()
+    kind = w["city_unit"] if any(folded == c.casefold() for c in w["cities"]) else w["province_unit"]
+    for prefix in ("tỉnh ", "thành phố "):
+        if folded.startswith(prefix):
+            kind, province = prefix.strip().upper(), province[len(prefix) :]
+    superior = w["superior"].format(province_kind=kind, province=province.upper() or blank)
+    place = commune_place(commune_name)
+    unit = _commune_unit(commune_name)
+    issuer = w["issuer"].format(commune=f"{unit} {place.upper() if place != blank else blank}")
+    return superior, issuer
+
+
+def place_date_line(place: str, day: date) -> str:
+    """The date line "Hiệp Lực, ngày 20 tháng 5 năm 2026" (days below 10 and months 1–2 get a leading 0)."""
+    day_text = f"{day.day:02d}" if day.day < 10 else str(day.day)
+    month_text = f"{day.month:02d}" if day.month < 3 else str(day.month)
+    return words()["word"]["place_date"].format(place=place, day=day_text, month=month_text, year=day.year)
+
+
+# ---------------------------------------------------------------------------------------------- template
+
+
+def _lower_first(text: Any) -> str:
+    text = str(text)
+    return text[:1].lower() + text[1:]
+
+
+def _vn_number(value: Any) -> str:
+    return vn_number(value) if isinstance(value, (int, Decimal, float)) else str(value)
+
+
+@lru_cache(maxsize=16)
+def _environment(commune_code: str) -> SandboxedEnvironment:
+    root = templates_dir() / "export"
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader([str(root / "communes" / commune_code), str(root)]),
+        autoescape=False,  # plain text for Word, never HTML
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["vn_number"] = _vn_number
+    env.filters["vn_date"] = vn_date
+    env.filters["lower_first"] = _lower_first
+    return env
+
+
+def render_text(name: str, commune_code: str, context: dict[str, Any]) -> str:
+    """Render a Word text template (the commune's own copy first); errors name the file and line."""
+    try:
+        return _environment(commune_code).get_template(name).render(**context)
+    except TemplateError as exc:
+        line = _template_line(exc, name)
+        where = f"export/{name}" + (f", dòng {line}" if line else "")
+        raise TemplateProblem(f"Mẫu báo cáo Word ({where}) có lỗi: {exc}") from exc
+
+
+def _template_line(exc: TemplateError, name: str) -> int | None:
+    """The template line of a syntax error, or of the template frame a runtime error came from."""
+    line = getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:  # Jinja rewrites tracebacks so template frames carry the template's lines
+        if tb.tb_frame.f_code.co_filename.endswith(name):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The period as the Word report tells it, all from the summary layer."""
+
+    completeness: Completeness
+    indicators: list[IndicatorSummary]
+    free_texts: list[FreeText]
+    item_kinds: dict[str, dict[str, int]]  # repeat group id → item label → items
+
+
+def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int]]:
+    """Items of each repeat group by the group's first single-choice sub-question (e.g. incidents by kind)."""
+    groups = {}
+    for group in repeat_groups(scope.form):
+        choice = next((sub for sub in group.questions if sub.type == QType.SINGLE_CHOICE), None)
+        if choice is not None:
+            groups[group.id] = choice
+    out: dict[str, dict[str, int]] = {gid: {} for gid in groups}
+    if not groups:
+        return out
+    for row in village_rows(session, scope.period, scope.form):
+        for gid, choice in groups.items():
+            items = (row.answers or {}).get(gid)
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, dict) and item.get(choice.id) is not None:
+                    label = choice.choice_label(str(item[choice.id]))
+                    out[gid][label] = out[gid].get(label, 0) + 1
+    return out
+
+
+def compile_report(session: Session, scope: ExportScope) -> Compiled:
+    """Completeness, indicator totals (with the previous period) and free texts of the period."""
+    return Compiled(
+        completeness(session, scope.period, scope.generated_at, progress=False),
+        indicator_totals(session, scope.period, scope.form, previous=scope.previous),
+        free_texts(session, scope.period, scope.form, limit=FREE_TEXT_LIMIT),
+        _item_kinds(session, scope),
+    )
+
+
+def _indicator_view(ind: IndicatorSummary, item_kinds: dict[str, int]) -> dict[str, Any]:
+    answer = words()["answer"]
+    if ind.kind in ("choice", "multi"):
+        counts = [(c.label, c.count) for c in ind.counts if c.count]
+        kind = "choice"
+    elif ind.kind == "yes_no" and not ind.answered:
+        counts, kind = [], "choice"
+    elif ind.kind == "yes_no":
+        counts = [(answer["true"], ind.yes), (answer["false"], ind.no)]
+        kind = "choice"
+    elif ind.kind == "items":
+        counts, kind = list(item_kinds.items()), "items"
+    else:
+        counts, kind = [], ind.kind
+    return {
+        "id": ind.question.id,
+        "label": _one_line(ind.question.label),
+        "kind": kind,  # number | items | choice | date
+        "total": ind.total if ind.answered else None,
+        "previous": ind.previous,
+        "delta": ind.change,
+        "answered": ind.answered,
+        "counts": [(_one_line(label), n) for label, n in counts],
+        "first": ind.first,
+        "last": ind.last,
+        "texts": [],
+    }
+
+
+def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
+    """What the Word templates see (documented at the top of report_body.txt)."""
+    done = compiled.completeness
+    by_id = {ind.question.id: ind for ind in compiled.indicators}
+    texts: dict[str, list[tuple[str, str]]] = {}
+    for t in compiled.free_texts:
+        texts.setdefault(t.question.id, []).append((_one_line(t.village), _one_line(t.text)))
+    views: list[dict[str, Any]] = []
+    sections: list[dict[str, Any]] = []
+    for q in scope.form.answerable:
+        if q.id in by_id:
+            view = _indicator_view(by_id[q.id], compiled.item_kinds.get(q.id, {}))
+        elif q.id in texts:
+            view = {"id": q.id, "label": _one_line(q.label), "kind": "text", "texts": texts[q.id]}
+            view.update(total=None, previous=None, delta=None, answered=len(texts[q.id]), counts=[])
+            view.update(first=None, last=None)
+        else:
+            continue
+        views.append(view)
+        title = _one_line(q.section or "")
+        if not sections or sections[-1]["title"] != title:
+            sections.append({"title": title, "indicators": []})
+        sections[-1]["indicators"].append(view)
+    period = scope.period
+    has_previous = scope.previous is not None and any(i.previous is not None for i in compiled.indicators)
+    return {
+        "commune": {
+            "name": _one_line(scope.commune.name),
+            "place": commune_place(scope.commune.name),
+            "province": _one_line(scope.commune.province or ""),
+        },
+        "form": {"id": scope.form.id, "title": _one_line(scope.form.title), "version": scope.form.version},
+        "period": {"code": period.code, "label": _one_line(period.label), "due": scope.local(period.due_at)},
+        "previous": (
+            {"code": scope.previous.code, "label": _one_line(scope.previous.label)}
+            if scope.previous is not None and has_previous
+            else None
+        ),
+        "done": {
+            "total": done.total,
+            "submitted": done.submitted,
+            "on_time": len(done.on_time),
+            "late": len(done.late),
+            "missing": done.missing,
+            "drafts": len(done.draft),
+            "percent": _percent(done.submitted, done.total),
+            "missing_names": [_one_line(v.name) for v in done.villages if not v.submitted],
+            "late_names": [_one_line(v.name) for v in done.late],
+            "draft_names": [_one_line(v.name) for v in done.draft],
+        },
+        "sections": sections,
+        "q": {view["id"]: view for view in views},
+        "generated_at": scope.local(scope.generated_at),
+    }
+
+
+def _percent(part: int, whole: int) -> Decimal:
+    return (Decimal(part * 100) / whole).quantize(Decimal("0.1")) if whole else Decimal(0)
+
+
+# ---------------------------------------------------------------------------------------------- document
+
+
+def _setup_page(doc: DocumentType) -> None:
+    section = doc.sections[0]
+    section.orientation = WD_ORIENT.PORTRAIT
+    section.page_width, section.page_height = PAGE_WIDTH, PAGE_HEIGHT
+    section.top_margin, section.bottom_margin = MARGIN_TOP, MARGIN_BOTTOM
+    section.left_margin, section.right_margin = MARGIN_LEFT, MARGIN_RIGHT
+    section.header_distance = section.footer_distance = Mm(10)
+    normal = doc.styles["Normal"]
+    normal.font.name = FONT
+    normal.font.size = Pt(BODY_PT)
+    _fonts(normal.element)
+
+
+def _header_block(doc: DocumentType, scope: ExportScope) -> None:
+    w = words()["word"]
+    superior, issuer = issuing_bodies(scope.commune.name, scope.commune.province)
+    table = doc.add_table(rows=2, cols=2)
+    _borderless(table, (HEADER_LEFT, HEADER_RIGHT))
+    left, right = table.cell(0, 0), table.cell(0, 1)
+    _para(left, superior, 12, first=True)
+    _para(left, issuer, 13, bold=True)
+    inner = HEADER_LEFT - 2 * CELL_PADDING
+    _rule(left, Length(int(min(text_width(issuer, 13, bold=True), inner) * 0.4)), inner)
+    _para(right, w["national_name"], 12, bold=True, first=True)
+    _para(right, w["motto"], 13, bold=True)
+    _rule(right, text_width(w["motto"], 13, bold=True), HEADER_RIGHT - 2 * CELL_PADDING)
+    _para(table.cell(1, 0), w["number"], 13, first=True).paragraph_format.space_before = Pt(6)
+    local_day = scope.generated_at.astimezone(scope.tz).date()
+    line = place_date_line(commune_place(scope.commune.name), local_day)
+    _para(table.cell(1, 1), line, 14, italic=True, first=True).paragraph_format.space_before = Pt(6)
+
+
+def _title(doc: DocumentType, subject: str) -> None:
+    title = _para(doc, words()["word"]["doc_type"], 14, bold=True)
+    title.paragraph_format.space_before = Pt(18)
+    _para(doc, subject, 14, bold=True)
+    _rule(doc, Length(int(min(text_width(subject, 14, bold=True), CONTENT_WIDTH) * 0.4)), CONTENT_WIDTH)
+
+
+def _body_paragraph(doc: DocumentType, text: str, *, heading: bool) -> None:
+    p = _para(doc, text, BODY_PT, bold=heading, align=WD_ALIGN_PARAGRAPH.JUSTIFY)
+    fmt = p.paragraph_format
+    fmt.first_line_indent = FIRST_LINE_INDENT
+    fmt.space_before = Pt(6)
+    fmt.line_spacing_rule = WD_LINE_SPACING.MULTIPLE
+    fmt.line_spacing = 1.15
+
+
+def _completeness_table(doc: DocumentType, scope: ExportScope, compiled: Compiled) -> None:
+    t = words()["word"]["table"]
+    widths = (Mm(13), Mm(50), Mm(36), Mm(40), Mm(26))  # 165 mm: the text width
+    _para(doc, "", 6)  # a little room between the text above and the table
+    table = doc.add_table(rows=1, cols=5)
+    table.style = doc.styles["Table Grid"]
+    _fixed(table, widths)
+    for cell, text in zip(
+        table.rows[0].cells, (t["number"], t["village"], t["status"], t["sent_at"], t["on_time"]), strict=True
+    ):
+        _para(cell, text, 13, bold=True, first=True)
+    _row_flags(table.rows[0], "w:cantSplit", "w:tblHeader")  # the header row repeats on every page
+    for n, village in enumerate(compiled.completeness.villages, start=1):
+        sent = scope.local(village.sent_at)
+        values = (
+            str(n),
+            _one_line(village.name),
+            status_text(village.state),
+            sent.strftime("%H:%M %d/%m/%Y") if sent else "",
+            timeliness_text(village.state) or "",
+        )
+        row = table.add_row()
+        _row_flags(row, "w:cantSplit")  # a village's line is never cut across two pages
+        for i, (cell, text) in enumerate(zip(row.cells, values, strict=True)):
+            cell.width = widths[i]
+            align = WD_ALIGN_PARAGRAPH.LEFT if i == 1 else WD_ALIGN_PARAGRAPH.CENTER
+            _para(cell, text, 13, align=align, first=True)
+    spacer = _para(doc, "", BODY_PT)
+    spacer.paragraph_format.space_before = Pt(6)
+
+
+def _row_flags(row: Any, *tags: str) -> None:
+    """Set on/off properties of a table row (in schema order: cantSplit before tblHeader)."""
+    tr_pr = row._tr.get_or_add_trPr()
+    for tag in tags:
+        tr_pr.append(OxmlElement(tag))
+
+
+def _closing(doc: DocumentType, commune_name: str) -> None:
+    w = words()["word"]
+    table = doc.add_table(rows=1, cols=2)
+    _borderless(table, (CLOSING_LEFT, CLOSING_RIGHT))
+    left, right = table.cell(0, 0), table.cell(0, 1)
+    label = _para(
+        left, w["recipients_label"], 12, bold=True, italic=True, align=WD_ALIGN_PARAGRAPH.LEFT, first=True
+    )
+    label.paragraph_format.space_before = Pt(12)
+    for item in w["recipients"]:
+        _para(left, item, 11, align=WD_ALIGN_PARAGRAPH.LEFT)
+    title = _para(
+        right, w["signer_title"].format(unit=_commune_unit(commune_name)), 14, bold=True, first=True
+    )
+    title.paragraph_format.space_before = Pt(12)
+    for _ in range(4):  # room for the signature and the seal
+        _para(right, "", 14)
+    _para(right, w["signer_name"], 14, bold=True)
+
+
+def write_docx(session: Session, scope: ExportScope) -> bytes:
+    """The report as a .docx file."""
+    compiled = compile_report(session, scope)
+    context = template_context(scope, compiled)
+    subject = _one_line(render_text(SUBJECT_TEMPLATE, scope.commune.code, context))
+    body = render_text(BODY_TEMPLATE, scope.commune.code, context)
+
+    doc = Document()
+    _setup_page(doc)
+    _page_number_header(doc)
+    doc.core_properties.title = clean_text(f"{words()['word']['doc_type']} {subject}")[:250]
+    doc.core_properties.author = "Báo cáo thôn"
+    _header_block(doc, scope)
+    _title(doc, subject)
+    for raw in body.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if line == TABLE_MARKER:
+            _completeness_table(doc, scope, compiled)
+        elif line.startswith("## "):
+            _body_paragraph(doc, line[3:].strip(), heading=True)
+        else:
+            _body_paragraph(doc, line, heading=False)
+    _closing(doc, scope.commune.name)
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    return buffer.getvalue()

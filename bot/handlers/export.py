@@ -1,0 +1,259 @@
+"""Police: /xuat (/export) sends a period's compiled report as Excel, Word or CSV.
+
+`/xuat` alone offers the main form's current (or just closed) period with a button per format;
+`/xuat MÃ-KỲ`, `/xuat MÃ-BIỂU-MẪU MÃ-KỲ` choose another, and a trailing `excel` / `word` / `csv` sends the
+file at once. Supervisors with several communes name the commune first (or pick it from buttons).
+Button data is `xe:<period_id>:<format>` or `xc:<commune_id>`; both are checked again on every press
+against what the sender may see (never trusted as such). The file is built inside the update's
+transaction and sent after the commit, with its Vietnamese file name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import select
+from telegram import InputFile
+from telegram.constants import ParseMode
+
+from bot.auth import Need
+from bot.exports import (
+    FORMATS,
+    ExportError,
+    ExportFile,
+    build_export,
+    normalise_format,
+    periodic_forms,
+    periods_of,
+    resolve,
+)
+from bot.handlers.registry import REGISTRY, Button, Ctx
+from bot.handlers.summary import police_commune_ids, supervised_provinces
+from bot.services.accounts import normalize_name
+from bot.services.completeness import completeness
+from bot.services.reminders import commune_zone
+from bot.texts import render
+from storage import audit
+from storage.models import Commune, Period
+
+CB_EXPORT = "xe"
+CB_COMMUNE = "xc"
+MAX_COMMUNE_BUTTONS = 30
+
+
+def visible_communes(ctx: Ctx) -> list[Commune]:
+    """Active communes the sender may export: their own as police, their province's as supervisor."""
+    ids, provinces = police_commune_ids(ctx.actor), supervised_provinces(ctx.actor)
+    return list(
+        ctx.session.exec(
+            select(Commune)
+            .where(
+                Commune.active,
+                or_(Commune.id.in_(ids), Commune.province.in_(provinces)),  # type: ignore[union-attr]
+            )
+            .order_by(Commune.id)
+        )
+    )
+
+
+def _match_commune(communes: list[Commune], text: str) -> Commune | None:
+    key = normalize_name(text)
+    return next((c for c in communes if c.code.casefold() == key or normalize_name(c.name) == key), None)
+
+
+def _usage(ctx: Ctx, problem: str = "", *, code: str = "", name: str = "", **lists: Any) -> None:
+    """The usage text, with what went wrong (`problem` from the export service, or a `code`)."""
+    ctx.reply(
+        "export/usage.html",
+        problem=problem,
+        code=code,
+        name=name,
+        communes=lists.get("communes", []),
+        forms=lists.get("forms", []),
+        periods=lists.get("periods", [])[:12],
+    )
+
+
+@REGISTRY.command("xuat", "export", need=Need.POLICE)
+async def export_command(ctx: Ctx) -> None:
+    """Offer (or send) the compiled report of a period: /xuat [XÃ] [BIỂU-MẪU] [KỲ] [excel|word|csv]."""
+    communes = visible_communes(ctx)
+    if not communes:
+        ctx.reply("export/refused.html")
+        return
+    args = list(ctx.args)
+    fmt = normalise_format(args[-1]) if args else None
+    if fmt is not None:
+        args.pop()
+    commune = _match_commune(communes, args[0]) if args else None
+    if commune is not None:
+        args.pop(0)
+    elif len(communes) == 1:
+        commune = communes[0]
+    elif args:
+        _usage(ctx, code="unknown_commune", name=args[0], communes=[c.code for c in communes])
+        return
+    else:
+        _pick_commune(ctx, communes)
+        return
+    if len(args) > 2:
+        _usage(ctx, code="too_many")
+        return
+    form_id = period_code = None
+    if len(args) == 2:
+        form_id, period_code = args
+    elif len(args) == 1:
+        known = {f.id.casefold() for f in periodic_forms(ctx.session, commune)}
+        if args[0].casefold() in known:
+            form_id = args[0]
+        else:
+            period_code = args[0]
+    try:
+        form, period = resolve(ctx.session, commune, form_id, period_code, ctx.now)
+    except ExportError as problem:
+        _usage(ctx, problem.message, forms=problem.forms, periods=problem.periods)
+        return
+    if fmt is not None:
+        _send_export(ctx, commune, period, fmt)
+    else:
+        _offer(ctx, commune, form, period)
+
+
+def _pick_commune(ctx: Ctx, communes: list[Commune]) -> None:
+    if len(communes) > MAX_COMMUNE_BUTTONS:
+        _usage(ctx, communes=[c.code for c in communes])
+        return
+    buttons = tuple((Button(c.name, f"{CB_COMMUNE}:{c.id}"),) for c in communes)
+    ctx.reply("export/pick_commune.html", buttons=buttons)
+
+
+def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
+    done = completeness(ctx.session, period, ctx.now, progress=False)
+    others = [p.code for p in periods_of(ctx.session, commune, form.id, ctx.now) if p.id != period.id]
+    buttons = (
+        tuple(Button(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS),
+    )
+    ctx.reply(
+        "export/choose.html",
+        buttons=buttons,
+        commune=commune.name,
+        form_id=form.id,
+        form_title=form.title,
+        period_label=period.label,
+        period_code=period.code,
+        due=period.due_at.astimezone(commune_zone(commune, ctx.deps.settings.timezone.key)),
+        submitted=done.submitted,
+        total=done.total,
+        other_periods=others[:8],
+    )
+
+
+def _refuse(ctx: Ctx, data: str) -> None:
+    ctx.reply("export/refused.html")
+    ctx.answer_callback("export/refused.html")
+    audit.record(
+        ctx.session,
+        at=ctx.now,
+        actor=f"telegram:{ctx.actor.telegram_user_id}",
+        action="export.refused",
+        entity="callback",
+        entity_id=data[:64],
+    )
+
+
+@REGISTRY.callback(CB_COMMUNE, need=Need.POLICE)
+async def pick_commune(ctx: Ctx) -> None:
+    """A supervisor picked a commune: offer its current period."""
+    data = ctx.update.callback_query.data or ""
+    try:
+        commune_id = int(data.split(":")[1])
+    except (ValueError, IndexError):
+        ctx.answer_callback("common/stale_button.html")
+        return
+    commune = next((c for c in visible_communes(ctx) if c.id == commune_id), None)
+    if commune is None:
+        _refuse(ctx, data)
+        return
+    try:
+        form, period = resolve(ctx.session, commune, None, None, ctx.now)
+    except ExportError as problem:
+        _usage(ctx, problem.message, forms=problem.forms, periods=problem.periods)
+        return
+    _offer(ctx, commune, form, period)
+
+
+@REGISTRY.callback(CB_EXPORT, need=Need.POLICE)
+async def pick_format(ctx: Ctx) -> None:
+    """A format button: `xe:<period_id>:<format>`, checked against what the sender may export."""
+    data = ctx.update.callback_query.data or ""
+    parts = data.split(":")
+    try:
+        period_id, fmt = int(parts[1]), parts[2]
+    except (ValueError, IndexError):
+        ctx.answer_callback("common/stale_button.html")
+        return
+    period = ctx.session.get(Period, period_id)
+    commune = ctx.session.get(Commune, period.commune_id) if period is not None else None
+    allowed = {c.id for c in visible_communes(ctx)}
+    if (
+        period is None
+        or commune is None
+        or commune.id not in allowed
+        or not period.active
+        or period.opens_at > ctx.now
+        or fmt not in FORMATS
+        or len(parts) != 3
+    ):
+        _refuse(ctx, data)
+        return
+    ctx.answer_callback("export/preparing.html")
+    _send_export(ctx, commune, period, fmt)
+
+
+def _send_export(ctx: Ctx, commune: Commune, period: Period, fmt: str) -> None:
+    """Build the file now (inside the transaction) and send it after the commit."""
+    form = next((f for f in periodic_forms(ctx.session, commune) if f.id == period.form_id), None)
+    if form is None:
+        ctx.reply("export/failed.html", form_gone=period.form_id, commune=commune.name, problem="")
+        return
+    try:
+        file = build_export(
+            ctx.session, commune, form, period, fmt, ctx.now, default_tz=ctx.deps.settings.timezone
+        )
+    except ExportError as problem:
+        ctx.reply("export/failed.html", form_gone="", commune=commune.name, problem=problem.message)
+        return
+    audit.record(
+        ctx.session,
+        at=ctx.now,
+        actor=f"telegram:{ctx.actor.telegram_user_id}",
+        action="export",
+        entity="period",
+        entity_id=period.id,
+        format=fmt,
+        commune=commune.code,
+        bytes=len(file.content),
+    )
+    caption = render(
+        "export/caption.html",
+        form_title=form.title,
+        commune=commune.name,
+        period_label=period.label,
+        at=ctx.now.astimezone(commune_zone(commune, ctx.deps.settings.timezone.key)),
+    )
+    ctx.after_commit.append(document_sender(ctx.chat_id, file, caption))
+
+
+def document_sender(chat_id: int, file: ExportFile, caption: str) -> Any:
+    """An after-commit action that sends `file` as a document with its Vietnamese file name."""
+
+    async def send(bot: Any) -> None:
+        await bot.send_document(
+            chat_id,
+            InputFile(file.content, filename=file.filename),
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+        )
+
+    return send
