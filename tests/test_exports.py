@@ -720,6 +720,7 @@ def test_file_names() -> None:
         == "bao-cao-6-thang_hiep-luc_2026-6T.xlsx"
     )
     assert export_filename('A/B:C*?"<>|\x00', "Xã\tX", "../2026", "csv") == "A B C — Xã X — 2026.csv"
+    assert export_filename("Báo cáo", "Xã \u202excslx.exe", "1", "csv") == "Báo cáo — Xã xcslx.exe — 1.csv"
     assert ascii_filename("Đặc biệt", "Xã Đồng Tâm", "2026 6T", "docx") == "dac-biet_xa-dong-tam_2026-6T.docx"
 
 

@@ -12,7 +12,7 @@ from bot.exports.data import clean_text
 from bot.setup_file import slugify
 
 MAX_TITLE = 60  # characters of the form title kept in a file name
-_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]+')  # + bidi controls
 _CODE_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 

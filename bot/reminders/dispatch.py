@@ -3,15 +3,15 @@
 The database is the only state. One row goes through four steps, each in a short transaction of
 its own (or none), never holding a lock while talking to Telegram:
 
-1. **claim** — one statement moves up to `batch` rows that are due (`pending` and `due_at <= now`,
-   or `sending` whose lease `claimed_until` has passed) to `sending`, with `claimed_by = worker_id`
-   and `claimed_until = now + lease`. On PostgreSQL the rows are picked by
-   `SELECT … ORDER BY due_at FOR UPDATE SKIP LOCKED` in a materialised CTE, so two bot processes
-   never take the same row and never wait for each other; on SQLite the same `UPDATE … WHERE id IN
-   (…) AND <status/lease condition> RETURNING` runs under SQLite's single writer lock, so a second
-   process's claim, serialised after ours, no longer matches the rows we took (the returned rows
-   are the rowcount check). Taking over an expired lease counts an attempt and notes it in
-   `last_error`.
+1. **claim** — a short transaction moves up to `batch` due rows to `sending` with
+   `claimed_by = worker_id` and `claimed_until = now + lease`: first rows whose lease has passed
+   (their dispatcher died; this counts an attempt and notes it in `last_error`), then `pending`
+   rows with `due_at <= now`, oldest first. Each is one `UPDATE … WHERE id IN (picked) AND
+   <status/lease condition> RETURNING …`. On PostgreSQL the rows are picked by
+   `SELECT … ORDER BY … FOR UPDATE SKIP LOCKED` in a materialised CTE, so two bot processes never
+   take the same row and never wait for each other; on SQLite the statement runs under SQLite's
+   single writer lock, so a second process's claim, serialised after ours, no longer matches the
+   rows we took (the returned rows are the rowcount check).
 2. **render** — `render(session, row, now)` (default `bot.reminders.content.render_outbox`) builds
    the text at send time from the current database; `None` means no longer useful → `obsolete`.
 3. **send** — through the shared `RateLimiter` (30/s, 1/s per chat, 20/min per group). Just before
@@ -48,10 +48,10 @@ after `max_attempts` the row is `failed`. Nothing is ever marked sent without Te
   and the row is still `sending`; after the lease it is sent again. This is the only window in
   which a crash duplicates a message. It is the answer's way back (half a round trip: well under
   a millisecond to the local emulator, on the order of 100 ms from Việt Nam to api.telegram.org —
-  not measured here), PTB parsing the answer, and the one-row UPDATE + COMMIT. That last part,
-  measured by `bench/reminders.py` on a 2-core VM shared with other work: median ≈ 1–5 ms, 99th
-  percentile ≈ 10–40 ms (the GIL shared with render threads, SQLite's write lock), worst seen
-  ≈ 0.2 s; see bench/README.md. During a wave at Telegram's 30 messages/s, about
+  not measured here), PTB parsing the answer, and the one-row UPDATE. That last part, measured by
+  `bench/reminders.py` on a 2-CPU VM loaded by other work: median ≈ 1 ms (SQLite) / ≈ 6 ms
+  (PostgreSQL), 99th percentile ≈ 35 ms (the GIL shared with render threads, busy CPUs), worst
+  seen 0.4 s; see bench/README.md. During a wave at Telegram's 30 messages/s, about
   30/s × (half RTT + commit) ≈ 3 messages are in this window at any moment, so a SIGKILL in the
   middle of a wave duplicates about that many; between waves, none. At most `concurrency` rows
   can be in it at once.
@@ -88,7 +88,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from sqlalchemy import and_, case, literal, or_, select, update
+from sqlalchemy import and_, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
@@ -245,40 +245,56 @@ def retry_delay(attempts: int) -> timedelta:
     return min(BACKOFF_CAP, BACKOFF_BASE * (2**exponent))
 
 
-def _due_condition(now: datetime) -> Any:
-    c = OUTBOX.c
-    return or_(
-        and_(c.status == OutboxStatus.PENDING.value, c.due_at <= now),
-        and_(c.status == OutboxStatus.SENDING.value, c.claimed_until < now),
-    )
-
-
 def claim_due(
     session: Session, *, worker_id: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Claimed]:
-    """Claim up to `limit` due rows for `worker_id` in the caller's transaction (commit to publish)."""
+    """Claim up to `limit` due rows for `worker_id` in the caller's transaction (commit to publish).
+
+    Rows whose lease ran out (their dispatcher died) come first, then pending rows by `due_at`;
+    each kind is taken by one `UPDATE … RETURNING` whose rows are picked by an index range scan
+    (with `FOR UPDATE SKIP LOCKED` on PostgreSQL) and checked again by the UPDATE's own condition.
+    """
     c = OUTBOX.c
-    due = _due_condition(now)
-    pick = select(c.id).where(due).order_by(c.due_at, c.id).limit(limit)
+    expired = and_(c.status == OutboxStatus.SENDING.value, c.claimed_until < now)
+    pending = and_(c.status == OutboxStatus.PENDING.value, c.due_at <= now)
+    rows = _claim_where(
+        session, expired, (c.claimed_until, c.id), worker_id, now + lease, limit, retaken=True
+    )
+    if len(rows) < limit:
+        rows += _claim_where(session, pending, (c.due_at, c.id), worker_id, now + lease, limit - len(rows))
+    return rows
+
+
+def _claim_where(
+    session: Session,
+    condition: Any,
+    order: tuple[Any, ...],
+    worker_id: str,
+    until: datetime,
+    limit: int,
+    *,
+    retaken: bool = False,
+) -> list[Claimed]:
+    c = OUTBOX.c
+    pick = select(c.id).where(condition).order_by(*order).limit(limit)
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         pick = pick.with_for_update(skip_locked=True)
     picked = pick.cte("picked")
     if postgres:
         picked = picked.prefix_with("MATERIALIZED")
-    retaken = c.status == OutboxStatus.SENDING.value
+    values: dict[str, Any] = {
+        "status": OutboxStatus.SENDING.value,
+        "claimed_by": worker_id,
+        "claimed_until": until,
+    }
+    if retaken:  # a dispatcher died holding it: it may or may not have been sent
+        values["attempts"] = c.attempts + 1
+        values["last_error"] = literal("lease expired, taken over from ") + c.claimed_by
     stmt = (
         update(OUTBOX)
-        .where(c.id.in_(select(picked.c.id)), due)
-        .values(
-            status=OutboxStatus.SENDING.value,
-            claimed_by=worker_id,
-            claimed_until=now + lease,
-            attempts=case((retaken, c.attempts + 1), else_=c.attempts),
-            last_error=case(
-                (retaken, literal("lease expired, taken over from ") + c.claimed_by), else_=c.last_error
-            ),
-        )
+        .where(c.id.in_(select(picked.c.id)), condition)
+        .values(**values)
         .returning(c.id, c.key, c.kind, c.chat_id, c.person_id, c.rule, c.attempts, c.due_at, c.claimed_until)
     )
     rows = [Claimed(*row) for row in session.execute(stmt)]

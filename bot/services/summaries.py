@@ -304,7 +304,8 @@ def _source(
 
     PostgreSQL: `answers` is JSON (text), so each `->>` would parse the document again; instead
     `json_to_record` parses it once per row and hands the wanted keys over as columns `k0, k1, …` (text,
-    or json for arrays). SQLite: the JSON column is passed on as `a` for `json_extract`.
+    or json for arrays). SQLite: one `json_extract` per key gives the same columns (SQL values: numbers,
+    text, 1/0 for booleans, JSON text for arrays, whose `json_type` comes along as `t0, t1, …`).
     """
     cols: list[Any] = [
         Submission.village_id.label("village_id"),
@@ -326,7 +327,11 @@ def _source(
             )
             cols += [record.c[q.id].label(f"k{i}") for i, q in enumerate(questions)]
     else:
-        cols.append(Submission.answers.label("a"))
+        for i, q in enumerate(questions):
+            path = f'$."{q.id}"'
+            cols.append(func.json_extract(Submission.answers, path).label(f"k{i}"))
+            if q.type in (QType.MULTI_CHOICE, QType.REPEAT):
+                cols.append(func.json_type(Submission.answers, path).label(f"t{i}"))
     if with_village:
         cols += [Village.name.label("village"), Commune.name.label("commune")]
     query = (
@@ -344,6 +349,9 @@ def _source(
         query = query.join(Commune, Commune.id == Village.commune_id)
     if record is not None:
         query = query.join(record, true())  # a function in FROM may use earlier columns (implicit LATERAL)
+    if _dialect(session) != "postgresql":
+        query = query.offset(0)  # SQLite: a LIMIT keeps the sub-select from being flattened into the
+        # aggregate, so each json_extract above runs once per row however often the figures use it
     return query.subquery("src")
 
 
@@ -382,39 +390,38 @@ class _Columns:
     def _guarded(self, qid: str, expr: Any) -> Any:
         return _guard(expr, self.src, self.versions.get(qid))
 
+    def _type(self, qid: str) -> Any:
+        return self.src.c["t" + self.keys[qid][1:]]
+
     def numeric(self, qid: str) -> Any:
-        if self.pg:
-            return self._guarded(qid, cast(self._raw(qid), Numeric()))
-        return self._guarded(qid, self.src.c.a[qid].as_numeric(38, 10))
+        return self._guarded(qid, cast(self._raw(qid), Numeric()))
 
     def string(self, qid: str) -> Any:
-        if self.pg:
-            return self._guarded(qid, cast(self._raw(qid), Text))
-        return self._guarded(qid, self.src.c.a[qid].as_string())
+        raw = self._raw(qid)
+        return self._guarded(qid, cast(raw, Text) if self.pg else raw)
 
     def boolean(self, qid: str) -> Any:
-        if self.pg:
-            return self._guarded(qid, cast(self._raw(qid), Boolean))
-        return self._guarded(qid, self.src.c.a[qid].as_boolean())
+        raw = self._raw(qid)
+        return self._guarded(qid, cast(raw, Boolean) if self.pg else raw == 1)
 
     def contains(self, qid: str, value: str) -> Any:
         """The multi-choice answer (a JSON array) holds `value`."""
+        raw = self._raw(qid)
         if self.pg:
-            test = cast(self._raw(qid), JSONB).op("@>")(cast(literal(json.dumps([value])), JSONB))
+            test = cast(raw, JSONB).op("@>")(cast(literal(json.dumps([value])), JSONB))
         else:
-            each = func.json_each(self.src.c.a, f'$."{qid}"').table_valued("value")
-            test = exists(select(1).select_from(each).where(each.c.value == value))
+            each = func.json_each(raw).table_valued("value")
+            found = exists(select(1).select_from(each).where(each.c.value == value))
+            test = case((self._type(qid) == "array", found), else_=null())
         return self._guarded(qid, test)
 
     def items(self, qid: str) -> Any:
         """Number of items of a repeat group's answer (NULL when absent or skipped)."""
+        raw = self._raw(qid)
         if self.pg:
-            raw = self._raw(qid)
             expr = case((func.json_typeof(raw) == "array", func.json_array_length(raw)), else_=null())
         else:
-            path = f'$."{qid}"'
-            is_array = func.json_type(self.src.c.a, path) == "array"
-            expr = case((is_array, func.json_array_length(self.src.c.a, path)), else_=null())
+            expr = case((self._type(qid) == "array", func.json_array_length(raw)), else_=null())
         return self._guarded(qid, expr)
 
 

@@ -199,8 +199,8 @@ def test_a_village_that_submits_between_two_reminders_gets_no_more(
     tmp_path: Path,
 ) -> None:
     started = datetime.now(UTC)
-    # due at a whole local minute, so that the "1m" rule falls 12–72 s from now; "1d" is already past
-    due = (started + timedelta(seconds=72 + 59)).replace(second=0, microsecond=0)
+    # due at a whole local minute, so that the "1m" rule falls 20–79 s from now; "1d" is already past
+    due = (started + timedelta(seconds=80 + 59)).replace(second=0, microsecond=0)
     second_at = due - timedelta(minutes=1)
     reminder_bot.cli(
         "setup",
