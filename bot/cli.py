@@ -550,6 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=int, default=7, help="với --dry-run: in các tin sắp tới trong ngần này ngày"
     )
     remind.set_defaults(func=cmd_remind)
+
+    from bot.exports.cli import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
