@@ -58,3 +58,19 @@ def test_migrations_downgrade_and_upgrade_again(engine) -> None:
     assert current_revision(upgrade_engine) is None
     upgrade(upgrade_engine)
     assert current_revision(upgrade_engine) == head
+
+
+def test_models_match_the_migrations(engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+
+
+def test_outbox_has_the_claim_index(engine) -> None:
+    from sqlalchemy import inspect
+
+    indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("outbox")}
+    assert indexes["ix_outbox_status_due_at"] == ["status", "due_at"]
