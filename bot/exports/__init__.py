@@ -7,19 +7,28 @@ ones when something is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.exports.data import ExportScope
 from bot.exports.filenames import ascii_filename, export_filename
 from bot.forms.model import Form
 from bot.services.completeness import previous_period
-from bot.services.forms import commune_forms, get_form
+from bot.services.forms import (
+    PeriodChoice,
+    PeriodChoiceError,
+    form_periods,
+    get_form,
+    resolve_args,
+    resolve_period,
+)
+from bot.services.forms import periodic_forms as service_forms
 from bot.services.reminders import commune_zone
+from bot.texts import render_plain
 from storage.models import Commune, Period
 
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -72,6 +81,12 @@ def _writer(fmt: str) -> Callable[[Session, ExportScope], bytes]:
     return write_csv
 
 
+def _problem(code: str, **context: str) -> str:
+    """A plain-text problem line from templates/export/choice_error.html."""
+    values = {"form_arg": "", "period_arg": "", "form_id": "", "commune": "", "fmt": "", "formats": ""}
+    return render_plain("export/choice_error.html", code=code, **{**values, **context})
+
+
 def normalise_format(text: str) -> str | None:
     """Read a format name: Excel, .xlsx, word … → "xlsx" / "docx" / "csv"; None if unknown."""
     return FORMAT_ALIASES.get(text.strip().lower().lstrip("."))
@@ -89,9 +104,9 @@ def build_export(
 ) -> ExportFile:
     """Build one export file (xlsx, docx or csv) of `period` of `form` in `commune`, generated at `now`."""
     if fmt not in MIME:
-        raise ExportError(f"Định dạng “{fmt}” không có; chọn một trong: {', '.join(FORMATS)}.")
+        raise ExportError(_problem("bad_format", fmt=fmt, formats=", ".join(FORMATS)))
     if period.commune_id != commune.id or period.form_id != form.id:
-        raise ExportError(f"Kỳ {period.code} không thuộc biểu mẫu {form.id} của {commune.name}.")
+        raise ExportError(_problem("mismatch", period_arg=period.code, form_id=form.id, commune=commune.name))
     scope = ExportScope(
         commune=commune,
         form=form,
@@ -113,54 +128,58 @@ def build_export(
 
 
 def periodic_forms(session: Session, commune: Commune) -> list[Form]:
-    """The commune's periodic forms, main form first."""
+    """The commune's periodic forms as Form objects, main form first."""
     forms = []
-    for row in commune_forms(session, commune.id):
-        form = get_form(session, row.form_id)
-        if form is not None and form.kind == "periodic":
+    for row in service_forms(session, commune.id):
+        form = get_form(session, row.id)
+        if form is not None:
             forms.append(form)
     return forms
 
 
 def periods_of(session: Session, commune: Commune, form_id: str, now: datetime) -> list[Period]:
-    """Active periods of a form that have opened, newest first."""
-    return list(
-        session.exec(
-            select(Period)
-            .where(
-                Period.commune_id == commune.id,
-                Period.form_id == form_id,
-                Period.active,
-                Period.opens_at <= now,
-            )
-            .order_by(Period.opens_at.desc())  # type: ignore[attr-defined]
-        )
+    """Active periods of a form that have opened, newest first (only those can be exported)."""
+    return form_periods(session, commune.id, form_id, opened_by=now)
+
+
+def choice_problem(wrong: PeriodChoiceError, commune: Commune) -> ExportError:
+    """The ExportError (plain Vietnamese text and the valid ids) for a wrong form or period."""
+    message = _problem(
+        wrong.code,
+        form_arg=wrong.form_arg or "",
+        period_arg=wrong.period_arg or "",
+        form_id=wrong.form.id if wrong.form is not None else "",
+        commune=commune.name,
     )
+    return ExportError(message, forms=wrong.forms, periods=wrong.periods)
+
+
+def _form_of(session: Session, commune: Commune, choice: PeriodChoice) -> tuple[Form, Period]:
+    form = get_form(session, choice.form.id)
+    if form is None:  # pragma: no cover - a linked form always has a stored version
+        raise choice_problem(PeriodChoiceError("no_form"), commune)
+    return form, choice.period
 
 
 def resolve(
     session: Session, commune: Commune, form_id: str | None, period_code: str | None, now: datetime
 ) -> tuple[Form, Period]:
     """The form and period to export: as named, or the main form's current (or just closed) period."""
-    forms = periodic_forms(session, commune)
-    form_ids = [f.id for f in forms]
-    if not forms:
-        raise ExportError(f"{commune.name} chưa có biểu mẫu báo cáo định kỳ nào.")
-    if form_id is None:
-        form = forms[0]
-    else:
-        form = next((f for f in forms if f.id.casefold() == form_id.strip().casefold()), None)
-        if form is None:
-            raise ExportError(f"Không có biểu mẫu “{form_id}”.", forms=form_ids)
-    periods = periods_of(session, commune, form.id, now)
-    codes = [p.code for p in periods]
-    if period_code is None:
-        if not periods:
-            raise ExportError(f"Biểu mẫu {form.id} chưa có kỳ báo cáo nào đã mở.", forms=form_ids)
-        return form, periods[0]
-    period = next((p for p in periods if p.code.casefold() == period_code.strip().casefold()), None)
-    if period is None:
-        raise ExportError(
-            f"Không có kỳ “{period_code}” của biểu mẫu {form.id}.", forms=form_ids, periods=codes
+    try:
+        choice = resolve_period(
+            session, commune.id, now, form_arg=form_id, period_arg=period_code, opened_only=True
         )
-    return form, period
+    except PeriodChoiceError as wrong:
+        raise choice_problem(wrong, commune) from None
+    return _form_of(session, commune, choice)
+
+
+def resolve_words(
+    session: Session, commune: Commune, words: Sequence[str], now: datetime
+) -> tuple[Form, Period]:
+    """`resolve` from a command's words: [], [FORM], [PERIOD] or [FORM, PERIOD]."""
+    try:
+        choice = resolve_args(session, commune.id, words, now, opened_only=True)
+    except PeriodChoiceError as wrong:
+        raise choice_problem(wrong, commune) from None
+    return _form_of(session, commune, choice)

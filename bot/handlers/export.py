@@ -26,7 +26,7 @@ from bot.exports import (
     normalise_format,
     periodic_forms,
     periods_of,
-    resolve,
+    resolve_words,
 )
 from bot.handlers.registry import REGISTRY, Button, Ctx
 from bot.handlers.summary import police_commune_ids, supervised_provinces
@@ -100,17 +100,8 @@ async def export_command(ctx: Ctx) -> None:
     if len(args) > 2:
         _usage(ctx, code="too_many")
         return
-    form_id = period_code = None
-    if len(args) == 2:
-        form_id, period_code = args
-    elif len(args) == 1:
-        known = {f.id.casefold() for f in periodic_forms(ctx.session, commune)}
-        if args[0].casefold() in known:
-            form_id = args[0]
-        else:
-            period_code = args[0]
     try:
-        form, period = resolve(ctx.session, commune, form_id, period_code, ctx.now)
+        form, period = resolve_words(ctx.session, commune, args, ctx.now)
     except ExportError as problem:
         _usage(ctx, problem.message, forms=problem.forms, periods=problem.periods)
         return
@@ -176,7 +167,7 @@ async def pick_commune(ctx: Ctx) -> None:
         _refuse(ctx, data)
         return
     try:
-        form, period = resolve(ctx.session, commune, None, None, ctx.now)
+        form, period = resolve_words(ctx.session, commune, [], ctx.now)
     except ExportError as problem:
         _usage(ctx, problem.message, forms=problem.forms, periods=problem.periods)
         return

@@ -31,7 +31,15 @@ from bot.forms.view import split_html, vn_date, vn_number
 from bot.handlers.registry import REGISTRY, Button, Ctx
 from bot.services import summaries
 from bot.services.completeness import Scope, VillageState, completeness, province_scope
-from bot.services.forms import get_form
+from bot.services.forms import (
+    PeriodChoiceError,
+    default_period,
+    form_periods,
+    get_form,
+    periodic_forms,
+    resolve_args,
+)
+from bot.services.reminders import commune_zone
 from bot.texts import render
 from storage import audit
 from storage.models import Commune, CommuneForm, FormVersion, Period, Role, Village
@@ -91,12 +99,7 @@ def _messages(text: str, buttons: Buttons = ()) -> list[Message]:
 
 
 def _tz(commune: Commune | None, default: ZoneInfo | None = None) -> ZoneInfo:
-    if commune is not None and commune.timezone:
-        try:
-            return ZoneInfo(commune.timezone)
-        except Exception:
-            pass
-    return default or DEFAULT_TZ
+    return commune_zone(commune, (default or DEFAULT_TZ).key)
 
 
 def _delay(td: timedelta | None) -> dict[str, int] | None:
@@ -108,41 +111,6 @@ def _delay(td: timedelta | None) -> dict[str, int] | None:
 
 def _capped(items: Sequence[str], limit: int) -> tuple[list[str], int]:
     return list(items[:limit]), max(len(items) - limit, 0)
-
-
-def periodic_forms(session: Session, commune_id: int) -> list[tuple[CommuneForm, str]]:
-    """The commune's active periodic forms in position order (the main form first), with titles."""
-    out = []
-    rows = session.exec(
-        select(CommuneForm)
-        .where(CommuneForm.commune_id == commune_id, CommuneForm.active)
-        .order_by(CommuneForm.position, CommuneForm.id)
-    ).all()
-    for cf in rows:
-        newest = session.exec(
-            select(FormVersion).where(FormVersion.form_id == cf.form_id).order_by(FormVersion.version.desc())  # type: ignore[attr-defined]
-        ).first()
-        if newest is not None and newest.kind == "periodic":
-            out.append((cf, newest.title))
-    return out
-
-
-def default_period(periods: Sequence[Period], now: datetime) -> Period | None:
-    """The current or just-closed period: the latest one already opened, else the next to open."""
-    opened = [p for p in periods if p.opens_at <= now]
-    if opened:
-        return max(opened, key=lambda p: (p.opens_at, p.due_at, p.id or 0))
-    return min(periods, key=lambda p: (p.opens_at, p.id or 0)) if periods else None
-
-
-def _commune_periods(session: Session, commune_id: int, form_id: str) -> list[Period]:
-    return list(
-        session.exec(
-            select(Period)
-            .where(Period.commune_id == commune_id, Period.form_id == form_id, Period.active)
-            .order_by(Period.due_at.desc())  # type: ignore[attr-defined]
-        )
-    )
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -413,11 +381,9 @@ def _unknown(
 ) -> None:
     forms: list[dict[str, Any]] = []
     if commune is not None:
-        for cf, title in periodic_forms(ctx.session, commune.id):
-            periods = _commune_periods(ctx.session, commune.id, cf.form_id)
-            forms.append(
-                {"id": cf.form_id, "title": title, "codes": [p.code for p in periods][:PERIODS_SHOWN]}
-            )
+        for f in periodic_forms(ctx.session, commune.id):
+            periods = form_periods(ctx.session, commune.id, f.id)
+            forms.append({"id": f.id, "title": f.title, "codes": [p.code for p in periods][:PERIODS_SHOWN]})
     elif province is not None:
         for form_id, title, _ in _province_forms(ctx.session, province):
             codes = [r[0] for r in _province_codes(ctx.session, province, form_id)]
@@ -456,7 +422,10 @@ def _show_province(ctx: Ctx, period: Period, province: str) -> None:
 @REGISTRY.command("summary", "tonghop", need=Need.POLICE)
 async def summary_command(ctx: Ctx) -> None:
     """The summary of the current (or just-closed) period; `/tonghop [MÃ-BIỂU-MẪU] [MÃ-KỲ]` picks one."""
-    args = [a.strip() for a in ctx.args if a.strip()][:2]
+    args = [a.strip() for a in ctx.args if a.strip()]
+    if len(args) > 2:
+        ctx.reply("summary/usage.html", args=" ".join(args)[:200])
+        return
     commune_ids = police_commune_ids(ctx.actor)
     if commune_ids:
         commune = ctx.session.get(Commune, commune_ids[0])
@@ -473,37 +442,19 @@ async def summary_command(ctx: Ctx) -> None:
 
 
 def _commune_command(ctx: Ctx, commune: Commune, args: list[str]) -> None:
-    forms = periodic_forms(ctx.session, commune.id)
-    if not forms:
-        ctx.reply("summary/no_form.html", commune=commune.name)
-        return
-    form_ids = [cf.form_id for cf, _ in forms]
-    titles = dict((cf.form_id, title) for cf, title in forms)
-    if not args:
-        period = default_period(_commune_periods(ctx.session, commune.id, form_ids[0]), ctx.now)
-        if period is None:
-            ctx.reply(
-                "summary/no_period.html", title=titles[form_ids[0]], commune=commune.name, province=None
+    try:
+        choice = resolve_args(ctx.session, commune.id, args, ctx.now)
+    except PeriodChoiceError as wrong:
+        if wrong.code == "no_form":
+            ctx.reply("summary/no_form.html", commune=commune.name)
+        elif wrong.code == "no_period" and wrong.form is not None:
+            ctx.reply("summary/no_period.html", title=wrong.form.title, commune=commune.name, province=None)
+        else:
+            _unknown(
+                ctx, commune=commune, province=None, form_arg=wrong.form_arg, code_arg=wrong.period_arg or ""
             )
-            return
-        _show_commune(ctx, period)
         return
-    form_arg, code_arg = (args[0], args[1]) if len(args) == 2 else (None, args[0])
-    if form_arg is None and code_arg.lower() in {f.lower() for f in form_ids}:
-        form_id = next(f for f in form_ids if f.lower() == code_arg.lower())
-        period = default_period(_commune_periods(ctx.session, commune.id, form_id), ctx.now)
-        if period is None:
-            ctx.reply("summary/no_period.html", title=titles[form_id], commune=commune.name, province=None)
-            return
-        _show_commune(ctx, period)
-        return
-    candidates = [f for f in form_ids if form_arg is None or f.lower() == form_arg.lower()]
-    for form_id in candidates:
-        for period in _commune_periods(ctx.session, commune.id, form_id):
-            if period.code.lower() == code_arg.lower():
-                _show_commune(ctx, period)
-                return
-    _unknown(ctx, commune=commune, province=None, form_arg=form_arg, code_arg=code_arg)
+    _show_commune(ctx, choice.period)
 
 
 def _province_command(ctx: Ctx, province: str, args: list[str]) -> None:
@@ -595,7 +546,7 @@ async def _on_periods(ctx: Ctx, period_id: int) -> None:
     if found is None:
         return
     period, commune = found
-    periods = _commune_periods(ctx.session, commune.id, period.form_id)[:PERIODS_SHOWN]
+    periods = form_periods(ctx.session, commune.id, period.form_id)[:PERIODS_SHOWN]
     buttons = [
         _button("period", f"{CB}:p:{p.id}", p.code, detail=p.label, selected=p.id == period.id)
         for p in periods
@@ -638,13 +589,13 @@ async def _on_forms(ctx: Ctx, commune_id: int) -> None:
         _refuse(ctx, "commune", [commune_id])
         return
     forms = periodic_forms(ctx.session, commune.id)
-    buttons = [_button("form", f"{CB}:g:{cf.id}", title) for cf, title in forms]
+    buttons = [_button("form", f"{CB}:g:{f.commune_form.id}", f.title) for f in forms]
     ctx.reply(
         "summary/forms.html",
         buttons=tuple(_rows(buttons, 1)),
         commune=commune.name,
         province=None,
-        forms=[cf.form_id for cf, _ in forms],
+        forms=[f.id for f in forms],
     )
 
 
@@ -654,7 +605,7 @@ async def _on_form(ctx: Ctx, commune_form_id: int) -> None:
     if cf is None or commune is None or not commune.active or not ctx.actor.can_see_commune(commune):
         _refuse(ctx, "commune_form", [commune_form_id])
         return
-    period = default_period(_commune_periods(ctx.session, commune.id, cf.form_id), ctx.now)
+    period = default_period(form_periods(ctx.session, commune.id, cf.form_id), ctx.now)
     if period is None:
         form = get_form(ctx.session, cf.form_id)
         ctx.reply(
@@ -862,8 +813,6 @@ async def summary_button(ctx: Ctx) -> None:
 
 __all__ = [
     "CB",
-    "default_period",
-    "periodic_forms",
     "police_commune_ids",
     "render_summary_messages",
     "summary_button",

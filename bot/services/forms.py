@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -239,9 +240,173 @@ def commune_forms(session: Session, commune_id: int) -> list[CommuneForm]:
         session.exec(
             select(CommuneForm)
             .where(CommuneForm.commune_id == commune_id, CommuneForm.active)
-            .order_by(CommuneForm.position)
+            .order_by(CommuneForm.position, CommuneForm.id)
         )
     )
+
+
+# ---------------------------------------------------------------------------------------------- choosing a period
+
+
+@dataclass(frozen=True)
+class PeriodicForm:
+    """One of a commune's active periodic forms: its link row and its newest version's title."""
+
+    commune_form: CommuneForm
+    title: str
+
+    @property
+    def id(self) -> str:
+        """The form id."""
+        return self.commune_form.form_id
+
+
+class PeriodChoiceError(Exception):
+    """What was asked for does not exist; says what (`code`) and lists the valid forms and periods.
+
+    `code`: "no_form" (the commune has no periodic form), "unknown_form", "unknown_period" or
+    "no_period" (the form has no period yet). `choices` is every form with its period codes (newest
+    first), `forms` the form ids and `periods` the codes of the form concerned (the main one if none).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        form_arg: str | None = None,
+        period_arg: str | None = None,
+        form: PeriodicForm | None = None,
+        choices: Sequence[tuple[PeriodicForm, Sequence[str]]] = (),
+    ) -> None:
+        super().__init__(f"{code}: form={form_arg!r} period={period_arg!r}")
+        self.code = code
+        self.form_arg = form_arg
+        self.period_arg = period_arg
+        self.form = form
+        self.choices = [(f, list(codes)) for f, codes in choices]
+        self.forms = [f.id for f, _ in self.choices]
+        concerned = form.id if form is not None else (self.forms[0] if self.forms else None)
+        self.periods = next((codes for f, codes in self.choices if f.id == concerned), [])
+
+
+@dataclass(frozen=True)
+class PeriodChoice:
+    """The form and period picked (from what someone typed, or the default)."""
+
+    form: PeriodicForm
+    period: Period
+    forms: list[PeriodicForm] = field(default_factory=list)
+
+
+def periodic_forms(session: Session, commune_id: int) -> list[PeriodicForm]:
+    """The commune's active periodic forms in position order (the main form first), with titles."""
+    rows = commune_forms(session, commune_id)
+    if not rows:
+        return []
+    newest: dict[str, FormVersion] = {}
+    versions = session.exec(
+        select(FormVersion)
+        .where(FormVersion.form_id.in_([r.form_id for r in rows]))  # type: ignore[attr-defined]
+        .order_by(FormVersion.version)
+    )
+    for version in versions:
+        newest[version.form_id] = version
+    return [
+        PeriodicForm(row, newest[row.form_id].title)
+        for row in rows
+        if row.form_id in newest and newest[row.form_id].kind == "periodic"
+    ]
+
+
+def form_periods(
+    session: Session, commune_id: int, form_id: str, *, opened_by: datetime | None = None
+) -> list[Period]:
+    """Active periods of a commune's form, newest first (only those opened by `opened_by` if given)."""
+    query = select(Period).where(Period.commune_id == commune_id, Period.form_id == form_id, Period.active)
+    if opened_by is not None:
+        query = query.where(Period.opens_at <= opened_by)
+    rows = list(session.exec(query))
+    return sorted(rows, key=lambda p: (p.opens_at, p.due_at, p.id or 0), reverse=True)
+
+
+def default_period(periods: Sequence[Period], now: datetime) -> Period | None:
+    """The current or just-closed period: the latest one already opened, else the next to open."""
+    opened = [p for p in periods if p.opens_at <= now]
+    if opened:
+        return max(opened, key=lambda p: (p.opens_at, p.due_at, p.id or 0))
+    return min(periods, key=lambda p: (p.opens_at, p.id or 0)) if periods else None
+
+
+def resolve_period(
+    session: Session,
+    commune_id: int,
+    now: datetime,
+    *,
+    form_arg: str | None = None,
+    period_arg: str | None = None,
+    opened_only: bool = False,
+) -> PeriodChoice:
+    """The form and period asked for, or the default; raises PeriodChoiceError listing the valid ones.
+
+    No form: the period code is looked up in the main form first, then the others. No period: the
+    form's current or just-closed period (`default_period`). Ids are compared without case; with
+    `opened_only`, periods not yet open count as unknown.
+    """
+    opened_by = now if opened_only else None
+    forms = periodic_forms(session, commune_id)
+
+    def choices() -> list[tuple[PeriodicForm, list[str]]]:
+        return [
+            (f, [p.code for p in form_periods(session, commune_id, f.id, opened_by=opened_by)]) for f in forms
+        ]
+
+    if not forms:
+        raise PeriodChoiceError("no_form")
+    form_arg = form_arg.strip() if form_arg and form_arg.strip() else None
+    period_arg = period_arg.strip() if period_arg and period_arg.strip() else None
+    candidates = forms
+    if form_arg is not None:
+        form = next((f for f in forms if f.id.casefold() == form_arg.casefold()), None)
+        if form is None:
+            raise PeriodChoiceError(
+                "unknown_form", form_arg=form_arg, period_arg=period_arg, choices=choices()
+            )
+        candidates = [form]
+    if period_arg is None:
+        form = candidates[0]
+        period = default_period(form_periods(session, commune_id, form.id, opened_by=opened_by), now)
+        if period is None:
+            raise PeriodChoiceError("no_period", form_arg=form_arg, form=form, choices=choices())
+        return PeriodChoice(form, period, forms)
+    wanted = period_arg.casefold()
+    for form in candidates:
+        for period in form_periods(session, commune_id, form.id, opened_by=opened_by):
+            if period.code.casefold() == wanted:
+                return PeriodChoice(form, period, forms)
+    raise PeriodChoiceError(
+        "unknown_period",
+        form_arg=form_arg,
+        period_arg=period_arg,
+        form=candidates[0] if form_arg is not None else None,
+        choices=choices(),
+    )
+
+
+def resolve_args(
+    session: Session, commune_id: int, args: Sequence[str], now: datetime, *, opened_only: bool = False
+) -> PeriodChoice:
+    """`resolve_period` from a command's words: [], [FORM], [PERIOD] or [FORM, PERIOD] (callers refuse more)."""
+    words = [a.strip() for a in args if a.strip()]
+    if len(words) >= 2:
+        return resolve_period(
+            session, commune_id, now, form_arg=words[0], period_arg=words[1], opened_only=opened_only
+        )
+    if not words:
+        return resolve_period(session, commune_id, now, opened_only=opened_only)
+    is_form = any(f.id.casefold() == words[0].casefold() for f in periodic_forms(session, commune_id))
+    if is_form:
+        return resolve_period(session, commune_id, now, form_arg=words[0], opened_only=opened_only)
+    return resolve_period(session, commune_id, now, period_arg=words[0], opened_only=opened_only)
 
 
 def store_reminder_settings(
