@@ -404,3 +404,73 @@ async def test_render_summary_messages_checks_the_actor(bot, reports) -> None:
         assert any(b.data.startswith("sm:v:") for row in messages[0][1] for b in row)
         rollup = summary_handlers.render_summary_messages(s, period, "Thái Nguyên", NOW)
         assert "TỔNG HỢP TOÀN TỈNH" in rollup[0][0]
+
+
+# ---------------------------------------------------------------------------------------------- wiring, menus
+
+
+def test_load_all_wires_summary_and_export_in_a_fresh_interpreter() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from bot.handlers import load_all\n"
+        "names = {n for s in load_all().specs for n in s.names}\n"
+        "print(sorted(names & {'summary', 'tonghop', 'xuat', 'export', 'sm', 'xe', 'xc'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "['export', 'sm', 'summary', 'tonghop', 'xc', 'xe', 'xuat']"
+
+
+def _menu(bot, user: FakeUser) -> list[str]:
+    calls = [
+        c
+        for c in bot.h.request.calls
+        if c.method == "setMyCommands" and c.params.get("scope", {}).get("chat_id") == user.id
+    ]
+    assert calls, f"no menu set for {user.first_name}"
+    return [item["command"] for item in calls[-1].params["commands"]]
+
+
+async def test_police_menus_hold_summary_and_export_and_others_do_not(bot) -> None:
+    police = _menu(bot, CUONG)
+    assert {"summary", "tonghop", "xuat", "export", "nhacnho"} <= set(police), police
+    assert {"summary", "tonghop", "xuat", "export"} <= set(_menu(bot, SANG))
+    head = _menu(bot, AN)
+    assert not {"summary", "tonghop", "xuat", "export", "nhacnho"} & set(head), head
+    default = [c for c in bot.h.request.calls if c.method == "setMyCommands"]
+    assert all(
+        "summary" not in str(c.params) for c in default if c.params.get("scope", {}).get("type") == "default"
+    )
+    (help_text,) = await bot.send(CUONG, "/help")
+    assert "/tonghop — Tổng hợp báo cáo của xã" in help_text and "/xuat — Xuất Excel / Word" in help_text
+
+
+@pytest.mark.parametrize("command", ["/summary", "/tonghop", "/xuat", "/export", "/xuat hiep-luc excel"])
+async def test_every_name_refuses_village_heads_and_strangers_politely(bot, reports, command) -> None:
+    for user, words in ((AN, "chỉ dành cho <b>cán bộ Công an xã</b>"), (LA, "chưa đăng ký")):
+        out = await bot.send(user, command)
+        assert len(out) == 1 and words in out[0] and "Hiệp Lực" not in out[0], out
+    assert not [c for c in bot.h.request.calls if c.method == "sendDocument"]
+
+
+async def test_other_communes_police_cannot_name_hiep_luc(bot, reports) -> None:
+    (out,) = await bot.send(KHOA, "/xuat hiep-luc 2026-6T excel")
+    assert "Không có biểu mẫu “hiep-luc”" in out and "Xã Hiệp Lực" not in out  # read as Yên Sơn's form
+    period = reports["period"]
+    for data in (f"xe:{period}:xlsx", f"sm:p:{period}"):
+        out = await bot.press(KHOA, data)
+        assert len(out) == 1 and "Hiệp Lực" not in out[0] and "Nà Làng" not in out[0]
+    assert not [c for c in bot.h.request.calls if c.method == "sendDocument"]
+
+
+async def test_too_many_words_and_stale_buttons(bot, reports) -> None:
+    (out,) = await bot.send(CUONG, "/tonghop bao-cao-6-thang 2026-6T thừa")
+    assert "quá nhiều phần" in out and "<code>bao-cao-6-thang 2026-6T thừa</code>" in out
+    (out,) = await bot.send(CUONG, "/tonghop <b>x</b> y z")
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>x</b>" not in out
+    (out,) = await bot.send(CUONG, "/xuat bao-cao-6-thang 2026-6T thừa")
+    assert "quá nhiều phần" in out
+    for data in ("sm:zz:1", "sm:p:abc", "sm:p", "sm:v:1:2:3", "xe:abc:xlsx", "xe"):
+        assert await bot.press(CUONG, data) == []
+    assert all("cũ" in (t or "") or "hết hạn" in (t or "") for t in bot.answered()[-6:]), bot.answered()[-6:]

@@ -7,6 +7,6 @@ from bot.handlers.registry import REGISTRY, Registry
 
 def load_all() -> Registry:
     """Import every handler module (they register themselves) and return the registry."""
-    from bot.handlers import fallback, nudge, report, start  # noqa: F401
+    from bot.handlers import export, fallback, nudge, report, start, summary  # noqa: F401
 
     return REGISTRY

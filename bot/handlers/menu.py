@@ -12,20 +12,33 @@ from bot.auth import Actor
 from bot.handlers.registry import REGISTRY
 from bot.texts import templates_dir
 
+MENU_ALIASES_KEY = "menu_aliases"
+
 
 @lru_cache(maxsize=1)
+def _commands_file() -> dict[str, Any]:
+    with (templates_dir() / "commands.yaml").open(encoding="utf-8") as fh:
+        return dict(yaml.safe_load(fh) or {})
+
+
 def descriptions() -> dict[str, str]:
     """Command descriptions from templates/commands.yaml."""
-    with (templates_dir() / "commands.yaml").open(encoding="utf-8") as fh:
-        return {str(k): str(v) for k, v in (yaml.safe_load(fh) or {}).items()}
+    return {str(k): str(v) for k, v in _commands_file().items() if k != MENU_ALIASES_KEY}
+
+
+def menu_aliases() -> frozenset[str]:
+    """Aliases shown in the menu next to their main name (`menu_aliases` in templates/commands.yaml)."""
+    return frozenset(str(name) for name in _commands_file().get(MENU_ALIASES_KEY) or ())
 
 
 def commands_for(actor: Actor) -> list[dict[str, str]]:
-    """(name, description) of the main name of each command the actor may use."""
-    texts = descriptions()
+    """(name, description) of each command the actor may use: its main name and its menu aliases."""
+    texts, aliases = descriptions(), menu_aliases()
     return [
-        {"name": spec.names[0], "description": texts.get(spec.names[0], spec.names[0])}
+        {"name": name, "description": texts.get(name, name)}
         for spec in REGISTRY.commands_for(actor)
+        for name in spec.names
+        if name == spec.names[0] or name in aliases
     ]
 
 
