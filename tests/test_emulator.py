@@ -276,6 +276,105 @@ async def test_webhook_blocks_get_updates_with_409(bot: Bot) -> None:
     assert await bot.get_updates() == ()
 
 
+@contextlib.asynccontextmanager
+async def webhook_receiver(status: int = 200) -> AsyncIterator[tuple[str, list[tuple[dict, dict]]]]:
+    """A local HTTP endpoint recording (headers, JSON body) of every POST; answers `status`."""
+    from aiohttp import web
+
+    received: list[tuple[dict, dict]] = []
+    answer = {"status": status}
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.json()))
+        return web.Response(status=answer["status"])
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/hook", received
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_loopback_webhook_gets_each_update_posted_in_order_with_the_secret(
+    server: EmulatorServer, bot: Bot
+) -> None:
+    async with webhook_receiver() as (url, received):
+        assert await bot.set_webhook(url, secret_token="s3cr3t_Token-x", allowed_updates=["message"])
+        first = server.send_text(ALICE, "một")
+        second = server.send_text(BOB, "hai")
+        assert await server.wait_for(lambda: len(received) == 2, 5)
+        assert [body["update_id"] for _, body in received] == [first.update_id, second.update_id]
+        assert [body["message"]["text"] for _, body in received] == ["một", "hai"]
+        assert all(h["X-Telegram-Bot-Api-Secret-Token"] == "s3cr3t_Token-x" for h, _ in received)
+        assert await server.wait_for(lambda: not server.pending_updates(), 5) == True  # noqa: E712
+        with pytest.raises(Conflict, match="webhook is active"):
+            await bot.get_updates()
+        info = await bot.get_webhook_info()
+        assert info.url == url and info.pending_update_count == 0 and info.last_error_message is None
+        assert server.counters["webhook_delivered"] == 2
+
+
+async def test_a_failing_webhook_keeps_the_update_reports_the_error_and_retries(
+    server: EmulatorServer, bot: Bot
+) -> None:
+    async with webhook_receiver(status=403) as (url, received):
+        assert await bot.set_webhook(url, secret_token="s3cr3t_Token-x")
+        delivery = server.send_text(ALICE, "một")
+        assert await server.wait_for(lambda: len(received) >= 2, 5)  # retried
+        info = await bot.get_webhook_info()
+        assert info.pending_update_count == 1
+        assert info.last_error_message is not None and "403" in info.last_error_message
+        assert info.last_error_date is not None
+        log = server.webhook_log
+        assert log[0]["update_id"] == delivery.update_id and log[0]["status"] == 403
+        # once deleted, the update is still there for getUpdates
+        assert await bot.delete_webhook()
+        updates = await bot.get_updates()
+        assert [u.update_id for u in updates] == [delivery.update_id]
+
+
+async def test_webhook_url_rules_and_remote_webhooks_are_never_called(
+    server: EmulatorServer, bot: Bot
+) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)https url must be provided"):
+        await bot.set_webhook("http://example.org/hook")
+    with pytest.raises(BadRequest, match=r"(?i)secret token contains unallowed characters"):
+        await bot.set_webhook("https://example.org/hook", secret_token="not allowed!")
+    assert await bot.set_webhook("https://example.org/hook")
+    server.send_text(ALICE, "một")
+    await asyncio.sleep(0.2)
+    assert server.webhook_log == [] and len(server.pending_updates()) == 1
+
+
+async def test_a_long_poll_waiting_when_the_webhook_is_set_gets_409(server: EmulatorServer, bot: Bot) -> None:
+    poll = asyncio.create_task(bot.get_updates(timeout=20))
+    assert await server.wait_for(lambda: server.waiting_polls == 1, 5)
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(f"{server.url}/bot{TOKEN}/setWebhook", json={"url": "https://example.org/h"})
+    assert answer.json()["result"] is True
+    with pytest.raises(Conflict, match="webhook is active"):
+        await asyncio.wait_for(poll, 5)
+
+
+def test_the_control_api_shows_the_webhook_without_its_secret(threaded: EmulatorServer) -> None:
+    with httpx.Client(timeout=10) as http:
+        http.post(
+            f"{threaded.url}/bot{TOKEN}/setWebhook",
+            json={"url": "https://example.org/h", "secret_token": "abcdefghijklmnop"},
+        )
+    with EmulatorClient(threaded.url) as client:
+        shown = client.webhook()
+    assert shown["webhook"]["url"] == "https://example.org/h"
+    assert shown["webhook"]["has_secret_token"] is True and "secret_token" not in shown["webhook"]
+    assert "abcdefghijklmnop" not in str(shown)
+
+
 async def test_a_second_get_updates_terminates_the_first_with_409(server: EmulatorServer, bot: Bot) -> None:
     first = asyncio.create_task(bot.get_updates(timeout=20))
     assert await server.wait_for(lambda: server.waiting_polls == 1, 5)

@@ -6,9 +6,13 @@ Telegram's own status code and description.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlparse
 
 from telegram import AcceptedGiftTypes, ChatFullInfo, File, User, WebhookInfo
 
@@ -22,7 +26,9 @@ from bot.emulator.state import (
     scope_key,
 )
 
-__all__ = ["METHODS", "canonical_method"]
+__all__ = ["METHODS", "canonical_method", "is_loopback_url"]
+
+SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
 
 Handler = Callable[[EmulatorState, Params], Any]
 
@@ -83,12 +89,20 @@ def close(s: EmulatorState, p: Params) -> bool:
 
 @_method("setWebhook")
 def set_webhook(s: EmulatorState, p: Params) -> bool:
-    """Store the webhook (updates are not pushed; getUpdates answers 409 while it is set)."""
+    """Store the webhook; getUpdates answers 409 while it is set.
+
+    Updates are POSTed to it (with the secret header) only when it is on this machine (a loopback
+    address or localhost, where plain http is accepted too); any other URL is stored, never called.
+    """
     url = p.string("url") or ""
     if not url:
         return delete_webhook(s, p)
-    if not url.startswith("https://"):
+    loopback = is_loopback_url(url)
+    if not url.startswith("https://") and not (loopback and url.startswith("http://")):
         raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+    secret = p.string("secret_token")
+    if secret is not None and not SECRET_TOKEN_RE.match(secret):
+        raise bad_request("secret token contains unallowed characters")
     if p.flag("drop_pending_updates"):
         s._updates.clear()
     allowed = p.obj("allowed_updates")
@@ -97,10 +111,25 @@ def set_webhook(s: EmulatorState, p: Params) -> bool:
     s.webhook = {
         "url": url,
         "max_connections": p.integer("max_connections", 40),
-        "secret_token": p.string("secret_token"),
+        "secret_token": secret,
         "ip_address": p.string("ip_address"),
+        "push": loopback,
+        "last_error_date": None,
+        "last_error_message": None,
     }
+    s._changed()
     return True
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether the URL's host is this machine (127.0.0.0/8, ::1 or localhost)."""
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @_method("deleteWebhook")
@@ -109,13 +138,15 @@ def delete_webhook(s: EmulatorState, p: Params) -> bool:
     s.webhook = None
     if p.flag("drop_pending_updates"):
         s._updates.clear()
+    s._changed()
     return True
 
 
 @_method("getWebhookInfo")
 def get_webhook_info(s: EmulatorState, p: Params) -> dict[str, Any]:
-    """WebhookInfo for the stored webhook."""
+    """WebhookInfo for the stored webhook, with the last delivery error if any."""
     hook = s.webhook or {}
+    error_date = hook.get("last_error_date")
     return WebhookInfo(
         url=hook.get("url", ""),
         has_custom_certificate=False,
@@ -123,6 +154,8 @@ def get_webhook_info(s: EmulatorState, p: Params) -> dict[str, Any]:
         max_connections=hook.get("max_connections") if hook else None,
         ip_address=hook.get("ip_address"),
         allowed_updates=s.allowed_updates if hook else None,
+        last_error_date=datetime.fromtimestamp(error_date, UTC) if error_date else None,
+        last_error_message=hook.get("last_error_message"),
     ).to_dict()
 
 

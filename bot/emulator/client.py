@@ -485,6 +485,10 @@ class EmulatorClient:
         """Counters."""
         return self._call("GET", "/stats")
 
+    def webhook(self) -> dict[str, Any]:
+        """The webhook set by the bot (secret hidden) and every POST made to it: {webhook, deliveries}."""
+        return self._call("GET", "/webhook")
+
     def commands(self) -> list[dict[str, Any]]:
         """What setMyCommands stored: [{scope, language_code, commands}]."""
         return self._call("GET", "/commands")

@@ -12,7 +12,11 @@ editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage, answ
 getFile, getChat, setMyCommands, getMyCommands, deleteMyCommands, set/getMyDescription,
 set/getMyShortDescription, set/getMyName, set/getChatMenuButton. Anything else is 404 Not Found.
 parse_mode HTML is parsed and validated like Telegram (see ``tghtml``); Markdown/MarkdownV2 texts
-are accepted as they are, without entity parsing. Webhooks are stored, never called.
+are accepted as they are, without entity parsing. A webhook on this machine (127.0.0.0/8, ::1,
+localhost; plain http allowed there) is called like Telegram does: each pending update is POSTed as
+JSON, in order, with ``X-Telegram-Bot-Api-Secret-Token`` when a secret was set; a non-2xx answer or
+a connection error is kept as ``last_error_message`` (getWebhookInfo) and retried with backoff.
+Webhooks elsewhere are stored, never called. While a webhook is set getUpdates answers 409.
 
 Control API (JSON; every answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ...}``
 with status 400/404)::
@@ -43,6 +47,7 @@ with status 400/404)::
     GET    /_emu/updates                      updates queued and not yet confirmed
     POST   /_emu/updates/{update_id}/redeliver  enqueue the same update again
     GET    /_emu/requests                     ?method=<name>&after=<index>: the bot's request log
+    GET    /_emu/webhook                      the webhook (secret hidden) and every POST made to it
     GET    /_emu/stats                        counters (requests, statuses, 429s, faults, updates)
     GET|POST /_emu/flood                      FloodLimits fields, or {"enabled": false}
     GET|POST /_emu/faults                     FaultPlan fields, or {"enabled": false}
@@ -66,11 +71,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from bot.emulator.botapi import METHODS, canonical_method, check_api_error
 from bot.emulator.limits import FLOOD_METHODS, FaultInjector, FaultPlan, FloodController, FloodLimits
 from bot.emulator.state import (
+    DEFAULT_ALLOWED_UPDATES,
     ApiError,
     Delivery,
     EmulatorState,
@@ -143,6 +149,9 @@ class EmulatorServer(EmulatorState):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._pusher: asyncio.Task[None] | None = None
+        self.webhook_timeout = 10.0  # seconds a webhook POST may take before it counts as failed
+        self.webhook_log: list[dict[str, Any]] = []  # every webhook POST: update_id, status, error, time
 
     # ------------------------------------------------------------------ configuration
 
@@ -212,6 +221,7 @@ class EmulatorServer(EmulatorState):
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._runner = runner
+        self._pusher = asyncio.create_task(self._push_webhook(), name="emulator-webhook")
 
     async def stop(self) -> None:
         """Release long polls and held requests, then close the listener."""
@@ -221,6 +231,11 @@ class EmulatorServer(EmulatorState):
             self._changed()
         if self._stop_event is not None:
             self._stop_event.set()
+        pusher, self._pusher = self._pusher, None
+        if pusher is not None:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
         if runner is not None:
             await runner.cleanup()
 
@@ -465,6 +480,8 @@ class EmulatorServer(EmulatorState):
         def ready() -> list[dict[str, Any]] | str | None:
             if self._poll_generation != generation:
                 return "conflict"
+            if self.webhook is not None:
+                return "webhook"
             return self._take_updates(limit) or None
 
         try:
@@ -475,7 +492,80 @@ class EmulatorServer(EmulatorState):
                 self._changed()
         if result == "conflict":
             raise ApiError(409, _CONFLICT_POLL)
+        if result == "webhook":
+            raise ApiError(409, _CONFLICT_WEBHOOK)
         return result if isinstance(result, list) else []
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    def _next_for_webhook(self) -> tuple[dict[str, Any], Any] | str | None:
+        """(webhook, queued update) to POST next; "stop" when stopping (call with the lock held)."""
+        if self._stopping:
+            return "stop"
+        hook = self.webhook
+        if hook is None or not hook.get("push"):
+            return None
+        allowed = set(self.allowed_updates) if self.allowed_updates else DEFAULT_ALLOWED_UPDATES
+        for queued in self._updates:
+            if queued.kind in allowed:
+                return hook, queued
+        return None
+
+    async def _push_webhook(self) -> None:
+        """Deliver pending updates to a loopback webhook, one at a time and in order, like Telegram."""
+        failures = 0
+        timeout = ClientTimeout(total=self.webhook_timeout)
+        async with ClientSession(timeout=timeout) as http:
+            while True:
+                item = await self.wait_for(self._next_for_webhook, 3600.0)
+                if item == "stop":
+                    return
+                if not item:
+                    continue
+                hook, queued = item
+                status, error = await self._post_update(http, hook, queued.payload)
+                with self._lock:
+                    self.webhook_log.append(
+                        {
+                            "update_id": queued.update_id,
+                            "status": status,
+                            "error": error,
+                            "time": self.clock(),
+                        }
+                    )
+                    if error is None:
+                        queued.delivered = True
+                        self._updates = [u for u in self._updates if u is not queued]
+                        self.counters["webhook_delivered"] += 1
+                    else:
+                        self.counters["webhook_errors"] += 1
+                        if self.webhook is hook:
+                            hook["last_error_date"] = int(self.clock())
+                            hook["last_error_message"] = error
+                    self._changed()
+                if error is None:
+                    failures = 0
+                else:
+                    failures += 1
+                    await self._hold(min(5.0, 0.1 * 2 ** min(failures, 6)))
+
+    async def _post_update(
+        self, http: ClientSession, hook: dict[str, Any], payload: dict[str, Any]
+    ) -> tuple[int, str | None]:
+        """POST one update; (HTTP status or 0, None on success else Telegram-like error text)."""
+        headers = {"Content-Type": "application/json"}
+        if hook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+        try:
+            async with http.post(hook["url"], data=_dumps(payload).encode(), headers=headers) as answer:
+                await answer.read()
+                if 200 <= answer.status < 300:
+                    return answer.status, None
+                return answer.status, f"Wrong response from the webhook: {answer.status} {answer.reason}"
+        except TimeoutError:
+            return 0, "Read timeout expired"
+        except ClientError as err:
+            return 0, f"Connection failed: {type(err).__name__}"
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         error = self._check_token(request.match_info["token"])
@@ -512,6 +602,7 @@ class EmulatorServer(EmulatorState):
             ("POST", "/_emu/updates/{update_id}/redeliver", self._c(self._emu_redeliver)),
             ("GET", "/_emu/requests", self._c(self._emu_requests)),
             ("GET", "/_emu/stats", self._c(self._emu_stats)),
+            ("GET", "/_emu/webhook", self._c(self._emu_webhook)),
             ("GET", "/_emu/flood", self._c(self._emu_flood)),
             ("POST", "/_emu/flood", self._c(self._emu_flood)),
             ("GET", "/_emu/faults", self._c(self._emu_faults)),
@@ -780,6 +871,13 @@ class EmulatorServer(EmulatorState):
 
     async def _emu_stats(self, request: web.Request, body: dict[str, Any]) -> Any:
         return self.stats()
+
+    async def _emu_webhook(self, request: web.Request, body: dict[str, Any]) -> Any:
+        with self._lock:
+            hook = dict(self.webhook) if self.webhook else None
+            if hook is not None:
+                hook["has_secret_token"] = bool(hook.pop("secret_token", None))
+            return {"webhook": hook, "deliveries": list(self.webhook_log)}
 
     async def _emu_flood(self, request: web.Request, body: dict[str, Any]) -> Any:
         if request.method == "POST":
