@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.handlers import Registry, load_all
 from bot.handlers.menu import set_default_menu
+from bot.metrics import observe_scheduler
 from bot.reminders.ratelimit import RateLimiter
 from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
 from bot.texts import render
@@ -30,10 +31,12 @@ def build_application(
     clock: Clock = system_clock,
     request: BaseRequest | None = None,
     registry: Registry | None = None,
+    polling: bool = True,
 ) -> Application:
     """The bot: every handler from the registry, talking to `settings.api_url`.
 
-    With `request` (tests), that request object carries every call and no updater is built.
+    With `request` (tests), that request object carries every call and no updater is built;
+    `polling=False` (webhook mode: updates arrive through `application.update_queue`) builds none either.
     """
     if deps is None:
         deps = Deps(engine=make_engine(settings.database_url), clock=clock, settings=settings)
@@ -52,7 +55,11 @@ def build_application(
     else:
         builder = builder.request(
             HTTPXRequest(connection_pool_size=16, connect_timeout=10, read_timeout=20, write_timeout=20)
-        ).get_updates_request(HTTPXRequest(connect_timeout=10, read_timeout=40))
+        )
+        if polling:
+            builder = builder.get_updates_request(HTTPXRequest(connect_timeout=10, read_timeout=40))
+        else:
+            builder = builder.updater(None)
     application = builder.build()
     application.bot_data["deps"] = deps
     application.bot_data[LIMITER_KEY] = RateLimiter()  # shared by everything sent in bulk
@@ -67,7 +74,9 @@ async def _post_init(application: Application) -> None:
     except Exception:  # the menu is a nicety; never block start-up on it
         log.warning("could not set the default command menu", exc_info=True)
     try:
-        start_reminders(application)  # APScheduler ticks plan() + dispatch_due() (BAOCAO_TICK_SECONDS)
+        scheduler = start_reminders(application)  # APScheduler ticks plan() + dispatch_due()
+        if scheduler is not None:
+            observe_scheduler(scheduler)  # one log line and metrics per reminder cycle
     except Exception:  # reports keep working; the log says reminders are off
         log.exception("could not start the reminder scheduler: no reminders will be sent")
 

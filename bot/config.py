@@ -17,6 +17,10 @@ DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 DEFAULT_DATABASE_FILE = "baocao.db"
 TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,100}$")
 USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")  # Telegram allows 1-256 of these; we want 16+
+DEFAULT_LISTEN = ("127.0.0.1", 8080)
+DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -34,6 +38,12 @@ class Settings:
     bot_username: str | None = None
     tick_seconds: float = 30.0  # BAOCAO_TICK_SECONDS: how often reminders are planned and sent (0: never)
     send_lease_seconds: float = 120.0  # BAOCAO_SEND_LEASE_SECONDS: a claimed message's lease
+    webhook_url: str | None = None  # BAOCAO_WEBHOOK_URL: public https URL Telegram posts updates to
+    webhook_secret: str | None = None  # BAOCAO_WEBHOOK_SECRET: X-Telegram-Bot-Api-Secret-Token
+    listen_host: str = DEFAULT_LISTEN[0]  # BAOCAO_LISTEN=host:port for `baocao serve`
+    listen_port: int = DEFAULT_LISTEN[1]
+    webhook_path: str = DEFAULT_WEBHOOK_PATH  # BAOCAO_WEBHOOK_PATH, else the path of BAOCAO_WEBHOOK_URL
+    log_format: str = "text"  # BAOCAO_LOG_FORMAT: text | json
 
     @property
     def base_url(self) -> str:
@@ -54,6 +64,24 @@ class Settings:
                 "(hoặc chạy `baocao demo` để thử không cần token)."
             )
         return self.token
+
+    def require_webhook_secret(self) -> str:
+        """Return the webhook secret or stop with a clear line."""
+        if not self.webhook_secret:
+            raise ConfigError(
+                "BAOCAO_WEBHOOK_SECRET chưa được đặt: tạo một chuỗi bí mật, ví dụ bằng "
+                '`python -c "import secrets; print(secrets.token_urlsafe(32))"`, rồi đặt vào môi trường hoặc .env.'
+            )
+        return self.webhook_secret
+
+    def require_webhook_url(self) -> str:
+        """Return the public webhook URL or stop with a clear line."""
+        if not self.webhook_url:
+            raise ConfigError(
+                "BAOCAO_WEBHOOK_URL chưa được đặt: ghi địa chỉ https công khai mà Telegram gửi cập nhật tới, "
+                f"ví dụ https://baocao.example.vn{DEFAULT_WEBHOOK_PATH}."
+            )
+        return self.webhook_url
 
 
 def load_environment(
@@ -151,8 +179,69 @@ def _check_seconds(name: str, raw: str | None, default: float, *, minimum: float
     return value
 
 
+def _check_webhook_url(raw: str | None) -> str | None:
+    if raw is None or raw.strip() == "":
+        return None
+    url = raw.strip()
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"BAOCAO_WEBHOOK_URL={raw!r} không hợp lệ: cần địa chỉ đầy đủ, "
+            f"ví dụ https://baocao.example.vn{DEFAULT_WEBHOOK_PATH}."
+        )
+    if re.search(r"\d+:[A-Za-z0-9_-]{20,}", url):
+        raise ConfigError("BAOCAO_WEBHOOK_URL không được chứa token của bot: dùng đường dẫn khác.")
+    return url
+
+
+def _check_webhook_secret(raw: str | None) -> str | None:
+    if raw is None or raw.strip() == "":
+        return None
+    secret = raw.strip()
+    if not SECRET_RE.match(secret):
+        raise ConfigError(
+            "BAOCAO_WEBHOOK_SECRET không hợp lệ: cần 16 đến 256 ký tự chỉ gồm chữ, số, _ và -, "
+            'ví dụ tạo bằng `python -c "import secrets; print(secrets.token_urlsafe(32))"`.'
+        )
+    return secret
+
+
+def _check_listen(raw: str | None) -> tuple[str, int]:
+    if raw is None or raw.strip() == "":
+        return DEFAULT_LISTEN
+    host, sep, port = raw.strip().rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"BAOCAO_LISTEN={raw!r} không hợp lệ: ghi địa chỉ:cổng, ví dụ 127.0.0.1:8080 hoặc 0.0.0.0:8080."
+        )
+    return host, int(port)
+
+
+def _check_webhook_path(raw: str | None, url: str | None) -> str:
+    if raw is None or raw.strip() == "":
+        path = urlparse(url).path if url else ""
+        return path if path not in ("", "/") else DEFAULT_WEBHOOK_PATH
+    path = raw.strip()
+    if not path.startswith("/") or path in ("/", "/healthz", "/readyz", "/metrics") or " " in path:
+        raise ConfigError(
+            f"BAOCAO_WEBHOOK_PATH={raw!r} không hợp lệ: cần đường dẫn bắt đầu bằng /, "
+            f"khác /healthz, /readyz, /metrics, ví dụ {DEFAULT_WEBHOOK_PATH}."
+        )
+    return path
+
+
+def _check_log_format(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or "text"
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"BAOCAO_LOG_FORMAT={raw!r} không hợp lệ: chọn text hoặc json.")
+    return value
+
+
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
+    webhook_url = _check_webhook_url(environ.get("BAOCAO_WEBHOOK_URL"))
+    listen_host, listen_port = _check_listen(environ.get("BAOCAO_LISTEN"))
     return Settings(
         token=_check_token(environ.get("TELEGRAM_BOT_TOKEN")),
         api_url=_check_api_url(environ.get("TELEGRAM_API_URL")),
@@ -169,6 +258,12 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
             minimum=1,
             zero_ok=False,
         ),
+        webhook_url=webhook_url,
+        webhook_secret=_check_webhook_secret(environ.get("BAOCAO_WEBHOOK_SECRET")),
+        listen_host=listen_host,
+        listen_port=listen_port,
+        webhook_path=_check_webhook_path(environ.get("BAOCAO_WEBHOOK_PATH"), webhook_url),
+        log_format=_check_log_format(environ.get("BAOCAO_LOG_FORMAT")),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
+from telegram.error import RetryAfter
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -27,6 +28,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import metrics
 from bot.auth import Actor, Need, load_actor
 from bot.deps import Deps
 from bot.texts import render
@@ -202,25 +204,64 @@ def _wrap(spec: Spec, deps: Deps) -> Callable[[Update, ContextTypes.DEFAULT_TYPE
 
 
 async def _run(spec: Spec, deps: Deps, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Handle one update (see the module doc) and log one line about it: never its contents."""
     started = time.perf_counter()
+    handler = f"{spec.kind}:{spec.names[0]}"
+    chat = update.effective_chat
+    fields: dict[str, Any] = {"role": "stranger", "outcome": "error"}
+    try:
+        fields["outcome"] = await _handle(spec, deps, update, context, fields)
+    except Exception as err:
+        if isinstance(err, RetryAfter):
+            metrics.record_429()
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        metrics.record_update(handler, fields["outcome"], seconds)
+        log.info(
+            "update %s chat %s role %s handler %s %.1fms %s",
+            update.update_id,
+            chat.id if chat else None,
+            fields["role"],
+            handler,
+            seconds * 1000,
+            fields["outcome"],
+            extra={
+                "update_id": update.update_id,
+                "chat_id": chat.id if chat else None,
+                "role": fields["role"],
+                "handler": handler,
+                "duration_ms": round(seconds * 1000, 1),
+                "outcome": fields["outcome"],
+            },
+        )
+
+
+async def _handle(
+    spec: Spec, deps: Deps, update: Update, context: ContextTypes.DEFAULT_TYPE, fields: dict[str, Any]
+) -> str:
+    """The work of `_run`; returns the outcome (ok, refused, group, duplicate)."""
     now = deps.clock()
     user = update.effective_user
     chat = update.effective_chat
     with session_scope(deps.engine) as session:
         if not _first_delivery(session, update.update_id, now):
-            log.info("update %s already processed, skipped", update.update_id)
-            return
+            return "duplicate"
         actor = load_actor(session, user.id if user else None)
+        fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
         ctx = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
         if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
             from bot.handlers.groups import answer_group
 
+            outcome = "group"
             await answer_group(ctx)
         elif not actor.satisfies(spec.need):
+            outcome = "refused"
             ctx.reply("auth/refused.html", need=str(spec.need), stranger=actor.is_stranger)
             ctx.callback_answer = render("auth/refused_short.html")
             _audit_refusal(ctx, spec)
         else:
+            outcome = "ok"
             await spec.handler(ctx)
     await _deliver(ctx, context)
     for action in ctx.after_commit:
@@ -228,15 +269,7 @@ async def _run(spec: Spec, deps: Deps, update: Update, context: ContextTypes.DEF
             await action(context.bot)
         except Exception:
             log.warning("after-commit action failed", exc_info=True)
-    log.info(
-        "update=%s chat=%s handler=%s:%s roles=%s ms=%.1f",
-        update.update_id,
-        chat.id if chat else None,
-        spec.kind,
-        spec.names[0],
-        ",".join(sorted(actor.roles)) or "stranger",
-        (time.perf_counter() - started) * 1000,
-    )
+    return outcome
 
 
 def _first_delivery(session: Any, update_id: int, now: datetime) -> bool:

@@ -1,0 +1,102 @@
+"""Logging for the bot's processes: one line per event, as text or JSON, with secrets scrubbed.
+
+`configure_logging("json")` writes one JSON object per line (`ts`, `level`, `logger`, `msg` and the
+structured fields passed as `extra=`, e.g. `update_id`, `chat_id`, `role`, `handler`, `duration_ms`,
+`outcome`); `"text"` writes the classic `time LEVEL logger: message`. Whatever the format, every
+line (tracebacks included) goes through `redact`: the bot token, anything shaped like a token in
+an API URL (`/bot123:ABC…`) and the webhook secret never reach the output. httpx, whose INFO lines
+carry the request URL and so the token, is kept at WARNING.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+TOKEN_SHAPE = re.compile(r"\d{3,20}:[A-Za-z0-9_-]{20,100}")
+REDACTED = "<ẩn>"
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "alembic", "telegram.ext.Updater", "aiohttp.access")
+QUIET_LOGGERS += ("uvicorn.access",)
+
+# attributes every LogRecord has: anything else on a record came from `extra=` and is a field
+_STANDARD = set(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace the given secrets and anything shaped like a bot token with a placeholder."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return TOKEN_SHAPE.sub(REDACTED, text)
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured fields a record carries (what was passed as `extra=`)."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class RedactingFormatter(logging.Formatter):
+    """The classic text line, scrubbed of secrets."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        """Format as `time LEVEL logger: message`."""
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.secrets = tuple(s for s in secrets if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format, then scrub."""
+        return redact(super().format(record), self.secrets)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, the `extra=` fields, and exc if any."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        """Remember what to scrub."""
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Serialise the record; values that are not JSON become strings."""
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(fields_of(record))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc"] = record.exc_text
+        return redact(json.dumps(entry, ensure_ascii=False, default=str), self.secrets)
+
+
+def configure_logging(
+    fmt: str = "text",
+    *,
+    verbose: bool = False,
+    secrets: Iterable[str | None] = (),
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Replace the root handlers with one scrubbed text/JSON handler; returns it."""
+    kept = [s for s in secrets if s]
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(kept) if fmt == "json" else RedactingFormatter(kept))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return handler
