@@ -312,7 +312,7 @@ async def test_a_loopback_webhook_gets_each_update_posted_in_order_with_the_secr
         assert [body["update_id"] for _, body in received] == [first.update_id, second.update_id]
         assert [body["message"]["text"] for _, body in received] == ["một", "hai"]
         assert all(h["X-Telegram-Bot-Api-Secret-Token"] == "s3cr3t_Token-x" for h, _ in received)
-        assert await server.wait_for(lambda: not server.pending_updates(), 5) == True  # noqa: E712
+        assert await server.wait_for(lambda: not server.pending_updates(), 5)
         with pytest.raises(Conflict, match="webhook is active"):
             await bot.get_updates()
         info = await bot.get_webhook_info()

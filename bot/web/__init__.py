@@ -1,0 +1,1 @@
+"""Webhook mode (`baocao serve`): the ASGI app, its health and metrics endpoints, and its commands."""
