@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 
 from bot.config import ConfigError, Settings, settings_from
 
@@ -11,7 +13,7 @@ from bot.config import ConfigError, Settings, settings_from
 def add_copy_arguments(db_parser: argparse.ArgumentParser) -> None:
     """Add the options of `baocao db copy` to the `db` sub-command's parser."""
     db_parser.add_argument(
-        "--from", dest="copy_from", metavar="URL", help="với copy: cơ sở dữ liệu nguồn (sqlite:///… )"
+        "--from", dest="copy_from", metavar="URL", help="với copy: cơ sở dữ liệu nguồn (sqlite:///…)"
     )
     db_parser.add_argument(
         "--to", dest="copy_to", metavar="URL", help="với copy: cơ sở dữ liệu đích (postgresql://…)"
@@ -48,6 +50,18 @@ def _normalise(option: str, raw: str | None) -> str:
         raise ConfigError(f"{option}: {exc}") from None
 
 
+def _progress_printer(every_seconds: float = 5.0) -> Callable[[str, int], None]:
+    last = [time.monotonic()]
+
+    def show(table: str, copied: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_seconds:
+            last[0] = now
+            print(f"  … {table}: đã chép {copied} dòng", file=sys.stderr, flush=True)
+
+    return show
+
+
 def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
     """Copy every table from --from to --to, print the row counts; 0 when they all match."""
     from storage.copy import CopyError, copy_database, safe_url
@@ -66,6 +80,7 @@ def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
             destination,
             force=bool(getattr(args, "force", False)),
             batch_size=int(getattr(args, "batch_size", 1000)),
+            progress=_progress_printer(),
         )
     except CopyError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from alembic.util import CommandError
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -122,6 +123,9 @@ def _open_destination(url: str) -> Engine:
     except SQLAlchemyError as exc:
         engine.dispose()
         raise CopyError(f"Không kết nối được cơ sở dữ liệu đích ({safe_url(url)}): {_reason(exc)}") from None
+    except CommandError as exc:  # e.g. the destination is at a revision this code does not know
+        engine.dispose()
+        raise CopyError(f"Không nâng cấp được cơ sở dữ liệu đích ({safe_url(url)}): {exc}") from None
     return engine
 
 
@@ -198,7 +202,8 @@ def _copy(
                 src = src.execution_options(**src_options)
             filled = [(t.name, n) for t in tables if (n := _count(dst, t))]
             if filled and not force:
-                listed = ", ".join(f"{name} ({n} dòng)" for name, n in filled)
+                listed = ", ".join(f"{name} ({n} dòng)" for name, n in filled[:4])
+                listed += f" và {len(filled) - 4} bảng khác" if len(filled) > 4 else ""
                 raise CopyError(
                     f"Cơ sở dữ liệu đích đã có dữ liệu: {listed}. Dùng --force để xoá hết và chép đè."
                 )

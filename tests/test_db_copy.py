@@ -426,3 +426,33 @@ def test_bad_batch_size_touches_nothing(seeded_sqlite: str, tmp_path: Path) -> N
     with pytest.raises(CopyError, match="Kích thước lô"):
         copy_database(seeded_sqlite, target, batch_size=0)
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_destination_at_an_unknown_revision_is_refused(seeded_sqlite: str, tmp_path: Path) -> None:
+    target = _sqlite(tmp_path / "future.db")
+    engine = make_engine(target)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+    with pytest.raises(CopyError, match="Không nâng cấp được cơ sở dữ liệu đích"):
+        copy_database(seeded_sqlite, target)
+
+
+def test_a_failure_midway_leaves_the_destination_empty(
+    seeded_sqlite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.copy as copy_module
+
+    real = copy_module._batches
+
+    def failing(conn: Any, table: Any, size: int) -> Iterator[list[dict]]:
+        if table.name == "outbox":
+            raise OperationalError("INSERT …", {}, Exception("disk I/O error"))
+        yield from real(conn, table, size)
+
+    monkeypatch.setattr(copy_module, "_batches", failing)
+    target = _sqlite(tmp_path / "copy.db")
+    with pytest.raises(CopyError, match="Sao chép thất bại, đích không đổi: disk I/O error"):
+        copy_database(seeded_sqlite, target, batch_size=1)
+    assert all(rows == [] for rows in table_rows(target).values())
