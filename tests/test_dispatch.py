@@ -816,3 +816,72 @@ async def test_with_the_real_renderer_a_row_planned_before_the_submission_become
     report = await dispatch_due(engine, tg, at, limiter=limiter, worker_id="w")
     assert report.sent == 2 and report.obsolete == 1
     assert delivered(server) == Counter({2001: 1, 2002: 1})
+
+
+# ---------------------------------------------------------------------------------------- messages in parts
+
+
+def parts_render(session: Session, row: Outbox, now: datetime) -> Any:
+    """Three text parts with HTML, buttons meant for the last one."""
+    from bot.reminders.dispatch import Parts
+
+    return Parts(
+        tuple(f"Phần <b>{i}</b> của {row.key}" for i in (1, 2, 3)), buttons=[[("Xem", f"see:{row.id}")]]
+    )
+
+
+async def test_a_message_in_parts_goes_in_order_with_buttons_on_the_last(engine, server, tg, limiter) -> None:
+    (chat,) = add_people(engine, server, 1)
+    (row_id,) = add_rows(engine, [{"chat_id": chat, "key": "parts"}])
+    report = await dispatch(engine, tg, limiter, render=parts_render)
+    assert report.sent == 1
+    messages = server.bot_messages(chat)
+    assert [m["plain"] for m in messages] == [f"Phần {i} của parts" for i in (1, 2, 3)]
+    assert [bool(m["buttons"]) for m in messages] == [False, False, True]
+    row = rows_by_id(engine)[row_id]
+    assert row.status == OutboxStatus.SENT and row.payload["parts_sent"] == 2
+    assert row.telegram_message_id == messages[-1]["message_id"]
+
+
+async def test_a_part_that_fails_is_retried_without_resending_the_ones_before(
+    engine, server, tg, vtime, limiter
+) -> None:
+    server.set_faults(FaultPlan(script={"sendMessage": [None, "429", "502"]}, retry_after=3, hold_seconds=0))
+    (chat,) = add_people(engine, server, 1)
+    (row_id,) = add_rows(engine, [{"chat_id": chat, "key": "parts"}])
+    first = await dispatch(engine, tg, limiter, render=parts_render)
+    assert first.retried == 1 and first.flood_waits == 1
+    row = rows_by_id(engine)[row_id]
+    assert row.status == OutboxStatus.PENDING and row.payload["parts_sent"] == 1
+    assert [m["plain"] for m in server.bot_messages(chat)] == ["Phần 1 của parts"]
+    second = await dispatch(engine, tg, limiter, row.due_at, render=parts_render)
+    assert second.sent == 1
+    assert [m["plain"] for m in server.bot_messages(chat)] == [f"Phần {i} của parts" for i in (1, 2, 3)]
+
+
+async def test_a_part_sent_but_not_recorded_is_the_only_one_repeated(
+    engine, server, tg, limiter, monkeypatch
+) -> None:
+    import bot.reminders.dispatch as dispatch_module
+
+    (chat,) = add_people(engine, server, 1)
+    (row_id,) = add_rows(engine, [{"chat_id": chat, "key": "parts"}])
+    real = dispatch_module._Dispatch._mark_progress
+
+    def flaky(self, row, parts_done):  # the 2nd part's progress never reaches the database
+        if parts_done == 2:
+            raise RuntimeError("database went away")
+        return real(self, row, parts_done)
+
+    monkeypatch.setattr(dispatch_module, "MARK_RETRY_DELAYS", ())
+    monkeypatch.setattr(dispatch_module._Dispatch, "_mark_progress", flaky)
+    # and then the 3rd part fails: the row goes back with progress 1
+    server.set_faults(FaultPlan(script={"sendMessage": [None, None, "502"]}, hold_seconds=0))
+    first = await dispatch(engine, tg, limiter, render=parts_render)
+    assert first.retried == 1 and first.unmarked == 1
+    assert rows_by_id(engine)[row_id].payload["parts_sent"] == 1
+    monkeypatch.setattr(dispatch_module._Dispatch, "_mark_progress", real)
+    await dispatch(engine, tg, limiter, NOW + timedelta(hours=1), render=parts_render)
+    plain = [m["plain"] for m in server.bot_messages(chat)]
+    assert plain == ["Phần 1 của parts", "Phần 2 của parts", "Phần 2 của parts", "Phần 3 của parts"]
+    assert rows_by_id(engine)[row_id].status == OutboxStatus.SENT

@@ -27,6 +27,17 @@ its own (or none), never holding a lock while talking to Telegram:
    cancellation. Claims, renders and the other steps run in worker threads (`db_threads`), so the
    bot keeps answering village heads during a wave.
 
+**Messages in several parts** (`Parts`: photos, then texts of at most 4096 characters each, e.g. the
+police summary with its chart): each part is one request, sent in order through the limiter with the
+lease checked before each. After Telegram's ok for a part that is not the last, the number of parts
+sent is written into the row's payload (`parts_sent`, one autocommit UPDATE on the mark connection,
+only while we hold the row); after the last part the row is marked `sent`. A retry — after an error,
+a 429 pause, a crash and the lease taken over — renders the row again and sends only the parts after
+`parts_sent`, so a part is sent twice only in the same window as above (ok received, progress not yet
+committed). The parts are rendered afresh on a retry: if the text grew by a part in between, the
+parts already sent are not repeated and the rest follows the new text. A photo Telegram refuses (400)
+is skipped and the text still goes.
+
 Telegram's answers: 429 `RetryAfter` pauses the shared limiter for `retry_after` (every sender
 waits) and the same row is sent again; 403 `Forbidden` (blocked, deactivated, kicked) → `failed`,
 the person `active = False` and `blocked_at = now` (audited), every other pending row for that chat
@@ -91,7 +102,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from sqlalchemy import and_, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
@@ -127,6 +138,53 @@ class Outgoing(Protocol):
 
 
 RenderFn = Callable[[Session, Outbox, datetime], "Outgoing | None"]
+PARTS_SENT: Final = "parts_sent"  # payload key: parts of a multi-part message already sent
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A picture sent before the text parts: PNG (or JPEG) bytes, a file name and an HTML caption ≤ 1024."""
+
+    content: bytes = field(repr=False)
+    filename: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A message in several parts: photos first, then texts (each ≤ 4096); buttons on the last text.
+
+    Each part is recorded in the row's payload (`parts_sent`) as soon as Telegram accepted it, so a
+    retry goes on with the next part; the row is marked sent after the last one.
+    """
+
+    texts: tuple[str, ...]
+    photos: tuple[Photo, ...] = ()
+    buttons: Sequence[Sequence[tuple[str, str]]] = ()
+
+    @property
+    def text(self) -> str:
+        """The first text part (what a one-part reader shows)."""
+        return self.texts[0] if self.texts else ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request of a message: a photo or a text, with the buttons if it is the last text."""
+
+    text: str = ""
+    photo: Photo | None = None
+    markup: InlineKeyboardMarkup | None = None
+
+
+def message_steps(out: Outgoing) -> list[Step]:
+    """The requests an outgoing message takes: its photos, then its texts (buttons on the last text)."""
+    photos = tuple(getattr(out, "photos", ()) or ())
+    texts = tuple(getattr(out, "texts", ()) or ()) or (out.text,)
+    markup = _markup(out.buttons)
+    steps = [Step(photo=p) for p in photos]
+    steps += [Step(text=t, markup=markup if i == len(texts) - 1 else None) for i, t in enumerate(texts)]
+    return steps
 
 
 class Outcome(StrEnum):
@@ -374,6 +432,7 @@ class _Dispatch:
         self.report = DispatchReport()
         self.queue: deque[Claimed] = deque()
         self.leases: dict[int, datetime] = {}
+        self.payloads: dict[int, dict[str, Any]] = {}  # payload of each row as rendered (for progress)
         self.blocked: set[int] = set()
         self.exhausted = False
         self.claim_lock = asyncio.Lock()
@@ -433,29 +492,50 @@ class _Dispatch:
                 result = await self._db(self._retry_later, row, _short(err))
             self.report.results.append(result)
             self.leases.pop(row.id, None)
+            self.payloads.pop(row.id, None)
 
     async def _handle(self, row: Claimed) -> DispatchResult:
         if row.chat_id in self.blocked:
             return self._result(row, Outcome.FAILED, "chat đã chặn bot (403) trong lần gửi này")
-        state, out = await self._db(self._render, row)
+        state, out, done = await self._db(self._render, row)
         if state == "lost":
             return self._result(row, Outcome.LOST, "không còn được giữ")
         if out is None:
-            done = await self._db(self._finish, row, OutboxStatus.OBSOLETE, None)
-            return self._result(row, Outcome.OBSOLETE if done else Outcome.LOST)
-        text, markup = out.text, _markup(out.buttons)
+            finished = await self._db(self._finish, row, OutboxStatus.OBSOLETE, None)
+            return self._result(row, Outcome.OBSOLETE if finished else Outcome.LOST)
+        steps = message_steps(out)
         chat_id = row.chat_id
+        if done >= len(steps):  # every part went out before; only the `sent` mark was missing
+            return await self._finish_parts(row, chat_id)
+        for index in range(done, len(steps)):
+            answer = await self._send_step(row, chat_id, steps[index], index, len(steps))
+            if isinstance(answer, DispatchResult):
+                return answer
+            chat_id = answer
+        return await self._finish_parts(row, chat_id)  # pragma: no cover - the last step returns
+
+    async def _send_step(
+        self, row: Claimed, chat_id: int, step: Step, index: int, count: int
+    ) -> DispatchResult | int:
+        """One part of the message, with the limiter, the lease and Telegram's answers handled.
+
+        Returns the (possibly migrated) chat id when a part that is not the last went out (its
+        progress recorded), else the row's final result.
+        """
         floods = 0
+        last = index == count - 1
         while True:
             if not await self._acquire(chat_id):
                 await self._db(self._release_unsent, [row.id])
                 return self._result(row, Outcome.RELEASED, "dừng trước khi gửi")
             if not await self._hold_lease(row):
                 return self._result(row, Outcome.LOST, "đã có dispatcher khác giữ")
-            sending = asyncio.ensure_future(self._send_and_mark(row, chat_id, text, markup))
+            sending = asyncio.ensure_future(self._send_and_mark(row, chat_id, step, index + 1, last))
             answer = await asyncio.shield(sending)
             if isinstance(answer, DispatchResult):
                 return answer
+            if answer is None:
+                return chat_id
             err = answer
             if isinstance(err, RetryAfter):
                 self.limiter.pause(_retry_seconds(err))
@@ -473,9 +553,20 @@ class _Dispatch:
                 self.blocked.add(chat_id)
                 return self._result(row, Outcome.FAILED, _short(err))
             if isinstance(err, BadRequest):
+                if step.photo is not None and not last:  # a picture Telegram refuses: the text still goes
+                    log.warning("outbox row %s: photo %s refused (%s), skipped", row.id, index + 1, err)
+                    if await self._progress_retrying(row, index + 1) is None:
+                        self.report.unmarked += 1
+                    return chat_id
                 await self._db(self._finish, row, OutboxStatus.FAILED, _short(err))
                 return self._result(row, Outcome.FAILED, _short(err))
             return await self._db(self._retry_later, row, _short(err))
+
+    async def _finish_parts(self, row: Claimed, chat_id: int) -> DispatchResult:
+        fresh = await self._mark_sent_retrying(row, None)
+        if fresh is None:
+            self.report.unmarked += 1
+        return self._result(row, Outcome.SENT, chat_id=chat_id)
 
     async def _acquire(self, chat_id: int) -> bool:
         """Wait for the limiter; False when a stop was asked for first."""
@@ -504,16 +595,36 @@ class _Dispatch:
         return renewed
 
     async def _send_and_mark(
-        self, row: Claimed, chat_id: int, text: str, markup: InlineKeyboardMarkup | None
-    ) -> DispatchResult | TelegramError:
-        """The critical section: the request, then at once the `sent` commit (run shielded)."""
+        self, row: Claimed, chat_id: int, step: Step, parts_done: int, last: bool
+    ) -> DispatchResult | TelegramError | None:
+        """The critical section: the request, then at once the commit (run shielded).
+
+        The last part is followed by the `sent` mark (its result returned); any other part by the
+        number of parts sent, stored in the row's payload (None returned), so a retry after a crash or
+        an error goes on with the next part instead of sending this one again.
+        """
         try:
-            message = await self.bot.send_message(
-                chat_id=chat_id, text=text, parse_mode=ParseMode.HTML, reply_markup=markup
-            )
+            if step.photo is not None:
+                message = await self.bot.send_photo(
+                    chat_id=chat_id,
+                    photo=InputFile(step.photo.content, filename=step.photo.filename),
+                    caption=step.photo.caption or None,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=step.markup,
+                )
+            else:
+                message = await self.bot.send_message(
+                    chat_id=chat_id, text=step.text, parse_mode=ParseMode.HTML, reply_markup=step.markup
+                )
         except TelegramError as err:
             return err
         ok_at = time.perf_counter()
+        if not last:
+            if await self._progress_retrying(row, parts_done) is None:
+                self.report.unmarked += 1
+            else:
+                self.report.commit_windows.append(time.perf_counter() - ok_at)
+            return None
         fresh = await self._mark_sent_retrying(row, message.message_id)
         if fresh is None:
             self.report.unmarked += 1
@@ -530,7 +641,20 @@ class _Dispatch:
             log.warning("outbox row %s was already marked sent by another dispatcher", row.id)
         return self._result(row, Outcome.SENT, message_id=message.message_id, chat_id=chat_id)
 
-    async def _mark_sent_retrying(self, row: Claimed, message_id: int) -> bool | None:
+    async def _progress_retrying(self, row: Claimed, parts_done: int) -> bool | None:
+        """Record `parts_done` in the row, tried again on a database error (None: it never went through)."""
+        for delay in (*MARK_RETRY_DELAYS, None):
+            try:
+                return self._mark_progress(row, parts_done)
+            except Exception:
+                log.warning("outbox row %s: part %s sent, progress not recorded yet", row.id, parts_done)
+                if delay is None:
+                    log.error("outbox row %s: part %s may be sent again after the lease", row.id, parts_done)
+                    return None
+                await asyncio.sleep(delay)
+        return None  # pragma: no cover - the loop always returns
+
+    async def _mark_sent_retrying(self, row: Claimed, message_id: int | None) -> bool | None:
         """The `sent` commit, tried again on a database error (None: it never went through)."""
         for delay in (*MARK_RETRY_DELAYS, None):
             try:
@@ -585,13 +709,16 @@ class _Dispatch:
             self.leases[row.id] = row.claimed_until
         return rows
 
-    def _render(self, row: Claimed) -> tuple[str, Outgoing | None]:
+    def _render(self, row: Claimed) -> tuple[str, Outgoing | None, int]:
         with Session(self.engine) as session:
             try:
                 obj = session.get(Outbox, row.id)
                 if obj is None or obj.status != OutboxStatus.SENDING or obj.claimed_by != self.worker_id:
-                    return "lost", None
-                return "ok", self.render(session, obj, self.clock())
+                    return "lost", None, 0
+                payload = dict(obj.payload or {})
+                self.payloads[row.id] = payload
+                done = payload.get(PARTS_SENT, 0)
+                return "ok", self.render(session, obj, self.clock()), done if isinstance(done, int) else 0
             finally:
                 session.rollback()  # rendering reads; it never writes
 
@@ -621,7 +748,20 @@ class _Dispatch:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def _mark_sent(self, row: Claimed, message_id: int) -> bool:
+    def _mark_progress(self, row: Claimed, parts_done: int) -> bool:
+        """`payload.parts_sent = parts_done` on a row we hold: one autocommit statement."""
+        payload = {**self.payloads.get(row.id, {}), PARTS_SENT: parts_done}
+        conn = self._mark_connection()
+        try:
+            done = conn.execute(update(OUTBOX).where(self._mine(row.id)).values(payload=payload)).rowcount
+        except Exception:
+            self._close_mark_connection()
+            raise
+        if done:
+            self.payloads[row.id] = payload
+        return bool(done)
+
+    def _mark_sent(self, row: Claimed, message_id: int | None) -> bool:
         c = OUTBOX.c
         conn = self._mark_connection()
         try:
