@@ -247,6 +247,13 @@ def _commune_messages(
     return messages
 
 
+def commune_summary_messages(
+    session: Session, summary: summaries.Summary, commune: Commune, tz: ZoneInfo
+) -> list[Message]:
+    """A built commune summary as /tonghop messages, without the supervisor's roll-up button (for pushes)."""
+    return _commune_messages(session, summary, commune, tz, province_button=False)
+
+
 def _province_messages(session: Session, summary: summaries.Summary, now: datetime) -> list[Message]:
     rows = summary.communes
     totals = {
@@ -813,6 +820,7 @@ async def summary_button(ctx: Ctx) -> None:
 
 __all__ = [
     "CB",
+    "commune_summary_messages",
     "police_commune_ids",
     "render_summary_messages",
     "summary_button",
