@@ -24,6 +24,7 @@ import asyncio
 import hmac
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -332,4 +333,15 @@ def serve(settings: Settings) -> None:
         settings.webhook_path,
         settings.api_url,
     )
-    uvicorn.Server(config).run()
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down cleanly; with these handlers in place
+    # that ends nothing, and the process exits 0 after a graceful stop
+    previous = {sig: signal.signal(sig, _after_shutdown) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _after_shutdown(signum: int, frame: Any) -> None:
+    log.debug("signal %s after shutdown", signum)
