@@ -66,6 +66,12 @@ REMINDERS_FAILED = Counter(
     "Outbox messages given up (e.g. the person blocked the bot).",
     registry=REGISTRY,
 )
+DISPATCH_RESULTS = Counter(
+    "baocao_outbox_results",
+    "What became of claimed outbox rows: sent, failed, obsolete, retry, released, lost.",
+    ["outcome"],
+    registry=REGISTRY,
+)
 TELEGRAM_429 = Counter(
     "baocao_telegram_429", "Answers 429 Too Many Requests received from the Bot API.", registry=REGISTRY
 )
@@ -122,6 +128,16 @@ def record_failed(n: int = 1) -> None:
     """Count outbox messages given up."""
     if n > 0:
         REMINDERS_FAILED.inc(n)
+
+
+def record_dispatch(outcome: str) -> None:
+    """Count one claimed outbox row by what became of it (sent and failed also feed their counters)."""
+    outcome = str(outcome)
+    DISPATCH_RESULTS.labels(outcome=outcome).inc()
+    if outcome == "sent":
+        REMINDERS_SENT.inc()
+    elif outcome == "failed":
+        REMINDERS_FAILED.inc()
 
 
 def record_429(n: int = 1) -> None:

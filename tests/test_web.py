@@ -276,6 +276,7 @@ def test_metrics_expose_updates_latency_webhook_statuses_and_the_outbox(
     wait_until(lambda: web.request.texts(AN["id"]))
     metrics.record_sent(2)
     metrics.record_429()
+    metrics.record_dispatch("obsolete")
     answer = web.client.get("/metrics")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
     text = answer.text
@@ -291,6 +292,7 @@ def test_metrics_expose_updates_latency_webhook_statuses_and_the_outbox(
         "baocao_reminders_planned_total",
         "baocao_reminders_failed_total",
         "baocao_telegram_429_total",
+        'baocao_outbox_results_total{outcome="obsolete"}',
         "process_resident_memory_bytes",
     ):
         assert line in text, line
