@@ -24,7 +24,7 @@ from bot.forms.state import DraftState
 from bot.services.accounts import ALPHABET
 from bot.services.forms import commune_forms, get_form
 from storage import audit
-from storage.models import Draft, FormVersion, Period, Person, Reopening, Submission, Village
+from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village
 
 DEFAULT_REOPEN = timedelta(days=3)
 
@@ -71,11 +71,39 @@ class Outcome:
     events: tuple[Any, ...] = ()
     notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     submission: Submission | None = None
-    period: Period | None = None
+    period: Period | None = None  # always set with a submission; not loaded for a plain answer
 
 
-def _latest_form(session: Session, form_id: str) -> Form | None:
-    return get_form(session, form_id)
+_PARSED: dict[tuple[str, int, str], Form] = {}  # (form id, version, checksum) -> parsed form
+_PARSED_MAX = 256
+
+
+def _latest_form(session: Session, form_id: str, *, used_by_commune: int | None = None) -> Form | None:
+    """The newest stored version of a form (with `used_by_commune`: only if that commune uses it).
+
+    Called on every answer: one narrow query for (version, checksum), no JSON definition read;
+    the parsed form is looked up by its checksum, and only read and parsed on a miss.
+    """
+    query = select(FormVersion.version, FormVersion.checksum).where(FormVersion.form_id == form_id)
+    if used_by_commune is not None:
+        in_use = select(CommuneForm.id).where(
+            CommuneForm.commune_id == used_by_commune,
+            CommuneForm.form_id == form_id,
+            CommuneForm.active,
+        )
+        query = query.where(in_use.exists())
+    row = session.exec(query.order_by(FormVersion.version.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    if row is None:
+        return None
+    key = (form_id, row[0], row[1])
+    form = _PARSED.get(key)
+    if form is None:
+        form = get_form(session, form_id, row[0])
+        if form is not None:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[key] = form
+    return form
 
 
 def current_submission(
@@ -296,10 +324,7 @@ def _load(
     """The draft's form (migrated to the newest version if the form changed) and state."""
     notices: list[tuple[str, dict[str, Any]]] = []
     village = session.get(Village, draft.village_id)
-    in_use = village is not None and any(
-        cf.form_id == draft.form_id for cf in commune_forms(session, village.commune_id)
-    )
-    newest = _latest_form(session, draft.form_id) if in_use else None
+    newest = _latest_form(session, draft.form_id, used_by_commune=village.commune_id) if village else None
     if newest is None:
         raise ReportRefused("report/form_missing.html")
     try:
@@ -359,22 +384,22 @@ def feed(
         person.active_draft_id = None
         raise
     person.active_draft_id = draft.id
-    period = session.get(Period, draft.period_id) if draft.period_id else None
     seen = (draft.seen or {}).get(str(person.id))
     if not isinstance(inp, Action) and seen is not None and seen != state.seq:
         # Another reporter of the village moved the shared draft on: show where it is now.
         step = engine.resume(form, state)
         _save(draft, person, step.state, now)
         notices.append(("report/moved_on.html", {}))
-        return Outcome(draft, form, step.state, step.events, notices, period=period)
+        return Outcome(draft, form, step.state, step.events, notices)
     step = engine.handle(form, state, inp, now)
     if any(isinstance(e, Stale) for e in step.events):
         again = engine.resume(form, step.state)  # an old button: say so, then show where we are
         step = engine.Step(again.state, (*step.events, *again.events))
     submitted = next((e for e in step.events if isinstance(e, Submitted)), None)
-    if submitted is None:
+    if submitted is None:  # an answer: the period is not needed (one query less on every turn)
         _save(draft, person, step.state, now)
-        return Outcome(draft, form, step.state, step.events, notices, period=period)
+        return Outcome(draft, form, step.state, step.events, notices)
+    period = session.get(Period, draft.period_id) if draft.period_id else None
     if (
         period is not None
         and draft.amending_submission_id is not None
