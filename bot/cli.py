@@ -235,7 +235,11 @@ def _person_json(r: Any) -> dict[str, Any]:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    """Apply migrations or show the current revision."""
+    """Apply migrations, show the current revision, or copy a database (`db copy --from URL --to URL`)."""
+    if args.db_action == "copy":
+        from bot.db_copy_cli import cmd_db_copy
+
+        return cmd_db_copy(args, settings)
     from storage.db import current_revision, head_revision
 
     engine = _engine(settings) if args.db_action == "upgrade" else None
@@ -517,8 +521,11 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--village", help="chỉ gỡ khỏi thôn này")
     people.set_defaults(func=cmd_people)
 
-    db = sub.add_parser("db", help="cơ sở dữ liệu: upgrade | current")
-    db.add_argument("db_action", choices=["upgrade", "current"])
+    db = sub.add_parser("db", help="cơ sở dữ liệu: upgrade | current | copy --from URL --to URL")
+    db.add_argument("db_action", choices=["upgrade", "current", "copy"])
+    from bot.db_copy_cli import add_copy_arguments
+
+    add_copy_arguments(db)
     db.set_defaults(func=cmd_db)
 
     forms = sub.add_parser("forms", help="biểu mẫu: check FILE… | try FORM_ID")

@@ -456,3 +456,17 @@ def test_a_failure_midway_leaves_the_destination_empty(
     with pytest.raises(CopyError, match="Sao chép thất bại, đích không đổi: disk I/O error"):
         copy_database(seeded_sqlite, target, batch_size=1)
     assert all(rows == [] for rows in table_rows(target).values())
+
+
+def test_baocao_db_copy_through_the_real_command_line(
+    seeded_sqlite: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    target = _sqlite(tmp_path / "via-cli.db")
+    code = main(
+        ["--env-file", str(tmp_path / "none.env"), "db", "copy", "--from", seeded_sqlite, "--to", target]
+    )
+    assert code == 0, capsys.readouterr()
+    assert table_rows(target) == table_rows(seeded_sqlite)
+    assert main(["--env-file", str(tmp_path / "none.env"), "db", "copy", "--from", seeded_sqlite]) == 2
