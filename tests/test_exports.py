@@ -709,6 +709,35 @@ def test_resolve_defaults_and_lists_valid_ids(session: Session, seeded: Seeded) 
     assert normalise_format("pdf") is None
 
 
+def test_one_period_resolution_for_summary_and_export(session: Session, seeded: Seeded) -> None:
+    from bot.services.forms import PeriodChoiceError, resolve_args, resolve_period
+
+    cid = seeded.commune.id
+    choice = resolve_args(session, cid, [], EXPORT_NOW)
+    assert (choice.form.id, choice.period.code) == (FORM_ID, "2026-6T")
+    assert [f.id for f in choice.forms] == [FORM_ID, "bao-cao-nam"]
+    assert resolve_args(session, cid, ["BAO-CAO-NAM"], EXPORT_NOW).period.code == "2025-CN"
+    assert (
+        resolve_args(session, cid, ["2025-cn"], EXPORT_NOW).form.id == "bao-cao-nam"
+    )  # found in another form
+    assert resolve_args(session, cid, [" bao-cao-6-thang ", "2025-6T"], EXPORT_NOW).period.code == "2025-6T"
+    before = seeded.period.opens_at - timedelta(days=1)  # 2026-6T not open yet: the summary still shows it …
+    assert resolve_period(session, cid, before).period.code == "2025-6T"
+    assert resolve_period(session, cid, before, period_arg="2026-6T").period.code == "2026-6T"
+    with pytest.raises(PeriodChoiceError) as wrong:  # … an export does not
+        resolve_period(session, cid, before, period_arg="2026-6T", opened_only=True)
+    assert wrong.value.code == "unknown_period" and "2026-6T" not in wrong.value.periods
+    with pytest.raises(PeriodChoiceError) as wrong:
+        resolve_args(session, cid, ["khong-co", "2026-6T"], EXPORT_NOW)
+    assert wrong.value.code == "unknown_form" and wrong.value.forms == [FORM_ID, "bao-cao-nam"]
+    periods = wrong.value.periods  # the main form's, newest first (future ones too: not opened_only)
+    assert periods.index("2026-6T") < periods.index("2025-6T") and "2025-CN" not in periods
+    with pytest.raises(PeriodChoiceError) as wrong:
+        resolve_args(session, cid, ["bao-cao-nam", "2026-6T"], EXPORT_NOW)
+    assert wrong.value.code == "unknown_period" and wrong.value.periods == ["2027-CN", "2026-CN", "2025-CN"]
+    assert [f.id for f, _ in wrong.value.choices] == [FORM_ID, "bao-cao-nam"]
+
+
 def test_file_names() -> None:
     title = "Báo cáo 6 tháng về phong trào toàn dân bảo vệ ANTQ"
     assert (
