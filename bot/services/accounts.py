@@ -466,3 +466,105 @@ def village_reporters(session: Session, village_id: int) -> list[Person]:
             )
         )
     )
+
+
+FORGOTTEN_NAME = "đã xoá"
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    """What `forget_person` erased and what it kept (counts only: no personal data)."""
+
+    person_id: int
+    memberships_ended: int
+    submissions_kept: int
+    drafts_removed: int
+    outbox_rows_cleared: int
+    audit_rows_pseudonymised: int
+    invite_attempts_removed: int
+
+
+def forget_person(session: Session, person_id: int, now: datetime, actor: str) -> ForgetResult:
+    """Erase a person's personal data (name, username, Telegram ids) and end their roles; keep the reports.
+
+    Submissions stay with the village, still linked to the person row, which now reads "đã xoá". Drafts
+    only this person could continue (incident drafts) are removed; shared village drafts stay. Messages
+    not yet sent to them are dropped and sent ones lose the chat id; audit rows naming their Telegram id
+    name the person row instead; their wrong invite codes are removed. The erasure itself is audited.
+    """
+    from storage.models import AuditLog, Draft, Outbox, OutboxStatus, Submission
+
+    person = session.get(Person, person_id)
+    if person is None:
+        raise AccountError(f"Không có người mang mã số {person_id} (xem baocao people --all).")
+    if person.forgotten_at is not None:
+        raise AccountError(
+            f"Người mang mã số {person_id} đã được xoá thông tin lúc {person.forgotten_at:%d/%m/%Y}."
+        )
+    telegram_user_id = person.telegram_user_id
+    ended = active_memberships(session, person_id)
+    for membership in ended:
+        membership.ended_at = now
+    submissions = session.exec(
+        select(func.count()).select_from(Submission).where(Submission.submitted_by_person_id == person_id)
+    ).one()
+    drafts_removed = 0
+    for draft in list(session.exec(select(Draft).where(Draft.owner_person_id == person_id))):
+        for other in list(session.exec(select(Person).where(Person.active_draft_id == draft.id))):
+            other.active_draft_id = None
+        session.delete(draft)
+        drafts_removed += 1
+    for draft in list(session.exec(select(Draft).where(Draft.owner_person_id.is_(None)))):  # type: ignore[union-attr]
+        if str(person_id) in (draft.seen or {}):
+            draft.seen = {k: v for k, v in draft.seen.items() if k != str(person_id)}
+    cleared = 0
+    for row in list(session.exec(select(Outbox).where(Outbox.person_id == person_id))):
+        if row.status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
+            row.status, row.claimed_by, row.claimed_until = OutboxStatus.OBSOLETE, None, None
+        row.chat_id = 0
+        cleared += 1
+    for row in list(session.exec(select(Outbox).where(Outbox.kind == "nudge"))):
+        if (row.payload or {}).get("by") == person_id:
+            row.payload = {**row.payload, "by_name": FORGOTTEN_NAME}
+            cleared += 1
+    pseudonymised = attempts = 0
+    if telegram_user_id is not None:
+        for row in list(
+            session.exec(select(AuditLog).where(AuditLog.actor == f"telegram:{telegram_user_id}"))
+        ):
+            row.actor = audit.person_actor(person_id)
+            pseudonymised += 1
+        for attempt in list(
+            session.exec(select(InviteAttempt).where(InviteAttempt.telegram_user_id == telegram_user_id))
+        ):
+            session.delete(attempt)
+            attempts += 1
+    person.full_name, person.username = FORGOTTEN_NAME, None
+    person.telegram_user_id, person.chat_id = None, None
+    person.active, person.active_draft_id = False, None
+    person.forgotten_at = person.updated_at = now
+    result = ForgetResult(
+        person_id=person_id,
+        memberships_ended=len(ended),
+        submissions_kept=submissions,
+        drafts_removed=drafts_removed,
+        outbox_rows_cleared=cleared,
+        audit_rows_pseudonymised=pseudonymised,
+        invite_attempts_removed=attempts,
+    )
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="person.forget",
+        entity="person",
+        entity_id=person_id,
+        memberships_ended=[m.id for m in ended],
+        submissions_kept=submissions,
+        drafts_removed=drafts_removed,
+        outbox_rows_cleared=cleared,
+        audit_rows_pseudonymised=pseudonymised,
+        invite_attempts_removed=attempts,
+    )
+    return result
