@@ -37,6 +37,24 @@ def _command(*args: str) -> list[str]:
     return [BAOCAO, *args] if wired else [sys.executable, "-m", "bot.web.cli", *args]
 
 
+def _env(emulator: EmulatorServer, database_url: str, **extra: str) -> tuple[str, dict[str, str]]:
+    """(root URL, environment) for `baocao serve` on a free local port, webhook URL and secret set."""
+    port = _free_port()
+    root = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=emulator.url,
+        DATABASE_URL=database_url,
+        BAOCAO_WEBHOOK_URL=f"{root}/telegram/webhook",
+        BAOCAO_WEBHOOK_SECRET=SECRET,
+        BAOCAO_LISTEN=f"127.0.0.1:{port}",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return root, env
+
+
 class ServeProcess(BotProcess):
     """`baocao serve` as a child process; `cli` runs other commands against the same settings."""
 
@@ -48,11 +66,12 @@ class ServeProcess(BotProcess):
         """Run `baocao serve|webhook …` to completion."""
         return subprocess.run(_command(*args), env=self.env, capture_output=True, timeout=60)
 
-    def start(self) -> None:
-        """Start `baocao serve` and wait until /healthz answers."""
+    def start(self, *options: str) -> None:
+        """Start `baocao [options] serve` and wait until /healthz answers."""
         self.starts += 1
         log = (self.log_dir / f"bot-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(_command("serve"), env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        command = _command(*options, "serve")
+        self.proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
@@ -73,19 +92,7 @@ class ServeProcess(BotProcess):
 @pytest.fixture
 def served(emulator: EmulatorServer, database_url: str, tmp_path: Path) -> Iterator[ServeProcess]:
     """The configured commune and `baocao serve` listening on a free local port."""
-    port = _free_port()
-    root = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=emulator.url,
-        DATABASE_URL=database_url,
-        BAOCAO_WEBHOOK_URL=f"{root}/telegram/webhook",
-        BAOCAO_WEBHOOK_SECRET=SECRET,
-        BAOCAO_LISTEN=f"127.0.0.1:{port}",
-        BAOCAO_LOG_FORMAT="json",
-        PYTHONUNBUFFERED="1",
-    )
+    root, env = _env(emulator, database_url, BAOCAO_LOG_FORMAT="json")
     (tmp_path / "logs").mkdir()
     process = ServeProcess(env, tmp_path / "logs", emulator, root)
     process.cli("setup", str(write_setup(tmp_path, datetime.now(HCM))))
@@ -169,3 +176,26 @@ def test_webhook_mode_end_to_end(
     assert {"update_id", "role", "duration_ms"} <= set(start[0])
     assert any(e.get("status") == 403 for e in lines)
     assert any(e.get("job") == "reminders-cycle" for e in lines)
+
+
+def test_debug_logs_of_serve_and_webhook_commands_show_neither_token_nor_secret(
+    emulator: EmulatorServer, client: EmulatorClient, database_url: str, tmp_path: Path
+) -> None:
+    root, env = _env(emulator, database_url, BAOCAO_TICK_SECONDS="0")
+    (tmp_path / "logs").mkdir()
+    process = ServeProcess(env, tmp_path / "logs", emulator, root)
+    process.start("-v")
+    outputs: list[str] = []
+    try:
+        for args in (("-v", "webhook", "set"), ("-v", "webhook", "info")):
+            done = subprocess.run(_command(*args), env=env, capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr.decode()
+            outputs.append(done.stdout.decode() + done.stderr.decode())
+        assert "setWebhook" in outputs[0] and "<ẩn>" in outputs[0]  # PTB's debug line, scrubbed
+        assert "mã mời" in say(client.user(8101, "Ba"), "/start")  # a stranger, answered by webhook
+        assert process.terminate() == 0
+    finally:
+        process.kill()
+    logs = process.log() + "\n".join(outputs)
+    assert "DEBUG" in logs
+    assert TOKEN not in logs and TOKEN.split(":")[1] not in logs and SECRET not in logs
