@@ -24,6 +24,7 @@ class Figures:
 
     scenarios: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    checks: dict[str, int] = field(default_factory=dict)
     updates: int = 0
     acknowledged: int = 0
     found_in_db: int = 0
@@ -39,6 +40,10 @@ class Figures:
     def fault(self, kind: str, count: int = 1) -> None:
         """A fault was injected (duplicate update, stale button, forged callback, injected text, …)."""
         self.faults[kind] = self.faults.get(kind, 0) + count
+
+    def check(self, kind: str, count: int = 1) -> None:
+        """Things verified in bulk (messages parsed, log records scanned, spreadsheet cells inspected)."""
+        self.checks[kind] = self.checks.get(kind, 0) + count
 
     def update(self) -> None:
         """One Telegram update was fed to the bot."""
@@ -99,6 +104,7 @@ def _table(stats: Figures) -> list[str]:
     rows = [
         ("scenarios run", str(stats.scenarios)),
         ("faults injected", f"{faults} ({detail})"),
+        ("checks made", ", ".join(f"{k} {v}" for k, v in sorted(stats.checks.items())) or "none"),
         ("updates processed", str(stats.updates)),
         ("answers acknowledged / found in DB", f"{stats.acknowledged} / {stats.found_in_db}"),
         ("duplicates", str(stats.duplicates)),

@@ -363,3 +363,25 @@ async def test_forged_export_buttons_send_no_file(engine: Any, database_url: str
         assert [c for c in world.request.calls if c.method == "sendDocument"] == []
         await world.press(POLICE_X, f"xe:{sub.period_id}:csv")  # control: served
         assert [c for c in world.request.calls if c.method == "sendDocument"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole: /molai (report.reopen_command) takes ctx.actor.communes of every membership, so a village "
+    "head of commune X who is also police of commune Y can reopen commune X's villages",
+)
+async def test_reopen_only_in_communes_where_the_sender_is_police(world: World, figures: Figures) -> None:
+    """Police of Y who is also head of village A (commune X) cannot reopen village B of commune X."""
+    from datetime import timedelta
+
+    from bot.services.accounts import create_invite
+    from tests.security.world import NOW
+
+    with session_scope(world.engine) as s:
+        code = create_invite(s, role="police", commune=COMMUNE_Y, now=NOW, actor="cli:test").code
+    await world.send(HEAD_A, f"/start {code}")
+    assert "Đăng ký thành công" in world.texts(HEAD_A)[-1]
+    world.clock.at = NOW + timedelta(days=6)  # after the 2026-6T deadline
+    await world.send(HEAD_A, f"/molai {VILLAGE_B} 2026-6T")
+    figures.fault("cross-role reopen")
+    assert world.audit("report.reopen") == [], world.texts(HEAD_A)[-1]

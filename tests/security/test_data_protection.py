@@ -130,7 +130,7 @@ async def test_no_token_code_name_or_answer_in_the_logs(
         for what, secret in secrets.items():
             if secret and any(secret in line for line in lines):
                 leaks.append(f"{what} in {record.name}: {record.getMessage()[:200]}")
-    figures.fault("log lines checked", len(log_lines))
+    figures.check("log lines checked", len(log_lines))
     assert not leaks, "\n".join(leaks)
 
 
