@@ -338,6 +338,11 @@ async def test_forged_summary_buttons_cannot_read_another_villages_report(
             figures.fault("forged callback")
         leaked = [t for t in world.texts(POLICE_Y) if "4321" in t or VILLAGE_A in t]
         assert not leaked, leaked
+        yen_son_report = f"sm:s:{period_y}:{village_y}"
+        for data in (f"sm:p:{period_y}", f"sm:r:{period_y}", f"sm:c:{period_y}:0", yen_son_report):
+            await world.press(SUPERVISOR, data)  # Thái Nguyên's supervisor, Tuyên Quang's commune
+            figures.fault("forged callback")
+            assert world.texts(SUPERVISOR)[-1] == render("summary/forbidden.html"), data
         await world.press(POLICE_X, f"sm:s:{period_x}:{village_y}")  # X's period, Y's village
         figures.fault("forged callback")
         assert world.texts(POLICE_X)[-1] == render("summary/forbidden.html")
