@@ -71,9 +71,13 @@ class Figures:
 FIGURES_KEY = pytest.StashKey[Figures]()
 
 
+_CONFIG: list[pytest.Config] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """One Figures object per run."""
     config.stash[FIGURES_KEY] = Figures()
+    _CONFIG[:] = [config]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -85,10 +89,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Figures:
-    """The run's figures; using this fixture counts the test as one scenario."""
-    stats = request.config.stash[FIGURES_KEY]
-    stats.scenario()
-    return stats
+    """The run's figures, for the test to record what it did."""
+    return request.config.stash[FIGURES_KEY]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every test of the suite that ran (passed, failed or xfailed) is one scenario."""
+    if report.when == "call" and HERE in Path(str(report.fspath)).resolve().parents:
+        stats = _CONFIG[0].stash[FIGURES_KEY] if _CONFIG else None
+        if stats is not None:
+            stats.scenario()
 
 
 @pytest.fixture
