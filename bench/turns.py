@@ -1,0 +1,774 @@
+"""Benchmark conversation turns: our bot against a bare python-telegram-bot echo bot, and latency over HTTP.
+
+In process (`--mode inprocess`): a throw-away database (a temporary SQLite file, or a PostgreSQL database
+created next to --pg-url and dropped at the end) gets one commune of --heads villages with the shipped
+forms and an open period of `bao-cao-6-thang`; every head joins with an invite. Then, head after head,
+the real application (`bot.app.build_application`: the registry, its handlers, the DB session per
+update) is fed a whole report — /baocao, the period's button, every question answered (each answer
+saved to the draft), confirm — through `Application.process_update` with an offline recording request
+(tests/support/telegram.py: no network). After each of our updates, a bare echo bot (an Application
+with one MessageHandler that replies with the same text, same request class) processes one text
+update, so both are measured in the same run, turn for turn. Only `process_update` is timed; the first
+head is a warm-up. A third bot, the echo bot plus one INSERT committed per message, shows the floor
+of any bot that saves each answer. `--profile pyinstrument` (`pip install -e ".[bench]"`) or
+`--profile cprofile` adds a profiled pass over 8 more heads of our bot (not timed).
+
+Over HTTP (`--mode latency`): the Bot API emulator in a child process, the real bot (`baocao run`,
+reminders off: BAOCAO_TICK_SECONDS=0) in another, and --users village heads (a generated setup file
+applied with `baocao setup`, invites issued with `bot.services.accounts.create_invite`) who start,
+open the report, then all answer --turns questions at once. Latency is from just before the user's
+message is posted to the emulator until the emulator records the bot's first sendMessage in that chat.
+
+    .venv/bin/python bench/turns.py                              # in process, SQLite and PostgreSQL
+    .venv/bin/python bench/turns.py --mode inprocess --backend sqlite --heads 20 --profile
+    .venv/bin/python bench/turns.py --mode latency --users 500 --turns 10 --backend sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "777000:BenchTokenBenchTokenBenchToken00"
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+FIRST_UID = 20_000_001
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+HANDLER_MS = re.compile(r"handler \S+ ([\d.]+)ms|\bms=([\d.]+)")
+CHOICES = ("submit", "more:n", "ok:0", "d:yday", "c:0", "n", "skip")  # as tests/test_report_conversation.py
+
+
+# --------------------------------------------------------------------------- databases and setup
+
+
+@contextlib.contextmanager
+def database(backend: str, pg_url: str) -> Iterator[str]:
+    """A migrated, empty throw-away database URL (removed afterwards)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from bot.config import settings_from
+    from storage.db import make_engine, upgrade
+
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="baocao-turns-") as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            engine = make_engine(url)
+            upgrade(engine)
+            engine.dispose()
+            yield url
+        return
+    base = settings_from({"DATABASE_URL": pg_url}).database_url
+    name = f"baocao_turns_{secrets.token_hex(3)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def village_name(i: int) -> str:
+    """The i-th generated village."""
+    return f"Thôn Thử Nghiệm {i + 1}"
+
+
+def write_setup(folder: Path, villages: int, now: datetime) -> Path:
+    """A setup file: one commune of `villages` villages, the shipped forms, a period open now."""
+    shutil.copytree(ROOT / "deploy" / "forms", folder / "forms", dirs_exist_ok=True)
+    opens = (now - timedelta(days=1)).astimezone(HCM)
+    due = (now + timedelta(days=10)).astimezone(HCM)
+    names = "\n".join(f"      - {village_name(i)}" for i in range(villages))
+    text = f"""version: 1
+communes:
+  - code: xa-thu
+    name: Xã Thử Nghiệm
+    province: Tỉnh Thử
+    police_chats:
+      - chat_id: -100777
+        title: Công an xã Thử Nghiệm
+    villages:
+{names}
+    forms: [forms/bao-cao-6-thang.yaml, forms/bao-cao-nam.yaml, forms/su-co.yaml]
+    schedules:
+      - form: bao-cao-6-thang
+        main: true
+        periods:
+          - id: "BENCH-6T"
+            label: "Kỳ thử nghiệm"
+            opens: "{opens:%d/%m/%Y}"
+            due_before: "{due:%d/%m/%Y}"
+"""
+    path = folder / "setup.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def apply_setup_file(url: str, path: Path, now: datetime) -> None:
+    """What `baocao setup` does, in process."""
+    from bot.services.forms import store_setup_forms
+    from bot.services.setup import apply_setup
+    from bot.setup_file import load_setup
+    from storage.db import make_engine, session_scope
+
+    result = load_setup(path)
+    if result.errors:
+        raise SystemExit("\n".join(map(str, result.errors)))
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        apply_setup(s, result.setup, now=now, actor="bench")
+        store_setup_forms(s, result.setup, now=now, actor="bench")
+    engine.dispose()
+
+
+def issue_invites(url: str, count: int, now: datetime) -> list[str]:
+    """One village-head invite code per generated village."""
+    from bot.services.accounts import create_invite
+    from storage.db import make_engine, session_scope
+    from storage.models import Role
+
+    engine = make_engine(url)
+    codes = []
+    with session_scope(engine) as s:
+        for i in range(count):
+            issued = create_invite(s, role=Role.VILLAGE_HEAD, village=village_name(i), now=now, actor="bench")
+            codes.append(issued.code)
+    engine.dispose()
+    return codes
+
+
+def next_action(tokens: list[str]) -> tuple[str, str] | None:
+    """What a head does on a screen: ("press", token) or ("send", text); None at the confirm screen."""
+    if "confirm" in tokens:
+        return None
+    for choice in CHOICES:
+        if choice in tokens:
+            return ("press", choice)
+    if "t:0" in tokens:
+        return ("press", "t:0")
+    return ("send", "3")
+
+
+# --------------------------------------------------------------------------- in process
+
+
+@dataclass
+class Timings:
+    """Seconds spent in process_update, by kind of turn."""
+
+    by_kind: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, kind: str, seconds: float) -> None:
+        """Record one turn."""
+        self.by_kind[kind].append(seconds)
+
+    @property
+    def all(self) -> list[float]:
+        """Every turn."""
+        return [s for values in self.by_kind.values() for s in values]
+
+
+class Driver:
+    """Feeds raw updates to an Application, timing `process_update` only."""
+
+    def __init__(self, app: Any, request: Any) -> None:
+        self.app, self.request = app, request
+        self.update_id = 0
+        self.message_id = 0
+
+    def _message(self, uid: int, text: str) -> dict[str, Any]:
+        self.message_id += 1
+        message: dict[str, Any] = {
+            "message_id": self.message_id,
+            "date": int(time.time()),
+            "chat": {"id": uid, "type": "private", "first_name": "Trưởng thôn"},
+            "from": {"id": uid, "is_bot": False, "first_name": "Trưởng thôn", "language_code": "vi"},
+            "text": text,
+        }
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        return {"message": message}
+
+    def _press(self, uid: int, data: str, message_id: int) -> dict[str, Any]:
+        return {
+            "callback_query": {
+                "id": str(self.update_id + 1),
+                "from": {"id": uid, "is_bot": False, "first_name": "Trưởng thôn"},
+                "chat_instance": "ci",
+                "data": data,
+                "message": {
+                    "message_id": message_id,
+                    "date": int(time.time()),
+                    "chat": {"id": uid, "type": "private"},
+                    "text": "…",
+                },
+            }
+        }
+
+    async def feed(self, data: dict[str, Any]) -> float:
+        """Process one update; seconds spent in process_update."""
+        from telegram import Update
+
+        self.update_id += 1
+        update = Update.de_json({"update_id": self.update_id, **data}, self.app.bot)
+        started = time.perf_counter()
+        await self.app.process_update(update)
+        return time.perf_counter() - started
+
+    async def send(self, uid: int, text: str) -> float:
+        """The user sends a text."""
+        return await self.feed(self._message(uid, text))
+
+    async def press(self, uid: int, data: str, message_id: int) -> float:
+        """The user presses a button."""
+        return await self.feed(self._press(uid, data, message_id))
+
+    def last_keyboard(self, uid: int) -> tuple[int, list[str]]:
+        """(message id, callback data) of the newest message with buttons sent to this chat."""
+        for call in reversed(self.request.calls):
+            if call.method not in ("sendMessage", "editMessageText") or int(call.params["chat_id"]) != uid:
+                continue
+            markup = call.params.get("reply_markup")
+            if markup and markup.get("inline_keyboard"):
+                data = [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
+                return int(call.params.get("message_id") or 0), data
+        raise RuntimeError(f"no keyboard for {uid}")
+
+
+def build_echo(request: Any, engine: Any = None) -> Any:
+    """The bare python-telegram-bot bot: one MessageHandler replying with the same text.
+
+    With `engine`: the same, plus one INSERT committed per message (SQLAlchemy Core) — the floor of
+    any bot that saves each answer.
+    """
+    from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, insert
+    from telegram import Update
+    from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+    table = None
+    if engine is not None:
+        table = Table(
+            "bench_echo",
+            MetaData(),
+            Column("id", Integer, primary_key=True),
+            Column("chat_id", BigInteger),
+            Column("text", Text),
+        )
+        table.create(engine, checkfirst=True)
+
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None
+        if table is not None:
+            with engine.begin() as conn:
+                conn.execute(insert(table).values(chat_id=message.chat_id, text=message.text))
+        await message.reply_text(message.text)  # type: ignore[arg-type]
+
+    app = (
+        Application.builder()
+        .token(TOKEN)
+        .request(request)
+        .get_updates_request(request)
+        .updater(None)
+        .concurrent_updates(False)
+        .build()
+    )
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    return app
+
+
+async def walk(ours: Driver, uid: int, timings: Timings | None, others: list[tuple[Driver, Timings]]) -> int:
+    """One head files the whole report; after each of our turns every other bot does one. Returns turns."""
+    turns = 0
+
+    async def step(kind: str, seconds: float) -> None:
+        nonlocal turns
+        turns += 1
+        if timings is not None:
+            timings.add(kind, seconds)
+        for driver, other_t in others:
+            other_seconds = await driver.send(uid + 1_000_000_000, "3")
+            if timings is not None:
+                other_t.add("echo", other_seconds)
+
+    await step("/baocao", await ours.send(uid, "/baocao"))
+    message_id, data = ours.last_keyboard(uid)
+    await step("pick period", await ours.press(uid, data[0], message_id))
+    for _ in range(200):
+        message_id, data = ours.last_keyboard(uid)
+        tokens = [d.split(":", 3)[-1] for d in data]
+        action = next_action(tokens)
+        if action is None:
+            token = data[tokens.index("confirm")]
+            await step("confirm (submit)", await ours.press(uid, token, message_id))
+            return turns
+        if action[0] == "press":
+            token = data[tokens.index(action[1])]
+            await step("answer: button", await ours.press(uid, token, message_id))
+            if action[1] == "t:0":
+                message_id, data = ours.last_keyboard(uid)
+                done = next(d for d in data if d.endswith(":done"))
+                await step("answer: button", await ours.press(uid, done, message_id))
+        else:
+            await step("answer: text", await ours.send(uid, action[1]))
+    raise RuntimeError(f"head {uid} never reached confirm")
+
+
+async def run_inprocess(url: str, heads: int, profile: str | None) -> dict[str, Any]:
+    """Turns per second, ours vs the bare echo bot, interleaved turn by turn."""
+    from bot.app import build_application
+    from bot.clock import system_clock
+    from bot.config import settings_from
+    from bot.deps import Deps
+    from storage.db import make_engine
+    from tests.support.telegram import TOKEN as HARNESS_TOKEN
+    from tests.support.telegram import RecordingRequest
+
+    now = datetime.now(UTC)
+    extra = 8 if profile else 0
+    total = heads + 1 + extra  # +1 warm-up head
+    with tempfile.TemporaryDirectory(prefix="baocao-turns-") as tmp:
+        apply_setup_file(url, write_setup(Path(tmp), total, now), now)
+    codes = issue_invites(url, total, now)
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": HARNESS_TOKEN, "DATABASE_URL": url})
+    engine = make_engine(url)
+    request, echo_request, db_request = RecordingRequest(), RecordingRequest(), RecordingRequest()
+    app = build_application(settings, deps=Deps(engine, system_clock, settings), request=request)
+    echo_app, db_app = build_echo(echo_request), build_echo(db_request, engine)
+    ours_t, echo_t, db_t = Timings(), Timings(), Timings()
+    out: dict[str, Any] = {"heads": heads}
+    async with app, echo_app, db_app:
+        ours = Driver(app, request)
+        others = [(Driver(echo_app, echo_request), echo_t), (Driver(db_app, db_request), db_t)]
+        for i, code in enumerate(codes):
+            await ours.send(FIRST_UID + i, f"/start {code}")
+        await walk(ours, FIRST_UID, None, others)  # warm-up
+        gc.collect()
+        cpu = time.process_time()
+        for i in range(1, heads + 1):
+            await walk(ours, FIRST_UID + i, ours_t, others)
+            for r in (request, echo_request, db_request):
+                if len(r.calls) > 2000:
+                    r.calls[:] = r.calls[-200:]
+        out["cpu_s"] = time.process_time() - cpu
+        if profile:
+            out["profile"] = await _profile(ours, profile, range(heads + 1, heads + 1 + extra))
+    engine.dispose()
+    ours_all = ours_t.all
+    out["turns"] = len(ours_all)
+    for name, values in (("ours", ours_all), ("echo", echo_t.all), ("echo_db", db_t.all)):
+        out[f"{name}_turns_per_s"] = len(values) / sum(values)
+        out[f"{name}_ms_per_turn"] = 1000 * statistics.fmean(values)
+        out[f"{name}_median_ms"] = 1000 * statistics.median(values)
+    out["ratio"] = out["ours_ms_per_turn"] / out["echo_ms_per_turn"]
+    out["ratio_to_echo_db"] = out["ours_ms_per_turn"] / out["echo_db_ms_per_turn"]
+    out["by_kind_ms"] = {
+        kind: {"n": len(v), "mean": 1000 * statistics.fmean(v), "median": 1000 * statistics.median(v)}
+        for kind, v in ours_t.by_kind.items()
+    }
+    return out
+
+
+async def _profile(ours: Driver, kind: str, heads: range) -> str:
+    """Profile our turns for a few more heads; the top of the report as text."""
+    if kind == "pyinstrument":
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        profiler.start()
+        for i in heads:
+            await walk(ours, FIRST_UID + i, None, [])
+        profiler.stop()
+        return profiler.output_text(unicode=True, color=False, show_all=False)
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in heads:
+        await walk(ours, FIRST_UID + i, None, [])
+    prof.disable()
+    stream = io.StringIO()
+    stats = pstats.Stats(prof, stream=stream)
+    stats.sort_stats("tottime").print_stats(40)
+    stats.sort_stats("cumulative").print_stats(80)
+    return stream.getvalue()
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+def serve_emulator() -> None:
+    """Child process: the emulator; prints its url, runs until stdin closes, then prints its CPU time."""
+    import resource
+
+    from bot.emulator.server import EmulatorServer
+
+    server = EmulatorServer(token=TOKEN, bot_username="baocao_bench_bot")
+    server.start_in_thread()
+    print(server.url, flush=True)
+    sys.stdin.read()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime, "stats": server.stats()}), flush=True)
+    server.stop_thread()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def _keyboard(event: dict[str, Any]) -> list[str]:
+    return [b.get("callback_data") or "" for row in event["message"].get("buttons") or [] for b in row]
+
+
+@dataclass
+class Head:
+    """One simulated village head over HTTP."""
+
+    uid: int
+    code: str
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    screen: dict[str, Any] | None = None  # the latest event carrying a form keyboard
+    latencies: list[float] = field(default_factory=list)  # emulator-recorded reply time - post time
+    seen_by_client: list[float] = field(default_factory=list)
+    turns: int = 0
+    anomalies: int = 0
+
+    async def expect(
+        self, matches: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """Drop events until one matches (None on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                event = await asyncio.wait_for(self.events.get(), remaining)
+            except TimeoutError:
+                return None
+            if matches(event):
+                return event
+
+
+def _has(prefix: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: any(d.startswith(prefix) for d in _keyboard(e))
+
+
+async def _drive(url: str, heads: list[Head], turns: int, started: dict[str, float]) -> None:
+    import httpx
+
+    limits = httpx.Limits(max_connections=len(heads) + 16, max_keepalive_connections=len(heads) + 16)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
+        by_chat = {h.uid: h for h in heads}
+        stop = asyncio.Event()
+
+        async def call(verb: str, path: str, **kwargs: Any) -> Any:
+            response = await http.request(verb, f"/_emu{path}", **kwargs)
+            body = response.json()
+            if not body.get("ok"):
+                raise RuntimeError(f"{verb} {path}: {body}")
+            return body["result"]
+
+        cursor = (await call("GET", ""))["event_seq"]
+
+        async def reader() -> None:
+            nonlocal cursor
+            while not stop.is_set():
+                result = await call(
+                    "GET", "/events", params={"after": cursor, "wait": 2, "count": 1, "types": "sent"}
+                )
+                for event in result["events"]:
+                    cursor = max(cursor, event["seq"])
+                    if event["chat_id"] in by_chat:
+                        by_chat[event["chat_id"]].events.put_nowait(event)
+
+        async def send(head: Head, text: str) -> None:
+            await call("POST", f"/users/{head.uid}/send", json={"text": text})
+
+        async def press(head: Head, data: str) -> None:
+            assert head.screen is not None
+            await call(
+                "POST",
+                f"/users/{head.uid}/press",
+                json={"message_id": head.screen["message_id"], "data": data},
+            )
+
+        for chunk in range(0, len(heads), 100):
+            await asyncio.gather(
+                *(
+                    call("POST", "/users", json={"user_id": h.uid, "first_name": f"Trưởng thôn {h.uid}"})
+                    for h in heads[chunk : chunk + 100]
+                )
+            )
+        read_task = asyncio.create_task(reader())
+        gate = asyncio.Semaphore(50)
+        go = asyncio.Event()
+        ready = 0
+
+        async def prepare(head: Head) -> None:
+            nonlocal ready
+            async with gate:
+                await send(head, f"/start {head.code}")
+                if await head.expect(lambda e: True, 300) is None:
+                    raise RuntimeError(f"no answer to /start for {head.uid}")
+                await send(head, "/baocao")
+                listing = await head.expect(_has("rp:"), 300)
+                if listing is None:
+                    raise RuntimeError(f"no report list for {head.uid}")
+                head.screen = listing
+                await press(head, next(d for d in _keyboard(listing) if d.startswith("rp:")))
+                head.screen = await head.expect(_has("f:"), 300)
+                if head.screen is None:
+                    raise RuntimeError(f"no first question for {head.uid}")
+            ready += 1
+            if ready == len(heads):
+                started["t"] = time.perf_counter()
+                go.set()
+            await go.wait()
+            await answer(head)
+
+        async def answer(head: Head) -> None:
+            for _ in range(turns):
+                assert head.screen is not None
+                data = _keyboard(head.screen)
+                tokens = [d.split(":", 3)[-1] for d in data]
+                action = next_action(tokens)
+                if action is None:
+                    return
+                posted = time.time()
+                if action[0] == "press":
+                    await press(head, data[tokens.index(action[1])])
+                else:
+                    await send(head, action[1])
+                first = await head.expect(lambda e: True, 600)
+                if first is None:
+                    raise RuntimeError(f"no reply for {head.uid}")
+                head.seen_by_client.append(time.time() - posted)
+                head.latencies.append(first["time"] - posted)
+                head.turns += 1
+                screen = first if _has("f:")(first) else await head.expect(_has("f:"), 60)
+                if screen is None:
+                    head.anomalies += 1  # no new keyboard: answer the old one again
+                else:
+                    head.screen = screen
+            started["end"] = time.perf_counter()
+
+        await asyncio.gather(*(prepare(h) for h in heads))
+        stop.set()
+        await read_task
+
+
+def run_latency(url: str, users: int, turns: int) -> dict[str, Any]:
+    """500 heads answering at once through the emulator and the real `baocao run` process."""
+    now = datetime.now(UTC)
+    emulator = subprocess.Popen(
+        [sys.executable, __file__, "--serve-emulator"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert emulator.stdout is not None and emulator.stdin is not None
+    emu_url = emulator.stdout.readline().strip()
+    baocao = str(Path(sys.executable).with_name("baocao"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=emu_url,
+        TELEGRAM_BOT_USERNAME="baocao_bench_bot",
+        DATABASE_URL=url,
+        BAOCAO_TICK_SECONDS="0",
+        PYTHONUNBUFFERED="1",
+    )
+    out: dict[str, Any] = {"users": users, "turns_per_user": turns}
+    with tempfile.TemporaryDirectory(prefix="baocao-latency-") as tmp:
+        done = subprocess.run(
+            [baocao, "setup", str(write_setup(Path(tmp), users, now))],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise SystemExit(done.stderr)
+        codes = issue_invites(url, users, now)
+        heads = [Head(FIRST_UID + i, code) for i, code in enumerate(codes)]
+        log = (Path(tmp) / "bot.log").open("wb")
+        bot = subprocess.Popen([baocao, "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            import httpx
+
+            for _ in range(600):
+                if httpx.get(f"{emu_url}/_emu/requests", params={"method": "getUpdates"}).json()["result"]:
+                    break
+                if bot.poll() is not None:
+                    raise SystemExit((Path(tmp) / "bot.log").read_text())
+                time.sleep(0.1)
+            times: dict[str, float] = {}
+            cpu_start = {"bot": cpu_seconds(bot.pid), "emulator": cpu_seconds(emulator.pid)}
+
+            async def run() -> None:
+                task = asyncio.create_task(_drive(emu_url, heads, turns, times))
+                while "t" not in times:  # CPU from the moment every head is on its first question
+                    await asyncio.sleep(0.05)
+                    if task.done():
+                        break
+                cpu_start.update(bot=cpu_seconds(bot.pid), emulator=cpu_seconds(emulator.pid))
+                await task
+
+            asyncio.run(run())
+            cpu_end = {"bot": cpu_seconds(bot.pid), "emulator": cpu_seconds(emulator.pid)}
+        finally:
+            bot.terminate()
+            bot.wait(30)
+            emulator.stdin.close()
+            emulator.wait(30)
+        lines = (Path(tmp) / "bot.log").read_text(errors="replace").splitlines()
+    warnings = sum("WARNING" in line or "ERROR" in line for line in lines)
+    too_old = sum("could not answer callback query" in line for line in lines)
+    handler_ms = [float(m.group(1) or m.group(2)) for line in lines if (m := HANDLER_MS.search(line))]
+    latencies = [1000 * x for h in heads for x in h.latencies]
+    client = [1000 * x for h in heads for x in h.seen_by_client]
+    measured = sum(h.turns for h in heads)
+    wall = times["end"] - times["t"]
+    out.update(
+        turns=measured,
+        wall_s=wall,
+        throughput_turns_per_s=measured / wall,
+        latency_ms={
+            "p50": percentile(latencies, 0.5),
+            "p90": percentile(latencies, 0.9),
+            "p99": percentile(latencies, 0.99),
+            "max": max(latencies),
+            "mean": statistics.fmean(latencies),
+        },
+        seen_by_client_ms={"p50": percentile(client, 0.5), "p99": percentile(client, 0.99)},
+        bot_cpu_ms_per_turn=1000 * (cpu_end["bot"] - cpu_start["bot"]) / measured,
+        emulator_cpu_ms_per_turn=1000 * (cpu_end["emulator"] - cpu_start["emulator"]) / measured,
+        no_new_keyboard=sum(h.anomalies for h in heads),
+        bot_log_warnings=warnings,
+        callback_answers_too_late=too_old,
+    )
+    if handler_ms:  # the bot's own per-update duration (its log line), for the measured turns
+        measured_ms = handler_ms[-measured:]
+        out["bot_handler_ms"] = {"p50": percentile(measured_ms, 0.5), "p99": percentile(measured_ms, 0.99)}
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = ""
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
+def pg_version(pg_url: str) -> str | None:
+    """The PostgreSQL server's version string."""
+    from sqlalchemy import create_engine, text
+
+    from bot.config import settings_from
+
+    try:
+        engine = create_engine(settings_from({"DATABASE_URL": pg_url}).database_url)
+        with engine.connect() as conn:
+            version = conn.execute(text("SHOW server_version")).scalar_one()
+        engine.dispose()
+        return str(version)
+    except Exception:
+        return None
+
+
+def main() -> int:
+    """Parse arguments, run the chosen measurements, print JSON (and the profile, if asked)."""
+    if len(sys.argv) == 2 and sys.argv[1] == "--serve-emulator":
+        serve_emulator()
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("inprocess", "latency", "both"), default="inprocess")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg-url", default=DEFAULT_PG)
+    parser.add_argument("--heads", type=int, default=20, help="in process: measured heads (each ~30 turns)")
+    parser.add_argument("--profile", choices=("pyinstrument", "cprofile"))
+    parser.add_argument("--users", type=int, default=500, help="latency: simultaneous village heads")
+    parser.add_argument("--turns", type=int, default=10, help="latency: answers each head sends")
+    args = parser.parse_args()
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    result: dict[str, Any] = {"machine": machine(), "postgresql": pg_version(args.pg_url)}
+    profiles = []
+    for backend in backends:
+        if args.mode in ("inprocess", "both"):
+            with database(backend, args.pg_url) as url:
+                r = asyncio.run(run_inprocess(url, args.heads, args.profile))
+            if "profile" in r:
+                profiles.append((backend, r.pop("profile")))
+            result[f"inprocess_{backend}"] = r
+            print(json.dumps({backend: r}, ensure_ascii=False), file=sys.stderr, flush=True)
+        if args.mode in ("latency", "both"):
+            with database(backend, args.pg_url) as url:
+                result[f"latency_{backend}"] = run_latency(url, args.users, args.turns)
+    result["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    for backend, text in profiles:
+        print(f"===== profile of our turns, {backend} =====")
+        print(text)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
