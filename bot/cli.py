@@ -561,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.exports.cli import add_export_parser
 
     add_export_parser(sub)
+    from bot.web.cli import add_serve_parsers
+
+    add_serve_parsers(sub)
     return parser
 
 
@@ -600,6 +603,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate_invite_args(args)
         settings = load_settings(args.env_file)
+        from bot.logging_setup import configure_logging
+
+        configure_logging(
+            settings.log_format, verbose=args.verbose, secrets=(settings.token, settings.webhook_secret)
+        )
         return args.func(args, settings)
     except ConfigError as exc:
         print(f"Lỗi cấu hình: {exc}", file=sys.stderr)

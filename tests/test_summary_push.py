@@ -382,3 +382,32 @@ async def test_a_refused_photo_is_skipped_and_the_text_still_goes(engine, world,
     assert [m["kind"] for m in server.bot_messages(POLICE_CHAT)] == ["text"]
     assert [r.status for r in server.requests_for("sendPhoto")] == [400]
     assert pushes(engine)[summary_key(world.period_id, POLICE_CHAT, DUE)].status == OutboxStatus.SENT
+
+
+async def test_the_bots_scheduler_plans_and_sends_the_push_with_its_defaults(
+    engine,
+    world,
+    server,
+    tg,
+    limiter,  # noqa: F811
+) -> None:
+    """No plan=/render= given: what `baocao run`/`serve` tick does — the push is planned and rendered too."""
+    from bot.clock import FixedClock
+    from bot.reminders.scheduler import ReminderScheduler
+
+    police_group(server)
+    period, _ = period_and_commune(engine, world)
+    submit(engine, world, villages(engine, world)[:4], period.due_at - timedelta(days=1), text="Ổn.")
+    at = at_push(engine, world)
+    scheduler = ReminderScheduler(
+        engine, tg, tick_seconds=1, clock=FixedClock(at), limiter=limiter, default_tz="Asia/Ho_Chi_Minh"
+    )
+    await scheduler.run_cycle()
+    row = pushes(engine)[summary_key(world.period_id, POLICE_CHAT, DUE)]
+    assert row.status == OutboxStatus.SENT
+    kinds = [m["kind"] for m in server.bot_messages(POLICE_CHAT)]
+    assert kinds.count("photo") == 2
+    sent_before = len(kinds)
+    await scheduler.run_cycle()  # a second tick (or a restart) neither plans nor sends it again
+    assert len(pushes(engine)) == 1 + sum(1 for k in pushes(engine) if k.endswith(":complete"))
+    assert len(server.bot_messages(POLICE_CHAT)) == sent_before

@@ -106,6 +106,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
+from bot import metrics
 from bot.reminders.ratelimit import RateLimiter
 from storage import audit
 from storage.db import session_scope
@@ -491,6 +492,7 @@ class _Dispatch:
                 log.exception("dispatching outbox row %s failed", row.id)
                 result = await self._db(self._retry_later, row, _short(err))
             self.report.results.append(result)
+            metrics.record_dispatch(result.outcome)
             self.leases.pop(row.id, None)
             self.payloads.pop(row.id, None)
 
@@ -540,6 +542,7 @@ class _Dispatch:
             if isinstance(err, RetryAfter):
                 self.limiter.pause(_retry_seconds(err))
                 self.report.flood_waits += 1
+                metrics.record_429()
                 floods += 1
                 if floods > MAX_FLOOD_RETRIES:
                     return await self._db(self._retry_later, row, _short(err))
@@ -953,6 +956,10 @@ def run_once(
     try:
         upgrade(engine)
         planned = plan_now(engine, now_clock(), plan or load_default_plan(tz))
+        if plan is None:
+            from bot.reminders.summary_push import plan_summary_pushes
+
+            plan_now(engine, now_clock(), functools.partial(plan_summary_pushes, default_tz=tz))
         if planned is not None:
             out(f"Lập lịch: {planned}")
 

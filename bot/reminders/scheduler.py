@@ -16,6 +16,7 @@ Nothing is kept in memory between ticks: a restarted process carries on from the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,10 +180,21 @@ class ReminderScheduler:
             self._warn_once("plan", "reminders: no planner available (%s); only dispatching", err)
             return None
         try:
-            return await asyncio.to_thread(plan_now, self.engine, self.clock(), planner)
+            report = await asyncio.to_thread(plan_now, self.engine, self.clock(), planner)
         except Exception:
             log.exception("reminders: planning failed; dispatching what is already planned")
-            return None
+            report = None
+        if self._plan is None:
+            try:
+                from bot.reminders.summary_push import plan_summary_pushes
+
+                pushes = functools.partial(
+                    plan_summary_pushes, default_tz=self.default_tz or "Asia/Ho_Chi_Minh"
+                )
+                await asyncio.to_thread(plan_now, self.engine, self.clock(), pushes)
+            except Exception:
+                log.exception("reminders: planning the summary pushes failed; the next tick tries again")
+        return report
 
     def _resolve_render(self) -> RenderFn | None:
         if self._render is not None:
