@@ -184,7 +184,7 @@ def test_periods_of_a_form_the_commune_stopped_using_are_not_planned(engine, wor
     with session_scope(engine) as s:
         cf = s.exec(select(CommuneForm).where(CommuneForm.form_id == "bao-cao-6-thang")).one()
         cf.active = False
-    assert plan_at(engine, local(5, 17, 7)).planned == ()
+    assert plan_at(engine, local(5, 17, 7)).planned == 0
 
 
 def test_concurrent_inserts_of_the_same_key_are_skipped(engine, world) -> None:
@@ -393,7 +393,7 @@ def test_reminders_stop_when_the_period_closes(engine, world) -> None:
     plan_at(engine, local(5, 23, 7))
     row = rows(engine, person_id=world.an, rule="a3")[0]
     assert render(engine, row, local(6, 19)) is None
-    assert plan_at(engine, local(6, 19)).planned == ()
+    assert plan_at(engine, local(6, 19)).planned == 0
 
 
 def test_a_reopened_village_is_reminded_of_its_new_deadline(engine, world) -> None:

@@ -54,13 +54,15 @@ from storage.models import (
 
 NUDGE_EVERY = timedelta(hours=1)  # at most one nudge per village and period in this time
 CHUNK = 500
+PERIOD_CHUNK = 50  # periods planned together (a commune has one period per form: ~50 communes' villages)
+INSERT_CHUNK = 1000
 
 
 @dataclass(frozen=True)
 class PlanReport:
-    """What one planning run did: the messages planned now, rows created, already there, made obsolete."""
+    """What one planning run did: how many messages are planned now, rows created, already there, made obsolete."""
 
-    planned: tuple[Planned, ...]
+    planned: int
     created: int
     existing: int
     obsoleted: int
@@ -68,7 +70,7 @@ class PlanReport:
     def __str__(self) -> str:
         """One line: "3 tin đến hạn: 1 mới, 2 đã có; 0 tin cũ bỏ"."""
         return (
-            f"{len(self.planned)} tin đến hạn: {self.created} mới, {self.existing} đã có; "
+            f"{self.planned} tin đến hạn: {self.created} mới, {self.existing} đã có; "
             f"{self.obsoleted} tin cũ bỏ"
         )
 
@@ -76,7 +78,7 @@ class PlanReport:
     def counts(self) -> dict[str, int]:
         """The counts by name (for logs and the command line)."""
         return {
-            "planned": len(self.planned),
+            "planned": self.planned,
             "created": self.created,
             "existing": self.existing,
             "obsoleted": self.obsoleted,
@@ -138,89 +140,115 @@ def load_inputs(
     default_tz: str = DEFAULT_TZ,
     with_progress: bool = False,
 ) -> list[PeriodInput]:
-    """The planner's input for the periods whose ids `scope` selects (bulk queries, no per-village SQL)."""
+    """The planner's input for the periods whose ids `scope` selects (bulk queries, no per-village SQL).
+
+    Villages, people, submissions and reopenings are read as plain columns, not ORM objects: the
+    session's identity map stays small however many villages the periods have.
+    """
     periods = list(
         session.exec(select(Period).where(Period.id.in_(scope)).order_by(Period.due_at, Period.id))
     )  # type: ignore[attr-defined]
     if not periods:
         return []
-    scope = scope.correlate(None)
-    commune_ids = select(Period.commune_id).where(Period.id.in_(scope)).correlate(None)  # type: ignore[attr-defined]
-    communes = {c.id: c for c in session.exec(select(Commune).where(Commune.id.in_(commune_ids)))}  # type: ignore[attr-defined]
+    period_ids = [p.id for p in periods]
+    commune_ids = sorted({p.commune_id for p in periods})
+    communes = {c.id: c for c in session.exec(select(Commune).where(Commune.id.in_(commune_ids)))}  # type: ignore[union-attr]
     rules = {
         (cf.commune_id, cf.form_id): ReminderRules.from_json(cf.reminders)
         for cf in session.exec(select(CommuneForm).where(CommuneForm.commune_id.in_(commune_ids)))  # type: ignore[attr-defined]
     }
-    villages_by_commune: dict[int, list[Village]] = defaultdict(list)
-    for village in session.exec(
-        select(Village).where(Village.commune_id.in_(commune_ids), Village.active).order_by(Village.name)  # type: ignore[attr-defined]
+    villages_by_commune: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for village_id, commune_id, name in session.execute(
+        select(Village.id, Village.commune_id, Village.name)
+        .where(Village.commune_id.in_(commune_ids), Village.active)  # type: ignore[attr-defined]
+        .order_by(Village.name)
     ):
-        villages_by_commune[village.commune_id].append(village)
-    village_ids = (
-        select(Village.id).where(Village.commune_id.in_(commune_ids), Village.active).correlate(None)  # type: ignore[attr-defined]
-    )
+        villages_by_commune[commune_id].append((village_id, name))
     reporters: dict[int, list[Reporter]] = defaultdict(list)
-    for membership, person in session.exec(
-        select(Membership, Person)
-        .join(Person, Person.id == Membership.person_id)
+    for (
+        village_id,
+        is_deputy,
+        joined_at,
+        person_id,
+        chat_id,
+        active,
+        forgotten_at,
+        full_name,
+    ) in session.execute(
+        select(
+            Membership.village_id,
+            Membership.is_deputy,
+            Membership.created_at,
+            Person.id,
+            Person.chat_id,
+            Person.active,
+            Person.forgotten_at,
+            Person.full_name,
+        )
+        .select_from(Membership)
+        .join(Village, Village.id == Membership.village_id)  # type: ignore[arg-type]
+        .join(Person, Person.id == Membership.person_id)  # type: ignore[arg-type]
         .where(
-            Membership.village_id.in_(village_ids),  # type: ignore[union-attr]
+            Village.commune_id.in_(commune_ids),  # type: ignore[attr-defined]
+            Village.active,
             Membership.role == Role.VILLAGE_HEAD,
             Membership.ended_at.is_(None),  # type: ignore[union-attr]
         )
         .order_by(Membership.is_deputy, Membership.id)
     ):
-        reporters[membership.village_id].append(
+        reporters[village_id].append(
             Reporter(
-                person_id=person.id,
-                chat_id=person.chat_id,
-                active=person.active and person.forgotten_at is None,
-                name=person.full_name,
-                is_deputy=membership.is_deputy,
-                joined_at=membership.created_at,
+                person_id=person_id,
+                chat_id=chat_id,
+                active=active and forgotten_at is None,
+                name=full_name,
+                is_deputy=is_deputy,
+                joined_at=joined_at,
             )
         )
     submitted: dict[tuple[int, int], tuple[datetime, bool]] = {}
-    for village_id, period_id, received_at, on_time in session.exec(
+    for village_id, period_id, received_at, on_time in session.execute(
         select(Submission.village_id, Submission.period_id, Submission.received_at, Submission.on_time).where(
-            Submission.period_id.in_(scope),  # type: ignore[union-attr]
+            Submission.period_id.in_(period_ids),  # type: ignore[union-attr]
             Submission.is_current,
         )
     ):
         submitted[(village_id, period_id)] = (received_at, on_time)
     drafts: dict[tuple[int, int], tuple[int, int] | None] = {}
     if with_progress:
-        for draft in session.exec(select(Draft).where(Draft.period_id.in_(scope))):  # type: ignore[union-attr]
+        for draft in session.exec(select(Draft).where(Draft.period_id.in_(period_ids))):  # type: ignore[union-attr]
             drafts[(draft.village_id, draft.period_id)] = draft_progress(session, draft)
     else:  # the planner only needs to know a draft exists, not its (large) state
-        for village_id, period_id in session.exec(
-            select(Draft.village_id, Draft.period_id).where(Draft.period_id.in_(scope))  # type: ignore[union-attr]
+        for village_id, period_id in session.execute(
+            select(Draft.village_id, Draft.period_id).where(Draft.period_id.in_(period_ids))  # type: ignore[union-attr]
         ):
             drafts[(village_id, period_id)] = None
     reopenings: dict[tuple[int, int], Reopen] = {}
-    for row in session.exec(
-        select(Reopening).where(Reopening.period_id.in_(scope)).order_by(Reopening.at, Reopening.id)  # type: ignore[attr-defined]
+    for row_id, village_id, period_id, at, until in session.execute(
+        select(Reopening.id, Reopening.village_id, Reopening.period_id, Reopening.at, Reopening.until)
+        .where(Reopening.period_id.in_(period_ids))  # type: ignore[attr-defined]
+        .order_by(Reopening.at, Reopening.id)
     ):
-        reopenings[(row.village_id, row.period_id)] = Reopen(row.id, row.at, row.until)  # the latest wins
+        reopenings[(village_id, period_id)] = Reopen(row_id, at, until)  # the latest wins
     chats: dict[int, list[int]] = defaultdict(list)
-    for chat in session.exec(
-        select(PoliceChat)
-        .where(PoliceChat.commune_id.in_(commune_ids), PoliceChat.active)
-        .order_by(PoliceChat.id)  # type: ignore[attr-defined]
+    for commune_id, chat_id in session.execute(
+        select(PoliceChat.commune_id, PoliceChat.chat_id)
+        .where(PoliceChat.commune_id.in_(commune_ids), PoliceChat.active)  # type: ignore[attr-defined]
+        .order_by(PoliceChat.id)
     ):
-        chats[chat.commune_id].append(chat.chat_id)
+        chats[commune_id].append(chat_id)
     out = []
     for period in periods:
         commune = communes[period.commune_id]
         villages = []
-        for village in villages_by_commune[period.commune_id]:
-            key = (village.id, period.id)
+        for village_id, name in villages_by_commune[period.commune_id]:
+            key = (village_id, period.id)
             sub = submitted.get(key)
             villages.append(
                 VillageInput(
-                    village_id=village.id,
-                    name=village.name,
-                    reporters=tuple(reporters[village.id]),
+                    village_id=village_id,
+                    name=name,
+                    reporters=tuple(reporters[village_id]),
                     submitted_at=sub[0] if sub else None,
                     on_time=sub[1] if sub else None,
                     has_draft=key in drafts,
@@ -264,17 +292,24 @@ def draft_progress(session: Session, draft: Draft) -> tuple[int, int] | None:
         return None
 
 
-def _insert_missing(session: Session, planned: Sequence[Planned], now: datetime) -> tuple[int, int]:
+def existing_keys(session: Session, period_ids: Sequence[int]) -> set[str]:
+    """The outbox keys already written for these periods (one indexed query per chunk of periods)."""
+    found: set[str] = set()
+    for chunk in _chunks(period_ids):
+        found.update(session.execute(select(Outbox.key).where(Outbox.period_id.in_(chunk))).scalars())  # type: ignore[union-attr]
+    return found
+
+
+def _insert_missing(
+    session: Session, planned: Sequence[Planned], period_ids: Sequence[int], now: datetime
+) -> tuple[int, int]:
     """Insert rows for keys not in the outbox yet (a concurrent insert is skipped); (created, existing)."""
-    existing: set[str] = set()
-    keys = [p.key for p in planned]
-    for chunk in _chunks(keys):
-        existing.update(session.exec(select(Outbox.key).where(Outbox.key.in_(chunk))))  # type: ignore[attr-defined]
+    existing = existing_keys(session, period_ids)
     new = [p for p in planned if p.key not in existing]
     created = 0
-    for chunk in _chunks(new, 200):
+    for chunk in _chunks(new, INSERT_CHUNK):
         created += insert_outbox(session, [_row(p, now) for p in chunk])
-    return created, len(planned) - len(new)
+    return created, len(planned) - created
 
 
 def _row(p: Planned, now: datetime) -> dict[str, Any]:
@@ -295,7 +330,7 @@ def _row(p: Planned, now: datetime) -> dict[str, Any]:
 
 
 def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> int:
-    """INSERT … ON CONFLICT (key) DO NOTHING; returns how many rows were new."""
+    """INSERT … ON CONFLICT (key) DO NOTHING (one executemany); returns how many rows were new."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
@@ -304,24 +339,13 @@ def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> int:
     else:
         from sqlalchemy.dialects.sqlite import insert
     table = Outbox.__table__  # type: ignore[attr-defined]
-    stmt = insert(table).values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
-    return len(session.execute(stmt).all())
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+    return len(session.execute(stmt, rows).all())
 
 
-def _obsolete_superseded(session: Session, planned: Sequence[Planned]) -> int:
-    """Pending reminders that are not the one planned now for their (person, period) become obsolete."""
-    wanted = {(p.person_id, p.period_id): p.key for p in planned if p.kind == KIND_REMINDER}
-    stale = [
-        row_id
-        for row_id, key, person_id, period_id in session.exec(
-            select(Outbox.id, Outbox.key, Outbox.person_id, Outbox.period_id).where(
-                Outbox.kind == KIND_REMINDER, Outbox.status == OutboxStatus.PENDING
-            )
-        )
-        if wanted.get((person_id, period_id)) != key
-    ]
+def _obsolete(session: Session, ids: Sequence[int]) -> int:
     count = 0
-    for chunk in _chunks(stale):
+    for chunk in _chunks(ids):
         result = session.execute(
             update(Outbox)
             .where(Outbox.id.in_(chunk), Outbox.status == OutboxStatus.PENDING)  # type: ignore[union-attr]
@@ -331,14 +355,62 @@ def _obsolete_superseded(session: Session, planned: Sequence[Planned]) -> int:
     return count
 
 
+def _obsolete_superseded(session: Session, planned: Sequence[Planned], period_ids: Sequence[int]) -> int:
+    """Pending reminders of these periods that are not the one planned now for their (person, period)."""
+    wanted = {(p.person_id, p.period_id): p.key for p in planned if p.kind == KIND_REMINDER}
+    stale = []
+    for chunk in _chunks(period_ids):
+        stale += [
+            row_id
+            for row_id, key, person_id, period_id in session.execute(
+                select(Outbox.id, Outbox.key, Outbox.person_id, Outbox.period_id).where(
+                    Outbox.kind == KIND_REMINDER,
+                    Outbox.status == OutboxStatus.PENDING,
+                    Outbox.period_id.in_(chunk),  # type: ignore[union-attr]
+                )
+            )
+            if wanted.get((person_id, period_id)) != key
+        ]
+    return _obsolete(session, stale)
+
+
+def _obsolete_out_of_scope(session: Session, scope: Select) -> int:
+    """Pending reminders of periods the planner no longer looks at (closed, removed, form dropped)."""
+    stale = session.execute(
+        select(Outbox.id).where(
+            Outbox.kind == KIND_REMINDER,
+            Outbox.status == OutboxStatus.PENDING,
+            or_(Outbox.period_id.is_(None), Outbox.period_id.not_in(scope)),  # type: ignore[union-attr]
+        )
+    ).scalars()
+    return _obsolete(session, list(stale))
+
+
 def plan(session: Session, now: datetime, *, default_tz: str = DEFAULT_TZ) -> PlanReport:
-    """Plan reminders and digests due by `now` into the outbox; idempotent; returns counts and the plan."""
-    inputs = load_inputs(session, planning_scope(now), default_tz=default_tz)
-    planned = planner.plan(inputs, now)
-    created, existing = _insert_missing(session, planned, now)
-    obsoleted = _obsolete_superseded(session, planned)
+    """Plan reminders and digests due by `now` into the outbox; idempotent; returns the counts.
+
+    Periods are planned `PERIOD_CHUNK` at a time (load, plan, insert what is new, obsolete what was
+    superseded), so memory is bounded by a chunk, not by the number of villages.
+    """
+    if now.tzinfo is None:
+        raise ValueError("plan() needs an aware datetime")
+    scope = planning_scope(now)
+    period_ids = list(session.execute(scope.order_by(Period.id)).scalars())
+    planned = created = existing = obsoleted = 0
+    for chunk in _chunks(period_ids, PERIOD_CHUNK):
+        inputs = load_inputs(
+            session,
+            select(Period.id).where(Period.id.in_(chunk)),
+            default_tz=default_tz,  # type: ignore[union-attr]
+        )
+        batch = planner.plan(inputs, now)
+        del inputs
+        new, old = _insert_missing(session, batch, chunk, now)
+        obsoleted += _obsolete_superseded(session, batch, chunk)
+        planned, created, existing = planned + len(batch), created + new, existing + old
+    obsoleted += _obsolete_out_of_scope(session, planning_scope(now))
     session.flush()
-    return PlanReport(tuple(planned), created, existing, obsoleted)
+    return PlanReport(planned, created, existing, obsoleted)
 
 
 def dry_run(
@@ -350,10 +422,7 @@ def dry_run(
         scope = scope.where(Period.commune_id == commune_id)
     inputs = load_inputs(session, scope, default_tz=default_tz, with_progress=True)
     planned = planner.plan(inputs, now)
-    existing: set[str] = set()
-    for chunk in _chunks([p.key for p in planned]):
-        existing.update(session.exec(select(Outbox.key).where(Outbox.key.in_(chunk))))  # type: ignore[attr-defined]
-    return inputs, planned, existing
+    return inputs, planned, existing_keys(session, [p.period_id for p in inputs])
 
 
 def period_input(
@@ -372,31 +441,61 @@ def period_input(
 def village_state(
     session: Session, village: Village, period: Period, *, with_progress: bool = True
 ) -> VillageInput:
-    """One village's state in one period (without its reporters): submission, draft, latest reopening."""
-    sub = session.exec(
-        select(Submission).where(
-            Submission.village_id == village.id, Submission.period_id == period.id, Submission.is_current
+    """One village's state in one period (without its reporters): submission, draft, latest reopening.
+
+    One query: the current submission, the draft and the latest reopening, outer-joined to the village.
+    """
+    found = session.execute(
+        select(
+            Submission.received_at,
+            Submission.on_time,
+            Draft.id,
+            Reopening.id,
+            Reopening.at,
+            Reopening.until,
         )
+        .select_from(Village)
+        .outerjoin(
+            Submission,
+            (Submission.village_id == Village.id)
+            & (Submission.period_id == period.id)
+            & Submission.is_current,  # type: ignore[arg-type]
+        )
+        .outerjoin(
+            Draft,
+            (Draft.village_id == Village.id)
+            & (Draft.period_id == period.id)
+            & (Draft.form_id == period.form_id),  # type: ignore[arg-type]
+        )
+        .outerjoin(Reopening, (Reopening.village_id == Village.id) & (Reopening.period_id == period.id))  # type: ignore[arg-type]
+        .where(Village.id == village.id)
+        .order_by(Reopening.at.desc(), Reopening.id.desc())  # type: ignore[attr-defined]
+        .limit(1)
     ).first()
+    received_at, on_time, draft_id, reopening_id, reopened_at, until = found or (None,) * 6
+    progress = None
+    if draft_id is not None and with_progress:
+        draft = session.get(Draft, draft_id)
+        progress = draft_progress(session, draft) if draft is not None else None
+    return VillageInput(
+        village_id=village.id,
+        name=village.name,
+        submitted_at=received_at,
+        on_time=on_time,
+        has_draft=draft_id is not None,
+        progress=progress,
+        reopening=Reopen(reopening_id, reopened_at, until) if reopening_id is not None else None,
+    )
+
+
+def village_progress(session: Session, village: Village, period: Period) -> tuple[int, int] | None:
+    """Where the village's draft of this period stands ("câu 7/18"), or None without a readable draft."""
     draft = session.exec(
         select(Draft).where(
             Draft.village_id == village.id, Draft.period_id == period.id, Draft.form_id == period.form_id
         )
     ).first()
-    reopening = session.exec(
-        select(Reopening)
-        .where(Reopening.village_id == village.id, Reopening.period_id == period.id)
-        .order_by(Reopening.at.desc(), Reopening.id.desc())  # type: ignore[attr-defined]
-    ).first()
-    return VillageInput(
-        village_id=village.id,
-        name=village.name,
-        submitted_at=sub.received_at if sub else None,
-        on_time=sub.on_time if sub else None,
-        has_draft=draft is not None,
-        progress=draft_progress(session, draft) if draft is not None and with_progress else None,
-        reopening=Reopen(reopening.id, reopening.at, reopening.until) if reopening else None,
-    )
+    return draft_progress(session, draft) if draft is not None else None
 
 
 def village_owes(village: VillageInput, period: Period, now: datetime) -> bool:
