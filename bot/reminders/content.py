@@ -14,7 +14,7 @@ them: with `BAOCAO_TEMPLATES_DIR=/path`, `/path/<commune code>/remind/x.html` is
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
@@ -24,7 +24,14 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from bot.forms.view import MAX_TEXT, split_html, tg_len
-from bot.reminders.planner import DEFAULT_TZ, KIND_DIGEST, KIND_NUDGE, KIND_REMINDER, SERIES_REOPEN
+from bot.reminders.planner import (
+    DEFAULT_TZ,
+    KIND_DIGEST,
+    KIND_NUDGE,
+    KIND_REMINDER,
+    SERIES_REOPEN,
+    VillageInput,
+)
 from bot.services import reminders as service
 from bot.setup_file import slugify
 from bot.texts import environment
@@ -99,6 +106,17 @@ def _form_title(session: Session, form_id: str) -> str:
     return row.title if row is not None else form_id
 
 
+def _title_of(form_id: Any) -> Any:
+    """The newest title of a form, as a correlated scalar subquery (NULL when the form is not loaded)."""
+    return (
+        select(FormVersion.title)
+        .where(FormVersion.form_id == form_id)
+        .order_by(FormVersion.version.desc())  # type: ignore[attr-defined]
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def _check(data: str) -> str:
     if len(data.encode()) > 64:  # pragma: no cover - ids are short
         raise ValueError(f"callback data too long: {data!r}")
@@ -120,23 +138,55 @@ def _in_use(session: Session, period: Period | None) -> tuple[Period, Commune] |
     return (period, commune) if linked is not None else None
 
 
-def _reporter(session: Session, row: Outbox) -> tuple[Person, Village] | None:
-    """The row's person and village, if the person is active and still reports for that active village."""
-    person = session.get(Person, row.person_id) if row.person_id is not None else None
-    village = session.get(Village, row.village_id) if row.village_id is not None else None
-    if person is None or village is None or not person.active or person.forgotten_at is not None:
+@dataclass(frozen=True)
+class _Target:
+    """What a reminder or nudge row is about, when all of it still holds."""
+
+    village: Village
+    period: Period
+    commune: Commune
+    form_title: str
+
+
+def _target(session: Session, row: Outbox) -> _Target | None:
+    """The row's village, period and commune in one query, or None when the message is no longer useful.
+
+    Useful means: the person is active (not forgotten) and still reports for the active village, and the
+    period is active in an active commune that still uses the period's form.
+    """
+    if row.person_id is None or row.village_id is None or not row.period_id:
         return None
-    if not village.active:
-        return None
-    member = session.exec(
-        select(Membership).where(
-            Membership.person_id == person.id,
-            Membership.village_id == village.id,
+    linked = (
+        select(CommuneForm.id)
+        .where(
+            CommuneForm.commune_id == Commune.id, CommuneForm.form_id == Period.form_id, CommuneForm.active
+        )
+        .exists()
+    )
+    found = session.execute(
+        select(Village, Period, Commune, _title_of(Period.form_id))
+        .join(Membership, Membership.village_id == Village.id)  # type: ignore[arg-type]
+        .join(Person, Person.id == Membership.person_id)  # type: ignore[arg-type]
+        .join(Period, Period.id == row.period_id)  # type: ignore[arg-type]
+        .join(Commune, Commune.id == Period.commune_id)  # type: ignore[arg-type]
+        .where(
+            Village.id == row.village_id,
+            Village.active,
+            Person.id == row.person_id,
+            Person.active,
+            Person.forgotten_at.is_(None),  # type: ignore[union-attr]
             Membership.role == Role.VILLAGE_HEAD,
             Membership.ended_at.is_(None),  # type: ignore[union-attr]
+            Period.active,
+            Commune.active,
+            linked,
         )
+        .limit(1)
     ).first()
-    return (person, village) if member is not None else None
+    if found is None:
+        return None
+    village, period, commune, title = found
+    return _Target(village, period, commune, title if title is not None else period.form_id)
 
 
 def _newer_reminder(session: Session, row: Outbox, now: datetime) -> bool:
@@ -157,20 +207,21 @@ def _newer_reminder(session: Session, row: Outbox, now: datetime) -> bool:
 
 def _report_context(
     session: Session,
-    period: Period,
-    commune: Commune,
-    village: Village,
+    target: _Target,
+    state: VillageInput,
     deadline: datetime,
     now: datetime,
     default_tz: str,
 ) -> dict[str, Any]:
+    period, commune, village = target.period, target.commune, target.village
     tz = service.commune_zone(commune, default_tz)
-    state = service.village_state(session, village, period)
+    if state.has_draft:
+        state = replace(state, progress=service.village_progress(session, village, period))
     overdue = now >= deadline
     return {
         "village": village.name,
         "commune": commune.name,
-        "form_title": _form_title(session, period.form_id),
+        "form_title": target.form_title,
         "period": period.label,
         "deadline": deadline.astimezone(tz),
         "days_left": days_left(deadline, now, tz),
@@ -189,14 +240,13 @@ def _report_button(commune: Commune, period: Period, has_draft: bool) -> Buttons
 
 
 def _render_reminder(session: Session, row: Outbox, now: datetime, default_tz: str) -> Outgoing | None:
-    who = _reporter(session, row)
-    found = _in_use(session, session.get(Period, row.period_id) if row.period_id else None)
-    if who is None or found is None:
+    target = _target(session, row)
+    if target is None:
         return None
-    (_person, village), (period, commune) = who, found
+    period, commune = target.period, target.commune
     payload = row.payload or {}
     reopen = payload.get("series") == SERIES_REOPEN
-    state = service.village_state(session, village, period, with_progress=False)
+    state = service.village_state(session, target.village, period, with_progress=False)
     if reopen:
         r = state.reopening
         if not state.reopen_owed or r is None or r.id != payload.get("reopening_id") or now >= r.until:
@@ -208,7 +258,7 @@ def _render_reminder(session: Session, row: Outbox, now: datetime, default_tz: s
         deadline = period.due_at
     if _newer_reminder(session, row, now):
         return None
-    context = _report_context(session, period, commune, village, deadline, now, default_tz)
+    context = _report_context(session, target, state, deadline, now, default_tz)
     if reopen:
         name = "remind/reopened.html"
     elif context["overdue"]:
@@ -222,16 +272,17 @@ def _render_reminder(session: Session, row: Outbox, now: datetime, default_tz: s
 
 
 def _render_nudge(session: Session, row: Outbox, now: datetime, default_tz: str) -> Outgoing | None:
-    who = _reporter(session, row)
-    found = _in_use(session, session.get(Period, row.period_id) if row.period_id else None)
-    if who is None or found is None or now - row.created_at > NUDGE_STALE:
+    if now - row.created_at > NUDGE_STALE:
         return None
-    (_person, village), (period, commune) = who, found
-    state = service.village_state(session, village, period, with_progress=False)
+    target = _target(session, row)
+    if target is None:
+        return None
+    period, commune = target.period, target.commune
+    state = service.village_state(session, target.village, period, with_progress=False)
     if not service.village_owes(state, period, now):
         return None
     deadline = state.reopening.until if state.reopen_owed and state.reopening else period.due_at
-    context = _report_context(session, period, commune, village, deadline, now, default_tz)
+    context = _report_context(session, target, state, deadline, now, default_tz)
     text = render_text("remind/nudge.html", commune.code, **context)
     return Outgoing(_fit(text), _report_button(commune, period, context["has_draft"]))
 
@@ -324,4 +375,8 @@ def render_outbox(
         return _render_digest(session, row, now, default_tz)
     if row.kind == KIND_NUDGE:
         return _render_nudge(session, row, now, default_tz)
+    if row.kind == "summary":
+        from bot.reminders.summary_push import render_summary_push  # lazy: matplotlib only when a push is due
+
+        return render_summary_push(session, row, now, default_tz=default_tz)  # type: ignore[return-value]
     return None
