@@ -104,7 +104,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 @pytest.fixture
 async def world(engine: Engine, database_url: str, figures: Figures) -> AsyncIterator[World]:
     """The two-commune world with everyone signed up (their /start updates are counted)."""
-    async for w in start_world(engine, database_url, on_update=figures.update):
+    async for w in start_world(engine, database_url, figures=figures):
         yield w
 
 

@@ -317,7 +317,7 @@ async def test_forged_summary_buttons_cannot_read_another_villages_report(
     _load_police_handlers()
     from tests.security.world import start_world
 
-    async for world in start_world(engine, database_url, on_update=figures.update):
+    async for world in start_world(engine, database_url, figures=figures):
         sub = await _submitted_world(world)
         period_x, period_y = sub.period_id, world.period_id(COMMUNE_Y)
         village_a = sub.village_id
@@ -355,7 +355,7 @@ async def test_forged_export_buttons_send_no_file(engine: Any, database_url: str
     _load_police_handlers()
     from tests.security.world import start_world
 
-    async for world in start_world(engine, database_url, on_update=figures.update):
+    async for world in start_world(engine, database_url, figures=figures):
         sub = await _submitted_world(world)
         with session_scope(world.engine) as s:
             from storage.models import Period

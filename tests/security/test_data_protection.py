@@ -93,7 +93,7 @@ async def test_no_token_code_name_or_answer_in_the_logs(
 ) -> None:
     """A sign-up, a whole report, an incident with a photo, a summary, an export and an error, logged at INFO."""
     request = FailingOnce()
-    async for world in start_world(engine, database_url, on_update=figures.update, request=request):
+    async for world in start_world(engine, database_url, figures=figures, request=request):
         with session_scope(engine) as s:
             code = create_invite(s, role="police", commune=COMMUNE_X, now=NOW, actor="cli:test").code
         await world.send(QUEN, f"/start {code}")
@@ -187,7 +187,7 @@ async def test_forget_erases_the_person_everywhere_and_keeps_the_report(
 ) -> None:
     """After forget_person no table holds the name, username or Telegram id; the submission stays, 'đã xoá'."""
     users = [(QUEN, {"role": "village_head", "village": VILLAGE_A, "commune": COMMUNE_X}), (POLICE_X, {"role": "police", "commune": COMMUNE_X})]  # fmt: skip
-    async for world in start_world(engine, database_url, on_update=figures.update, users=users):
+    async for world in start_world(engine, database_url, figures=figures, users=users):
         await world.send(QUEN, f"/start {generate_code()}")  # a wrong code: an attempt row with the id
         await world.send(POLICE_X, f"/nhacnho {VILLAGE_A}")  # an outbox row with Quên's chat id
         await world.submit_report(QUEN, text=SECRET_ANSWER)
@@ -245,7 +245,7 @@ async def test_people_forget_command(
 ) -> None:
     """`baocao people forget ID` asks for --yes, then erases and prints what it did."""
     users = [(QUEN, {"role": "police", "commune": COMMUNE_X})]
-    async for world in start_world(engine, database_url, on_update=figures.update, users=users):
+    async for world in start_world(engine, database_url, figures=figures, users=users):
         person_id = world.person(QUEN).id
     settings = settings_from({"DATABASE_URL": database_url})
     parser = argparse.ArgumentParser()

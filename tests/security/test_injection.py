@@ -108,7 +108,7 @@ async def evil_world(
     async for w in start_world(
         engine,
         database_url,
-        on_update=figures.update,
+        figures=figures,
         edit=_setup(tmp_path),
         setup_path=tmp_path / "security.yaml",
         users=users,
@@ -333,7 +333,7 @@ async def test_ten_kilobyte_form_labels(
     async for world in start_world(
         engine,
         database_url,
-        on_update=figures.update,
+        figures=figures,
         edit=_setup(tmp_path, big=True),
         setup_path=tmp_path / "security.yaml",
         users=users,

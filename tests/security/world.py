@@ -109,8 +109,10 @@ class CountingHarness(Harness):
 class World:
     """The running bot, its database and helpers that act as the people of the world."""
 
-    def __init__(self, harness: CountingHarness, engine: Engine, clock: FixedClock) -> None:
-        self.h, self.engine, self.clock = harness, engine, clock
+    def __init__(
+        self, harness: CountingHarness, engine: Engine, clock: FixedClock, figures: Any = None
+    ) -> None:
+        self.h, self.engine, self.clock, self.figures = harness, engine, clock, figures
 
     @property
     def request(self) -> RecordingRequest:
@@ -178,10 +180,20 @@ class World:
         raise AssertionError(f"never reached {stop}: {self.texts(user)[-2:]}")
 
     async def submit_report(self, user: FakeUser, text: str = "3") -> None:
-        """Fill and send the first open report."""
+        """Fill and send the first open report; the answers saved in the draft must all be in the submission."""
         await self.open_report(user)
         await self.answer_until(user, text=text)
+        person = self.person(user)
+        with session_scope(self.engine) as s:
+            acknowledged = dict(s.get(Draft, person.active_draft_id).state["answers"])
+        before = {sub.id for sub in self.submissions()}
         await self.press_token(user, "confirm")
+        new = [sub for sub in self.submissions() if sub.id not in before]
+        found = [k for k, v in acknowledged.items() if len(new) == 1 and new[0].answers.get(k) == v]
+        if self.figures is not None:
+            self.figures.answers(len(acknowledged), len(found), f"report of {user.first_name}")
+            self.figures.duplicate(max(len(new) - 1, 0), f"report of {user.first_name}")
+        assert len(new) == 1 and len(found) == len(acknowledged), (len(new), acknowledged)
 
     # --- database views -----------------------------------------------------------------------
 
@@ -244,7 +256,7 @@ async def start_world(
     engine: Engine,
     database_url: str,
     *,
-    on_update: Callable[[], None] = lambda: None,
+    figures: Any = None,
     edit: Callable[[dict[str, Any]], None] | None = None,
     request: RecordingRequest | None = None,
     users: list[tuple[FakeUser, dict[str, Any]]] | None = None,
@@ -261,8 +273,8 @@ async def start_world(
     request = request or DocumentRecorder()
     app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
     async with app:
-        harness = CountingHarness(app, request, on_update=on_update)
-        world = World(harness, engine, clock)
+        harness = CountingHarness(app, request, on_update=figures.update if figures else lambda: None)
+        world = World(harness, engine, clock, figures)
         for user, kwargs in INVITES if users is None else users:
             with session_scope(engine) as s:
                 code = create_invite(s, now=NOW, actor="cli:test", **kwargs).code
