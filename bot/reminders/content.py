@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
 from bot.forms.view import MAX_TEXT, split_html, tg_len
@@ -148,14 +148,8 @@ class _Target:
     form_title: str
 
 
-def _target(session: Session, row: Outbox) -> _Target | None:
-    """The row's village, period and commune in one query, or None when the message is no longer useful.
-
-    Useful means: the person is active (not forgotten) and still reports for the active village, and the
-    period is active in an active commune that still uses the period's form.
-    """
-    if row.person_id is None or row.village_id is None or not row.period_id:
-        return None
+def _target_query() -> Any:
+    """`_target`'s statement, built once (bound parameters: person, village, period)."""
     linked = (
         select(CommuneForm.id)
         .where(
@@ -163,16 +157,16 @@ def _target(session: Session, row: Outbox) -> _Target | None:
         )
         .exists()
     )
-    found = session.execute(
+    return (
         select(Village, Period, Commune, _title_of(Period.form_id))
         .join(Membership, Membership.village_id == Village.id)  # type: ignore[arg-type]
         .join(Person, Person.id == Membership.person_id)  # type: ignore[arg-type]
-        .join(Period, Period.id == row.period_id)  # type: ignore[arg-type]
+        .join(Period, Period.id == bindparam("period_id"))  # type: ignore[arg-type]
         .join(Commune, Commune.id == Period.commune_id)  # type: ignore[arg-type]
         .where(
-            Village.id == row.village_id,
+            Village.id == bindparam("village_id"),
             Village.active,
-            Person.id == row.person_id,
+            Person.id == bindparam("person_id"),
             Person.active,
             Person.forgotten_at.is_(None),  # type: ignore[union-attr]
             Membership.role == Role.VILLAGE_HEAD,
@@ -182,6 +176,42 @@ def _target(session: Session, row: Outbox) -> _Target | None:
             linked,
         )
         .limit(1)
+    )
+
+
+def _newer_query() -> Any:
+    """`_newer_reminder`'s statement, built once (bound parameters: the row's fields and now)."""
+    row_id, due_at = bindparam("row_id"), bindparam("due_at")
+    return (
+        select(Outbox.id)
+        .where(
+            Outbox.kind == KIND_REMINDER,
+            Outbox.person_id == bindparam("person_id"),
+            Outbox.period_id == bindparam("period_id"),
+            Outbox.id != row_id,
+            Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT]),  # type: ignore[attr-defined]
+            Outbox.due_at <= bindparam("now"),
+            or_(Outbox.due_at > due_at, (Outbox.due_at == due_at) & (Outbox.id > row_id)),  # type: ignore[operator]
+        )
+        .limit(1)
+    )
+
+
+# built once: constructing these expressions costs more CPU than running them
+_TARGET: Final = _target_query()
+_NEWER: Final = _newer_query()
+
+
+def _target(session: Session, row: Outbox) -> _Target | None:
+    """The row's village, period and commune in one query, or None when the message is no longer useful.
+
+    Useful means: the person is active (not forgotten) and still reports for the active village, and the
+    period is active in an active commune that still uses the period's form.
+    """
+    if row.person_id is None or row.village_id is None or not row.period_id:
+        return None
+    found = session.execute(
+        _TARGET, {"person_id": row.person_id, "village_id": row.village_id, "period_id": row.period_id}
     ).first()
     if found is None:
         return None
@@ -191,18 +221,14 @@ def _target(session: Session, row: Outbox) -> _Target | None:
 
 def _newer_reminder(session: Session, row: Outbox, now: datetime) -> bool:
     """A later reminder for the same person and period is already sent, being sent, or due."""
-    found = session.exec(
-        select(Outbox.id).where(
-            Outbox.kind == KIND_REMINDER,
-            Outbox.person_id == row.person_id,
-            Outbox.period_id == row.period_id,
-            Outbox.id != row.id,
-            Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT]),  # type: ignore[attr-defined]
-            Outbox.due_at <= now,
-            or_(Outbox.due_at > row.due_at, (Outbox.due_at == row.due_at) & (Outbox.id > row.id)),  # type: ignore[operator]
-        )
-    ).first()
-    return found is not None
+    params = {
+        "person_id": row.person_id,
+        "period_id": row.period_id,
+        "row_id": row.id,
+        "now": now,
+        "due_at": row.due_at,
+    }
+    return session.execute(_NEWER, params).first() is not None
 
 
 def _report_context(
