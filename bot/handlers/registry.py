@@ -4,17 +4,33 @@
 by one function (`_run`) that, for every update: skips a redelivered update, opens the one DB
 session, loads the actor, checks the declared need, calls the handler, commits, and only then
 sends the replies the handler queued. Handlers never open sessions or talk SQL themselves.
+
+Several workers (processes or machines on one PostgreSQL) may handle updates of the same bot. Every
+update's transaction starts by taking a transaction-level advisory lock on its chat
+(`pg_try_advisory_xact_lock(CHAT_LOCK_NAMESPACE, crc32(<chat id>))` as signed 32-bit keys, retried with short
+asynchronous sleeps so the event loop keeps serving while another worker finishes that chat's
+update; given up after `CHAT_LOCK_WAIT` seconds with an error). Under that lock the update id is
+checked and inserted into `processed_update` in the same transaction as the handler's writes: both
+commit together or neither does, so a crash never marks an update without applying it, and a
+redelivery — to this worker or another — waits for the first delivery's commit, then sees the id
+and is skipped. The lock ends with the transaction (commit or rollback). Replies are sent after the
+commit; the webhook answers Telegram after that (bot.web.app), and Telegram sends a chat's next
+update only once the previous one was answered, so one chat's updates are applied one after the
+other and in order. SQLite has a single writer and a single supported process: no lock is taken.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
@@ -38,6 +54,14 @@ from storage.models import ProcessedUpdate
 log = logging.getLogger(__name__)
 
 Handler = Callable[["Ctx"], Awaitable[None]]
+
+CHAT_LOCK_NAMESPACE = 0x62630001  # first key of the per-chat advisory locks ("bc", 1)
+CHAT_LOCK_WAIT = 30.0  # seconds an update waits for another worker to finish its chat's update
+_LOCK_POLL = (0.005, 0.25)  # first and longest sleep between two tries of a held chat lock
+
+
+class ChatBusy(Exception):
+    """Another worker held this chat's lock for longer than CHAT_LOCK_WAIT."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +269,9 @@ async def _handle(
     user = update.effective_user
     chat = update.effective_chat
     with session_scope(deps.engine) as session:
+        lock_id = chat.id if chat is not None else (user.id if user is not None else None)
+        if lock_id is not None:
+            await lock_chat(session, lock_id)
         if not _first_delivery(session, update.update_id, now):
             return "duplicate"
         actor = load_actor(session, user.id if user else None)
@@ -270,6 +297,39 @@ async def _handle(
         except Exception:
             log.warning("after-commit action failed", exc_info=True)
     return outcome
+
+
+def chat_lock_key(chat_id: int) -> int:
+    """The chat id hashed to the signed 32-bit second key of its advisory lock (a clash only serialises)."""
+    folded = zlib.crc32(str(chat_id).encode())
+    return folded - (1 << 32) if folded >= 1 << 31 else folded
+
+
+def try_lock_chat(session: Any, chat_id: int) -> bool:
+    """Try the chat's transaction-level advisory lock once; True when held (always on SQLite)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(
+        session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
+            {"ns": CHAT_LOCK_NAMESPACE, "key": chat_lock_key(chat_id)},
+        ).scalar_one()
+    )
+
+
+async def lock_chat(session: Any, chat_id: int, *, wait: float = CHAT_LOCK_WAIT) -> None:
+    """Hold the chat's advisory lock until the transaction ends, waiting without blocking the loop."""
+    if try_lock_chat(session, chat_id):
+        return
+    deadline = time.monotonic() + wait
+    pause = _LOCK_POLL[0]
+    log.debug("chat %s busy in another worker, waiting", chat_id)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(pause)
+        if try_lock_chat(session, chat_id):
+            return
+        pause = min(pause * 2, _LOCK_POLL[1])
+    raise ChatBusy(f"chat {chat_id} still locked by another worker after {wait:g}s")
 
 
 def _first_delivery(session: Any, update_id: int, now: datetime) -> bool:
