@@ -11,6 +11,15 @@ its own, not inside APScheduler's executor, so stopping the scheduler never canc
 `stop()` (from the application's post_stop) stops the ticks, lets the message in flight finish and
 be marked, hands claimed but unsent rows back to `pending`, and waits for the cycle to end.
 Nothing is kept in memory between ticks: a restarted process carries on from the table.
+
+Several processes on one PostgreSQL: every planning run (reminders, then the summary pushes) is its
+own transaction that first tries `pg_try_advisory_xact_lock(PLANNER_LOCK_NAMESPACE, PLANNER_LOCK_KEY)`;
+when another process holds it, that process is planning the same rows right now and this run is
+skipped (`planner_skips`), not waited for. The lock ends with the planning transaction, so a process
+that dies mid-plan frees it at once. The planner is idempotent anyway (outbox keys, INSERT … ON
+CONFLICT DO NOTHING): the lock saves the duplicated work and the row-lock waits between two planners,
+and `baocao remind --now` may safely plan without it. The dispatcher runs in every process: claims
+are `FOR UPDATE SKIP LOCKED` with leases (bot.reminders.dispatch). SQLite: one process only.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import Bot
@@ -39,9 +49,9 @@ from bot.reminders.dispatch import (
     dispatch_due,
     load_default_plan,
     load_default_render,
-    plan_now,
 )
 from bot.reminders.ratelimit import RateLimiter
+from storage.db import session_scope
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -51,6 +61,38 @@ log = logging.getLogger(__name__)
 SCHEDULER_KEY = "reminder_scheduler"
 LIMITER_KEY = "send_limiter"
 JOB_ID = "reminders-tick"
+PLANNER_LOCK_NAMESPACE = 0x62630002  # advisory lock keys of the planner ("bc", 2; chats use 1)
+PLANNER_LOCK_KEY = 1
+
+
+class _Busy:
+    """The planner lock was held by another process: this planning run was skipped."""
+
+    def __repr__(self) -> str:
+        return "PLANNER_BUSY"
+
+
+PLANNER_BUSY: Any = _Busy()
+
+
+def try_lock_planner(session: Session) -> bool:
+    """Try the planner's transaction-level advisory lock; True when held (always on SQLite)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(
+        session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
+            {"ns": PLANNER_LOCK_NAMESPACE, "key": PLANNER_LOCK_KEY},
+        ).scalar_one()
+    )
+
+
+def plan_locked(engine: Engine, now: datetime, planner: Callable[[Session, datetime], Any]) -> Any:
+    """Run `planner` in its own transaction under the planner lock; PLANNER_BUSY when it is held."""
+    with session_scope(engine) as session:
+        if not try_lock_planner(session):
+            return PLANNER_BUSY
+        return planner(session, now)
 
 
 @dataclass
@@ -99,6 +141,7 @@ class ReminderScheduler:
         self.ticks = 0
         self.skipped = 0  # ticks that found the previous cycle still running
         self.cycles = 0
+        self.planner_skips = 0  # planning runs skipped because another process was planning
         self._scheduler: AsyncIOScheduler | None = None
         self._task: asyncio.Task[CycleReport] | None = None
         self._stop = asyncio.Event()
@@ -180,10 +223,14 @@ class ReminderScheduler:
             self._warn_once("plan", "reminders: no planner available (%s); only dispatching", err)
             return None
         try:
-            report = await asyncio.to_thread(plan_now, self.engine, self.clock(), planner)
+            report = await asyncio.to_thread(plan_locked, self.engine, self.clock(), planner)
         except Exception:
             log.exception("reminders: planning failed; dispatching what is already planned")
             report = None
+        if report is PLANNER_BUSY:
+            self.planner_skips += 1
+            log.debug("reminders: another process is planning; only dispatching")
+            return None
         if self._plan is None:
             try:
                 from bot.reminders.summary_push import plan_summary_pushes
@@ -191,7 +238,8 @@ class ReminderScheduler:
                 pushes = functools.partial(
                     plan_summary_pushes, default_tz=self.default_tz or "Asia/Ho_Chi_Minh"
                 )
-                await asyncio.to_thread(plan_now, self.engine, self.clock(), pushes)
+                if await asyncio.to_thread(plan_locked, self.engine, self.clock(), pushes) is PLANNER_BUSY:
+                    self.planner_skips += 1
             except Exception:
                 log.exception("reminders: planning the summary pushes failed; the next tick tries again")
         return report
