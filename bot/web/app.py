@@ -5,8 +5,10 @@ Routes::
     POST {BAOCAO_WEBHOOK_PATH}   Telegram's updates. The X-Telegram-Bot-Api-Secret-Token header must
                                  equal BAOCAO_WEBHOOK_SECRET (else 403, logged, nothing read or
                                  processed); the body must be one JSON update of at most 1 MiB
-                                 (else 400 / 413). A good update is queued on `application.update_queue`
-                                 and answered 200 at once; PTB processes the queue one update at a time.
+                                 (else 400 / 413). A good update is processed first — through the
+                                 application's update processor, one update at a time per process —
+                                 and answered 200 only once its transaction committed and its replies
+                                 went out (see "Answering after processing" below).
     GET  /healthz                the process is up (always 200)
     GET  /readyz                 200 when the database answers SELECT 1, its migrations are at head,
                                  the application runs and the reminder scheduler ticks; else 503 with
@@ -16,6 +18,26 @@ Routes::
 The lifespan runs the application like `run_polling` does (initialize, post_init — which starts the
 reminder ticks —, start; on shutdown stop, post_stop, shutdown), so queued updates are finished and
 the reminder cycle ends cleanly when uvicorn gets SIGTERM/SIGINT.
+
+Answering after processing. Telegram deletes an update once its webhook POST got a 2xx and re-sends
+it (later, with backoff) after anything else. Answering 200 at once and processing from a queue would
+lose the update whenever the process dies in between (deploy, OOM, machine lost); answering after the
+commit makes "never lost" hold: a worker that dies mid-update leaves no commit and no answer, so
+Telegram re-sends it, to this worker or another, and the `processed_update` row written in the same
+transaction as the handler's writes makes a re-send of a committed update a no-op. Telegram keeps a
+queue per chat and POSTs a chat's next update only after the previous one was answered (different
+chats go in parallel, up to `max_connections`), so answering late is also what keeps one chat's
+updates in order across several workers; the per-chat advisory lock (bot.handlers.registry) covers
+the rest (a re-send overlapping a slow first delivery).
+
+Timeout fallback: an update not processed within ANSWER_TIMEOUT seconds (a stuck database, a chat
+lock held elsewhere) is answered 503 while its processing goes on here; Telegram re-sends it later
+and that delivery is skipped as a duplicate if the first one committed meanwhile, processed if it did
+not. Telegram does not document how long it waits for an answer; 40 s stays under a reverse proxy's
+usual 60 s read timeout (nginx's default), so the answer Telegram gets is ours, not the proxy's. A
+handler error is answered 200: the transaction was rolled back and the person was told to try again
+(the application's error handler), as in long polling. On shutdown, updates still being processed
+after a timeout are waited for (up to SHUTDOWN_WAIT) before the application stops.
 """
 
 from __future__ import annotations
@@ -51,6 +73,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY_BYTES = 1024 * 1024  # Telegram's updates are a few KiB; anything near this is not one
 CHECK_TIMEOUT = 5.0  # seconds for each database check of /readyz and /metrics
 SCHEDULER_GRACE = timedelta(seconds=60)  # a tick this late past its time means the loop is stuck
+ANSWER_TIMEOUT = 40.0  # seconds an update may take before Telegram is told 503 (it re-sends later)
+SHUTDOWN_WAIT = 30.0  # seconds a stop waits for updates still processing after their 503
 
 
 @dataclass
@@ -64,6 +88,8 @@ class WebState:
     clock: Clock = system_clock
     head: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    answer_timeout: float = ANSWER_TIMEOUT
+    pending: set[asyncio.Future[None]] = field(default_factory=set)  # updates being processed
 
 
 def _state(request: Request) -> WebState:
@@ -116,7 +142,7 @@ def parse_update(body: bytes) -> dict[str, Any] | str:
 
 
 async def webhook(request: Request) -> Response:
-    """Telegram's POST: check the secret, the size and the shape, queue the update, answer 200."""
+    """Telegram's POST: check the secret, the size and the shape, process the update, then answer 200."""
     state = _state(request)
     given = request.headers.get(SECRET_HEADER)
     if given is None:
@@ -141,10 +167,29 @@ async def webhook(request: Request) -> Response:
         return _reject(400, "not an update", request, f"unreadable update ({type(err).__name__})")
     if not state.application.running:
         return _reject(503, "not running", request, "application not running (starting or stopping)")
-    await state.application.update_queue.put(update)
+    if not await process(state, update):
+        return _reject(503, "still processing", request, f"update {update.update_id} not done yet")
     metrics.record_webhook(200)
-    log.debug("webhook: update %s queued", update.update_id, extra={"update_id": update.update_id})
+    log.debug("webhook: update %s processed", update.update_id, extra={"update_id": update.update_id})
     return Response(status_code=200)
+
+
+async def process(state: WebState, update: Update) -> bool:
+    """Process the update as the application's queue would; False when it outlasted the answer timeout.
+
+    The processing is shielded: a timeout or a client that hangs up never cancels it half-way.
+    """
+    application = state.application
+    task = asyncio.ensure_future(
+        application.update_processor.process_update(update, application.process_update(update))
+    )
+    state.pending.add(task)
+    task.add_done_callback(state.pending.discard)
+    try:
+        await asyncio.wait_for(asyncio.shield(task), state.answer_timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def healthz(request: Request) -> Response:
@@ -266,12 +311,14 @@ def create_app(
     engine: Engine,
     manage_application: bool = True,
     clock: Clock = system_clock,
+    answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Starlette:
     """The ASGI app; with `manage_application` its lifespan starts and stops the application."""
     from storage.db import head_revision
 
     secret = settings.require_webhook_secret()
     state = WebState(settings, application, engine, secret.encode(), clock, head_revision())
+    state.answer_timeout = answer_timeout
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -285,6 +332,9 @@ def create_app(
                 extra={"path": settings.webhook_path},
             )
             yield
+            if state.pending:  # updates that outlasted their answer: finish them before stopping
+                log.info("webhook mode: finishing %s update(s) in progress", len(state.pending))
+                await asyncio.wait(set(state.pending), timeout=SHUTDOWN_WAIT)
         log.info("webhook mode: stopped")
 
     app = Starlette(
