@@ -515,11 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--commune", help="chỉ một xã")
     people.add_argument("--all", action="store_true", help="cả người đã gỡ")
     people.add_argument("--json", action="store_true")
-    people_sub = people.add_subparsers(dest="people_action", metavar="remove")
+    people_sub = people.add_subparsers(dest="people_action", metavar="remove|forget")
     remove = people_sub.add_parser("remove", help="gỡ một người (mất quyền ngay)")
     remove.add_argument("person_id", type=int, help="mã số trong cột đầu của baocao people")
     remove.add_argument("--village", help="chỉ gỡ khỏi thôn này")
     people.set_defaults(func=cmd_people)
+    from bot.people_cli import add_forget_parser
+
+    add_forget_parser(people_sub)
 
     db = sub.add_parser("db", help="cơ sở dữ liệu: upgrade | current | copy --from URL --to URL")
     db.add_argument("db_action", choices=["upgrade", "current", "copy"])
