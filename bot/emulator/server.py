@@ -16,6 +16,10 @@ are accepted as they are, without entity parsing. A webhook on this machine (127
 localhost; plain http allowed there) is called like Telegram does: each pending update is POSTed as
 JSON, in order, with ``X-Telegram-Bot-Api-Secret-Token`` when a secret was set; a non-2xx answer or
 a connection error is kept as ``last_error_message`` (getWebhookInfo) and retried with backoff.
+By default one update is in flight at a time; with ``webhook_parallel = True`` (set before start)
+delivery is like Telegram's with several connections: up to the webhook's ``max_connections`` POSTs
+at once, but one chat's updates one at a time — a chat's next update is POSTed only after the
+previous one was answered 2xx (a failure holds that chat back and retries its update first).
 Webhooks elsewhere are stored, never called. While a webhook is set getUpdates answers 409.
 
 Control API (JSON; every answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ...}``
@@ -98,6 +102,20 @@ _CONFLICT_POLL = (
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def update_chat_key(update_id: int, payload: dict[str, Any]) -> Any:
+    """The chat an update belongs to (Telegram's per-chat webhook queue), else the update itself."""
+    for name, value in payload.items():
+        if name == "update_id" or not isinstance(value, dict):
+            continue
+        for holder in (value, value.get("message")):
+            if isinstance(holder, dict) and isinstance(holder.get("chat"), dict):
+                return ("chat", holder["chat"].get("id"))
+        sender = value.get("from") or value.get("user")
+        if isinstance(sender, dict):
+            return ("chat", sender.get("id"))
+    return ("update", update_id)
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -152,6 +170,7 @@ class EmulatorServer(EmulatorState):
         self._pusher: asyncio.Task[None] | None = None
         self.webhook_timeout = 10.0  # seconds a webhook POST may take before it counts as failed
         self.webhook_log: list[dict[str, Any]] = []  # every webhook POST: update_id, status, error, time
+        self.webhook_parallel = False  # True: several POSTs at once, one per chat (like Telegram)
 
     # ------------------------------------------------------------------ configuration
 
@@ -513,6 +532,9 @@ class EmulatorServer(EmulatorState):
 
     async def _push_webhook(self) -> None:
         """Deliver pending updates to a loopback webhook, one at a time and in order, like Telegram."""
+        if self.webhook_parallel:
+            await self._push_webhook_parallel()
+            return
         failures = 0
         timeout = ClientTimeout(total=self.webhook_timeout)
         async with ClientSession(timeout=timeout) as http:
@@ -548,6 +570,80 @@ class EmulatorServer(EmulatorState):
                 else:
                     failures += 1
                     await self._hold(min(5.0, 0.1 * 2 ** min(failures, 6)))
+
+    def _next_parallel(self, busy: set[Any]) -> tuple[dict[str, Any], Any, Any] | str | None:
+        """(webhook, update, chat key) of the oldest update whose chat has nothing in flight (lock held)."""
+        if self._stopping:
+            return "stop"
+        hook = self.webhook
+        if hook is None or not hook.get("push"):
+            return None
+        if len(busy) >= max(1, int(hook.get("max_connections") or 40)):
+            return None
+        allowed = set(self.allowed_updates) if self.allowed_updates else DEFAULT_ALLOWED_UPDATES
+        for queued in self._updates:
+            key = update_chat_key(queued.update_id, queued.payload)
+            if queued.kind in allowed and key not in busy:
+                return hook, queued, key
+        return None
+
+    async def _push_webhook_parallel(self) -> None:
+        """Up to max_connections POSTs at once, each chat's updates one after the other."""
+        busy: set[Any] = set()
+        failures: dict[Any, int] = {}
+        tasks: set[asyncio.Task[None]] = set()
+        timeout = ClientTimeout(total=self.webhook_timeout)
+        async with ClientSession(timeout=timeout) as http:
+            try:
+                while True:
+                    item = await self.wait_for(lambda: self._next_parallel(busy), 3600.0)
+                    if item == "stop":
+                        return
+                    if not item:
+                        continue
+                    hook, queued, key = item
+                    busy.add(key)
+                    task = asyncio.create_task(self._deliver_one(http, hook, queued, key, busy, failures))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            finally:
+                for task in list(tasks):
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _deliver_one(
+        self,
+        http: ClientSession,
+        hook: dict[str, Any],
+        queued: Any,
+        key: Any,
+        busy: set[Any],
+        failures: dict[Any, int],
+    ) -> None:
+        """POST one update; its chat stays busy until answered (and through the backoff after a failure)."""
+        try:
+            status, error = await self._post_update(http, hook, queued.payload)
+            with self._lock:
+                self.webhook_log.append(
+                    {"update_id": queued.update_id, "status": status, "error": error, "time": self.clock()}
+                )
+                if error is None:
+                    queued.delivered = True
+                    self._updates = [u for u in self._updates if u is not queued]
+                    self.counters["webhook_delivered"] += 1
+                    failures.pop(key, None)
+                else:
+                    self.counters["webhook_errors"] += 1
+                    failures[key] = failures.get(key, 0) + 1
+                    if self.webhook is hook:
+                        hook["last_error_date"] = int(self.clock())
+                        hook["last_error_message"] = error
+            if error is not None:
+                await self._hold(min(5.0, 0.1 * 2 ** min(failures.get(key, 1), 6)))
+        finally:
+            with self._lock:
+                busy.discard(key)
+                self._changed()
 
     async def _post_update(
         self, http: ClientSession, hook: dict[str, Any], payload: dict[str, Any]
