@@ -18,6 +18,7 @@ from bot.forms import inputs
 from bot.forms.events import Submitted
 from bot.forms.view import render_events
 from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
+from bot.handlers.summary import police_commune_ids
 from bot.services import reports
 from bot.texts import render
 from storage.models import Commune, Period, PoliceChat, Village
@@ -300,7 +301,10 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
 @REGISTRY.command("molai", need=Need.POLICE)
 async def reopen_command(ctx: Ctx) -> None:
     """Police: reopen a village's report after the deadline: /molai TÊN THÔN [MÃ KỲ]."""
-    communes = [c for c in ctx.actor.communes.values()]
+    # Only communes where the sender is police: a village head of commune X who is also police of
+    # commune Y must not reopen X's villages (ctx.actor.communes holds the communes of every role).
+    police_of = set(police_commune_ids(ctx.actor))
+    communes = [c for c in ctx.actor.communes.values() if c.id in police_of]
     villages = ctx.session.exec(
         select(Village).where(Village.commune_id.in_([c.id for c in communes]), Village.active)  # type: ignore[attr-defined]
     ).all()

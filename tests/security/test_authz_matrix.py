@@ -370,11 +370,6 @@ async def test_forged_export_buttons_send_no_file(engine: Any, database_url: str
         assert [c for c in world.request.calls if c.method == "sendDocument"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: /molai (report.reopen_command) takes ctx.actor.communes of every membership, so a village "
-    "head of commune X who is also police of commune Y can reopen commune X's villages",
-)
 async def test_reopen_only_in_communes_where_the_sender_is_police(world: World, figures: Figures) -> None:
     """Police of Y who is also head of village A (commune X) cannot reopen village B of commune X."""
     from datetime import timedelta
