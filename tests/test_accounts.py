@@ -211,3 +211,24 @@ def test_inactive_village_membership_does_not_count(session, clock, world) -> No
     world.villages[2].active = False
     session.flush()
     assert load_actor(session, AN.id).is_stranger
+
+
+def test_refusals_of_a_valid_code_are_audited_without_the_code(session, clock, world) -> None:
+    """Slot taken and role already held: one `invite.refused` row each, with the reason, never the code."""
+    first = create_invite(session, role=Role.VILLAGE_HEAD, village="Thôn Nà Mòn", now=clock(), actor="cli")
+    second = create_invite(session, role=Role.VILLAGE_HEAD, village="Thôn Nà Mòn", now=clock(), actor="cli")
+    other = create_invite(session, role=Role.VILLAGE_HEAD, village="Thôn Bản Mới", now=clock(), actor="cli")
+    assert redeem_invite(session, first.code, AN, now=clock()).outcome == RedeemOutcome.OK
+    assert redeem_invite(session, second.code, BINH, now=clock()).outcome == RedeemOutcome.SLOT_TAKEN
+    assert redeem_invite(session, other.code, AN, now=clock()).outcome == RedeemOutcome.HAS_OTHER_ROLE
+    refused = audit.entries(session, action="invite.refused")
+    assert [(r.actor, r.entity_id, r.detail["reason"]) for r in refused] == [
+        (f"telegram:{BINH.id}", str(second.invite.id), str(RedeemOutcome.SLOT_TAKEN)),
+        (f"telegram:{AN.id}", str(other.invite.id), str(RedeemOutcome.HAS_OTHER_ROLE)),
+    ]
+    for row in refused:
+        stored = f"{row.entity_id} {row.detail}"
+        for code in (first.code, second.code, other.code):
+            assert code not in stored and format_code(code) not in stored
+    # a right code refused is not a wrong code: it does not count towards the rate limit
+    assert redeem_invite(session, "WRONG", BINH, now=clock()).outcome == RedeemOutcome.UNKNOWN

@@ -320,6 +320,34 @@ def _refuse(session: Session, user: TelegramUser, now: datetime, outcome: Redeem
     return RedeemResult(outcome)
 
 
+def _audit_valid_refusal(
+    session: Session,
+    user: TelegramUser,
+    now: datetime,
+    outcome: RedeemOutcome,
+    invite: Invite,
+    person: Person,
+) -> None:
+    """A valid code refused (slot taken, role already held): audited by invite id, never the code.
+
+    Not an `InviteAttempt`: those count wrong codes towards the rate limit, and this code was right.
+    """
+    audit.record(
+        session,
+        at=now,
+        actor=f"telegram:{user.id}",
+        action="invite.refused",
+        entity="invite",
+        entity_id=invite.id,
+        reason=str(outcome),
+        person_id=person.id,
+        role=str(invite.role),
+        village_id=invite.village_id,
+        commune_id=invite.commune_id,
+        is_deputy=invite.is_deputy,
+    )
+
+
 def redeem_invite(session: Session, raw_code: str, user: TelegramUser, *, now: datetime) -> RedeemResult:
     """Bind a Telegram user to the place an invite names, or say precisely why not."""
     if wrong_codes_last_hour(session, user.id, now) >= MAX_WRONG_CODES_PER_HOUR:
@@ -354,8 +382,10 @@ def redeem_invite(session: Session, raw_code: str, user: TelegramUser, *, now: d
     same_role = [m for m in current if m.role == invite.role]
     if same_role:
         # One village per village head and one commune per officer keeps every report attributable.
+        _audit_valid_refusal(session, user, now, RedeemOutcome.HAS_OTHER_ROLE, invite, person)
         return RedeemResult(RedeemOutcome.HAS_OTHER_ROLE, person, same_role[0], commune, village)
     if village is not None and _active_members(session, village_id=village.id, is_deputy=invite.is_deputy):
+        _audit_valid_refusal(session, user, now, RedeemOutcome.SLOT_TAKEN, invite, person)
         return RedeemResult(RedeemOutcome.SLOT_TAKEN, person, None, commune, village)
 
     membership = Membership(

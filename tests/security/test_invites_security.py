@@ -154,10 +154,6 @@ async def test_audit_records_signup_removal_reopen_and_amendment_with_who_and_wh
     assert removal.detail["person_id"] == head.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: redeem_invite returns SLOT_TAKEN / HAS_OTHER_ROLE without an audit row (accounts.py)",
-)
 async def test_refusals_of_a_valid_code_are_audited(world: World, figures: Figures) -> None:
     """A valid code refused because the village's slot is taken is in the audit log like other refusals."""
     code = _invite(world, village=VILLAGE_A, deputy=True)  # A already has a deputy: Bình
