@@ -294,22 +294,51 @@ def draft_progress(session: Session, draft: Draft) -> tuple[int, int] | None:
 
 def existing_keys(session: Session, period_ids: Sequence[int]) -> set[str]:
     """The outbox keys already written for these periods (one indexed query per chunk of periods)."""
-    found: set[str] = set()
+    return _outbox_of(session, period_ids)[0]
+
+
+def _outbox_of(
+    session: Session, period_ids: Sequence[int]
+) -> tuple[set[str], list[tuple[int, str, Any, Any]]]:
+    """The periods' outbox keys, and their pending reminders as (id, key, person, period).
+
+    One query a chunk, on `period_id` alone, so that the index on it is used (filtering on kind and
+    status in SQL lets PostgreSQL pick the status index, which scans every pending row).
+    """
+    keys: set[str] = set()
+    pending: list[tuple[int, str, Any, Any]] = []
     for chunk in _chunks(period_ids):
-        found.update(session.execute(select(Outbox.key).where(Outbox.period_id.in_(chunk))).scalars())  # type: ignore[union-attr]
-    return found
+        for row_id, key, kind, status, person_id, period_id in session.execute(
+            select(
+                Outbox.id, Outbox.key, Outbox.kind, Outbox.status, Outbox.person_id, Outbox.period_id
+            ).where(
+                Outbox.period_id.in_(chunk)  # type: ignore[union-attr]
+            )
+        ):
+            keys.add(key)
+            if kind == KIND_REMINDER and status == OutboxStatus.PENDING:
+                pending.append((row_id, key, person_id, period_id))
+    return keys, pending
 
 
-def _insert_missing(
+def _plan_chunk(
     session: Session, planned: Sequence[Planned], period_ids: Sequence[int], now: datetime
 ) -> tuple[int, int]:
-    """Insert rows for keys not in the outbox yet (a concurrent insert is skipped); (created, existing)."""
-    existing = existing_keys(session, period_ids)
+    """Write one chunk's plan: insert rows for new keys, obsolete superseded pending reminders; (created, obsoleted).
+
+    A key inserted meanwhile by another process is skipped (ON CONFLICT DO NOTHING). A pending reminder of
+    these periods that is not the one planned now for its (person, period) becomes obsolete.
+    """
+    existing, pending = _outbox_of(session, period_ids)
     new = [p for p in planned if p.key not in existing]
     created = 0
     for chunk in _chunks(new, INSERT_CHUNK):
         created += insert_outbox(session, [_row(p, now) for p in chunk])
-    return created, len(planned) - created
+    wanted = {(p.person_id, p.period_id): p.key for p in planned if p.kind == KIND_REMINDER}
+    stale = [
+        row_id for row_id, key, person_id, period_id in pending if wanted.get((person_id, period_id)) != key
+    ]
+    return created, _obsolete(session, stale)
 
 
 def _row(p: Planned, now: datetime) -> dict[str, Any]:
@@ -355,25 +384,6 @@ def _obsolete(session: Session, ids: Sequence[int]) -> int:
     return count
 
 
-def _obsolete_superseded(session: Session, planned: Sequence[Planned], period_ids: Sequence[int]) -> int:
-    """Pending reminders of these periods that are not the one planned now for their (person, period)."""
-    wanted = {(p.person_id, p.period_id): p.key for p in planned if p.kind == KIND_REMINDER}
-    stale = []
-    for chunk in _chunks(period_ids):
-        stale += [
-            row_id
-            for row_id, key, person_id, period_id in session.execute(
-                select(Outbox.id, Outbox.key, Outbox.person_id, Outbox.period_id).where(
-                    Outbox.kind == KIND_REMINDER,
-                    Outbox.status == OutboxStatus.PENDING,
-                    Outbox.period_id.in_(chunk),  # type: ignore[union-attr]
-                )
-            )
-            if wanted.get((person_id, period_id)) != key
-        ]
-    return _obsolete(session, stale)
-
-
 def _obsolete_out_of_scope(session: Session, scope: Select) -> int:
     """Pending reminders of periods the planner no longer looks at (closed, removed, form dropped)."""
     stale = session.execute(
@@ -405,9 +415,9 @@ def plan(session: Session, now: datetime, *, default_tz: str = DEFAULT_TZ) -> Pl
         )
         batch = planner.plan(inputs, now)
         del inputs
-        new, old = _insert_missing(session, batch, chunk, now)
-        obsoleted += _obsolete_superseded(session, batch, chunk)
-        planned, created, existing = planned + len(batch), created + new, existing + old
+        new, gone = _plan_chunk(session, batch, chunk, now)
+        planned, created, existing = planned + len(batch), created + new, existing + len(batch) - new
+        obsoleted += gone
     obsoleted += _obsolete_out_of_scope(session, planning_scope(now))
     session.flush()
     return PlanReport(planned, created, existing, obsoleted)
