@@ -180,6 +180,7 @@ def seed(url: str, heads: int, communes: int) -> dict[str, float]:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
+            conn.commit()  # statistics are transactional: without it they are rolled back with the connection
     engine.dispose()
     return {"seed_s": time.perf_counter() - started}
 
