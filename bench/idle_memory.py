@@ -7,7 +7,8 @@ one period that opens in two months (so the reminder planner runs on every tick 
 send: the process stays idle). Then the real bot (`baocao run`) starts against the Bot API emulator
 (in a thread of this process) with BAOCAO_TICK_SECONDS=--tick, and after start-up and --ticks
 scheduler ticks its VmRSS and VmHWM (peak) are read from /proc. `--tracemalloc` runs the same
-command inside a wrapper that starts tracemalloc first and prints the top allocation sites at the end.
+command inside a wrapper that starts tracemalloc first (1 frame) and, when the wait is over, prints
+the top allocation sites by package and by line (tracemalloc's own overhead inflates that run's RSS).
 
     .venv/bin/python bench/idle_memory.py                          # SQLite and PostgreSQL
     .venv/bin/python bench/idle_memory.py --backend sqlite --people 1000 --tracemalloc
@@ -21,6 +22,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -214,25 +216,35 @@ def status_kib(pid: int) -> dict[str, int]:
     return out
 
 
-def tracemalloc_child(seconds: float, top: int) -> None:
-    """`baocao run` in this process with tracemalloc on; print the top allocation sites after `seconds`."""
-    import threading
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tracemalloc_child(top: int) -> None:
+    """`baocao run` in this process with tracemalloc on; on SIGUSR1, write the top allocation sites."""
+    import signal
     import tracemalloc
 
-    tracemalloc.start(8)
+    tracemalloc.start(1)
 
-    def report() -> None:
-        time.sleep(seconds)
+    def report(*_: Any) -> None:
         snapshot = tracemalloc.take_snapshot().filter_traces(
             (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib*"))
         )
         current, peak = tracemalloc.get_traced_memory()
         lines = [f"tracemalloc: current {current / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB"]
-        lines.append("top files:")
-        for stat in snapshot.statistics("filename")[:top]:
-            lines.append(
-                f"  {stat.size / 2**20:7.2f} MiB {stat.count:8d} blocks  {stat.traceback[0].filename}"
-            )
+        by_package: dict[str, int] = {}
+        for stat in snapshot.statistics("filename"):
+            name = stat.traceback[0].filename
+            key = name.split("site-packages/", 1)[1].split("/", 1)[0] if "site-packages/" in name else name
+            key = "stdlib" if "/lib/python3" in key and "site-packages" not in name else key
+            key = "bot" if "/work/" in key and "/bot/" in key else key
+            by_package[key] = by_package.get(key, 0) + stat.size
+        lines.append("by package:")
+        for key, size in sorted(by_package.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"  {size / 2**20:7.2f} MiB  {key}")
         lines.append("top lines:")
         for stat in snapshot.statistics("lineno")[:top]:
             frame = stat.traceback[0]
@@ -241,7 +253,7 @@ def tracemalloc_child(seconds: float, top: int) -> None:
             )
         Path(os.environ["IDLE_TRACEMALLOC_OUT"]).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    threading.Thread(target=report, daemon=True).start()
+    signal.signal(signal.SIGUSR1, report)
     from bot.cli import main as cli_main
 
     raise SystemExit(cli_main(["run"]))
@@ -265,7 +277,7 @@ def measure(url: str, tick: float, ticks: int, use_tracemalloc: bool) -> dict[st
     with tempfile.TemporaryDirectory(prefix="baocao-idle-") as tmp:
         if use_tracemalloc:
             env["IDLE_TRACEMALLOC_OUT"] = str(Path(tmp) / "tracemalloc.txt")
-            command = [sys.executable, __file__, "--tracemalloc-child", str(wait)]
+            command = [sys.executable, __file__, "--tracemalloc-child"]
         else:
             command = [str(Path(sys.executable).with_name("baocao")), "run"]
         log_path = Path(tmp) / "bot.log"
@@ -273,13 +285,20 @@ def measure(url: str, tick: float, ticks: int, use_tracemalloc: bool) -> dict[st
         with log_path.open("wb") as log:
             bot = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         try:
-            server.wait_for_sync(lambda: server.requests_for("getUpdates") or bot.poll() is not None, 120)
-            if bot.poll() is not None:
-                raise SystemExit(log_path.read_text())
+            server.wait_for_sync(lambda: server.requests_for("getUpdates") or bot.poll() is not None, 600)
+            if bot.poll() is not None or not server.requests_for("getUpdates"):
+                raise SystemExit(f"the bot did not start polling:\n{log_path.read_text()}")
             startup_s = time.perf_counter() - started
-            after_start = status_kib(bot.pid)
-            time.sleep(wait + (3 if use_tracemalloc else 0))
-            idle = status_kib(bot.pid)
+            after_start, cpu_start = status_kib(bot.pid), cpu_seconds(bot.pid)
+            time.sleep(wait)
+            idle, cpu_idle = status_kib(bot.pid), cpu_seconds(bot.pid) - cpu_start
+            if use_tracemalloc:
+                bot.send_signal(signal.SIGUSR1)
+                for _ in range(600):
+                    if Path(env["IDLE_TRACEMALLOC_OUT"]).exists():
+                        break
+                    time.sleep(0.1)
+                time.sleep(0.5)
         finally:
             bot.terminate()
             bot.wait(60)
@@ -293,6 +312,7 @@ def measure(url: str, tick: float, ticks: int, use_tracemalloc: bool) -> dict[st
         "peak_rss_mib": idle["VmHWM"] / 1024,
         "anon_mib": idle["RssAnon"] / 1024,
         "file_mib": idle["RssFile"] / 1024,
+        "cpu_s_while_idle": cpu_idle,  # the planner's ticks (nothing due) and long polling
         "ticks_waited": ticks,
         "tick_s": tick,
         "log_lines": len(text.splitlines()),
@@ -324,8 +344,8 @@ def machine() -> dict[str, Any]:
 
 def main() -> int:
     """Parse arguments, seed, measure, print JSON."""
-    if len(sys.argv) == 3 and sys.argv[1] == "--tracemalloc-child":
-        tracemalloc_child(float(sys.argv[2]), 25)
+    if len(sys.argv) == 2 and sys.argv[1] == "--tracemalloc-child":
+        tracemalloc_child(25)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
