@@ -402,3 +402,67 @@ async def test_ten_thousand_characters_and_edits_mid_form(bot) -> None:
         assert s.exec(select(Draft)).one().state["answers"] == {}
     await bot.send(AN, "5")
     assert "Câu 2/" in bot.texts(AN)[-1]
+
+
+async def test_looking_at_the_shared_draft_does_not_move_it_on(bot) -> None:
+    """Opening the draft (/baocao, resume) keeps seq; the other reporter's answer and buttons still count."""
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "7")
+    message_id, data = bot.last_keyboard(AN)
+    with session_scope(bot.engine) as s:
+        seq = s.exec(select(Draft)).one().state["seq"]
+    await bot.send(BINH, "/baocao")
+    await bot.press_token(BINH, bot.last_keyboard(BINH)[1][0])
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(Draft)).one().state["seq"] == seq  # viewing is not a change
+    back = next(d for d in data if d.endswith(":back"))
+    await bot.h.press(AN, back, message_id=message_id)  # a button shown before the views still works
+    assert "Câu 1/" in bot.texts(AN)[-1]
+    await bot.send(BINH, "8")  # Bình saw question 2 before An went back: told, not taken
+    assert "vừa cập nhật bản nháp chung" in "\n".join(bot.texts(BINH)[-2:])
+    with session_scope(bot.engine) as s:
+        assert s.exec(select(Draft)).one().state["answers"]["so_buoi_tuyen_truyen"] == 7
+
+
+async def test_a_save_that_lost_a_race_is_caught_and_reapplied(bot) -> None:
+    """Another process writes the draft between our read and our save: the compare-and-set notices it,
+    and the answer is applied to what is stored now (nothing overwritten)."""
+    from bot.auth import load_actor
+    from bot.forms import inputs
+    from bot.services import reports
+
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "7")
+    with session_scope(bot.engine) as s:
+        stale = s.exec(select(Draft)).one()
+        an = s.exec(select(Person).where(Person.telegram_user_id == AN.id)).one()
+        with session_scope(bot.engine) as other:  # another process answers question 2 and commits
+            actor = load_actor(other, AN.id)
+            person = other.get(Person, actor.person.id)
+            reports.feed(
+                other,
+                person,
+                set(actor.villages),
+                stale.id,
+                inputs.Text("40"),
+                now=bot.clock(),
+                sent_at=bot.clock(),
+            )
+        state = reports.DraftState.from_json(stale.state)
+        with pytest.raises(reports.DraftConflict):
+            reports._save(stale, an, state, bot.clock())  # the stale copy is never written
+    with session_scope(bot.engine) as s:
+        actor = load_actor(s, AN.id)
+        person = s.get(Person, actor.person.id)
+        out = reports.feed(
+            s, person, set(actor.villages), stale.id, inputs.Text("41"), now=bot.clock(), sent_at=bot.clock()
+        )
+        assert out.state is not None and out.state.answers["so_luot_nguoi_du"] == 40
+    with session_scope(bot.engine) as s:
+        answers = s.exec(select(Draft)).one().state["answers"]
+    assert answers["so_buoi_tuyen_truyen"] == 7 and answers["so_luot_nguoi_du"] == 40
+    assert 41 in answers.values()  # the second message answered the next question

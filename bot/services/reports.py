@@ -8,12 +8,14 @@ versioned submission and enforces deadlines, amendments and reopenings. Time is 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
+from sqlalchemy.orm import object_session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from bot.forms import engine
@@ -27,6 +29,12 @@ from storage import audit
 from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village
 
 DEFAULT_REOPEN = timedelta(days=3)
+REV = "_rev"  # key in Draft.seen: the row's write counter, bumped by every save and compared by it
+ATTEMPTS = 3  # a save that lost a race is re-read and re-applied at most this often
+
+
+class DraftConflict(Exception):
+    """The draft was written by someone else between reading and saving it (another process)."""
 
 
 class Status(StrEnum):
@@ -120,12 +128,19 @@ def current_submission(
     ).first()
 
 
-def _period_draft(session: Session, village_id: int, period: Period) -> Draft | None:
-    return session.exec(
-        select(Draft).where(
-            Draft.village_id == village_id, Draft.period_id == period.id, Draft.form_id == period.form_id
-        )
-    ).first()
+def _period_draft(session: Session, village_id: int, period: Period, *, lock: bool = False) -> Draft | None:
+    query = select(Draft).where(
+        Draft.village_id == village_id, Draft.period_id == period.id, Draft.form_id == period.form_id
+    )
+    return session.exec(_locked(query) if lock else query).first()
+
+
+def _locked(query: Any) -> Any:
+    """The draft read fresh and, on PostgreSQL, locked (SELECT … FOR UPDATE) until the transaction ends.
+
+    SQLite ignores FOR UPDATE; there the compare-and-set in `_save` catches a concurrent writer.
+    """
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def reopened_until(session: Session, village_id: int, period_id: int) -> datetime | None:
@@ -207,20 +222,78 @@ def open_reports(session: Session, village: Village, now: datetime) -> list[Open
     return out
 
 
+def _rev(draft: Draft) -> int:
+    rev = (draft.seen or {}).get(REV, 0)
+    return rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
+
+
 def _save(draft: Draft, person: Person, state: DraftState, now: datetime) -> None:
-    draft.state = state.to_json()
-    draft.form_version = state.form_version
+    """Store the state (if it changed) and that `person` has seen it; raises DraftConflict on a lost race.
+
+    A stored draft is written with `UPDATE … WHERE id = :id AND rev = :read_rev` (the row's write
+    counter in `seen`): if another process wrote the draft since it was read, nothing is written.
+    """
     seen = dict(draft.seen or {})
+    rev = _rev(draft)
     seen[str(person.id)] = state.seq
-    draft.seen = seen
-    draft.updated_by_person_id = person.id
-    draft.updated_at = now
+    seen[REV] = rev + 1
+    values: dict[str, Any] = {"seen": seen}
+    new_state = state.to_json()
+    if new_state != draft.state:  # a mere view writes only who saw which seq
+        values.update(
+            state=new_state, form_version=state.form_version, updated_by_person_id=person.id, updated_at=now
+        )
+    if draft.id is None:  # a new draft: inserted with the session
+        for key, value in values.items():
+            setattr(draft, key, value)
+        return
+    session = object_session(draft)
+    assert session is not None
+    stored_rev = func.coalesce(Draft.seen[REV].as_integer(), 0)  # type: ignore[index]
+    result = session.execute(
+        update(Draft)
+        .where(Draft.id == draft.id, stored_rev == rev)  # type: ignore[arg-type]
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise DraftConflict(draft.id)
+    for key, value in values.items():
+        set_committed_value(draft, key, value)
+
+
+def _shown(step: engine.Step, before: DraftState) -> engine.Step:
+    """A step that changed nothing but the button generation keeps `seq`: viewing is not a change.
+
+    Only a real change (an answer, back, skip, an edit, a migration) moves `seq` on, so a reporter who
+    merely opens the shared draft does not void the other reporter's next answer or buttons.
+    """
+    if step.state.seq != before.seq and replace(step.state, seq=before.seq) == before:
+        return engine.Step(before, step.events)
+    return step
+
+
+def _retrying(attempt: Any) -> Any:
+    """Run `attempt` again (it re-reads the draft) when its save lost a race; the last conflict raises."""
+    for n in range(ATTEMPTS):
+        try:
+            return attempt()
+        except DraftConflict:
+            if n == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def begin_periodic(
     session: Session, person: Person, village: Village, period_id: int, now: datetime
 ) -> Outcome:
     """Start, resume or (after a submission, while allowed) amend the village's report for a period."""
+    return _retrying(lambda: _begin_periodic(session, person, village, period_id, now))
+
+
+def _begin_periodic(
+    session: Session, person: Person, village: Village, period_id: int, now: datetime
+) -> Outcome:
     period = session.get(Period, period_id)
     if (
         period is None
@@ -232,7 +305,7 @@ def begin_periodic(
     form = _latest_form(session, period.form_id)
     if form is None:
         raise ReportRefused("report/form_missing.html")
-    draft = _period_draft(session, village.id, period)
+    draft = _period_draft(session, village.id, period, lock=True)
     if draft is not None:
         return _resume(session, person, draft, now, period)
     submission = current_submission(session, village.id, period.form_id, period.id)
@@ -287,13 +360,21 @@ def begin_incident(
     session: Session, person: Person, village: Village, form_id: str, now: datetime
 ) -> Outcome:
     """Start (or resume) this person's incident report."""
+    return _retrying(lambda: _begin_incident(session, person, village, form_id, now))
+
+
+def _begin_incident(
+    session: Session, person: Person, village: Village, form_id: str, now: datetime
+) -> Outcome:
     form = _latest_form(session, form_id)
     if form is None or form.kind != "incident":
         raise ReportRefused("report/form_missing.html")
     draft = session.exec(
-        select(Draft).where(
-            Draft.owner_person_id == person.id, Draft.form_id == form_id, Draft.period_id.is_(None)
-        )  # type: ignore[union-attr]
+        _locked(
+            select(Draft).where(
+                Draft.owner_person_id == person.id, Draft.form_id == form_id, Draft.period_id.is_(None)
+            )  # type: ignore[union-attr]
+        )
     ).first()
     if draft is not None:
         return _resume(session, person, draft, now, None)
@@ -340,7 +421,7 @@ def _load(
 
 def _resume(session: Session, person: Person, draft: Draft, now: datetime, period: Period | None) -> Outcome:
     form, state, notices = _load(session, draft, now)
-    step = engine.resume(form, state)
+    step = _shown(engine.resume(form, state), state)
     _save(draft, person, step.state, now)
     person.active_draft_id = draft.id
     return Outcome(draft, form, step.state, step.events, notices, period=period)
@@ -372,8 +453,26 @@ def feed(
     now: datetime,
     sent_at: datetime,
 ) -> Outcome:
-    """Apply one input to a draft the person may touch; store the state; persist a submission."""
-    draft = session.get(Draft, draft_id) if draft_id > 0 else None
+    """Apply one input to a draft the person may touch; store the state; persist a submission.
+
+    The draft is read locked (PostgreSQL) and saved with a compare-and-set (any database): if another
+    process wrote it in between, it is read again and the input applied to what is there now (the
+    other reporter's change is then reported as "moved on"), so no acknowledged answer is overwritten.
+    """
+    return _retrying(lambda: _feed(session, person, village_ids, draft_id, inp, now=now, sent_at=sent_at))
+
+
+def _feed(
+    session: Session,
+    person: Person,
+    village_ids: set[int],
+    draft_id: int,
+    inp: Input,
+    *,
+    now: datetime,
+    sent_at: datetime,
+) -> Outcome:
+    draft = session.exec(_locked(select(Draft).where(Draft.id == draft_id))).first() if draft_id > 0 else None
     if draft is None:
         return _gone(session, person, village_ids)
     if not _may_touch(draft, person, village_ids):
@@ -387,7 +486,7 @@ def feed(
     seen = (draft.seen or {}).get(str(person.id))
     if not isinstance(inp, Action) and seen is not None and seen != state.seq:
         # Another reporter of the village moved the shared draft on: show where it is now.
-        step = engine.resume(form, state)
+        step = _shown(engine.resume(form, state), state)
         _save(draft, person, step.state, now)
         notices.append(("report/moved_on.html", {}))
         return Outcome(draft, form, step.state, step.events, notices)
@@ -395,6 +494,7 @@ def feed(
     if any(isinstance(e, Stale) for e in step.events):
         again = engine.resume(form, step.state)  # an old button: say so, then show where we are
         step = engine.Step(again.state, (*step.events, *again.events))
+    step = _shown(step, state)
     submitted = next((e for e in step.events if isinstance(e, Submitted)), None)
     if submitted is None:  # an answer: the period is not needed (one query less on every turn)
         _save(draft, person, step.state, now)
@@ -407,6 +507,7 @@ def feed(
     ):
         notices.append(("report/closed.html", {"period": period.label, "receipt": ""}))
         return Outcome(draft, form, state, (), notices, period=period)
+    _save(draft, person, step.state, now)  # claims the row: a concurrent writer is caught before submitting
     submission = _submit(
         session, person, draft, form, dict(submitted.answers), period, now=now, sent_at=sent_at
     )

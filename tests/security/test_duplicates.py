@@ -129,11 +129,6 @@ async def test_two_reporters_answer_at_once_through_the_bot(world: World, figure
     figures.answers(acknowledged, acknowledged, "two reporters at once")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: any view of the shared draft (/baocao, a 'moved on' re-render) bumps seq, so the other "
-    "reporter's next typed answer is discarded as 'moved on' although nobody answered (reports.feed)",
-)
 async def test_a_reporter_who_only_looks_does_not_void_the_others_answer(
     world: World, figures: Figures
 ) -> None:
@@ -160,11 +155,6 @@ async def test_two_villages_at_once_do_not_mix(world: World, figures: Figures) -
     figures.answers(6, len(a_answers) + len(b_answers), "two villages at once")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: reports.feed reads and rewrites the draft without a row lock or version check; two "
-    "workers applying updates to one draft at once lose an acknowledged answer (single process is safe)",
-)
 async def test_two_processes_racing_on_one_draft_lose_no_acknowledged_answer(
     world: World, figures: Figures, monkeypatch: pytest.MonkeyPatch, engine: Engine, db_backend: str
 ) -> None:
