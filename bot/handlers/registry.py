@@ -16,7 +16,7 @@ redelivery — to this worker or another — waits for the first delivery's comm
 and is skipped. The lock ends with the transaction (commit or rollback). Replies are sent after the
 commit; the webhook answers Telegram after that (bot.web.app), and Telegram sends a chat's next
 update only once the previous one was answered, so one chat's updates are applied one after the
-other and in order. SQLite has a single writer and a single supported process: no lock is taken.
+other and in order (long polling: one process, one update at a time). SQLite has a single writer and a single supported process: no lock is taken.
 """
 
 from __future__ import annotations

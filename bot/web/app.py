@@ -24,11 +24,13 @@ it (later, with backoff) after anything else. Answering 200 at once and processi
 lose the update whenever the process dies in between (deploy, OOM, machine lost); answering after the
 commit makes "never lost" hold: a worker that dies mid-update leaves no commit and no answer, so
 Telegram re-sends it, to this worker or another, and the `processed_update` row written in the same
-transaction as the handler's writes makes a re-send of a committed update a no-op. Telegram keeps a
-queue per chat and POSTs a chat's next update only after the previous one was answered (different
-chats go in parallel, up to `max_connections`), so answering late is also what keeps one chat's
-updates in order across several workers; the per-chat advisory lock (bot.handlers.registry) covers
-the rest (a re-send overlapping a slow first delivery).
+transaction as the handler's writes makes a re-send of a committed update a no-op. Telegram's Bot API
+server keeps a webhook queue per chat and POSTs a chat's next update only after the previous one was
+answered (different chats go in parallel, up to `max_connections`) — how its open-source server
+works, not a documented promise — so answering late is also what keeps one chat's updates in order
+across several workers. The per-chat advisory lock (bot.handlers.registry) covers the rest: a re-send
+overlapping a slow first delivery, or two updates of one chat in flight at once, are applied one
+after the other, never interleaved (in that last case in the order the workers got the lock).
 
 Timeout fallback: an update not processed within ANSWER_TIMEOUT seconds (a stuck database, a chat
 lock held elsewhere) is answered 503 while its processing goes on here; Telegram re-sends it later
