@@ -466,3 +466,18 @@ async def test_a_save_that_lost_a_race_is_caught_and_reapplied(bot) -> None:
         answers = s.exec(select(Draft)).one().state["answers"]
     assert answers["so_buoi_tuyen_truyen"] == 7 and answers["so_luot_nguoi_du"] == 40
     assert 41 in answers.values()  # the second message answered the next question
+
+
+async def test_control_characters_are_dropped_from_typed_answers(bot) -> None:
+    """A NUL (PostgreSQL cannot make text of it) and other control characters never reach the draft."""
+    from bot.forms.parsing import clean_text
+
+    assert clean_text("a\x00b\r\nc\rd\te\x1b\x7f") == "ab\nc\nd\te"
+    assert clean_text("Thôn Nà Làng\n2 hộ") == "Thôn Nà Làng\n2 hộ"
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "\x00")  # nothing but a NUL: not an answer
+    await bot.send(AN, "1\x002")
+    with session_scope(bot.engine) as s:
+        answers = s.exec(select(Draft)).one().state["answers"]
+    assert answers == {"so_buoi_tuyen_truyen": 12}

@@ -60,6 +60,7 @@ from bot.forms.vn_numbers import Tok, literal_tok, lookup_word, number_to_words,
 __all__ = [
     "MAX_ANSWER_CHARS",
     "Parsed",
+    "clean_text",
     "normalize",
     "number_to_words",
     "parse_date",
@@ -87,6 +88,20 @@ class Parsed:
 
 # ---------------------------------------------------------------------------------------------
 # text helpers
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """User text as it may be stored: CR and CR LF become LF, other control characters (NUL…) dropped.
+
+    C0 controls except tab and line feed, and DEL, are removed: PostgreSQL cannot turn a JSON
+    NUL escape into text, and none of them means anything in an answer.
+    """
+    if text.isprintable():
+        return text
+    return _CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def normalize(text: str) -> str:

@@ -20,8 +20,9 @@ from sqlmodel import Session, select
 
 from bot.forms import engine
 from bot.forms.events import Stale, Submitted
-from bot.forms.inputs import Action, Input
+from bot.forms.inputs import Action, Input, Text
 from bot.forms.model import Form
+from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
 from bot.services.accounts import ALPHABET
 from bot.services.forms import commune_forms, get_form
@@ -459,6 +460,8 @@ def feed(
     process wrote it in between, it is read again and the input applied to what is there now (the
     other reporter's change is then reported as "moved on"), so no acknowledged answer is overwritten.
     """
+    if isinstance(inp, Text):  # NUL and other control characters never reach a stored answer
+        inp = Text(clean_text(inp.text))
     return _retrying(lambda: _feed(session, person, village_ids, draft_id, inp, now=now, sent_at=sent_at))
 
 

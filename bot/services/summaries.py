@@ -271,6 +271,21 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character: PostgreSQL refuses to make text of it
+_NUL_OR_PAIR = r"(\\\\)|\\u0000"  # an escaped backslash (kept), or a NUL escape (dropped)
+
+
+def _pg_answers() -> Any:
+    """PostgreSQL: `submission.answers` without NUL escapes (answers stored before input was cleaned).
+
+    `json_to_record` and `->>` fail on a "\\u0000" in a text value; a document holding one (found with
+    a cheap `strpos`) is read through a `regexp_replace` that drops them, escaped backslashes kept.
+    """
+    raw = cast(Submission.answers, Text)
+    cleaned = cast(func.regexp_replace(raw, _NUL_OR_PAIR, r"\1", "g"), PG_JSON)
+    return case((func.strpos(raw, NUL_ESCAPE) > 0, cleaned), else_=cast(Submission.answers, PG_JSON))
+
+
 def _compatible(a: QType, b: QType) -> bool:
     return a == b or (a in NUMERIC_TYPES and b in NUMERIC_TYPES)
 
@@ -316,7 +331,7 @@ def _source(
     if _dialect(session) == "postgresql":
         if questions:
             record = (
-                func.json_to_record(Submission.answers)
+                func.json_to_record(_pg_answers())
                 .table_valued(
                     *[
                         column(q.id, PG_JSON if q.type in (QType.MULTI_CHOICE, QType.REPEAT) else Text)
@@ -703,8 +718,11 @@ def free_text_count(session: Session, period: Period | Scope, form: Form) -> int
 
 def full_text(session: Session, period: Period, village_id: int, question_id: str) -> str | None:
     """One village's whole long-text answer in the period's current submission."""
+    answer: Any = Submission.answers[question_id].as_string()  # type: ignore[index]
+    if _dialect(session) == "postgresql":
+        answer = func.json_extract_path_text(_pg_answers(), question_id)
     value = session.execute(
-        select(Submission.answers[question_id].as_string()).where(  # type: ignore[index]
+        select(answer).where(
             Submission.village_id == village_id,
             Submission.period_id == period.id,
             Submission.form_id == period.form_id,
