@@ -1088,3 +1088,45 @@ def test_mutated_forms_never_raise(data: Any) -> None:
     result = form_from_dict(data)
     assert result.ok == (len(result.forms) == 1)
     assert all(isinstance(e.reason, str) and e.reason for e in result.errors)
+
+
+def test_over_long_titles_and_labels_are_reported_all_at_once() -> None:
+    """Titles, labels, hints and choice labels past the limits: one error each, in one go; at the limit: fine."""
+    from bot.forms.loader import MAX_CHOICE_LABEL, MAX_LABEL, MAX_TITLE
+
+    def form(title: int, section: int, label: int, hint: int, choice: int) -> dict[str, Any]:
+        return {
+            "id": "dai",
+            "title": "T" * title,
+            "version": 1,
+            "kind": "periodic",
+            "sections": [
+                {
+                    "title": "P" * section,
+                    "questions": [
+                        {"id": "a", "type": "text", "label": "L" * label, "hint": "H" * hint},
+                        {
+                            "id": "b",
+                            "type": "single_choice",
+                            "label": "Chọn",
+                            "choices": ["C" * choice, "Có"],
+                        },
+                        {
+                            "id": "c",
+                            "type": "single_choice",
+                            "label": "Chọn",
+                            "choices": [{"label": "D" * choice}],
+                        },
+                    ],
+                }
+            ],
+        }
+
+    assert form_from_dict(form(MAX_TITLE, MAX_TITLE, MAX_LABEL, MAX_LABEL, MAX_CHOICE_LABEL)).ok
+    result = form_from_dict(form(MAX_TITLE + 1, 10_000, 10_000, MAX_LABEL + 1, MAX_CHOICE_LABEL + 1))
+    assert not result.forms
+    reasons = [e.reason for e in result.errors]
+    assert len(reasons) == 6, reasons
+    assert all("dài quá" in r for r in reasons) and all(len(r) < 200 for r in reasons), reasons
+    assert f"'title' dài quá: {MAX_TITLE + 1} ký tự (tối đa {MAX_TITLE})" in reasons[0]
+    assert sum(f"(tối đa {MAX_CHOICE_LABEL})" in r for r in reasons) == 2

@@ -56,6 +56,18 @@ MAX_TEXT_LENGTH = 4000  # a Telegram message holds 4096 characters
 MAX_CHOICES = 50
 MAX_ID_LENGTH = 40  # ids and choice values travel in Telegram callback data (64 bytes)
 MAX_FILE_BYTES = 1_000_000
+MAX_TITLE = 200  # form and section titles: lists, buttons, receipts (form_version.title is varchar(300))
+MAX_LABEL = 1000  # a question, its hint, a check's message: a screen holds 4096 characters in all
+MAX_CHOICE_LABEL = 100  # a choice is a button and is typed back
+MAX_CHARS = {
+    "title": MAX_TITLE,
+    "description": 2000,
+    "label": MAX_LABEL,
+    "hint": MAX_LABEL,
+    "add_prompt": 300,
+    "message": MAX_LABEL,
+    "condition": MAX_LABEL,
+}
 FORM_ID_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 QUESTION_ID_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")
 CHOICE_VALUE_RE = re.compile(r"[a-z0-9_]+\Z")
@@ -148,7 +160,14 @@ def _unknown_keys(
 
 
 def _string(
-    raw: Mapping[Any, Any], key: str, rep: _Report, q: str | None, at: str, *, required: bool
+    raw: Mapping[Any, Any],
+    key: str,
+    rep: _Report,
+    q: str | None,
+    at: str,
+    *,
+    required: bool,
+    limit: int | None = None,
 ) -> str | None:
     value = raw.get(key)
     if value is None:
@@ -163,7 +182,16 @@ def _string(
         if required:
             rep.add(f"{at}'{key}' đang để trống", q)
         return None
+    limit = limit or MAX_CHARS.get(key)
+    if limit is not None and len(value) > limit:
+        rep.add(f"{at}'{key}' dài quá: {len(value)} ký tự (tối đa {limit}): “{_head(value)}”", q)
+        return None
     return value
+
+
+def _head(text: str, size: int = 40) -> str:
+    """The start of an over-long text, to find it in the file."""
+    return text if len(text) <= size else text[:size].rstrip() + "…"
 
 
 def _is_number(value: Any) -> bool:
@@ -351,9 +379,15 @@ def _read_choices(
             continue
         if isinstance(item, (str, int, float)):
             label = str(item).strip()
+            if len(label) > MAX_CHOICE_LABEL:
+                rep.add(
+                    f"{where}nhãn dài quá: {len(label)} ký tự (tối đa {MAX_CHOICE_LABEL}): “{_head(label)}”",
+                    name,
+                )
+                continue
         elif isinstance(item, Mapping):
             _unknown_keys(item, CHOICE_KEYS, rep, name, where)
-            label = _string(item, "label", rep, name, where, required=True) or ""
+            label = _string(item, "label", rep, name, where, required=True, limit=MAX_CHOICE_LABEL) or ""
             value = item.get("value")
             if value is not None and not isinstance(value, str):
                 value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value

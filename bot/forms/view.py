@@ -39,6 +39,8 @@ MAX_BUTTONS = 100  # Telegram: buttons per inline keyboard
 MAX_ROW = 8  # Telegram: buttons per row
 EDIT_ROW = 5  # "Sửa N" buttons per row on the review
 SHORT_LABEL = 16  # choice labels up to this long go two per row
+MAX_BUTTON_TEXT = 120  # a longer button label is cut (the loader keeps choice labels to 100 characters)
+MAX_TITLE_SHOWN = 200  # a form title is cut to this in one-line places (lists, receipts)
 _TAG_MARGIN = 200  # a long line is cut this much below the limit, leaving room for closing tags
 
 ERROR_CODES = (
@@ -169,7 +171,12 @@ def _label(option: Option, question: Question | None = None) -> str:
     if option.role in ("default", "keep", "reading") and question is not None:
         shown = format_value(question, option.value)
     text = render("form/button.html", role=option.role, value=shown, selected=option.selected)
-    return html.unescape(" ".join(text.split()))
+    return cut(html.unescape(" ".join(text.split())), MAX_BUTTON_TEXT)
+
+
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters: a longer (plain) text keeps its start and ends with "…"."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _rows(buttons: Sequence[Button], per_row: int) -> list[tuple[Button, ...]]:
@@ -469,6 +476,7 @@ __all__ = [
     "MAX_TEXT",
     "Button",
     "Screen",
+    "cut",
     "display",
     "format_answer",
     "format_value",

@@ -16,7 +16,7 @@ from sqlmodel import select
 from bot.auth import Need
 from bot.forms import inputs
 from bot.forms.events import Submitted
-from bot.forms.view import render_events
+from bot.forms.view import MAX_TITLE_SHOWN, cut, render_events
 from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
 from bot.handlers.summary import police_commune_ids
 from bot.services import reports
@@ -64,7 +64,7 @@ async def report_list(ctx: Ctx) -> None:
         sub = r.submission
         rows.append(
             {
-                "form_title": r.form_title,
+                "form_title": cut(r.form_title, MAX_TITLE_SHOWN),
                 "label": r.period.label,
                 "due": _local(ctx, r.due_at, commune),
                 "status": str(r.status),
@@ -241,7 +241,7 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         until = reports.change_deadline(ctx.session, village.id, period)
     ctx.reply(
         "report/receipt.html",
-        form_title=outcome.form.title if outcome.form else submission.form_id,
+        form_title=cut(outcome.form.title if outcome.form else submission.form_id, MAX_TITLE_SHOWN),
         period=period.label if period else None,
         sent_at=_local(ctx, submission.sent_at, commune),
         on_time=submission.on_time,

@@ -24,6 +24,7 @@ from bot.forms.inputs import Action, Input, Text
 from bot.forms.model import Form
 from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
+from bot.forms.view import MAX_TITLE_SHOWN, cut
 from bot.services.accounts import ALPHABET
 from bot.services.forms import commune_forms, get_form
 from storage import audit
@@ -336,7 +337,8 @@ def _begin_periodic(
 
 
 def _intro(form: Form) -> tuple[str, dict[str, Any]]:
-    return ("report/form_intro.html", {"title": form.title, "description": form.description})
+    description = cut(form.description, 2000) if form.description else form.description
+    return ("report/form_intro.html", {"title": cut(form.title, MAX_TITLE_SHOWN), "description": description})
 
 
 def _open(
