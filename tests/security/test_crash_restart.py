@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -58,9 +59,9 @@ questions:
     label: Số vụ việc đã hoà giải
 """
 VILLAGES_PER_EXAMPLE = 3
-MAX_EXAMPLES = int(os.environ.get("BAOCAO_CRASH_EXAMPLES", "3"))
-STEPS = int(os.environ.get("BAOCAO_CRASH_STEPS", "20"))
-KILLS_PER_EXAMPLE = 3
+MAX_EXAMPLES = int(os.environ.get("BAOCAO_CRASH_EXAMPLES", "4"))
+STEPS = int(os.environ.get("BAOCAO_CRASH_STEPS", "30"))
+KILLS_PER_EXAMPLE = 4
 REPLY = 20.0
 QUESTION_RE = re.compile(r"Câu (\d+)/(\d+)")
 
@@ -131,19 +132,16 @@ class PollingBot(BotProcess):
     """`baocao run`, counted as started as soon as its first long poll is held open."""
 
     def start(self) -> None:
-        """Start the process and wait until it long-polls the emulator."""
+        """Start the process and wait until PTB says "Application started" (its first poll follows)."""
         self.starts += 1
-        polls_before = len(self.server.requests_for("getUpdates"))
-        log = (self.log_dir / f"bot-{self.starts}.log").open("wb")
+        path = self.log_dir / f"bot-{self.starts}.log"
+        log = path.open("wb")
         self.proc = subprocess.Popen([BAOCAO, "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self.server.wait_for_sync(
-            lambda: (
-                self.server.waiting_polls > 0
-                or len(self.server.requests_for("getUpdates")) > polls_before
-                or self.proc.poll() is not None
-            ),
-            timeout=60,
-        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if b"Application started" in path.read_bytes():
+                break
+            time.sleep(0.05)
         assert self.proc.poll() is None, self.log()
 
     def settle(self, timeout: float = 20.0) -> None:
@@ -299,12 +297,14 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             return screen_index(shown)
 
         def _restart(self) -> None:
+            t0 = time.monotonic()
             bot.kill()
             self.kills += 1
             totals["kills"] += 1
             figures.fault("SIGKILL of the bot process")
             bot.start()
             bot.settle()
+            totals["restart_s"] = totals.get("restart_s", 0) + time.monotonic() - t0
             for p in self.people:  # whatever the new process answered to redelivered updates
                 p.user.wait_events(timeout=0.0, settle=0.3)
 
@@ -332,6 +332,8 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             p = self.people[i]
             if p.position is None and not p.submitted:
                 self.open_report(i)
+            if p.paused:
+                self.resume(i)
             if p.position is None or p.submitted or p.paused or p.position > len(QUESTIONS):
                 return
             p.user.send(str(value))
@@ -345,11 +347,22 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         )
 
         @precondition(lambda self: self.kills < KILLS_PER_EXAMPLE)
-        @rule(i=st.integers(0, VILLAGES_PER_EXAMPLE - 1), delay=st.sampled_from([0.0, 0.02, 0.05, 0.15]))
-        def answer_then_power_cut(self, i: int, delay: float) -> None:
-            """Type an answer and kill the bot `delay` s later: the answer is applied wholly or not at all."""
+        @rule(
+            i=st.integers(0, VILLAGES_PER_EXAMPLE - 1),
+            delay=st.sampled_from([0.0, 0.02, 0.05, 0.15, None, None]),
+        )
+        def power_cut(self, i: int, delay: float | None) -> None:
+            """SIGKILL between two answers (delay None), or `delay` s after an answer was typed.
+
+            Between answers every draft resumes where it was; mid-answer the answer is applied wholly
+            or not at all, and /baocao resumes at the question after it or at it.
+            """
             p = self.people[i]
-            if p.position is None or p.submitted or p.paused or p.position > len(QUESTIONS):
+            if delay is None or p.position is None or p.submitted or p.paused or p.position > len(QUESTIONS):
+                self._restart()
+                for other in self.people:
+                    if other.position is not None and not other.submitted:
+                        self._check_resume(other)
                 return
             qid = QUESTIONS[p.position - 1]
             value = 100 + p.position
@@ -363,9 +376,22 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
                 assert answers is not None and answers.get(qid) == value, (qid, answers)
                 p.acknowledged[qid] = value
                 p.position += 1
+                totals["mid_applied"] = totals.get("mid_applied", 0) + 1
             else:
                 assert shown == p.position, f"{p.village}: resumed at {shown}, expected {p.position}(+1)"
                 assert answers is None or answers.get(qid) == p.acknowledged.get(qid), (qid, answers)
+
+        power_cut_again = precondition(lambda self: self.kills < KILLS_PER_EXAMPLE)(
+            rule(i=st.integers(0, VILLAGES_PER_EXAMPLE - 1), delay=st.sampled_from([0.0, 0.03, 0.1, None]))(
+                lambda self, i, delay: self.power_cut(i, delay)
+            )
+        )
+
+        @initialize(delay=st.sampled_from([0.0, 0.01, 0.03, 0.06, 0.1, 0.2]))
+        def first_answer_then_power_cut(self, delay: float) -> None:
+            """Every example starts with a power cut right after the first head's first answer."""
+            self.open_report(0)
+            self.power_cut(0, delay)
 
         @rule(i=st.integers(0, VILLAGES_PER_EXAMPLE - 1))
         def back(self, i: int) -> None:
@@ -398,11 +424,17 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             assert shown == p.position, (p.village, shown, p.position)
             p.paused = False
 
-        @rule(i=st.integers(0, VILLAGES_PER_EXAMPLE - 1))
-        def submit(self, i: int) -> None:
+        @rule(i=st.integers(0, VILLAGES_PER_EXAMPLE - 1), finish=st.booleans())
+        def submit(self, i: int, finish: bool) -> None:
             """Send the report from the review (Gửi, then confirm): a receipt and exactly one submission."""
             p = self.people[i]
-            if p.position != len(QUESTIONS) + 1 or p.paused or p.submitted:
+            while (
+                finish
+                and not p.submitted
+                and (p.position is None or p.paused or p.position <= len(QUESTIONS))
+            ):
+                self.answer(i, 7)
+            if p.submitted or p.paused or p.position != len(QUESTIONS) + 1:
                 return
             if "submit" not in keyboard_tokens(p.user):
                 return
@@ -411,15 +443,6 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             assert "Mã biên nhận" in receipt, receipt
             p.submitted = True
             totals["submissions"] += 1
-
-        @precondition(lambda self: self.kills < KILLS_PER_EXAMPLE)
-        @rule()
-        def power_cut(self) -> None:
-            """SIGKILL between two answers, then start again: every draft resumes where it was."""
-            self._restart()
-            for p in self.people:
-                if p.position is not None and not p.submitted:
-                    self._check_resume(p)
 
         # -- invariants ---------------------------------------------------------------------
 
@@ -467,7 +490,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         )
     finally:
         figures.updates += emulator.counters["updates"]
+        figures.check("answers typed just before a SIGKILL", totals["mid_answer"])
         engine.dispose()
         print(f"crash/restart: {totals}; bot starts {bot.starts}")
-    assert totals["kills"] > 0, "no power cut happened: the machine explored nothing"
+    assert totals["kills"] > totals["mid_answer"] > 0, f"too little was explored: {totals}"
+    assert totals["submissions"] > 0, f"no report was sent: {totals}"
     assert totals["answers"] == totals["found"]

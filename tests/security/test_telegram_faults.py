@@ -250,7 +250,8 @@ def test_faults_lose_nothing_send_nothing_twice_and_the_bot_keeps_serving(
     print(
         f"Telegram faults: {dict(faults)}; reminders delivered {sum(delivered.values())} to {len(delivered)} "
         f"chats; answers {sum(map(len, acknowledged.values()))} acknowledged, {unacknowledged} without "
-        f"their screen ({told_error} told about the error, {applied_unseen} stored and resumed after it); {time.monotonic() - started:.0f}s"
+        f"their screen ({told_error} told about the error, {applied_unseen} stored and resumed after it); "
+        f"{time.monotonic() - started:.0f}s"
     )
     assert set(delivered) == expected and max(delivered.values()) == 1, delivered
     assert not blocked.active and blocked.blocked_at is not None
