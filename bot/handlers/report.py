@@ -331,7 +331,7 @@ async def reopen_command(ctx: Ctx) -> None:
         ctx.reply(
             "report/reopen_usage.html",
             example_period=period.code if period else "2026-6T",
-            problem=f"Không tìm thấy thôn “{name}”." if name else "",
+            missing=name,
             villages=[v.name for v in villages][:40],
             periods=sorted({p.code for p in periods})[:12],
         )
