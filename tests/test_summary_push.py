@@ -387,8 +387,8 @@ async def test_a_refused_photo_is_skipped_and_the_text_still_goes(engine, world,
 async def test_the_bots_scheduler_plans_and_sends_the_push_with_its_defaults(
     engine,
     world,
-    server,
-    tg,
+    server,  # noqa: F811
+    tg,  # noqa: F811
     limiter,  # noqa: F811
 ) -> None:
     """No plan=/render= given: what `baocao run`/`serve` tick does — the push is planned and rendered too."""
