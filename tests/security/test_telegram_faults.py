@@ -211,10 +211,13 @@ def test_faults_lose_nothing_send_nothing_twice_and_the_bot_keeps_serving(
     expected = {uid for name, uid in HEADS.items() if name != BLOCKED}
 
     def reminders() -> Counter[int]:
+        """Reminders that are in each chat (a request executed but whose answer was lost counts too)."""
         return Counter(
-            int(r.params["chat_id"])
-            for r in emulator.requests_for("sendMessage")
-            if r.status == 200 and "Nhắc báo cáo" in str(r.params.get("text"))
+            {
+                uid: n
+                for uid in HEADS.values()
+                if (n := sum("Nhắc báo cáo" in (m.plain or "") for m in client.messages(uid)))
+            }
         )
 
     deadline = time.monotonic() + 60
@@ -287,3 +290,51 @@ def _faults(emulator: EmulatorServer) -> Counter[str]:  # noqa: F811
     return Counter(
         {k.split(":", 1)[1]: v for k, v in emulator.counters.items() if k.startswith("fault:") and v}
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known hole: Telegram has no idempotency key; a reminder Telegram delivered but whose answer was "
+    "lost (read timeout, reset) is retried and arrives twice (bot/reminders/dispatch.py, at-least-once)",
+)
+def test_a_reminder_whose_answer_is_lost_after_delivery_arrives_twice(
+    wave_bot: PollingBot,
+    emulator: EmulatorServer,  # noqa: F811
+    client: EmulatorClient,  # noqa: F811
+    database_url: str,
+    figures: Figures,
+) -> None:
+    """The first three reminders are delivered but their answers dropped ("timeout_after"): sent again."""
+    emulator.set_faults(FaultPlan(script={"sendMessage": ["timeout_after"] * 3}, hold_seconds=0.5))
+    wave_bot.start()
+    engine = make_engine(database_url)
+    expected = {uid for name, uid in HEADS.items() if name != BLOCKED}
+
+    def reminders() -> Counter[int]:
+        return Counter(
+            {
+                uid: n
+                for uid in HEADS.values()
+                if (n := sum("Nhắc báo cáo" in (m.plain or "") for m in client.messages(uid)))
+            }
+        )
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+        set(reminders()) >= expected and sum(reminders().values()) >= len(expected) + 3
+    ):
+        with engine.begin() as conn:  # the dispatcher's backoff starts at 30 s: bring retries forward
+            conn.execute(
+                update(Outbox)
+                .where(Outbox.status == OutboxStatus.PENDING, Outbox.attempts > 0)
+                .values(due_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        time.sleep(0.5)
+    engine.dispose()
+    wave_bot.stop()
+    delivered = reminders()
+    twice = sum(n - 1 for n in delivered.values() if n > 1)
+    figures.fault("Telegram timeout_after (delivered, answer lost)", 3)
+    if twice:
+        figures.known_hole(f"{twice} reminder(s) delivered twice after a lost answer (at-least-once)")
+    assert set(delivered) == expected and twice == 0, delivered
