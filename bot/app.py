@@ -19,6 +19,7 @@ from bot.metrics import observe_scheduler
 from bot.reminders.ratelimit import RateLimiter
 from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
 from bot.texts import render
+from bot.update_order import DEFAULT_CONCURRENCY, ChatOrderedProcessor
 from storage.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def build_application(
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(_post_init)
         .post_stop(_post_stop)
-        .concurrent_updates(False)  # one update at a time: a chat's answers are applied in order
+        # other chats' updates at once, a chat's own strictly in order (bot/update_order.py)
+        .concurrent_updates(ChatOrderedProcessor(DEFAULT_CONCURRENCY))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)

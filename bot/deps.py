@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
@@ -17,3 +18,6 @@ class Deps:
     engine: Engine
     clock: Clock
     settings: Settings
+    # SQLite has one writer: the registry runs the transaction part of updates one at a time under this
+    # gate (the sends after the commit still overlap). PostgreSQL needs none.
+    db_gate: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False)

@@ -22,6 +22,7 @@ other and in order (long polling: one process, one update at a time). SQLite has
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
@@ -268,28 +269,30 @@ async def _handle(
     now = deps.clock()
     user = update.effective_user
     chat = update.effective_chat
-    with session_scope(deps.engine) as session:
-        lock_id = chat.id if chat is not None else (user.id if user is not None else None)
-        if lock_id is not None:
-            await lock_chat(session, lock_id)
-        if not _first_delivery(session, update.update_id, now):
-            return "duplicate"
-        actor = load_actor(session, user.id if user else None)
-        fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
-        ctx = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
-        if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
-            from bot.handlers.groups import answer_group
+    gate = deps.db_gate if deps.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    async with gate:  # updates of other chats run meanwhile (their sends, or their whole work on PostgreSQL)
+        with session_scope(deps.engine) as session:
+            lock_id = chat.id if chat is not None else (user.id if user is not None else None)
+            if lock_id is not None:
+                await lock_chat(session, lock_id)
+            if not _first_delivery(session, update.update_id, now):
+                return "duplicate"
+            actor = load_actor(session, user.id if user else None)
+            fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
+            ctx = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
+            if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
+                from bot.handlers.groups import answer_group
 
-            outcome = "group"
-            await answer_group(ctx)
-        elif not actor.satisfies(spec.need):
-            outcome = "refused"
-            ctx.reply("auth/refused.html", need=str(spec.need), stranger=actor.is_stranger)
-            ctx.callback_answer = render("auth/refused_short.html")
-            _audit_refusal(ctx, spec)
-        else:
-            outcome = "ok"
-            await spec.handler(ctx)
+                outcome = "group"
+                await answer_group(ctx)
+            elif not actor.satisfies(spec.need):
+                outcome = "refused"
+                ctx.reply("auth/refused.html", need=str(spec.need), stranger=actor.is_stranger)
+                ctx.callback_answer = render("auth/refused_short.html")
+                _audit_refusal(ctx, spec)
+            else:
+                outcome = "ok"
+                await spec.handler(ctx)
     await _deliver(ctx, context)
     for action in ctx.after_commit:
         try:
