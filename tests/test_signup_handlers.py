@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlmodel import select
+from telegram.error import NetworkError
 
 from bot.app import build_application
 from bot.auth import Need
@@ -175,3 +178,59 @@ async def test_declared_needs_are_enforced(engine, database_url, clock) -> None:
     with session_scope(engine) as s:
         refusals = s.exec(select(AuditLog).where(AuditLog.action == "auth.refused")).all()
         assert len(refusals) == 4
+
+
+class FlakyRequest(RecordingRequest):
+    """Telegram answers the first sendMessage calls with 429 (retry_after 1) or drops the connection."""
+
+    def __init__(self, faults: list[str]) -> None:
+        super().__init__()
+        self.faults = list(faults)
+        self.refused = 0
+
+    async def do_request(self, url: str, method: str, request_data=None, **kw):
+        if url.endswith("/sendMessage") and self.faults:
+            self.refused += 1
+            fault = self.faults.pop(0)
+            if fault == "429":
+                body = {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1"}
+                return 429, json.dumps({**body, "parameters": {"retry_after": 1}}).encode()
+            raise NetworkError("connection reset")
+        return await super().do_request(url, method, request_data, **kw)
+
+
+@pytest.mark.parametrize(
+    ("faults", "delivered"),
+    [(["429"], True), (["net", "429"], True), (["net", "net", "net"], False)],
+)
+async def test_a_reply_refused_by_telegram_is_retried_after_the_commit(
+    engine, database_url, clock, monkeypatch, faults: list[str], delivered: bool
+) -> None:
+    import bot.handlers.registry as registry
+
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(registry.asyncio, "sleep", no_sleep)
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
+    request = FlakyRequest(faults)
+    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    with session_scope(engine) as s:
+        seed_world(s, clock())
+    code = invite(engine, clock, role=Role.VILLAGE_HEAD, village="Thôn Bản Mới")
+    async with app:
+        harness = Harness(app, request)
+        await harness.send(AN, f"/start {code}")
+    with session_scope(engine) as s:  # the sign-up was committed whatever happened to the reply
+        assert s.exec(select(Membership).where(Membership.role == Role.VILLAGE_HEAD)).all()
+    assert request.refused == len(faults)
+    texts = request.texts(AN.id)
+    if delivered:
+        assert len(texts) == 1 and "Đăng ký thành công" in texts[0]
+    else:  # given up after three tries: the person is told their data is safe and to try again
+        assert len(texts) == 1 and "Dữ liệu đã lưu vẫn còn nguyên" in texts[0]
+    assert waits and all(w <= registry.REPLY_WAIT_CAP for w in waits)
+    if "429" in faults:
+        assert 1.0 in waits  # retry_after honoured

@@ -35,7 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -379,29 +379,67 @@ async def _deliver(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
             await query.answer(ctx.callback_answer)
         except Exception:  # an expired query must not stop the replies
             log.warning("could not answer callback query", exc_info=True)
+    bot = context.bot
     for reply in ctx.replies:
         chat_id = reply.chat_id if reply.chat_id is not None else ctx.chat_id
         if reply.photo is not None:
-            await context.bot.send_photo(
-                chat_id, reply.photo, caption=reply.text[:1024], parse_mode=ParseMode.HTML
+            await _retrying(
+                lambda r=reply, c=chat_id: bot.send_photo(
+                    c, r.photo, caption=r.text[:1024], parse_mode=ParseMode.HTML
+                )
             )
             continue
         if reply.location is not None:
-            await context.bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML)
-            await context.bot.send_location(chat_id, latitude=reply.location[0], longitude=reply.location[1])
+            await _retrying(lambda r=reply, c=chat_id: bot.send_message(c, r.text, parse_mode=ParseMode.HTML))
+            await _retrying(
+                lambda r=reply, c=chat_id: bot.send_location(
+                    c, latitude=r.location[0], longitude=r.location[1]
+                )
+            )
             continue
         if reply.edit_message_id is not None:
-            await context.bot.edit_message_text(
-                reply.text,
-                chat_id=chat_id,
-                message_id=reply.edit_message_id,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(reply.buttons),
+            await _retrying(
+                lambda r=reply, c=chat_id: bot.edit_message_text(
+                    r.text,
+                    chat_id=c,
+                    message_id=r.edit_message_id,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(r.buttons),
+                )
             )
         else:
-            await context.bot.send_message(
-                chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply.buttons)
+            await _retrying(
+                lambda r=reply, c=chat_id: bot.send_message(
+                    c, r.text, parse_mode=ParseMode.HTML, reply_markup=keyboard(r.buttons)
+                )
             )
+
+
+REPLY_TRIES = 3  # a reply is tried this often on flood control (429) and network errors, then given up
+REPLY_WAIT_CAP = 30.0  # seconds: longest wait for one retry_after; the chat's next update waits meanwhile
+
+
+async def _retrying(send: Callable[[], Awaitable[Any]]) -> Any:
+    """Send a reply, waiting out 429s and retrying network errors (a reply lost after the commit would
+    leave the person without their next question). A timeout may have been delivered: at worst the
+    same question arrives twice, which the person can ignore; a missing one they cannot see."""
+    for attempt in range(1, REPLY_TRIES + 1):
+        try:
+            return await send()
+        except RetryAfter as err:
+            if attempt == REPLY_TRIES:
+                raise
+            from bot.reminders.dispatch import retry_seconds
+
+            metrics.record_429()
+            await asyncio.sleep(min(retry_seconds(err), REPLY_WAIT_CAP))
+        except BadRequest:
+            raise
+        except NetworkError:  # includes TimedOut; BadRequest (also a NetworkError) is final
+            if attempt == REPLY_TRIES:
+                raise
+            await asyncio.sleep(0.5 * 2**attempt)
+    return None
 
 
 REGISTRY = Registry()

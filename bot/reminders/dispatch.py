@@ -386,7 +386,7 @@ def _markup(buttons: Sequence[Sequence[tuple[str, str]]] | None) -> InlineKeyboa
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def _retry_seconds(err: RetryAfter) -> float:
+def retry_seconds(err: RetryAfter) -> float:
     """`retry_after` in seconds (at least 1), without PTB's int-vs-timedelta deprecation warning."""
     value = getattr(err, "_retry_after", None)
     if not isinstance(value, timedelta):
@@ -540,7 +540,7 @@ class _Dispatch:
                 return chat_id
             err = answer
             if isinstance(err, RetryAfter):
-                self.limiter.pause(_retry_seconds(err))
+                self.limiter.pause(retry_seconds(err))
                 self.report.flood_waits += 1
                 metrics.record_429()
                 floods += 1
