@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -481,3 +482,74 @@ async def test_control_characters_are_dropped_from_typed_answers(bot) -> None:
     with session_scope(bot.engine) as s:
         answers = s.exec(select(Draft)).one().state["answers"]
     assert answers == {"so_buoi_tuyen_truyen": 12}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of its own (needs root, as in CI here); skipped where mounting is not allowed."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+async def test_a_full_disk_gets_a_clear_message_keeps_the_draft_and_corrupts_nothing(
+    bot, engine, database_url, clock, small_disk
+) -> None:
+    """The SQLite file on a disk that fills up: the answer is refused politely, nothing half-written."""
+    import shutil
+    import sqlite3
+
+    from storage.db import make_engine
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's full disk; PostgreSQL outages are in tests/security/test_db_faults.py")
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "mười hai")
+    assert "Câu 2/" in bot.texts(AN)[-1]
+    engine.dispose()
+    src = database_url.removeprefix("sqlite:///")
+    raw = sqlite3.connect(src)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    path = small_disk / "baocao.db"
+    shutil.copyfile(src, path)
+    url = f"sqlite:///{path}"
+    on_disk = make_engine(url)
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": url})
+    request = RecordingRequest()
+    app = build_application(settings, deps=Deps(on_disk, clock, settings), request=request)
+    async with app:
+        fresh = Harness(app, request)
+        fresh._update_ids = iter(range(10_000, 20_000))
+        await fresh.send(AN, "/baocao")  # opens the database (and its -shm) while there is room
+        assert "câu 2/" in request.texts(AN.id)[-1].lower()
+        filler = small_disk / "filler"
+        with filler.open("wb") as f, pytest.raises(OSError):  # fill the disk to the last byte
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        before = len(request.texts(AN.id))
+        await fresh.send(AN, "30")
+        (reply,) = request.texts(AN.id)[before:]
+        assert "Dữ liệu đã lưu vẫn còn nguyên" in reply and "thử lại" in reply
+        filler.unlink()  # space again
+        raw = sqlite3.connect(path)
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        raw.close()
+        with session_scope(on_disk) as s:
+            (draft,) = s.exec(select(Draft)).all()
+            assert list(draft.state["answers"].values()) == [12]  # the saved answer, nothing half-written
+        await fresh.send(AN, "30")  # the same answer, typed again, now goes through
+        assert "Câu 3/" in request.texts(AN.id)[-1]
+    on_disk.dispose()

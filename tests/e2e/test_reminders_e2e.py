@@ -311,3 +311,31 @@ def test_a_wave_of_200_under_flood_control_is_delivered_with_every_429_waited_ou
     rows = outbox(database_url)
     assert {r.status for r in rows} == {OutboxStatus.SENT} and len(rows) == 200
     assert "Traceback" not in reminder_bot.log()
+
+
+def test_sigterm_during_a_wave_stops_gracefully_and_the_rest_goes_after_restart(
+    reminder_bot: BotProcess, emulator: EmulatorServer, database_url: str, tmp_path: Path
+) -> None:
+    """`docker stop` / `systemctl stop` in the middle of a wave: exit 0, no row left claimed, none twice."""
+    import signal
+
+    chats = wave(reminder_bot, emulator, database_url, tmp_path, 200)
+    # Telegram-like pace (20/s), so the wave lasts ~10 s and the signal lands in the middle of it
+    emulator.set_flood_control(
+        FloodLimits(global_per_second=20, per_chat_per_second=1, per_group_per_minute=20)
+    )
+    reminder_bot.start()
+    assert emulator.wait_for_sync(lambda: sum(delivered(emulator).values()) >= 40, 40)
+    reminder_bot.proc.send_signal(signal.SIGTERM)
+    assert reminder_bot.proc.wait(30) == 0
+    at_stop = delivered(emulator)
+    assert 40 <= sum(at_stop.values()) < 200 and max(at_stop.values()) == 1
+    rows = outbox(database_url)
+    assert not [r for r in rows if r.status == OutboxStatus.SENDING], "a graceful stop hands rows back"
+    assert {r.chat_id for r in rows if r.status == OutboxStatus.SENT} == set(at_stop)
+
+    reminder_bot.start()
+    emulator.wait_for_sync(lambda: len(delivered(emulator)) >= 200, 50)
+    reminder_bot.stop()
+    assert delivered(emulator) == Counter(chats), "each village head gets exactly one successful send"
+    assert {r.status for r in outbox(database_url)} == {OutboxStatus.SENT}
