@@ -32,7 +32,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter
@@ -336,16 +337,21 @@ async def lock_chat(session: Any, chat_id: int, *, wait: float = CHAT_LOCK_WAIT)
 
 
 def _first_delivery(session: Any, update_id: int, now: datetime) -> bool:
-    """Record the update id; False when it was processed before (a redelivery)."""
-    if session.get(ProcessedUpdate, update_id) is not None:
-        return False
-    session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
-    try:
-        session.flush()
-    except IntegrityError:  # another worker took it between our read and our write
-        session.rollback()
-        return False
-    return True
+    """Record the update id; False when it was processed before (a redelivery).
+
+    One `INSERT … ON CONFLICT DO NOTHING` in the update's own transaction: on PostgreSQL a second worker
+    inserting the same id waits for the first one's transaction and then inserts nothing (or inserts, if
+    the first rolled back), so the mark and the handler's writes are committed together or not at all.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(ProcessedUpdate.__table__)
+        .values(update_id=update_id, processed_at=now)
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(ProcessedUpdate.__table__.c.update_id)  # a row back = inserted (rowcount is -1 on psycopg)
+    )
+    return session.execute(stmt).first() is not None
 
 
 def _audit_refusal(ctx: Ctx, spec: Spec) -> None:
