@@ -32,7 +32,7 @@ from sqlmodel import Session, select
 from bot.forms.view import split_html
 from bot.reminders.dispatch import Parts, Photo
 from bot.services.completeness import Scope
-from bot.services.reminders import DEFAULT_TZ, commune_quiet, commune_zone, insert_outbox
+from bot.services.reminders import DEFAULT_TZ, commune_quiet, commune_zone, in_use, insert_outbox
 from bot.setup_file import slugify
 from bot.texts import render
 from storage.models import (
@@ -74,16 +74,7 @@ def push_time(period: Period, commune: Commune, default_tz: str | ZoneInfo = DEF
 def _candidates(session: Session, now: datetime) -> list[tuple[Period, Commune]]:
     """Active periods in use whose deadline has passed and that may still need a push."""
     rows = session.exec(
-        select(Period, Commune)
-        .join(Commune, Commune.id == Period.commune_id)
-        .join(
-            CommuneForm,
-            (CommuneForm.commune_id == Period.commune_id) & (CommuneForm.form_id == Period.form_id),
-        )
-        .where(
-            Period.active,
-            Commune.active,
-            CommuneForm.active,
+        in_use(select(Period, Commune)).where(
             Period.due_at <= now,
             or_(
                 Period.due_at > now - PUSH_STALE - timedelta(days=1),  # quiet hours move it < 1 day

@@ -108,20 +108,24 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def planning_scope(now: datetime) -> Select:
-    """Ids of the periods the planner looks at: active, opened, not long closed (or reopened)."""
-    reopened = select(Reopening.period_id).where(Reopening.until > now)
+def in_use(query: Select) -> Select:
+    """`query` over Period limited to periods in use: the period, its commune and the commune's form active."""
     return (
-        select(Period.id)
-        .join(Commune, Commune.id == Period.commune_id)
+        query.join(Commune, Commune.id == Period.commune_id)
         .join(
             CommuneForm,
             (CommuneForm.commune_id == Period.commune_id) & (CommuneForm.form_id == Period.form_id),
         )
+        .where(Period.active, Commune.active, CommuneForm.active)
+    )
+
+
+def planning_scope(now: datetime) -> Select:
+    """Ids of the periods the planner looks at: active, opened, not long closed (or reopened)."""
+    reopened = select(Reopening.period_id).where(Reopening.until > now)
+    return (
+        in_use(select(Period.id))
         .where(
-            Period.active,
-            Commune.active,
-            CommuneForm.active,
             Period.opens_at <= now,
             or_(
                 Period.closes_at > now,
