@@ -124,6 +124,32 @@ def build_export(
     )
 
 
+def record_export(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    commune: Commune,
+    period: Period,
+    fmt: str,
+    file: ExportFile,
+) -> None:
+    """Audit one export handed out (by `/xuat` or `baocao export`): who, when, which period and format."""
+    from storage import audit
+
+    audit.record(
+        session,
+        at=at,
+        actor=actor,
+        action="export",
+        entity="period",
+        entity_id=period.id,
+        format=fmt,
+        commune=commune.code,
+        bytes=len(file.content),
+    )
+
+
 # ---------------------------------------------------------------------------------------------- choosing
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.exports import FORMATS, ExportError, build_export, normalise_format, resolve
+from bot.exports import FORMATS, ExportError, build_export, normalise_format, record_export, resolve
 
 
 def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -70,16 +70,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             if exc.periods:
                 print(f"  Các kỳ: {', '.join(exc.periods)}", file=sys.stderr)
             return 1
-        audit.record(
-            session,
-            at=now,
-            actor=audit.cli_actor(),
-            action="export",
-            entity="period",
-            entity_id=period.id,
-            format=fmt,
-            commune=commune.code,
-            bytes=len(file.content),
+        record_export(
+            session, at=now, actor=audit.cli_actor(), commune=commune, period=period, fmt=fmt, file=file
         )
     if args.output == "-":
         sys.stdout.buffer.write(file.content)

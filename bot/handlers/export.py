@@ -26,6 +26,7 @@ from bot.exports import (
     normalise_format,
     periodic_forms,
     periods_of,
+    record_export,
     resolve_words,
 )
 from bot.handlers.registry import REGISTRY, Button, Ctx
@@ -215,16 +216,14 @@ def _send_export(ctx: Ctx, commune: Commune, period: Period, fmt: str) -> None:
     except ExportError as problem:
         ctx.reply("export/failed.html", form_gone="", commune=commune.name, problem=problem.message)
         return
-    audit.record(
+    record_export(
         ctx.session,
         at=ctx.now,
         actor=f"telegram:{ctx.actor.telegram_user_id}",
-        action="export",
-        entity="period",
-        entity_id=period.id,
-        format=fmt,
-        commune=commune.code,
-        bytes=len(file.content),
+        commune=commune,
+        period=period,
+        fmt=fmt,
+        file=file,
     )
     caption = render(
         "export/caption.html",

@@ -44,7 +44,6 @@ from storage.models import (
     OutboxStatus,
     Period,
     Person,
-    PoliceChat,
     Role,
     Submission,
     Village,
@@ -121,21 +120,6 @@ def _check(data: str) -> str:
     if len(data.encode()) > 64:  # pragma: no cover - ids are short
         raise ValueError(f"callback data too long: {data!r}")
     return data
-
-
-def _in_use(session: Session, period: Period | None) -> tuple[Period, Commune] | None:
-    """The period and its commune, if both are active and the commune still uses the form."""
-    if period is None or not period.active:
-        return None
-    commune = session.get(Commune, period.commune_id)
-    if commune is None or not commune.active:
-        return None
-    linked = session.exec(
-        select(CommuneForm).where(
-            CommuneForm.commune_id == commune.id, CommuneForm.form_id == period.form_id, CommuneForm.active
-        )
-    ).first()
-    return (period, commune) if linked is not None else None
 
 
 @dataclass(frozen=True)
@@ -362,17 +346,10 @@ def digest_context(
 
 
 def _render_digest(session: Session, row: Outbox, now: datetime, default_tz: str) -> Outgoing | None:
-    found = _in_use(session, session.get(Period, row.period_id) if row.period_id else None)
+    found = service.police_target(session, row)
     if found is None:
         return None
     period, commune = found
-    chat = session.exec(
-        select(PoliceChat).where(
-            PoliceChat.commune_id == commune.id, PoliceChat.chat_id == row.chat_id, PoliceChat.active
-        )
-    ).first()
-    if chat is None:
-        return None
     context = digest_context(session, period, commune, now, default_tz)
     text = ""
     for limit in DIGEST_LIMITS:

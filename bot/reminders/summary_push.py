@@ -32,12 +32,18 @@ from sqlmodel import Session, select
 from bot.forms.view import split_html
 from bot.reminders.dispatch import Parts, Photo
 from bot.services.completeness import Scope
-from bot.services.reminders import DEFAULT_TZ, commune_quiet, commune_zone, in_use, insert_outbox
+from bot.services.reminders import (
+    DEFAULT_TZ,
+    commune_quiet,
+    commune_zone,
+    in_use,
+    insert_outbox,
+    police_target,
+)
 from bot.setup_file import slugify
 from bot.texts import render
 from storage.models import (
     Commune,
-    CommuneForm,
     Outbox,
     OutboxStatus,
     Period,
@@ -202,26 +208,6 @@ def _row(period: Period, chat_id: int, occasion: str, due_at: datetime, now: dat
 # ---------------------------------------------------------------------------------------------- rendering
 
 
-def _in_use(session: Session, row: Outbox) -> tuple[Period, Commune] | None:
-    period = session.get(Period, row.period_id) if row.period_id is not None else None
-    if period is None or not period.active:
-        return None
-    commune = session.get(Commune, period.commune_id)
-    if commune is None or not commune.active:
-        return None
-    linked = session.exec(
-        select(CommuneForm.id).where(
-            CommuneForm.commune_id == commune.id, CommuneForm.form_id == period.form_id, CommuneForm.active
-        )
-    ).first()
-    chat = session.exec(
-        select(PoliceChat.id).where(
-            PoliceChat.commune_id == commune.id, PoliceChat.chat_id == row.chat_id, PoliceChat.active
-        )
-    ).first()
-    return (period, commune) if linked is not None and chat is not None else None
-
-
 def _complete_planned(session: Session, row: Outbox) -> bool:
     assert row.period_id is not None
     found = session.exec(
@@ -279,7 +265,7 @@ def render_summary_push(
     from bot.handlers.summary import commune_summary_messages
     from bot.services.summaries import build_summary
 
-    found = _in_use(session, row)
+    found = police_target(session, row)
     if found is None or now - row.due_at > PUSH_STALE:
         return None
     period, commune = found

@@ -120,6 +120,28 @@ def in_use(query: Select) -> Select:
     )
 
 
+def police_target(session: Session, row: Outbox) -> tuple[Period, Commune] | None:
+    """The period and commune of a police-chat outbox row, if the period is still in use (`in_use`) and
+    the row's chat is still an active police chat of that commune; None when the message is obsolete."""
+    period = session.get(Period, row.period_id) if row.period_id is not None else None
+    if period is None or not period.active:
+        return None
+    commune = session.get(Commune, period.commune_id)
+    if commune is None or not commune.active:
+        return None
+    linked = session.exec(
+        select(CommuneForm.id).where(
+            CommuneForm.commune_id == commune.id, CommuneForm.form_id == period.form_id, CommuneForm.active
+        )
+    ).first()
+    chat = session.exec(
+        select(PoliceChat.id).where(
+            PoliceChat.commune_id == commune.id, PoliceChat.chat_id == row.chat_id, PoliceChat.active
+        )
+    ).first()
+    return (period, commune) if linked is not None and chat is not None else None
+
+
 def planning_scope(now: datetime) -> Select:
     """Ids of the periods the planner looks at: active, opened, not long closed (or reopened)."""
     reopened = select(Reopening.period_id).where(Reopening.until > now)
