@@ -101,4 +101,8 @@ def run_polling(settings: Settings, **kwargs: Any) -> None:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     application = build_application(settings, deps=Deps(engine=engine, clock=system_clock, settings=settings))
+    if settings.status_listen is not None:
+        from bot.web.status import attach_status_server
+
+        attach_status_server(application, settings, engine)
     application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, **kwargs)

@@ -80,6 +80,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run_polling
 
     settings.require_token()
+    if settings.status_listen is not None:
+        from bot.web.status import check_port_free
+
+        check_port_free(*settings.status_listen)
     _engine(settings)  # migrate first, with a clear error if the database is unreachable
     logging.getLogger(__name__).info("starting long polling against %s", settings.api_url)
     run_polling(settings)

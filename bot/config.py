@@ -44,6 +44,7 @@ class Settings:
     listen_port: int = DEFAULT_LISTEN[1]
     webhook_path: str = DEFAULT_WEBHOOK_PATH  # BAOCAO_WEBHOOK_PATH, else the path of BAOCAO_WEBHOOK_URL
     log_format: str = "text"  # BAOCAO_LOG_FORMAT: text | json
+    status_listen: tuple[str, int] | None = None  # BAOCAO_STATUS_LISTEN: /healthz /readyz /metrics in `run`
 
     @property
     def base_url(self) -> str:
@@ -206,14 +207,16 @@ def _check_webhook_secret(raw: str | None) -> str | None:
     return secret
 
 
-def _check_listen(raw: str | None) -> tuple[str, int]:
+def _check_listen(
+    raw: str | None, name: str = "BAOCAO_LISTEN", example: int = 8080
+) -> tuple[str, int] | None:
     if raw is None or raw.strip() == "":
-        return DEFAULT_LISTEN
+        return None
     host, sep, port = raw.strip().rpartition(":")
     host = host.strip("[]") or "0.0.0.0"
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(
-            f"BAOCAO_LISTEN={raw!r} không hợp lệ: ghi địa chỉ:cổng, ví dụ 127.0.0.1:8080 hoặc 0.0.0.0:8080."
+            f"{name}={raw!r} không hợp lệ: ghi địa chỉ:cổng, ví dụ 127.0.0.1:{example} hoặc 0.0.0.0:{example}."
         )
     return host, int(port)
 
@@ -241,7 +244,7 @@ def _check_log_format(raw: str | None) -> str:
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
     webhook_url = _check_webhook_url(environ.get("BAOCAO_WEBHOOK_URL"))
-    listen_host, listen_port = _check_listen(environ.get("BAOCAO_LISTEN"))
+    listen_host, listen_port = _check_listen(environ.get("BAOCAO_LISTEN")) or DEFAULT_LISTEN
     return Settings(
         token=_check_token(environ.get("TELEGRAM_BOT_TOKEN")),
         api_url=_check_api_url(environ.get("TELEGRAM_API_URL")),
@@ -264,6 +267,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         listen_port=listen_port,
         webhook_path=_check_webhook_path(environ.get("BAOCAO_WEBHOOK_PATH"), webhook_url),
         log_format=_check_log_format(environ.get("BAOCAO_LOG_FORMAT")),
+        status_listen=_check_listen(environ.get("BAOCAO_STATUS_LISTEN"), "BAOCAO_STATUS_LISTEN", 9090),
     )
 
 
