@@ -11,17 +11,22 @@ with one MessageHandler that replies with the same text, same request class) pro
 update, so both are measured in the same run, turn for turn. Only `process_update` is timed; the first
 head is a warm-up. A third bot, the echo bot plus one INSERT committed per message, shows the floor
 of any bot that saves each answer. `--profile pyinstrument` (`pip install -e ".[bench]"`) or
-`--profile cprofile` adds a profiled pass over 8 more heads of our bot (not timed).
+`--profile cprofile` adds a profiled pass over 8 more heads of our bot (not timed). `--transport http`:
+the same three bots, but each talks to the Bot API emulator (a child process) over HTTP with PTB's
+HTTPXRequest, as a deployed bot talks to Telegram, and the users' texts and presses are made into
+updates by the emulator (untimed); the CPU this process spent in each turn is reported beside wall time.
 
 Over HTTP (`--mode latency`): the Bot API emulator in a child process, the real bot (`baocao run`,
 reminders off: BAOCAO_TICK_SECONDS=0) in another, and --users village heads (a generated setup file
 applied with `baocao setup`, invites issued with `bot.services.accounts.create_invite`) who start,
 open the report, then all answer --turns questions at once. Latency is from just before the user's
 message is posted to the emulator until the emulator records the bot's first sendMessage in that chat.
+`--py-spy PREFIX` samples the bot process with py-spy for the whole run and adds its hottest functions.
 
     .venv/bin/python bench/turns.py                              # in process, SQLite and PostgreSQL
-    .venv/bin/python bench/turns.py --mode inprocess --backend sqlite --heads 20 --profile
-    .venv/bin/python bench/turns.py --mode latency --users 500 --turns 10 --backend sqlite
+    .venv/bin/python bench/turns.py --mode inprocess --backend sqlite --heads 20 --profile cprofile
+    .venv/bin/python bench/turns.py --mode inprocess --backend both --heads 10 --transport http
+    .venv/bin/python bench/turns.py --mode latency --users 500 --turns 10 --backend sqlite --py-spy /tmp/spy
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -56,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 TOKEN = "777000:BenchTokenBenchTokenBenchToken00"
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 FIRST_UID = 20_000_001
+ECHO_UID_OFFSET = 1_000_000_000  # the echo bots' user: head + this
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 HANDLER_MS = re.compile(r"handler \S+ ([\d.]+)ms|\bms=([\d.]+)")
 CHOICES = ("submit", "more:n", "ok:0", "d:yday", "c:0", "n", "skip")  # as tests/test_report_conversation.py
@@ -190,10 +197,12 @@ class Timings:
     """Seconds spent in process_update, by kind of turn."""
 
     by_kind: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    cpu: list[float] = field(default_factory=list)  # this process's CPU seconds in process_update
 
-    def add(self, kind: str, seconds: float) -> None:
+    def add(self, kind: str, seconds: float, cpu: float = 0.0) -> None:
         """Record one turn."""
         self.by_kind[kind].append(seconds)
+        self.cpu.append(cpu)
 
     @property
     def all(self) -> list[float]:
@@ -202,12 +211,18 @@ class Timings:
 
 
 class Driver:
-    """Feeds raw updates to an Application, timing `process_update` only."""
+    """Feeds raw updates to an Application, timing `process_update` only.
 
-    def __init__(self, app: Any, request: Any) -> None:
-        self.app, self.request = app, request
+    Offline, the updates are made up here; over the wire (`emu`, an EmulatorClient) the emulator makes
+    them — the user's text or press goes through its control API first, untimed — and the bot's replies
+    travel to it over HTTP.
+    """
+
+    def __init__(self, app: Any, request: Any, emu: Any = None) -> None:
+        self.app, self.request, self.emu = app, request, emu
         self.update_id = 0
         self.message_id = 0
+        self.last_cpu = 0.0
 
     def _message(self, uid: int, text: str) -> dict[str, Any]:
         self.message_id += 1
@@ -242,18 +257,27 @@ class Driver:
         """Process one update; seconds spent in process_update."""
         from telegram import Update
 
+        if "update_id" in data:  # made by the emulator
+            data = {k: v for k, v in data.items() if k != "update_id"}
         self.update_id += 1
         update = Update.de_json({"update_id": self.update_id, **data}, self.app.bot)
+        cpu = time.process_time()
         started = time.perf_counter()
         await self.app.process_update(update)
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.last_cpu = time.process_time() - cpu
+        return seconds
 
     async def send(self, uid: int, text: str) -> float:
         """The user sends a text."""
+        if self.emu is not None:
+            return await self.feed(self.emu.send_text(uid, text)["update"])
         return await self.feed(self._message(uid, text))
 
     async def press(self, uid: int, data: str, message_id: int) -> float:
         """The user presses a button."""
+        if self.emu is not None:
+            return await self.feed(self.emu.press(uid, message_id, data=data)["update"])
         return await self.feed(self._press(uid, data, message_id))
 
     def last_keyboard(self, uid: int) -> tuple[int, list[str]]:
@@ -264,11 +288,44 @@ class Driver:
             markup = call.params.get("reply_markup")
             if markup and markup.get("inline_keyboard"):
                 data = [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
-                return int(call.params.get("message_id") or 0), data
+                return int(call.params.get("message_id") or getattr(call, "message_id", 0) or 0), data
         raise RuntimeError(f"no keyboard for {uid}")
 
 
-def build_echo(request: Any, engine: Any = None) -> Any:
+@dataclass
+class WireCall:
+    """A Bot API call made over HTTP, as RecordingRequest keeps them offline."""
+
+    method: str
+    params: dict[str, Any]
+    message_id: int = 0
+
+
+def wire_request() -> Any:
+    """A real HTTPXRequest that also keeps the calls carrying a keyboard (with the message id Telegram —
+    here the emulator — gave back), so the driver can press the buttons."""
+    from telegram.request import HTTPXRequest
+
+    class WireRequest(HTTPXRequest):
+        def __init__(self) -> None:
+            super().__init__(connection_pool_size=4)
+            self.calls: list[WireCall] = []
+
+        async def do_request(self, url: str, method: str, request_data: Any = None, **kwargs: Any) -> Any:
+            status, body = await super().do_request(url, method, request_data=request_data, **kwargs)
+            params = dict(request_data.json_parameters) if request_data else {}
+            if "reply_markup" in params:
+                markup = json.loads(params["reply_markup"])
+                result = json.loads(body).get("result")
+                message_id = result.get("message_id", 0) if isinstance(result, dict) else 0
+                name = url.rsplit("/", 1)[-1]
+                self.calls.append(WireCall(name, {**params, "reply_markup": markup}, message_id))
+            return status, body
+
+    return WireRequest()
+
+
+def build_echo(request: Any, engine: Any = None, base_url: str | None = None) -> Any:
     """The bare python-telegram-bot bot: one MessageHandler replying with the same text.
 
     With `engine`: the same, plus one INSERT committed per message (SQLAlchemy Core) — the floor of
@@ -297,14 +354,11 @@ def build_echo(request: Any, engine: Any = None) -> Any:
                 conn.execute(insert(table).values(chat_id=message.chat_id, text=message.text))
         await message.reply_text(message.text)  # type: ignore[arg-type]
 
+    builder = Application.builder().token(TOKEN)
+    if base_url is not None:
+        builder = builder.base_url(base_url)
     app = (
-        Application.builder()
-        .token(TOKEN)
-        .request(request)
-        .get_updates_request(request)
-        .updater(None)
-        .concurrent_updates(False)
-        .build()
+        builder.request(request).get_updates_request(request).updater(None).concurrent_updates(False).build()
     )
     app.add_handler(MessageHandler(filters.TEXT, echo))
     return app
@@ -318,11 +372,11 @@ async def walk(ours: Driver, uid: int, timings: Timings | None, others: list[tup
         nonlocal turns
         turns += 1
         if timings is not None:
-            timings.add(kind, seconds)
+            timings.add(kind, seconds, ours.last_cpu)
         for driver, other_t in others:
-            other_seconds = await driver.send(uid + 1_000_000_000, "3")
+            other_seconds = await driver.send(uid + ECHO_UID_OFFSET, "3")
             if timings is not None:
-                other_t.add("echo", other_seconds)
+                other_t.add("echo", other_seconds, driver.last_cpu)
 
     await step("/baocao", await ours.send(uid, "/baocao"))
     message_id, data = ours.last_keyboard(uid)
@@ -347,8 +401,23 @@ async def walk(ours: Driver, uid: int, timings: Timings | None, others: list[tup
     raise RuntimeError(f"head {uid} never reached confirm")
 
 
-async def run_inprocess(url: str, heads: int, profile: str | None) -> dict[str, Any]:
-    """Turns per second, ours vs the bare echo bot, interleaved turn by turn."""
+async def run_inprocess(
+    url: str, heads: int, profile: str | None, transport: str = "offline"
+) -> dict[str, Any]:
+    """Turns per second, ours vs the bare echo bot, interleaved turn by turn.
+
+    `transport` "offline": every bot's Bot API calls are answered by RecordingRequest in memory (a send
+    costs nothing but PTB's own work); "http": every bot talks to the emulator (a child process) over
+    HTTP with PTB's HTTPXRequest, as a deployed bot talks to Telegram, and the users' updates are made
+    by the emulator.
+    """
+    if transport == "http":
+        with emulator_process() as (emu_url, _):
+            return await _run_inprocess(url, heads, profile, emu_url)
+    return await _run_inprocess(url, heads, profile, None)
+
+
+async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str | None) -> dict[str, Any]:
     from bot.app import build_application
     from bot.clock import system_clock
     from bot.config import settings_from
@@ -363,16 +432,30 @@ async def run_inprocess(url: str, heads: int, profile: str | None) -> dict[str, 
     with tempfile.TemporaryDirectory(prefix="baocao-turns-") as tmp:
         apply_setup_file(url, write_setup(Path(tmp), total, now), now)
     codes = issue_invites(url, total, now)
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": HARNESS_TOKEN, "DATABASE_URL": url})
+    emu = None
+    if emu_url is None:
+        settings = settings_from({"TELEGRAM_BOT_TOKEN": HARNESS_TOKEN, "DATABASE_URL": url})
+        request, echo_request, db_request = RecordingRequest(), RecordingRequest(), RecordingRequest()
+    else:
+        from bot.emulator.client import EmulatorClient
+
+        settings = settings_from(
+            {"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": url, "TELEGRAM_API_URL": emu_url}
+        )
+        request, echo_request, db_request = wire_request(), wire_request(), wire_request()
+        emu = EmulatorClient(emu_url)
+        for i in range(total):
+            emu.add_user(FIRST_UID + i, "Trưởng thôn")
+            emu.add_user(FIRST_UID + i + ECHO_UID_OFFSET, "Người thử")
     engine = make_engine(url)
-    request, echo_request, db_request = RecordingRequest(), RecordingRequest(), RecordingRequest()
     app = build_application(settings, deps=Deps(engine, system_clock, settings), request=request)
-    echo_app, db_app = build_echo(echo_request), build_echo(db_request, engine)
+    base_url = settings.base_url if emu_url is not None else None
+    echo_app, db_app = build_echo(echo_request, base_url=base_url), build_echo(db_request, engine, base_url)
     ours_t, echo_t, db_t = Timings(), Timings(), Timings()
-    out: dict[str, Any] = {"heads": heads}
+    out: dict[str, Any] = {"heads": heads, "transport": "offline" if emu_url is None else "http"}
     async with app, echo_app, db_app:
-        ours = Driver(app, request)
-        others = [(Driver(echo_app, echo_request), echo_t), (Driver(db_app, db_request), db_t)]
+        ours = Driver(app, request, emu)
+        others = [(Driver(echo_app, echo_request, emu), echo_t), (Driver(db_app, db_request, emu), db_t)]
         for i, code in enumerate(codes):
             await ours.send(FIRST_UID + i, f"/start {code}")
         await walk(ours, FIRST_UID, None, others)  # warm-up
@@ -387,14 +470,19 @@ async def run_inprocess(url: str, heads: int, profile: str | None) -> dict[str, 
         if profile:
             out["profile"] = await _profile(ours, profile, range(heads + 1, heads + 1 + extra))
     engine.dispose()
+    if emu is not None:
+        emu.close()
     ours_all = ours_t.all
     out["turns"] = len(ours_all)
-    for name, values in (("ours", ours_all), ("echo", echo_t.all), ("echo_db", db_t.all)):
+    for name, t in (("ours", ours_t), ("echo", echo_t), ("echo_db", db_t)):
+        values = t.all
         out[f"{name}_turns_per_s"] = len(values) / sum(values)
         out[f"{name}_ms_per_turn"] = 1000 * statistics.fmean(values)
         out[f"{name}_median_ms"] = 1000 * statistics.median(values)
+        out[f"{name}_cpu_ms_per_turn"] = 1000 * statistics.fmean(t.cpu)
     out["ratio"] = out["ours_ms_per_turn"] / out["echo_ms_per_turn"]
     out["ratio_to_echo_db"] = out["ours_ms_per_turn"] / out["echo_db_ms_per_turn"]
+    out["cpu_ratio"] = out["ours_cpu_ms_per_turn"] / out["echo_cpu_ms_per_turn"]
     out["by_kind_ms"] = {
         kind: {"n": len(v), "mean": 1000 * statistics.fmean(v), "median": 1000 * statistics.median(v)}
         for kind, v in ours_t.by_kind.items()
@@ -445,6 +533,23 @@ def serve_emulator() -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime, "stats": server.stats()}), flush=True)
     server.stop_thread()
+
+
+@contextlib.contextmanager
+def emulator_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The Bot API emulator in a child process: (its url, the process); stopped afterwards."""
+    emulator = subprocess.Popen(
+        [sys.executable, __file__, "--serve-emulator"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert emulator.stdout is not None and emulator.stdin is not None
+    try:
+        yield emulator.stdout.readline().strip(), emulator
+    finally:
+        emulator.stdin.close()
+        emulator.wait(30)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -601,17 +706,73 @@ async def _drive(url: str, heads: list[Head], turns: int, started: dict[str, flo
         await read_task
 
 
-def run_latency(url: str, users: int, turns: int) -> dict[str, Any]:
-    """500 heads answering at once through the emulator and the real `baocao run` process."""
+def run_latency(url: str, users: int, turns: int, spy_path: str | None = None) -> dict[str, Any]:
+    """500 heads answering at once through the emulator and the real `baocao run` process.
+
+    With `spy_path`, py-spy samples the bot process during the whole run (collapsed stacks written there)
+    and the functions it was found in most often are added to the result.
+    """
     now = datetime.now(UTC)
-    emulator = subprocess.Popen(
-        [sys.executable, __file__, "--serve-emulator"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    with emulator_process() as (emu_url, emulator):
+        return _run_latency(url, users, turns, now, emu_url, emulator, spy_path)
+
+
+def start_py_spy(pid: int, path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` (100 Hz, raw collapsed stacks) until stop_py_spy."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--output",
+            path,
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    assert emulator.stdout is not None and emulator.stdin is not None
-    emu_url = emulator.stdout.readline().strip()
+
+
+def stop_py_spy(proc: subprocess.Popen[bytes], path: str, top: int = 25) -> dict[str, Any]:
+    """Stop py-spy; the share of samples in which each function was on the stack (inclusive) and on top."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    inclusive: dict[str, int] = defaultdict(int)
+    on_top: dict[str, int] = defaultdict(int)
+    total = 0
+    for line in Path(path).read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [re.sub(r" \(/.*?([^/]+/[^/]+\.py):\d+\)", r" (\1)", f) for f in stack.split(";")]
+        total += n
+        for frame in set(frames):
+            inclusive[frame] += n
+        on_top[frames[-1]] += n
+
+    def share(counts: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [(name, round(100 * n / max(total, 1), 1)) for name, n in ranked]
+
+    return {"samples": total, "inclusive_pct": share(inclusive), "self_pct": share(on_top)}
+
+
+def _run_latency(
+    url: str,
+    users: int,
+    turns: int,
+    now: datetime,
+    emu_url: str,
+    emulator: subprocess.Popen[str],
+    spy_path: str | None = None,
+) -> dict[str, Any]:
     baocao = str(Path(sys.executable).with_name("baocao"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
     env.update(
@@ -657,13 +818,14 @@ def run_latency(url: str, users: int, turns: int) -> dict[str, Any]:
                 cpu_start.update(bot=cpu_seconds(bot.pid), emulator=cpu_seconds(emulator.pid))
                 await task
 
+            spy = start_py_spy(bot.pid, spy_path) if spy_path else None
             asyncio.run(run())
             cpu_end = {"bot": cpu_seconds(bot.pid), "emulator": cpu_seconds(emulator.pid)}
+            if spy is not None and spy_path:
+                out["py_spy_top"] = stop_py_spy(spy, spy_path)
         finally:
             bot.terminate()
             bot.wait(30)
-            emulator.stdin.close()
-            emulator.wait(30)
         lines = (Path(tmp) / "bot.log").read_text(errors="replace").splitlines()
     warnings = sum("WARNING" in line or "ERROR" in line for line in lines)
     too_old = sum("could not answer callback query" in line for line in lines)
@@ -745,8 +907,19 @@ def main() -> int:
     parser.add_argument("--pg-url", default=DEFAULT_PG)
     parser.add_argument("--heads", type=int, default=20, help="in process: measured heads (each ~30 turns)")
     parser.add_argument("--profile", choices=("pyinstrument", "cprofile"))
+    parser.add_argument(
+        "--transport",
+        choices=("offline", "http"),
+        default="offline",
+        help="in process: Bot API answered in memory, or a real Bot API server (the emulator) over HTTP",
+    )
     parser.add_argument("--users", type=int, default=500, help="latency: simultaneous village heads")
     parser.add_argument("--turns", type=int, default=10, help="latency: answers each head sends")
+    parser.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        help="latency: sample the bot process with py-spy (pip install py-spy); stacks to PREFIX.<backend>.txt",
+    )
     args = parser.parse_args()
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     result: dict[str, Any] = {"machine": machine(), "postgresql": pg_version(args.pg_url)}
@@ -754,14 +927,15 @@ def main() -> int:
     for backend in backends:
         if args.mode in ("inprocess", "both"):
             with database(backend, args.pg_url) as url:
-                r = asyncio.run(run_inprocess(url, args.heads, args.profile))
+                r = asyncio.run(run_inprocess(url, args.heads, args.profile, args.transport))
             if "profile" in r:
                 profiles.append((backend, r.pop("profile")))
-            result[f"inprocess_{backend}"] = r
+            result[f"inprocess_{args.transport}_{backend}"] = r
             print(json.dumps({backend: r}, ensure_ascii=False), file=sys.stderr, flush=True)
         if args.mode in ("latency", "both"):
             with database(backend, args.pg_url) as url:
-                result[f"latency_{backend}"] = run_latency(url, args.users, args.turns)
+                spy = f"{args.py_spy}.{backend}.txt" if args.py_spy else None
+                result[f"latency_{backend}"] = run_latency(url, args.users, args.turns, spy)
     result["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     for backend, text in profiles:
         print(f"===== profile of our turns, {backend} =====")
