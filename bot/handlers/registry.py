@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -309,15 +309,15 @@ def chat_lock_key(chat_id: int) -> int:
     return folded - (1 << 32) if folded >= 1 << 31 else folded
 
 
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, :key)")
+
+
 def try_lock_chat(session: Any, chat_id: int) -> bool:
     """Try the chat's transaction-level advisory lock once; True when held (always on SQLite)."""
     if session.get_bind().dialect.name != "postgresql":
         return True
     return bool(
-        session.execute(
-            text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
-            {"ns": CHAT_LOCK_NAMESPACE, "key": chat_lock_key(chat_id)},
-        ).scalar_one()
+        session.execute(_TRY_LOCK, {"ns": CHAT_LOCK_NAMESPACE, "key": chat_lock_key(chat_id)}).scalar_one()
     )
 
 
@@ -343,15 +343,25 @@ def _first_delivery(session: Any, update_id: int, now: datetime) -> bool:
     inserting the same id waits for the first one's transaction and then inserts nothing (or inserts, if
     the first rolled back), so the mark and the handler's writes are committed together or not at all.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(ProcessedUpdate.__table__)
-        .values(update_id=update_id, processed_at=now)
+    stmt = _MARK_UPDATE["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+    return session.execute(stmt, {"uid": update_id, "at": now}).first() is not None
+
+
+def _mark_update(insert: Any) -> Any:
+    """The `_first_delivery` statement for one dialect's INSERT, built once (values bound per call)."""
+    table = ProcessedUpdate.__table__
+    return (
+        insert(table)
+        .values(
+            update_id=bindparam("uid", type_=table.c.update_id.type),
+            processed_at=bindparam("at", type_=table.c.processed_at.type),
+        )
         .on_conflict_do_nothing(index_elements=["update_id"])
-        .returning(ProcessedUpdate.__table__.c.update_id)  # a row back = inserted (rowcount is -1 on psycopg)
+        .returning(table.c.update_id)  # a row back = inserted (rowcount is -1 on psycopg)
     )
-    return session.execute(stmt).first() is not None
+
+
+_MARK_UPDATE = {"postgresql": _mark_update(postgresql_insert), "sqlite": _mark_update(sqlite_insert)}
 
 
 def _audit_refusal(ctx: Ctx, spec: Spec) -> None:
