@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy import and_, bindparam
 from sqlmodel import Session, select
 
 from storage.models import Commune, Membership, Person, Role, Village
@@ -69,23 +71,38 @@ class Actor:
         return any(m.role == Role.VILLAGE_HEAD and m.village_id == village.id for m in self.memberships)
 
 
+def _actor_query() -> Any:
+    """Person, current memberships and their places in one outer-joined SELECT (built once)."""
+    membership = and_(Membership.person_id == Person.id, Membership.ended_at.is_(None))  # type: ignore[union-attr]
+    return (
+        select(Person, Membership, Village, Commune)
+        .outerjoin(Membership, membership)
+        .outerjoin(Village, Village.id == Membership.village_id)  # type: ignore[arg-type]
+        .outerjoin(Commune, Commune.id == Membership.commune_id)  # type: ignore[arg-type]
+        .where(Person.telegram_user_id == bindparam("uid"))
+        .order_by(Membership.id)  # type: ignore[arg-type]
+    )
+
+
+_ACTOR_QUERY = _actor_query()
+
+
 def load_actor(session: Session, telegram_user_id: int | None) -> Actor:
     """Load the actor; memberships of inactive places or inactive people do not count."""
     if telegram_user_id is None:
         return Actor(None)
-    person = session.exec(select(Person).where(Person.telegram_user_id == telegram_user_id)).first()
-    if person is None or person.forgotten_at is not None:
+    rows = session.exec(_ACTOR_QUERY, params={"uid": telegram_user_id}).all()  # type: ignore[call-overload]
+    if not rows:
+        return Actor(telegram_user_id)
+    person = rows[0][0]
+    if person.forgotten_at is not None:
         return Actor(telegram_user_id, person)
-    rows = session.exec(
-        select(Membership, Village, Commune)
-        .join(Village, Village.id == Membership.village_id, isouter=True)
-        .join(Commune, Commune.id == Membership.commune_id, isouter=True)
-        .where(Membership.person_id == person.id, Membership.ended_at.is_(None))  # type: ignore[union-attr]
-    ).all()
     memberships: list[Membership] = []
     villages: dict[int, Village] = {}
     communes: dict[int, Commune] = {}
-    for membership, village, commune in rows:
+    for _, membership, village, commune in rows:
+        if membership is None:  # no current membership: the one row of the outer join
+            continue
         if village is not None and not village.active:
             continue
         if commune is not None and not commune.active:
