@@ -21,7 +21,7 @@ from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
 from bot.handlers.summary import police_commune_ids
 from bot.services import reports
 from bot.texts import render
-from storage.models import Commune, Period, PoliceChat, Village
+from storage.models import Commune, Draft, Period, PoliceChat, Village
 
 CB_FORM = "f"
 CB_PICK = "rp"
@@ -180,10 +180,10 @@ async def on_message(ctx: Ctx) -> None:
     else:
         ctx.reply("report/need_text.html")
         inp = inputs.Resume()
-    await _feed(ctx, draft.id, inp)
+    await _feed(ctx, draft.id, inp, draft)
 
 
-async def _feed(ctx: Ctx, draft_id: int, inp: Any) -> None:
+async def _feed(ctx: Ctx, draft_id: int, inp: Any, draft: Draft | None = None) -> None:
     village = _village(ctx)
     if village is None:
         ctx.reply("report/no_village.html")
@@ -197,6 +197,7 @@ async def _feed(ctx: Ctx, draft_id: int, inp: Any) -> None:
             inp,
             now=ctx.now,
             sent_at=ctx.sent_at if ctx.update.callback_query is None else ctx.now,
+            draft=draft,
         )
     except reports.ReportRefused as refusal:
         ctx.reply(refusal.template, **refusal.context)

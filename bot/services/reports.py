@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.orm import object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -88,21 +88,36 @@ _PARSED: dict[tuple[str, int, str], Form] = {}  # (form id, version, checksum) -
 _PARSED_MAX = 256
 
 
+def _newest_version_query(*, in_use: bool) -> Any:
+    """(version, checksum) of a form's newest version (`in_use`: only if the commune uses it), built once."""
+    query = select(FormVersion.version, FormVersion.checksum).where(
+        FormVersion.form_id == bindparam("form_id")
+    )
+    if in_use:
+        used = select(CommuneForm.id).where(
+            CommuneForm.commune_id == bindparam("commune_id"),
+            CommuneForm.form_id == bindparam("form_id"),
+            CommuneForm.active,
+        )
+        query = query.where(used.exists())
+    return query.order_by(FormVersion.version.desc()).limit(1)  # type: ignore[attr-defined]
+
+
+_NEWEST_VERSION = _newest_version_query(in_use=False)
+_NEWEST_VERSION_IN_USE = _newest_version_query(in_use=True)
+
+
 def _latest_form(session: Session, form_id: str, *, used_by_commune: int | None = None) -> Form | None:
     """The newest stored version of a form (with `used_by_commune`: only if that commune uses it).
 
     Called on every answer: one narrow query for (version, checksum), no JSON definition read;
     the parsed form is looked up by its checksum, and only read and parsed on a miss.
     """
-    query = select(FormVersion.version, FormVersion.checksum).where(FormVersion.form_id == form_id)
-    if used_by_commune is not None:
-        in_use = select(CommuneForm.id).where(
-            CommuneForm.commune_id == used_by_commune,
-            CommuneForm.form_id == form_id,
-            CommuneForm.active,
-        )
-        query = query.where(in_use.exists())
-    row = session.exec(query.order_by(FormVersion.version.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    if used_by_commune is None:
+        row = session.execute(_NEWEST_VERSION, {"form_id": form_id}).first()
+    else:
+        params = {"form_id": form_id, "commune_id": used_by_commune}
+        row = session.execute(_NEWEST_VERSION_IN_USE, params).first()
     if row is None:
         return None
     key = (form_id, row[0], row[1])
@@ -143,6 +158,20 @@ def _locked(query: Any) -> Any:
     SQLite ignores FOR UPDATE; there the compare-and-set in `_save` catches a concurrent writer.
     """
     return query.with_for_update().execution_options(populate_existing=True)
+
+
+_DRAFT_BY_ID = _locked(select(Draft).where(Draft.id == bindparam("draft_id")))
+
+
+def _locked_draft(session: Session, draft_id: int) -> Draft | None:
+    """The draft `draft_id` read fresh and locked like `_locked` (the statement built once)."""
+    return session.exec(_DRAFT_BY_ID, params={"draft_id": draft_id}).first()  # type: ignore[call-overload]
+
+
+def _point_at(person: Person, draft_id: int | None) -> None:
+    """Make `draft_id` the person's current draft (an unchanged value leaves the person clean: no flush)."""
+    if person.active_draft_id != draft_id:
+        person.active_draft_id = draft_id
 
 
 def reopened_until(session: Session, village_id: int, period_id: int) -> datetime | None:
@@ -229,6 +258,24 @@ def _rev(draft: Draft) -> int:
     return rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
 
 
+def _draft_cas(*, full: bool) -> Any:
+    """`_save`'s compare-and-set UPDATE of a draft, built once (`full`: the state too, not only `seen`)."""
+    table = Draft.__table__
+    values = {"seen": bindparam("v_seen", type_=table.c.seen.type)}
+    if full:
+        for name in ("state", "form_version", "updated_by_person_id", "updated_at"):
+            values[name] = bindparam(f"v_{name}", type_=table.c[name].type)
+    stored_rev = func.coalesce(table.c.seen[REV].as_integer(), 0)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("draft_id"), stored_rev == bindparam("read_rev"))
+        .values(**values)
+    )
+
+
+_DRAFT_CAS = {False: _draft_cas(full=False), True: _draft_cas(full=True)}
+
+
 def _save(draft: Draft, person: Person, state: DraftState, now: datetime) -> None:
     """Store the state (if it changed) and that `person` has seen it; raises DraftConflict on a lost race.
 
@@ -251,13 +298,8 @@ def _save(draft: Draft, person: Person, state: DraftState, now: datetime) -> Non
         return
     session = object_session(draft)
     assert session is not None
-    stored_rev = func.coalesce(Draft.seen[REV].as_integer(), 0)  # type: ignore[index]
-    result = session.execute(
-        update(Draft)
-        .where(Draft.id == draft.id, stored_rev == rev)  # type: ignore[arg-type]
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    params = {f"v_{key}": value for key, value in values.items()}
+    result = session.execute(_DRAFT_CAS[len(values) > 1], {**params, "draft_id": draft.id, "read_rev": rev})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise DraftConflict(draft.id)
     for key, value in values.items():
@@ -426,15 +468,18 @@ def _resume(session: Session, person: Person, draft: Draft, now: datetime, perio
     form, state, notices = _load(session, draft, now)
     step = _shown(engine.resume(form, state), state)
     _save(draft, person, step.state, now)
-    person.active_draft_id = draft.id
+    _point_at(person, draft.id)
     return Outcome(draft, form, step.state, step.events, notices, period=period)
 
 
 def active_draft(session: Session, person: Person, village_ids: set[int]) -> Draft | None:
-    """The draft this person is filling in, if it still exists and is theirs to touch."""
+    """The draft this person is filling in, if it still exists and is theirs to touch.
+
+    Read fresh and locked like `feed` reads it, so `feed(…, draft=…)` need not read it again.
+    """
     if person.active_draft_id is None or person.active_draft_id <= 0:
         return None
-    draft = session.get(Draft, person.active_draft_id)
+    draft = _locked_draft(session, person.active_draft_id)
     if draft is None or not _may_touch(draft, person, village_ids):
         return None
     return draft
@@ -455,16 +500,25 @@ def feed(
     *,
     now: datetime,
     sent_at: datetime,
+    draft: Draft | None = None,
 ) -> Outcome:
     """Apply one input to a draft the person may touch; store the state; persist a submission.
 
     The draft is read locked (PostgreSQL) and saved with a compare-and-set (any database): if another
     process wrote it in between, it is read again and the input applied to what is there now (the
     other reporter's change is then reported as "moved on"), so no acknowledged answer is overwritten.
+    `draft`: that draft as `active_draft` just read it (fresh and locked) in this transaction, used by
+    the first attempt instead of reading it again; a retry always reads it again.
     """
     if isinstance(inp, Text):  # NUL and other control characters never reach a stored answer
         inp = Text(clean_text(inp.text))
-    return _retrying(lambda: _feed(session, person, village_ids, draft_id, inp, now=now, sent_at=sent_at))
+    ready = [draft] if draft is not None and draft.id == draft_id else []
+
+    def attempt() -> Outcome:
+        read = ready.pop() if ready else None
+        return _feed(session, person, village_ids, draft_id, inp, now=now, sent_at=sent_at, draft=read)
+
+    return _retrying(attempt)
 
 
 def _feed(
@@ -476,8 +530,10 @@ def _feed(
     *,
     now: datetime,
     sent_at: datetime,
+    draft: Draft | None = None,
 ) -> Outcome:
-    draft = session.exec(_locked(select(Draft).where(Draft.id == draft_id))).first() if draft_id > 0 else None
+    if draft is None:
+        draft = _locked_draft(session, draft_id) if draft_id > 0 else None
     if draft is None:
         return _gone(session, person, village_ids)
     if not _may_touch(draft, person, village_ids):
@@ -487,7 +543,7 @@ def _feed(
     except ReportRefused:
         person.active_draft_id = None
         raise
-    person.active_draft_id = draft.id
+    _point_at(person, draft.id)
     seen = (draft.seen or {}).get(str(person.id))
     if not isinstance(inp, Action) and seen is not None and seen != state.seq:
         # Another reporter of the village moved the shared draft on: show where it is now.
