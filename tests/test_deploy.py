@@ -283,6 +283,9 @@ def test_healthcheck_command_really_probes_healthz(
     command = _healthcheck_command(dockerfile)
     port = health_server.server_address[1]
     assert _run_healthcheck(command, {"BAOCAO_LISTEN": f"0.0.0.0:{port}"}) == 0
+    # long polling in the container: `run` serves /healthz on BAOCAO_STATUS_LISTEN, which the probe prefers
+    assert _run_healthcheck(command, {"BAOCAO_STATUS_LISTEN": f"0.0.0.0:{port}", "BAOCAO_LISTEN": ":1"}) == 0
+    assert _run_healthcheck(command, {"BAOCAO_STATUS_LISTEN": "0.0.0.0:1", "BAOCAO_LISTEN": f":{port}"}) != 0
     _Health.status = 503
     assert _run_healthcheck(command, {"BAOCAO_LISTEN": f"0.0.0.0:{port}"}) != 0
     health_server.shutdown()
@@ -357,6 +360,70 @@ def test_everything_the_wheel_needs_is_copied_and_not_ignored(dockerfile: list[I
         assert not ignored(path, patterns), f"COPY {path} is excluded by .dockerignore"
     for path in ("bot/cli.py", "storage/migrations/env.py", "templates", "deploy/forms"):
         assert not ignored(path, patterns), path
+
+
+def _pins() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in (DEPLOY / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version, f"constraints.txt: {line!r} is not name==version"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_image_installs_pinned_versions_within_pyproject_ranges(dockerfile: list[Instruction]) -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    install = next(i.args for i in stages(dockerfile)[0] if i.keyword == "RUN" and "pip install" in i.args)
+    assert "--constraint deploy/constraints.txt" in install
+    pins = _pins()
+    assert "baocao-thon" not in pins  # the package itself comes from the source
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for raw in project["dependencies"]:
+        req = Requirement(raw)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not pinned in deploy/constraints.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"deploy/constraints.txt pins {req.name}=={pins[name]}, outside pyproject's {req.specifier}"
+        )
+        for extra in req.extras:  # psycopg[binary] needs psycopg-binary pinned too
+            assert canonicalize_name(f"{req.name}-{extra}") in pins, f"{req.name}[{extra}] is not pinned"
+
+
+def test_the_pins_are_not_stale(dockerfile: list[Instruction]) -> None:
+    """Every pin is a package the image really installs (a removed dependency must leave the file)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.utils import canonicalize_name
+
+    def closure(name: str, seen: set[str]) -> set[str]:
+        from packaging.requirements import Requirement
+
+        key = canonicalize_name(name)
+        if key in seen:
+            return seen
+        seen.add(key)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            return seen
+        for raw in requires:
+            req = Requirement(raw)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                closure(req.name, seen)
+        return seen
+
+    needed = closure("baocao-thon", set()) - {"baocao-thon"}
+    needed |= {"psycopg-binary"}  # psycopg[binary]'s extra
+    stale = sorted(set(_pins()) - needed)
+    assert not stale, f"pinned in deploy/constraints.txt but not installed by the package: {stale}"
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------------
