@@ -9,10 +9,11 @@ saved to the draft), confirm — through `Application.process_update` with an of
 (tests/support/telegram.py: no network). After each of our updates, a bare echo bot (an Application
 with one MessageHandler that replies with the same text, same request class) processes one text
 update, so both are measured in the same run, turn for turn. Only `process_update` is timed; the first
-head is a warm-up. A third bot, the echo bot plus one INSERT committed per message, shows the floor
-of any bot that saves each answer. `--profile pyinstrument` (`pip install -e ".[bench]"`) or
+head is a warm-up. A third bot, the echo bot plus one INSERT committed per message through SQLAlchemy
+Core, and a fourth, the same INSERT straight through the driver (sqlite3/psycopg, one open connection),
+show the floor of any bot that saves each answer. `--profile pyinstrument` (`pip install -e ".[bench]"`) or
 `--profile cprofile` adds a profiled pass over 8 more heads of our bot (not timed). `--transport http`:
-the same three bots, but each talks to the Bot API emulator (a child process) over HTTP with PTB's
+the same four bots, but each talks to the Bot API emulator (a child process) over HTTP with PTB's
 HTTPXRequest, as a deployed bot talks to Telegram, and the users' texts and presses are made into
 updates by the emulator (untimed); the CPU this process spent in each turn is reported beside wall time.
 
@@ -325,17 +326,19 @@ def wire_request() -> Any:
     return WireRequest()
 
 
-def build_echo(request: Any, engine: Any = None, base_url: str | None = None) -> Any:
+def build_echo(request: Any, engine: Any = None, base_url: str | None = None, *, raw: bool = False) -> Any:
     """The bare python-telegram-bot bot: one MessageHandler replying with the same text.
 
-    With `engine`: the same, plus one INSERT committed per message (SQLAlchemy Core) — the floor of
-    any bot that saves each answer.
+    With `engine`: the same, plus one INSERT committed per message through SQLAlchemy Core; with `raw`
+    too, the INSERT goes straight through the database driver on one connection kept open (sqlite3 with
+    our pragmas, or psycopg) — the floor of any bot that durably saves each answer.
     """
     from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text, insert
     from telegram import Update
     from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
     table = None
+    driver: Any = None
     if engine is not None:
         table = Table(
             "bench_echo",
@@ -345,11 +348,18 @@ def build_echo(request: Any, engine: Any = None, base_url: str | None = None) ->
             Column("text", Text),
         )
         table.create(engine, checkfirst=True)
+        if raw:
+            driver = engine.raw_connection().driver_connection  # checked out for good: no pool per turn
+    marker = "?" if engine is not None and engine.dialect.name == "sqlite" else "%s"
+    raw_insert = f"INSERT INTO bench_echo (chat_id, text) VALUES ({marker}, {marker})"
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None
-        if table is not None:
+        if driver is not None:
+            driver.execute(raw_insert, (message.chat_id, message.text))
+            driver.commit()
+        elif table is not None:
             with engine.begin() as conn:
                 conn.execute(insert(table).values(chat_id=message.chat_id, text=message.text))
         await message.reply_text(message.text)  # type: ignore[arg-type]
@@ -451,11 +461,17 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
     app = build_application(settings, deps=Deps(engine, system_clock, settings), request=request)
     base_url = settings.base_url if emu_url is not None else None
     echo_app, db_app = build_echo(echo_request, base_url=base_url), build_echo(db_request, engine, base_url)
-    ours_t, echo_t, db_t = Timings(), Timings(), Timings()
+    raw_request = RecordingRequest() if emu_url is None else wire_request()
+    raw_app = build_echo(raw_request, engine, base_url, raw=True)
+    ours_t, echo_t, db_t, raw_t = Timings(), Timings(), Timings(), Timings()
     out: dict[str, Any] = {"heads": heads, "transport": "offline" if emu_url is None else "http"}
-    async with app, echo_app, db_app:
+    async with app, echo_app, db_app, raw_app:
         ours = Driver(app, request, emu)
-        others = [(Driver(echo_app, echo_request, emu), echo_t), (Driver(db_app, db_request, emu), db_t)]
+        others = [
+            (Driver(echo_app, echo_request, emu), echo_t),
+            (Driver(db_app, db_request, emu), db_t),
+            (Driver(raw_app, raw_request, emu), raw_t),
+        ]
         for i, code in enumerate(codes):
             await ours.send(FIRST_UID + i, f"/start {code}")
         await walk(ours, FIRST_UID, None, others)  # warm-up
@@ -463,7 +479,7 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
         cpu = time.process_time()
         for i in range(1, heads + 1):
             await walk(ours, FIRST_UID + i, ours_t, others)
-            for r in (request, echo_request, db_request):
+            for r in (request, echo_request, db_request, raw_request):
                 if len(r.calls) > 2000:
                     r.calls[:] = r.calls[-200:]
         out["cpu_s"] = time.process_time() - cpu
@@ -474,7 +490,7 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
         emu.close()
     ours_all = ours_t.all
     out["turns"] = len(ours_all)
-    for name, t in (("ours", ours_t), ("echo", echo_t), ("echo_db", db_t)):
+    for name, t in (("ours", ours_t), ("echo", echo_t), ("echo_db", db_t), ("echo_raw_db", raw_t)):
         values = t.all
         out[f"{name}_turns_per_s"] = len(values) / sum(values)
         out[f"{name}_ms_per_turn"] = 1000 * statistics.fmean(values)
@@ -482,6 +498,7 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
         out[f"{name}_cpu_ms_per_turn"] = 1000 * statistics.fmean(t.cpu)
     out["ratio"] = out["ours_ms_per_turn"] / out["echo_ms_per_turn"]
     out["ratio_to_echo_db"] = out["ours_ms_per_turn"] / out["echo_db_ms_per_turn"]
+    out["echo_raw_db_ratio"] = out["echo_raw_db_ms_per_turn"] / out["echo_ms_per_turn"]  # the floor's ratio
     out["cpu_ratio"] = out["ours_cpu_ms_per_turn"] / out["echo_cpu_ms_per_turn"]
     out["by_kind_ms"] = {
         kind: {"n": len(v), "mean": 1000 * statistics.fmean(v), "median": 1000 * statistics.median(v)}
