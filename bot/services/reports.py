@@ -118,12 +118,15 @@ def _latest_form(session: Session, form_id: str, *, used_by_commune: int | None 
     else:
         params = {"form_id": form_id, "commune_id": used_by_commune}
         row = session.execute(_NEWEST_VERSION_IN_USE, params).first()
-    if row is None:
-        return None
-    key = (form_id, row[0], row[1])
+    return _parsed_form(session, form_id, row[0], row[1]) if row is not None else None
+
+
+def _parsed_form(session: Session, form_id: str, version: int, checksum: str) -> Form | None:
+    """Version `version` of a form, parsed once per checksum (read and parsed only on a miss)."""
+    key = (form_id, version, checksum)
     form = _PARSED.get(key)
     if form is None:
-        form = get_form(session, form_id, row[0])
+        form = get_form(session, form_id, version)
         if form is not None:
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()
@@ -160,12 +163,52 @@ def _locked(query: Any) -> Any:
     return query.with_for_update().execution_options(populate_existing=True)
 
 
-_DRAFT_BY_ID = _locked(select(Draft).where(Draft.id == bindparam("draft_id")))
+def _draft_by_id_query() -> Any:
+    """A draft by id, locked like `_locked`, with (version, checksum) of its form's newest version in use
+    by its village's commune (what `_load` needs; NULLs when there is none), in one SELECT built once.
+
+    The two scalar subqueries are in the select list, not in FROM: FOR UPDATE locks the draft row only.
+    """
+    commune_id = (
+        select(Village.commune_id).where(Village.id == Draft.village_id).correlate(Draft).scalar_subquery()
+    )
+    in_use = (
+        select(CommuneForm.id)
+        .where(CommuneForm.commune_id == commune_id, CommuneForm.form_id == Draft.form_id, CommuneForm.active)
+        .correlate(Draft)
+        .exists()
+    )
+    newest = (
+        select(FormVersion.version)
+        .where(FormVersion.form_id == Draft.form_id, in_use)
+        .correlate(Draft)
+        .order_by(FormVersion.version.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    )
+    checksum = newest.with_only_columns(FormVersion.checksum)
+    return _locked(
+        select(Draft, newest.scalar_subquery(), checksum.scalar_subquery()).where(
+            Draft.id == bindparam("draft_id")
+        )
+    )
+
+
+_DRAFT_BY_ID = _draft_by_id_query()
+_NEWEST_READ = "reports.newest_form"  # session.info key: draft id -> (version, checksum) read with it
 
 
 def _locked_draft(session: Session, draft_id: int) -> Draft | None:
-    """The draft `draft_id` read fresh and locked like `_locked` (the statement built once)."""
-    return session.exec(_DRAFT_BY_ID, params={"draft_id": draft_id}).first()  # type: ignore[call-overload]
+    """The draft `draft_id` read fresh and locked; its newest form version is kept for `_load`.
+
+    The (version, checksum) read in the same SELECT waits in `session.info` (this transaction only)
+    and is taken by the next `_load` of that draft instead of querying it again.
+    """
+    row = session.execute(_DRAFT_BY_ID, {"draft_id": draft_id}).first()
+    if row is None:
+        return None
+    draft, version, checksum = row
+    session.info.setdefault(_NEWEST_READ, {})[draft.id] = (version, checksum)
+    return draft
 
 
 def _point_at(person: Person, draft_id: int | None) -> None:
@@ -449,8 +492,13 @@ def _load(
 ) -> tuple[Form, DraftState, list[tuple[str, dict[str, Any]]]]:
     """The draft's form (migrated to the newest version if the form changed) and state."""
     notices: list[tuple[str, dict[str, Any]]] = []
-    village = session.get(Village, draft.village_id)
-    newest = _latest_form(session, draft.form_id, used_by_commune=village.commune_id) if village else None
+    read = session.info.get(_NEWEST_READ, {}).pop(draft.id, None)
+    if read is not None:  # read with the draft just now (`_locked_draft`)
+        version, checksum = read
+        newest = _parsed_form(session, draft.form_id, version, checksum) if version is not None else None
+    else:
+        village = session.get(Village, draft.village_id)
+        newest = _latest_form(session, draft.form_id, used_by_commune=village.commune_id) if village else None
     if newest is None:
         raise ReportRefused("report/form_missing.html")
     try:
