@@ -55,8 +55,13 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
     else:
+        # 8 connections: httpcore checks every pooled connection's socket on each request (py-spy: 11.8 % of
+        # the bot's CPU with 16, 5 % with 8, for the same 500-head load); 8 carry Telegram's 30 messages a
+        # second at RTTs up to ~250 ms, and a send waits up to 5 s for a free one instead of failing at 1 s
         builder = builder.request(
-            HTTPXRequest(connection_pool_size=16, connect_timeout=10, read_timeout=20, write_timeout=20)
+            HTTPXRequest(
+                connection_pool_size=8, pool_timeout=5, connect_timeout=10, read_timeout=20, write_timeout=20
+            )
         )
         if polling:
             builder = builder.get_updates_request(HTTPXRequest(connect_timeout=10, read_timeout=40))
