@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "424242:E2EtokenE2EtokenE2EtokenE2Etoken00"
 BAOCAO = str(Path(sys.executable).with_name("baocao"))
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+ALL_READY = {"application": "ok", "database": "ok", "migrations": "ok", "scheduler": "ok"}  # /readyz
 
 pytestmark = pytest.mark.e2e
 
@@ -104,6 +106,26 @@ communes:
     return path
 
 
+def child_env(emulator: EmulatorServer, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `baocao` child process against this emulator and database (ours dropped)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=emulator.url,
+        DATABASE_URL=database_url,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
     """The Bot API emulator on 127.0.0.1, in a thread of this process."""
@@ -124,15 +146,8 @@ def client(emulator: EmulatorServer) -> Iterator[EmulatorClient]:
 @pytest.fixture
 def bot(emulator: EmulatorServer, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
     """The configured commune and a running bot process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=emulator.url,
-        DATABASE_URL=database_url,
-        PYTHONUNBUFFERED="1",
-    )
     (tmp_path / "logs").mkdir()
-    process = BotProcess(env, tmp_path / "logs", emulator)
+    process = BotProcess(child_env(emulator, database_url), tmp_path / "logs", emulator)
     process.cli("setup", str(write_setup(tmp_path, datetime.now(HCM))))
     process.start()
     yield process

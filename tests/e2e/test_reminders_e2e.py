@@ -11,7 +11,6 @@ dispatcher are the real ones inside the bot process.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from bot.emulator.limits import FaultPlan, FloodLimits
 from bot.emulator.server import EmulatorServer
 from storage.db import make_engine, session_scope
 from storage.models import Commune, Membership, Outbox, OutboxStatus, Person, Role, Submission, Village
-from tests.e2e.conftest import BAOCAO, HCM, TOKEN, BotProcess, answer, press
+from tests.e2e.conftest import BAOCAO, HCM, BotProcess, answer, child_env, press
 
 pytestmark = pytest.mark.e2e
 
@@ -157,15 +156,7 @@ class ReminderBot(BotProcess):
 @pytest.fixture
 def reminder_bot(emulator: EmulatorServer, database_url: str, tmp_path: Path) -> Iterator[ReminderBot]:
     """A `baocao run` process (not started yet) ticking reminders every second, with 3-second leases."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=emulator.url,
-        DATABASE_URL=database_url,
-        PYTHONUNBUFFERED="1",
-        BAOCAO_TICK_SECONDS="1",
-        BAOCAO_SEND_LEASE_SECONDS="3",
-    )
+    env = child_env(emulator, database_url, BAOCAO_TICK_SECONDS="1", BAOCAO_SEND_LEASE_SECONDS="3")
     (tmp_path / "logs").mkdir()
     process = ReminderBot(env, tmp_path / "logs", emulator)
     yield process

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import datetime
 from pathlib import Path
@@ -12,15 +11,9 @@ import pytest
 
 from bot.emulator.client import EmulatorClient
 from bot.emulator.server import EmulatorServer
-from tests.e2e.conftest import HCM, TOKEN, BotProcess, invite, say, write_setup
+from tests.e2e.conftest import ALL_READY, HCM, BotProcess, child_env, free_port, invite, say, write_setup
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _updates_counted(metrics: str) -> float:
@@ -35,15 +28,8 @@ def _updates_counted(metrics: str) -> float:
 def test_long_polling_serves_health_readiness_and_metrics(
     emulator: EmulatorServer, client: EmulatorClient, database_url: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=emulator.url,
-        DATABASE_URL=database_url,
-        PYTHONUNBUFFERED="1",
-        BAOCAO_STATUS_LISTEN=f"127.0.0.1:{port}",
-    )
+    port = free_port()
+    env = child_env(emulator, database_url, BAOCAO_STATUS_LISTEN=f"127.0.0.1:{port}")
     (tmp_path / "logs").mkdir()
     bot = BotProcess(env, tmp_path / "logs", emulator)
     bot.cli("setup", str(write_setup(tmp_path, datetime.now(HCM))))
@@ -53,12 +39,7 @@ def test_long_polling_serves_health_readiness_and_metrics(
             assert http.get("/healthz").json() == {"status": "ok"}
             ready = http.get("/readyz")
             assert ready.status_code == 200, ready.text
-            assert ready.json()["checks"] == {
-                "application": "ok",
-                "database": "ok",
-                "migrations": "ok",
-                "scheduler": "ok",
-            }
+            assert ready.json()["checks"] == ALL_READY
             before = _updates_counted(http.get("/metrics").text)
             head = client.user(7001, "Hoa")
             say(head, f"/start {invite(bot, '--village', 'Thôn Nà Làng')}")

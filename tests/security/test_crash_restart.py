@@ -36,7 +36,7 @@ from bot.emulator.client import EmulatorClient, UserSession
 from bot.emulator.server import EmulatorServer
 from storage.db import make_engine, session_scope
 from storage.models import Commune, Draft, Membership, Person, Role, Submission, Village
-from tests.e2e.conftest import BAOCAO, HCM, TOKEN, BotProcess
+from tests.e2e.conftest import BAOCAO, HCM, TOKEN, BotProcess, child_env
 from tests.security.conftest import Figures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
@@ -155,17 +155,8 @@ class PollingBot(BotProcess):
 
 
 def bot_env(emulator: EmulatorServer, database_url: str, **extra: str) -> dict[str, str]:
-    """The environment of a `baocao` child process against this emulator and database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=emulator.url,
-        DATABASE_URL=database_url,
-        PYTHONUNBUFFERED="1",
-        BAOCAO_TICK_SECONDS="0",
-    )
-    env.update(extra)
-    return env
+    """The environment of a `baocao` child process against this emulator and database, reminders off."""
+    return child_env(emulator, database_url, **{"BAOCAO_TICK_SECONDS": "0", **extra})
 
 
 @pytest.fixture
