@@ -77,3 +77,23 @@ async def test_a_text_answer_reads_its_draft_once(bot) -> None:  # noqa: F811
     assert len(draft_reads) == 1, statements
     assert not any(st.startswith("SELECT form_version") for st in statements), statements
     assert sum(st.startswith("UPDATE draft") for st in statements) == 1
+
+
+async def test_a_version_read_before_the_lock_wait_never_migrates_the_draft_backwards(bot) -> None:  # noqa: F811
+    """PostgreSQL: the subqueries see the snapshot from before FOR UPDATE waited; if the other reporter
+    meanwhile moved the draft to a version published in that wait, the stale (older) read is not used."""
+    draft_id = await _start(bot)
+    await bot.send(AN, "3")
+    with session_scope(bot.engine) as s:
+        old = s.exec(select(FormVersion).where(FormVersion.form_id == FORM)).one()
+        old_version, old_checksum = old.version, old.checksum
+        form = get_form(s, FORM)
+        store_forms(s, [dataclasses.replace(form, version=form.version + 1)], now=bot.clock(), actor="test")
+    await bot.send(AN, "8")  # the draft is now on the new version
+    with session_scope(bot.engine) as s:
+        draft = s.get(Draft, draft_id)
+        assert draft.form_version == old_version + 1
+        s.info.setdefault(reports._NEWEST_READ, {})[draft_id] = (old_version, old_checksum)  # the stale read
+        newest, state, notices = reports._load(s, draft, bot.clock())
+        assert newest.version == state.form_version == old_version + 1
+        assert notices == []  # no "the form changed to version N-1"

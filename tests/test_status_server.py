@@ -175,6 +175,27 @@ def test_without_the_setting_nothing_is_attached(
 ) -> None:
     settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
     application = build_application(settings, deps=Deps(engine, clock, settings), request=RecordingRequest())
-    hooks = (application.post_init, application.post_stop)
+    hooks = (application.post_init, application.post_stop, application.post_shutdown)
     attach_status_server(application, settings, engine)
-    assert (application.post_init, application.post_stop) == hooks
+    assert (application.post_init, application.post_stop, application.post_shutdown) == hooks
+
+
+async def test_the_status_server_stops_even_if_the_application_never_started(
+    engine: Engine, database_url: str, clock: FixedClock
+) -> None:
+    """PTB skips post_stop when start() never ran (a failure after post_init): post_shutdown stops it."""
+    port = free_port()
+    settings = status_settings(database_url, port)
+    application = build_application(settings, deps=Deps(engine, clock, settings), request=RecordingRequest())
+    attach_status_server(application, settings, engine)
+    await application.initialize()
+    await application.post_init(application)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        not_ready = await http.get("/readyz")  # initialised, never started
+        assert not_ready.status_code == 503 and "ứng dụng bot chưa chạy" in not_ready.json()["reason"]
+        await application.shutdown()
+        await application.post_shutdown(application)
+        with pytest.raises(httpx.ConnectError):
+            await http.get("/healthz")
+    check_port_free("127.0.0.1", port)

@@ -165,6 +165,9 @@ async def on_message(ctx: Ctx) -> None:
     """A message from a village head with an open draft: text, photo or location become answers."""
     message = ctx.update.effective_message
     person = ctx.actor.person
+    # From here to the commit the draft row is locked (FOR UPDATE on PostgreSQL) and the DB work runs on
+    # the event loop's thread: nothing in between may await I/O, or another update of the same village
+    # would block the loop inside its own FOR UPDATE while this one waits to resume.
     draft = reports.active_draft(ctx.session, person, set(ctx.actor.villages))
     if draft is None:  # submitted meanwhile (by the other reporter) or removed: explain, once
         await _feed(ctx, -abs(person.active_draft_id or 0), inputs.Resume())

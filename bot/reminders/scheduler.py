@@ -275,8 +275,11 @@ class ReminderScheduler:
             task.cancel()
 
 
-def start_reminders(application: Application) -> ReminderScheduler | None:
-    """Start the reminder ticks for a running application (post_init), unless BAOCAO_TICK_SECONDS=0."""
+def start_reminders(application: Application, bot: Bot | None = None) -> ReminderScheduler | None:
+    """Start the reminder ticks for a running application (post_init), unless BAOCAO_TICK_SECONDS=0.
+
+    `bot` sends the reminders (default: the application's bot).
+    """
     deps = application.bot_data["deps"]
     settings = deps.settings
     if settings.tick_seconds <= 0:
@@ -285,7 +288,7 @@ def start_reminders(application: Application) -> ReminderScheduler | None:
     limiter = application.bot_data.setdefault(LIMITER_KEY, RateLimiter())
     scheduler = ReminderScheduler(
         deps.engine,
-        application.bot,
+        bot if bot is not None else application.bot,
         tick_seconds=settings.tick_seconds,
         clock=deps.clock,
         limiter=limiter,

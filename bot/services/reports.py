@@ -497,8 +497,7 @@ def _load(
         version, checksum = read
         newest = _parsed_form(session, draft.form_id, version, checksum) if version is not None else None
     else:
-        village = session.get(Village, draft.village_id)
-        newest = _latest_form(session, draft.form_id, used_by_commune=village.commune_id) if village else None
+        newest = _newest_now(session, draft)
     if newest is None:
         raise ReportRefused("report/form_missing.html")
     try:
@@ -506,10 +505,21 @@ def _load(
     except (ValueError, KeyError, TypeError):
         state = engine.start(newest, now).state  # unreadable draft: start clean
         notices.append(("report/draft_reset.html", {}))
+    if read is not None and state.form_version > newest.version:
+        # On PostgreSQL the subqueries saw the snapshot from before the lock wait: a version published
+        # meanwhile (and already applied to this draft by the other reporter) was not visible. Never
+        # migrate backwards — that would drop the answers to the newer questions — read it again.
+        newest = _newest_now(session, draft) or newest
     if state.form_version != newest.version:
         state = engine.migrate_state(state, newest)
         notices.append(("report/form_changed.html", {"version": newest.version}))
     return newest, state, notices
+
+
+def _newest_now(session: Session, draft: Draft) -> Form | None:
+    """The newest version of the draft's form in use by its village's commune, read now."""
+    village = session.get(Village, draft.village_id)
+    return _latest_form(session, draft.form_id, used_by_commune=village.commune_id) if village else None
 
 
 def _resume(session: Session, person: Person, draft: Draft, now: datetime, period: Period | None) -> Outcome:

@@ -130,8 +130,11 @@ def attach_status_server(application: Application, settings: Settings, engine: E
         except (TimeoutError, Exception):  # a stop must not fail because the status server did
             log.warning("status server did not stop cleanly", exc_info=True)
 
-    application.post_init = _chain(application.post_init, start)
+    # up first, so /healthz answers while the bot sets its menu and starts its scheduler; stopped in
+    # post_stop and, should start-up fail after post_init (PTB then skips post_stop), in post_shutdown
+    application.post_init = _chain(application.post_init, start, first=True)
     application.post_stop = _chain(application.post_stop, stop, first=True)
+    application.post_shutdown = _chain(application.post_shutdown, stop)
 
 
 def _chain(
