@@ -97,3 +97,31 @@ async def test_a_version_read_before_the_lock_wait_never_migrates_the_draft_back
         newest, state, notices = reports._load(s, draft, bot.clock())
         assert newest.version == state.form_version == old_version + 1
         assert notices == []  # no "the form changed to version N-1"
+
+
+async def test_forget_bumps_a_shared_drafts_rev_so_a_turn_that_read_it_before_cannot_write_it_back(
+    bot,  # noqa: F811
+) -> None:
+    """forget_person drops the person from a shared draft's `seen` and bumps its write counter: a turn
+    that read the draft earlier loses its compare-and-set (and retries) instead of writing the key back."""
+    from bot.services.accounts import forget_person
+
+    draft_id = await _start(bot)
+    with session_scope(bot.engine) as turn:
+        person = turn.exec(select(Person).where(Person.telegram_user_id == AN.id)).one()
+        draft = turn.get(Draft, draft_id)
+        person_id = person.id
+        assert draft.owner_person_id is None and str(person_id) in draft.seen
+        rev = reports._rev(draft)
+        state = reports.DraftState.from_json(draft.state)
+        with session_scope(bot.engine) as admin:
+            forget_person(admin, person_id, bot.clock(), "cli:test")
+        try:
+            reports._save(draft, person, state, bot.clock())
+        except reports.DraftConflict:
+            turn.rollback()
+        else:  # pragma: no cover - the assertion
+            raise AssertionError("a turn that read the draft before forget must lose its write")
+    with session_scope(bot.engine) as s:
+        seen = s.get(Draft, draft_id).seen
+        assert str(person_id) not in seen and seen[reports.REV] == rev + 1

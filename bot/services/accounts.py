@@ -544,9 +544,19 @@ def forget_person(session: Session, person_id: int, now: datetime, actor: str) -
             other.active_draft_id = None
         session.delete(draft)
         drafts_removed += 1
-    for draft in list(session.exec(select(Draft).where(Draft.owner_person_id.is_(None)))):  # type: ignore[union-attr]
+    from bot.services.reports import REV
+
+    shared = (
+        select(Draft)
+        .where(Draft.owner_person_id.is_(None))  # type: ignore[union-attr]
+        .with_for_update()  # a turn on the same draft waits (PostgreSQL); SQLite has one writer anyway
+        .execution_options(populate_existing=True)
+    )
+    for draft in list(session.exec(shared)):
         if str(person_id) in (draft.seen or {}):
-            draft.seen = {k: v for k, v in draft.seen.items() if k != str(person_id)}
+            kept = {k: v for k, v in draft.seen.items() if k != str(person_id)}
+            kept[REV] = int(kept.get(REV) or 0) + 1  # a turn that read the draft before now retries
+            draft.seen = kept
     cleared = 0
     for row in list(session.exec(select(Outbox).where(Outbox.person_id == person_id))):
         if row.status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
