@@ -75,12 +75,14 @@ communes:
     return path
 
 
-def seed_heads(database_url: str, heads: dict[str, int], joined_at: datetime) -> None:
+def seed_heads(
+    database_url: str, heads: dict[str, int], joined_at: datetime, commune_code: str = "nhac-viec"
+) -> None:
     """Each village's head as a person with a membership since `joined_at` (as if invited then)."""
     engine = make_engine(database_url)
     try:
         with session_scope(engine) as session:
-            commune = session.exec(select(Commune).where(Commune.code == "nhac-viec")).one()
+            commune = session.exec(select(Commune).where(Commune.code == commune_code)).one()
             villages = {
                 v.name: v.id for v in session.exec(select(Village).where(Village.commune_id == commune.id))
             }

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests.e2e.conftest import client, emulator  # noqa: F401 - the emulator fixtures, for the process tests
 from tests.security.world import World, start_world
 
 HERE = Path(__file__).resolve().parent

@@ -35,8 +35,9 @@ from sqlmodel import select
 from bot.emulator.client import EmulatorClient, UserSession
 from bot.emulator.server import EmulatorServer
 from storage.db import make_engine, session_scope
-from storage.models import Commune, Draft, Membership, Person, Role, Submission, Village
-from tests.e2e.conftest import BAOCAO, HCM, TOKEN, BotProcess, child_env
+from storage.models import Draft, Submission, Village
+from tests.e2e.conftest import BAOCAO, HCM, BotProcess, child_env
+from tests.e2e.test_reminders_e2e import seed_heads
 from tests.security.conftest import Figures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
@@ -66,12 +67,20 @@ REPLY = 20.0
 QUESTION_RE = re.compile(r"Câu (\d+)/(\d+)")
 
 
-def write_short_setup(tmp: Path, villages: list[str], *, tick: bool = False) -> Path:
-    """One commune with `villages` and the three-question form, its period open now and due in ten days."""
+def write_short_setup(tmp: Path, villages: list[str], *, schedule: str | None = None) -> Path:
+    """One commune with `villages` and the three-question form; `schedule`: the form's schedule lines
+    below `main: true` (default: one period open since yesterday, due in ten days)."""
     (tmp / "forms").mkdir(exist_ok=True)
     (tmp / "forms" / "ngan.yaml").write_text(SHORT_FORM, encoding="utf-8")
     now = datetime.now(UTC)
     names = "\n".join(f"      - {name}" for name in villages)
+    if schedule is None:
+        schedule = f"""        periods:
+          - id: "E2E-NGAN"
+            label: "Kỳ chịu lỗi"
+            opens: "{(now - timedelta(days=1)).astimezone(HCM):%d/%m/%Y}"
+            due_before: "{(now + timedelta(days=10)).astimezone(HCM):%d/%m/%Y}"
+"""
     text = f"""
 version: 1
 communes:
@@ -84,48 +93,15 @@ communes:
     schedules:
       - form: ngan
         main: true
-        periods:
-          - id: "E2E-NGAN"
-            label: "Kỳ chịu lỗi"
-            opens: "{(now - timedelta(days=1)).astimezone(HCM):%d/%m/%Y}"
-            due_before: "{(now + timedelta(days=10)).astimezone(HCM):%d/%m/%Y}"
-"""
+{schedule}"""
     path = tmp / "setup.yaml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def seed_village_heads(database_url: str, heads: dict[str, int], commune_code: str = "chiu-loi") -> None:
-    """Each village's head as a person with a membership (as if signed up through an invite)."""
-    engine = make_engine(database_url)
-    joined = datetime.now(UTC) - timedelta(days=2)
-    try:
-        with session_scope(engine) as session:
-            commune = session.exec(select(Commune).where(Commune.code == commune_code)).one()
-            villages = {
-                v.name: v.id for v in session.exec(select(Village).where(Village.commune_id == commune.id))
-            }
-            for name, uid in heads.items():
-                person = Person(
-                    telegram_user_id=uid,
-                    chat_id=uid,
-                    full_name=f"Trưởng {name}",
-                    created_at=joined,
-                    updated_at=joined,
-                )
-                session.add(person)
-                session.flush()
-                session.add(
-                    Membership(
-                        person_id=person.id,
-                        role=Role.VILLAGE_HEAD,
-                        commune_id=commune.id,
-                        village_id=villages[name],
-                        created_at=joined,
-                    )
-                )
-    finally:
-        engine.dispose()
+    """Each village's head as a person with a membership (as if signed up through an invite two days ago)."""
+    seed_heads(database_url, heads, datetime.now(UTC) - timedelta(days=2), commune_code)
 
 
 class PollingBot(BotProcess):
@@ -157,23 +133,6 @@ class PollingBot(BotProcess):
 def bot_env(emulator: EmulatorServer, database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a `baocao` child process against this emulator and database, reminders off."""
     return child_env(emulator, database_url, **{"BAOCAO_TICK_SECONDS": "0", **extra})
-
-
-@pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    """The Bot API emulator on 127.0.0.1, in a thread of this process."""
-    server = EmulatorServer(token=TOKEN, bot_username="baocao_e2e_bot")
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
-
-
-@pytest.fixture
-def client(emulator: EmulatorServer) -> Iterator[EmulatorClient]:
-    """Acting as users, over HTTP."""
-    c = EmulatorClient(emulator.url, timeout=30)
-    yield c
-    c.close()
 
 
 def keyboard_tokens(user: UserSession) -> list[str]:

@@ -35,9 +35,7 @@ from tests.security.test_crash_restart import (
     QUESTIONS,
     PollingBot,
     bot_env,
-    client,  # noqa: F401 - fixture
     db_state,
-    emulator,  # noqa: F401 - fixture
     keyboard_tokens,
     next_screen,
     screen_index,
@@ -125,7 +123,7 @@ class FlakyProxy:
 
 
 def _start(
-    emulator: EmulatorServer,  # noqa: F811
+    emulator: EmulatorServer,
     database_url: str,
     bot_url: str,
     tmp_path: Path,
@@ -167,8 +165,8 @@ def proxy(db_backend: str, database_url: str) -> Iterator[FlakyProxy]:
 
 def test_postgresql_gone_and_back_under_load_loses_nothing_and_recovers_without_restart(
     proxy: FlakyProxy,
-    emulator: EmulatorServer,  # noqa: F811
-    client: EmulatorClient,  # noqa: F811
+    emulator: EmulatorServer,
+    client: EmulatorClient,
     database_url: str,
     tmp_path: Path,
     figures: Figures,
@@ -259,8 +257,8 @@ print("released", flush=True)
 
 def test_sqlite_locked_by_another_process_tells_the_head_to_try_again_and_keeps_nothing_half_done(
     db_backend: str,
-    emulator: EmulatorServer,  # noqa: F811
-    client: EmulatorClient,  # noqa: F811
+    emulator: EmulatorServer,
+    client: EmulatorClient,
     database_url: str,
     tmp_path: Path,
     figures: Figures,

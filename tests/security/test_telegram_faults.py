@@ -30,14 +30,12 @@ from tests.security.conftest import Figures
 from tests.security.test_crash_restart import (
     HCM,
     QUESTIONS,
-    SHORT_FORM,
     PollingBot,
     bot_env,
-    client,  # noqa: F401 - fixture
     db_state,
-    emulator,  # noqa: F401 - fixture
     screen_index,
     seed_village_heads,
+    write_short_setup,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
@@ -60,24 +58,9 @@ PLAN = FaultPlan(
 
 def write_wave_setup(tmp: Path) -> Path:
     """Twenty villages, the three-question form due in twelve hours, yesterday's "1d" reminder due at once."""
-    (tmp / "forms").mkdir(exist_ok=True)
-    (tmp / "forms" / "ngan.yaml").write_text(SHORT_FORM, encoding="utf-8")
     now = datetime.now(UTC)
     due = (now + timedelta(hours=12)).replace(second=0, microsecond=0)
-    names = "\n".join(f"      - {name}" for name in VILLAGES)
-    text = f"""
-version: 1
-communes:
-  - code: chiu-loi
-    name: Xã Chịu Lỗi
-    quiet_hours: false
-    villages:
-{names}
-    forms: [forms/ngan.yaml]
-    schedules:
-      - form: ngan
-        main: true
-        reminders:
+    schedule = f"""        reminders:
           before: ["1d"]
           after: false
         periods:
@@ -86,14 +69,12 @@ communes:
             opens: "{(now - timedelta(days=3)).astimezone(HCM):%d/%m/%Y}"
             due: "{due.astimezone(HCM):%d/%m/%Y %H:%M}"
 """
-    path = tmp / "setup.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_short_setup(tmp, VILLAGES, schedule=schedule)
 
 
 @pytest.fixture
 def wave_bot(
-    emulator: EmulatorServer,  # noqa: F811
+    emulator: EmulatorServer,
     database_url: str,
     tmp_path: Path,
 ) -> Iterator[PollingBot]:
@@ -140,8 +121,8 @@ def open_draft(user: UserSession, tries: int = 8) -> int:
 
 def test_faults_lose_nothing_send_nothing_twice_and_the_bot_keeps_serving(
     wave_bot: PollingBot,
-    emulator: EmulatorServer,  # noqa: F811
-    client: EmulatorClient,  # noqa: F811
+    emulator: EmulatorServer,
+    client: EmulatorClient,
     database_url: str,
     figures: Figures,
 ) -> None:
@@ -285,7 +266,7 @@ def _submit(user: UserSession) -> bool:
     return False
 
 
-def _faults(emulator: EmulatorServer) -> Counter[str]:  # noqa: F811
+def _faults(emulator: EmulatorServer) -> Counter[str]:
     """Faults the emulator injected, by kind."""
     return Counter(
         {k.split(":", 1)[1]: v for k, v in emulator.counters.items() if k.startswith("fault:") and v}
@@ -299,8 +280,8 @@ def _faults(emulator: EmulatorServer) -> Counter[str]:  # noqa: F811
 )
 def test_a_reminder_whose_answer_is_lost_after_delivery_arrives_twice(
     wave_bot: PollingBot,
-    emulator: EmulatorServer,  # noqa: F811
-    client: EmulatorClient,  # noqa: F811
+    emulator: EmulatorServer,
+    client: EmulatorClient,
     database_url: str,
     figures: Figures,
 ) -> None:
