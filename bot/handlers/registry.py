@@ -99,6 +99,9 @@ class Ctx:
     replies: list[Reply] = field(default_factory=list)
     callback_answer: str | None = None
     after_commit: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # after the commit too, but at the same time as the replies: calls whose order against the chat's new
+    # messages does not matter (removing an old message's buttons, setting the chat's command menu)
+    alongside: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def chat_id(self) -> int:
@@ -294,13 +297,18 @@ async def _handle(
             else:
                 outcome = "ok"
                 await spec.handler(ctx)
-    await _deliver(ctx, context)
+    await _together(_deliver(ctx, context), *(_quietly(action, context.bot) for action in ctx.alongside))
     for action in ctx.after_commit:
-        try:
-            await action(context.bot)
-        except Exception:
-            log.warning("after-commit action failed", exc_info=True)
+        await _quietly(action, context.bot)
     return outcome
+
+
+async def _quietly(action: Callable[[Any], Awaitable[None]], bot: Any) -> None:
+    """Run an after-commit action; its failure is logged and stops nothing else."""
+    try:
+        await action(bot)
+    except Exception:
+        log.warning("after-commit action failed", exc_info=True)
 
 
 def chat_lock_key(chat_id: int) -> int:
@@ -388,13 +396,32 @@ def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | 
 
 
 async def _deliver(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Send queued replies (after commit) and answer the button press, if any."""
+    """Send queued replies in order (after commit) and, at the same time, answer the button press."""
     query = ctx.update.callback_query
-    if query is not None:
-        try:
-            await query.answer(ctx.callback_answer)
-        except Exception:  # an expired query must not stop the replies
-            log.warning("could not answer callback query", exc_info=True)
+    if query is None:
+        await _send_replies(ctx, context)
+        return
+    await _together(_send_replies(ctx, context), _answer_query(query, ctx.callback_answer))
+
+
+async def _together(first: Awaitable[None], *others: Awaitable[None]) -> None:
+    """Run the Bot API calls at once (their round trips overlap), wait for all of them, then raise what
+    `first` raised (the others log their own failures)."""
+    results = await asyncio.gather(first, *others, return_exceptions=True)
+    if isinstance(results[0], BaseException):
+        raise results[0]
+
+
+async def _answer_query(query: Any, text: str | None) -> None:
+    """Stop the pressed button's spinner; an expired query must not stop the replies."""
+    try:
+        await query.answer(text)
+    except Exception:
+        log.warning("could not answer callback query", exc_info=True)
+
+
+async def _send_replies(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The queued replies, one after the other: the chat shows them in this order."""
     bot = context.bot
     for reply in ctx.replies:
         chat_id = reply.chat_id if reply.chat_id is not None else ctx.chat_id

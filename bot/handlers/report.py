@@ -218,7 +218,7 @@ def _hide_keyboard(ctx: Ctx) -> None:
     async def apply(bot: Any) -> None:
         await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
 
-    ctx.after_commit.append(apply)
+    ctx.alongside.append(apply)  # an edit: no new message, so its order against the replies does not matter
 
 
 def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:

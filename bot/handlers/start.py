@@ -29,7 +29,7 @@ async def start(ctx: Ctx) -> None:
     if result.outcome in (RedeemOutcome.OK, RedeemOutcome.ALREADY):
         ctx.actor = load_actor(ctx.session, user.id)
         _welcome(ctx, again=result.outcome == RedeemOutcome.ALREADY)
-        ctx.after_commit.append(chat_menu_setter(ctx.chat_id, ctx.actor))
+        ctx.alongside.append(chat_menu_setter(ctx.chat_id, ctx.actor))
         return
     current = ""
     if result.outcome == RedeemOutcome.HAS_OTHER_ROLE and result.membership is not None:

@@ -1,0 +1,164 @@
+"""Delivering a turn's Bot API calls after the commit: the chat's messages one after the other, the button's
+answer and the pressed message's edit at the same time as them (their round trips overlap)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from telegram.error import BadRequest
+
+from bot.app import build_application
+from bot.config import settings_from
+from bot.deps import Deps
+from bot.services.accounts import create_invite
+from bot.services.forms import store_setup_forms
+from bot.services.setup import apply_setup
+from bot.setup_file import load_setup
+from storage.db import session_scope
+from tests.support.telegram import TOKEN, Harness, RecordingRequest
+from tests.test_report_conversation import AN, HEADS, ROOT, STRANGER, Bot, FakeUser
+
+BUTTON_TURN = {"answerCallbackQuery", "sendMessage", "editMessageReplyMarkup"}
+
+
+class SlowRequest(RecordingRequest):
+    """RecordingRequest whose every call takes a few turns of the event loop, like a round trip; keeps
+    when each call started and ended, and can fail chosen methods once armed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str]] = []  # ("start" | "end", method)
+        self.fail: dict[str, Exception] = {}
+
+    async def do_request(self, url: str, method: str, request_data: Any = None, **kwargs: Any) -> Any:
+        name = url.rsplit("/", 1)[-1]
+        self.events.append(("start", name))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.events.append(("end", name))
+        if name in self.fail:
+            raise self.fail[name]
+        return await super().do_request(url, method, request_data, **kwargs)
+
+
+def overlapping(events: list[tuple[str, str]]) -> set[str]:
+    """The methods that were in flight while another call was."""
+    live: list[str] = []
+    together: set[str] = set()
+    for edge, name in events:
+        if edge == "start":
+            live.append(name)
+            if len(live) > 1:
+                together.update(live)
+        else:
+            live.remove(name)
+    return together
+
+
+@pytest.fixture
+async def slow(engine, database_url, clock):
+    setup = load_setup(ROOT / "deploy" / "hiep-luc.yaml").setup
+    with session_scope(engine) as s:
+        apply_setup(s, setup, now=clock(), actor="test")
+        store_setup_forms(s, setup, now=clock(), actor="test")
+    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
+    request = SlowRequest()
+    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    async with app:
+        harness = Harness(app, request)
+        for user, (village, deputy) in HEADS.items():
+            with session_scope(engine) as s:
+                code = create_invite(
+                    s, role="village_head", village=village, deputy=deputy, now=clock(), actor="t"
+                ).code
+            await harness.send(FakeUser(user, "x"), f"/start {code}")
+        yield Bot(harness, engine, clock), request
+
+
+async def open_report(bot: Bot) -> None:
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+
+
+async def to_a_choice(bot: Bot) -> str:
+    """Answer with "3" until a question offers a choice button; that button's token."""
+    for _ in range(30):
+        tokens = await bot.tokens(AN)
+        for choice in ("c:0", "n", "d:yday", "ok:0"):
+            if choice in tokens:
+                return choice
+        await bot.send(AN, "3")
+    raise AssertionError("no question with a choice")
+
+
+async def test_a_button_answer_makes_its_three_calls_at_once(slow) -> None:
+    bot, request = slow
+    await open_report(bot)
+    choice = await to_a_choice(bot)
+    before = bot.texts(AN)[-1]
+    request.events.clear()
+    await bot.press_token(AN, choice)
+    assert {name for _, name in request.events} == BUTTON_TURN
+    assert overlapping(request.events) == BUTTON_TURN
+    assert bot.texts(AN)[-1] != before
+
+
+async def test_a_turns_messages_are_sent_one_after_the_other(slow) -> None:
+    bot, request = slow
+    await open_report(bot)
+    request.events.clear()
+    sticker = {"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1, "is_animated": False,
+               "is_video": False, "type": "regular"}  # fmt: skip
+    await bot.h.send_raw(AN, sticker=sticker)  # "cannot answer with that", then the question again
+    assert request.events == [("start", "sendMessage"), ("end", "sendMessage")] * 2
+    assert "không dùng được để trả lời" in bot.texts(AN)[-2] and "Câu 1/" in bot.texts(AN)[-1]
+
+
+async def test_a_text_answer_is_one_call(slow) -> None:
+    bot, request = slow
+    await open_report(bot)
+    request.events.clear()
+    await bot.send(AN, "3")
+    assert request.events == [("start", "sendMessage"), ("end", "sendMessage")]
+
+
+async def test_an_expired_button_answer_does_not_stop_the_replies(slow, caplog) -> None:
+    bot, request = slow
+    await open_report(bot)
+    choice = await to_a_choice(bot)
+    before = bot.texts(AN)[-1]
+    request.fail["answerCallbackQuery"] = BadRequest("Query is too old and response timeout expired")
+    await bot.press_token(AN, choice)
+    assert bot.texts(AN)[-1] != before
+    assert "editMessageReplyMarkup" in [c.method for c in request.calls[-2:]]
+    assert "could not answer callback query" in caplog.text
+
+
+async def test_a_failed_reply_still_answers_the_button_and_reports_the_error(slow, caplog) -> None:
+    bot, request = slow
+    await open_report(bot)
+    choice = await to_a_choice(bot)
+    asked = bot.texts(AN)[-1].split("\n")[0]  # "Câu N/M …"
+    request.fail["sendMessage"] = BadRequest("Bad Request: message text is empty")
+    request.events.clear()
+    await bot.press_token(AN, choice)
+    ended = [name for edge, name in request.events if edge == "end"]
+    assert {"answerCallbackQuery", "editMessageReplyMarkup"} <= set(ended)  # not cut short by the failure
+    assert "error while handling an update" in caplog.text  # raised to the error handler, as before
+    request.fail.clear()
+    await bot.send(AN, "/baocao")  # the answer was saved before the send failed: resuming goes past it
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    assert asked not in bot.texts(AN)[-1]
+
+
+async def test_a_stranger_pressing_a_button_gets_the_refusal_and_the_answer(slow) -> None:
+    bot, request = slow
+    request.events.clear()
+    await bot.h.press(STRANGER, "f:1:1:skip")
+    assert {name for _, name in request.events} == {"answerCallbackQuery", "sendMessage"}
+    assert overlapping(request.events) == {"answerCallbackQuery", "sendMessage"}
+    assert "chưa đăng ký" in bot.texts(STRANGER)[-1]
+    answer = next(c for c in request.calls if c.method == "answerCallbackQuery")
+    assert answer.params.get("text")
