@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,11 @@ def _vn_date(value: Any) -> str:
 
 @lru_cache(maxsize=8)
 def environment(extra_dir: str | None = None) -> Environment:
-    """The Jinja2 environment: HTML autoescape always on, commune overrides searched first."""
+    """The Jinja2 environment: HTML autoescape always on, commune overrides searched first.
+
+    Templates are read once per process (`auto_reload=False`: no `stat` of the file on every render);
+    edited templates take effect at the next start.
+    """
     search = [extra_dir] if extra_dir else []
     search.append(str(templates_dir()))
     env = Environment(
@@ -63,6 +67,7 @@ def environment(extra_dir: str | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,
     )
     env.filters["vn_number"] = _vn_number
     env.filters["vn_datetime"] = _vn_datetime
@@ -73,7 +78,13 @@ def environment(extra_dir: str | None = None) -> Environment:
 
 def render(name: str, /, **context: Any) -> str:
     """Render template `name` (e.g. "start/greet_police.html") to Telegram HTML, trimmed."""
-    return environment().get_template(name).render(**context).strip()
+    return _template(name).render(**context).strip()
+
+
+@cache
+def _template(name: str) -> Any:
+    """The compiled template `name`, looked up once (Jinja's own lookup builds a cache key each time)."""
+    return environment().get_template(name)
 
 
 def render_plain(name: str, /, **context: Any) -> str:
