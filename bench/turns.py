@@ -11,7 +11,11 @@ with one MessageHandler that replies with the same text, same request class) pro
 update, so both are measured in the same run, turn for turn. Only `process_update` is timed; the first
 head is a warm-up. A third bot, the echo bot plus one INSERT committed per message through SQLAlchemy
 Core, and a fourth, the same INSERT straight through the driver (sqlite3/psycopg, one open connection),
-show the floor of any bot that saves each answer. `--profile pyinstrument` (`pip install -e ".[bench]"`) or
+show the floor of any bot that saves each answer. Offline, a fifth, the **mirror** bot, gets the same
+update as ours (text or press) and does what our turn must do at the least: the same INSERT through the
+driver, then exactly the Bot API calls our bot made for that update (methods, texts, keyboards), with no
+logic: its ratio to the bare echo is the floor of a bot with our obligations, and 2x (3x) the echo minus it
+is what the target leaves for everything else. `--profile pyinstrument` (`pip install -e ".[bench]"`) or
 `--profile cprofile` adds a profiled pass over 8 more heads of our bot (not timed). `--transport http`:
 the same four bots, but each talks to the Bot API emulator (a child process) over HTTP with PTB's
 HTTPXRequest, as a deployed bot talks to Telegram, and the users' texts and presses are made into
@@ -224,6 +228,8 @@ class Driver:
         self.update_id = 0
         self.message_id = 0
         self.last_cpu = 0.0
+        self.last_update: dict[str, Any] = {}  # the update just processed, without its id
+        self.last_calls: list[Any] = []  # the Bot API calls it made (offline: RecordingRequest's Calls)
 
     def _message(self, uid: int, text: str) -> dict[str, Any]:
         self.message_id += 1
@@ -262,12 +268,23 @@ class Driver:
             data = {k: v for k, v in data.items() if k != "update_id"}
         self.update_id += 1
         update = Update.de_json({"update_id": self.update_id, **data}, self.app.bot)
+        before = len(self.request.calls)
         cpu = time.process_time()
         started = time.perf_counter()
         await self.app.process_update(update)
         seconds = time.perf_counter() - started
         self.last_cpu = time.process_time() - cpu
+        self.last_update, self.last_calls = data, self.request.calls[before:]
         return seconds
+
+    async def replay(self, uid: int, update: dict[str, Any], calls: list[Any]) -> float:
+        """Feed `update` (made for another chat) as this driver's chat `uid`, the bot to make `calls`."""
+        data = json.loads(json.dumps(update))
+        kind = "message" if "message" in data else "callback_query"
+        data[kind]["from"]["id"] = uid
+        (data[kind] if kind == "message" else data[kind]["message"])["chat"]["id"] = uid
+        self.app.bot_data["replay"] = calls
+        return await self.feed(data)
 
     async def send(self, uid: int, text: str) -> float:
         """The user sends a text."""
@@ -374,8 +391,43 @@ def build_echo(request: Any, engine: Any = None, base_url: str | None = None, *,
     return app
 
 
-async def walk(ours: Driver, uid: int, timings: Timings | None, others: list[tuple[Driver, Timings]]) -> int:
-    """One head files the whole report; after each of our turns every other bot does one. Returns turns."""
+def build_mirror(request: Any, engine: Any) -> Any:
+    """The floor of a bot with our bot's obligations: for each update it commits one INSERT straight
+    through the driver (as the fourth bot) and makes exactly the Bot API calls our bot made for the same
+    update (same methods, texts and keyboards, replayed with `do_api_request` from plain dicts), with no
+    logic at all: no lookup, no lock, no engine, no template."""
+    from telegram import Message, Update
+    from telegram.ext import Application, ContextTypes, TypeHandler
+
+    driver = engine.raw_connection().driver_connection
+    marker = "?" if engine.dialect.name == "sqlite" else "%s"
+    raw_insert = f"INSERT INTO bench_echo (chat_id, text) VALUES ({marker}, {marker})"
+    returns_message = {"sendMessage", "editMessageText", "editMessageReplyMarkup"}
+
+    async def mirror(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None
+        driver.execute(raw_insert, (chat.id, update.effective_message.text if update.message else ""))
+        driver.commit()
+        for call in context.bot_data["replay"]:
+            kind = Message if call.method in returns_message else None
+            await context.bot.do_api_request(call.method, api_kwargs=dict(call.params), return_type=kind)
+
+    app = Application.builder().token(TOKEN).request(request).get_updates_request(request).updater(None)
+    app = app.concurrent_updates(False).build()
+    app.add_handler(TypeHandler(Update, mirror))
+    return app
+
+
+async def walk(
+    ours: Driver,
+    uid: int,
+    timings: Timings | None,
+    others: list[tuple[Driver, Timings]],
+    mirror: tuple[Driver, Timings] | None = None,
+) -> int:
+    """One head files the whole report; after each of our turns every other bot does one, and the mirror
+    bot (offline) the same update with our turn's Bot API calls. Returns turns."""
     turns = 0
 
     async def step(kind: str, seconds: float) -> None:
@@ -387,6 +439,11 @@ async def walk(ours: Driver, uid: int, timings: Timings | None, others: list[tup
             other_seconds = await driver.send(uid + ECHO_UID_OFFSET, "3")
             if timings is not None:
                 other_t.add("echo", other_seconds, driver.last_cpu)
+        if mirror is not None:
+            driver, mirror_t = mirror
+            mirror_seconds = await driver.replay(uid + ECHO_UID_OFFSET, ours.last_update, ours.last_calls)
+            if timings is not None:
+                mirror_t.add(kind, mirror_seconds, driver.last_cpu)
 
     await step("/baocao", await ours.send(uid, "/baocao"))
     message_id, data = ours.last_keyboard(uid)
@@ -463,24 +520,28 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
     echo_app, db_app = build_echo(echo_request, base_url=base_url), build_echo(db_request, engine, base_url)
     raw_request = RecordingRequest() if emu_url is None else wire_request()
     raw_app = build_echo(raw_request, engine, base_url, raw=True)
-    ours_t, echo_t, db_t, raw_t = Timings(), Timings(), Timings(), Timings()
+    # offline only: replaying our calls needs no emulator state (edits of messages it never sent)
+    mirror_request = RecordingRequest() if emu_url is None else None
+    mirror_app = build_mirror(mirror_request, engine) if mirror_request is not None else None
+    ours_t, echo_t, db_t, raw_t, mirror_t = Timings(), Timings(), Timings(), Timings(), Timings()
     out: dict[str, Any] = {"heads": heads, "transport": "offline" if emu_url is None else "http"}
-    async with app, echo_app, db_app, raw_app:
+    async with app, echo_app, db_app, raw_app, mirror_app or contextlib.nullcontext():
         ours = Driver(app, request, emu)
         others = [
             (Driver(echo_app, echo_request, emu), echo_t),
             (Driver(db_app, db_request, emu), db_t),
             (Driver(raw_app, raw_request, emu), raw_t),
         ]
+        mirror = (Driver(mirror_app, mirror_request), mirror_t) if mirror_app is not None else None
         for i, code in enumerate(codes):
             await ours.send(FIRST_UID + i, f"/start {code}")
-        await walk(ours, FIRST_UID, None, others)  # warm-up
+        await walk(ours, FIRST_UID, None, others, mirror)  # warm-up
         gc.collect()
         cpu = time.process_time()
         for i in range(1, heads + 1):
-            await walk(ours, FIRST_UID + i, ours_t, others)
-            for r in (request, echo_request, db_request, raw_request):
-                if len(r.calls) > 2000:
+            await walk(ours, FIRST_UID + i, ours_t, others, mirror)
+            for r in (request, echo_request, db_request, raw_request, mirror_request):
+                if r is not None and len(r.calls) > 2000:
                     r.calls[:] = r.calls[-200:]
         out["cpu_s"] = time.process_time() - cpu
         if profile:
@@ -490,7 +551,8 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
         emu.close()
     ours_all = ours_t.all
     out["turns"] = len(ours_all)
-    for name, t in (("ours", ours_t), ("echo", echo_t), ("echo_db", db_t), ("echo_raw_db", raw_t)):
+    bots = [("ours", ours_t), ("echo", echo_t), ("echo_db", db_t), ("echo_raw_db", raw_t)]
+    for name, t in bots + ([("mirror", mirror_t)] if mirror_t.all else []):
         values = t.all
         out[f"{name}_turns_per_s"] = len(values) / sum(values)
         out[f"{name}_ms_per_turn"] = 1000 * statistics.fmean(values)
@@ -500,6 +562,13 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
     out["ratio_to_echo_db"] = out["ours_ms_per_turn"] / out["echo_db_ms_per_turn"]
     out["echo_raw_db_ratio"] = out["echo_raw_db_ms_per_turn"] / out["echo_ms_per_turn"]  # the floor's ratio
     out["cpu_ratio"] = out["ours_cpu_ms_per_turn"] / out["echo_cpu_ms_per_turn"]
+    if mirror_t.all:  # the floor with our obligations, and what the 2x / 3x targets leave for our logic
+        echo_ms = out["echo_ms_per_turn"]
+        out["mirror_ratio"] = out["mirror_ms_per_turn"] / echo_ms
+        out["ours_over_mirror_ms"] = out["ours_ms_per_turn"] - out["mirror_ms_per_turn"]
+        for target in (2, 3):
+            out[f"logic_budget_ms_at_{target}x"] = target * echo_ms - out["mirror_ms_per_turn"]
+        out["mirror_by_kind_ms"] = {kind: 1000 * statistics.fmean(v) for kind, v in mirror_t.by_kind.items()}
     out["by_kind_ms"] = {
         kind: {"n": len(v), "mean": 1000 * statistics.fmean(v), "median": 1000 * statistics.median(v)}
         for kind, v in ours_t.by_kind.items()
