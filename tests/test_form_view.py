@@ -490,3 +490,17 @@ def test_preview_quit_returns_the_draft() -> None:
         raise EOFError
 
     assert run_preview(form, now=NOW, input_fn=eof, output_fn=lambda _: None) == {}
+
+
+def test_button_labels_are_remembered_per_value_and_type() -> None:
+    """Labels are rendered once and reused; equal-comparing values of other types keep their own label."""
+    from bot.forms.events import Option
+    from bot.forms.view import _label, _label_text
+
+    assert _label(Option("c:0", "choice", True)) == "True"
+    assert _label(Option("c:1", "choice", 1)) == "1"
+    assert _label(Option("c:2", "choice", 1.0)) == "1.0"
+    assert _label(Option("c:3", "choice", "<b>Có & không</b>")) == "<b>Có & không</b>"  # plain text
+    hits = _label_text.cache_info().hits
+    assert _label(Option("c:1", "choice", 1)) == "1" and _label_text.cache_info().hits == hits + 1
+    assert _label(Option("c:4", "choice", ["a"])) == "['a']"  # unhashable: rendered, not cached

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from bot.forms.events import (
@@ -170,7 +171,16 @@ def _label(option: Option, question: Question | None = None) -> str:
     shown: Any = option.value
     if option.role in ("default", "keep", "reading") and question is not None:
         shown = format_value(question, option.value)
-    text = render("form/button.html", role=option.role, value=shown, selected=option.selected)
+    try:
+        return _label_text(option.role, shown, option.selected)
+    except TypeError:  # an unhashable value (never from the engine's options): render it uncached
+        return _label_text.__wrapped__(option.role, shown, option.selected)
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: 1, 1.0 and True are different labels
+def _label_text(role: str, shown: Any, selected: bool) -> str:
+    """The rendered label (templates are read once per process, so a label never changes)."""
+    text = render("form/button.html", role=role, value=shown, selected=selected)
     return cut(html.unescape(" ".join(text.split())), MAX_BUTTON_TEXT)
 
 
