@@ -394,7 +394,7 @@ def build_echo(request: Any, engine: Any = None, base_url: str | None = None, *,
 def build_mirror(request: Any, engine: Any) -> Any:
     """The floor of a bot with our bot's obligations: for each update it commits one INSERT straight
     through the driver (as the fourth bot) and makes exactly the Bot API calls our bot made for the same
-    update (same methods, texts and keyboards, replayed with `do_api_request` from plain dicts), with no
+    update (same methods, texts and keyboards, posted from plain dicts as `do_api_request` does), with no
     logic at all: no lookup, no lock, no engine, no template."""
     from telegram import Message, Update
     from telegram.ext import Application, ContextTypes, TypeHandler
@@ -410,8 +410,10 @@ def build_mirror(request: Any, engine: Any) -> Any:
         driver.execute(raw_insert, (chat.id, update.effective_message.text if update.message else ""))
         driver.commit()
         for call in context.bot_data["replay"]:
-            kind = Message if call.method in returns_message else None
-            await context.bot.do_api_request(call.method, api_kwargs=dict(call.params), return_type=kind)
+            # what Bot.do_api_request does, minus its "use Bot.send_message" warning on every call
+            result = await context.bot._post(call.method, api_kwargs=dict(call.params))
+            if call.method in returns_message and isinstance(result, dict):
+                Message.de_json(result, context.bot)
 
     app = Application.builder().token(TOKEN).request(request).get_updates_request(request).updater(None)
     app = app.concurrent_updates(False).build()
@@ -469,7 +471,7 @@ async def walk(
 
 
 async def run_inprocess(
-    url: str, heads: int, profile: str | None, transport: str = "offline"
+    url: str, heads: int, profile: str | None, transport: str = "offline", mirror: bool = True
 ) -> dict[str, Any]:
     """Turns per second, ours vs the bare echo bot, interleaved turn by turn.
 
@@ -480,11 +482,13 @@ async def run_inprocess(
     """
     if transport == "http":
         with emulator_process() as (emu_url, _):
-            return await _run_inprocess(url, heads, profile, emu_url)
-    return await _run_inprocess(url, heads, profile, None)
+            return await _run_inprocess(url, heads, profile, emu_url, False)
+    return await _run_inprocess(url, heads, profile, None, mirror)
 
 
-async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str | None) -> dict[str, Any]:
+async def _run_inprocess(
+    url: str, heads: int, profile: str | None, emu_url: str | None, with_mirror: bool
+) -> dict[str, Any]:
     from bot.app import build_application
     from bot.clock import system_clock
     from bot.config import settings_from
@@ -521,7 +525,7 @@ async def _run_inprocess(url: str, heads: int, profile: str | None, emu_url: str
     raw_request = RecordingRequest() if emu_url is None else wire_request()
     raw_app = build_echo(raw_request, engine, base_url, raw=True)
     # offline only: replaying our calls needs no emulator state (edits of messages it never sent)
-    mirror_request = RecordingRequest() if emu_url is None else None
+    mirror_request = RecordingRequest() if emu_url is None and with_mirror else None
     mirror_app = build_mirror(mirror_request, engine) if mirror_request is not None else None
     ours_t, echo_t, db_t, raw_t, mirror_t = Timings(), Timings(), Timings(), Timings(), Timings()
     out: dict[str, Any] = {"heads": heads, "transport": "offline" if emu_url is None else "http"}
@@ -999,6 +1003,12 @@ def main() -> int:
         default="offline",
         help="in process: Bot API answered in memory, or a real Bot API server (the emulator) over HTTP",
     )
+    parser.add_argument(
+        "--no-mirror",
+        dest="mirror",
+        action="store_false",
+        help="in process, offline: leave out the mirror bot (to compare with runs made before it existed)",
+    )
     parser.add_argument("--users", type=int, default=500, help="latency: simultaneous village heads")
     parser.add_argument("--turns", type=int, default=10, help="latency: answers each head sends")
     parser.add_argument(
@@ -1013,7 +1023,7 @@ def main() -> int:
     for backend in backends:
         if args.mode in ("inprocess", "both"):
             with database(backend, args.pg_url) as url:
-                r = asyncio.run(run_inprocess(url, args.heads, args.profile, args.transport))
+                r = asyncio.run(run_inprocess(url, args.heads, args.profile, args.transport, args.mirror))
             if "profile" in r:
                 profiles.append((backend, r.pop("profile")))
             result[f"inprocess_{args.transport}_{backend}"] = r
