@@ -78,13 +78,13 @@ def environment(extra_dir: str | None = None) -> Environment:
 
 def render(name: str, /, **context: Any) -> str:
     """Render template `name` (e.g. "start/greet_police.html") to Telegram HTML, trimmed."""
-    return _template(name).render(**context).strip()
+    return _template(environment(), name).render(**context).strip()
 
 
 @cache
-def _template(name: str) -> Any:
-    """The compiled template `name`, looked up once (Jinja's own lookup builds a cache key each time)."""
-    return environment().get_template(name)
+def _template(env: Environment, name: str) -> Any:
+    """The compiled template `name` of `env`, looked up once (Jinja's own lookup builds a cache key each time)."""
+    return env.get_template(name)
 
 
 def render_plain(name: str, /, **context: Any) -> str:

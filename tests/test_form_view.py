@@ -504,3 +504,7 @@ def test_button_labels_are_remembered_per_value_and_type() -> None:
     hits = _label_text.cache_info().hits
     assert _label(Option("c:1", "choice", 1)) == "1" and _label_text.cache_info().hits == hits + 1
     assert _label(Option("c:4", "choice", ["a"])) == "['a']"  # unhashable: rendered, not cached
+    from decimal import Decimal
+
+    assert _label(Option("c:5", "choice", Decimal("1"))) == "1"  # not cached: equal to Decimal("1.0")
+    assert _label(Option("c:6", "choice", Decimal("1.0"))) == "1.0"

@@ -171,13 +171,17 @@ def _label(option: Option, question: Question | None = None) -> str:
     shown: Any = option.value
     if option.role in ("default", "keep", "reading") and question is not None:
         shown = format_value(question, option.value)
-    try:
+    if type(shown) in _CACHED_LABEL_TYPES:
         return _label_text(option.role, shown, option.selected)
-    except TypeError:  # an unhashable value (never from the engine's options): render it uncached
-        return _label_text.__wrapped__(option.role, shown, option.selected)
+    return _label_text.__wrapped__(option.role, shown, option.selected)
 
 
-@lru_cache(maxsize=4096, typed=True)  # typed: 1, 1.0 and True are different labels
+# the exact types whose equal values always render alike (not 1 and True, not Decimal("1") and Decimal("1.0"),
+# not a str and a Markup): the engine's labels are choice texts, formatted values and item numbers
+_CACHED_LABEL_TYPES = frozenset({str, int, type(None)})
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: 1 and True never share an entry
 def _label_text(role: str, shown: Any, selected: bool) -> str:
     """The rendered label (templates are read once per process, so a label never changes)."""
     text = render("form/button.html", role=role, value=shown, selected=selected)

@@ -99,8 +99,9 @@ class Ctx:
     replies: list[Reply] = field(default_factory=list)
     callback_answer: str | None = None
     after_commit: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
-    # after the commit too, but at the same time as the replies: calls whose order against the chat's new
-    # messages does not matter (removing an old message's buttons, setting the chat's command menu)
+    # after the commit too, started once the first reply is out and run at the same time as the rest: calls
+    # whose order against the chat's new messages does not matter (removing an old message's buttons, setting
+    # the chat's command menu)
     alongside: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
 
     @property
@@ -297,7 +298,7 @@ async def _handle(
             else:
                 outcome = "ok"
                 await spec.handler(ctx)
-    await _together(_deliver(ctx, context), *(_quietly(action, context.bot) for action in ctx.alongside))
+    await _deliver(ctx, context)
     for action in ctx.after_commit:
         await _quietly(action, context.bot)
     return outcome
@@ -396,7 +397,7 @@ def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | 
 
 
 async def _deliver(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Send queued replies in order (after commit) and, at the same time, answer the button press."""
+    """Send the queued replies in order (after commit), answering the pressed button at the same time."""
     query = ctx.update.callback_query
     if query is None:
         await _send_replies(ctx, context)
@@ -421,41 +422,60 @@ async def _answer_query(query: Any, text: str | None) -> None:
 
 
 async def _send_replies(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The queued replies, one after the other: the chat shows them in this order."""
+    """The queued replies, one after the other (the chat shows them in this order); the `alongside` calls
+    start once the first reply is out — the next question goes before a cosmetic edit that counts against the
+    same per-chat flood limit — and still run when a reply fails, which is raised after them."""
     bot = context.bot
-    for reply in ctx.replies:
-        chat_id = reply.chat_id if reply.chat_id is not None else ctx.chat_id
-        if reply.photo is not None:
-            await _retrying(
-                lambda r=reply, c=chat_id: bot.send_photo(
-                    c, r.photo, caption=r.text[:1024], parse_mode=ParseMode.HTML
-                )
+    started: list[asyncio.Task[None]] = []
+
+    def start_alongside() -> None:
+        if not started:
+            started.extend(asyncio.create_task(_quietly(action, bot)) for action in ctx.alongside)
+
+    try:
+        for reply in ctx.replies:
+            await _send_reply(bot, reply, reply.chat_id if reply.chat_id is not None else ctx.chat_id)
+            start_alongside()
+    except asyncio.CancelledError:
+        for task in started:
+            task.cancel()
+        raise
+    except Exception:
+        start_alongside()
+        await asyncio.gather(*started)
+        raise
+    start_alongside()
+    await asyncio.gather(*started)
+
+
+async def _send_reply(bot: Any, reply: Reply, chat_id: int) -> None:
+    """One queued reply: a message (or an edit), a photo with its caption, or a message and its map pin."""
+    if reply.photo is not None:
+        await _retrying(
+            lambda: bot.send_photo(chat_id, reply.photo, caption=reply.text[:1024], parse_mode=ParseMode.HTML)
+        )
+        return
+    if reply.location is not None:
+        latitude, longitude = reply.location
+        await _retrying(lambda: bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML))
+        await _retrying(lambda: bot.send_location(chat_id, latitude=latitude, longitude=longitude))
+        return
+    markup = keyboard(reply.buttons)
+    if reply.edit_message_id is not None:
+        message_id = reply.edit_message_id
+        await _retrying(
+            lambda: bot.edit_message_text(
+                reply.text,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
             )
-            continue
-        if reply.location is not None:
-            await _retrying(lambda r=reply, c=chat_id: bot.send_message(c, r.text, parse_mode=ParseMode.HTML))
-            await _retrying(
-                lambda r=reply, c=chat_id: bot.send_location(
-                    c, latitude=r.location[0], longitude=r.location[1]
-                )
-            )
-            continue
-        if reply.edit_message_id is not None:
-            await _retrying(
-                lambda r=reply, c=chat_id: bot.edit_message_text(
-                    r.text,
-                    chat_id=c,
-                    message_id=r.edit_message_id,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(r.buttons),
-                )
-            )
-        else:
-            await _retrying(
-                lambda r=reply, c=chat_id: bot.send_message(
-                    c, r.text, parse_mode=ParseMode.HTML, reply_markup=keyboard(r.buttons)
-                )
-            )
+        )
+        return
+    await _retrying(
+        lambda: bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    )
 
 
 REPLY_TRIES = 3  # a reply is tried this often on flood control (429) and network errors, then given up
