@@ -18,6 +18,7 @@ from bot.handlers.menu import set_default_menu
 from bot.metrics import observe_scheduler
 from bot.reminders.ratelimit import RateLimiter
 from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
+from bot.telegram_request import AiohttpRequest
 from bot.texts import render
 from bot.update_order import DEFAULT_CONCURRENCY, ChatOrderedProcessor
 from storage.db import make_engine, upgrade
@@ -58,9 +59,9 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
     else:
-        builder = builder.request(_bot_api_request())
+        builder = builder.request(_bot_api_request(settings))
         if polling:
-            builder = builder.get_updates_request(HTTPXRequest(connect_timeout=10, read_timeout=40))
+            builder = builder.get_updates_request(_bot_api_request(settings, long_poll=True))
         else:
             builder = builder.updater(None)
     application = builder.build()
@@ -72,17 +73,24 @@ def build_application(
     return application
 
 
-def _bot_api_request() -> HTTPXRequest:
-    """A Bot API connection pool: 8 connections, a send waits up to 5 s for a free one.
+def _bot_api_request(settings: Settings, *, long_poll: bool = False) -> BaseRequest:
+    """A Bot API connection pool: 8 connections, a send waits up to 5 s for a free one; for getUpdates
+    (`long_poll`) one connection whose reads may last the whole poll.
 
-    httpcore checks every pooled connection's socket on each request: py-spy found 11.8 % of the bot's
-    CPU there with 16 connections under 500 heads, 5 % with 8. Eight carry Telegram's 30 messages a second
-    at round trips up to ~250 ms. The reminder dispatcher (8 sends at once) has a pool of its own, so a
-    wave never makes a head wait for a connection.
+    aiohttp by default (`bot/telegram_request.py`: about a quarter of httpx's CPU a call), httpx with
+    `BAOCAO_HTTP_CLIENT=httpx` — there httpcore checks every pooled connection's socket on each request
+    (py-spy: 11.8 % of the bot's CPU with 16 connections under 500 heads, 5 % with 8). Eight carry
+    Telegram's 30 messages a second at round trips up to ~250 ms. The reminder dispatcher (8 sends at
+    once) has a pool of its own, so a wave never makes a head wait for a connection.
     """
-    return HTTPXRequest(
-        connection_pool_size=8, pool_timeout=5, connect_timeout=10, read_timeout=20, write_timeout=20
-    )
+    if long_poll:
+        size, timeouts = 1, {"connect_timeout": 10, "read_timeout": 40}
+    else:
+        size = 8
+        timeouts = {"pool_timeout": 5, "connect_timeout": 10, "read_timeout": 20, "write_timeout": 20}
+    if settings.http_client == "httpx":
+        return HTTPXRequest(connection_pool_size=size, **timeouts)
+    return AiohttpRequest(size, **timeouts)
 
 
 async def _reminder_bot(application: Application) -> ExtBot[Any]:
@@ -90,7 +98,7 @@ async def _reminder_bot(application: Application) -> ExtBot[Any]:
     settings = application.bot_data["deps"].settings
     if not application.bot_data.get(OWN_REMINDER_POOL_KEY) or settings.tick_seconds <= 0:
         return application.bot  # tests' recording request, or no reminders at all
-    request = _bot_api_request()
+    request = _bot_api_request(settings)
     bot: ExtBot[Any] = ExtBot(
         settings.require_token(),
         base_url=settings.base_url,

@@ -45,6 +45,9 @@ class Settings:
     webhook_path: str = DEFAULT_WEBHOOK_PATH  # BAOCAO_WEBHOOK_PATH, else the path of BAOCAO_WEBHOOK_URL
     log_format: str = "text"  # BAOCAO_LOG_FORMAT: text | json
     status_listen: tuple[str, int] | None = None  # BAOCAO_STATUS_LISTEN: /healthz /readyz /metrics in `run`
+    http_client: str = (
+        "aiohttp"  # BAOCAO_HTTP_CLIENT: aiohttp | httpx, the Bot API client (bot/telegram_request.py)
+    )
 
     @property
     def base_url(self) -> str:
@@ -241,6 +244,16 @@ def _check_log_format(raw: str | None) -> str:
     return value
 
 
+HTTP_CLIENTS = ("aiohttp", "httpx")
+
+
+def _check_http_client(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or "aiohttp"
+    if value not in HTTP_CLIENTS:
+        raise ConfigError(f"BAOCAO_HTTP_CLIENT={raw!r} không hợp lệ: chọn aiohttp hoặc httpx.")
+    return value
+
+
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
     webhook_url = _check_webhook_url(environ.get("BAOCAO_WEBHOOK_URL"))
@@ -268,6 +281,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         webhook_path=_check_webhook_path(environ.get("BAOCAO_WEBHOOK_PATH"), webhook_url),
         log_format=_check_log_format(environ.get("BAOCAO_LOG_FORMAT")),
         status_listen=_check_listen(environ.get("BAOCAO_STATUS_LISTEN"), "BAOCAO_STATUS_LISTEN", 9090),
+        http_client=_check_http_client(environ.get("BAOCAO_HTTP_CLIENT")),
     )
 
 

@@ -17,6 +17,7 @@ from bot.config import settings_from
 from bot.deps import Deps
 from bot.emulator.server import EmulatorServer
 from bot.reminders.scheduler import SCHEDULER_KEY
+from bot.telegram_request import AiohttpRequest
 from bot.web.app import run_application
 
 TOKEN = "515151:PoolsTokenPoolsTokenPoolsToken000"
@@ -31,29 +32,35 @@ def emulator() -> Iterator[EmulatorServer]:
     server.stop_thread()
 
 
-def _settings(emulator: EmulatorServer, database_url: str, tick: str):
+def _settings(emulator: EmulatorServer, database_url: str, tick: str, client: str = "aiohttp"):
     return settings_from(
         {
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": emulator.url,
             "DATABASE_URL": database_url,
             "BAOCAO_TICK_SECONDS": tick,
+            "BAOCAO_HTTP_CLIENT": client,
         }
     )
 
 
+CLIENTS = {"aiohttp": AiohttpRequest, "httpx": HTTPXRequest}
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
 async def test_reminders_send_through_a_pool_of_their_own(
-    emulator: EmulatorServer, engine: Engine, database_url: str, clock: FixedClock
+    emulator: EmulatorServer, engine: Engine, database_url: str, clock: FixedClock, client: str
 ) -> None:
-    settings = _settings(emulator, database_url, "3600")
+    settings = _settings(emulator, database_url, "3600", client)
     application = build_application(settings, deps=Deps(engine, clock, settings), polling=False)
     replies = application.bot.request
-    assert isinstance(replies, HTTPXRequest)
+    kind = CLIENTS[client]
+    assert isinstance(replies, kind)
     async with run_application(application):
         scheduler = application.bot_data[SCHEDULER_KEY]
         reminders = application.bot_data[REMINDER_BOT_KEY]
         assert scheduler.bot is reminders and reminders is not application.bot
-        assert reminders.request is not replies and isinstance(reminders.request, HTTPXRequest)
+        assert reminders.request is not replies and isinstance(reminders.request, kind)
         assert reminders.base_url == application.bot.base_url  # same Bot API server and token
         assert reminders.defaults == application.bot.defaults  # HTML by default, like replies
         sent = await reminders.get_me()  # it really talks to the server

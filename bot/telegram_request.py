@@ -1,0 +1,134 @@
+"""The Bot API's HTTP client: python-telegram-bot's `BaseRequest` on aiohttp.
+
+PTB's own `HTTPXRequest` spends about 0.8 ms of CPU on a call here (httpx/httpcore: request and response
+models, the pool checking every connection's socket on each request); this one, on aiohttp's client with
+its C HTTP parser, about a quarter of that, PTB's own part of the call included (`bench/http_client.py`).
+Under 500 village heads answering at once the bot is CPU-bound, so this is the default;
+`BAOCAO_HTTP_CLIENT=httpx` goes back to PTB's.
+
+Same contract as `HTTPXRequest`: form-encoded parameters, multipart when files are uploaded, timeouts in
+seconds per call (PTB passes its own for getUpdates' long poll), a full pool waits up to `pool_timeout` and
+then raises `TimedOut` without sending anything, a timeout is `TimedOut`, any other transport failure
+`NetworkError`. aiohttp has no write timeout of its own: the whole call is bounded by connect + write + read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+POOL_TIMEOUT_MESSAGE = (
+    "Pool timeout: All connections in the connection pool are occupied. Request was *not* sent to "
+    "Telegram. Consider adjusting the connection pool size or the pool timeout."
+)
+
+
+class AiohttpRequest(BaseRequest):
+    """A pool of `connection_pool_size` keep-alive connections to the Bot API server, on aiohttp."""
+
+    def __init__(
+        self,
+        connection_pool_size: int = 8,
+        *,
+        read_timeout: float | None = 20.0,
+        write_timeout: float | None = 20.0,
+        connect_timeout: float | None = 10.0,
+        pool_timeout: float | None = 5.0,
+        media_write_timeout: float | None = 60.0,
+    ) -> None:
+        self._size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        self._media_write_timeout = media_write_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The default read timeout (PTB adds it to getUpdates' long-poll timeout)."""
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        """Open the connection pool (in the running event loop)."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._size)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.USER_AGENT}, auto_decompress=True
+            )
+            self._slots = asyncio.Semaphore(self._size)
+
+    async def shutdown(self) -> None:
+        """Close the pool; calling it twice is harmless."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """One HTTP request to the Bot API: (status, body), or TimedOut / NetworkError."""
+        if self._session is None or self._session.closed or self._slots is None:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        files = request_data.multipart_data if request_data else None
+        if isinstance(read_timeout, DefaultValue):
+            read_timeout = self._read_timeout
+        if isinstance(connect_timeout, DefaultValue):
+            connect_timeout = self._connect_timeout
+        if isinstance(pool_timeout, DefaultValue):
+            pool_timeout = self._pool_timeout
+        if isinstance(write_timeout, DefaultValue):
+            write_timeout = self._media_write_timeout if files else self._write_timeout
+        parts = (connect_timeout, write_timeout, read_timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None if None in parts else sum(parts),
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        if self._slots.locked():  # every connection busy: wait for one, at most pool_timeout
+            try:
+                async with asyncio.timeout(pool_timeout):
+                    await self._slots.acquire()
+            except TimeoutError as err:
+                raise TimedOut(message=POOL_TIMEOUT_MESSAGE) from err
+        else:
+            await self._slots.acquire()  # free: returns at once
+        try:
+            async with self._session.request(
+                method, url, data=_body(request_data), timeout=timeout
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as err:
+            raise TimedOut from err
+        except aiohttp.ClientError as err:
+            raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
+        finally:
+            self._slots.release()
+
+
+def _body(request_data: RequestData | None) -> Any:
+    """Form fields, or a multipart form when the call uploads files (as HTTPXRequest sends them)."""
+    if request_data is None:
+        return None
+    fields = request_data.json_parameters
+    files = request_data.multipart_data
+    if not files:
+        return fields
+    form = aiohttp.FormData()
+    for name, value in fields.items():
+        form.add_field(name, value)
+    for name, (filename, content, mimetype) in files.items():
+        form.add_field(name, content, filename=filename, content_type=mimetype)
+    return form

@@ -1,0 +1,207 @@
+"""AiohttpRequest, the Bot API client: what it sends, and how it fails (as PTB's HTTPXRequest does)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from telegram import Bot
+from telegram.error import NetworkError, RetryAfter, TimedOut
+
+from bot.config import ConfigError, settings_from
+from bot.emulator.server import EmulatorServer
+from bot.telegram_request import POOL_TIMEOUT_MESSAGE, AiohttpRequest
+
+TOKEN = "626262:RequestTokenRequestTokenRequest00"
+USER = 7001
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    """The Bot API emulator in a thread of this process, with one user who has started the bot."""
+    server = EmulatorServer(token=TOKEN, bot_username="baocao_request_bot")
+    server.start_in_thread()
+    server.add_user(USER, "An")
+    server.send_text(USER, "/start")  # the bot may write to An
+    server.drop_pending_updates()
+    yield server
+    server.stop_thread()
+
+
+@pytest.fixture
+async def bot(emulator: EmulatorServer) -> AsyncIterator[Bot]:
+    request = AiohttpRequest(4)
+    async with Bot(TOKEN, base_url=f"{emulator.url}/bot", request=request, get_updates_request=request) as b:
+        yield b
+
+
+class Stub:
+    """A tiny Bot API server whose answer to every call is `behaviour(request)`; counts what reached it."""
+
+    def __init__(self, behaviour: Callable[[web.Request], Any]) -> None:
+        self.behaviour = behaviour
+        self.seen: list[str] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(request.path.rsplit("/", 1)[-1])
+        return await self.behaviour(request)
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[Callable[[Callable[[web.Request], Any]], Any]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(behaviour: Callable[[web.Request], Any]) -> Stub:
+        server = Stub(behaviour)
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", server.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server.url = f"http://127.0.0.1:{port}/bot{TOKEN}"
+        runners.append(runner)
+        return server
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_messages_with_keyboards_and_html_reach_the_server(bot: Bot, emulator: EmulatorServer) -> None:
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Có", callback_data="f:1:2:y")]])
+    sent = await bot.send_message(USER, "<b>Câu 1/20</b>: Số buổi & số người?", reply_markup=markup)
+    assert sent.message_id and sent.chat.id == USER
+    (call,) = emulator.requests_for("sendMessage")
+    assert call.params["text"] == "<b>Câu 1/20</b>: Số buổi & số người?"
+    assert "f:1:2:y" in str(call.params["reply_markup"])
+    assert (await bot.get_me()).username == "baocao_request_bot"
+
+
+async def test_a_file_is_uploaded_as_multipart(bot: Bot, emulator: EmulatorServer) -> None:
+    content = "Thôn,Số buổi\nNà Làng,3\n".encode()
+    message = await bot.send_document(USER, content, filename="tong-hop.csv", caption="Tổng hợp")
+    assert message.document is not None and message.document.file_name == "tong-hop.csv"
+    (call,) = emulator.requests_for("sendDocument")
+    assert call.params["caption"] == "Tổng hợp" and call.status == 200
+
+
+async def test_flood_control_is_retry_after(stub) -> None:
+    async def too_many(_: web.Request) -> web.Response:
+        body = {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests",
+            "parameters": {"retry_after": 7},
+        }
+        return web.json_response(body, status=429)
+
+    server = await stub(too_many)
+    request = AiohttpRequest(2)
+    await request.initialize()
+    try:
+        with pytest.raises(RetryAfter) as caught:
+            await request.post(f"{server.url}/sendMessage")
+        assert caught.value.retry_after in (7, 7.0) or caught.value.retry_after.total_seconds() == 7
+    finally:
+        await request.shutdown()
+
+
+async def test_a_full_pool_times_out_without_sending(stub) -> None:
+    release = asyncio.Event()
+
+    async def slow(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"ok": True, "result": True})
+
+    server = await stub(slow)
+    request = AiohttpRequest(1, pool_timeout=0.2)
+    await request.initialize()
+    try:
+        first = asyncio.create_task(request.post(f"{server.url}/first"))
+        while not server.seen:
+            await asyncio.sleep(0.01)
+        with pytest.raises(TimedOut, match="Pool timeout"):
+            await request.post(f"{server.url}/second")
+        assert server.seen == ["first"]  # the second never left
+        release.set()
+        assert await first is True
+        assert await request.post(f"{server.url}/third") is True  # its connection came back to the pool
+        assert server.seen == ["first", "third"]
+    finally:
+        release.set()
+        await request.shutdown()
+    assert "not* sent" in POOL_TIMEOUT_MESSAGE
+
+
+async def test_a_server_that_does_not_answer_is_timed_out(stub) -> None:
+    async def silent(_: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({"ok": True, "result": True})
+
+    server = await stub(silent)
+    request = AiohttpRequest(2, read_timeout=0.2)
+    await request.initialize()
+    try:
+        with pytest.raises(TimedOut):
+            await request.post(f"{server.url}/sendMessage")
+    finally:
+        await request.shutdown()
+
+
+async def test_a_dropped_connection_is_a_network_error(stub) -> None:
+    async def drop(request: web.Request) -> web.Response:
+        request.transport.close()  # type: ignore[union-attr]
+        await asyncio.sleep(1)
+        return web.json_response({"ok": True, "result": True})
+
+    server = await stub(drop)
+    request = AiohttpRequest(2)
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError) as caught:
+            await request.post(f"{server.url}/sendMessage")
+        assert not isinstance(caught.value, TimedOut) and "aiohttp." in str(caught.value)
+    finally:
+        await request.shutdown()
+
+
+async def test_a_refused_connection_is_a_network_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    request = AiohttpRequest(2)
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError):
+            await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe")
+    finally:
+        await request.shutdown()
+
+
+async def test_it_must_be_initialized_and_shuts_down_twice() -> None:
+    request = AiohttpRequest()
+    with pytest.raises(RuntimeError, match="not initialized"):
+        await request.do_request("http://127.0.0.1:9/x", "POST")
+    await request.initialize()
+    await request.shutdown()
+    await request.shutdown()
+    with pytest.raises(RuntimeError, match="not initialized"):
+        await request.do_request("http://127.0.0.1:9/x", "POST")
+    await request.initialize()  # may be opened again
+    await request.shutdown()
+
+
+def test_the_http_client_setting() -> None:
+    assert settings_from({}).http_client == "aiohttp"
+    assert settings_from({"BAOCAO_HTTP_CLIENT": " HTTPX "}).http_client == "httpx"
+    with pytest.raises(ConfigError, match="BAOCAO_HTTP_CLIENT"):
+        settings_from({"BAOCAO_HTTP_CLIENT": "requests"})
