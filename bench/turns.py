@@ -319,12 +319,17 @@ class WireCall:
     message_id: int = 0
 
 
-def wire_request() -> Any:
-    """A real HTTPXRequest that also keeps the calls carrying a keyboard (with the message id Telegram —
-    here the emulator — gave back), so the driver can press the buttons."""
+def wire_request(client: str = "httpx") -> Any:
+    """A real HTTPXRequest (or, `client` "aiohttp", our AiohttpRequest) that also keeps the calls carrying a
+    keyboard (with the message id Telegram — here the emulator — gave back), so the driver can press the
+    buttons."""
     from telegram.request import HTTPXRequest
 
-    class WireRequest(HTTPXRequest):
+    from bot.telegram_request import AiohttpRequest
+
+    base: Any = AiohttpRequest if client == "aiohttp" else HTTPXRequest
+
+    class WireRequest(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             super().__init__(connection_pool_size=4)
             self.calls: list[WireCall] = []
@@ -471,7 +476,12 @@ async def walk(
 
 
 async def run_inprocess(
-    url: str, heads: int, profile: str | None, transport: str = "offline", mirror: bool = True
+    url: str,
+    heads: int,
+    profile: str | None,
+    transport: str = "offline",
+    mirror: bool = True,
+    http_client: str = "aiohttp",
 ) -> dict[str, Any]:
     """Turns per second, ours vs the bare echo bot, interleaved turn by turn.
 
@@ -482,12 +492,12 @@ async def run_inprocess(
     """
     if transport == "http":
         with emulator_process() as (emu_url, _):
-            return await _run_inprocess(url, heads, profile, emu_url, False)
-    return await _run_inprocess(url, heads, profile, None, mirror)
+            return await _run_inprocess(url, heads, profile, emu_url, False, http_client)
+    return await _run_inprocess(url, heads, profile, None, mirror, http_client)
 
 
 async def _run_inprocess(
-    url: str, heads: int, profile: str | None, emu_url: str | None, with_mirror: bool
+    url: str, heads: int, profile: str | None, emu_url: str | None, with_mirror: bool, http_client: str
 ) -> dict[str, Any]:
     from bot.app import build_application
     from bot.clock import system_clock
@@ -513,7 +523,8 @@ async def _run_inprocess(
         settings = settings_from(
             {"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": url, "TELEGRAM_API_URL": emu_url}
         )
-        request, echo_request, db_request = wire_request(), wire_request(), wire_request()
+        # ours with its own client (BAOCAO_HTTP_CLIENT's default unless --http-client), the echo bots with PTB's
+        request, echo_request, db_request = wire_request(http_client), wire_request(), wire_request()
         emu = EmulatorClient(emu_url)
         for i in range(total):
             emu.add_user(FIRST_UID + i, "Trưởng thôn")
@@ -529,6 +540,8 @@ async def _run_inprocess(
     mirror_app = build_mirror(mirror_request, engine) if mirror_request is not None else None
     ours_t, echo_t, db_t, raw_t, mirror_t = Timings(), Timings(), Timings(), Timings(), Timings()
     out: dict[str, Any] = {"heads": heads, "transport": "offline" if emu_url is None else "http"}
+    if emu_url is not None:
+        out["our_http_client"] = http_client
     async with app, echo_app, db_app, raw_app, mirror_app or contextlib.nullcontext():
         ours = Driver(app, request, emu)
         others = [
@@ -796,7 +809,9 @@ async def _drive(url: str, heads: list[Head], turns: int, started: dict[str, flo
         await read_task
 
 
-def run_latency(url: str, users: int, turns: int, spy_path: str | None = None) -> dict[str, Any]:
+def run_latency(
+    url: str, users: int, turns: int, spy_path: str | None = None, http_client: str = "aiohttp"
+) -> dict[str, Any]:
     """500 heads answering at once through the emulator and the real `baocao run` process.
 
     With `spy_path`, py-spy samples the bot process during the whole run (collapsed stacks written there)
@@ -804,7 +819,7 @@ def run_latency(url: str, users: int, turns: int, spy_path: str | None = None) -
     """
     now = datetime.now(UTC)
     with emulator_process() as (emu_url, emulator):
-        return _run_latency(url, users, turns, now, emu_url, emulator, spy_path)
+        return _run_latency(url, users, turns, now, emu_url, emulator, spy_path, http_client)
 
 
 def start_py_spy(pid: int, path: str) -> subprocess.Popen[bytes]:
@@ -862,6 +877,7 @@ def _run_latency(
     emu_url: str,
     emulator: subprocess.Popen[str],
     spy_path: str | None = None,
+    http_client: str = "aiohttp",
 ) -> dict[str, Any]:
     baocao = str(Path(sys.executable).with_name("baocao"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
@@ -871,9 +887,10 @@ def _run_latency(
         TELEGRAM_BOT_USERNAME="baocao_bench_bot",
         DATABASE_URL=url,
         BAOCAO_TICK_SECONDS="0",
+        BAOCAO_HTTP_CLIENT=http_client,
         PYTHONUNBUFFERED="1",
     )
-    out: dict[str, Any] = {"users": users, "turns_per_user": turns}
+    out: dict[str, Any] = {"users": users, "turns_per_user": turns, "http_client": http_client}
     with tempfile.TemporaryDirectory(prefix="baocao-latency-") as tmp:
         done = subprocess.run(
             [baocao, "setup", str(write_setup(Path(tmp), users, now))],
@@ -1009,6 +1026,12 @@ def main() -> int:
         action="store_false",
         help="in process, offline: leave out the mirror bot (to compare with runs made before it existed)",
     )
+    parser.add_argument(
+        "--http-client",
+        choices=("aiohttp", "httpx"),
+        default="aiohttp",
+        help="our bot's Bot API client (BAOCAO_HTTP_CLIENT) over HTTP; the echo bots always use PTB's httpx",
+    )
     parser.add_argument("--users", type=int, default=500, help="latency: simultaneous village heads")
     parser.add_argument("--turns", type=int, default=10, help="latency: answers each head sends")
     parser.add_argument(
@@ -1023,7 +1046,11 @@ def main() -> int:
     for backend in backends:
         if args.mode in ("inprocess", "both"):
             with database(backend, args.pg_url) as url:
-                r = asyncio.run(run_inprocess(url, args.heads, args.profile, args.transport, args.mirror))
+                r = asyncio.run(
+                    run_inprocess(
+                        url, args.heads, args.profile, args.transport, args.mirror, args.http_client
+                    )
+                )
             if "profile" in r:
                 profiles.append((backend, r.pop("profile")))
             result[f"inprocess_{args.transport}_{backend}"] = r
@@ -1031,7 +1058,7 @@ def main() -> int:
         if args.mode in ("latency", "both"):
             with database(backend, args.pg_url) as url:
                 spy = f"{args.py_spy}.{backend}.txt" if args.py_spy else None
-                result[f"latency_{backend}"] = run_latency(url, args.users, args.turns, spy)
+                result[f"latency_{backend}"] = run_latency(url, args.users, args.turns, spy, args.http_client)
     result["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     for backend, text in profiles:
         print(f"===== profile of our turns, {backend} =====")
