@@ -9,15 +9,18 @@ Under 500 village heads answering at once the bot is CPU-bound, so this is the d
 Same contract as `HTTPXRequest`: form-encoded parameters, multipart when files are uploaded, timeouts in
 seconds per call (PTB passes its own for getUpdates' long poll), a full pool waits up to `pool_timeout` and
 then raises `TimedOut` without sending anything, a timeout is `TimedOut`, any other transport failure
-`NetworkError`. aiohttp has no write timeout of its own: the whole call is bounded by connect + write + read.
+`NetworkError`; certifi's CA bundle, proxies from the environment, no redirects followed (as httpx).
+aiohttp has no write timeout of its own: the whole call is bounded by connect + write + read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -58,9 +61,11 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         """Open the connection pool (in the running event loop)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._size)
+            # as httpx does for HTTPXRequest: certifi's CA bundle, and proxies from HTTPS_PROXY/HTTP_PROXY
+            tls = ssl.create_default_context(cafile=certifi.where())
+            connector = aiohttp.TCPConnector(limit=self._size, ssl=tls)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.USER_AGENT}, auto_decompress=True
+                connector=connector, headers={"User-Agent": self.USER_AGENT}, trust_env=True
             )
             self._slots = asyncio.Semaphore(self._size)
 
@@ -107,7 +112,7 @@ class AiohttpRequest(BaseRequest):
             await self._slots.acquire()  # free: returns at once
         try:
             async with self._session.request(
-                method, url, data=_body(request_data), timeout=timeout
+                method, url, data=_body(request_data), timeout=timeout, allow_redirects=False
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as err:

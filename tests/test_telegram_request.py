@@ -59,7 +59,7 @@ async def stub() -> AsyncIterator[Callable[[Callable[[web.Request], Any]], Any]]
     async def start(behaviour: Callable[[web.Request], Any]) -> Stub:
         server = Stub(behaviour)
         app = web.Application()
-        app.router.add_post("/{tail:.*}", server.handle)
+        app.router.add_route("*", "/{tail:.*}", server.handle)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -205,3 +205,22 @@ def test_the_http_client_setting() -> None:
     assert settings_from({"BAOCAO_HTTP_CLIENT": " HTTPX "}).http_client == "httpx"
     with pytest.raises(ConfigError, match="BAOCAO_HTTP_CLIENT"):
         settings_from({"BAOCAO_HTTP_CLIENT": "requests"})
+
+
+async def test_a_redirect_is_not_followed(stub) -> None:
+    """As with httpx: a Bot API answer of 307 is an error, the call is never sent again elsewhere."""
+
+    async def moved(request: web.Request) -> web.Response:
+        if request.path.endswith("/elsewhere"):
+            return web.json_response({"ok": True, "result": True})
+        raise web.HTTPTemporaryRedirect(location=f"{request.path.rsplit('/', 1)[0]}/elsewhere")
+
+    server = await stub(moved)
+    request = AiohttpRequest(2)
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError):
+            await request.post(f"{server.url}/sendMessage")
+        assert server.seen == ["sendMessage"]
+    finally:
+        await request.shutdown()
