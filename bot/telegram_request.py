@@ -85,7 +85,8 @@ class AiohttpRequest(BaseRequest):
         pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """One HTTP request to the Bot API: (status, body), or TimedOut / NetworkError."""
-        if self._session is None or self._session.closed or self._slots is None:
+        session, slots = self._session, self._slots  # this call's pool, even if it is reopened meanwhile
+        if session is None or session.closed or slots is None:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data else None
         if isinstance(read_timeout, DefaultValue):
@@ -102,16 +103,16 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect_timeout,
             sock_read=read_timeout,
         )
-        if self._slots.locked():  # every connection busy: wait for one, at most pool_timeout
+        if slots.locked():  # every connection busy: wait for one, at most pool_timeout
             try:
                 async with asyncio.timeout(pool_timeout):
-                    await self._slots.acquire()
+                    await slots.acquire()
             except TimeoutError as err:
                 raise TimedOut(message=POOL_TIMEOUT_MESSAGE) from err
         else:
-            await self._slots.acquire()  # free: returns at once
+            await slots.acquire()  # free: returns at once
         try:
-            async with self._session.request(
+            async with session.request(
                 method, url, data=_body(request_data), timeout=timeout, allow_redirects=False
             ) as response:
                 return response.status, await response.read()
@@ -120,7 +121,7 @@ class AiohttpRequest(BaseRequest):
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
         finally:
-            self._slots.release()
+            slots.release()
 
 
 def _body(request_data: RequestData | None) -> Any:
@@ -131,7 +132,7 @@ def _body(request_data: RequestData | None) -> Any:
     files = request_data.multipart_data
     if not files:
         return fields
-    form = aiohttp.FormData()
+    form = aiohttp.FormData(quote_fields=False)  # file names as UTF-8, as httpx sends them ("Báo cáo….xlsx")
     for name, value in fields.items():
         form.add_field(name, value)
     for name, (filename, content, mimetype) in files.items():

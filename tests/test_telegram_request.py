@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from telegram import Bot
+from telegram import Bot, InputFile
 from telegram.error import NetworkError, RetryAfter, TimedOut
 
 from bot.config import ConfigError, settings_from
@@ -88,8 +88,8 @@ async def test_messages_with_keyboards_and_html_reach_the_server(bot: Bot, emula
 
 async def test_a_file_is_uploaded_as_multipart(bot: Bot, emulator: EmulatorServer) -> None:
     content = "Thôn,Số buổi\nNà Làng,3\n".encode()
-    message = await bot.send_document(USER, content, filename="tong-hop.csv", caption="Tổng hợp")
-    assert message.document is not None and message.document.file_name == "tong-hop.csv"
+    message = await bot.send_document(USER, content, filename="Tổng hợp tháng 5.csv", caption="Tổng hợp")
+    assert message.document is not None and message.document.file_name == "Tổng hợp tháng 5.csv"
     (call,) = emulator.requests_for("sendDocument")
     assert call.params["caption"] == "Tổng hợp" and call.status == 200
 
@@ -224,3 +224,38 @@ async def test_a_redirect_is_not_followed(stub) -> None:
         assert server.seen == ["sendMessage"]
     finally:
         await request.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore:Please use")  # do_api_request: the stub answers True, not a Message
+async def test_a_vietnamese_file_name_goes_out_as_utf8(stub) -> None:
+    """Telegram keeps the multipart file name as sent: it must be UTF-8, not percent-encoded."""
+    bodies: list[bytes] = []
+
+    async def keep(request: web.Request) -> web.Response:
+        if request.path.endswith("/getMe"):
+            me = {
+                "id": 626262,
+                "is_bot": True,
+                "first_name": "Báo cáo thôn",
+                "username": "baocao_request_bot",
+            }
+            return web.json_response({"ok": True, "result": me})
+        bodies.append(await request.read())
+        return web.json_response({"ok": True, "result": True})
+
+    server = await stub(keep)
+    request = AiohttpRequest(2)
+    await request.initialize()
+    name = 'Báo cáo 6 tháng — Xã "Hiệp Lực".xlsx'
+    try:
+        async with Bot(TOKEN, base_url=server.url.rsplit("/bot", 1)[0] + "/bot", request=request) as b:
+            await b.do_api_request(
+                "send_document",
+                {"chat_id": USER, "document": InputFile(b"PK\x03\x04", filename=name), "caption": "Tổng hợp"},
+            )
+    finally:
+        await request.shutdown()
+    (body,) = [x for x in bodies if b"PK\x03\x04" in x]
+    assert 'filename="Báo cáo 6 tháng — Xã \\"Hiệp Lực\\".xlsx"'.encode() in body
+    assert b"%C3%A1" not in body
+    assert "Tổng hợp".encode() in body
