@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import certifi
@@ -52,6 +54,7 @@ class AiohttpRequest(BaseRequest):
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -61,11 +64,12 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         """Open the connection pool (in the running event loop)."""
         if self._session is None or self._session.closed:
-            # as httpx does for HTTPXRequest: certifi's CA bundle, and proxies from HTTPS_PROXY/HTTP_PROXY
+            # as httpx does for HTTPXRequest: certifi's CA bundle (and proxies from the environment: _proxy_for)
             tls = ssl.create_default_context(cafile=certifi.where())
             connector = aiohttp.TCPConnector(limit=self._size, ssl=tls)
+            # not trust_env=True: aiohttp would then read the environment and ~/.netrc on every call (+0.7 ms)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.USER_AGENT}, trust_env=True
+                connector=connector, headers={"User-Agent": self.USER_AGENT}
             )
             self._slots = asyncio.Semaphore(self._size)
 
@@ -113,7 +117,12 @@ class AiohttpRequest(BaseRequest):
             await slots.acquire()  # free: returns at once
         try:
             async with session.request(
-                method, url, data=_body(request_data), timeout=timeout, allow_redirects=False
+                method,
+                url,
+                data=_body(request_data),
+                timeout=timeout,
+                allow_redirects=False,
+                proxy=self._proxy_for(url),
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as err:
@@ -122,6 +131,15 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
         finally:
             slots.release()
+
+    def _proxy_for(self, url: str) -> str | None:
+        """HTTPS_PROXY / HTTP_PROXY for this server unless NO_PROXY names it (as httpx), read once per server."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in self._proxies:
+            bypass = parts.hostname is not None and bool(urllib.request.proxy_bypass(parts.hostname))
+            self._proxies[key] = None if bypass else urllib.request.getproxies().get(parts.scheme)
+        return self._proxies[key]
 
 
 def _body(request_data: RequestData | None) -> Any:

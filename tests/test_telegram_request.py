@@ -259,3 +259,33 @@ async def test_a_vietnamese_file_name_goes_out_as_utf8(stub) -> None:
     assert 'filename="Báo cáo 6 tháng — Xã \\"Hiệp Lực\\".xlsx"'.encode() in body
     assert b"%C3%A1" not in body
     assert "Tổng hợp".encode() in body
+
+
+async def test_proxies_come_from_the_environment_as_with_httpx(stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY is used, NO_PROXY skips it — read once per server, not on every call."""
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "result": True})
+
+    proxy, api = await stub(ok), await stub(ok)
+    proxy_root = proxy.url.split("/bot", 1)[0]
+    monkeypatch.setenv("HTTP_PROXY", proxy_root)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    through = AiohttpRequest(2)
+    await through.initialize()
+    try:
+        assert await through.post(f"{api.url}/getMe") is True
+        assert await through.post(f"{api.url}/getMe") is True
+    finally:
+        await through.shutdown()
+    assert proxy.seen == ["getMe", "getMe"] and api.seen == []  # both went through the proxy
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = AiohttpRequest(2)
+    await direct.initialize()
+    try:
+        assert await direct.post(f"{api.url}/getMe") is True
+    finally:
+        await direct.shutdown()
+    assert api.seen == ["getMe"] and len(proxy.seen) == 2
