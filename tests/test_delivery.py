@@ -9,16 +9,8 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest
 
-from bot.app import build_application
-from bot.config import settings_from
-from bot.deps import Deps
-from bot.services.accounts import create_invite
-from bot.services.forms import store_setup_forms
-from bot.services.setup import apply_setup
-from bot.setup_file import load_setup
-from storage.db import session_scope
-from tests.support.telegram import TOKEN, Harness, RecordingRequest
-from tests.test_report_conversation import AN, HEADS, ROOT, STRANGER, Bot, FakeUser
+from tests.support.telegram import RecordingRequest
+from tests.test_report_conversation import AN, STRANGER, Bot, heads_bot
 
 BUTTON_TURN = {"answerCallbackQuery", "sendMessage", "editMessageReplyMarkup"}
 
@@ -59,22 +51,9 @@ def overlapping(events: list[tuple[str, str]]) -> set[str]:
 
 @pytest.fixture
 async def slow(engine, database_url, clock):
-    setup = load_setup(ROOT / "deploy" / "hiep-luc.yaml").setup
-    with session_scope(engine) as s:
-        apply_setup(s, setup, now=clock(), actor="test")
-        store_setup_forms(s, setup, now=clock(), actor="test")
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
     request = SlowRequest()
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
-    async with app:
-        harness = Harness(app, request)
-        for user, (village, deputy) in HEADS.items():
-            with session_scope(engine) as s:
-                code = create_invite(
-                    s, role="village_head", village=village, deputy=deputy, now=clock(), actor="t"
-                ).code
-            await harness.send(FakeUser(user, "x"), f"/start {code}")
-        yield Bot(harness, engine, clock), request
+    async with heads_bot(engine, database_url, clock, request) as bot:
+        yield bot, request
 
 
 async def open_report(bot: Bot) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -95,27 +96,32 @@ class Bot:
             return list(s.exec(select(Submission).order_by(Submission.id)))
 
 
-@pytest.fixture
-async def bot(engine, database_url, clock):
+@contextlib.asynccontextmanager
+async def heads_bot(engine, database_url, clock, request: RecordingRequest) -> AsyncIterator[Bot]:
+    """Hiệp Lực set up, the application on `request`, the three village heads signed up."""
     setup = load_setup(ROOT / "deploy" / "hiep-luc.yaml").setup
     with session_scope(engine) as s:
         apply_setup(s, setup, now=clock(), actor="test")
         store_setup_forms(s, setup, now=clock(), actor="test")
     settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
-    request = RecordingRequest()
     app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
     async with app:
         harness = Harness(app, request)
-        b = Bot(harness, engine, clock)
         for user, (village, deputy) in HEADS.items():
             with session_scope(engine) as s:
                 code = create_invite(
                     s, role="village_head", village=village, deputy=deputy, now=clock(), actor="t"
                 ).code
             await harness.send(FakeUser(user, "x"), f"/start {code}")
+        yield Bot(harness, engine, clock)
+
+
+@pytest.fixture
+async def bot(engine, database_url, clock):
+    async with heads_bot(engine, database_url, clock, RecordingRequest()) as b:
         with session_scope(engine) as s:
             code = create_invite(s, role="police", commune="hiep-luc", now=clock(), actor="t").code
-        await harness.send(CUONG, f"/start {code}")
+        await b.h.send(CUONG, f"/start {code}")
         yield b
 
 

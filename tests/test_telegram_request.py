@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -37,6 +38,17 @@ async def bot(emulator: EmulatorServer) -> AsyncIterator[Bot]:
     request = AiohttpRequest(4)
     async with Bot(TOKEN, base_url=f"{emulator.url}/bot", request=request, get_updates_request=request) as b:
         yield b
+
+
+@contextlib.asynccontextmanager
+async def opened(size: int, **timeouts: float) -> AsyncIterator[AiohttpRequest]:
+    """An initialized AiohttpRequest of `size` connections, shut down afterwards."""
+    request = AiohttpRequest(size, **timeouts)
+    await request.initialize()
+    try:
+        yield request
+    finally:
+        await request.shutdown()
 
 
 class Stub:
@@ -105,14 +117,10 @@ async def test_flood_control_is_retry_after(stub) -> None:
         return web.json_response(body, status=429)
 
     server = await stub(too_many)
-    request = AiohttpRequest(2)
-    await request.initialize()
-    try:
+    async with opened(2) as request:
         with pytest.raises(RetryAfter) as caught:
             await request.post(f"{server.url}/sendMessage")
         assert caught.value.retry_after in (7, 7.0) or caught.value.retry_after.total_seconds() == 7
-    finally:
-        await request.shutdown()
 
 
 async def test_a_full_pool_times_out_without_sending(stub) -> None:
@@ -123,22 +131,20 @@ async def test_a_full_pool_times_out_without_sending(stub) -> None:
         return web.json_response({"ok": True, "result": True})
 
     server = await stub(slow)
-    request = AiohttpRequest(1, pool_timeout=0.2)
-    await request.initialize()
-    try:
-        first = asyncio.create_task(request.post(f"{server.url}/first"))
-        while not server.seen:
-            await asyncio.sleep(0.01)
-        with pytest.raises(TimedOut, match="Pool timeout"):
-            await request.post(f"{server.url}/second")
-        assert server.seen == ["first"]  # the second never left
-        release.set()
-        assert await first is True
-        assert await request.post(f"{server.url}/third") is True  # its connection came back to the pool
-        assert server.seen == ["first", "third"]
-    finally:
-        release.set()
-        await request.shutdown()
+    async with opened(1, pool_timeout=0.2) as request:
+        try:
+            first = asyncio.create_task(request.post(f"{server.url}/first"))
+            while not server.seen:
+                await asyncio.sleep(0.01)
+            with pytest.raises(TimedOut, match="Pool timeout"):
+                await request.post(f"{server.url}/second")
+            assert server.seen == ["first"]  # the second never left
+            release.set()
+            assert await first is True
+            assert await request.post(f"{server.url}/third") is True  # its connection came back to the pool
+            assert server.seen == ["first", "third"]
+        finally:
+            release.set()
     assert "not* sent" in POOL_TIMEOUT_MESSAGE
 
 
@@ -148,13 +154,9 @@ async def test_a_server_that_does_not_answer_is_timed_out(stub) -> None:
         return web.json_response({"ok": True, "result": True})
 
     server = await stub(silent)
-    request = AiohttpRequest(2, read_timeout=0.2)
-    await request.initialize()
-    try:
+    async with opened(2, read_timeout=0.2) as request:
         with pytest.raises(TimedOut):
             await request.post(f"{server.url}/sendMessage")
-    finally:
-        await request.shutdown()
 
 
 async def test_a_dropped_connection_is_a_network_error(stub) -> None:
@@ -164,27 +166,19 @@ async def test_a_dropped_connection_is_a_network_error(stub) -> None:
         return web.json_response({"ok": True, "result": True})
 
     server = await stub(drop)
-    request = AiohttpRequest(2)
-    await request.initialize()
-    try:
+    async with opened(2) as request:
         with pytest.raises(NetworkError) as caught:
             await request.post(f"{server.url}/sendMessage")
         assert not isinstance(caught.value, TimedOut) and "aiohttp." in str(caught.value)
-    finally:
-        await request.shutdown()
 
 
 async def test_a_refused_connection_is_a_network_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    request = AiohttpRequest(2)
-    await request.initialize()
-    try:
+    async with opened(2) as request:
         with pytest.raises(NetworkError):
             await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe")
-    finally:
-        await request.shutdown()
 
 
 async def test_it_must_be_initialized_and_shuts_down_twice() -> None:
@@ -216,14 +210,10 @@ async def test_a_redirect_is_not_followed(stub) -> None:
         raise web.HTTPTemporaryRedirect(location=f"{request.path.rsplit('/', 1)[0]}/elsewhere")
 
     server = await stub(moved)
-    request = AiohttpRequest(2)
-    await request.initialize()
-    try:
+    async with opened(2) as request:
         with pytest.raises(NetworkError):
             await request.post(f"{server.url}/sendMessage")
         assert server.seen == ["sendMessage"]
-    finally:
-        await request.shutdown()
 
 
 @pytest.mark.filterwarnings("ignore:Please use")  # do_api_request: the stub answers True, not a Message
@@ -244,17 +234,13 @@ async def test_a_vietnamese_file_name_goes_out_as_utf8(stub) -> None:
         return web.json_response({"ok": True, "result": True})
 
     server = await stub(keep)
-    request = AiohttpRequest(2)
-    await request.initialize()
     name = 'Báo cáo 6 tháng — Xã "Hiệp Lực".xlsx'
-    try:
-        async with Bot(TOKEN, base_url=server.url.rsplit("/bot", 1)[0] + "/bot", request=request) as b:
-            await b.do_api_request(
-                "send_document",
-                {"chat_id": USER, "document": InputFile(b"PK\x03\x04", filename=name), "caption": "Tổng hợp"},
-            )
-    finally:
-        await request.shutdown()
+    base_url = server.url.rsplit("/bot", 1)[0] + "/bot"
+    async with Bot(TOKEN, base_url=base_url, request=AiohttpRequest(2)) as b:  # opens and closes the pool
+        await b.do_api_request(
+            "send_document",
+            {"chat_id": USER, "document": InputFile(b"PK\x03\x04", filename=name), "caption": "Tổng hợp"},
+        )
     (body,) = [x for x in bodies if b"PK\x03\x04" in x]
     assert 'filename="Báo cáo 6 tháng — Xã \\"Hiệp Lực\\".xlsx"'.encode() in body
     assert b"%C3%A1" not in body
@@ -272,20 +258,12 @@ async def test_proxies_come_from_the_environment_as_with_httpx(stub, monkeypatch
     monkeypatch.setenv("HTTP_PROXY", proxy_root)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    through = AiohttpRequest(2)
-    await through.initialize()
-    try:
+    async with opened(2) as through:
         assert await through.post(f"{api.url}/getMe") is True
         assert await through.post(f"{api.url}/getMe") is True
-    finally:
-        await through.shutdown()
     assert proxy.seen == ["getMe", "getMe"] and api.seen == []  # both went through the proxy
 
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    direct = AiohttpRequest(2)
-    await direct.initialize()
-    try:
+    async with opened(2) as direct:
         assert await direct.post(f"{api.url}/getMe") is True
-    finally:
-        await direct.shutdown()
     assert api.seen == ["getMe"] and len(proxy.seen) == 2

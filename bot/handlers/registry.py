@@ -402,15 +402,12 @@ async def _deliver(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query is None:
         await _send_replies(ctx, context)
         return
-    await _together(_send_replies(ctx, context), _answer_query(query, ctx.callback_answer))
-
-
-async def _together(first: Awaitable[None], *others: Awaitable[None]) -> None:
-    """Run the Bot API calls at once (their round trips overlap), wait for all of them, then raise what
-    `first` raised (the others log their own failures)."""
-    results = await asyncio.gather(first, *others, return_exceptions=True)
-    if isinstance(results[0], BaseException):
-        raise results[0]
+    # both round trips at once; wait for both, then raise what the replies raised (the answer logs its own)
+    sent, _ = await asyncio.gather(
+        _send_replies(ctx, context), _answer_query(query, ctx.callback_answer), return_exceptions=True
+    )
+    if isinstance(sent, BaseException):
+        raise sent
 
 
 async def _answer_query(query: Any, text: str | None) -> None:
