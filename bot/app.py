@@ -18,7 +18,7 @@ from bot.handlers.menu import set_default_menu
 from bot.metrics import observe_scheduler
 from bot.reminders.ratelimit import RateLimiter
 from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
-from bot.telegram_request import AiohttpRequest
+from bot.telegram_request import AiohttpRequest, tls_context
 from bot.texts import render
 from bot.update_order import DEFAULT_CONCURRENCY, ChatOrderedProcessor
 from storage.db import make_engine, upgrade
@@ -88,9 +88,10 @@ def _bot_api_request(settings: Settings, *, long_poll: bool = False) -> BaseRequ
     else:
         size = 8
         timeouts = {"pool_timeout": 5, "connect_timeout": 10, "read_timeout": 20, "write_timeout": 20}
+    tls = tls_context(settings.ca_file, settings.ca_dir)  # SSL_CERT_FILE / SSL_CERT_DIR, else certifi's
     if settings.http_client == "httpx":
-        return HTTPXRequest(connection_pool_size=size, **timeouts)
-    return AiohttpRequest(size, **timeouts)
+        return HTTPXRequest(connection_pool_size=size, httpx_kwargs={"verify": tls}, **timeouts)
+    return AiohttpRequest(size, tls=tls, **timeouts)
 
 
 async def _reminder_bot(application: Application) -> ExtBot[Any]:

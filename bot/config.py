@@ -48,6 +48,8 @@ class Settings:
     http_client: str = (
         "aiohttp"  # BAOCAO_HTTP_CLIENT: aiohttp | httpx, the Bot API client (bot/telegram_request.py)
     )
+    ca_file: str | None = None  # SSL_CERT_FILE: PEM bundle the Bot API server is checked against
+    ca_dir: str | None = None  # SSL_CERT_DIR: the same as a hashed directory (neither: certifi's)
 
     @property
     def base_url(self) -> str:
@@ -254,6 +256,20 @@ def _check_http_client(raw: str | None) -> str:
     return value
 
 
+def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    path = Path(value)
+    if not (path.is_dir() if directory else path.is_file()):
+        kind = "thư mục" if directory else "tệp"
+        raise ConfigError(
+            f"{name}={raw!r}: không có {kind} chứng chỉ này. Đặt đường dẫn tới {kind} chứng chỉ CA "
+            "(PEM) của máy chủ Bot API, hoặc bỏ biến này để dùng bộ chứng chỉ mặc định (certifi)."
+        )
+    return value
+
+
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
     webhook_url = _check_webhook_url(environ.get("BAOCAO_WEBHOOK_URL"))
@@ -282,6 +298,8 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         log_format=_check_log_format(environ.get("BAOCAO_LOG_FORMAT")),
         status_listen=_check_listen(environ.get("BAOCAO_STATUS_LISTEN"), "BAOCAO_STATUS_LISTEN", 9090),
         http_client=_check_http_client(environ.get("BAOCAO_HTTP_CLIENT")),
+        ca_file=_check_ca("SSL_CERT_FILE", environ.get("SSL_CERT_FILE"), directory=False),
+        ca_dir=_check_ca("SSL_CERT_DIR", environ.get("SSL_CERT_DIR"), directory=True),
     )
 
 

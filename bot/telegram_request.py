@@ -9,7 +9,9 @@ Under 500 village heads answering at once the bot is CPU-bound, so this is the d
 Same contract as `HTTPXRequest`: form-encoded parameters, multipart when files are uploaded, timeouts in
 seconds per call (PTB passes its own for getUpdates' long poll), a full pool waits up to `pool_timeout` and
 then raises `TimedOut` without sending anything, a timeout is `TimedOut`, any other transport failure
-`NetworkError`; certifi's CA bundle, proxies from the environment, no redirects followed (as httpx).
+`NetworkError`; certifi's CA bundle unless the settings name others (`SSL_CERT_FILE` / `SSL_CERT_DIR`, as
+httpx reads them), proxies from the environment (HTTPS through an HTTP proxy's CONNECT), no redirects
+followed (as httpx).
 aiohttp has no write timeout of its own: the whole call is bounded by connect + write + read.
 """
 
@@ -45,6 +47,7 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: float | None = 10.0,
         pool_timeout: float | None = 5.0,
         media_write_timeout: float | None = 60.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._size = connection_pool_size
         self._read_timeout = read_timeout
@@ -55,6 +58,7 @@ class AiohttpRequest(BaseRequest):
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._proxies: dict[tuple[str, str], str | None] = {}
+        self._tls = tls
 
     @property
     def read_timeout(self) -> float | None:
@@ -64,9 +68,7 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         """Open the connection pool (in the running event loop)."""
         if self._session is None or self._session.closed:
-            # as httpx does for HTTPXRequest: certifi's CA bundle (and proxies from the environment: _proxy_for)
-            tls = ssl.create_default_context(cafile=certifi.where())
-            connector = aiohttp.TCPConnector(limit=self._size, ssl=tls)
+            connector = aiohttp.TCPConnector(limit=self._size, ssl=self._tls or tls_context())
             # not trust_env=True: aiohttp would then read the environment and ~/.netrc on every call (+0.7 ms)
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": self.USER_AGENT}
@@ -140,6 +142,20 @@ class AiohttpRequest(BaseRequest):
             bypass = parts.hostname is not None and bool(urllib.request.proxy_bypass(parts.hostname))
             self._proxies[key] = None if bypass else urllib.request.getproxies().get(parts.scheme)
         return self._proxies[key]
+
+
+def tls_context(ca_file: str | None = None, ca_dir: str | None = None) -> ssl.SSLContext:
+    """The certificates a Bot API server is checked against, chosen as httpx chooses them.
+
+    A PEM bundle (`ca_file`) or else a hashed directory (`ca_dir`) when given — a self-hosted
+    `telegram-bot-api` behind a private CA — otherwise certifi's bundle. Verification and host-name checks
+    are always on.
+    """
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    if ca_dir:
+        return ssl.create_default_context(capath=ca_dir)
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _body(request_data: RequestData | None) -> Any:

@@ -35,7 +35,7 @@ UNIT = DEPLOY / "baocao.service"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-SETTING_RE = re.compile(r"^(?:(?:BAOCAO|TELEGRAM)_[A-Z0-9_]+|DATABASE_URL)$")
+SETTING_RE = re.compile(r"^(?:(?:BAOCAO|TELEGRAM)_[A-Z0-9_]+|DATABASE_URL|SSL_CERT_(?:FILE|DIR))$")
 SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE", re.IGNORECASE)
 
 
