@@ -149,3 +149,35 @@ async def test_a_stranger_pressing_a_button_gets_the_refusal_and_the_answer(slow
     assert "chưa đăng ký" in bot.texts(STRANGER)[-1]
     answer = next(c for c in request.calls if c.method == "answerCallbackQuery")
     assert answer.params.get("text")
+
+
+async def test_a_cancelled_delivery_waits_for_its_alongside_calls_to_stop() -> None:
+    """Shutdown cancels a turn mid-delivery: the edit started alongside is cancelled and awaited, not left
+    running (or pending) after the turn is gone."""
+    from types import SimpleNamespace
+
+    from bot.handlers.registry import Reply, _send_replies
+
+    stopped: list[str] = []
+    second_reply = asyncio.Event()
+
+    async def edit(_: Any) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0)  # its own clean-up takes a turn of the loop
+            stopped.append("edit")
+
+    class Hanging:
+        async def send_message(self, chat_id: int, text: str, **_: Any) -> None:
+            if text == "2":
+                second_reply.set()
+                await asyncio.sleep(3600)
+
+    ctx = SimpleNamespace(replies=[Reply("1"), Reply("2")], chat_id=AN, alongside=[edit])
+    turn = asyncio.create_task(_send_replies(ctx, SimpleNamespace(bot=Hanging())))  # type: ignore[arg-type]
+    await second_reply.wait()  # the first reply is out, the edit started
+    turn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    assert stopped == ["edit"]

@@ -433,9 +433,10 @@ async def _send_replies(ctx: Ctx, context: ContextTypes.DEFAULT_TYPE) -> None:
         for reply in ctx.replies:
             await _send_reply(bot, reply, reply.chat_id if reply.chat_id is not None else ctx.chat_id)
             start_alongside()
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # shutdown: stop the alongside calls too, and wait until they have
         for task in started:
             task.cancel()
+        await asyncio.gather(*started, return_exceptions=True)
         raise
     except Exception:
         start_alongside()
