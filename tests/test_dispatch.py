@@ -641,6 +641,39 @@ async def test_a_cycle_plans_then_sends_and_a_second_is_a_no_op(engine, server, 
     assert delivered(server) == Counter(chats)
 
 
+async def test_a_real_cycle_moves_the_reminder_metrics(engine, server, tg, limiter) -> None:
+    """planned / sent / failed / 429 on /metrics come from real cycles, not only from direct calls."""
+    from bot import metrics
+    from bot.services.reminders import PlanReport
+
+    def value(name: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+    chats = add_people(engine, server, 4)
+    server.block(chats[3])  # 403: given up, counted as failed
+    server.set_faults(FaultPlan(script={"sendMessage": ["429"]}, retry_after=1))
+    adding = planner_adding(chats)
+
+    def plan(session: Session, now: datetime) -> PlanReport:
+        new = int(adding(session, now).split()[0])
+        return PlanReport(planned=len(chats), created=new, existing=len(chats) - new, obsoleted=0)
+
+    scheduler = ReminderScheduler(
+        engine, tg, tick_seconds=1, clock=FixedClock(NOW), limiter=limiter, plan=plan, render=render
+    )
+    metrics.observe_scheduler(scheduler)
+    names = ("planned", "sent", "failed")
+    before = {n: value(f"baocao_reminders_{n}_total") for n in names} | {
+        "429": value("baocao_telegram_429_total")
+    }
+    await scheduler.run_cycle()
+    await scheduler.run_cycle()  # nothing new: counts nothing more
+    after = {n: value(f"baocao_reminders_{n}_total") for n in names} | {
+        "429": value("baocao_telegram_429_total")
+    }
+    assert {n: after[n] - before[n] for n in after} == {"planned": 4, "sent": 3, "failed": 1, "429": 1}
+
+
 async def test_ticks_skip_while_a_cycle_runs_and_stop_is_graceful(engine, server, tg, limiter) -> None:
     chats = add_people(engine, server, 3)
     gate = asyncio.Event()
