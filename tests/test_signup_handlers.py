@@ -234,3 +234,45 @@ async def test_a_reply_refused_by_telegram_is_retried_after_the_commit(
     assert waits and all(w <= registry.REPLY_WAIT_CAP for w in waits)
     if "429" in faults:
         assert 1.0 in waits  # retry_after honoured
+
+
+async def test_updates_no_handler_takes_are_logged_counted_and_not_answered(bot, engine, caplog) -> None:
+    """Group chatter and member changes get the same one log line (no content), metrics and update-id record
+    as any other update, and no reply."""
+    import logging
+
+    from bot import metrics
+    from storage.models import ProcessedUpdate
+
+    caplog.set_level(logging.INFO, logger="bot.handlers.registry")
+    labels = {"handler": "unhandled:update", "outcome": "ignored"}
+    before = metrics.REGISTRY.get_sample_value("baocao_updates_total", labels) or 0.0
+    group = {"id": -100200300, "type": "supergroup", "title": "CA Hiệp Lực"}
+    chatter = await bot.send(AN, "họp lúc 8 giờ bí mật", group=group)
+    blocked = await bot.feed(
+        {
+            "my_chat_member": {
+                "chat": {"id": AN.id, "type": "private", "first_name": AN.first_name},
+                "from": AN.as_dict(),
+                "date": 1,
+                "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": True, "first_name": "B"}},
+                "new_chat_member": {
+                    "status": "kicked",
+                    "until_date": 0,
+                    "user": {"id": 1, "is_bot": True, "first_name": "B"},
+                },
+            }
+        }
+    )
+    assert [c.method for c in bot.request.calls if c.method != "getMe"] == []  # nothing said to anyone
+    lines = {r.update_id: r for r in caplog.records if getattr(r, "handler", None) == "unhandled:update"}
+    assert set(lines) == {chatter.update_id, blocked.update_id}
+    assert {(r.chat_id, r.outcome, r.role) for r in lines.values()} == {
+        (-100200300, "ignored", "stranger"),
+        (AN.id, "ignored", "stranger"),
+    }
+    assert "bí mật" not in caplog.text
+    assert metrics.REGISTRY.get_sample_value("baocao_updates_total", labels) == before + 2
+    with session_scope(engine) as s:
+        seen = set(s.exec(select(ProcessedUpdate.update_id)))
+    assert {chatter.update_id, blocked.update_id} <= seen

@@ -39,3 +39,8 @@ async def edited_message(ctx: Ctx) -> None:
 async def stale_button(ctx: Ctx) -> None:
     """A button from an old keyboard nobody handles any more."""
     ctx.answer_callback("common/stale_button.html")
+
+
+@REGISTRY.unhandled(need=Need.ANYONE)
+async def unhandled_update(ctx: Ctx) -> None:
+    """An update no handler takes (text in a group, the bot added or blocked): counted and logged, no reply."""

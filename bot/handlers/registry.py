@@ -43,6 +43,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -214,6 +215,19 @@ class Registry:
         for spec in self.specs:
             if spec.kind == "stale_button":
                 application.add_handler(CallbackQueryHandler(_wrap(spec, deps)))
+        for spec in self.specs:  # last of all: whatever no handler above took
+            if spec.kind == "unhandled":
+                application.add_handler(TypeHandler(Update, _wrap(spec, deps)))
+
+    def unhandled(self, *, need: Need) -> Callable[[Handler], Handler]:
+        """Declare the handler for updates nothing else takes (a group's chatter, a member change), so that
+        each of them too gets its log line, its metrics and its update-id record."""
+
+        def decorate(fn: Handler) -> Handler:
+            self.specs.append(Spec("unhandled", "update", ("update",), need, fn, in_menu=False, in_groups=True))
+            return fn
+
+        return decorate
 
     def stale_button(self, *, need: Need) -> Callable[[Handler], Handler]:
         """Declare the handler for button presses no other handler claims (old keyboards)."""
@@ -296,7 +310,7 @@ async def _handle(
                 ctx.callback_answer = render("auth/refused_short.html")
                 _audit_refusal(ctx, spec)
             else:
-                outcome = "ok"
+                outcome = "ignored" if spec.kind == "unhandled" else "ok"
                 await spec.handler(ctx)
     await _deliver(ctx, context)
     for action in ctx.after_commit:
