@@ -224,7 +224,9 @@ class Registry:
         each of them too gets its log line, its metrics and its update-id record."""
 
         def decorate(fn: Handler) -> Handler:
-            self.specs.append(Spec("unhandled", "update", ("update",), need, fn, in_menu=False, in_groups=True))
+            self.specs.append(
+                Spec("unhandled", "update", ("update",), need, fn, in_menu=False, in_groups=True)
+            )
             return fn
 
         return decorate
