@@ -610,6 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate_invite_args(args)
         settings = load_settings(args.env_file)
+        from bot.reminders.content import use_templates_dir
+
+        use_templates_dir(settings.templates_dir)  # every command that renders a reminder sees them
         from bot.logging_setup import configure_logging
 
         configure_logging(

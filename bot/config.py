@@ -50,6 +50,7 @@ class Settings:
     )
     ca_file: str | None = None  # SSL_CERT_FILE: PEM bundle the Bot API server is checked against
     ca_dir: str | None = None  # SSL_CERT_DIR: the same as a hashed directory (neither: certifi's)
+    templates_dir: str | None = None  # BAOCAO_TEMPLATES_DIR: deployment / per-commune template overrides
 
     @property
     def base_url(self) -> str:
@@ -270,6 +271,16 @@ def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
     return value
 
 
+def _check_templates_dir(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if value and not Path(value).is_dir():
+        raise ConfigError(
+            f"BAOCAO_TEMPLATES_DIR={raw!r}: không có thư mục này. Đặt đường dẫn tới thư mục mẫu tin riêng "
+            "(<thư mục>/<mã xã>/remind/…), hoặc bỏ biến này để dùng mẫu tin có sẵn."
+        )
+    return value or None
+
+
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
     webhook_url = _check_webhook_url(environ.get("BAOCAO_WEBHOOK_URL"))
@@ -300,6 +311,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         http_client=_check_http_client(environ.get("BAOCAO_HTTP_CLIENT")),
         ca_file=_check_ca("SSL_CERT_FILE", environ.get("SSL_CERT_FILE"), directory=False),
         ca_dir=_check_ca("SSL_CERT_DIR", environ.get("SSL_CERT_DIR"), directory=True),
+        templates_dir=_check_templates_dir(environ.get("BAOCAO_TEMPLATES_DIR")),
     )
 
 

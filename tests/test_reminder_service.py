@@ -499,7 +499,9 @@ def test_templates_can_be_overridden_per_commune(engine, world, tmp_path, monkey
     )
     (tmp_path / "remind").mkdir()
     (tmp_path / "remind" / "button.html").write_text("Nộp ngay", encoding="utf-8")
-    monkeypatch.setenv("BAOCAO_TEMPLATES_DIR", str(tmp_path))
+    from bot.reminders import content
+
+    monkeypatch.setitem(content._OVERRIDES, "dir", str(tmp_path))  # BAOCAO_TEMPLATES_DIR
     plan_at(engine, local(5, 16, 8))
     out = render(engine, first_for(engine, world.an), local(5, 16, 8))
     assert out.text == "Kính gửi Thôn Nà Làng: xin nộp 6 tháng đầu năm 2026 trước hết ngày 19/05/2026."

@@ -76,9 +76,17 @@ def _environment(root: str | None, commune_code: str | None) -> Environment:
     return base.overlay(loader=ChoiceLoader([FileSystemLoader(dirs), base.loader]))  # type: ignore[list-item]
 
 
+_OVERRIDES: dict[str, str | None] = {"dir": None}  # BAOCAO_TEMPLATES_DIR, from the settings
+
+
+def use_templates_dir(path: str | None) -> None:
+    """Take deployment overrides from `path` (the `BAOCAO_TEMPLATES_DIR` setting); None: shipped texts only."""
+    _OVERRIDES["dir"] = path or None
+
+
 def render_text(name: str, commune_code: str | None = None, /, **context: Any) -> str:
     """Render `templates/<name>`, preferring the deployment's and the commune's own copies."""
-    env = _environment(os.environ.get(TEMPLATES_ENV) or None, commune_code)
+    env = _environment(_OVERRIDES["dir"], commune_code)
     return env.get_template(name).render(**context).strip()
 
 
