@@ -52,7 +52,6 @@ from storage.models import (
 CB_REPORT: Final = "rp"  # bot.handlers.report.CB_PICK: starts or resumes the period's report
 CB_NUDGE: Final = "nudge"
 NUDGE_STALE: Final = timedelta(hours=12)  # a nudge not sent by then is no longer what the officer meant
-TEMPLATES_ENV: Final = "BAOCAO_TEMPLATES_DIR"
 DIGEST_LIMITS: Final = (None, 40, 20, 10, 5, 0)  # names listed per group, until the digest fits
 
 Buttons = tuple[tuple[tuple[str, str], ...], ...]
