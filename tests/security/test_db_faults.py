@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -127,14 +128,26 @@ def _start(
     database_url: str,
     bot_url: str,
     tmp_path: Path,
+    mode: str = "run",
     **env: str,
 ) -> tuple[PollingBot, dict[str, int]]:
+    """The commune set up, its heads seeded, and the bot started on `bot_url`: `baocao run` (long polling)
+    or `baocao serve` with its webhook set (the emulator POSTs each update and waits for the answer)."""
     (tmp_path / "logs").mkdir()
     setup = PollingBot(bot_env(emulator, database_url), tmp_path / "logs", emulator)
     setup.cli("setup", str(write_short_setup(tmp_path, VILLAGES)))
     seed_village_heads(database_url, HEADS)
-    bot = PollingBot(bot_env(emulator, bot_url, **env), tmp_path / "logs", emulator)
-    bot.start()
+    if mode == "serve":
+        from tests.e2e.test_webhook_e2e import ServeProcess, _env
+
+        root, serve_env = _env(emulator, bot_url, BAOCAO_TICK_SECONDS="0", **env)
+        bot: Any = ServeProcess(serve_env, tmp_path / "logs", emulator, root)
+        bot.start()
+        done = bot.run("webhook", "set")
+        assert done.returncode == 0, done.stderr.decode()
+    else:
+        bot = PollingBot(bot_env(emulator, bot_url, **env), tmp_path / "logs", emulator)
+        bot.start()
     engine = make_engine(database_url)
     with session_scope(engine) as s:
         ids = {v.name: v.id for v in s.exec(select(Village))}
@@ -163,7 +176,9 @@ def proxy(db_backend: str, database_url: str) -> Iterator[FlakyProxy]:
     p.close()
 
 
+@pytest.mark.parametrize("mode", ["run", "serve"])
 def test_postgresql_gone_and_back_under_load_loses_nothing_and_recovers_without_restart(
+    mode: str,
     proxy: FlakyProxy,
     emulator: EmulatorServer,
     client: EmulatorClient,
@@ -173,7 +188,7 @@ def test_postgresql_gone_and_back_under_load_loses_nothing_and_recovers_without_
 ) -> None:
     """Two heads answer; PostgreSQL vanishes for 4 s mid-form; answers in the outage get the error message."""
     via_proxy = make_url(database_url).set(port=proxy.port).render_as_string(hide_password=False)
-    bot, ids = _start(emulator, database_url, via_proxy, tmp_path)
+    bot, ids = _start(emulator, database_url, via_proxy, tmp_path, mode)
     engine = make_engine(database_url)
     users = {name: client.user(uid, f"Trưởng {name}") for name, uid in HEADS.items()}
     acknowledged: dict[str, dict[str, int]] = {name: {} for name in VILLAGES}
@@ -238,7 +253,7 @@ def test_postgresql_gone_and_back_under_load_loses_nothing_and_recovers_without_
     engine.dispose()
     bot.stop()
     print(
-        f"PostgreSQL outage: {proxy.cuts} cut, {refused} connections refused; {len(outage_answers)} answers "
+        f"PostgreSQL outage ({mode}): {proxy.cuts} cut, {refused} connections refused; {len(outage_answers)} answers "
         f"in the outage: {told} told the error, {applied} applied; {found} acknowledged answers found"
     )
     assert found == sum(map(len, acknowledged.values()))
