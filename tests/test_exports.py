@@ -422,8 +422,10 @@ def test_clean_text_and_neutralise() -> None:
 
 def test_csv_has_bom_the_same_columns_and_local_times(session: Session, seeded: Seeded) -> None:
     content = export(session, seeded, "csv").content
-    assert content.startswith(b"\xef\xbb\xbf")
+    assert content.startswith(b"\xef\xbb\xbf") and content.count(b"\xef\xbb\xbf") == 1
     rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    assert content.endswith(b"\r\n") and b"\r\r\n" not in content  # CRLF, not translated twice
+    assert content.count(b"\r\n") == len(rows)
     sheet = workbook(export(session, seeded, "xlsx").content)["Các thôn"]
     assert rows[0] == [c.value for c in sheet[1]]
     assert len(rows) == len(seeded.villages) + 1  # no totals row in the CSV
@@ -565,6 +567,40 @@ def test_word_title_body_table_recipients_and_signature(session: Session, seeded
     assert sum(1 for p in right if not p.text) >= 3 and right[-1].text == "……………………"
     last_body = body[-1].text
     assert last_body.endswith("trân trọng báo cáo./.")
+
+
+def test_word_table_rows_are_exactly_what_python_docx_builds_row_by_row(
+    session: Session, seeded: Seeded
+) -> None:
+    """The village rows are copies of one prototype (add_row is quadratic): each must be the XML that
+    building it with python-docx's own API gives — widths, alignment, fonts, "never split", texts."""
+    from lxml import etree
+
+    from bot.exports.word import _para, _row_flags
+
+    d = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
+    table = d.tables[1]
+    produced = list(table.rows[1:])
+    assert len(produced) == 14
+    widths = [c.width for c in produced[0].cells]
+    for row in produced:
+        texts = [c.text for c in row.cells]
+        reference = table.add_row()  # the old way, on the same table
+        _row_flags(reference, "w:cantSplit")
+        for i, (cell, text) in enumerate(zip(reference.cells, texts, strict=True)):
+            cell.width = widths[i]
+            _para(
+                cell,
+                text,
+                13,
+                align=WD_ALIGN_PARAGRAPH.LEFT if i == 1 else WD_ALIGN_PARAGRAPH.CENTER,
+                first=True,
+            )
+        assert etree.tostring(row._tr, method="c14n") == etree.tostring(reference._tr, method="c14n"), texts
+    assert [r.cells[0].text for r in produced] == [str(n) for n in range(1, 15)]
+    assert any(
+        not c.text for r in produced for c in r.cells
+    )  # empty cells too (no run, as _para leaves them)
 
 
 def test_word_names_when_the_commune_is_unusual() -> None:

@@ -36,12 +36,20 @@ def csv_value(value: Any) -> str:
 
 
 def write_csv(session: Session, scope: ExportScope) -> bytes:
-    """The CSV file as bytes (UTF-8 with BOM, comma-separated, CRLF line ends)."""
+    """The CSV file as bytes (UTF-8 with BOM, comma-separated, CRLF line ends).
+
+    Rows are encoded as they are written, so memory holds the file's bytes once — not a text buffer
+    (`io.StringIO` keeps 4 bytes a character: 283 MiB for a 73 MiB file of 100,000 villages) and then its
+    encoded copy.
+    """
     cols = columns(scope.form)
-    buffer = io.StringIO()
-    buffer.write(BOM)
-    writer = csv.writer(buffer)
+    raw = io.BytesIO()
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")  # the csv module writes its own CRLF
+    text.write(BOM)
+    writer = csv.writer(text)
     writer.writerow([neutralise(c.header) for c in cols])
     for index, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
         writer.writerow([csv_value(v) for v in row_cells(scope, cols, index, row)])
-    return buffer.getvalue().encode("utf-8")
+    text.flush()
+    text.detach()  # leave `raw` open
+    return raw.getvalue()

@@ -13,6 +13,7 @@ Page numbers from page 2, centred in the header.
 
 from __future__ import annotations
 
+import copy
 import io
 import unicodedata
 from collections.abc import Sequence
@@ -502,6 +503,17 @@ def _completeness_table(doc: DocumentType, scope: ExportScope, compiled: Compile
     ):
         _para(cell, text, 13, bold=True, first=True)
     _row_flags(table.rows[0], "w:cantSplit", "w:tblHeader")  # the header row repeats on every page
+    # One village's row is built once with python-docx (widths, alignment, fonts), then copied for every
+    # village with its texts filled in: `Table.add_row` looks up the table's grid and its insertion point
+    # by scanning every row so far, which made 100,000 villages quadratic (bench/exports.py --format docx).
+    prototype = table.add_row()
+    _row_flags(prototype, "w:cantSplit")  # a village's line is never cut across two pages
+    for i, cell in enumerate(prototype.cells):
+        cell.width = widths[i]
+        align = WD_ALIGN_PARAGRAPH.LEFT if i == 1 else WD_ALIGN_PARAGRAPH.CENTER
+        _para(cell, "x", 13, align=align, first=True)
+    tbl = table._tbl
+    tbl.remove(prototype._tr)
     for n, village in enumerate(compiled.completeness.villages, start=1):
         sent = scope.local(village.sent_at)
         values = (
@@ -511,14 +523,23 @@ def _completeness_table(doc: DocumentType, scope: ExportScope, compiled: Compile
             sent.strftime("%H:%M %d/%m/%Y") if sent else "",
             timeliness_text(village.state) or "",
         )
-        row = table.add_row()
-        _row_flags(row, "w:cantSplit")  # a village's line is never cut across two pages
-        for i, (cell, text) in enumerate(zip(row.cells, values, strict=True)):
-            cell.width = widths[i]
-            align = WD_ALIGN_PARAGRAPH.LEFT if i == 1 else WD_ALIGN_PARAGRAPH.CENTER
-            _para(cell, text, 13, align=align, first=True)
+        tbl.append(_filled_row(prototype._tr, values))
     spacer = _para(doc, "", BODY_PT)
     spacer.paragraph_format.space_before = Pt(6)
+
+
+def _filled_row(prototype: Any, values: Sequence[str]) -> Any:
+    """A copy of the prototype `<w:tr>` with one text per cell (an empty text leaves the cell's paragraph
+    without a run, as `_para` does)."""
+    tr = copy.deepcopy(prototype)
+    for tc, value in zip(tr.tc_lst, values, strict=True):
+        run = tc.find(f"{qn('w:p')}/{qn('w:r')}")
+        text = clean_text(value)
+        if text:
+            run.text = text  # CT_R.text: tabs, line breaks and edge spaces kept as python-docx keeps them
+        else:
+            run.getparent().remove(run)
+    return tr
 
 
 def _row_flags(row: Any, *tags: str) -> None:
