@@ -137,7 +137,12 @@ async def _post_stop(application: Application) -> None:
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
+    # never into a channel the bot may post in: only people's chats and groups are told to try again
+    if (
+        isinstance(update, Update)
+        and update.effective_chat is not None
+        and update.effective_chat.type != "channel"
+    ):
         try:
             await context.bot.send_message(update.effective_chat.id, render("common/error.html"))
         except Exception:

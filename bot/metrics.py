@@ -40,7 +40,7 @@ OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "obsolete")
 
 UPDATES = Counter(
     "baocao_updates",
-    "Updates handled, by handler and outcome (ok, refused, group, duplicate, error).",
+    "Updates handled, by handler and outcome (ok, refused, group, duplicate, error, ignored).",
     ["handler", "outcome"],
     registry=REGISTRY,
 )

@@ -268,11 +268,37 @@ async def test_updates_no_handler_takes_are_logged_counted_and_not_answered(bot,
     lines = {r.update_id: r for r in caplog.records if getattr(r, "handler", None) == "unhandled:update"}
     assert set(lines) == {chatter.update_id, blocked.update_id}
     assert {(r.chat_id, r.outcome, r.role) for r in lines.values()} == {
-        (-100200300, "ignored", "stranger"),
-        (AN.id, "ignored", "stranger"),
+        (-100200300, "ignored", "-"),
+        (AN.id, "ignored", "-"),
     }
     assert "bí mật" not in caplog.text
     assert metrics.REGISTRY.get_sample_value("baocao_updates_total", labels) == before + 2
-    with session_scope(engine) as s:
-        seen = set(s.exec(select(ProcessedUpdate.update_id)))
-    assert {chatter.update_id, blocked.update_id} <= seen
+    with session_scope(engine) as s:  # no database work for them at all
+        assert not set(s.exec(select(ProcessedUpdate.update_id))) & {chatter.update_id, blocked.update_id}
+
+
+async def test_an_ignored_update_is_not_answered_even_when_the_database_is_down(bot, monkeypatch) -> None:
+    """During an outage, chatter in a police group or a channel post must not make the bot post an error."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.handlers import registry
+
+    def down(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(registry, "_first_delivery", down)
+    await bot.send(AN, "chào cả nhóm", group={"id": -100200300, "type": "supergroup", "title": "CA"})
+    await bot.feed(
+        {
+            "channel_post": {
+                "message_id": 1,
+                "date": 1,
+                "chat": {"id": -100999, "type": "channel"},
+                "text": "tin",
+            }
+        }
+    )
+    await bot.send(AN, "/help")  # a private command does hit the outage: told to try again
+    sent = [(int(c.params["chat_id"]), c.method) for c in bot.request.calls if c.method != "getMe"]
+    assert sent == [(AN.id, "sendMessage")]
+    assert "thử lại" in bot.request.texts(AN.id)[-1]

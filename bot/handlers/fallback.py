@@ -43,4 +43,5 @@ async def stale_button(ctx: Ctx) -> None:
 
 @REGISTRY.unhandled(need=Need.ANYONE)
 async def unhandled_update(ctx: Ctx) -> None:
-    """An update no handler takes (text in a group, the bot added or blocked): counted and logged, no reply."""
+    """An update no handler takes (text in a group, the bot added or blocked): `_run` logs and counts it
+    without calling this — declared so that the registry, the matrix and the log name it."""

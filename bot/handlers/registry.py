@@ -220,8 +220,9 @@ class Registry:
                 application.add_handler(TypeHandler(Update, _wrap(spec, deps)))
 
     def unhandled(self, *, need: Need) -> Callable[[Handler], Handler]:
-        """Declare the handler for updates nothing else takes (a group's chatter, a member change), so that
-        each of them too gets its log line, its metrics and its update-id record."""
+        """Declare the handler for updates nothing else takes (a group's chatter, a member change, a channel
+        post), so that each of them too gets its log line and its count. `_run` does only that for them: no
+        database work (an outage must not make the bot answer chatter with an error), no reply."""
 
         def decorate(fn: Handler) -> Handler:
             self.specs.append(
@@ -256,6 +257,9 @@ async def _run(spec: Spec, deps: Deps, update: Update, context: ContextTypes.DEF
     chat = update.effective_chat
     fields: dict[str, Any] = {"role": "stranger", "outcome": "error"}
     try:
+        if spec.kind == "unhandled":  # nobody takes it: the log line and the count, no session, no reply
+            fields.update(role="-", outcome="ignored")
+            return
         fields["outcome"] = await _handle(spec, deps, update, context, fields)
     except Exception as err:
         if isinstance(err, RetryAfter):
@@ -312,7 +316,7 @@ async def _handle(
                 ctx.callback_answer = render("auth/refused_short.html")
                 _audit_refusal(ctx, spec)
             else:
-                outcome = "ignored" if spec.kind == "unhandled" else "ok"
+                outcome = "ok"
                 await spec.handler(ctx)
     await _deliver(ctx, context)
     for action in ctx.after_commit:
