@@ -61,13 +61,13 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
     else:
-        builder = builder.request(_bot_api_request(settings))
+        builder = builder.request(bot_api_request(settings))
         if polling:
-            builder = builder.get_updates_request(_bot_api_request(settings, long_poll=True))
+            builder = builder.get_updates_request(bot_api_request(settings, long_poll=True))
         else:
             builder = builder.updater(None)
     application = builder.build()
-    application.bot_data[OWN_REMINDER_POOL_KEY] = request is None  # see _bot_api_request
+    application.bot_data[OWN_REMINDER_POOL_KEY] = request is None  # see bot_api_request
     application.bot_data["deps"] = deps
     application.bot_data[LIMITER_KEY] = RateLimiter()  # shared by everything sent in bulk
     (registry or load_all()).install(application, deps)
@@ -75,7 +75,7 @@ def build_application(
     return application
 
 
-def _bot_api_request(settings: Settings, *, long_poll: bool = False) -> BaseRequest:
+def bot_api_request(settings: Settings, *, long_poll: bool = False) -> BaseRequest:
     """A Bot API connection pool: 8 connections, a send waits up to 5 s for a free one; for getUpdates
     (`long_poll`) one connection whose reads may last the whole poll.
 
@@ -101,7 +101,7 @@ async def _reminder_bot(application: Application) -> ExtBot[Any]:
     settings = application.bot_data["deps"].settings
     if not application.bot_data.get(OWN_REMINDER_POOL_KEY) or settings.tick_seconds <= 0:
         return application.bot  # tests' recording request, or no reminders at all
-    request = _bot_api_request(settings)
+    request = bot_api_request(settings)
     bot: ExtBot[Any] = ExtBot(
         settings.require_token(),
         base_url=settings.base_url,

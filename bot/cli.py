@@ -62,8 +62,14 @@ def _bot_username(settings: Settings) -> str:
         )
     import httpx
 
+    from bot.telegram_request import tls_context
+
     try:
-        response = httpx.get(f"{settings.base_url}{settings.token}/getMe", timeout=10)
+        response = httpx.get(
+            f"{settings.base_url}{settings.token}/getMe",
+            timeout=10,
+            verify=tls_context(settings.ca_file, settings.ca_dir),
+        )
         return response.json()["result"]["username"]
     except Exception:
         raise CliError(

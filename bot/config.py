@@ -258,16 +258,25 @@ def _check_http_client(raw: str | None) -> str:
 
 
 def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
+    """A CA bundle (file) or hashed directories (`:`-separated, as OpenSSL reads them) that load."""
+    import ssl
+
     value = (raw or "").strip()
     if not value:
         return None
-    path = Path(value)
-    if not (path.is_dir() if directory else path.is_file()):
-        kind = "thư mục" if directory else "tệp"
+    kind = "thư mục" if directory else "tệp"
+    paths = value.split(":") if directory else [value]
+    if not all(Path(p).is_dir() if directory else Path(p).is_file() for p in paths):
         raise ConfigError(
             f"{name}={raw!r}: không có {kind} chứng chỉ này. Đặt đường dẫn tới {kind} chứng chỉ CA "
             "(PEM) của máy chủ Bot API, hoặc bỏ biến này để dùng bộ chứng chỉ mặc định (certifi)."
         )
+    try:  # a file with no certificate in it, or a broken one, fails here, not at the first call
+        ssl.create_default_context(**({"capath": value} if directory else {"cafile": value}))
+    except (ssl.SSLError, OSError) as err:
+        raise ConfigError(
+            f"{name}={raw!r}: không đọc được chứng chỉ CA ({err}). Cần chứng chỉ dạng PEM."
+        ) from None
     return value
 
 

@@ -2,7 +2,7 @@
 
 A local HTTPS stand-in for the Bot API (certificates from a throw-away CA made by `trustme`) and a local
 HTTP proxy that tunnels with CONNECT, as a company or provincial network's proxy does. Both clients the bot
-can use (ours on aiohttp, PTB's on httpx) are built by the app's own `_bot_api_request` and must agree.
+can use (ours on aiohttp, PTB's on httpx) are built by the app's own `bot_api_request` and must agree.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import trustme
 from aiohttp import web
 from telegram.error import NetworkError
 
-from bot.app import _bot_api_request
+from bot.app import bot_api_request
 from bot.config import ConfigError, settings_from
 from bot.telegram_request import AiohttpRequest
 
@@ -130,7 +130,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 @contextlib.asynccontextmanager
 async def client(environ: dict[str, str]) -> AsyncIterator[Any]:
     """The app's reply pool for these settings, opened and shut down."""
-    request = _bot_api_request(settings_from(environ))
+    request = bot_api_request(settings_from(environ))
     await request.initialize()
     try:
         yield request
@@ -231,12 +231,124 @@ def test_a_missing_ca_is_a_configuration_error(name: str, value: str) -> None:
     assert "chứng chỉ" in str(caught.value)
 
 
-def test_a_ca_directory_is_not_a_file_and_back(tmp_path: Path) -> None:
-    pem = tmp_path / "ca.pem"
-    pem.write_text("x")
+def test_a_ca_directory_is_not_a_file_and_back(tmp_path: Path, ca_file: str) -> None:
+    pem = Path(ca_file)
     with pytest.raises(ConfigError, match="SSL_CERT_FILE"):
         settings_from({"SSL_CERT_FILE": str(tmp_path)})
     with pytest.raises(ConfigError, match="SSL_CERT_DIR"):
         settings_from({"SSL_CERT_DIR": str(pem)})
     settings = settings_from({"SSL_CERT_FILE": f" {pem} ", "SSL_CERT_DIR": ""})
-    assert (settings.ca_file, settings.ca_dir) == (str(pem), None)
+    assert (settings.ca_file, settings.ca_dir) == (ca_file, None)
+
+
+class TlsFront:
+    """An https front (the throw-away CA's certificate) for the Bot API emulator, in a thread of its own,
+    so that synchronous commands (`remind --now`, `invite`) can be run against it from the test."""
+
+    def __init__(self, ca: trustme.CA, upstream: str) -> None:
+        import threading
+
+        self.ca, self.upstream, self.url = ca, upstream, ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> TlsFront:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        import aiohttp
+
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(tls)
+        async with aiohttp.ClientSession() as upstream:
+
+            async def forward(request: web.Request) -> web.Response:
+                async with upstream.request(
+                    request.method,
+                    self.upstream + request.path_qs,
+                    data=await request.read(),
+                    headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
+                ) as answer:
+                    body = await answer.read()
+                    return web.Response(body=body, status=answer.status, content_type=answer.content_type)
+
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", forward)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+            await site.start()
+            self.url = f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+            self._ready.set()
+            await self._stop.wait()
+            await runner.cleanup()
+
+
+def test_the_commands_that_call_telegram_check_the_ca_too(
+    ca: trustme.CA, ca_file: str, database_url: str, no_proxy_env
+) -> None:
+    """`webhook info`, `invite` (asking getMe for the bot's name) and `remind --now` use the same clients and
+    CA as the running bot: they work behind a private CA named by SSL_CERT_FILE, and refuse without it."""
+    import argparse
+
+    from bot.cli import CliError, _bot_username
+    from bot.emulator.server import EmulatorServer
+    from bot.reminders.dispatch import run_once
+    from bot.web.cli import WebhookError, _webhook_call
+
+    emulator = EmulatorServer(token=TOKEN, bot_username="baocao_tls_bot")
+    emulator.start_in_thread()
+    try:
+        with TlsFront(ca, emulator.url) as front:
+            env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": front.url, "DATABASE_URL": database_url}
+            trusted, untrusted = settings_from({**env, "SSL_CERT_FILE": ca_file}), settings_from(env)
+            args = argparse.Namespace(drop_pending=False, max_connections=40)
+            assert asyncio.run(_webhook_call(trusted, "info", args)).url == ""
+            assert _bot_username(trusted) == "baocao_tls_bot"
+            lines: list[str] = []
+            assert run_once(trusted, plan=lambda *_: "0 mới", out=lines.append) == 0
+            assert lines[0] == "Lập lịch: 0 mới"
+
+            with pytest.raises(WebhookError):
+                asyncio.run(_webhook_call(untrusted, "info", args))
+            with pytest.raises(CliError):
+                _bot_username(untrusted)
+            with pytest.raises(NetworkError):
+                run_once(untrusted, plan=lambda *_: "0 mới", out=lines.append)
+    finally:
+        emulator.stop_thread()
+    assert len(emulator.requests_for("getMe")) >= 2  # the trusted calls got through
+
+
+@pytest.mark.parametrize(
+    "content", ["", "không phải chứng chỉ\n", "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n"]
+)
+def test_a_ca_file_that_holds_no_certificate_is_a_configuration_error(tmp_path: Path, content: str) -> None:
+    """Caught at start with the setting's name — not a traceback at the first call, restarted ten times."""
+    path = tmp_path / "ca.pem"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match="SSL_CERT_FILE") as caught:
+        settings_from({"SSL_CERT_FILE": str(path)})
+    assert "PEM" in str(caught.value)
+
+
+def test_ssl_cert_dir_may_list_several_directories(tmp_path: Path, ca_file: str) -> None:
+    """As OpenSSL reads it: directories separated by ':' — each must exist."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    both = f"{tmp_path / 'a'}:{tmp_path / 'b'}"
+    assert settings_from({"SSL_CERT_DIR": both}).ca_dir == both
+    with pytest.raises(ConfigError, match="SSL_CERT_DIR"):
+        settings_from({"SSL_CERT_DIR": f"{both}:{tmp_path / 'c'}"})

@@ -49,9 +49,14 @@ async def _webhook_call(settings: Settings, action: str, args: argparse.Namespac
     from telegram import Bot, Update
     from telegram.error import TelegramError
 
+    from bot.app import bot_api_request
+
     try:
         async with Bot(
-            settings.require_token(), base_url=settings.base_url, base_file_url=settings.base_file_url
+            settings.require_token(),
+            base_url=settings.base_url,
+            base_file_url=settings.base_file_url,
+            request=bot_api_request(settings),  # the configured client and CA (SSL_CERT_FILE/DIR)
         ) as bot:
             if action == "set":
                 await bot.set_webhook(
