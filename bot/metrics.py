@@ -190,8 +190,6 @@ def observe_scheduler(scheduler: Any, job: str = "reminders-cycle") -> None:
             seconds = time.perf_counter() - started
             record_job(job, outcome, seconds)
             planned = sum(getattr(p, "created", 0) for p in getattr(report, "plans", ()))
-            if outcome == "ok":  # committed: rows of a cycle that failed were rolled back
-                record_planned(planned)
             dispatches = getattr(report, "dispatches", ())
             sent = sum(d.sent for d in dispatches)
             failed = sum(d.failed for d in dispatches)

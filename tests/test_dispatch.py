@@ -661,7 +661,6 @@ async def test_a_real_cycle_moves_the_reminder_metrics(engine, server, tg, limit
     scheduler = ReminderScheduler(
         engine, tg, tick_seconds=1, clock=FixedClock(NOW), limiter=limiter, plan=plan, render=render
     )
-    metrics.observe_scheduler(scheduler)
     names = ("planned", "sent", "failed")
     before = {n: value(f"baocao_reminders_{n}_total") for n in names} | {
         "429": value("baocao_telegram_429_total")

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import Bot
 
+from bot import metrics
 from bot.clock import Clock, system_clock
 from bot.reminders.dispatch import (
     DEFAULT_BATCH,
@@ -231,6 +232,7 @@ class ReminderScheduler:
             self.planner_skips += 1
             log.debug("reminders: another process is planning; only dispatching")
             return None
+        metrics.record_planned(getattr(report, "created", 0))  # committed by plan_locked just now
         if self._plan is None:
             try:
                 from bot.reminders.summary_push import plan_summary_pushes
