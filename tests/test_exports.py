@@ -582,7 +582,7 @@ def test_word_table_rows_are_exactly_what_python_docx_builds_row_by_row(
     table = d.tables[1]
     produced = list(table.rows[1:])
     assert len(produced) == 14
-    widths = [c.width for c in produced[0].cells]
+    widths = [Mm(13), Mm(50), Mm(36), Mm(40), Mm(26)]  # the text width, 165 mm (word.py)
     for row in produced:
         texts = [c.text for c in row.cells]
         reference = table.add_row()  # the old way, on the same table
@@ -659,6 +659,26 @@ def test_commune_edits_its_word_template(
     texts = [p.text for p in d.paragraphs if p.text.strip()]
     assert texts[2:4] == ["I. RIÊNG CỦA XÃ", f"Số buổi tuyên truyền: {total} buổi."]
     assert len(d.tables) == 3  # header, completeness table, closing
+
+
+def test_the_deployments_template_dir_overrides_the_word_body(
+    session: Session, seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BAOCAO_TEMPLATES_DIR/<commune>/export/report_body.txt wins over the shipped text, as the README says."""
+    from bot.reminders import content
+
+    own = tmp_path / "hiep-luc" / "export"
+    own.mkdir(parents=True)
+    (own / "report_body.txt").write_text(
+        "## I. MẪU CỦA TỈNH\nNội dung riêng.\n[[BANG_TIEN_DO]]\n", encoding="utf-8"
+    )
+    monkeypatch.setitem(content._OVERRIDES, "dir", str(tmp_path))
+    d = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
+    texts = [p.text for p in d.paragraphs if p.text.strip()]
+    assert texts[2:4] == ["I. MẪU CỦA TỈNH", "Nội dung riêng."]
+    monkeypatch.setitem(content._OVERRIDES, "dir", None)
+    d = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
+    assert "I. MẪU CỦA TỈNH" not in [p.text for p in d.paragraphs]
 
 
 def test_broken_template_is_reported_with_its_line(

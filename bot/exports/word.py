@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from docx import Document
@@ -41,6 +42,7 @@ from bot.exports import ExportError
 from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
 from bot.forms.model import QType
 from bot.forms.view import vn_date, vn_number
+from bot.reminders.content import templates_override
 from bot.services.completeness import Completeness, completeness
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
 from bot.texts import templates_dir
@@ -275,10 +277,15 @@ def _vn_number(value: Any) -> str:
 
 
 @lru_cache(maxsize=16)
-def _environment(commune_code: str) -> SandboxedEnvironment:
+def _environment(commune_code: str, overrides: str | None = None) -> SandboxedEnvironment:
+    """Word templates: the deployment's (`BAOCAO_TEMPLATES_DIR`: `<dir>/<commune>/export/`, `<dir>/export/`),
+    then the shipped commune's own copy, then the shipped one."""
     root = templates_dir() / "export"
+    own = (
+        [str(Path(overrides) / commune_code / "export"), str(Path(overrides) / "export")] if overrides else []
+    )
     env = SandboxedEnvironment(
-        loader=FileSystemLoader([str(root / "communes" / commune_code), str(root)]),
+        loader=FileSystemLoader([*own, str(root / "communes" / commune_code), str(root)]),
         autoescape=False,  # plain text for Word, never HTML
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -293,7 +300,7 @@ def _environment(commune_code: str) -> SandboxedEnvironment:
 def render_text(name: str, commune_code: str, context: dict[str, Any]) -> str:
     """Render a Word text template (the commune's own copy first); errors name the file and line."""
     try:
-        return _environment(commune_code).get_template(name).render(**context)
+        return _environment(commune_code, templates_override()).get_template(name).render(**context)
     except TemplateError as exc:
         line = _template_line(exc, name)
         where = f"export/{name}" + (f", dòng {line}" if line else "")

@@ -83,6 +83,11 @@ def use_templates_dir(path: str | None) -> None:
     _OVERRIDES["dir"] = path or None
 
 
+def templates_override() -> str | None:
+    """The deployment's template directory (`BAOCAO_TEMPLATES_DIR`), or None."""
+    return _OVERRIDES["dir"]
+
+
 def render_text(name: str, commune_code: str | None = None, /, **context: Any) -> str:
     """Render `templates/<name>`, preferring the deployment's and the commune's own copies."""
     env = _environment(_OVERRIDES["dir"], commune_code)
