@@ -166,6 +166,15 @@ def _open(user: UserSession) -> int | None:
 
 
 @pytest.fixture
+def stopped_after() -> Iterator[list[Any]]:
+    """Bot processes stopped when the test ends, even when it failed half-way (stop is idempotent)."""
+    bots: list[Any] = []
+    yield bots
+    for bot in bots:
+        bot.stop()
+
+
+@pytest.fixture
 def proxy(db_backend: str, database_url: str) -> Iterator[FlakyProxy]:
     """A flaky TCP proxy in front of the test's PostgreSQL server."""
     if db_backend != "postgresql":
@@ -185,10 +194,12 @@ def test_postgresql_gone_and_back_under_load_loses_nothing_and_recovers_without_
     database_url: str,
     tmp_path: Path,
     figures: Figures,
+    stopped_after: list[Any],
 ) -> None:
     """Two heads answer; PostgreSQL vanishes for 4 s mid-form; answers in the outage get the error message."""
     via_proxy = make_url(database_url).set(port=proxy.port).render_as_string(hide_password=False)
     bot, ids = _start(emulator, database_url, via_proxy, tmp_path, mode)
+    stopped_after.append(bot)
     engine = make_engine(database_url)
     users = {name: client.user(uid, f"Trưởng {name}") for name, uid in HEADS.items()}
     acknowledged: dict[str, dict[str, int]] = {name: {} for name in VILLAGES}
@@ -277,6 +288,7 @@ def test_sqlite_locked_by_another_process_tells_the_head_to_try_again_and_keeps_
     database_url: str,
     tmp_path: Path,
     figures: Figures,
+    stopped_after: list[Any],
 ) -> None:
     """BEGIN EXCLUSIVE in another process for longer than the busy timeout while a head answers."""
     if db_backend != "sqlite":
@@ -284,6 +296,7 @@ def test_sqlite_locked_by_another_process_tells_the_head_to_try_again_and_keeps_
             "SQLite lock: runs on the SQLite backend only (PostgreSQL has row locks, tested elsewhere)"
         )
     bot, ids = _start(emulator, database_url, database_url, tmp_path)
+    stopped_after.append(bot)
     engine = make_engine(database_url)
     name = VILLAGES[0]
     user = client.user(HEADS[name], f"Trưởng {name}")
