@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import docx
 import openpyxl
 import pytest
-from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt
 from sqlmodel import Session, select
@@ -601,6 +601,29 @@ def test_word_table_rows_are_exactly_what_python_docx_builds_row_by_row(
     assert any(
         not c.text for r in produced for c in r.cells
     )  # empty cells too (no run, as _para leaves them)
+
+
+def test_a_word_body_paragraph_is_what_python_docx_adds() -> None:
+    """The body's paragraphs go before the section properties directly (python-docx scans for them): the
+    document must be the same XML as with `Document.add_paragraph`."""
+    from lxml import etree
+
+    from bot.exports.word import _para
+
+    ours, theirs = docx.Document(), docx.Document()
+    for n, text in enumerate(["I. TÌNH HÌNH", "- Thôn Nà Làng: 3 buổi", "", "a\tb  c"]):
+        _para(ours, text, 13, bold=n == 0)
+        p = theirs.add_paragraph()
+        p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        p.paragraph_format.space_before = p.paragraph_format.space_after = Pt(0)
+        p.paragraph_format.line_spacing_rule = WD_LINE_SPACING.SINGLE
+        if text:
+            from bot.exports.word import _run
+
+            _run(p, text, 13, bold=n == 0)
+    xml = [etree.tostring(d.element.body, method="c14n") for d in (ours, theirs)]
+    assert xml[0] == xml[1]
+    assert ours.paragraphs[-1].text == "a\tb  c" and ours.element.body[-1].tag.endswith("sectPr")
 
 
 def test_word_names_when_the_commune_is_unusual() -> None:

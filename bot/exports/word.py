@@ -131,6 +131,30 @@ def _run(p: Paragraph, text: str, size: float, *, bold: bool = False, italic: bo
     _fonts(run._r)
 
 
+def _last_child(element: Any) -> Any:
+    """The last child element, or None — without `len()`, which lxml answers by counting every child."""
+    try:
+        return element[-1]  # found from the end
+    except IndexError:
+        return None
+
+
+def _add_paragraph(container: Any) -> Paragraph:
+    """A new empty paragraph at the end of `container`, as `container.add_paragraph()` makes it.
+
+    In the document body python-docx finds the section properties to insert before by scanning every
+    child so far, which made a report with many lines (100,000 villages' free-text answers) quadratic;
+    the section properties are the body's last child, so the paragraph goes right before it.
+    """
+    if isinstance(container, DocumentType):
+        last = _last_child(container.element.body)
+        if last is not None and last.tag == qn("w:sectPr"):
+            element = OxmlElement("w:p")
+            last.addprevious(element)
+            return Paragraph(element, container._body)
+    return container.add_paragraph()
+
+
 def _para(
     container: Any,
     text: str = "",
@@ -142,7 +166,7 @@ def _para(
     first: bool = False,
 ) -> Paragraph:
     """A paragraph in `container` (document or cell); `first` reuses a cell's initial empty paragraph."""
-    p = container.paragraphs[0] if first else container.add_paragraph()
+    p = container.paragraphs[0] if first else _add_paragraph(container)
     p.alignment = align
     fmt = p.paragraph_format
     fmt.space_before = fmt.space_after = Pt(0)
