@@ -16,6 +16,7 @@ from telegram.error import NetworkError, RetryAfter, TimedOut
 from bot.config import ConfigError, settings_from
 from bot.emulator.server import EmulatorServer
 from bot.telegram_request import POOL_TIMEOUT_MESSAGE, AiohttpRequest
+from tests.support.web import serve_everything
 
 TOKEN = "626262:RequestTokenRequestTokenRequest00"
 USER = 7001
@@ -70,13 +71,7 @@ async def stub() -> AsyncIterator[Callable[[Callable[[web.Request], Any]], Any]]
 
     async def start(behaviour: Callable[[web.Request], Any]) -> Stub:
         server = Stub(behaviour)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", server.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await serve_everything(server.handle)
         server.url = f"http://127.0.0.1:{port}/bot{TOKEN}"
         runners.append(runner)
         return server

@@ -24,6 +24,7 @@ from telegram.error import NetworkError
 from bot.app import bot_api_request
 from bot.config import ConfigError, settings_from
 from bot.telegram_request import AiohttpRequest
+from tests.support.web import serve_everything
 
 TOKEN = "626262:RequestTokenRequestTokenRequest00"
 ME = {"id": 626262, "is_bot": True, "first_name": "Báo cáo thôn", "username": "baocao_tls_bot"}
@@ -66,13 +67,7 @@ async def https_api(ca: trustme.CA) -> AsyncIterator[Callable[..., Any]]:
         api = Api()
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(*(hosts or ("127.0.0.1", "localhost"))).configure_cert(tls)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", api.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await serve_everything(api.handle, tls=tls)
         api.url = f"https://127.0.0.1:{port}/bot{TOKEN}"
         runners.append(runner)
         return api
@@ -284,13 +279,8 @@ class TlsFront:
                     body = await answer.read()
                     return web.Response(body=body, status=answer.status, content_type=answer.content_type)
 
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", forward)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
-            await site.start()
-            self.url = f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+            runner, port = await serve_everything(forward, tls=tls)
+            self.url = f"https://127.0.0.1:{port}"
             self._ready.set()
             await self._stop.wait()
             await runner.cleanup()

@@ -306,62 +306,52 @@ def test_a_wave_of_200_under_flood_control_is_delivered_with_every_429_waited_ou
     assert "Traceback" not in reminder_bot.log()
 
 
+@pytest.fixture(params=["run", "serve"])
+def stoppable_bot(
+    request, emulator: EmulatorServer, database_url: str, tmp_path: Path
+) -> Iterator[BotProcess]:
+    """`baocao run` or `baocao serve` (webhook mode, the production command), not started yet, ticking
+    reminders every second with 3-second leases."""
+    (tmp_path / "logs").mkdir()
+    settings = {"BAOCAO_TICK_SECONDS": "1", "BAOCAO_SEND_LEASE_SECONDS": "3"}
+    process: BotProcess
+    if request.param == "serve":
+        from tests.e2e.test_webhook_e2e import ServeProcess, _env
+
+        root, env = _env(emulator, database_url, **settings)
+        process = ServeProcess(env, tmp_path / "logs", emulator, root)
+    else:
+        process = ReminderBot(child_env(emulator, database_url, **settings), tmp_path / "logs", emulator)
+    yield process
+    process.stop()
+
+
 def test_sigterm_during_a_wave_stops_gracefully_and_the_rest_goes_after_restart(
-    reminder_bot: BotProcess, emulator: EmulatorServer, database_url: str, tmp_path: Path
+    stoppable_bot: BotProcess, emulator: EmulatorServer, database_url: str, tmp_path: Path
 ) -> None:
     """`docker stop` / `systemctl stop` in the middle of a wave: exit 0, no row left claimed, none twice."""
     import signal
 
-    chats = wave(reminder_bot, emulator, database_url, tmp_path, 200)
+    bot = stoppable_bot
+    chats = wave(bot, emulator, database_url, tmp_path, 200)
     # Telegram-like pace (20/s), so the wave lasts ~10 s and the signal lands in the middle of it
     emulator.set_flood_control(
         FloodLimits(global_per_second=20, per_chat_per_second=1, per_group_per_minute=20)
     )
-    reminder_bot.start()
+    bot.start()
     assert emulator.wait_for_sync(lambda: sum(delivered(emulator).values()) >= 40, 40)
-    reminder_bot.proc.send_signal(signal.SIGTERM)
-    assert reminder_bot.proc.wait(30) == 0
+    assert bot.proc is not None
+    bot.proc.send_signal(signal.SIGTERM)
+    assert bot.proc.wait(40) == 0, bot.log()
     at_stop = delivered(emulator)
     assert 40 <= sum(at_stop.values()) < 200 and max(at_stop.values()) == 1
     rows = outbox(database_url)
     assert not [r for r in rows if r.status == OutboxStatus.SENDING], "a graceful stop hands rows back"
     assert {r.chat_id for r in rows if r.status == OutboxStatus.SENT} == set(at_stop)
 
-    reminder_bot.start()
+    bot.start()
     emulator.wait_for_sync(lambda: len(delivered(emulator)) >= 200, 50)
-    reminder_bot.stop()
+    bot.stop()
     assert delivered(emulator) == Counter(chats), "each village head gets exactly one successful send"
     assert {r.status for r in outbox(database_url)} == {OutboxStatus.SENT}
-
-
-def test_sigterm_during_a_wave_under_serve_stops_gracefully_too(
-    emulator: EmulatorServer, database_url: str, tmp_path: Path
-) -> None:
-    """The same stop in the middle of a wave for `baocao serve`, the production command (webhook mode)."""
-    from tests.e2e.test_webhook_e2e import ServeProcess, _env
-
-    root, env = _env(emulator, database_url, BAOCAO_TICK_SECONDS="1", BAOCAO_SEND_LEASE_SECONDS="3")
-    (tmp_path / "logs").mkdir()
-    served = ServeProcess(env, tmp_path / "logs", emulator, root)
-    try:
-        chats = wave(served, emulator, database_url, tmp_path, 200)
-        emulator.set_flood_control(
-            FloodLimits(global_per_second=20, per_chat_per_second=1, per_group_per_minute=20)
-        )
-        served.start()
-        assert emulator.wait_for_sync(lambda: sum(delivered(emulator).values()) >= 40, 40)
-        assert served.terminate() == 0, served.log()
-        at_stop = delivered(emulator)
-        assert 40 <= sum(at_stop.values()) < 200 and max(at_stop.values()) == 1
-        rows = outbox(database_url)
-        assert not [r for r in rows if r.status == OutboxStatus.SENDING], "a graceful stop hands rows back"
-        assert {r.chat_id for r in rows if r.status == OutboxStatus.SENT} == set(at_stop)
-
-        served.start()
-        emulator.wait_for_sync(lambda: len(delivered(emulator)) >= 200, 50)
-        assert served.terminate() == 0, served.log()
-    finally:
-        served.stop()
-    assert delivered(emulator) == Counter(chats), "each village head gets exactly one successful send"
-    assert {r.status for r in outbox(database_url)} == {OutboxStatus.SENT}
-    assert "Traceback" not in served.log()
+    assert "Traceback" not in bot.log()
