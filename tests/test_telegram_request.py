@@ -16,7 +16,7 @@ from telegram.error import NetworkError, RetryAfter, TimedOut
 from bot.config import ConfigError, settings_from
 from bot.emulator.server import EmulatorServer
 from bot.telegram_request import POOL_TIMEOUT_MESSAGE, AiohttpRequest
-from tests.support.web import serve_everything
+from tests.support.web import LocalServers
 
 TOKEN = "626262:RequestTokenRequestTokenRequest00"
 USER = 7001
@@ -67,18 +67,14 @@ class Stub:
 
 @pytest.fixture
 async def stub() -> AsyncIterator[Callable[[Callable[[web.Request], Any]], Any]]:
-    runners: list[web.AppRunner] = []
+    async with LocalServers() as servers:
 
-    async def start(behaviour: Callable[[web.Request], Any]) -> Stub:
-        server = Stub(behaviour)
-        runner, port = await serve_everything(server.handle)
-        server.url = f"http://127.0.0.1:{port}/bot{TOKEN}"
-        runners.append(runner)
-        return server
+        async def start(behaviour: Callable[[web.Request], Any]) -> Stub:
+            server = Stub(behaviour)
+            server.url = f"http://127.0.0.1:{await servers.start(server.handle)}/bot{TOKEN}"
+            return server
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+        yield start
 
 
 async def test_messages_with_keyboards_and_html_reach_the_server(bot: Bot, emulator: EmulatorServer) -> None:

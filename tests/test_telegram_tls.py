@@ -24,7 +24,7 @@ from telegram.error import NetworkError
 from bot.app import bot_api_request
 from bot.config import ConfigError, settings_from
 from bot.telegram_request import AiohttpRequest
-from tests.support.web import serve_everything
+from tests.support.web import LocalServers, serve_everything
 
 TOKEN = "626262:RequestTokenRequestTokenRequest00"
 ME = {"id": 626262, "is_bot": True, "first_name": "Báo cáo thôn", "username": "baocao_tls_bot"}
@@ -61,20 +61,16 @@ class Api:
 @pytest.fixture
 async def https_api(ca: trustme.CA) -> AsyncIterator[Callable[..., Any]]:
     """Start an HTTPS Bot API whose certificate names `hosts` (127.0.0.1 by default)."""
-    runners: list[web.AppRunner] = []
+    async with LocalServers() as servers:
 
-    async def start(*hosts: str) -> Api:
-        api = Api()
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(*(hosts or ("127.0.0.1", "localhost"))).configure_cert(tls)
-        runner, port = await serve_everything(api.handle, tls=tls)
-        api.url = f"https://127.0.0.1:{port}/bot{TOKEN}"
-        runners.append(runner)
-        return api
+        async def start(*hosts: str) -> Api:
+            api = Api()
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert(*(hosts or ("127.0.0.1", "localhost"))).configure_cert(tls)
+            api.url = f"https://127.0.0.1:{await servers.start(api.handle, tls=tls)}/bot{TOKEN}"
+            return api
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+        yield start
 
 
 class ConnectProxy:
