@@ -673,6 +673,37 @@ async def test_a_real_cycle_moves_the_reminder_metrics(engine, server, tg, limit
     assert {n: after[n] - before[n] for n in after} == {"planned": 4, "sent": 3, "failed": 1, "429": 1}
 
 
+async def test_cycles_forget_update_ids_older_than_a_week_once_an_hour(engine, server, tg, limiter) -> None:
+    """processed_update makes a redelivered update a no-op; Telegram re-sends for 24 h at most, so ids older
+    than a week are deleted (hourly), and the table does not grow for as long as the bot runs."""
+    from storage.models import ProcessedUpdate
+
+    def stored() -> set[int]:
+        with session_scope(engine) as s:
+            return set(s.scalars(select(ProcessedUpdate.update_id)))
+
+    def record(update_id: int, at: datetime) -> None:
+        with session_scope(engine) as s:
+            s.add(ProcessedUpdate(update_id=update_id, processed_at=at))
+
+    clock = FixedClock(NOW)
+    record(1, NOW - timedelta(days=8))
+    record(2, NOW - timedelta(days=6, hours=23))
+    record(3, NOW)
+    scheduler = ReminderScheduler(
+        engine, tg, tick_seconds=1, clock=clock, limiter=limiter, plan=planner_adding([]), render=render
+    )
+    await scheduler.run_cycle()
+    assert stored() == {2, 3}
+    record(4, NOW - timedelta(days=30))
+    clock.advance(minutes=59)
+    await scheduler.run_cycle()
+    assert stored() == {2, 3, 4}  # not again within the hour
+    clock.advance(minutes=2)
+    await scheduler.run_cycle()
+    assert stored() == {3}  # 2 is now older than a week too
+
+
 async def test_ticks_skip_while_a_cycle_runs_and_stop_is_graceful(engine, server, tg, limiter) -> None:
     chats = add_people(engine, server, 3)
     gate = asyncio.Event()

@@ -28,10 +28,10 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, delete, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -374,6 +374,16 @@ def _first_delivery(session: Any, update_id: int, now: datetime) -> bool:
     """
     stmt = _MARK_UPDATE["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
     return session.execute(stmt, {"uid": update_id, "at": now}).first() is not None
+
+
+UPDATE_IDS_KEPT = timedelta(days=7)  # Telegram re-sends an unanswered update for 24 hours at most
+
+
+def forget_old_updates(session: Any, now: datetime, keep: timedelta = UPDATE_IDS_KEPT) -> int:
+    """Delete the update ids recorded before `now - keep` (none can come back by then); how many."""
+    table = ProcessedUpdate.__table__
+    result = session.execute(delete(table).where(table.c.processed_at < now - keep))
+    return int(result.rowcount or 0)
 
 
 def _mark_update(insert: Any) -> Any:

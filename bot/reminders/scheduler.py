@@ -109,6 +109,9 @@ class CycleReport:
         return sum(d.sent for d in self.dispatches)
 
 
+TIDY_EVERY = timedelta(hours=1)
+
+
 class ReminderScheduler:
     """Ticks plan() and dispatch_due() on the running event loop, never two cycles at once."""
 
@@ -147,6 +150,7 @@ class ReminderScheduler:
         self._task: asyncio.Task[CycleReport] | None = None
         self._stop = asyncio.Event()
         self._warned: set[str] = set()
+        self._tidied_at: datetime | None = None  # when old update ids were last forgotten
 
     @property
     def running(self) -> bool:
@@ -185,6 +189,7 @@ class ReminderScheduler:
         """Plan, then dispatch for at most `cycle_seconds`; again while rows are left and not stopping."""
         self.cycles += 1
         report = CycleReport()
+        await self._tidy()
         while not self._stop.is_set():
             planned = await self._plan_once()
             if planned is not None:
@@ -216,6 +221,27 @@ class ReminderScheduler:
             if not sent.more:
                 break
         return report
+
+    async def _tidy(self) -> None:
+        """Once an hour: forget update ids old enough that Telegram can no longer re-send them (the table
+        that makes a redelivered update a no-op would otherwise grow for as long as the bot runs)."""
+        now = self.clock()
+        if self._tidied_at is not None and now - self._tidied_at < TIDY_EVERY:
+            return
+        from bot.handlers.registry import forget_old_updates
+
+        def forget() -> int:
+            with session_scope(self.engine) as session:
+                return forget_old_updates(session, now)
+
+        try:
+            forgotten = await asyncio.to_thread(forget)
+        except Exception:
+            log.exception("reminders: forgetting old update ids failed; the next tick tries again")
+            return
+        self._tidied_at = now
+        if forgotten:
+            log.info("forgot %d update ids older than a week", forgotten)
 
     async def _plan_once(self) -> Any:
         try:
