@@ -626,6 +626,25 @@ def test_a_word_body_paragraph_is_what_python_docx_adds() -> None:
     assert ours.paragraphs[-1].text == "a\tb  c" and ours.element.body[-1].tag.endswith("sectPr")
 
 
+def test_word_body_lines_are_what_body_paragraph_builds(session: Session, seeded: Seeded) -> None:
+    """Body lines after the first of each kind are copies with their own text: the XML must be the same as
+    building every line with `_body_paragraph` (headings bold, tabs, runs of spaces, control characters)."""
+    from lxml import etree
+
+    from bot.exports.word import _body_paragraph, _BodyLines
+
+    lines = [("I. TÌNH HÌNH", True), ("- Nà Làng: 3", False), ("a\tb  c", False), ("II. KẾT QUẢ", True),
+             ("\x01\x02", False), ("Thôn <b>&amp;</b> \"x\"", False)]  # fmt: skip
+    ours, theirs = docx.Document(), docx.Document()
+    writer = _BodyLines(ours)
+    for text, heading in lines:
+        writer.add(text, heading=heading)
+        _body_paragraph(theirs, text, heading=heading)
+    xml = [etree.tostring(d.element.body, method="c14n") for d in (ours, theirs)]
+    assert xml[0] == xml[1]
+    assert [p.text for p in ours.paragraphs][-2:] == ["", 'Thôn <b>&amp;</b> "x"']
+
+
 def test_word_names_when_the_commune_is_unusual() -> None:
     assert issuing_bodies("Xã Hiệp Lực", "Thái Nguyên") == ("CÔNG AN TỈNH THÁI NGUYÊN", "CÔNG AN XÃ HIỆP LỰC")
     assert issuing_bodies("Phường Ba Đình", "Hà Nội") == (
