@@ -1,13 +1,15 @@
-"""Benchmark the Excel export: time and peak memory for one commune of 30 / 3,000 / 100,000 villages.
+"""Benchmark the exports (Excel by default; --format csv|docx): time and peak memory for one commune of
+30 / 3,000 / 100,000 villages.
 
 Uses the data generator of bench/summary.py (same form, ~90 % reporting, amendments, late reports,
 drafts, bulk inserts) with one commune per case, on SQLite and PostgreSQL. Each measurement runs in a
-fresh child process: wall time of `build_export(..., "xlsx")` (median of --repeat runs after one warm-up),
+fresh child process: wall time of `build_export(..., format)` (median of --repeat runs after one warm-up),
 the process's peak RSS during those runs and its growth over the RSS after the warm-up (from
 /proc/self/status), the Python peak (tracemalloc) of one more, untimed run, and the file size.
 
     .venv/bin/python bench/exports.py                        # both backends, every case
     .venv/bin/python bench/exports.py --backend sqlite --skip-country --repeat 3
+    .venv/bin/python bench/exports.py --format docx             # the Word report; --format csv
 """
 
 from __future__ import annotations
