@@ -645,6 +645,25 @@ def test_word_body_lines_are_what_body_paragraph_builds(session: Session, seeded
     assert [p.text for p in ours.paragraphs][-2:] == ["", 'Thôn <b>&amp;</b> "x"']
 
 
+def test_a_word_report_too_big_to_hold_is_refused_with_a_message(
+    session: Session, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WORD_MAX_VILLAGES the Word report is refused in Vietnamese (Excel and CSV still work)."""
+    import bot.exports as exports
+
+    villages = len(seeded.villages)
+    monkeypatch.setattr(exports, "WORD_MAX_VILLAGES", villages - 1)
+    with pytest.raises(ExportError) as refused:
+        export(session, seeded, "docx")
+    assert str(refused.value).strip() == (
+        f"{seeded.commune.name} có {villages} thôn, tổ dân phố: báo cáo Word chỉ làm cho tối đa {villages - 1}. "
+        "Hãy xuất Excel hoặc CSV."
+    )
+    assert export(session, seeded, "xlsx").content and export(session, seeded, "csv").content
+    monkeypatch.setattr(exports, "WORD_MAX_VILLAGES", villages)
+    assert export(session, seeded, "docx").content.startswith(b"PK")
+
+
 def test_word_names_when_the_commune_is_unusual() -> None:
     assert issuing_bodies("Xã Hiệp Lực", "Thái Nguyên") == ("CÔNG AN TỈNH THÁI NGUYÊN", "CÔNG AN XÃ HIỆP LỰC")
     assert issuing_bodies("Phường Ba Đình", "Hà Nội") == (

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from bot.exports.data import ExportScope
 from bot.exports.filenames import ascii_filename, export_filename
@@ -29,7 +30,7 @@ from bot.services.forms import (
 from bot.services.forms import periodic_forms as service_forms
 from bot.services.reminders import commune_zone
 from bot.texts import render_plain
-from storage.models import Commune, Period
+from storage.models import Commune, Period, Village
 
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 MIME = {
@@ -81,9 +82,16 @@ def _writer(fmt: str) -> Callable[[Session, ExportScope], bytes]:
     return write_csv
 
 
+WORD_MAX_VILLAGES = 5000
+"""Largest commune the Word report is built for. A commune has tens of villages; python-docx holds the whole
+document as a tree, ~46 KiB a village (3,000: +140 MiB of RSS; 100,000: 5.4 GiB, bench/exports.py), so a
+bigger scope would take the bot's memory with it. Excel and CSV stream and have no such limit."""
+
+
 def _problem(code: str, **context: str) -> str:
     """A plain-text problem line from templates/export/choice_error.html."""
     values = {"form_arg": "", "period_arg": "", "form_id": "", "commune": "", "fmt": "", "formats": ""}
+    values |= {"villages": "", "limit": ""}
     return render_plain("export/choice_error.html", code=code, **{**values, **context})
 
 
@@ -107,6 +115,19 @@ def build_export(
         raise ExportError(_problem("bad_format", fmt=fmt, formats=", ".join(FORMATS)))
     if period.commune_id != commune.id or period.form_id != form.id:
         raise ExportError(_problem("mismatch", period_arg=period.code, form_id=form.id, commune=commune.name))
+    if fmt == "docx":
+        villages = session.exec(
+            select(func.count()).select_from(Village).where(Village.commune_id == commune.id)
+        ).one()
+        if villages > WORD_MAX_VILLAGES:
+            raise ExportError(
+                _problem(
+                    "too_big_for_word",
+                    commune=commune.name,
+                    villages=f"{villages:,}".replace(",", "."),
+                    limit=f"{WORD_MAX_VILLAGES:,}".replace(",", "."),
+                )
+            )
     scope = ExportScope(
         commune=commune,
         form=form,
