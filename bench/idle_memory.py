@@ -1,4 +1,4 @@
-"""Benchmark the memory of an idle bot process (`baocao run`) with 100,000 registered people.
+"""Benchmark the memory of an idle bot process (`baocao run`, or `serve`) with 100,000 registered people.
 
 A throw-away database (a temporary SQLite file, or a PostgreSQL database created next to --pg-url and
 dropped at the end) is migrated and filled with bulk inserts (executemany): --people village heads,
@@ -12,6 +12,7 @@ the top allocation sites by package and by line (tracemalloc's own overhead infl
 
     .venv/bin/python bench/idle_memory.py                          # SQLite and PostgreSQL
     .venv/bin/python bench/idle_memory.py --backend sqlite --people 1000 --tracemalloc
+    .venv/bin/python bench/idle_memory.py --command serve      # webhook mode: ready when /healthz answers
 """
 
 from __future__ import annotations
@@ -256,11 +257,31 @@ def tracemalloc_child(top: int) -> None:
     signal.signal(signal.SIGUSR1, report)
     from bot.cli import main as cli_main
 
-    raise SystemExit(cli_main(["run"]))
+    raise SystemExit(cli_main([os.environ.get("IDLE_COMMAND", "run")]))
 
 
-def measure(url: str, tick: float, ticks: int, use_tracemalloc: bool) -> dict[str, Any]:
-    """Start `baocao run` against the emulator, let it tick, read its memory."""
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def measure(
+    url: str, tick: float, ticks: int, use_tracemalloc: bool, command_name: str = "run"
+) -> dict[str, Any]:
+    """Start `baocao run` (or `serve`) against the emulator, let it tick, read its memory."""
     from bot.emulator.server import EmulatorServer
 
     server = EmulatorServer(token=TOKEN, bot_username="baocao_idle_bot")
@@ -272,22 +293,39 @@ def measure(url: str, tick: float, ticks: int, use_tracemalloc: bool) -> dict[st
         DATABASE_URL=url,
         BAOCAO_TICK_SECONDS=str(tick),
         PYTHONUNBUFFERED="1",
+        IDLE_COMMAND=command_name,
     )
+    health = ""
+    if command_name == "serve":  # webhook mode: no polling; started when /healthz answers
+        port = _free_port()
+        env.update(
+            BAOCAO_LISTEN=f"127.0.0.1:{port}",
+            BAOCAO_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
+            BAOCAO_WEBHOOK_SECRET=secrets.token_urlsafe(24),
+        )
+        health = f"http://127.0.0.1:{port}/healthz"
     wait = tick * ticks + 2
     with tempfile.TemporaryDirectory(prefix="baocao-idle-") as tmp:
         if use_tracemalloc:
             env["IDLE_TRACEMALLOC_OUT"] = str(Path(tmp) / "tracemalloc.txt")
             command = [sys.executable, __file__, "--tracemalloc-child"]
         else:
-            command = [str(Path(sys.executable).with_name("baocao")), "run"]
+            command = [str(Path(sys.executable).with_name("baocao")), command_name]
         log_path = Path(tmp) / "bot.log"
         started = time.perf_counter()
         with log_path.open("wb") as log:
             bot = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         try:
-            server.wait_for_sync(lambda: server.requests_for("getUpdates") or bot.poll() is not None, 600)
-            if bot.poll() is not None or not server.requests_for("getUpdates"):
-                raise SystemExit(f"the bot did not start polling:\n{log_path.read_text()}")
+            if health:
+                deadline = time.monotonic() + 600
+                while bot.poll() is None and not _answers(health) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if bot.poll() is not None or not _answers(health):
+                    raise SystemExit(f"baocao serve did not come up:\n{log_path.read_text()}")
+            else:
+                server.wait_for_sync(lambda: server.requests_for("getUpdates") or bot.poll() is not None, 600)
+                if bot.poll() is not None or not server.requests_for("getUpdates"):
+                    raise SystemExit(f"the bot did not start polling:\n{log_path.read_text()}")
             startup_s = time.perf_counter() - started
             after_start, cpu_start = status_kib(bot.pid), cpu_seconds(bot.pid)
             time.sleep(wait)
@@ -354,13 +392,16 @@ def main() -> int:
     parser.add_argument("--tick", type=float, default=5.0, help="BAOCAO_TICK_SECONDS for the bot")
     parser.add_argument("--ticks", type=int, default=6, help="scheduler ticks to wait after start-up")
     parser.add_argument("--tracemalloc", action="store_true", help="also print the top allocation sites")
+    parser.add_argument(
+        "--command", choices=("run", "serve"), default="run", help="long polling or webhook mode"
+    )
     args = parser.parse_args()
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
-    result: dict[str, Any] = {"machine": machine(), "people": args.people}
+    result: dict[str, Any] = {"machine": machine(), "people": args.people, "command": args.command}
     for backend in backends:
         with database(backend, args.pg_url) as url:
             seeded = seed(url, args.people)
-            measured = measure(url, args.tick, args.ticks, args.tracemalloc)
+            measured = measure(url, args.tick, args.ticks, args.tracemalloc, args.command)
         trace = measured.pop("tracemalloc", None)
         if trace:
             print(f"===== {backend} =====\n{trace}")
