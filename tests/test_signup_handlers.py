@@ -204,9 +204,13 @@ class FlakyRequest(RecordingRequest):
     [(["429"], True), (["net", "429"], True), (["net", "net", "net"], False)],
 )
 async def test_a_reply_refused_by_telegram_is_retried_after_the_commit(
-    engine, database_url, clock, monkeypatch, faults: list[str], delivered: bool
+    engine, database_url, clock, monkeypatch, caplog, faults: list[str], delivered: bool
 ) -> None:
+    import logging
+
     import bot.handlers.registry as registry
+
+    caplog.set_level(logging.WARNING, logger="bot.handlers.registry")
 
     waits: list[float] = []
 
@@ -234,6 +238,12 @@ async def test_a_reply_refused_by_telegram_is_retried_after_the_commit(
     assert waits and all(w <= registry.REPLY_WAIT_CAP for w in waits)
     if "429" in faults:
         assert 1.0 in waits  # retry_after honoured
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reply: ")]
+    assert len(retries) == min(
+        len(faults), registry.REPLY_TRIES - 1
+    )  # each retry is logged, the last error is raised
+    assert all(("flood control" in m) or ("NetworkError" in m) for m in retries)
+    assert not any("Đăng ký" in m or code in m for m in retries)  # never the text, never the code
 
 
 async def test_updates_no_handler_takes_are_logged_counted_and_not_answered(bot, engine, caplog) -> None:

@@ -523,13 +523,24 @@ async def _retrying(send: Callable[[], Awaitable[Any]]) -> Any:
             from bot.reminders.dispatch import retry_seconds
 
             metrics.record_429()
-            await asyncio.sleep(min(retry_seconds(err), REPLY_WAIT_CAP))
+            wait = min(retry_seconds(err), REPLY_WAIT_CAP)
+            log.warning("reply: flood control, retrying in %.1fs (try %d of %d)", wait, attempt, REPLY_TRIES)
+            await asyncio.sleep(wait)
         except BadRequest:
             raise
-        except NetworkError:  # includes TimedOut; BadRequest (also a NetworkError) is final
+        except NetworkError as err:  # includes TimedOut; BadRequest (also a NetworkError) is final
             if attempt == REPLY_TRIES:
                 raise
-            await asyncio.sleep(0.5 * 2**attempt)
+            wait = 0.5 * 2**attempt
+            log.warning(
+                "reply: %s (%s), retrying in %.1fs (try %d of %d)",
+                type(err).__name__,
+                str(err)[:80],
+                wait,
+                attempt,
+                REPLY_TRIES,
+            )
+            await asyncio.sleep(wait)
     return None
 
 
