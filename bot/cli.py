@@ -392,7 +392,16 @@ def cmd_remind(args: argparse.Namespace, settings: Settings) -> int:
             from bot.reminders.dispatch import run_once
         except ImportError:
             raise CliError("Bộ gửi tin (bot.reminders.dispatch) chưa có trong bản này.", 1) from None
-        result = run_once(settings)
+        from telegram.error import TelegramError
+
+        try:
+            result = run_once(settings)
+        except TelegramError as err:  # unreachable server, refused certificate, bad token …
+            raise CliError(
+                f"Không gửi được qua máy chủ Bot API ({settings.api_url}): {type(err).__name__}. "
+                "Kiểm tra TELEGRAM_API_URL, TELEGRAM_BOT_TOKEN và chứng chỉ (SSL_CERT_FILE).",
+                1,
+            ) from None
         return result if isinstance(result, int) else 0
     return _remind_dry_run(args, settings)
 

@@ -266,7 +266,7 @@ def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
         return None
     kind = "thư mục" if directory else "tệp"
     paths = value.split(":") if directory else [value]
-    if not all(Path(p).is_dir() if directory else Path(p).is_file() for p in paths):
+    if not all(p and (Path(p).is_dir() if directory else Path(p).is_file()) for p in paths):
         raise ConfigError(
             f"{name}={raw!r}: không có {kind} chứng chỉ này. Đặt đường dẫn tới {kind} chứng chỉ CA "
             "(PEM) của máy chủ Bot API, hoặc bỏ biến này để dùng bộ chứng chỉ mặc định (certifi)."

@@ -673,7 +673,9 @@ async def test_a_real_cycle_moves_the_reminder_metrics(engine, server, tg, limit
     assert {n: after[n] - before[n] for n in after} == {"planned": 4, "sent": 3, "failed": 1, "429": 1}
 
 
-async def test_cycles_forget_update_ids_older_than_a_week_once_an_hour(engine, server, tg, limiter) -> None:
+async def test_cycles_forget_update_ids_older_than_a_week_once_an_hour(
+    engine, server, tg, limiter, monkeypatch
+) -> None:
     """processed_update makes a redelivered update a no-op; Telegram re-sends for 24 h at most, so ids older
     than a week are deleted (hourly), and the table does not grow for as long as the bot runs."""
     from storage.models import ProcessedUpdate
@@ -686,7 +688,11 @@ async def test_cycles_forget_update_ids_older_than_a_week_once_an_hour(engine, s
         with session_scope(engine) as s:
             s.add(ProcessedUpdate(update_id=update_id, processed_at=at))
 
+    import bot.reminders.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "TIDY_BATCH", 1)  # several short transactions, one id each
     clock = FixedClock(NOW)
+    record(11, NOW - timedelta(days=9))
     record(1, NOW - timedelta(days=8))
     record(2, NOW - timedelta(days=6, hours=23))
     record(3, NOW)

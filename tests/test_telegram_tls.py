@@ -283,7 +283,7 @@ class TlsFront:
 
 
 def test_the_commands_that_call_telegram_check_the_ca_too(
-    ca: trustme.CA, ca_file: str, database_url: str, no_proxy_env
+    ca: trustme.CA, ca_file: str, database_url: str, no_proxy_env, tmp_path: Path, capsys
 ) -> None:
     """`webhook info`, `invite` (asking getMe for the bot's name) and `remind --now` use the same clients and
     CA as the running bot: they work behind a private CA named by SSL_CERT_FILE, and refuse without it."""
@@ -313,6 +313,18 @@ def test_the_commands_that_call_telegram_check_the_ca_too(
                 _bot_username(untrusted)
             with pytest.raises(NetworkError):
                 run_once(untrusted, plan=lambda *_: "0 mới", out=lines.append)
+            # the command itself: one line saying what to check, no traceback
+            from bot.cli import main
+
+            no_proxy_env.chdir(tmp_path)
+            for name, value in env.items():
+                no_proxy_env.setenv(name, value)
+            no_proxy_env.delenv("SSL_CERT_FILE", raising=False)
+            no_proxy_env.delenv("SSL_CERT_DIR", raising=False)
+            assert main(["remind", "--now"]) == 1
+            err = capsys.readouterr().err
+            assert "Không gửi được qua máy chủ Bot API" in err and "SSL_CERT_FILE" in err
+            assert "Traceback" not in err and TOKEN not in err
     finally:
         emulator.stop_thread()
     assert len(emulator.requests_for("getMe")) >= 2  # the trusted calls got through
@@ -336,5 +348,6 @@ def test_ssl_cert_dir_may_list_several_directories(tmp_path: Path, ca_file: str)
     (tmp_path / "b").mkdir()
     both = f"{tmp_path / 'a'}:{tmp_path / 'b'}"
     assert settings_from({"SSL_CERT_DIR": both}).ca_dir == both
-    with pytest.raises(ConfigError, match="SSL_CERT_DIR"):
-        settings_from({"SSL_CERT_DIR": f"{both}:{tmp_path / 'c'}"})
+    for wrong in (f"{both}:{tmp_path / 'c'}", f"{both}:", f"{tmp_path / 'a'}::{tmp_path / 'b'}"):
+        with pytest.raises(ConfigError, match="SSL_CERT_DIR"):  # a missing or an empty entry
+            settings_from({"SSL_CERT_DIR": wrong})

@@ -117,7 +117,9 @@ def build_export(
         raise ExportError(_problem("mismatch", period_arg=period.code, form_id=form.id, commune=commune.name))
     if fmt == "docx":
         villages = session.exec(
-            select(func.count()).select_from(Village).where(Village.commune_id == commune.id)
+            select(func.count())
+            .select_from(Village)
+            .where(Village.commune_id == commune.id, Village.active)  # the villages the report lists
         ).one()
         if villages > WORD_MAX_VILLAGES:
             raise ExportError(

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, text
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -379,10 +379,16 @@ def _first_delivery(session: Any, update_id: int, now: datetime) -> bool:
 UPDATE_IDS_KEPT = timedelta(days=7)  # Telegram re-sends an unanswered update for 24 hours at most
 
 
-def forget_old_updates(session: Any, now: datetime, keep: timedelta = UPDATE_IDS_KEPT) -> int:
-    """Delete the update ids recorded before `now - keep` (none can come back by then); how many."""
+def forget_old_updates(
+    session: Any, now: datetime, keep: timedelta = UPDATE_IDS_KEPT, *, limit: int = 10_000
+) -> int:
+    """Delete at most `limit` update ids recorded before `now - keep` (none can come back by then); how many.
+
+    In batches, so that a first clean-up of a long history never holds SQLite's write lock for long.
+    """
     table = ProcessedUpdate.__table__
-    result = session.execute(delete(table).where(table.c.processed_at < now - keep))
+    oldest = select(table.c.update_id).where(table.c.processed_at < now - keep).limit(limit)
+    result = session.execute(delete(table).where(table.c.update_id.in_(oldest.scalar_subquery())))
     return int(result.rowcount or 0)
 
 
@@ -532,13 +538,9 @@ async def _retrying(send: Callable[[], Awaitable[Any]]) -> Any:
             if attempt == REPLY_TRIES:
                 raise
             wait = 0.5 * 2**attempt
+            # the class only: an aiohttp error's message can hold the request URL, and with it the token
             log.warning(
-                "reply: %s (%s), retrying in %.1fs (try %d of %d)",
-                type(err).__name__,
-                str(err)[:80],
-                wait,
-                attempt,
-                REPLY_TRIES,
+                "reply: %s, retrying in %.1fs (try %d of %d)", type(err).__name__, wait, attempt, REPLY_TRIES
             )
             await asyncio.sleep(wait)
     return None

@@ -110,6 +110,7 @@ class CycleReport:
 
 
 TIDY_EVERY = timedelta(hours=1)
+TIDY_BATCH = 10_000
 
 
 class ReminderScheduler:
@@ -231,15 +232,20 @@ class ReminderScheduler:
         from bot.handlers.registry import forget_old_updates
 
         def forget() -> int:
-            with session_scope(self.engine) as session:
-                return forget_old_updates(session, now)
+            total = 0
+            while True:  # one short transaction a batch
+                with session_scope(self.engine) as session:
+                    deleted = forget_old_updates(session, now, limit=TIDY_BATCH)
+                total += deleted
+                if deleted < TIDY_BATCH or self._stop.is_set():
+                    return total
 
+        self._tidied_at = now  # tried: next time in an hour, even if this one fails
         try:
             forgotten = await asyncio.to_thread(forget)
-        except Exception:
-            log.exception("reminders: forgetting old update ids failed; the next tick tries again")
+        except Exception as err:
+            log.warning("forgetting old update ids failed (%s); trying again in an hour", type(err).__name__)
             return
-        self._tidied_at = now
         if forgotten:
             log.info("forgot %d update ids older than a week", forgotten)
 

@@ -351,7 +351,8 @@ def test_sigterm_during_a_wave_stops_gracefully_and_the_rest_goes_after_restart(
 
     bot.start()
     emulator.wait_for_sync(lambda: len(delivered(emulator)) >= 200, 50)
-    bot.stop()
+    bot.proc.send_signal(signal.SIGTERM)
+    assert bot.proc.wait(40) == 0, bot.log()
     assert delivered(emulator) == Counter(chats), "each village head gets exactly one successful send"
     assert {r.status for r in outbox(database_url)} == {OutboxStatus.SENT}
     assert "Traceback" not in bot.log()
