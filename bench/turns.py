@@ -936,7 +936,9 @@ def _run_latency(
         lines = (Path(tmp) / "bot.log").read_text(errors="replace").splitlines()
     warnings = sum("WARNING" in line or "ERROR" in line for line in lines)
     if os.environ.get("BENCH_SHOW_WARNINGS"):
-        print("\n".join(line for line in lines if "WARNING" in line or "ERROR" in line)[:20000], file=sys.stderr)
+        print(
+            "\n".join(line for line in lines if "WARNING" in line or "ERROR" in line)[:20000], file=sys.stderr
+        )
     too_old = sum("could not answer callback query" in line for line in lines)
     handler_ms = [float(m.group(1) or m.group(2)) for line in lines if (m := HANDLER_MS.search(line))]
     latencies = [1000 * x for h in heads for x in h.latencies]
