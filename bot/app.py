@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, ContextTypes, Defaults, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
@@ -94,6 +94,16 @@ def bot_api_request(settings: Settings, *, long_poll: bool = False) -> BaseReque
     if settings.http_client == "httpx":
         return HTTPXRequest(connection_pool_size=size, httpx_kwargs={"verify": tls}, **timeouts)
     return AiohttpRequest(size, tls=tls, **timeouts)
+
+
+def command_bot(settings: Settings) -> Bot:
+    """A plain Bot on the configured Bot API server, client and CA, for one-off commands (`async with`)."""
+    return Bot(
+        settings.require_token(),
+        base_url=settings.base_url,
+        base_file_url=settings.base_file_url,
+        request=bot_api_request(settings),
+    )
 
 
 async def _reminder_bot(application: Application) -> ExtBot[Any]:

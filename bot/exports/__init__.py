@@ -90,8 +90,8 @@ bigger scope would take the bot's memory with it. Excel and CSV stream and have 
 
 def _problem(code: str, **context: str) -> str:
     """A plain-text problem line from templates/export/choice_error.html."""
-    values = {"form_arg": "", "period_arg": "", "form_id": "", "commune": "", "fmt": "", "formats": ""}
-    values |= {"villages": "", "limit": ""}
+    names = ("form_arg", "period_arg", "form_id", "commune", "fmt", "formats", "villages", "limit")
+    values = dict.fromkeys(names, "")
     return render_plain("export/choice_error.html", code=code, **{**values, **context})
 
 

@@ -139,19 +139,26 @@ def _last_child(element: Any) -> Any:
         return None
 
 
-def _add_paragraph(container: Any) -> Paragraph:
-    """A new empty paragraph at the end of `container`, as `container.add_paragraph()` makes it.
+def _append_to_body(doc: DocumentType, element: Any) -> None:
+    """Put a block at the end of the body, before the section properties, where `add_paragraph` puts it.
 
-    In the document body python-docx finds the section properties to insert before by scanning every
-    child so far, which made a report with many lines (100,000 villages' free-text answers) quadratic;
-    the section properties are the body's last child, so the paragraph goes right before it.
+    python-docx finds the section properties by scanning every child so far, which made a report with many
+    lines (100,000 villages' free-text answers) quadratic; they are the body's last child, so look there.
     """
+    body = doc.element.body
+    last = _last_child(body)
+    if last is not None and last.tag == qn("w:sectPr"):
+        last.addprevious(element)
+    else:
+        body.append(element)
+
+
+def _add_paragraph(container: Any) -> Paragraph:
+    """A new empty paragraph at the end of `container`, as `container.add_paragraph()` makes it."""
     if isinstance(container, DocumentType):
-        last = _last_child(container.element.body)
-        if last is not None and last.tag == qn("w:sectPr"):
-            element = OxmlElement("w:p")
-            last.addprevious(element)
-            return Paragraph(element, container._body)
+        element = OxmlElement("w:p")
+        _append_to_body(container, element)
+        return Paragraph(element, container._body)
     return container.add_paragraph()
 
 
@@ -540,11 +547,7 @@ class _BodyLines:
             return
         element = copy.deepcopy(prototype)
         element.find(qn("w:r")).text = clean_text(text)
-        last = _last_child(self.doc.element.body)
-        if last is not None and last.tag == qn("w:sectPr"):
-            last.addprevious(element)
-        else:
-            self.doc.element.body.append(element)
+        _append_to_body(self.doc, element)
 
 
 def _completeness_table(doc: DocumentType, scope: ExportScope, compiled: Compiled) -> None:

@@ -90,7 +90,7 @@ def templates_override() -> str | None:
 
 def render_text(name: str, commune_code: str | None = None, /, **context: Any) -> str:
     """Render `templates/<name>`, preferring the deployment's and the commune's own copies."""
-    env = _environment(_OVERRIDES["dir"], commune_code)
+    env = _environment(templates_override(), commune_code)
     return env.get_template(name).render(**context).strip()
 
 

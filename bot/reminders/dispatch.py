@@ -964,14 +964,9 @@ def run_once(
             out(f"Lập lịch: {planned}")
 
         async def main() -> DispatchReport:
-            from bot.app import bot_api_request
+            from bot.app import command_bot
 
-            async with Bot(
-                settings.require_token(),
-                base_url=settings.base_url,
-                base_file_url=settings.base_file_url,
-                request=bot_api_request(settings),  # the configured client and CA (SSL_CERT_FILE/DIR)
-            ) as bot:
+            async with command_bot(settings) as bot:
                 return await dispatch_due(
                     engine,
                     bot,

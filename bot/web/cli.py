@@ -46,18 +46,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _webhook_call(settings: Settings, action: str, args: argparse.Namespace) -> Any:
-    from telegram import Bot, Update
+    from telegram import Update
     from telegram.error import TelegramError
 
-    from bot.app import bot_api_request
+    from bot.app import command_bot
 
     try:
-        async with Bot(
-            settings.require_token(),
-            base_url=settings.base_url,
-            base_file_url=settings.base_file_url,
-            request=bot_api_request(settings),  # the configured client and CA (SSL_CERT_FILE/DIR)
-        ) as bot:
+        async with command_bot(settings) as bot:
             if action == "set":
                 await bot.set_webhook(
                     url=settings.require_webhook_url(),
