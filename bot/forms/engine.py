@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime
+from decimal import InvalidOperation
 from typing import Any
 
 from bot.forms import parsing
@@ -50,7 +49,7 @@ from bot.forms.events import (
 )
 from bot.forms.flow import Flow, group_items
 from bot.forms.inputs import Action, Input, Location, Photo, Resume, Start, Text, parse_token
-from bot.forms.model import Form, QType, Question
+from bot.forms.model import Form, Question
 from bot.forms.state import (
     DraftState,
     IncompatibleValue,
@@ -61,13 +60,15 @@ from bot.forms.state import (
     to_json_value,
     typed_answers,
 )
+from bot.forms.types import type_of
+from bot.forms.types.base import NOTHING, fold
+from bot.forms.types.base import Refusal as _Reject
 
 log = logging.getLogger(__name__)
 
 STRICT = False
 """Tests set this to True so that an internal error raises instead of being repaired silently."""
 
-MAX_TEXT_LENGTH = 4000  # a hard cap for free text when the form sets no max_length
 MAX_HISTORY = 500  # "back" remembers this many steps
 
 
@@ -86,15 +87,6 @@ _SKIP_WORDS = frozenset({"bo qua", "/skip", "/boqua"})
 _PAUSE_WORDS = frozenset({"tam dung", "dung lai", "/pause", "/tamdung"})
 _REVIEW_WORDS = frozenset({"xem lai", "/review", "/xemlai"})
 _SUBMIT_WORDS = frozenset({"gui", "gui bao cao", "gui di", "nop", "nop bao cao"})
-_SPLIT_RE = re.compile(r"\s*(?:[,;/+]|\bva\b)\s*")
-
-
-def fold(text: str) -> str:
-    """Lower-case, accents removed (đ → d), punctuation at the ends dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFD", text.casefold().replace("đ", "d"))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = " ".join(text.split())
-    return text.strip(" .!?…:")
 
 
 def _command(text: str) -> str | None:
@@ -120,24 +112,6 @@ def _yes_no(text: str) -> bool | None:
     if parsed.ok and isinstance(parsed.value, bool) and not parsed.uncertain:
         return parsed.value
     return None
-
-
-def _number_text(value: float | Decimal) -> Any:
-    """A min/max bound for an error detail: 0 rather than 0.0."""
-    d = Decimal(str(value))
-    return int(d) if d == d.to_integral_value() else d
-
-
-# ---------------------------------------------------------------------------------------- rejections
-
-
-class _Reject(Exception):
-    """Raised inside input handling to re-ask the current question with an error."""
-
-    def __init__(self, code: str, detail: Mapping[str, Any] | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.detail = dict(detail or {})
 
 
 # ---------------------------------------------------------------------------------------- the engine
@@ -229,7 +203,7 @@ class _Run:
         has = flow.has_answer(pos)
         current_value = flow.current_value(pos) if has else None
         selected: tuple[str, ...] = ()
-        if q.type == QType.MULTI_CHOICE:
+        if type_of(q).many:
             if state.selection is not None:
                 selected = state.selection
             elif isinstance(current_value, list):
@@ -267,29 +241,12 @@ class _Run:
     def _question_options(
         self, state: DraftState, q: Question, has: bool, current: Any, selected: tuple[str, ...]
     ) -> tuple[Option, ...]:
-        out: list[Option] = []
-        if q.type == QType.SINGLE_CHOICE:
-            out += [
-                Option(f"c:{i}", "choice", c.label, selected=has and current == c.value)
-                for i, c in enumerate(q.choices)
-            ]
-        elif q.type == QType.MULTI_CHOICE:
-            out += [
-                Option(f"t:{i}", "toggle", c.label, selected=c.value in selected)
-                for i, c in enumerate(q.choices)
-            ]
-            out.append(Option("done", "done"))
-        elif q.type == QType.YES_NO:
-            out += [
-                Option("y", "yes", selected=has and current is True),
-                Option("n", "no", selected=has and current is False),
-            ]
-        elif q.type == QType.DATE:
-            out += [Option("d:today", "today"), Option("d:yday", "yesterday")]
+        t = type_of(q)
+        out: list[Option] = t.options(q, has, current, selected)
         default = self._default_value(q)
         if not has and default is not None:
             out.append(Option("def", "default", default))
-        if has and current is not None and q.type != QType.MULTI_CHOICE:
+        if has and current is not None and not t.many:
             out.append(Option("keep", "keep", current))
         return (*out, *self._nav(state, skip=not q.required))
 
@@ -303,19 +260,14 @@ class _Run:
     def _default_value(self, q: Question) -> Any:
         if q.default is None:
             return None
-        value = q.default
-        if q.type == QType.DATE and isinstance(value, str) and fold(value) in ("today", "hom nay"):
-            if self.now is None:
-                return None
-            value = self.now.date().isoformat()
         try:
-            if q.type == QType.DATE and not isinstance(value, str):
-                value = to_json_value(q, value)
-            if q.type == QType.DECIMAL and not isinstance(value, str):
-                value = str(value)
-            return normalize_json_value(q, value)
+            value = type_of(q).default_json(q, self._today())
+            return None if value is None else normalize_json_value(q, value)
         except (IncompatibleValue, ValueError, TypeError, InvalidOperation):
             return None
+
+    def _today(self) -> date | None:
+        return self.now.date() if self.now is not None else None
 
     def review(
         self,
@@ -487,59 +439,16 @@ class _Run:
             if q.required:
                 raise _Reject("required")
             return None
-        if q.type in (QType.INTEGER, QType.DECIMAL):
-            number = Decimal(str(value))
-            if q.min is not None and number < Decimal(str(q.min)):
-                raise _Reject("below_min", self._bounds(q, value))
-            if q.max is not None and number > Decimal(str(q.max)):
-                raise _Reject("above_max", self._bounds(q, value))
-        if q.type in (QType.TEXT, QType.LONG_TEXT):
-            limit = q.max_length or MAX_TEXT_LENGTH
-            if len(value) > limit:
-                raise _Reject("too_long_text", {"max_length": limit, "length": len(value)})
+        type_of(q).check(q, value)
         try:
             return normalize_json_value(q, value)
         except IncompatibleValue as exc:
             raise _Reject("not_understood") from exc
 
-    def _bounds(self, q: Question, value: Any) -> dict[str, Any]:
-        return {
-            "min": _number_text(q.min) if q.min is not None else None,
-            "max": _number_text(q.max) if q.max is not None else None,
-            "value": value if isinstance(value, int) else Decimal(str(value)),
-        }
-
     def parse_text(self, q: Question, text: str) -> tuple[Any, dict[str, Any] | None]:
         """Typed text → (JSON value, None) or (None, pending-confirmation dict); raise `_Reject`."""
         stripped = text.strip()
-        t = q.type
-        if t in (QType.TEXT, QType.LONG_TEXT):
-            if not stripped:
-                raise _Reject("required" if q.required else "empty")
-            if t == QType.TEXT:
-                stripped = " ".join(stripped.split())
-            return stripped, None
-        if t == QType.PHOTO:
-            raise _Reject("need_photo", {"text": stripped})
-        if t == QType.LOCATION:
-            raise _Reject("need_location", {"text": stripped})
-        if t == QType.SINGLE_CHOICE:
-            return self._parse_choice(q, stripped), None
-        if t == QType.MULTI_CHOICE:
-            return self._parse_choices(q, stripped), None
-        if t == QType.YES_NO:
-            parsed = parsing.parse_yes_no(stripped)
-        elif t == QType.INTEGER:
-            parsed = parsing.parse_integer(stripped)
-        elif t == QType.DECIMAL:
-            parsed = parsing.parse_decimal(stripped)
-        elif t == QType.DATE:
-            today = self.now.date() if self.now is not None else None
-            if today is None:
-                raise _Reject("not_a_date", {"text": stripped})
-            parsed = parsing.parse_date(stripped, today, prefer="past")
-        else:
-            raise _Reject("not_understood", {"text": stripped})
+        parsed = type_of(q).read(q, stripped, self._today())
         detail = dict(getattr(parsed, "detail", None) or {})
         detail.setdefault("text", stripped)
         if not parsed.ok:
@@ -565,47 +474,6 @@ class _Run:
                 }
             raise _Reject("not_understood", detail)
         return to_json_value(q, parsed.value), None
-
-    def _parse_choice(self, q: Question, text: str) -> str:
-        index = self._choice_index(q, text)
-        if index is None:
-            raise _Reject("not_a_choice", {"text": text, "count": len(q.choices)})
-        return q.choices[index].value
-
-    def _choice_index(self, q: Question, text: str) -> int | None:
-        folded = fold(text)
-        if not folded:
-            return None
-        number = re.fullmatch(r"(?:so\s*)?(\d{1,3})", folded)
-        if number:
-            i = int(number.group(1)) - 1
-            return i if 0 <= i < len(q.choices) else None
-        for i, c in enumerate(q.choices):
-            if folded in (fold(c.label), fold(c.value)):
-                return i
-        starts = [i for i, c in enumerate(q.choices) if fold(c.label).startswith(folded)]
-        if len(starts) == 1 and len(folded) >= 2:
-            return starts[0]
-        return None
-
-    def _parse_choices(self, q: Question, text: str) -> list[str]:
-        whole = self._choice_index(q, text)
-        if whole is not None:
-            return [q.choices[whole].value]
-        parts = [p for p in _SPLIT_RE.split(fold(text)) if p]
-        if not parts:
-            raise _Reject("not_a_choice", {"text": text, "count": len(q.choices)})
-        chosen: set[int] = set()
-        for part in parts:
-            subparts = [part]
-            if re.fullmatch(r"[\d\s]+", part):
-                subparts = part.split()
-            for sp in subparts:
-                i = self._choice_index(q, sp)
-                if i is None:
-                    raise _Reject("not_a_choice", {"text": text, "count": len(q.choices)})
-                chosen.add(i)
-        return [c.value for i, c in enumerate(q.choices) if i in chosen]
 
     # ------------------------------------------------------------------------------ dispatch
 
@@ -722,9 +590,7 @@ class _Run:
                 default = self._default_value(q)
                 if default is not None and not flow.has_answer(pos):
                     return self.accept(state, flow, pos, self.validate(q, default))
-            if name == "c" and q.type == QType.SINGLE_CHOICE and index is not None and index < len(q.choices):
-                return self.accept(state, flow, pos, q.choices[index].value)
-            if name == "t" and q.type == QType.MULTI_CHOICE and index is not None and index < len(q.choices):
+            if name == "t" and type_of(q).many and index is not None and index < len(q.choices):
                 current = flow.current_value(pos)
                 chosen = list(
                     state.selection
@@ -736,7 +602,7 @@ class _Run:
                 ordered = tuple(c.value for c in q.choices if c.value in chosen)
                 new = state.bump(selection=ordered)
                 return Step(new, self.present(new, flow, came_from=pos))
-            if name == "done" and q.type == QType.MULTI_CHOICE:
+            if name == "done" and type_of(q).many:
                 current = flow.current_value(pos)
                 chosen = list(
                     state.selection
@@ -748,23 +614,19 @@ class _Run:
                         raise _Reject("required")
                     return self.accept(state, flow, pos, None)
                 return self.accept(state, flow, pos, self.validate(q, chosen))
-            if name in ("y", "n") and q.type == QType.YES_NO:
-                return self.accept(state, flow, pos, name == "y")
-            if name in ("d:today", "d:yday") and q.type == QType.DATE:
-                if self.now is None:
-                    raise _Reject("not_a_date")
-                day = self.now.date() - timedelta(days=1 if name == "d:yday" else 0)
-                return self.accept(state, flow, pos, day.isoformat())
+            pressed = type_of(q).on_button(q, name, index, self._today())
+            if pressed is not NOTHING:
+                return self.accept(state, flow, pos, pressed)
             if isinstance(inp, Action):
                 return Step(state, (Stale(),))
         if isinstance(inp, Photo):
-            if q.type != QType.PHOTO:
+            if type_of(q).needs_input != "photo":
                 raise _Reject("unexpected_photo")
             return self.accept(
                 state, flow, pos, {"file_id": inp.file_id, "file_unique_id": inp.file_unique_id}
             )
         if isinstance(inp, Location):
-            if q.type != QType.LOCATION:
+            if type_of(q).needs_input != "location":
                 raise _Reject("unexpected_location")
             value = (
                 normalize_json_value(q, {"lat": inp.lat, "lon": inp.lon}) if _valid_location(inp) else None
@@ -801,7 +663,7 @@ class _Run:
                 return self.on_asking(asking, flow, inp, token)
             if isinstance(inp, Action):
                 return Step(state, (Stale(),))
-        if isinstance(inp, Text) and q.type != QType.YES_NO:  # for yes/no, "không" is an answer
+        if isinstance(inp, Text) and not type_of(q).yes_no_is_answer:  # for yes/no, "không" is an answer
             answer = _yes_no(inp.text)
             if answer is True and len(readings) == 1:
                 return self.accept(asking, flow, pos, self.validate(q, readings[0]))

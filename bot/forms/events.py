@@ -11,17 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.forms.model import Question
+from bot.forms.option import Option
 from bot.forms.state import Position
-
-
-@dataclass(frozen=True)
-class Option:
-    """A button the engine offers: its token, its role (how the view labels it) and a value to show."""
-
-    action: str
-    role: str  # choice, toggle, done, yes, no, today, yesterday, default, keep, back, skip, pause, …
-    value: Any = None  # choice label, default/current JSON value, reading …
-    selected: bool = False  # multi-choice: ticked
 
 
 @dataclass(frozen=True)

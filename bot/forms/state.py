@@ -15,8 +15,10 @@ date           ``"YYYY-MM-DD"``
 photo          ``{"file_id": str, "file_unique_id": str}``
 location       ``{"lat": float, "lon": float}``
 repeat         ``list`` of ``dict`` (sub id → JSON value of the sub-question)
+percent        ``str`` like decimal (``"12.5"``, 0–100)
 =============  =====================================================
 
+Each type's module in `bot.forms.types` owns its conversions; the functions here ask the table.
 A skipped optional question is recorded as an explicit ``None`` (answered, with no value); a question
 never reached is simply absent. `typed_answers` turns JSON answers into Python values (``Decimal``,
 ``date`` …) for conditions and summaries.
@@ -24,15 +26,15 @@ never reached is simply absent. `typed_answers` turns JSON answers into Python v
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from bot.forms.model import Form, QType, Question
+from bot.forms.model import Form, Question
+from bot.forms.types import type_of
+from bot.forms.types.base import IncompatibleValue
 
 STATE_SCHEMA = 1
 
@@ -194,22 +196,11 @@ def _json_copy(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------- values
 
 
-class IncompatibleValue(ValueError):
-    """A stored JSON value that does not fit the question's type (e.g. after a form change)."""
-
-
 def to_json_value(question: Question, value: Any) -> Any:
     """Convert a Python answer value (int, Decimal, date, …) to its JSON form for `question`."""
     if value is None:
         return None
-    t = question.type
-    if t == QType.DECIMAL:
-        return _plain_decimal(value if isinstance(value, Decimal) else Decimal(str(value)))
-    if t == QType.DATE:
-        return value.isoformat() if isinstance(value, date) else str(value)
-    if t == QType.MULTI_CHOICE:
-        return list(value)
-    return normalize_json_value(question, value)
+    return type_of(question).to_json(question, value)
 
 
 def normalize_json_value(question: Question, raw: Any) -> Any:
@@ -220,124 +211,21 @@ def normalize_json_value(question: Question, raw: Any) -> Any:
     """
     if raw is None:
         return None
-    t = question.type
-    if t == QType.INTEGER:
-        if isinstance(raw, bool):
-            raise IncompatibleValue("bool is not an integer")
-        if isinstance(raw, int):
-            return raw
-        if isinstance(raw, str):
-            try:
-                d = Decimal(raw)
-            except InvalidOperation as exc:
-                raise IncompatibleValue(raw) from exc
-            if d.is_finite() and d == d.to_integral_value():
-                return int(d)
-        raise IncompatibleValue(f"{raw!r} is not an integer")
-    if t == QType.DECIMAL:
-        if isinstance(raw, bool):
-            raise IncompatibleValue("bool is not a number")
-        if isinstance(raw, (int, str)):
-            try:
-                d = Decimal(str(raw))
-            except InvalidOperation as exc:
-                raise IncompatibleValue(raw) from exc
-            if d.is_finite():
-                return _plain_decimal(d)
-        raise IncompatibleValue(f"{raw!r} is not a decimal")
-    if t in (QType.TEXT, QType.LONG_TEXT):
-        if isinstance(raw, str):
-            return raw
-        raise IncompatibleValue(f"{raw!r} is not text")
-    if t == QType.YES_NO:
-        if isinstance(raw, bool):
-            return raw
-        raise IncompatibleValue(f"{raw!r} is not yes/no")
-    if t == QType.SINGLE_CHOICE:
-        if isinstance(raw, str) and any(c.value == raw for c in question.choices):
-            return raw
-        raise IncompatibleValue(f"{raw!r} is not a choice")
-    if t == QType.MULTI_CHOICE:
-        if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
-            values = {c.value for c in question.choices}
-            if all(v in values for v in raw):
-                return [c.value for c in question.choices if c.value in raw]
-        raise IncompatibleValue(f"{raw!r} is not a list of choices")
-    if t == QType.DATE:
-        if isinstance(raw, str):
-            try:
-                return date.fromisoformat(raw).isoformat()
-            except ValueError as exc:
-                raise IncompatibleValue(raw) from exc
-        raise IncompatibleValue(f"{raw!r} is not a date")
-    if t == QType.PHOTO:
-        if isinstance(raw, dict) and isinstance(raw.get("file_id"), str):
-            return {"file_id": raw["file_id"], "file_unique_id": str(raw.get("file_unique_id") or "")}
-        raise IncompatibleValue(f"{raw!r} is not a photo")
-    if t == QType.LOCATION:
-        if isinstance(raw, dict):
-            lat, lon = raw.get("lat"), raw.get("lon")
-            if _is_coordinate(lat, 90) and _is_coordinate(lon, 180):
-                return {"lat": float(lat), "lon": float(lon)}
-        raise IncompatibleValue(f"{raw!r} is not a location")
-    if t == QType.REPEAT:
-        if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-            raise IncompatibleValue(f"{raw!r} is not a list of items")
-        items = []
-        for item in raw:
-            clean: dict[str, Any] = {}
-            for sub in question.questions:
-                if sub.type != QType.NOTE and sub.id in item:
-                    clean[sub.id] = normalize_json_value(sub, item[sub.id])
-            items.append(clean)
-        return items
-    raise IncompatibleValue(f"{t} takes no answer")
-
-
-def _plain_decimal(d: Decimal) -> str:
-    """A decimal in plain notation: "1500000" rather than "1.5E+6" (trailing zeros kept)."""
-    if not d.is_finite():
-        raise IncompatibleValue(str(d))
-    return format(d, "f")
-
-
-def _is_coordinate(value: Any, limit: float) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and -limit <= value <= limit
-    )
+    return type_of(question).normalize(question, raw)
 
 
 def from_json_value(question: Question, raw: Any) -> Any:
     """Convert a JSON answer to the Python value conditions and summaries use (None stays None)."""
     if raw is None:
         return None
-    t = question.type
-    if t == QType.DECIMAL:
-        return Decimal(str(raw))
-    if t == QType.DATE:
-        return date.fromisoformat(raw)
-    if t == QType.MULTI_CHOICE:
-        return list(raw)
-    if t == QType.REPEAT:
-        items = []
-        for item in raw:
-            typed: dict[str, Any] = {}
-            for sub in question.questions:
-                if sub.id in item:
-                    typed[sub.id] = from_json_value(sub, item[sub.id])
-            items.append(typed)
-        return items
-    return raw
+    return type_of(question).from_json(question, raw)
 
 
 def typed_answers(form: Form, answers: Mapping[str, Any]) -> dict[str, Any]:
     """JSON answers → Python values (Decimal, date, lists of item dicts), skipping unknown or bad ones."""
     out: dict[str, Any] = {}
     for q in form.questions:
-        if q.type == QType.NOTE or q.id not in answers:
+        if not type_of(q).answered or q.id not in answers:
             continue
         try:
             out[q.id] = from_json_value(q, normalize_json_value(q, answers[q.id]))
@@ -355,10 +243,10 @@ def sanitize_answers(form: Form, answers: Mapping[str, Any]) -> tuple[dict[str, 
             dropped.append(str(qid))
             continue
         q = form.question(qid)
-        if q.type == QType.NOTE:
+        if not type_of(q).answered:
             dropped.append(qid)
             continue
-        if q.type == QType.REPEAT and isinstance(raw, list):
+        if type_of(q).group and isinstance(raw, list):
             items: list[dict[str, Any]] = []
             for i, item in enumerate(raw):
                 if not isinstance(item, dict):
@@ -366,7 +254,7 @@ def sanitize_answers(form: Form, answers: Mapping[str, Any]) -> tuple[dict[str, 
                     continue
                 kept: dict[str, Any] = {}
                 for key, value in item.items():
-                    sub = next((s for s in q.questions if s.id == key and s.type != QType.NOTE), None)
+                    sub = next((s for s in q.questions if s.id == key and type_of(s).answered), None)
                     try:
                         if sub is None:
                             raise IncompatibleValue(key)

@@ -1,0 +1,69 @@
+"""The `yes_no` question type: "có" / "không" (buttons or typed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, ClassVar
+
+from bot.forms import parsing
+from bot.forms.model import Question
+from bot.forms.option import Option
+from bot.forms.parsing import Parsed
+from bot.forms.types.base import NOTHING, Formats, IncompatibleValue, LoadProblems, QuestionType
+
+
+class YesNoType(QuestionType):
+    """A JSON boolean; summaries count yes and no and name the villages that said no."""
+
+    name: ClassVar[str] = "yes_no"
+    yes_no_is_answer: ClassVar[bool] = True
+    export_width: ClassVar[float] = 12
+    summary: ClassVar[str | None] = "yes_no"
+
+    def read(self, q: Question, text: str, today: date | None) -> Parsed:
+        """ "có", "không", "rồi", "chưa" …"""
+        return parsing.parse_yes_no(text)
+
+    def options(self, q: Question, has: bool, current: Any, selected: tuple[str, ...]) -> list[Option]:
+        """Yes and No buttons."""
+        return [
+            Option("y", "yes", selected=has and current is True),
+            Option("n", "no", selected=has and current is False),
+        ]
+
+    def on_button(self, q: Question, name: str, index: int | None, today: date | None) -> Any:
+        """ "y" / "n"."""
+        return name == "y" if name in ("y", "n") else NOTHING
+
+    def normalize(self, q: Question, raw: Any) -> Any:
+        """A boolean."""
+        if isinstance(raw, bool):
+            return raw
+        raise IncompatibleValue(f"{raw!r} is not yes/no")
+
+    def display(self, q: Question, value: Any, fmt: Formats) -> dict[str, Any]:
+        """The `yes` / `no` words of the value macro."""
+        return {"kind": "yes" if value else "no"}
+
+    def export_cell(self, q: Question, value: Any, words: Mapping[str, str]) -> Any:
+        """ "Có" / "Không" (from the export words)."""
+        if isinstance(value, bool):
+            return words["true"] if value else words["false"]
+        return str(value)
+
+    def read_default(self, value: Any, p: LoadProblems) -> Any:
+        """true or false."""
+        if not isinstance(value, bool):
+            p.add(f"{p.at}giá trị mặc định {value!r} không hợp lệ; câu có/không dùng true hoặc false")
+            return None
+        return value
+
+    def literal_problem(self, qid: str, literal: Any, op: str, choice_values: tuple[str, ...]) -> str | None:
+        """Compared == or != with true/false."""
+        if not isinstance(literal, bool) or op in ("<", "<=", ">", ">="):
+            return f"câu có/không {qid} chỉ so sánh == hoặc != với true/false"
+        return None
+
+
+TYPE = YesNoType()
