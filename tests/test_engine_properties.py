@@ -38,7 +38,7 @@ from bot.forms.inputs import MAX_TOKEN_BYTES, Action, Input, Location, Photo, Re
 from bot.forms.loader import form_from_dict, load_form_files
 from bot.forms.model import Form, QType
 from bot.forms.state import DraftState, Mode, Position, typed_answers
-from bot.forms.view import MAX_BUTTONS, MAX_TEXT, render_events, tg_len
+from bot.views.form import MAX_BUTTONS, MAX_TEXT, render_events, tg_len
 
 NOW = datetime(2026, 5, 15, 9, 0, tzinfo=timezone(timedelta(hours=7)))
 FUZZ = int(os.environ.get("ENGINE_FUZZ_EXAMPLES", "60"))  # raise for a long local run

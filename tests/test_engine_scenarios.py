@@ -54,7 +54,7 @@ from bot.forms.inputs import Action, Input, Location, Photo, Resume, Start, Text
 from bot.forms.loader import form_from_dict
 from bot.forms.model import Form
 from bot.forms.state import DraftState, Position
-from bot.forms.view import Screen, render_events, screen_plain
+from bot.views.form import Screen, render_events, screen_plain
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 NOW = datetime(2026, 5, 15, 9, 0, tzinfo=timezone(timedelta(hours=7)))

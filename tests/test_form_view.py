@@ -32,7 +32,7 @@ from bot.forms.loader import form_from_dict
 from bot.forms.model import Form
 from bot.forms.preview import run_preview
 from bot.forms.state import Position
-from bot.forms.view import (
+from bot.views.form import (
     ERROR_CODES,
     MAX_BUTTONS,
     MAX_TEXT,
@@ -495,7 +495,7 @@ def test_preview_quit_returns_the_draft() -> None:
 def test_button_labels_are_remembered_per_value_and_type() -> None:
     """Labels are rendered once and reused; equal-comparing values of other types keep their own label."""
     from bot.forms.events import Option
-    from bot.forms.view import _label, _label_text
+    from bot.views.form import _label, _label_text
 
     assert _label(Option("c:0", "choice", True)) == "True"
     assert _label(Option("c:1", "choice", 1)) == "1"

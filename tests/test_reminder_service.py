@@ -468,7 +468,7 @@ def test_digest_to_a_chat_no_longer_registered_is_obsolete(engine, world) -> Non
 
 
 def test_a_huge_digest_still_fits_one_message(engine, world) -> None:
-    from bot.forms.view import tg_len
+    from bot.views.form import tg_len
 
     with session_scope(engine) as s:
         for i in range(300):

@@ -10,7 +10,8 @@ import pytest
 
 from bot.forms.conditions import compile_condition
 from bot.forms.loader import load_form_files
-from bot.forms.model import CHOICE_TYPES, NUMERIC_TYPES, Form, QType
+from bot.forms.model import Form, QType
+from bot.forms.types import CHOICE_TYPES, NUMERIC_TYPES
 
 FORMS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "forms"
 PERIODIC = ("bao-cao-6-thang", "bao-cao-nam")

@@ -24,7 +24,7 @@ from bot.clock import FixedClock
 from bot.config import settings_from
 from bot.deps import Deps
 from bot.forms.model import Form, QType
-from bot.forms.view import tg_len
+from bot.views.form import tg_len
 from bot.services.accounts import create_invite
 from bot.services.forms import get_form, store_setup_forms
 from bot.services.setup import apply_setup

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from bot.emulator.limits import FaultPlan
 from bot.emulator.server import EmulatorServer
-from bot.forms.view import tg_len
+from bot.views.form import tg_len
 from bot.reminders.dispatch import PARTS_SENT, Parts, Photo, dispatch_due
 from bot.reminders.summary_push import (
     AFTER_DIGEST,

@@ -194,7 +194,7 @@ def indicators_chart(
 
 
 def _number_text(value: float) -> str:
-    from bot.forms.view import vn_number
+    from bot.views.form import vn_number
 
     return vn_number(int(value)) if value == int(value) else vn_number(Decimal(repr(round(value, 2))))
 

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bot.forms.model import Form, QType, Question
+from bot.forms.model import Form, Question
+from bot.forms.types import type_of
 from bot.services.summaries import VillageRow, VillageState
 from bot.texts import templates_dir
 from storage.models import Commune, Period
@@ -94,29 +95,8 @@ class Column:
     total: bool = False
 
 
-_WIDTH = {
-    QType.INTEGER: 16,
-    QType.DECIMAL: 16,
-    QType.DATE: 13,
-    QType.YES_NO: 12,
-    QType.SINGLE_CHOICE: 18,
-    QType.MULTI_CHOICE: 28,
-    QType.TEXT: 32,
-    QType.LONG_TEXT: 45,
-    QType.PHOTO: 11,
-    QType.LOCATION: 22,
-    QType.REPEAT: 14,
-}
-
-
 def _kind(question: Question) -> str:
-    if question.type == QType.INTEGER or question.type == QType.REPEAT:
-        return "int"
-    if question.type == QType.DECIMAL:
-        return "number"
-    if question.type == QType.DATE:
-        return "date"
-    return "text"
+    return type_of(question).export_kind
 
 
 def columns(form: Form) -> list[Column]:
@@ -131,10 +111,10 @@ def columns(form: Form) -> list[Column]:
         Column("version", w["version"], "int", 9),
     ]
     for q in form.answerable:
-        header = q.label + (w["items_suffix"] if q.type == QType.REPEAT else "")
+        header = q.label + (w["items_suffix"] if type_of(q).group else "")
         cols.append(
             Column(
-                f"q:{q.id}", header, _kind(q), _WIDTH.get(q.type, 20), q, total=_kind(q) in ("int", "number")
+                f"q:{q.id}", header, _kind(q), type_of(q).export_width, q, total=_kind(q) in ("int", "number")
             )
         )
     return cols
@@ -173,32 +153,8 @@ def cell_value(question: Question, value: Any) -> Any:
     """A stored JSON answer as a typed cell value: int/Decimal, date, or text (choice labels, Có/Không)."""
     if value is None:
         return None
-    t = question.type
-    answer = words()["answer"]
-    if t in (QType.INTEGER, QType.DECIMAL):
-        number = to_number(value)
-        return number if number is not None else clean_text(str(value))
-    if t == QType.DATE:
-        try:
-            return date.fromisoformat(str(value))
-        except ValueError:
-            return clean_text(str(value))
-    if t == QType.YES_NO and isinstance(value, bool):
-        return answer["true"] if value else answer["false"]
-    if t == QType.SINGLE_CHOICE:
-        return clean_text(question.choice_label(str(value)))
-    if t == QType.MULTI_CHOICE and isinstance(value, list):
-        return clean_text("; ".join(question.choice_label(str(v)) for v in value))
-    if t == QType.PHOTO:
-        return answer["photo"]
-    if t == QType.LOCATION and isinstance(value, dict):
-        try:
-            return f"{float(value['lat']):.5f}, {float(value['lon']):.5f}"
-        except (KeyError, TypeError, ValueError):
-            return None
-    if t == QType.REPEAT:
-        return len(value) if isinstance(value, list) else None
-    return clean_text(value if isinstance(value, str) else str(value))
+    cell = type_of(question).export_cell(question, value, words()["answer"])
+    return clean_text(cell) if isinstance(cell, str) else cell
 
 
 def row_cells(scope: ExportScope, cols: Sequence[Column], index: int, row: VillageRow) -> list[Any]:
@@ -228,7 +184,7 @@ def row_cells(scope: ExportScope, cols: Sequence[Column], index: int, row: Villa
 
 def repeat_groups(form: Form) -> list[Question]:
     """The form's repeat groups (e.g. the incidents of `vu_viec`)."""
-    return [q for q in form.answerable if q.type == QType.REPEAT]
+    return [q for q in form.answerable if type_of(q).group]
 
 
 def item_columns(group: Question) -> list[Column]:
@@ -236,9 +192,9 @@ def item_columns(group: Question) -> list[Column]:
     w = words()["columns"]
     cols = [Column("village", w["village"], "text", 28), Column("item", w["item"], "int", 8)]
     for sub in group.questions:
-        if sub.type != QType.NOTE:
+        if type_of(sub).answered:
             cols.append(
-                Column(f"q:{group.id}.{sub.id}", sub.label, _kind(sub), _WIDTH.get(sub.type, 20), sub)
+                Column(f"q:{group.id}.{sub.id}", sub.label, _kind(sub), type_of(sub).export_width, sub)
             )
     return cols
 

@@ -40,12 +40,12 @@ from sqlmodel import Session
 
 from bot.exports import ExportError
 from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
-from bot.forms.model import QType
-from bot.forms.view import vn_date, vn_number
+from bot.forms.types import type_of
 from bot.reminders.content import templates_override
 from bot.services.completeness import Completeness, completeness
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
 from bot.texts import templates_dir
+from bot.views.form import vn_date, vn_number
 
 FONT = "Times New Roman"
 PAGE_WIDTH, PAGE_HEIGHT = Mm(210), Mm(297)
@@ -363,7 +363,7 @@ def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int
     """Items of each repeat group by the group's first single-choice sub-question (e.g. incidents by kind)."""
     groups = {}
     for group in repeat_groups(scope.form):
-        choice = next((sub for sub in group.questions if sub.type == QType.SINGLE_CHOICE), None)
+        choice = next((sub for sub in group.questions if type_of(sub).summary == "choice"), None)
         if choice is not None:
             groups[group.id] = choice
     out: dict[str, dict[str, int]] = {gid: {} for gid in groups}

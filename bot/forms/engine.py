@@ -2,7 +2,7 @@
 
 It never sends anything, never reads the clock, never touches a database and knows nothing of
 Telegram. The adapter stores `Step.state` (as `DraftState.to_json()`) after every step and shows
-`Step.events` (through `bot.forms.view`).
+`Step.events` (through `bot.views.form`).
 
 Walking order and relevance are in `bot.forms.flow`. The rules, in short:
 

@@ -1,6 +1,6 @@
 """What the engine asks the outside world to do: show a question, a review, persist a submission …
 
-Events are plain frozen dataclasses; `bot.forms.view` turns them into screens, the service acts on
+Events are plain frozen dataclasses; `bot.views.form` turns them into screens, the service acts on
 `Submitted`. Values inside events are JSON-native answers (see `bot.forms.state`).
 """
 

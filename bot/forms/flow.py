@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.forms.conditions import ConditionError, compile_condition
-from bot.forms.model import Check, Form, QType, Question
+from bot.forms.model import Check, Form, Question
 from bot.forms.state import IncompatibleValue, Position, from_json_value
+from bot.forms.types import type_of
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,11 @@ class Flow:
         for q in self.form.questions:
             if not _relevant(q, self.env):
                 continue
-            if q.type == QType.NOTE:
+            if not type_of(q).answered:
                 pending_notes.append(q)
                 continue
             self.relevant_ids.append(q.id)
-            if q.type != QType.REPEAT:
+            if not type_of(q).group:
                 add(Position(q.id))
                 if q.id in self.answers:
                     self.env[q.id] = _typed(q, self.answers[q.id])
@@ -98,7 +99,7 @@ class Flow:
                 for sub in q.questions:
                     if not _relevant(sub, item_env):
                         continue
-                    if sub.type == QType.NOTE:
+                    if not type_of(sub).answered:
                         pending_notes.append(sub)
                         continue
                     subs.append(sub.id)
@@ -199,7 +200,7 @@ class Flow:
             if qid not in self.answers:
                 continue
             q = self.form.question(qid)
-            if q.type != QType.REPEAT:
+            if not type_of(q).group:
                 out[qid] = self.answers[qid]
                 continue
             if not isinstance(self.answers[qid], list):
@@ -219,7 +220,7 @@ class Flow:
             names = set(check.questions) or set(compile_condition(check.condition).names)
         except ConditionError:
             return ()
-        return tuple(q.id for q in self.form.questions if q.id in names and q.type != QType.NOTE)
+        return tuple(q.id for q in self.form.questions if q.id in names and type_of(q).answered)
 
     def check_applies(self, check: Check) -> bool:
         """A check is evaluated once every question it involves is relevant and has a (non-skip) value."""
@@ -257,7 +258,7 @@ class Flow:
     def edit_position(self, qid: str) -> Position | None:
         """The position that edits top-level question `qid` (a group: its add-another prompt)."""
         q = self.form.question(qid)
-        if q.type != QType.REPEAT:
+        if not type_of(q).group:
             pos = Position(qid)
             return pos if pos in self._index else None
         n = len(group_items(self.answers, qid))

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from os import PathLike
 from pathlib import Path
@@ -28,7 +28,10 @@ from bot.forms.conditions import (
     compared_literals,
     compile_condition,
 )
-from bot.forms.model import CHOICE_TYPES, NUMERIC_TYPES, Check, Choice, Form, QType, Question
+from bot.forms.model import Check, Choice, Form, Question
+from bot.forms.types import TYPES, QuestionType
+from bot.forms.types.base import LoadProblems
+from bot.forms.types.number import is_number
 
 FORM_KEYS = ("id", "title", "version", "kind", "description", "sections", "questions", "checks")
 SECTION_KEYS = ("title", "questions")
@@ -51,7 +54,7 @@ QUESTION_KEYS = (
 CHOICE_KEYS = ("value", "label")
 CHECK_KEYS = ("condition", "message", "questions")
 KINDS = ("periodic", "incident")
-TEXT_MAX_LENGTH = {QType.TEXT: 200, QType.LONG_TEXT: 2000}
+TEXT_MAX_LENGTH = {name: t.text_limit for name, t in TYPES.items() if t.text_limit is not None}
 MAX_TEXT_LENGTH = 4000  # a Telegram message holds 4096 characters
 MAX_CHOICES = 50
 MAX_ID_LENGTH = 40  # ids and choice values travel in Telegram callback data (64 bytes)
@@ -71,10 +74,7 @@ MAX_CHARS = {
 FORM_ID_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 QUESTION_ID_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")
 CHOICE_VALUE_RE = re.compile(r"[a-z0-9_]+\Z")
-_ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-_TYPE_NAMES = ", ".join(t.value for t in QType)
-_NO_DEFAULT_TYPES = frozenset({QType.NOTE, QType.PHOTO, QType.LOCATION, QType.REPEAT})
-_TEXT_TYPES = frozenset(TEXT_MAX_LENGTH)
+_TYPE_NAMES = ", ".join(TYPES)
 _YAML_PROBLEMS = {
     "mapping values are not allowed here": "dấu ':' không đúng chỗ (chuỗi có dấu ':' hãy đặt trong ngoặc kép)",
     "could not find expected ':'": "thiếu dấu ':' sau tên khóa",
@@ -194,10 +194,6 @@ def _head(text: str, size: int = 40) -> str:
     return text if len(text) <= size else text[:size].rstrip() + "…"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
-
-
 # ---------------------------------------------------------------------------------------------- questions
 
 
@@ -207,7 +203,7 @@ class _Spec:
 
     id: str | None
     name: str | None  # for messages: 'id' or 'group.id'
-    type: QType | None
+    type: QuestionType | None
     relevant: str | None = None
     choice_values: tuple[str, ...] = ()
     subs: list[_Spec] = field(default_factory=list)
@@ -240,15 +236,14 @@ def _read_question(
     at = "" if name else f"{at}: "
     _unknown_keys(raw, QUESTION_KEYS, rep, name, at)
 
-    qtype: QType | None = None
+    qtype: QuestionType | None = None
     raw_type = raw.get("type")
     if raw_type is None:
         rep.add(f"{at}thiếu khóa 'type' (các kiểu: {_TYPE_NAMES})", name)
     else:
-        try:
-            qtype = QType(raw_type)
-        except ValueError:
-            suggestion = _suggest(raw_type, [t.value for t in QType])
+        qtype = TYPES.get(raw_type) if isinstance(raw_type, str) else None
+        if qtype is None:
+            suggestion = _suggest(raw_type, list(TYPES))
             rep.add(f"{at}kiểu câu hỏi không hợp lệ '{raw_type}'{suggestion} (các kiểu: {_TYPE_NAMES})", name)
     spec = _Spec(qid if isinstance(qid, str) else None, name, qtype)
 
@@ -273,7 +268,7 @@ def _read_question(
     spec.subs = subs
     default = _read_default(raw, qtype, bounds, max_length, choices, rep, name, at)
 
-    if group and qtype == QType.REPEAT:
+    if group and qtype is not None and qtype.group:
         rep.add(f"{at}nhóm lặp không được lồng trong nhóm lặp '{group}'", name)
     if len(rep.errors) > before or qtype is None or label is None or spec.id is None:
         return spec
@@ -281,7 +276,7 @@ def _read_question(
         return spec
     spec.question = Question(
         id=spec.id,
-        type=qtype,
+        type=qtype.name,
         label=label,
         hint=hint,
         required=required,
@@ -300,7 +295,7 @@ def _read_question(
 
 
 def _read_bounds(
-    raw: Mapping[Any, Any], qtype: QType | None, rep: _Report, name: str | None, at: str
+    raw: Mapping[Any, Any], qtype: QuestionType | None, rep: _Report, name: str | None, at: str
 ) -> tuple[Any, Any]:
     values: list[Any] = []
     for key in ("min", "max"):
@@ -308,15 +303,15 @@ def _read_bounds(
         if value is None:
             values.append(None)
             continue
-        if qtype is not None and qtype not in NUMERIC_TYPES:
+        if qtype is not None and not qtype.numeric:
             rep.add(
-                f"{at}'{key}' chỉ dùng cho câu kiểu integer hoặc decimal, câu này kiểu {qtype.value}", name
+                f"{at}'{key}' chỉ dùng cho câu kiểu integer hoặc decimal, câu này kiểu {qtype.name}", name
             )
             values.append(None)
-        elif not _is_number(value):
+        elif not is_number(value):
             rep.add(f"{at}'{key}' phải là một số, không phải {value!r}", name)
             values.append(None)
-        elif qtype == QType.INTEGER and not isinstance(value, int):
+        elif qtype is not None and getattr(qtype, "integer", False) and not isinstance(value, int):
             rep.add(f"{at}'{key}' của câu số nguyên phải là số nguyên, không phải {value!r}", name)
             values.append(None)
         else:
@@ -328,15 +323,15 @@ def _read_bounds(
 
 
 def _read_max_length(
-    raw: Mapping[Any, Any], qtype: QType | None, rep: _Report, name: str | None, at: str
+    raw: Mapping[Any, Any], qtype: QuestionType | None, rep: _Report, name: str | None, at: str
 ) -> int | None:
-    default = TEXT_MAX_LENGTH.get(qtype) if qtype else None
+    default = qtype.text_limit if qtype else None
     value = raw.get("max_length")
     if value is None:
         return default
-    if qtype is not None and qtype not in _TEXT_TYPES:
+    if qtype is not None and qtype.text_limit is None:
         rep.add(
-            f"{at}'max_length' chỉ dùng cho câu kiểu text hoặc long_text, câu này kiểu {qtype.value}", name
+            f"{at}'max_length' chỉ dùng cho câu kiểu text hoặc long_text, câu này kiểu {qtype.name}", name
         )
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -349,13 +344,13 @@ def _read_max_length(
 
 
 def _read_choices(
-    raw: Mapping[Any, Any], qtype: QType | None, rep: _Report, name: str | None, at: str
+    raw: Mapping[Any, Any], qtype: QuestionType | None, rep: _Report, name: str | None, at: str
 ) -> tuple[Choice, ...]:
     items = raw.get("choices")
-    if qtype is not None and qtype not in CHOICE_TYPES:
+    if qtype is not None and not qtype.choice:
         if items is not None:
             rep.add(
-                f"{at}'choices' chỉ dùng cho câu kiểu single_choice hoặc multi_choice, câu này kiểu {qtype.value}",
+                f"{at}'choices' chỉ dùng cho câu kiểu single_choice hoặc multi_choice, câu này kiểu {qtype.name}",
                 name,
             )
         return ()
@@ -421,12 +416,12 @@ def _read_choices(
 
 
 def _read_repeat(
-    raw: Mapping[Any, Any], qtype: QType | None, rep: _Report, name: str | None, at: str
+    raw: Mapping[Any, Any], qtype: QuestionType | None, rep: _Report, name: str | None, at: str
 ) -> tuple[list[_Spec], int | None, str | None]:
-    if qtype != QType.REPEAT:
+    if qtype is None or not qtype.group:
         for key in ("questions", "max_count", "add_prompt"):
             if key in raw and qtype is not None:
-                rep.add(f"{at}'{key}' chỉ dùng cho nhóm lặp (type: repeat), câu này kiểu {qtype.value}", name)
+                rep.add(f"{at}'{key}' chỉ dùng cho nhóm lặp (type: repeat), câu này kiểu {qtype.name}", name)
         return [], None, None
     add_prompt = _string(raw, "add_prompt", rep, name, at, required=False)
     max_count = raw.get("max_count")
@@ -445,14 +440,14 @@ def _read_repeat(
         sub = _read_question(item, rep, at=f"câu con thứ {n} của nhóm {group}", section=None, group=group)
         if sub is not None:
             subs.append(sub)
-    if subs and all(s.type == QType.NOTE for s in subs):
+    if subs and all(s.type is not None and not s.type.answered for s in subs):
         rep.add(f"{at}nhóm lặp không có câu con nào để trả lời", name)
     return subs, max_count, add_prompt
 
 
 def _read_default(
     raw: Mapping[Any, Any],
-    qtype: QType | None,
+    qtype: QuestionType | None,
     bounds: tuple[Any, Any],
     max_length: int | None,
     choices: tuple[Choice, ...],
@@ -463,87 +458,15 @@ def _read_default(
     value = raw.get("default")
     if value is None or qtype is None:
         return None
-    bad = f"{at}giá trị mặc định {value!r} "
-    if qtype in _NO_DEFAULT_TYPES:
-        rep.add(f"{at}câu kiểu {qtype.value} không có giá trị mặc định", name)
-        return None
-    if qtype in NUMERIC_TYPES:
-        if qtype == QType.INTEGER and (not isinstance(value, int) or isinstance(value, bool)):
-            rep.add(f"{bad}không phải số nguyên", name)
-            return None
-        if not _is_number(value):
-            rep.add(f"{bad}không phải số", name)
-            return None
-        number = value if qtype == QType.INTEGER else _to_decimal(value)
-        low, high = bounds
-        if (low is not None and number < low) or (high is not None and number > high):
-            rep.add(f"{bad}nằm ngoài khoảng cho phép [{low}, {high}]", name)
-            return None
-        return number
-    if qtype in _TEXT_TYPES:
-        if not isinstance(value, str):
-            rep.add(f"{bad}không phải chuỗi chữ", name)
-            return None
-        if max_length is not None and len(value) > max_length:
-            rep.add(f"{bad}dài hơn max_length {max_length}", name)
-            return None
-        return value
-    if qtype == QType.YES_NO:
-        if not isinstance(value, bool):
-            rep.add(f"{bad}không hợp lệ; câu có/không dùng true hoặc false", name)
-            return None
-        return value
-    if qtype == QType.DATE:
-        parsed = _to_date(value)
-        if parsed is None:
-            rep.add(f"{bad}không phải ngày dạng YYYY-MM-DD", name)
-        return parsed
-    known = {c.value for c in choices}
-    by_label = {c.label: c.value for c in choices}
-    if qtype == QType.SINGLE_CHOICE:
-        if not isinstance(value, str) or value not in known:
-            rep.add(f"{bad}không có trong các lựa chọn{_choice_hint(value, known, by_label)}", name)
-            return None
-        return value
-    if not isinstance(value, list):
-        rep.add(f"{at}giá trị mặc định của câu nhiều lựa chọn phải là một danh sách", name)
-        return None
-    for item in value:
-        if not isinstance(item, str) or item not in known:
-            rep.add(
-                f"{at}giá trị mặc định {item!r} không có trong các lựa chọn{_choice_hint(item, known, by_label)}",
-                name,
-            )
-            return None
-    if len(set(value)) != len(value):
-        rep.add(f"{at}giá trị mặc định có lựa chọn lặp lại", name)
-        return None
-    return tuple(value)
-
-
-def _choice_hint(value: Any, known: set[str], by_label: Mapping[str, str]) -> str:
-    if isinstance(value, str) and value in by_label:
-        return f" — hãy ghi giá trị '{by_label[value]}' thay cho nhãn"
-    return _suggest(value, sorted(known)) or f" (có: {', '.join(sorted(known))})"
-
-
-def _to_decimal(value: Any) -> Decimal:
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return Decimal(value)
-
-
-def _to_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return None
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _ISO_DATE_RE.match(value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
+    problems = LoadProblems(
+        add=lambda message: rep.add(message, name),
+        at=at,
+        bounds=bounds,
+        max_length=max_length,
+        choices=choices,
+        extra={"suggest": _suggest},
+    )
+    return qtype.read_default(value, problems)
 
 
 # ---------------------------------------------------------------------------------------------- conditions
@@ -555,13 +478,13 @@ def _lint_literals(
     """Flag comparisons that can never be true because the constant does not fit the question."""
     for qid, op, literal, on_left in compared_literals(cond):
         spec = scope.get(qid)
-        if spec is None or spec.type in (None, QType.NOTE):
+        if spec is None or spec.type is None or not spec.type.answered:
             continue
         qtype = spec.type
         membership = op in ("in", "not in")
         ordering = op in ("<", "<=", ">", ">=")
         problem: str | None = None
-        if qtype == QType.MULTI_CHOICE:
+        if qtype.many:
             if not (on_left and membership):
                 problem = f"với câu nhiều lựa chọn hãy viết 'giá_trị' in {qid}"
             elif literal not in spec.choice_values:
@@ -570,29 +493,10 @@ def _lint_literals(
                 )
         elif on_left and membership:
             problem = f"{literal!r} in {qid}: câu {qid} không phải câu nhiều lựa chọn"
-        elif qtype == QType.SINGLE_CHOICE:
-            if ordering:
-                problem = f"không so sánh lớn/nhỏ với câu lựa chọn {qid}"
-            elif literal not in spec.choice_values:
-                problem = (
-                    f"{literal!r} không phải giá trị lựa chọn của câu {qid}{_values_hint(literal, spec)}"
-                )
-        elif qtype == QType.YES_NO:
-            if not isinstance(literal, bool) or ordering:
-                problem = f"câu có/không {qid} chỉ so sánh == hoặc != với true/false"
-        elif qtype in NUMERIC_TYPES:
-            if not _is_number(literal):
-                problem = f"câu số {qid} phải so sánh với một số, không phải {literal!r}"
-        elif qtype == QType.DATE:
-            if _to_date(literal) is None:
-                problem = f"câu ngày {qid} phải so sánh với ngày dạng 'YYYY-MM-DD', không phải {literal!r}"
-        elif qtype in _TEXT_TYPES:
-            if not isinstance(literal, str) or ordering:
-                problem = f"câu chữ {qid} chỉ so sánh == hoặc != với một chuỗi"
         else:
-            problem = (
-                f"câu kiểu {qtype.value} ({qid}) không so sánh được với một giá trị; dùng answered({qid})"
-            )
+            problem = qtype.literal_problem(qid, literal, op, spec.choice_values)
+            if problem and qtype.choice and literal not in spec.choice_values and not ordering:
+                problem += _values_hint(literal, spec)
         if problem:
             rep.add(f"{what}: {problem}", name)
 
@@ -624,7 +528,7 @@ def _check_relevant(
         if ref == spec.id or (group is not None and ref == group):
             problem = f"nhắc tới chính {'nhóm chứa câu' if ref == group else 'câu'} này ('{ref}')"
         elif ref in allowed:
-            if allowed[ref].type == QType.NOTE:
+            if allowed[ref].type is not None and not allowed[ref].type.answered:
                 problem = f"'{ref}' là câu ghi chú (note), không có câu trả lời"
         elif ref in everything:
             problem = f"nhắc tới câu '{ref}' đứng sau; điều kiện chỉ được dựa vào câu đã trả lời trước đó"
@@ -646,7 +550,7 @@ def _lint_counts(
 ) -> None:
     for ref in sorted(cond.counted):
         spec = scope.get(ref)
-        if spec is not None and spec.type not in (None, QType.REPEAT, QType.MULTI_CHOICE):
+        if spec is not None and spec.type is not None and not spec.type.counted:
             rep.add(f"{what}: count({ref}) chỉ dùng cho nhóm lặp hoặc câu nhiều lựa chọn", name)
 
 
@@ -687,7 +591,7 @@ def _read_form(data: Any, rep: _Report, source: str) -> Form | None:
     specs = _read_body(data, rep)
     _cross_check(specs, rep)
     checks = _read_checks(data.get("checks"), specs, rep)
-    if specs and all(s.type == QType.NOTE for s in specs):
+    if specs and all(s.type is not None and not s.type.answered for s in specs):
         rep.add("biểu mẫu không có câu nào để trả lời (chỉ có ghi chú)")
     if len(rep.errors) > before or any(s.question is None for s in specs):
         return None
@@ -834,7 +738,7 @@ def _read_checks(items: Any, specs: list[_Spec], rep: _Report) -> tuple[Check, .
                         )
                     else:
                         rep.add(f"{at}: nhắc tới câu không có '{ref}'{_suggest(ref, list(top))}")
-                elif spec.type == QType.NOTE:
+                elif spec.type is not None and not spec.type.answered:
                     named_ok = False
                     rep.add(f"{at}: '{ref}' là câu ghi chú (note), không có câu trả lời")
             if named_ok:
@@ -1012,7 +916,7 @@ def _plain(value: Any) -> Any:
 
 
 def _question_to_dict(q: Question) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": q.id, "type": q.type.value, "label": q.label}
+    out: dict[str, Any] = {"id": q.id, "type": str(q.type), "label": q.label}
     if q.hint is not None:
         out["hint"] = q.hint
     if not q.required:
@@ -1029,7 +933,7 @@ def _question_to_dict(q: Question) -> dict[str, Any]:
         out["max_length"] = q.max_length
     if q.choices:
         out["choices"] = [{"value": c.value, "label": c.label} for c in q.choices]
-    if q.type == QType.REPEAT:
+    if TYPES[q.type].group:
         out["questions"] = [_question_to_dict(s) for s in q.questions]
         if q.max_count is not None:
             out["max_count"] = q.max_count

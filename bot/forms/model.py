@@ -12,7 +12,7 @@ from typing import Any
 
 
 class QType(StrEnum):
-    """Question types a form may use."""
+    """The names of the built-in question types (the table of types is `bot.forms.types.TYPES`)."""
 
     INTEGER = "integer"
     DECIMAL = "decimal"
@@ -26,11 +26,6 @@ class QType(StrEnum):
     LOCATION = "location"
     NOTE = "note"  # shown, never answered
     REPEAT = "repeat"  # a group asked again and again ("thêm một vụ nữa?")
-
-
-ANSWERED_TYPES = frozenset(QType) - {QType.NOTE}
-NUMERIC_TYPES = frozenset({QType.INTEGER, QType.DECIMAL})
-CHOICE_TYPES = frozenset({QType.SINGLE_CHOICE, QType.MULTI_CHOICE})
 
 
 @dataclass(frozen=True)
@@ -50,7 +45,7 @@ class Question:
     """
 
     id: str
-    type: QType
+    type: str  # a name in bot.forms.types.TYPES (the QType values, and any type added there)
     label: str
     hint: str | None = None
     required: bool = True
@@ -120,4 +115,4 @@ class Form:
     @property
     def answerable(self) -> tuple[Question, ...]:
         """Top-level questions that take an answer (no notes)."""
-        return tuple(q for q in self.questions if q.type != QType.NOTE)
+        return tuple(q for q in self.questions if q.type != "note")

@@ -18,16 +18,16 @@ from typing import Any
 from bot.forms.engine import Step, handle, resume, start
 from bot.forms.events import Ask, Stale, Submitted
 from bot.forms.inputs import Action, Input, Location, Photo, Text
-from bot.forms.model import Form, QType
+from bot.forms.model import Form
 from bot.forms.state import DraftState
-from bot.forms.view import Button, render_events, screen_plain
+from bot.forms.types import type_of
+from bot.views.form import Button, render_events, screen_plain
 
 QUIT = "/thoat"
 HELP = (
     "(Gõ số để bấm nút — ở câu hỏi cần gõ số thì gõ #số để bấm nút; /anh gửi ảnh thử, "
     "/vitri 21.5 105.8 gửi vị trí, /thoat để dừng.)"
 )
-TYPED_TYPES = frozenset({QType.INTEGER, QType.DECIMAL, QType.TEXT, QType.LONG_TEXT, QType.DATE})
 
 
 def _show(step: Step, form: Form, output_fn: Callable[[str], Any]) -> list[Button]:
@@ -95,7 +95,7 @@ def run_preview(
             line = QUIT
         if line.strip().lower() == QUIT:
             return dict(step.state.answers)
-        typed = any(isinstance(e, Ask) and e.question.type in TYPED_TYPES for e in step.events)
+        typed = any(isinstance(e, Ask) and type_of(e.question).typed for e in step.events)
         inp = _read(line, buttons, step.state.seq, photos, typed)
         if inp is None:
             output_fn(HELP)

@@ -131,7 +131,7 @@ class Ctx:
     def reply_html(
         self, text: str, buttons: tuple[tuple[Button, ...], ...] = (), *, to_chat: int | None = None
     ) -> None:
-        """Queue an already rendered message (e.g. a form screen from bot.forms.view)."""
+        """Queue an already rendered message (e.g. a form screen from bot.views.form)."""
         self.replies.append(Reply(text, buttons, to_chat))
 
     def answer_callback(self, template: str, /, **context: Any) -> None:

@@ -1,7 +1,7 @@
 """The report conversation in Telegram: /baocao, /suco, answers, buttons, and police /molai.
 
 Thin adapter: parse the update into an engine input, call `bot.services.reports`, render the
-engine's events with `bot.forms.view`, queue replies. Button data is `f:<draft>:<seq>:<token>`;
+engine's events with `bot.views.form`, queue replies. Button data is `f:<draft>:<seq>:<token>`;
 the draft id is checked against the sender's village on every press (never trusted as such).
 """
 
@@ -16,11 +16,11 @@ from sqlmodel import select
 from bot.auth import Need
 from bot.forms import inputs
 from bot.forms.events import Submitted
-from bot.forms.view import MAX_TITLE_SHOWN, cut, render_events
 from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
 from bot.handlers.summary import police_commune_ids
 from bot.services import reports
 from bot.texts import render
+from bot.views.form import MAX_TITLE_SHOWN, cut, render_events
 from storage.models import Commune, Draft, Period, PoliceChat, Village
 
 CB_FORM = "f"

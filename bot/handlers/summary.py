@@ -2,7 +2,7 @@
 
 Thin adapter over `bot.services.summaries`: pick the scope (one commune's period, or a period code
 across the supervisor's province), render it with `templates/summary/` (autoescaped), cut long texts at
-line boundaries (`bot.forms.view.split_html`) and queue the messages. Buttons are `sm:<action>:<ids>`
+line boundaries (`bot.views.form.split_html`) and queue the messages. Buttons are `sm:<action>:<ids>`
 with small integer ids only; every id is checked again against what the sender may see.
 
 Button actions: p (a commune's period), r (province roll-up anchored at a period), l / L (other periods
@@ -26,8 +26,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.auth import Actor, Need
-from bot.forms.model import QType
-from bot.forms.view import split_html, vn_date, vn_number
+from bot.forms.types import type_of
 from bot.handlers.registry import REGISTRY, Button, Ctx
 from bot.services import summaries
 from bot.services.completeness import Scope, VillageState, completeness, province_scope
@@ -41,6 +40,7 @@ from bot.services.forms import (
 )
 from bot.services.reminders import commune_zone
 from bot.texts import render
+from bot.views.form import split_html, vn_date, vn_number
 from storage import audit
 from storage.models import Commune, CommuneForm, FormVersion, Period, Role, Village
 
@@ -128,7 +128,7 @@ def _indicator(i: summaries.IndicatorSummary, *, roll_up: bool) -> dict[str, Any
         "no": i.no,
         "with_items": i.with_items,
     }
-    if i.kind in ("number", "items"):
+    if i.kind in ("number", "items", "mean"):
         out["total"] = vn_number(i.total if i.total is not None else 0)
         change = i.change
         if change is not None:
@@ -746,7 +746,7 @@ async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int) -
     question = form.questions[index] if form is not None and 0 <= index < len(form.questions) else None
     text = (
         summaries.full_text(ctx.session, period, village.id, question.id)
-        if question is not None and question.type == QType.LONG_TEXT
+        if question is not None and type_of(question).free_text
         else None
     )
     if question is None or text is None:

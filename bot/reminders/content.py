@@ -23,7 +23,6 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
-from bot.forms.view import MAX_TEXT, split_html, tg_len
 from bot.reminders.planner import (
     DEFAULT_TZ,
     KIND_DIGEST,
@@ -35,6 +34,7 @@ from bot.reminders.planner import (
 from bot.services import reminders as service
 from bot.setup_file import slugify
 from bot.texts import environment
+from bot.views.form import MAX_TEXT, split_html, tg_len
 from storage.models import (
     Commune,
     CommuneForm,

@@ -29,7 +29,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from bot.forms.view import split_html
 from bot.reminders.dispatch import Parts, Photo
 from bot.services.completeness import Scope
 from bot.services.reminders import (
@@ -42,6 +41,7 @@ from bot.services.reminders import (
 )
 from bot.setup_file import slugify
 from bot.texts import render
+from bot.views.form import split_html
 from storage.models import (
     Commune,
     Outbox,

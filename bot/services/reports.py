@@ -24,9 +24,9 @@ from bot.forms.inputs import Action, Input, Text
 from bot.forms.model import Form
 from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
-from bot.forms.view import MAX_TITLE_SHOWN, cut
 from bot.services.accounts import ALPHABET
 from bot.services.forms import commune_forms, get_form
+from bot.views.form import MAX_TITLE_SHOWN, cut
 from storage import audit
 from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village
 

@@ -40,7 +40,8 @@ from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, select
 
-from bot.forms.model import NUMERIC_TYPES, Form, QType, Question
+from bot.forms.model import Form, Question
+from bot.forms.types import TYPES, type_of
 from bot.services.completeness import (
     CommuneCompleteness,
     Completeness,
@@ -59,22 +60,11 @@ from storage.models import Commune, FormVersion, Period, Submission, Village
 
 SHORT_TEXT = 200  # free texts are shown up to this many characters, with a button for the rest
 ROLLUP_NAMES = 50  # a roll-up names at most this many "no" villages per yes/no question
-SUMMARISED = frozenset(
-    {
-        QType.INTEGER,
-        QType.DECIMAL,
-        QType.YES_NO,
-        QType.SINGLE_CHOICE,
-        QType.MULTI_CHOICE,
-        QType.DATE,
-        QType.REPEAT,
-    }
-)
 
 
 def format_value(question: Question, value: Any) -> str:
     """A stored JSON answer as people read it (Vietnamese number and date formats, choice labels)."""
-    from bot.forms.view import format_value as view_format_value
+    from bot.views.form import format_value as view_format_value
 
     return view_format_value(question, value)
 
@@ -91,9 +81,9 @@ def answer_rows(
         label = f"{prefix}{question.label}"
         if value is None:
             return
-        if question.type == QType.PHOTO and isinstance(value, dict) and value.get("file_id"):
+        if type_of(question).needs_input == "photo" and isinstance(value, dict) and value.get("file_id"):
             photos.append((label, str(value["file_id"])))
-        elif question.type == QType.LOCATION and isinstance(value, dict):
+        elif type_of(question).needs_input == "location" and isinstance(value, dict):
             try:
                 locations.append((label, (float(value["lat"]), float(value["lon"]))))
             except (KeyError, TypeError, ValueError):
@@ -101,16 +91,16 @@ def answer_rows(
         rows.append({"label": label, "value": format_value(question, value)})
 
     for question in form.questions:
-        if question.type == QType.NOTE or question.id not in answers:
+        if not type_of(question).answered or question.id not in answers:
             continue
         value = answers[question.id]
-        if question.type == QType.REPEAT and isinstance(value, list):
+        if type_of(question).group and isinstance(value, list):
             rows.append({"label": question.label, "value": str(len(value))})
             for index, item in enumerate(value, start=1):
                 if not isinstance(item, dict):
                     continue
                 for sub in question.questions:
-                    if sub.type != QType.NOTE and sub.id in item:
+                    if type_of(sub).answered and sub.id in item:
                         visit(sub, item[sub.id], prefix=f"{index}. ")
         else:
             visit(question, value)
@@ -142,7 +132,8 @@ class ChoiceCount:
 class IndicatorSummary:
     """One question summed up across the villages of a scope.
 
-    kind: "number" (integer/decimal: `total`, `previous`), "items" (repeat groups: items in all),
+    kind: the question type's `summary`: "number" (sum: `total`, `previous`), "mean" (percent: the mean
+    over villages that answered, in `total`), "items" (repeat groups: items in all),
     "choice" / "multi" (`counts` per option, `other` for values no longer offered), "yes_no" (`yes`,
     `no`, `no_villages`), "date" (`first`..`last`).
     """
@@ -286,8 +277,8 @@ def _pg_answers() -> Any:
     return case((func.strpos(raw, NUL_ESCAPE) > 0, cleaned), else_=cast(Submission.answers, PG_JSON))
 
 
-def _compatible(a: QType, b: QType) -> bool:
-    return a == b or (a in NUMERIC_TYPES and b in NUMERIC_TYPES)
+def _compatible(a: str, b: str) -> bool:
+    return a == b or (a in TYPES and b in TYPES and TYPES[a].numeric and TYPES[b].numeric)
 
 
 def compatible_versions(session: Session, form: Form) -> dict[str, frozenset[int] | None]:
@@ -332,12 +323,7 @@ def _source(
         if questions:
             record = (
                 func.json_to_record(_pg_answers())
-                .table_valued(
-                    *[
-                        column(q.id, PG_JSON if q.type in (QType.MULTI_CHOICE, QType.REPEAT) else Text)
-                        for q in questions
-                    ]
-                )
+                .table_valued(*[column(q.id, PG_JSON if _is_list(q) else Text) for q in questions])
                 .render_derived(name="r", with_types=True)
             )
             cols += [record.c[q.id].label(f"k{i}") for i, q in enumerate(questions)]
@@ -345,7 +331,7 @@ def _source(
         for i, q in enumerate(questions):
             path = f'$."{q.id}"'
             cols.append(func.json_extract(Submission.answers, path).label(f"k{i}"))
-            if q.type in (QType.MULTI_CHOICE, QType.REPEAT):
+            if _is_list(q):
                 cols.append(func.json_type(Submission.answers, path).label(f"t{i}"))
     if with_village:
         cols += [Village.name.label("village"), Commune.name.label("commune")]
@@ -444,18 +430,39 @@ def _one(n: Any) -> Any:
     return case((n, 1), else_=0)
 
 
-def _number(value: Any, qtype: QType) -> int | Decimal:
+def _is_list(q: Question) -> bool:
+    """Whether the answer is a JSON list (read as JSON rather than text)."""
+    return type_of(q).many or type_of(q).group
+
+
+def _number(value: Any, integer: bool) -> int | Decimal:
     """A SQL sum as int (integer questions, whole sums) or a normalised Decimal."""
     if value is None:
         return 0
     d = Decimal(repr(round(value, 9))) if isinstance(value, float) else Decimal(value)
-    if qtype == QType.INTEGER or d == d.to_integral_value():
+    if integer or d == d.to_integral_value():
         return int(d)
     return d.normalize()
 
 
+_NUMBERS = ("sum", "mean", "items")  # the aggregations the previous period is computed for
+
+
+def _mean(total: Any, answered: int) -> Decimal | None:
+    """The mean over the villages that answered, to one decimal (None when none did)."""
+    if not answered:
+        return None
+    return (_to_decimal(total) / answered).quantize(Decimal("0.1")).normalize()
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    return Decimal(repr(round(value, 9))) if isinstance(value, float) else Decimal(value)
+
+
 def _summarised(form: Form) -> list[Question]:
-    return [q for q in form.questions if q.type in SUMMARISED]
+    return [q for q in form.questions if type_of(q).summary is not None]
 
 
 def _aggregate(
@@ -466,39 +473,36 @@ def _aggregate(
     `full=False` (the previous period) computes the numbers only. With `full`, the count of non-empty
     long answers comes along as `texts`, so a roll-up needs no second pass to say how many there are.
     """
-    questions = [
-        (i, q)
-        for i, q in enumerate(_summarised(form))
-        if full or q.type in NUMERIC_TYPES or q.type == QType.REPEAT
-    ]
+    questions = [(i, q) for i, q in enumerate(_summarised(form)) if full or type_of(q).summary in _NUMBERS]
     texts = [q for _, q in _long_texts(form)] if full else []
     c = _Columns(session, scope, form, [*(q for _, q in questions), *texts], versions)
     for i, q in questions:
         p = f"q{i}_"  # short labels: PostgreSQL cuts identifiers at 63 bytes, question ids may be long
-        if q.type in NUMERIC_TYPES:
+        how = type_of(q).summary
+        if how in ("sum", "mean"):
             c.add(p + "sum", func.sum(c.numeric(q.id)))
             c.add(p + "n", func.count(c.string(q.id)))
-        elif q.type == QType.REPEAT:
+        elif how == "items":
             items = c.items(q.id)
             c.add(p + "sum", func.sum(items))
             c.add(p + "n", func.count(items))
             if full:
                 c.add(p + "with", func.sum(_one(items > 0)))
-        elif q.type == QType.SINGLE_CHOICE:
+        elif how == "choice":
             value = c.string(q.id)
             c.add(p + "n", func.count(value))
             for j, choice in enumerate(q.choices):
                 c.add(f"{p}c{j}", func.sum(_one(value == choice.value)))
-        elif q.type == QType.MULTI_CHOICE:
+        elif how == "multi":
             c.add(p + "n", func.count(c.string(q.id)))
             for j, choice in enumerate(q.choices):
                 c.add(f"{p}c{j}", func.sum(_one(c.contains(q.id, choice.value))))
-        elif q.type == QType.YES_NO:
+        elif how == "yes_no":
             value = c.boolean(q.id)
             c.add(p + "n", func.count(value))
             c.add(p + "yes", func.sum(_one(value)))
             c.add(p + "no", func.sum(_one(~value)))
-        elif q.type == QType.DATE:
+        elif how == "date":
             value = c.string(q.id)
             c.add(p + "n", func.count(value))
             c.add(p + "min", func.min(value))
@@ -592,36 +596,49 @@ def _indicators(
     if prev_row is not None and not prev_row["n"]:
         prev_row = None
     questions = _summarised(form)
-    yes_no = [q for q in questions if q.type == QType.YES_NO]
+    yes_no = [q for q in questions if type_of(q).summary == "yes_no"]
     nos = _no_villages(session, scope, form, versions, yes_no, no_limit)
     reports = int(now_row["n"] or 0)
     out: list[IndicatorSummary] = []
     for i, q in enumerate(questions):
         p = f"q{i}_"
         answered = int(now_row[p + "n"] or 0)
-        if q.type in NUMERIC_TYPES or q.type == QType.REPEAT:
-            qtype = q.type if q.type in NUMERIC_TYPES else QType.INTEGER
+        how = type_of(q).summary
+        if how == "mean":
             out.append(
                 IndicatorSummary(
                     q,
-                    "number" if q.type in NUMERIC_TYPES else "items",
+                    "mean",
                     reports,
                     answered,
-                    total=_number(now_row[p + "sum"], qtype),
-                    previous=_number(prev_row[p + "sum"], qtype) if prev_row is not None else None,
+                    total=_mean(now_row[p + "sum"], answered),
+                    previous=_mean(prev_row[p + "sum"], int(prev_row[p + "n"] or 0)) if prev_row else None,
+                    previous_answered=int(prev_row[p + "n"] or 0) if prev_row is not None else 0,
+                )
+            )
+        elif how in ("sum", "items"):
+            integer = how == "items" or type_of(q).export_kind == "int"
+            out.append(
+                IndicatorSummary(
+                    q,
+                    "number" if how == "sum" else "items",
+                    reports,
+                    answered,
+                    total=_number(now_row[p + "sum"], integer),
+                    previous=_number(prev_row[p + "sum"], integer) if prev_row is not None else None,
                     previous_answered=int(prev_row[p + "n"] or 0) if prev_row is not None else 0,
                     with_items=int(now_row.get(p + "with") or 0),
                 )
             )
-        elif q.type in (QType.SINGLE_CHOICE, QType.MULTI_CHOICE):
+        elif how in ("choice", "multi"):
             counts = tuple(
                 ChoiceCount(ch.value, ch.label, int(now_row[f"{p}c{j}"] or 0))
                 for j, ch in enumerate(q.choices)
             )
-            other = answered - sum(cc.count for cc in counts) if q.type == QType.SINGLE_CHOICE else 0
-            kind = "choice" if q.type == QType.SINGLE_CHOICE else "multi"
+            other = answered - sum(cc.count for cc in counts) if how == "choice" else 0
+            kind = how
             out.append(IndicatorSummary(q, kind, reports, answered, counts=counts, other=max(other, 0)))
-        elif q.type == QType.YES_NO:
+        elif how == "yes_no":
             out.append(
                 IndicatorSummary(
                     q,
@@ -633,7 +650,7 @@ def _indicators(
                     no_villages=tuple(nos.get(q.id, ())),
                 )
             )
-        elif q.type == QType.DATE:
+        elif how == "date":
             out.append(
                 IndicatorSummary(
                     q,
@@ -651,7 +668,7 @@ def _indicators(
 
 
 def _long_texts(form: Form) -> list[tuple[int, Question]]:
-    return [(i, q) for i, q in enumerate(form.questions) if q.type == QType.LONG_TEXT]
+    return [(i, q) for i, q in enumerate(form.questions) if type_of(q).free_text]
 
 
 def shorten(text: str, limit: int = SHORT_TEXT) -> str:

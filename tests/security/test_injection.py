@@ -378,7 +378,7 @@ def test_the_view_cuts_what_the_loader_would_refuse() -> None:
     """A form built past the loader (e.g. stored before the limits): screens split, buttons cut."""
     from bot.forms import engine as form_engine
     from bot.forms.model import Choice, Form, QType, Question
-    from bot.forms.view import MAX_BUTTON_TEXT, MAX_TEXT, render_events, tg_len
+    from bot.views.form import MAX_BUTTON_TEXT, MAX_TEXT, render_events, tg_len
 
     choices = tuple(Choice(f"c{i}", f"{i} {TEN_KB[:300]}") for i in range(3))
     q = Question(id="q", type=QType.SINGLE_CHOICE, label=TEN_KB, hint=TEN_KB, choices=choices)

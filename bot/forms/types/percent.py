@@ -37,7 +37,9 @@ class PercentType(DecimalType):
         """Refuse a value below 0 or above 100."""
         number = Decimal(str(value))
         if not LOWEST <= number <= HIGHEST:
-            raise Refusal("percent_out_of_range", {"value": number})
+            raise Refusal(
+                "percent_out_of_range", {"value": number, "text": format(number, "f").replace(".", ",")}
+            )
 
     def display(self, q: Question, value: Any, fmt: Formats) -> dict[str, Any]:
         """ "95%", "12,5%"."""

@@ -31,8 +31,10 @@ from bot.forms.events import (
     Stale,
     Submitted,
 )
-from bot.forms.model import Form, QType, Question
+from bot.forms.model import Form, Question
 from bot.forms.state import DraftState
+from bot.forms.types import TYPES, type_of
+from bot.forms.types.base import Formats
 from bot.texts import render
 
 MAX_TEXT = 4096  # Telegram: characters per message (counted here in UTF-16 code units, to be safe)
@@ -66,6 +68,7 @@ ERROR_CODES = (
     "review_hint",
     "no_such_row",
     "not_understood",
+    *(code for t in TYPES.values() for code in t.error_codes),
 )
 """Every error code the engine (or the parsers) can put in `Ask.error` / `Review.error`."""
 
@@ -131,28 +134,14 @@ def display(question: Question, value: Any, *, status: str = "answered") -> dict
         return {"kind": "missing"}
     if value is None:
         return {"kind": "skipped"}
-    t = question.type
     try:
-        if t in (QType.INTEGER, QType.DECIMAL):
-            return {"kind": "text", "text": vn_number(value)}
-        if t == QType.DATE:
-            return {"kind": "text", "text": vn_date(value)}
-        if t == QType.YES_NO:
-            return {"kind": "yes" if value else "no"}
-        if t == QType.SINGLE_CHOICE:
-            return {"kind": "text", "text": question.choice_label(str(value))}
-        if t == QType.MULTI_CHOICE:
-            labels = [question.choice_label(str(v)) for v in value]
-            return {"kind": "text", "text": ", ".join(labels)} if labels else {"kind": "none_chosen"}
-        if t == QType.PHOTO:
-            return {"kind": "photo"}
-        if t == QType.LOCATION:
-            return {"kind": "location", "text": f"{float(value['lat']):.5f}, {float(value['lon']):.5f}"}
-        if t == QType.REPEAT:
-            return {"kind": "items", "count": len(value)}
+        return type_of(question).display(question, value, _FORMATS)
     except (TypeError, ValueError, KeyError, InvalidOperation):
         pass
     return {"kind": "text", "text": str(value)}
+
+
+_FORMATS = Formats(number=vn_number, date=vn_date)
 
 
 def format_value(question: Question, value: Any, *, status: str = "answered") -> str:
