@@ -27,7 +27,7 @@ def main() -> int:
     from bot.forms.engine import handle
     from bot.forms.inputs import Start, Text
     from bot.forms.loader import load_form_file
-    from bot.forms.view import render_events
+    from bot.views.form import render_events
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5000)

@@ -24,11 +24,11 @@ from bot.clock import FixedClock
 from bot.config import settings_from
 from bot.deps import Deps
 from bot.forms.model import Form, QType
-from bot.views.form import tg_len
 from bot.services.accounts import create_invite
 from bot.services.forms import get_form, store_setup_forms
 from bot.services.setup import apply_setup
 from bot.setup_file import parse_setup
+from bot.views.form import tg_len
 from storage.db import session_scope
 from storage.models import AuditLog, Commune, CommuneForm, Period, Submission, Village
 from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
