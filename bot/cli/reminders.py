@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 from bot.cli.common import CliError, commune_id, open_engine, parse_at
 from bot.cli.parser import EXIT_USAGE
 from bot.config import Settings
-from bot.reminders.dispatch import run_once
+from bot.reminders import dispatch
 from bot.reminders.planner import KIND_DIGEST, upcoming
 from bot.services.reminders import dry_run
 from bot.texts import vn_due
@@ -29,7 +29,7 @@ def cmd_remind(args: argparse.Namespace, settings: Settings) -> int:
         if args.at is not None or args.commune is not None:
             raise CliError("--at và --commune chỉ dùng với --dry-run.", EXIT_USAGE)
         try:
-            result = run_once(settings)
+            result = dispatch.run_once(settings)  # looked up at call time: tests replace it
         except TelegramError as err:  # unreachable server, refused certificate, bad token …
             raise CliError(
                 f"Không gửi được qua máy chủ Bot API ({settings.api_url}): {type(err).__name__}. "
