@@ -23,6 +23,7 @@ ONE_OF_EACH = [
     ["forms", "check", "a.yaml"],
     ["periods"],
     ["remind", "--dry-run"],
+    ["remind", "--now"],
     ["export", "--commune", "x"],
     ["serve"],
     ["webhook", "info"],

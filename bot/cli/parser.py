@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "forms": "bot.cli.forms",
     "periods": "bot.cli.periods",
     "remind": "bot.cli.reminders",
+    "remind --now": "bot.cli.send_now",
     "export": "bot.cli.exports",
 }
 RUNNER = "bot.cli.common"  # settings, logging and errors around every command: `execute(args, command)`
@@ -37,6 +38,20 @@ NOISY_LOGGERS = ("httpx", "httpcore", "apscheduler", "alembic", "telegram.ext.Up
 def _handled_by(parser: argparse.ArgumentParser, group: str, handler: str) -> None:
     """Record which group module and which of its functions run when this (sub-)command is chosen."""
     parser.set_defaults(group=group, handler=handler)
+
+
+class _HandledFlag(argparse.Action):
+    """A true/false flag that also picks the group module and function that run the command."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, group: str, handler: str, **kwargs: Any
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+        self.group, self.handler = group, handler
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *_: Any) -> None:
+        setattr(namespace, self.dest, True)
+        namespace.group, namespace.handler = self.group, self.handler
 
 
 def load_command(args: argparse.Namespace) -> tuple[Callable[..., int], Callable[..., int]]:
@@ -166,13 +181,19 @@ def add_periods_and_remind_parsers(sub: Any) -> None:
     )
     mode = remind.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", action="store_true", help="chỉ in ra sẽ gửi gì cho ai, không ghi gì")
-    mode.add_argument("--now", action="store_true", help="lập lịch và gửi mọi tin đã đến hạn")
+    mode.add_argument(  # sending needs python-telegram-bot: its own module, so --dry-run starts without it
+        "--now",
+        action=_HandledFlag,
+        group="remind --now",
+        handler="cmd_remind_now",
+        help="lập lịch và gửi mọi tin đã đến hạn",
+    )
     remind.add_argument("--at", help='với --dry-run: thời điểm "YYYY-MM-DD HH:MM" (giờ địa phương)')
     remind.add_argument("--commune", help="với --dry-run: chỉ một xã (mã hoặc tên)")
     remind.add_argument(
         "--days", type=int, default=7, help="với --dry-run: in các tin sắp tới trong ngần này ngày"
     )
-    _handled_by(remind, "remind", "cmd_remind")
+    _handled_by(remind, "remind", "cmd_remind_dry_run")
 
 
 def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:

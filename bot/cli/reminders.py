@@ -1,4 +1,4 @@
-"""`baocao remind --dry-run` (what would be sent to whom at a moment) and `--now` (plan and send)."""
+"""`baocao remind --dry-run`: what would be sent to whom at a moment, and what is coming; nothing written."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from telegram.error import TelegramError
-
-from bot.cli.common import CliError, commune_id, open_engine, parse_at
-from bot.cli.parser import EXIT_USAGE
+from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
-from bot.reminders import dispatch
 from bot.reminders.planner import KIND_DIGEST, upcoming
 from bot.services.reminders import dry_run
 from bot.texts import vn_due
@@ -23,24 +19,7 @@ def _short(at: datetime) -> str:
     return f"{at:%H:%M %d/%m}"
 
 
-def cmd_remind(args: argparse.Namespace, settings: Settings) -> int:
-    """`--dry-run`: what would be sent to whom at a moment (nothing written); `--now`: plan and send."""
-    if args.now:
-        if args.at is not None or args.commune is not None:
-            raise CliError("--at và --commune chỉ dùng với --dry-run.", EXIT_USAGE)
-        try:
-            result = dispatch.run_once(settings)  # looked up at call time: tests replace it
-        except TelegramError as err:  # unreachable server, refused certificate, bad token …
-            raise CliError(
-                f"Không gửi được qua máy chủ Bot API ({settings.api_url}): {type(err).__name__}. "
-                "Kiểm tra TELEGRAM_API_URL, TELEGRAM_BOT_TOKEN và chứng chỉ (SSL_CERT_FILE).",
-                1,
-            ) from None
-        return result if isinstance(result, int) else 0
-    return remind_dry_run(args, settings)
-
-
-def remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
     """Print the reminders and digests due at `--at` (or now) and those coming in `--days`; write nothing."""
     now = parse_at(args.at, settings)
     engine = open_engine(settings)
