@@ -22,8 +22,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 from sqlmodel import select as model_select
 
+from bot.cli.database import cmd_db_copy
+from bot.cli.parser import add_copy_arguments
 from bot.config import settings_from
-from bot.db_copy_cli import add_copy_arguments, cmd_db_copy
 from storage.copy import CopyError, copy_database, copy_tables, same_database
 from storage.db import make_engine, session_scope, upgrade
 from storage.models import (

@@ -358,7 +358,7 @@ def test_everything_the_wheel_needs_is_copied_and_not_ignored(dockerfile: list[I
     for path in sorted(copied):
         assert (ROOT / path).exists(), f"COPY {path}: no such path in the repository"
         assert not ignored(path, patterns), f"COPY {path} is excluded by .dockerignore"
-    for path in ("bot/cli.py", "storage/migrations/env.py", "templates", "deploy/forms"):
+    for path in ("bot/cli/__init__.py", "storage/migrations/env.py", "templates", "deploy/forms"):
         assert not ignored(path, patterns), path
 
 

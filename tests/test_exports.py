@@ -28,10 +28,11 @@ from docx.oxml.ns import qn
 from docx.shared import Mm, Pt
 from sqlmodel import Session, select
 
+from bot.cli.exports import cmd_export
+from bot.cli.parser import add_export_parser, resolve_command
 from bot.config import settings_from
 from bot.exports import ExportError, build_export, normalise_format, resolve
 from bot.exports.chart import completeness_chart, indicators_chart
-from bot.exports.cli import add_export_parser, cmd_export
 from bot.exports.data import clean_text, looks_like_formula, neutralise
 from bot.exports.filenames import ascii_filename, export_filename
 from bot.exports.word import issuing_bodies, place_date_line, text_width
@@ -878,7 +879,7 @@ def _cli(tmp_path: Path, database_url: str, *argv: str) -> int:
     parser = argparse.ArgumentParser()
     add_export_parser(parser.add_subparsers())
     args = parser.parse_args(["export", *argv])
-    return args.func(args, settings_from({"DATABASE_URL": database_url}))
+    return resolve_command(args)(args, settings_from({"DATABASE_URL": database_url}))
 
 
 def test_cli_writes_the_same_file(
@@ -914,4 +915,4 @@ def test_cmd_export_is_the_parser_default() -> None:
     parser = argparse.ArgumentParser()
     add_export_parser(parser.add_subparsers())
     args = parser.parse_args(["export", "--commune", "x"])
-    assert args.func is cmd_export and args.format is None and args.output is None
+    assert resolve_command(args) is cmd_export and args.format is None and args.output is None

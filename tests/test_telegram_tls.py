@@ -289,10 +289,11 @@ def test_the_commands_that_call_telegram_check_the_ca_too(
     CA as the running bot: they work behind a private CA named by SSL_CERT_FILE, and refuse without it."""
     import argparse
 
-    from bot.cli import CliError, _bot_username
+    from bot.cli.common import CliError
+    from bot.cli.invites import bot_username
+    from bot.cli.running import WebhookError, webhook_call
     from bot.emulator.server import EmulatorServer
     from bot.reminders.dispatch import run_once
-    from bot.web.cli import WebhookError, _webhook_call
 
     emulator = EmulatorServer(token=TOKEN, bot_username="baocao_tls_bot")
     emulator.start_in_thread()
@@ -301,16 +302,16 @@ def test_the_commands_that_call_telegram_check_the_ca_too(
             env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": front.url, "DATABASE_URL": database_url}
             trusted, untrusted = settings_from({**env, "SSL_CERT_FILE": ca_file}), settings_from(env)
             args = argparse.Namespace(drop_pending=False, max_connections=40)
-            assert asyncio.run(_webhook_call(trusted, "info", args)).url == ""
-            assert _bot_username(trusted) == "baocao_tls_bot"
+            assert asyncio.run(webhook_call(trusted, "info", args)).url == ""
+            assert bot_username(trusted) == "baocao_tls_bot"
             lines: list[str] = []
             assert run_once(trusted, plan=lambda *_: "0 mới", out=lines.append) == 0
             assert lines[0] == "Lập lịch: 0 mới"
 
             with pytest.raises(WebhookError):
-                asyncio.run(_webhook_call(untrusted, "info", args))
+                asyncio.run(webhook_call(untrusted, "info", args))
             with pytest.raises(CliError):
-                _bot_username(untrusted)
+                bot_username(untrusted)
             with pytest.raises(NetworkError):
                 run_once(untrusted, plan=lambda *_: "0 mới", out=lines.append)
             # the command itself: one line saying what to check, no traceback

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import common, main, running
+from bot.cli.parser import add_serve_parsers, resolve_command
 from bot.config import DEFAULT_WEBHOOK_PATH, ConfigError, settings_from
 from bot.emulator import EmulatorServer
-from bot.web import cli as web_cli
 
 TOKEN = "424242:WebCliTokenWebCliTokenWebCliToken0"
 SECRET = "cli-secret_0123456789abcdef"
@@ -71,11 +72,11 @@ def test_missing_secret_and_url_are_one_vietnamese_line_each() -> None:
 def test_add_serve_parsers_wires_serve_and_webhook() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    web_cli.add_serve_parsers(sub)
-    assert parser.parse_args(["serve"]).func is web_cli.cmd_serve
+    add_serve_parsers(sub)
+    assert resolve_command(parser.parse_args(["serve"])) is running.cmd_serve
     args = parser.parse_args(["webhook", "set", "--drop-pending", "--max-connections", "5"])
-    assert (args.func, args.webhook_action, args.drop_pending, args.max_connections) == (
-        web_cli.cmd_webhook,
+    assert (resolve_command(args), args.webhook_action, args.drop_pending, args.max_connections) == (
+        running.cmd_webhook,
         "set",
         True,
         5,
@@ -104,13 +105,13 @@ def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "BAOCAO_WEBHOOK_SECRET": SECRET,
     }.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(web_cli, "configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr(common, "configure_logging", lambda *a, **k: None)
 
 
 def test_webhook_set_info_delete(
     env: None, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert web_cli.main(["webhook", "set", "--max-connections", "7"]) == 0
+    assert main(["webhook", "set", "--max-connections", "7"]) == 0
     out = capsys.readouterr().out
     assert "Đã đăng ký webhook" in out and "https://baocao.example.vn/telegram/webhook" in out
     assert SECRET not in out and TOKEN not in out
@@ -118,13 +119,13 @@ def test_webhook_set_info_delete(
     assert hook is not None and hook["secret_token"] == SECRET and hook["max_connections"] == 7
     assert emulator.allowed_updates and "callback_query" in emulator.allowed_updates
 
-    assert web_cli.main(["webhook", "info", "--json"]) == 0
+    assert main(["webhook", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["url"] == "https://baocao.example.vn/telegram/webhook" and info["pending_update_count"] == 0
 
-    assert web_cli.main(["webhook", "delete", "--drop-pending"]) == 0
+    assert main(["webhook", "delete", "--drop-pending"]) == 0
     assert "Đã xoá webhook" in capsys.readouterr().out and emulator.webhook is None
-    assert web_cli.main(["webhook", "info"]) == 0
+    assert main(["webhook", "info"]) == 0
     assert "Chưa đăng ký webhook" in capsys.readouterr().out
 
 
@@ -132,7 +133,7 @@ def test_webhook_set_refused_by_the_server_is_one_line(
     env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("BAOCAO_WEBHOOK_URL", "http://baocao.example.vn/hook")  # Telegram wants https
-    assert web_cli.main(["webhook", "set"]) == 1
+    assert main(["webhook", "set"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Lỗi: Máy chủ Bot API") and "https" in err.lower() and err.count("\n") == 1
 
@@ -141,8 +142,8 @@ def test_webhook_set_without_url_or_secret_is_a_config_error(
     env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("BAOCAO_WEBHOOK_URL")
-    assert web_cli.main(["webhook", "set"]) == 2
+    assert main(["webhook", "set"]) == 2
     assert "BAOCAO_WEBHOOK_URL chưa được đặt" in capsys.readouterr().err
     monkeypatch.delenv("BAOCAO_WEBHOOK_SECRET")
-    assert web_cli.main(["serve"]) == 2
+    assert main(["serve"]) == 2
     assert "BAOCAO_WEBHOOK_SECRET chưa được đặt" in capsys.readouterr().err

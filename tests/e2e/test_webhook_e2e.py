@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -35,9 +34,8 @@ SECRET = "e2e-webhook-secret_0123456789"
 
 
 def _command(*args: str) -> list[str]:
-    """`baocao serve|webhook …` once wired into bot.cli, else the same through `python -m bot.web.cli`."""
-    wired = subprocess.run([BAOCAO, "serve", "--help"], capture_output=True, timeout=60).returncode == 0
-    return [BAOCAO, *args] if wired else [sys.executable, "-m", "bot.web.cli", *args]
+    """`baocao serve|webhook …`."""
+    return [BAOCAO, *args]
 
 
 def _env(emulator: EmulatorServer, database_url: str, **extra: str) -> tuple[str, dict[str, str]]:

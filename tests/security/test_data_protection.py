@@ -16,9 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, select
 
+from bot.cli.parser import add_forget_parser, resolve_command
+from bot.cli.people import cmd_people_forget
 from bot.config import settings_from
 from bot.logging_setup import JsonFormatter, RedactingFormatter, fields_of
-from bot.people_cli import add_forget_parser, cmd_people_forget
 from bot.services.accounts import (
     FORGOTTEN_NAME,
     AccountError,
@@ -251,7 +252,7 @@ async def test_people_forget_command(
     parser = argparse.ArgumentParser()
     add_forget_parser(parser.add_subparsers(dest="people_action"))
     args = parser.parse_args(["forget", str(person_id)])
-    assert args.func is cmd_people_forget
+    assert resolve_command(args) is cmd_people_forget
     assert cmd_people_forget(args, settings) == 1 and "--yes" in capsys.readouterr().out
     with session_scope(engine) as s:
         assert s.get(Person, person_id).full_name != FORGOTTEN_NAME
@@ -263,11 +264,11 @@ async def test_people_forget_command(
 
 
 def test_people_forget_is_wired_into_the_baocao_command() -> None:
-    """Once bot/cli.py adds the two wiring lines, `baocao people forget ID --yes` reaches cmd_people_forget."""
+    """`baocao people forget ID --yes` reaches cmd_people_forget."""
     from bot.cli import build_parser
 
     try:
         args = build_parser().parse_args(["people", "forget", "5", "--yes"])
     except SystemExit:
-        pytest.skip("bot/cli.py does not wire `people forget` yet (see bot/people_cli.py)")
-    assert args.func is cmd_people_forget
+        pytest.skip("bot/cli/parser.py does not wire `people forget`")
+    assert resolve_command(args) is cmd_people_forget

@@ -1,4 +1,4 @@
-"""`baocao db copy --from URL --to URL`: move a whole database, e.g. from SQLite to PostgreSQL."""
+"""`baocao db upgrade | current | copy --from URL --to URL` (copy: move a whole database, e.g. to PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,35 +7,23 @@ import sys
 import time
 from collections.abc import Callable
 
+from bot.cli.common import open_engine, safe_url
 from bot.config import ConfigError, Settings, settings_from
+from storage.copy import CopyError, copy_database
+from storage.copy import safe_url as copy_safe_url
+from storage.db import current_revision, head_revision, make_engine
 
 
-def add_copy_arguments(db_parser: argparse.ArgumentParser) -> None:
-    """Add the options of `baocao db copy` to the `db` sub-command's parser."""
-    db_parser.add_argument(
-        "--from", dest="copy_from", metavar="URL", help="với copy: cơ sở dữ liệu nguồn (sqlite:///…)"
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply migrations, show the current revision, or copy a database (`db copy --from URL --to URL`)."""
+    if args.db_action == "copy":
+        return cmd_db_copy(args, settings)
+    engine = open_engine(settings) if args.db_action == "upgrade" else make_engine(settings.database_url)
+    current, head = current_revision(engine), head_revision()
+    print(
+        f"Cơ sở dữ liệu: {safe_url(settings.database_url)} — phiên bản {current or '(trống)'}, mới nhất {head}."
     )
-    db_parser.add_argument(
-        "--to", dest="copy_to", metavar="URL", help="với copy: cơ sở dữ liệu đích (postgresql://…)"
-    )
-    db_parser.add_argument(
-        "--force", action="store_true", help="với copy: xoá hết dữ liệu đang có ở đích rồi chép đè"
-    )
-    db_parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="với copy: số dòng đọc và ghi mỗi lần (mặc định 1000)",
-    )
-
-
-def add_copy_parser(db_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add a `copy` sub-command to a `db` sub-parser group (for a `db` built with sub-parsers)."""
-    copy = db_subparsers.add_parser("copy", help="chép toàn bộ dữ liệu sang cơ sở dữ liệu khác")
-    add_copy_arguments(copy)
-    copy.set_defaults(func=cmd_db_copy)
-    return copy
+    return 0 if current == head else 1
 
 
 def _normalise(option: str, raw: str | None) -> str:
@@ -64,8 +52,6 @@ def _progress_printer(every_seconds: float = 5.0) -> Callable[[str, int], None]:
 
 def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
     """Copy every table from --from to --to, print the row counts; 0 when they all match."""
-    from storage.copy import CopyError, copy_database, safe_url
-
     del settings  # the copy names both databases explicitly; DATABASE_URL is not used
     try:
         source = _normalise("--from", getattr(args, "copy_from", None))
@@ -73,7 +59,7 @@ def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return 2
-    print(f"Sao chép {safe_url(source)} → {safe_url(destination)} …")
+    print(f"Sao chép {copy_safe_url(source)} → {copy_safe_url(destination)} …")
     try:
         report = copy_database(
             source,

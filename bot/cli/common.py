@@ -1,0 +1,93 @@
+"""What every `baocao` command shares: the error type, settings and logging set-up around a command,
+the database engine (migrated, with a one-line error), and the `--at` / `--commune` readers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from bot.cli.parser import EXIT_USAGE
+from bot.clock import system_clock
+from bot.config import ConfigError, Settings, load_settings
+from bot.logging_setup import configure_logging
+from bot.reminders.content import use_templates_dir
+from bot.services.accounts import AccountError, find_commune
+from storage.db import make_engine, upgrade
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+class CliError(Exception):
+    """A problem to report in one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def safe_url(url: str) -> str:
+    """The database URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "DATABASE_URL"
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The engine of DATABASE_URL, migrated to the newest revision; CliError (exit 2) if unreachable."""
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise CliError(
+            f"Không mở được cơ sở dữ liệu ({safe_url(settings.database_url)}): {reason}", EXIT_USAGE
+        ) from None
+    return engine
+
+
+def parse_at(raw: str | None, settings: Settings) -> datetime:
+    """`--at "YYYY-MM-DD HH:MM"` in local time (BAOCAO_TIMEZONE) as aware UTC; now when absent."""
+    if raw is None:
+        return system_clock()
+    for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            local = datetime.strptime(raw.strip(), pattern)
+        except ValueError:
+            continue
+        return local.replace(tzinfo=settings.timezone).astimezone(UTC)
+    raise CliError(
+        f'--at "{raw}" không đúng dạng "YYYY-MM-DD HH:MM" (giờ địa phương), ví dụ --at "2026-05-17 08:00".',
+        EXIT_USAGE,
+    )
+
+
+def commune_id(session: Session, ref: str | None) -> int | None:
+    """The id of the commune named by `--commune` (code or name), None when not given."""
+    return find_commune(session, ref).id if ref else None
+
+
+def execute(args: argparse.Namespace, command: Command) -> int:
+    """Load the settings, set up texts and logging, run `command`; its errors become one line and a code."""
+    try:
+        settings = load_settings(args.env_file)
+        use_templates_dir(settings.templates_dir)  # every command that renders a reminder sees them
+        configure_logging(
+            settings.log_format, verbose=args.verbose, secrets=(settings.token, settings.webhook_secret)
+        )
+        return command(args, settings)
+    except ConfigError as exc:
+        print(f"Lỗi cấu hình: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (CliError, AccountError) as exc:
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 1)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,277 @@
+"""The `baocao` argument parser and the table of command groups, each imported only when its command runs.
+
+Building the parser imports nothing beyond the standard library, so `baocao --help` starts quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EXIT_USAGE = 2
+
+# Command group (set on each sub-parser as `group`) -> the module holding its `cmd_…` functions.
+COMMANDS: dict[str, str] = {
+    "run": "bot.cli.running",
+    "serve": "bot.cli.running",
+    "webhook": "bot.cli.running",
+    "demo": "bot.cli.demo",
+    "setup": "bot.cli.setup",
+    "invite": "bot.cli.invites",
+    "people": "bot.cli.people",
+    "db": "bot.cli.database",
+    "forms": "bot.cli.forms",
+    "periods": "bot.cli.periods",
+    "remind": "bot.cli.reminders",
+    "remind --now": "bot.cli.send_now",
+    "export": "bot.cli.exports",
+}
+RUNNER = "bot.cli.common"  # settings, logging and errors around every command: `execute(args, command)`
+
+EXPORT_FORMATS = ("xlsx", "docx", "csv")
+NOISY_LOGGERS = ("httpx", "httpcore", "apscheduler", "alembic", "telegram.ext.Updater", "aiohttp.access")
+
+
+def _handled_by(parser: argparse.ArgumentParser, group: str, handler: str) -> None:
+    """Record which group module and which of its functions run when this (sub-)command is chosen."""
+    parser.set_defaults(group=group, handler=handler)
+
+
+class _HandledFlag(argparse.Action):
+    """A true/false flag that also picks the group module and function that run the command."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, group: str, handler: str, **kwargs: Any
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+        self.group, self.handler = group, handler
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *_: Any) -> None:
+        setattr(namespace, self.dest, True)
+        namespace.group, namespace.handler = self.group, self.handler
+
+
+def load_command(args: argparse.Namespace) -> tuple[Callable[..., int], Callable[..., int]]:
+    """(the shared runner, the parsed command's `cmd_…` function): the CLI's one place of lazy imports."""
+    command = getattr(importlib.import_module(COMMANDS[args.group]), args.handler)
+    return importlib.import_module(RUNNER).execute, command
+
+
+def resolve_command(args: argparse.Namespace) -> Callable[..., int]:
+    """The `cmd_…` function of the parsed command (its group's module imported now)."""
+    return load_command(args)[1]
+
+
+def add_run_and_demo_parsers(sub: Any) -> None:
+    """Add `run` (long polling) and `demo` (the bot against the local emulator)."""
+    _handled_by(sub.add_parser("run", help="chạy bot (long polling)"), "run", "cmd_run")
+
+    demo = sub.add_parser("demo", help="thử bot trên máy, không cần token (máy chủ Bot API giả lập)")
+    demo.add_argument("--data-dir", default="demo-data", help="thư mục dữ liệu thử (mặc định demo-data)")
+    demo.add_argument("--setup", default=None, help="tệp thiết lập (mặc định ví dụ Hiệp Lực)")
+    demo.add_argument(
+        "--as",
+        dest="as_role",
+        choices=["village_head", "police"],
+        default="village_head",
+        help="chat với vai trò nào (mặc định trưởng thôn)",
+    )
+    _handled_by(demo, "demo", "cmd_demo")
+
+
+def add_setup_and_invite_parsers(sub: Any) -> None:
+    """Add `setup FILE` and `invite [revoke CODE | list]`."""
+    setup = sub.add_parser("setup", help="nạp tệp thiết lập xã (YAML); chạy lại được nhiều lần")
+    setup.add_argument("file")
+    _handled_by(setup, "setup", "cmd_setup")
+
+    invite = sub.add_parser("invite", help="cấp, huỷ, liệt kê mã mời")
+    invite.add_argument("--village", help="tên thôn (trưởng thôn)")
+    invite.add_argument("--commune", help="mã hoặc tên xã (công an; hoặc để phân biệt thôn trùng tên)")
+    invite.add_argument("--province", help="tỉnh (vai trò cấp trên)")
+    invite.add_argument("--role", choices=["village_head", "police", "supervisor"], default=None)
+    invite.add_argument("--deputy", action="store_true", help="người báo cáo thứ hai của thôn")
+    invite.add_argument("--days", type=int, default=7, help="số ngày còn hạn (mặc định 7)")
+    invite.add_argument("--json", action="store_true", help='in {"code": …, "link": …}')
+    invite_sub = invite.add_subparsers(dest="invite_action", metavar="revoke|list")
+    revoke = invite_sub.add_parser("revoke", help="huỷ một mã chưa dùng")
+    revoke.add_argument("code")
+    invite_sub.add_parser("list", help="liệt kê mã mời (chỉ 4 ký tự đầu)")
+    _handled_by(invite, "invite", "cmd_invite")
+
+
+def add_forget_parser(people_sub: Any) -> argparse.ArgumentParser:
+    """Add `forget ID [--yes]` under `baocao people` (handled by `cmd_people_forget`)."""
+    forget = people_sub.add_parser("forget", help="xoá thông tin cá nhân của một người (giữ báo cáo đã nộp)")
+    forget.add_argument("person_id", type=int, help="mã số trong cột đầu của baocao people --all")
+    forget.add_argument("--yes", action="store_true", help="xác nhận xoá (không thể hoàn tác)")
+    _handled_by(forget, "people", "cmd_people_forget")
+    return forget
+
+
+def add_people_parser(sub: Any) -> None:
+    """Add `people [remove ID | forget ID]`."""
+    people = sub.add_parser("people", help="ai đang gắn với thôn/xã nào; gỡ người")
+    people.add_argument("--commune", help="chỉ một xã")
+    people.add_argument("--all", action="store_true", help="cả người đã gỡ")
+    people.add_argument("--json", action="store_true")
+    people_sub = people.add_subparsers(dest="people_action", metavar="remove|forget")
+    remove = people_sub.add_parser("remove", help="gỡ một người (mất quyền ngay)")
+    remove.add_argument("person_id", type=int, help="mã số trong cột đầu của baocao people")
+    remove.add_argument("--village", help="chỉ gỡ khỏi thôn này")
+    _handled_by(people, "people", "cmd_people")
+    add_forget_parser(people_sub)
+
+
+def add_copy_arguments(db_parser: argparse.ArgumentParser) -> None:
+    """Add the options of `baocao db copy` to the `db` sub-command's parser."""
+    db_parser.add_argument(
+        "--from", dest="copy_from", metavar="URL", help="với copy: cơ sở dữ liệu nguồn (sqlite:///…)"
+    )
+    db_parser.add_argument(
+        "--to", dest="copy_to", metavar="URL", help="với copy: cơ sở dữ liệu đích (postgresql://…)"
+    )
+    db_parser.add_argument(
+        "--force", action="store_true", help="với copy: xoá hết dữ liệu đang có ở đích rồi chép đè"
+    )
+    db_parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="với copy: số dòng đọc và ghi mỗi lần (mặc định 1000)",
+    )
+
+
+def add_db_parser(sub: Any) -> None:
+    """Add `db upgrade | current | copy --from URL --to URL`."""
+    db = sub.add_parser("db", help="cơ sở dữ liệu: upgrade | current | copy --from URL --to URL")
+    db.add_argument("db_action", choices=["upgrade", "current", "copy"])
+    add_copy_arguments(db)
+    _handled_by(db, "db", "cmd_db")
+
+
+def add_forms_parser(sub: Any) -> None:
+    """Add `forms check FILE… | try FORM`."""
+    forms = sub.add_parser("forms", help="biểu mẫu: check FILE… | try FORM_ID")
+    forms_sub = forms.add_subparsers(dest="forms_action", required=True, metavar="check|try")
+    check = forms_sub.add_parser("check", help="kiểm tra tệp biểu mẫu, không đụng cơ sở dữ liệu")
+    check.add_argument("files", nargs="+")
+    try_ = forms_sub.add_parser("try", help="thử điền một biểu mẫu ngay trong cửa sổ lệnh")
+    try_.add_argument("form", help="mã biểu mẫu (trong deploy/forms) hoặc đường dẫn tệp")
+    _handled_by(forms, "forms", "cmd_forms")
+
+
+def add_periods_and_remind_parsers(sub: Any) -> None:
+    """Add `periods` (open and coming periods with their counts) and `remind --dry-run | --now`."""
+    periods = sub.add_parser(
+        "periods", help="kỳ báo cáo đang mở và kỳ tới, số thôn đã nộp / đang làm / chưa làm"
+    )
+    periods.add_argument("--commune", help="chỉ một xã (mã hoặc tên)")
+    periods.add_argument(
+        "--at", help='xem tại thời điểm "YYYY-MM-DD HH:MM" (giờ địa phương); mặc định bây giờ'
+    )
+    _handled_by(periods, "periods", "cmd_periods")
+
+    remind = sub.add_parser(
+        "remind", help="nhắc hạn: --dry-run xem trước sẽ gửi gì, --now lập lịch và gửi ngay"
+    )
+    mode = remind.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="chỉ in ra sẽ gửi gì cho ai, không ghi gì")
+    mode.add_argument(  # sending needs python-telegram-bot: its own module, so --dry-run starts without it
+        "--now",
+        action=_HandledFlag,
+        group="remind --now",
+        handler="cmd_remind_now",
+        help="lập lịch và gửi mọi tin đã đến hạn",
+    )
+    remind.add_argument("--at", help='với --dry-run: thời điểm "YYYY-MM-DD HH:MM" (giờ địa phương)')
+    remind.add_argument("--commune", help="với --dry-run: chỉ một xã (mã hoặc tên)")
+    remind.add_argument(
+        "--days", type=int, default=7, help="với --dry-run: in các tin sắp tới trong ngần này ngày"
+    )
+    _handled_by(remind, "remind", "cmd_remind_dry_run")
+
+
+def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `export` sub-command (the same files as /xuat, written to disk)."""
+    parser = subparsers.add_parser(
+        "export",
+        help="xuất báo cáo tổng hợp một kỳ của xã: Excel, Word hoặc CSV",
+        description="Xuất báo cáo tổng hợp một kỳ của xã (cùng tệp với lệnh /xuat trong Telegram).",
+    )
+    parser.add_argument("--commune", required=True, help="mã hoặc tên xã, ví dụ hiep-luc")
+    parser.add_argument("--form", help="mã biểu mẫu (mặc định: biểu mẫu chính của xã)")
+    parser.add_argument("--period", help="mã kỳ, ví dụ 2026-6T (mặc định: kỳ đang mở hoặc vừa kết thúc)")
+    parser.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        help="xlsx, docx hoặc csv (mặc định: theo đuôi của tệp -o, nếu không có thì xlsx)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="tệp ghi ra; một thư mục thì ghi vào đó với tên mặc định; '-' ghi ra stdout "
+        "(mặc định: tên tiếng Việt có dấu trong thư mục hiện tại)",
+    )
+    parser.add_argument("--ascii-name", action="store_true", help="tên tệp mặc định không dấu")
+    _handled_by(parser, "export", "cmd_export")
+    return parser
+
+
+def add_serve_parsers(sub: Any) -> None:
+    """Add `serve` (webhook mode) and `webhook set | delete | info`."""
+    serve = sub.add_parser(
+        "serve",
+        help="chạy bot ở chế độ webhook (máy chủ HTTP: webhook, /healthz, /readyz, /metrics)",
+    )
+    _handled_by(serve, "serve", "cmd_serve")
+
+    webhook = sub.add_parser("webhook", help="webhook với Telegram: set | delete | info")
+    actions = webhook.add_subparsers(dest="webhook_action", required=True, metavar="set|delete|info")
+    set_ = actions.add_parser("set", help="đăng ký BAOCAO_WEBHOOK_URL với mã bí mật BAOCAO_WEBHOOK_SECRET")
+    set_.add_argument("--drop-pending", action="store_true", help="bỏ các cập nhật đang chờ")
+    set_.add_argument(
+        "--max-connections", type=int, default=40, help="số kết nối Telegram mở cùng lúc (1-100, mặc định 40)"
+    )
+    delete = actions.add_parser("delete", help="xoá webhook (để quay về long polling: baocao run)")
+    delete.add_argument("--drop-pending", action="store_true", help="bỏ các cập nhật đang chờ")
+    actions.add_parser("info", help="xem webhook đang đăng ký, số cập nhật chờ, lỗi gần nhất")
+    for parser in (set_, delete, actions.choices["info"]):
+        parser.add_argument("--json", action="store_true", help="in WebhookInfo dạng JSON")
+    _handled_by(webhook, "webhook", "cmd_webhook")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="baocao", description="Báo cáo thôn — bot Telegram báo cáo của trưởng thôn."
+    )
+    parser.add_argument("--env-file", default=".env", help="tệp .env để đọc cấu hình (mặc định .env)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="ghi nhật ký chi tiết")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="LỆNH")
+    add_run_and_demo_parsers(sub)
+    add_setup_and_invite_parsers(sub)
+    add_people_parser(sub)
+    add_db_parser(sub)
+    add_forms_parser(sub)
+    add_periods_and_remind_parsers(sub)
+    add_export_parser(sub)
+    add_serve_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `baocao` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    execute, command = load_command(args)
+    return int(execute(args, command))

@@ -1,0 +1,55 @@
+"""`baocao periods`: the periods open at a moment, with counts submitted / draft / not started, and the next ones."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.cli.common import commune_id, open_engine, parse_at
+from bot.config import Settings
+from bot.reminders.content import days_left
+from bot.services.reminders import commune_zone, periods_overview
+from bot.texts import vn_due
+from storage.db import session_scope
+
+
+def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
+    """Periods open at a moment (with counts submitted / draft / not started) and the next ones."""
+    now = parse_at(args.at, settings)
+    engine = open_engine(settings)
+    with session_scope(engine) as session:
+        overview = periods_overview(
+            session, now, commune_id=commune_id(session, args.commune), default_tz=str(settings.timezone)
+        )
+    if not overview:
+        print("Chưa có xã nào (chạy baocao setup TỆP trước).")
+        return 0
+    for commune, lines in overview:
+        tz = commune_zone(commune, str(settings.timezone))
+        print(f"{commune.name} ({commune.code}) — lúc {now.astimezone(tz):%H:%M ngày %d/%m/%Y}")
+        opened = [line for line in lines if line.is_open]
+        coming = sorted((line for line in lines if not line.is_open), key=lambda line: line.period.opens_at)
+        print("  Đang mở:" if opened else "  Không có kỳ nào đang mở.")
+        for line in opened:
+            p = line.period
+            due = p.due_at.astimezone(tz)
+            if now < p.due_at:
+                left = days_left(p.due_at, now, tz)
+                state = "hôm nay là ngày cuối" if left <= 0 else f"còn {left} ngày"
+            else:
+                state = f"đã quá hạn, nhận muộn đến {vn_due(p.closes_at.astimezone(tz))}"
+            print(f"    {p.code:<10} {p.label} — {line.form_title}")
+            print(f"               mở {p.opens_at.astimezone(tz):%d/%m/%Y} · hạn {vn_due(due)} ({state})")
+            late = f" ({line.late} muộn)" if line.late else ""
+            print(
+                f"               {line.total} thôn: đã nộp {line.submitted}{late} · đang làm {line.drafts}"
+                f" · chưa bắt đầu {line.not_started}"
+            )
+        if coming:
+            print("  Kỳ tới:")
+        for line in coming:
+            p = line.period
+            print(
+                f"    {p.code:<10} {p.label} — {line.form_title}: mở {p.opens_at.astimezone(tz):%d/%m/%Y}"
+                f" · hạn {vn_due(p.due_at.astimezone(tz))}"
+            )
+    return 0
