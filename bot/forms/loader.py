@@ -117,7 +117,7 @@ class LoadResult:
         return not self.errors
 
 
-def slugify(text: str) -> str:
+def choice_value_slug(text: str) -> str:
     """An ASCII choice value from a Vietnamese label: 'Trung bình' -> 'trung_binh' (at most 40 chars)."""
     plain = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     plain = "".join(c for c in plain if not unicodedata.combining(c)).lower()
@@ -399,7 +399,7 @@ def _read_choices(
                 rep.add(f"{where}nhãn trống", name)
             continue
         if value is None:
-            value = slugify(label)
+            value = choice_value_slug(label)
             if not value:
                 rep.add(f"{where}không tạo được giá trị từ nhãn '{label}'; hãy ghi 'value' rõ ràng", name)
                 continue
