@@ -96,8 +96,8 @@ def read_mapping(ctx: Context, value: Any, where: Where, keys: Mapping[str, Key]
         return ctx.error(where, TEXTS["not_a_mapping"].format(value=describe_value(value)))
     for repeat in ctx.lines.repeated_in(value):
         ctx.error(
-            where.key(repeat.key, repeat.line),
-            TEXTS["repeated_key_setup"].format(key=repeat.key, first=repeat.first),
+            where.key(repeat.text, repeat.line),
+            TEXTS["repeated_key_setup"].format(key=repeat.text, first=repeat.first),
         )
     for raw in value:
         if raw not in keys:

@@ -14,9 +14,11 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 @dataclass(frozen=True)
 class RepeatedKey:
-    """A key written twice in one mapping: its YAML text, the line of the repeat and of the first."""
+    """A key written twice in one mapping (YAML keeps only the last): the key, as read and as written,
+    the line of the repeat and of the first."""
 
-    key: str
+    key: Any
+    text: str
     line: int
     first: int
 
@@ -66,7 +68,8 @@ class Parsed:
 class LineLoader(yaml.SafeLoader):
     """A safe loader that remembers the line of every key and list item, and repeated keys.
 
-    With `alias_problem` set, an alias (`*name`) is refused with that text as the problem.
+    With `alias_problem` set, an alias (`*name`) is refused with that text as the problem, and a merge key
+    (`<<:`) with PyYAML's "could not determine a constructor" error.
     """
 
     def __init__(self, stream: str, *, alias_problem: str | None = None) -> None:
@@ -85,15 +88,19 @@ class LineLoader(yaml.SafeLoader):
 def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> Any:
     data: dict[Any, Any] = {}
     yield data
-    first_seen: dict[str, int] = {}
+    first_seen: dict[Any, int] = {}
     repeated: list[RepeatedKey] = []
     for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
-            line = key_node.start_mark.line + 1
-            if key_node.value in first_seen:
-                repeated.append(RepeatedKey(key_node.value, line, first_seen[key_node.value]))
-            else:
-                first_seen[key_node.value] = line
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
+        if key_node.tag == _MERGE_TAG and loader.alias_problem is None:
+            continue  # `<<: *base` merges; without aliases a merge key is refused by constructing it
+        key = loader.construct_object(key_node)  # keys equal as values are the same key ("1" and 01 not)
+        line = key_node.start_mark.line + 1
+        if key in first_seen:
+            repeated.append(RepeatedKey(key, key_node.value, line, first_seen[key]))
+        else:
+            first_seen[key] = line
     loader.flatten_mapping(node)
     key_lines: dict[Any, int] = {}
     for key_node, value_node in node.value:
