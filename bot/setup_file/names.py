@@ -29,7 +29,8 @@ def name_key(text: str) -> str:
 def code_slug(text: str) -> str:
     """An ASCII code of a Vietnamese name, words joined by '-' ("Xã Hiệp Lực" → "xa-hiep-luc").
 
-    For commune codes (the suggestion when a code is written with accents), village kinds and file names.
+    For commune codes (the suggestion when a code has accents), village kinds, ASCII file names and
+    sorting village names.
     """
     plain = text.replace("đ", "d").replace("Đ", "D")
     plain = "".join(ch for ch in unicodedata.normalize("NFD", plain) if not unicodedata.combining(ch))
