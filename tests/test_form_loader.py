@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from bot.forms.loader import (
     FormError,
     LoadResult,
+    choice_value_slug,
     form_from_dict,
     form_to_dict,
     load_form_file,
     load_form_files,
-    slugify,
 )
 from bot.forms.model import Check, Choice, Form, QType, Question
 
@@ -1013,8 +1013,8 @@ def test_form_to_dict_rejects_mixed_sections() -> None:
         ("a" * 50, "a" * 40),
     ],
 )
-def test_slugify(label: str, slug: str) -> None:
-    assert slugify(label) == slug
+def test_choice_value_slug(label: str, slug: str) -> None:
+    assert choice_value_slug(label) == slug
     assert len(slug) <= 40
 
 

@@ -16,12 +16,12 @@ from bot.setup_file import (
     SetupError,
     SetupResult,
     VillageSpec,
+    code_slug,
     load_setup,
     loads_setup,
     name_key,
     normalize_name,
     parse_setup,
-    slugify,
 )
 from storage.models import VillageKind
 
@@ -766,10 +766,10 @@ def test_name_key(a: str, b: str, same: bool) -> None:
     assert name_key(name_key(a)) == name_key(a)
 
 
-def test_normalize_and_slugify() -> None:
+def test_normalize_and_code_slug() -> None:
     assert normalize_name("\u00a0Tổ  dân phố\n1 ") == "Tổ dân phố 1"
-    assert slugify("Xã Hiệp Lực") == "xa-hiep-luc"
-    assert slugify("Phường Đồng Quang") == "phuong-dong-quang"
+    assert code_slug("Xã Hiệp Lực") == "xa-hiep-luc"
+    assert code_slug("Phường Đồng Quang") == "phuong-dong-quang"
 
 
 # --- the shipped examples

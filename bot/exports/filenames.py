@@ -9,7 +9,7 @@ import re
 import unicodedata
 
 from bot.exports.data import clean_text
-from bot.setup_file import slugify
+from bot.setup_file import code_slug
 
 MAX_TITLE = 60  # characters of the form title kept in a file name
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]+')  # + bidi controls
@@ -41,5 +41,5 @@ def export_filename(form_title: str, commune_name: str, period_code: str, ext: s
 
 def ascii_filename(form_id: str, commune_code: str, period_code: str, ext: str) -> str:
     """The ASCII fallback: "bao-cao-6-thang_hiep-luc_2026-6T.xlsx"."""
-    parts = [slugify(form_id) or "bao-cao", slugify(commune_code) or "xa", _code(period_code)]
+    parts = [code_slug(form_id) or "bao-cao", code_slug(commune_code) or "xa", _code(period_code)]
     return "_".join(parts) + f".{ext}"

@@ -20,7 +20,7 @@ from bot.forms.check_form import dedupe
 from bot.forms.form_errors import FormError, LoadResult, Report
 from bot.forms.form_limits import MAX_CHOICE_LABEL, MAX_FILE_BYTES, MAX_LABEL, MAX_TITLE
 from bot.forms.model import Form
-from bot.forms.read_questions import slugify
+from bot.forms.read_questions import choice_value_slug
 from bot.forms.yaml_read import parse_yaml
 
 
@@ -100,5 +100,5 @@ __all__ = [
     "form_to_dict",
     "load_form_file",
     "load_form_files",
-    "slugify",
+    "choice_value_slug",
 ]

@@ -1,5 +1,5 @@
 """Reading one question of a form file: its keys, its type's own keys (bounds, max_length, choices, repeat
-group, default, checked by the type module) into a `QuestionSpec`; `slugify` makes choice values from labels.
+group, default, checked by the type module) into a `QuestionSpec`; `choice_value_slug` makes choice values from labels.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from bot.forms.types.base import LoadProblems
 from bot.forms.types.number import is_number
 
 
-def slugify(text: str) -> str:
+def choice_value_slug(text: str) -> str:
     """An ASCII choice value from a Vietnamese label: 'Trung bình' -> 'trung_binh' (at most 40 chars)."""
     plain = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     plain = "".join(c for c in plain if not unicodedata.combining(c)).lower()
@@ -239,7 +239,7 @@ def _read_choices(
                 rep.add(f"{where}nhãn trống", name)
             continue
         if value is None:
-            value = slugify(label)
+            value = choice_value_slug(label)
             if not value:
                 rep.add(f"{where}không tạo được giá trị từ nhãn '{label}'; hãy ghi 'value' rõ ràng", name)
                 continue

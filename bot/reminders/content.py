@@ -32,7 +32,7 @@ from bot.reminders.planner import (
     VillageInput,
 )
 from bot.services import reminders as service
-from bot.setup_file import slugify
+from bot.setup_file import code_slug
 from bot.texts import environment
 from bot.views.form import MAX_TEXT, split_html, tg_len
 from storage.models import (
@@ -323,7 +323,7 @@ def digest_context(
         )
     }
     on_time, late, drafts, missing, unreachable, nobody = [], [], [], [], [], []
-    for village in sorted(data.villages, key=lambda v: (slugify(v.name), v.name)):
+    for village in sorted(data.villages, key=lambda v: (code_slug(v.name), v.name)):
         sub = subs.get(village.village_id)
         if sub is not None:
             if sub.on_time:

@@ -39,7 +39,7 @@ from bot.services.reminders import (
     insert_outbox,
     police_target,
 )
-from bot.setup_file import slugify
+from bot.setup_file import code_slug
 from bot.texts import render
 from bot.views.form import split_html
 from storage.models import (
@@ -224,7 +224,7 @@ def _charts(summary: Any, commune: Commune, tz: ZoneInfo) -> tuple[Photo, ...]:
     from bot.exports.chart import completeness_chart, indicators_chart
 
     period = summary.scope.period
-    stem = f"{slugify(commune.code or commune.name)}-{slugify(period.code)}"
+    stem = f"{code_slug(commune.code or commune.name)}-{code_slug(period.code)}"
     photos = [
         Photo(
             completeness_chart(summary.completeness, tz=tz),

@@ -1,0 +1,78 @@
+"""What a checked setup file gives: communes, villages and police chats as plain values, and the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from bot.reminders.rules import DEFAULT_QUIET, QuietHours
+from bot.schedules import Schedule
+from bot.setup_file.names import name_key
+from bot.yamlkit.messages import YamlError
+from storage.models import VillageKind
+
+KIND_LABELS: Final = {VillageKind.THON: "thôn", VillageKind.TO_DAN_PHO: "tổ dân phố"}
+
+# One mistake of a setup file, with its place and line (the kit's error type).
+SetupError = YamlError
+
+
+@dataclass(frozen=True)
+class PoliceChatSpec:
+    """A Telegram chat that receives a commune's alerts."""
+
+    chat_id: int
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class VillageSpec:
+    """A village (thôn) or town block (tổ dân phố) as written in the file, names NFC-normalised."""
+
+    name: str
+    kind: VillageKind = VillageKind.THON
+    renamed_from: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The comparison key of the name (see `name_key`)."""
+        return name_key(self.name)
+
+
+@dataclass(frozen=True)
+class CommuneSpec:
+    """A commune with its villages, police chats and the absolute paths of its form files."""
+
+    code: str
+    name: str
+    villages: tuple[VillageSpec, ...]
+    province: str | None = None
+    timezone: str | None = None
+    police_chats: tuple[PoliceChatSpec, ...] = ()
+    forms: tuple[Path, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    quiet_hours: QuietHours = DEFAULT_QUIET
+
+
+@dataclass(frozen=True)
+class SetupFile:
+    """A whole checked setup file."""
+
+    source: Path
+    version: int
+    communes: tuple[CommuneSpec, ...]
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    """What checking a file gave: the parsed file when there is no error, every error, and warnings."""
+
+    setup: SetupFile | None
+    errors: tuple[SetupError, ...]
+    warnings: tuple[SetupError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the file has no error (warnings allowed)."""
+        return self.setup is not None and not self.errors
