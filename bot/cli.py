@@ -389,9 +389,9 @@ def cmd_remind(args: argparse.Namespace, settings: Settings) -> int:
         if args.at is not None or args.commune is not None:
             raise CliError("--at và --commune chỉ dùng với --dry-run.", EXIT_USAGE)
         try:
-            from bot.reminders.dispatch import run_once
+            from bot.reminders.remind_now import run_once
         except ImportError:
-            raise CliError("Bộ gửi tin (bot.reminders.dispatch) chưa có trong bản này.", 1) from None
+            raise CliError("Bộ gửi tin (bot.reminders.remind_now) chưa có trong bản này.", 1) from None
         from telegram.error import TelegramError
 
         try:

@@ -29,12 +29,13 @@ from bot.exports import (
     record_export,
     resolve_words,
 )
-from bot.handlers.registry import REGISTRY, Button, Ctx
+from bot.handlers.registry import REGISTRY
 from bot.handlers.summary import police_commune_ids, supervised_provinces
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone
 from bot.texts import render
+from bot.updates.context import Ctx, ReplyButton
 from storage import audit
 from storage.models import Commune, Period
 
@@ -116,7 +117,7 @@ def _pick_commune(ctx: Ctx, communes: list[Commune]) -> None:
     if len(communes) > MAX_COMMUNE_BUTTONS:
         _usage(ctx, communes=[c.code for c in communes])
         return
-    buttons = tuple((Button(c.name, f"{CB_COMMUNE}:{c.id}"),) for c in communes)
+    buttons = tuple((ReplyButton(c.name, f"{CB_COMMUNE}:{c.id}"),) for c in communes)
     ctx.reply("export/pick_commune.html", buttons=buttons)
 
 
@@ -124,7 +125,9 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
     done = completeness(ctx.session, period, ctx.now, progress=False)
     others = [p.code for p in periods_of(ctx.session, commune, form.id, ctx.now) if p.id != period.id]
     buttons = (
-        tuple(Button(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS),
+        tuple(
+            ReplyButton(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS
+        ),
     )
     ctx.reply(
         "export/choose.html",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.handlers.registry import Ctx
+from bot.updates.context import Ctx
 from storage.models import Commune, PoliceChat
 
 

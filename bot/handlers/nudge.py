@@ -11,10 +11,11 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.auth import Need
-from bot.handlers.registry import REGISTRY, Ctx
+from bot.handlers.registry import REGISTRY
 from bot.services import reminders
 from bot.services.reports import reopened_until
 from bot.setup_file import name_key
+from bot.updates.context import Ctx
 from storage import audit
 from storage.models import Commune, Period, Role, Village
 

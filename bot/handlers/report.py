@@ -17,10 +17,11 @@ from bot.auth import Need
 from bot.forms import inputs
 from bot.forms.events import Submitted
 from bot.forms.view import MAX_TITLE_SHOWN, cut, render_events
-from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
+from bot.handlers.registry import REGISTRY
 from bot.handlers.summary import police_commune_ids
 from bot.services import reports
 from bot.texts import render
+from bot.updates.context import Ctx, OutgoingReply, ReplyButton
 from storage.models import Commune, Draft, Period, PoliceChat, Village
 
 CB_FORM = "f"
@@ -78,7 +79,7 @@ async def report_list(ctx: Ctx) -> None:
         )
     buttons = tuple(
         (
-            Button(
+            ReplyButton(
                 render(
                     "report/list_button.html",
                     index=i,
@@ -232,7 +233,7 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         events = [e for e in outcome.events if not isinstance(e, Submitted)]  # the receipt says it
         for screen in render_events(outcome.form, outcome.state, events):
             buttons = tuple(
-                tuple(Button(b.label, _callback(draft_id, outcome.state.seq, b.action)) for b in row)
+                tuple(ReplyButton(b.label, _callback(draft_id, outcome.state.seq, b.action)) for b in row)
                 for row in screen.buttons
             )
             ctx.reply_html(screen.text, buttons if outcome.draft is not None else ())
@@ -283,10 +284,10 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
         rows=rows,
     )
     for chat in chats:
-        ctx.replies.append(Reply(text, chat_id=chat.chat_id))
+        ctx.replies.append(OutgoingReply(text, chat_id=chat.chat_id))
         for label, file_id in photos:
             ctx.replies.append(
-                Reply(
+                OutgoingReply(
                     render("report/photo_caption.html", label=label, village=village.name),
                     chat_id=chat.chat_id,
                     photo=file_id,
@@ -294,7 +295,7 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
             )
         for label, (lat, lon) in locations:
             ctx.replies.append(
-                Reply(
+                OutgoingReply(
                     render("report/location_caption.html", label=label, village=village.name),
                     chat_id=chat.chat_id,
                     location=(lat, lon),

@@ -28,7 +28,7 @@ from sqlmodel import Session, select
 from bot.auth import Actor, Need
 from bot.forms.model import QType
 from bot.forms.view import split_html, vn_date, vn_number
-from bot.handlers.registry import REGISTRY, Button, Ctx
+from bot.handlers.registry import REGISTRY
 from bot.services import summaries
 from bot.services.completeness import Scope, VillageState, completeness, province_scope
 from bot.services.forms import (
@@ -41,6 +41,8 @@ from bot.services.forms import (
 )
 from bot.services.reminders import commune_zone
 from bot.texts import render
+from bot.updates.context import Ctx
+from bot.updates.context import ReplyButton as Button
 from storage import audit
 from storage.models import Commune, CommuneForm, FormVersion, Period, Role, Village
 
@@ -306,7 +308,7 @@ def render_summary_messages(
     `actor_or_scope`: an Actor (checked with `can_see_commune`, PermissionError if not allowed; a
     supervisor also gets the "Toàn tỉnh" button), a Scope, a province name (the roll-up of the period's
     code across that province) or None (the period's commune, no check: e.g. for the police chat after
-    the deadline digest). Buttons are `bot.handlers.registry.Button(label, data)` with `sm:` data.
+    the deadline digest). Buttons are `bot.updates.context.ReplyButton(label, data)` with `sm:` data.
     """
     commune = session.get(Commune, period.commune_id)
     if commune is None:
