@@ -15,10 +15,12 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.delivery.dispatcher import dispatch_due
+from bot.delivery.outbox import PARTS_SENT, Parts
+from bot.delivery.outbox import OutboxPhoto as Photo
 from bot.emulator.limits import FaultPlan
 from bot.emulator.server import EmulatorServer
 from bot.forms.view import tg_len
-from bot.reminders.dispatch import PARTS_SENT, Parts, Photo, dispatch_due
 from bot.reminders.summary_push import (
     AFTER_DIGEST,
     COMPLETE,

@@ -291,7 +291,7 @@ def test_the_commands_that_call_telegram_check_the_ca_too(
 
     from bot.cli import CliError, _bot_username
     from bot.emulator.server import EmulatorServer
-    from bot.reminders.dispatch import run_once
+    from bot.reminders.remind_now import run_once
     from bot.web.cli import WebhookError, _webhook_call
 
     emulator = EmulatorServer(token=TOKEN, bot_username="baocao_tls_bot")
