@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_
-from sqlmodel import select
 from telegram import InputFile
 from telegram.constants import ParseMode
 
@@ -31,6 +29,7 @@ from bot.exports import (
 )
 from bot.handlers.registry import REGISTRY
 from bot.handlers.summary import police_commune_ids, supervised_provinces
+from bot.services import directory
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone
@@ -47,16 +46,7 @@ MAX_COMMUNE_BUTTONS = 30
 def visible_communes(ctx: Ctx) -> list[Commune]:
     """Active communes the sender may export: their own as police, their province's as supervisor."""
     ids, provinces = police_commune_ids(ctx.actor), supervised_provinces(ctx.actor)
-    return list(
-        ctx.session.exec(
-            select(Commune)
-            .where(
-                Commune.active,
-                or_(Commune.id.in_(ids), Commune.province.in_(provinces)),  # type: ignore[union-attr]
-            )
-            .order_by(Commune.id)
-        )
-    )
+    return directory.communes_visible(ctx.session, ids, provinces)
 
 
 def _match_commune(communes: list[Commune], text: str) -> Commune | None:
