@@ -8,7 +8,7 @@ inserts in a child process, so the measuring process's peak RSS is only planning
 
 The Bot API emulator runs in a child process of its own (flood control off) with every user already
 started, so the CPU time measured here is ours alone: the planner (`bot.services.reminders.plan`),
-and the dispatcher (`bot.reminders.dispatch.dispatch_due`) with the real renderer
+and the dispatcher (`bot.delivery.dispatcher.dispatch_due`) with the real renderer
 (`bot.reminders.content.render_outbox`) — or `--render simple`, a constant text, to isolate the
 dispatcher — and PTB/httpx, SQLAlchemy and, on SQLite, the database engine itself. The limiter is
 switched off to measure throughput; the wave's duration at Telegram's 30 messages/s is computed.
@@ -253,8 +253,10 @@ def measure(url: str, heads: int, *, plan_only: bool, render_kind: str, concurre
     from telegram import Bot
     from telegram.request import HTTPXRequest
 
-    from bot.reminders.dispatch import dispatch_due, plan_now
-    from bot.reminders.ratelimit import RateLimiter, SendLimits
+    from bot.delivery.dispatcher import dispatch_due, plan_now
+    from bot.delivery.ratelimit import RateLimiter, SendLimits
+    from bot.reminders.content import render_outbox
+    from bot.services.reminders import plan
     from storage.db import make_engine
     from storage.models import Outbox
 
@@ -262,7 +264,7 @@ def measure(url: str, heads: int, *, plan_only: bool, render_kind: str, concurre
     engine = make_engine(url)
     for label in ("plan", "replan"):
         cpu, wall = time.process_time(), time.perf_counter()
-        report = plan_now(engine, NOW)
+        report = plan_now(engine, NOW, plan)
         out[f"{label}_wall_s"] = time.perf_counter() - wall
         out[f"{label}_cpu_s"] = time.process_time() - cpu
         out[f"{label}_counts"] = report.counts
@@ -276,7 +278,7 @@ def measure(url: str, heads: int, *, plan_only: bool, render_kind: str, concurre
         return out
 
     emulator = Emulator.start(heads)
-    render = None
+    render = render_outbox
     if render_kind == "simple":
         from bot.reminders.content import Outgoing
 

@@ -12,12 +12,12 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.clock import Clock, system_clock
 from bot.config import Settings
+from bot.delivery.ratelimit import RateLimiter
 from bot.deps import Deps
 from bot.handlers import Registry, load_all
 from bot.handlers.menu import set_default_menu
 from bot.metrics import observe_scheduler
 from bot.reminders.content import use_templates_dir
-from bot.reminders.ratelimit import RateLimiter
 from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
 from bot.telegram_request import AiohttpRequest, tls_context
 from bot.texts import render

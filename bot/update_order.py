@@ -8,7 +8,7 @@ committed and answered. The lock is requested in the order the update tasks were
 of arrival — since neither the concurrency slot (a FIFO semaphore) nor a free lock makes a task wait.
 
 Database work stays safe: on PostgreSQL each update has its own connection and transaction (and
-the registry's per-chat advisory lock covers several processes); on SQLite, which has one writer,
+the update pipeline's per-chat advisory lock covers several processes); on SQLite, which has one writer,
 the registry runs the transaction part of updates one at a time (`Deps.db_gate`) while the sends
 after the commit overlap.
 """

@@ -154,9 +154,9 @@ async def test_a_stranger_pressing_a_button_gets_the_refusal_and_the_answer(slow
 async def test_a_cancelled_delivery_waits_for_its_alongside_calls_to_stop() -> None:
     """Shutdown cancels a turn mid-delivery: the edit started alongside is cancelled and awaited, not left
     running (or pending) after the turn is gone."""
-    from types import SimpleNamespace
 
-    from bot.handlers.registry import Reply, _send_replies
+    from bot.updates.context import OutgoingReply
+    from bot.updates.replies import send_replies
 
     stopped: list[str] = []
     second_reply = asyncio.Event()
@@ -174,8 +174,8 @@ async def test_a_cancelled_delivery_waits_for_its_alongside_calls_to_stop() -> N
                 second_reply.set()
                 await asyncio.sleep(3600)
 
-    ctx = SimpleNamespace(replies=[Reply("1"), Reply("2")], chat_id=AN, alongside=[edit])
-    turn = asyncio.create_task(_send_replies(ctx, SimpleNamespace(bot=Hanging())))  # type: ignore[arg-type]
+    replies = [OutgoingReply("1"), OutgoingReply("2")]
+    turn = asyncio.create_task(send_replies(Hanging(), replies, chat_id=AN, alongside=[edit]))
     await second_reply.wait()  # the first reply is out, the edit started
     turn.cancel()
     with pytest.raises(asyncio.CancelledError):

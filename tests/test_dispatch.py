@@ -24,22 +24,20 @@ from telegram.request import HTTPXRequest
 
 from bot.clock import FixedClock
 from bot.config import settings_from
+from bot.delivery.dispatcher import dispatch_due, plan_now
+from bot.delivery.outbox import BACKOFF_CAP, retry_delay
+from bot.delivery.outbox import SendOutcome as Outcome
+from bot.delivery.ratelimit import ManualTime, RateLimiter
 from bot.emulator.limits import FaultPlan, FloodLimits
 from bot.emulator.server import EmulatorServer
-from bot.reminders.dispatch import (
-    BACKOFF_CAP,
-    Outcome,
-    claim_due,
-    dispatch_due,
-    plan_now,
-    retry_delay,
-    run_once,
-)
-from bot.reminders.ratelimit import ManualTime, RateLimiter
+from bot.reminders.content import render_outbox
+from bot.reminders.remind_now import run_once
 from bot.reminders.scheduler import ReminderScheduler
+from bot.services.reminders import plan as plan_reminders
 from storage import audit
 from storage.db import make_engine, session_scope
 from storage.models import Outbox, OutboxStatus, Person
+from storage.outbox_claims import claim_due
 from tests.conftest import FIXED_NOW
 
 TOKEN = "515151:DispatchTestTokenDispatchTest00"
@@ -379,7 +377,7 @@ def test_backoff_doubles_from_30_seconds_up_to_an_hour() -> None:
 async def test_a_failing_sent_commit_is_tried_again_and_never_hands_the_row_back(
     engine, server, tg, limiter, monkeypatch
 ) -> None:
-    import bot.reminders.dispatch as dispatch_module
+    import bot.delivery.dispatcher as dispatch_module
 
     monkeypatch.setattr(dispatch_module, "MARK_RETRY_DELAYS", (0, 0, 0))
     chats = add_people(engine, server, 2)
@@ -827,9 +825,9 @@ async def test_with_the_real_planner_and_renderer_a_village_that_submitted_gets_
         server.send_text(uid, "/start")
 
     first_at = local(5, 13, 8)  # the 7-day reminder (13/05 00:00, after quiet hours 06:30)
-    planned = plan_now(engine, first_at)
+    planned = plan_now(engine, first_at, plan_reminders)
     assert planned.created == 3
-    first = await dispatch_due(engine, tg, first_at, limiter=limiter, worker_id="w")
+    first = await dispatch_due(engine, tg, first_at, render=render_outbox, limiter=limiter, worker_id="w")
     assert first.sent == 3 and delivered(server) == Counter({2001: 1, 2002: 1, 2004: 1})
     (message,) = server.bot_messages(2001)
     assert "Thôn Nà Làng" in message["plain"]
@@ -850,10 +848,12 @@ async def test_with_the_real_planner_and_renderer_a_village_that_submitted_gets_
             )
         )
     second_at = local(5, 17, 8)  # the 3-day reminder
-    plan_now(engine, second_at)
-    second = await dispatch_due(engine, tg, second_at, limiter=limiter, worker_id="w")
+    plan_now(engine, second_at, plan_reminders)
+    second = await dispatch_due(engine, tg, second_at, render=render_outbox, limiter=limiter, worker_id="w")
     assert second.sent == 1 and delivered(server) == Counter({2001: 1, 2002: 1, 2004: 2})
-    again = await dispatch_due(engine, tg, second_at + timedelta(hours=1), limiter=limiter, worker_id="w")
+    again = await dispatch_due(
+        engine, tg, second_at + timedelta(hours=1), render=render_outbox, limiter=limiter, worker_id="w"
+    )
     assert again.claimed == 0
 
 
@@ -868,7 +868,7 @@ async def test_with_the_real_renderer_a_row_planned_before_the_submission_become
         server.add_user(uid, f"Người {uid}")
         server.send_text(uid, "/start")
     at = local(5, 13, 8)
-    plan_now(engine, at)
+    plan_now(engine, at, plan_reminders)
     with session_scope(engine) as session:  # submitted after planning, before sending
         session.add(
             Submission(
@@ -882,7 +882,7 @@ async def test_with_the_real_renderer_a_row_planned_before_the_submission_become
                 receipt="TEST0002",
             )
         )
-    report = await dispatch_due(engine, tg, at, limiter=limiter, worker_id="w")
+    report = await dispatch_due(engine, tg, at, render=render_outbox, limiter=limiter, worker_id="w")
     assert report.sent == 2 and report.obsolete == 1
     assert delivered(server) == Counter({2001: 1, 2002: 1})
 
@@ -892,7 +892,7 @@ async def test_with_the_real_renderer_a_row_planned_before_the_submission_become
 
 def parts_render(session: Session, row: Outbox, now: datetime) -> Any:
     """Three text parts with HTML, buttons meant for the last one."""
-    from bot.reminders.dispatch import Parts
+    from bot.delivery.outbox import Parts
 
     return Parts(
         tuple(f"Phần <b>{i}</b> của {row.key}" for i in (1, 2, 3)), buttons=[[("Xem", f"see:{row.id}")]]
@@ -931,7 +931,7 @@ async def test_a_part_that_fails_is_retried_without_resending_the_ones_before(
 async def test_a_part_sent_but_not_recorded_is_the_only_one_repeated(
     engine, server, tg, limiter, monkeypatch
 ) -> None:
-    import bot.reminders.dispatch as dispatch_module
+    import bot.delivery.dispatcher as dispatch_module
 
     (chat,) = add_people(engine, server, 1)
     (row_id,) = add_rows(engine, [{"chat_id": chat, "key": "parts"}])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.reminders.ratelimit import ManualTime, RateLimiter, SendLimits
+from bot.delivery.ratelimit import ManualTime, RateLimiter, SendLimits
 
 
 class VirtualTime:

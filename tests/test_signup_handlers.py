@@ -14,8 +14,9 @@ from bot.clock import FixedClock
 from bot.config import settings_from
 from bot.deps import Deps
 from bot.handlers import load_all
-from bot.handlers.registry import Ctx, Registry
+from bot.handlers.registry import Registry
 from bot.services.accounts import create_invite
+from bot.updates.context import Ctx
 from storage.db import session_scope
 from storage.models import AuditLog, Membership, Role
 from tests.support.factories import seed_world
@@ -208,9 +209,9 @@ async def test_a_reply_refused_by_telegram_is_retried_after_the_commit(
 ) -> None:
     import logging
 
-    import bot.handlers.registry as registry
+    import bot.updates.replies as registry
 
-    caplog.set_level(logging.WARNING, logger="bot.handlers.registry")
+    caplog.set_level(logging.WARNING, logger="bot.delivery.telegram_send")
 
     waits: list[float] = []
 
@@ -254,7 +255,7 @@ async def test_updates_no_handler_takes_are_logged_counted_and_not_answered(bot,
     from bot import metrics
     from storage.models import ProcessedUpdate
 
-    caplog.set_level(logging.INFO, logger="bot.handlers.registry")
+    caplog.set_level(logging.INFO, logger="bot.updates.pipeline")
     labels = {"handler": "unhandled:update", "outcome": "ignored"}
     before = metrics.REGISTRY.get_sample_value("baocao_updates_total", labels) or 0.0
     group = {"id": -100200300, "type": "supergroup", "title": "CA Hiệp Lực"}
@@ -291,12 +292,12 @@ async def test_an_ignored_update_is_not_answered_even_when_the_database_is_down(
     """During an outage, chatter in a police group or a channel post must not make the bot post an error."""
     from sqlalchemy.exc import OperationalError
 
-    from bot.handlers import registry
+    from bot.updates import pipeline
 
     def down(*_: object, **__: object) -> None:
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(registry, "_first_delivery", down)
+    monkeypatch.setattr(pipeline, "first_delivery", down)
     await bot.send(AN, "chào cả nhóm", group={"id": -100200300, "type": "supergroup", "title": "CA"})
     await bot.feed(
         {

@@ -15,9 +15,12 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.delivery.dispatcher import dispatch_due
+from bot.delivery.outbox import PARTS_SENT, Parts
+from bot.delivery.outbox import OutboxPhoto as Photo
 from bot.emulator.limits import FaultPlan
 from bot.emulator.server import EmulatorServer
-from bot.reminders.dispatch import PARTS_SENT, Parts, Photo, dispatch_due
+from bot.views.form import tg_len
 from bot.reminders.summary_push import (
     AFTER_DIGEST,
     COMPLETE,
@@ -30,7 +33,6 @@ from bot.reminders.summary_push import (
 )
 from bot.services import reminders as reminder_service
 from bot.services.forms import get_form
-from bot.views.form import tg_len
 from storage.db import session_scope
 from storage.models import Commune, Outbox, OutboxStatus, Period, PoliceChat, Village
 from tests.support.reminders import POLICE_CHAT, World, build_world

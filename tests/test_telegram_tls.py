@@ -293,7 +293,7 @@ def test_the_commands_that_call_telegram_check_the_ca_too(
     from bot.cli.invites import bot_username
     from bot.cli.running import WebhookError, webhook_call
     from bot.emulator.server import EmulatorServer
-    from bot.reminders.dispatch import run_once
+    from bot.reminders.remind_now import run_once
 
     emulator = EmulatorServer(token=TOKEN, bot_username="baocao_tls_bot")
     emulator.start_in_thread()

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bot import metrics
-from bot.reminders.dispatch import DispatchReport
+from bot.delivery.outbox import DispatchReport
 from bot.reminders.scheduler import CycleReport
 
 

@@ -24,18 +24,10 @@ from bot.app import build_application
 from bot.auth import Need
 from bot.clock import FixedClock
 from bot.config import settings_from
+from bot.delivery.ratelimit import RateLimiter
 from bot.deps import Deps
 from bot.emulator.server import EmulatorServer
-from bot.handlers.registry import (
-    CHAT_LOCK_NAMESPACE,
-    ChatBusy,
-    Ctx,
-    Registry,
-    chat_lock_key,
-    lock_chat,
-    try_lock_chat,
-)
-from bot.reminders.ratelimit import RateLimiter
+from bot.handlers.registry import Registry
 from bot.reminders.scheduler import (
     PLANNER_BUSY,
     PLANNER_LOCK_NAMESPACE,
@@ -43,6 +35,8 @@ from bot.reminders.scheduler import (
     plan_locked,
     try_lock_planner,
 )
+from bot.updates.context import Ctx
+from bot.updates.pipeline import CHAT_LOCK_NAMESPACE, ChatBusy, chat_lock_key, lock_chat, try_lock_chat
 from storage import audit
 from storage.db import make_engine, session_scope
 from storage.models import AuditLog, ProcessedUpdate

@@ -9,7 +9,7 @@ from telegram.error import TelegramError
 from bot.cli.common import CliError
 from bot.cli.parser import EXIT_USAGE
 from bot.config import Settings
-from bot.reminders import dispatch
+from bot.reminders import remind_now
 
 
 def cmd_remind_now(args: argparse.Namespace, settings: Settings) -> int:
@@ -17,7 +17,7 @@ def cmd_remind_now(args: argparse.Namespace, settings: Settings) -> int:
     if args.at is not None or args.commune is not None:
         raise CliError("--at và --commune chỉ dùng với --dry-run.", EXIT_USAGE)
     try:
-        result = dispatch.run_once(settings)  # looked up at call time: tests replace it
+        result = remind_now.run_once(settings)  # looked up at call time: tests replace it
     except TelegramError as err:  # unreachable server, refused certificate, bad token …
         raise CliError(
             f"Không gửi được qua máy chủ Bot API ({settings.api_url}): {type(err).__name__}. "

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_
-from sqlmodel import select
 from telegram import InputFile
 from telegram.constants import ParseMode
 
@@ -29,12 +27,14 @@ from bot.exports import (
     record_export,
     resolve_words,
 )
-from bot.handlers.registry import REGISTRY, Button, Ctx
+from bot.handlers.registry import REGISTRY
 from bot.handlers.summary import police_commune_ids, supervised_provinces
+from bot.services import directory
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone
 from bot.texts import render
+from bot.updates.context import Ctx, ReplyButton
 from storage import audit
 from storage.models import Commune, Period
 
@@ -46,16 +46,7 @@ MAX_COMMUNE_BUTTONS = 30
 def visible_communes(ctx: Ctx) -> list[Commune]:
     """Active communes the sender may export: their own as police, their province's as supervisor."""
     ids, provinces = police_commune_ids(ctx.actor), supervised_provinces(ctx.actor)
-    return list(
-        ctx.session.exec(
-            select(Commune)
-            .where(
-                Commune.active,
-                or_(Commune.id.in_(ids), Commune.province.in_(provinces)),  # type: ignore[union-attr]
-            )
-            .order_by(Commune.id)
-        )
-    )
+    return directory.communes_visible(ctx.session, ids, provinces)
 
 
 def _match_commune(communes: list[Commune], text: str) -> Commune | None:
@@ -116,7 +107,7 @@ def _pick_commune(ctx: Ctx, communes: list[Commune]) -> None:
     if len(communes) > MAX_COMMUNE_BUTTONS:
         _usage(ctx, communes=[c.code for c in communes])
         return
-    buttons = tuple((Button(c.name, f"{CB_COMMUNE}:{c.id}"),) for c in communes)
+    buttons = tuple((ReplyButton(c.name, f"{CB_COMMUNE}:{c.id}"),) for c in communes)
     ctx.reply("export/pick_commune.html", buttons=buttons)
 
 
@@ -124,7 +115,9 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
     done = completeness(ctx.session, period, ctx.now, progress=False)
     others = [p.code for p in periods_of(ctx.session, commune, form.id, ctx.now) if p.id != period.id]
     buttons = (
-        tuple(Button(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS),
+        tuple(
+            ReplyButton(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS
+        ),
     )
     ctx.reply(
         "export/choose.html",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.auth import Need
-from bot.handlers.registry import REGISTRY, Ctx
+from bot.handlers.registry import REGISTRY
+from bot.updates.context import Ctx
 
 
 @REGISTRY.message("text", need=Need.ANYONE)

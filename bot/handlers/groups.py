@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
-
-from bot.handlers.registry import Ctx
-from storage.models import Commune, PoliceChat
+from bot.services import directory
+from bot.updates.context import Ctx
 
 
 async def answer_group(ctx: Ctx) -> None:
     """Tell a group whether it is registered, and its chat id if not."""
-    rows = ctx.session.exec(
-        select(PoliceChat, Commune)
-        .join(Commune, Commune.id == PoliceChat.commune_id)
-        .where(PoliceChat.chat_id == ctx.chat_id, PoliceChat.active, Commune.active)
-    ).all()
-    if rows:
+    communes = directory.communes_of_police_chat(ctx.session, ctx.chat_id)
+    if communes:
         ctx.reply(
             "group/registered.html",
             title=ctx.update.effective_chat.title or "",
-            communes=[commune.name for _chat, commune in rows],
+            communes=[commune.name for commune in communes],
         )
     else:
         ctx.reply("group/unregistered.html", chat_id=ctx.chat_id)

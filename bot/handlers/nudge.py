@@ -8,13 +8,12 @@ outbox rows of kind "nudge" due now — the dispatcher sends them. Works in the 
 
 from __future__ import annotations
 
-from sqlmodel import select
-
 from bot.auth import Need
-from bot.handlers.registry import REGISTRY, Ctx
-from bot.services import reminders
+from bot.handlers.registry import REGISTRY
+from bot.services import directory, reminders
 from bot.services.reports import reopened_until
 from bot.setup_file import name_key
+from bot.updates.context import Ctx
 from storage import audit
 from storage.models import Commune, Period, Role, Village
 
@@ -76,22 +75,12 @@ async def nudge_command(ctx: Ctx) -> None:
     args = list(ctx.args)
     code = None
     if args:
-        codes = set(
-            ctx.session.exec(
-                select(Period.code).where(Period.commune_id.in_([c.id for c in communes]), Period.active)  # type: ignore[attr-defined]
-            )
-        )
+        codes = directory.active_period_codes(ctx.session, [c.id for c in communes])
         if args[-1] in codes:
             code, args = args[-1], args[:-1]
     name = " ".join(args).strip()
     village = None
-    villages = list(
-        ctx.session.exec(
-            select(Village)
-            .where(Village.commune_id.in_([c.id for c in communes]), Village.active)  # type: ignore[attr-defined]
-            .order_by(Village.name)
-        )
-    )
+    villages = directory.active_villages(ctx.session, [c.id for c in communes], by_name=True)
     if name:
         village = next((v for v in villages if name_key(v.name) == name_key(name)), None)
         if village is None:

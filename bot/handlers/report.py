@@ -11,17 +11,18 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
-
 from bot.auth import Need
 from bot.forms import inputs
 from bot.forms.events import Submitted
-from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
-from bot.handlers.summary import police_commune_ids
-from bot.services import reports
-from bot.texts import render
 from bot.views.form import MAX_TITLE_SHOWN, cut, render_events
-from storage.models import Commune, Draft, Period, PoliceChat, Village
+from bot.handlers.registry import REGISTRY
+from bot.handlers.summary import police_commune_ids
+from bot.services import directory, reports
+from bot.services.accounts import normalize_name, village_reporters
+from bot.services.summaries import answer_rows
+from bot.texts import render
+from bot.updates.context import Ctx, OutgoingReply, ReplyButton
+from storage.models import Commune, Draft, Village
 
 CB_FORM = "f"
 CB_PICK = "rp"
@@ -78,7 +79,7 @@ async def report_list(ctx: Ctx) -> None:
         )
     buttons = tuple(
         (
-            Button(
+            ReplyButton(
                 render(
                     "report/list_button.html",
                     index=i,
@@ -232,7 +233,7 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         events = [e for e in outcome.events if not isinstance(e, Submitted)]  # the receipt says it
         for screen in render_events(outcome.form, outcome.state, events):
             buttons = tuple(
-                tuple(Button(b.label, _callback(draft_id, outcome.state.seq, b.action)) for b in row)
+                tuple(ReplyButton(b.label, _callback(draft_id, outcome.state.seq, b.action)) for b in row)
                 for row in screen.buttons
             )
             ctx.reply_html(screen.text, buttons if outcome.draft is not None else ())
@@ -267,13 +268,9 @@ def _callback(draft_id: int, seq: int, action: str) -> str:
 
 def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune: Commune | None) -> None:
     """Send an incident report to every police chat of the commune, with its photos and map pins."""
-    from bot.services.summaries import answer_rows
-
     submission = outcome.submission
     rows, photos, locations = answer_rows(outcome.form, submission.answers)
-    chats = ctx.session.exec(
-        select(PoliceChat).where(PoliceChat.commune_id == village.commune_id, PoliceChat.active)
-    ).all()
+    chats = directory.police_chats(ctx.session, village.commune_id)
     text = render(
         "report/incident_alert.html",
         village=village.name,
@@ -283,10 +280,10 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
         rows=rows,
     )
     for chat in chats:
-        ctx.replies.append(Reply(text, chat_id=chat.chat_id))
+        ctx.replies.append(OutgoingReply(text, chat_id=chat.chat_id))
         for label, file_id in photos:
             ctx.replies.append(
-                Reply(
+                OutgoingReply(
                     render("report/photo_caption.html", label=label, village=village.name),
                     chat_id=chat.chat_id,
                     photo=file_id,
@@ -294,7 +291,7 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
             )
         for label, (lat, lon) in locations:
             ctx.replies.append(
-                Reply(
+                OutgoingReply(
                     render("report/location_caption.html", label=label, village=village.name),
                     chat_id=chat.chat_id,
                     location=(lat, lon),
@@ -309,14 +306,8 @@ async def reopen_command(ctx: Ctx) -> None:
     # commune Y must not reopen X's villages (ctx.actor.communes holds the communes of every role).
     police_of = set(police_commune_ids(ctx.actor))
     communes = [c for c in ctx.actor.communes.values() if c.id in police_of]
-    villages = ctx.session.exec(
-        select(Village).where(Village.commune_id.in_([c.id for c in communes]), Village.active)  # type: ignore[attr-defined]
-    ).all()
-    periods = ctx.session.exec(
-        select(Period)
-        .where(Period.commune_id.in_([c.id for c in communes]), Period.active, Period.opens_at <= ctx.now)  # type: ignore[attr-defined]
-        .order_by(Period.due_at.desc())  # type: ignore[attr-defined]
-    ).all()
+    villages = directory.active_villages(ctx.session, [c.id for c in communes])
+    periods = directory.opened_periods(ctx.session, [c.id for c in communes], ctx.now)
     args = list(ctx.args)
     period = None
     if args and any(p.code == args[-1] for p in periods):
@@ -326,8 +317,6 @@ async def reopen_command(ctx: Ctx) -> None:
         past_due = [p for p in periods if p.due_at <= ctx.now]
         period = past_due[0] if past_due else periods[0]
     name = " ".join(args).strip()
-    from bot.services.accounts import normalize_name
-
     village = (
         next((v for v in villages if normalize_name(v.name) == normalize_name(name)), None) if name else None
     )
@@ -344,8 +333,6 @@ async def reopen_command(ctx: Ctx) -> None:
     commune = ctx.session.get(Commune, village.commune_id)
     until = _local(ctx, row.until, commune)
     ctx.reply("report/reopened.html", period=period.label, village=village.name, until=until)
-    from bot.services.accounts import village_reporters
-
     for person in village_reporters(ctx.session, village.id):
         if person.chat_id is not None:
             ctx.reply("report/reopened_notice.html", to_chat=person.chat_id, period=period.label, until=until)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from bot.auth import Need, load_actor
 from bot.handlers.menu import chat_menu_setter, commands_for
 from bot.handlers.places import places_of
-from bot.handlers.registry import REGISTRY, Ctx
+from bot.handlers.registry import REGISTRY
 from bot.services.accounts import RedeemOutcome, TelegramUser, format_code, normalize_code, redeem_invite
+from bot.updates.context import Ctx
 
 
 @REGISTRY.command("start", need=Need.ANYONE, in_menu=True)

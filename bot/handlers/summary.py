@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import html
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.auth import Actor, Need
 from bot.forms.types import type_of
-from bot.handlers.registry import REGISTRY, Button, Ctx
-from bot.services import summaries
+from bot.views.form import split_html, vn_date, vn_number
+from bot.handlers.registry import REGISTRY
+from bot.services import directory, summaries
 from bot.services.completeness import Scope, VillageState, completeness, province_scope
 from bot.services.forms import (
     PeriodChoiceError,
@@ -40,9 +39,10 @@ from bot.services.forms import (
 )
 from bot.services.reminders import commune_zone
 from bot.texts import render
-from bot.views.form import split_html, vn_date, vn_number
+from bot.updates.context import Ctx
+from bot.updates.context import ReplyButton as Button
 from storage import audit
-from storage.models import Commune, CommuneForm, FormVersion, Period, Role, Village
+from storage.models import Commune, CommuneForm, Period, Role, Village
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def render_summary_messages(
     `actor_or_scope`: an Actor (checked with `can_see_commune`, PermissionError if not allowed; a
     supervisor also gets the "Toàn tỉnh" button), a Scope, a province name (the roll-up of the period's
     code across that province) or None (the period's commune, no check: e.g. for the police chat after
-    the deadline digest). Buttons are `bot.handlers.registry.Button(label, data)` with `sm:` data.
+    the deadline digest). Buttons are `bot.updates.context.ReplyButton(label, data)` with `sm:` data.
     """
     commune = session.get(Commune, period.commune_id)
     if commune is None:
@@ -336,41 +336,12 @@ def render_summary_messages(
 
 def _province_forms(session: Session, province: str) -> list[tuple[str, str, int]]:
     """Periodic forms used in the province: (form id, title, a representative commune_form id), main first."""
-    rows = session.exec(
-        select(CommuneForm.id, CommuneForm.commune_id, CommuneForm.form_id)
-        .join(Commune, Commune.id == CommuneForm.commune_id)
-        .where(Commune.province == province, Commune.active, CommuneForm.active)
-        .order_by(CommuneForm.commune_id, CommuneForm.position, CommuneForm.id)
-    ).all()
-    kinds: dict[str, tuple[str, str]] = {}
-    for form_id in {r[2] for r in rows}:
-        newest = session.exec(
-            select(FormVersion).where(FormVersion.form_id == form_id).order_by(FormVersion.version.desc())  # type: ignore[attr-defined]
-        ).first()
-        if newest is not None:
-            kinds[form_id] = (newest.kind, newest.title)
-    periodic = [r for r in rows if kinds.get(r[2], ("",))[0] == "periodic"]
-    mains: Counter[str] = Counter()
-    seen: set[int] = set()
-    representative: dict[str, int] = {}
-    for cf_id, commune_id, form_id in periodic:
-        representative.setdefault(form_id, cf_id)
-        if commune_id not in seen:
-            seen.add(commune_id)
-            mains[form_id] += 1
-    order = sorted(representative, key=lambda f: (-mains[f], list(representative).index(f)))
-    return [(f, kinds[f][1], representative[f]) for f in order]
+    return directory.province_forms(session, province)
 
 
 def _province_codes(session: Session, province: str, form_id: str) -> list[tuple[str, str, int, datetime]]:
     """(code, label, anchor period id, first opening) of the form's periods in the province, newest first."""
-    rows = session.exec(
-        select(Period.code, func.min(Period.label), func.min(Period.id), func.min(Period.opens_at))
-        .join(Commune, Commune.id == Period.commune_id)
-        .where(Commune.province == province, Commune.active, Period.form_id == form_id, Period.active)
-        .group_by(Period.code)
-    ).all()
-    return sorted(rows, key=lambda r: (r[3], r[0]), reverse=True)
+    return directory.province_period_codes(session, province, form_id)
 
 
 def _province_default(session: Session, province: str, form_id: str, now: datetime) -> Period | None:

@@ -2,5 +2,6 @@
 
 `rules` parses the setup file's `reminders` and `quiet_hours`; `planner` decides what should be sent
 and when (pure, no clock reads); `content` renders an outbox row at send time. The database side is
-`bot.services.reminders`; the sending side (dispatcher, rate limiter, scheduler) lives next to these.
+`bot.services.reminders`; `scheduler` ticks planning and sending, and `remind_now` is `baocao remind --now`.
+Sending itself (outbox dispatcher, rate limiter) is `bot.delivery`.
 """

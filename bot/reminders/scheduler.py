@@ -13,13 +13,16 @@ be marked, hands claimed but unsent rows back to `pending`, and waits for the cy
 Nothing is kept in memory between ticks: a restarted process carries on from the table.
 
 Several processes on one PostgreSQL: every planning run (reminders, then the summary pushes) is its
-own transaction that first tries `pg_try_advisory_xact_lock(PLANNER_LOCK_NAMESPACE, PLANNER_LOCK_KEY)`;
+own transaction that first tries the advisory lock (PLANNER_LOCK_NAMESPACE, PLANNER_LOCK_KEY) (storage.locks);
 when another process holds it, that process is planning the same rows right now and this run is
 skipped (`planner_skips`), not waited for. The lock ends with the planning transaction, so a process
 that dies mid-plan frees it at once. The planner is idempotent anyway (outbox keys, INSERT … ON
 CONFLICT DO NOTHING): the lock saves the duplicated work and the row-lock waits between two planners,
 and `baocao remind --now` may safely plan without it. The dispatcher runs in every process: claims
-are `FOR UPDATE SKIP LOCKED` with leases (bot.reminders.dispatch). SQLite: one process only.
+are `FOR UPDATE SKIP LOCKED` with leases (bot.delivery.dispatcher). SQLite: one process only.
+
+This module wires the dispatcher's renderer (`bot.reminders.content.render_outbox`) and the planners
+(`bot.services.reminders.plan`, then the summary pushes) unless it is given others.
 """
 
 from __future__ import annotations
@@ -33,26 +36,21 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram import Bot
 
 from bot import metrics
 from bot.clock import Clock, system_clock
-from bot.reminders.dispatch import (
-    DEFAULT_BATCH,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_LEASE,
-    DispatchReport,
-    RenderFn,
-    default_worker_id,
-    dispatch_due,
-    load_default_plan,
-    load_default_render,
-)
-from bot.reminders.ratelimit import RateLimiter
+from bot.delivery.dispatcher import DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, dispatch_due
+from bot.delivery.outbox import DispatchReport, RenderFn, default_worker_id
+from bot.delivery.ratelimit import RateLimiter
+from bot.reminders.content import render_outbox
+from bot.reminders.summary_push import plan_summary_pushes
+from bot.services.reminders import plan as plan_reminders
 from storage.db import session_scope
+from storage.locks import try_advisory_xact_lock
+from storage.processed_updates import forget_old_updates
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -78,14 +76,22 @@ PLANNER_BUSY: Any = _Busy()
 
 def try_lock_planner(session: Session) -> bool:
     """Try the planner's transaction-level advisory lock; True when held (always on SQLite)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    return bool(
-        session.execute(
-            text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
-            {"ns": PLANNER_LOCK_NAMESPACE, "key": PLANNER_LOCK_KEY},
-        ).scalar_one()
-    )
+    return try_advisory_xact_lock(session, PLANNER_LOCK_NAMESPACE, PLANNER_LOCK_KEY)
+
+
+def load_default_render(default_tz: str | None = None) -> RenderFn:
+    """The dispatcher's renderer: `bot.reminders.content.render_outbox` (in `default_tz` when given)."""
+    return render_outbox if default_tz is None else functools.partial(render_outbox, default_tz=default_tz)
+
+
+def load_default_plan(default_tz: str | None = None) -> Callable[[Session, datetime], Any]:
+    """The reminder planner: `bot.services.reminders.plan` (in `default_tz` when given)."""
+    return plan_reminders if default_tz is None else functools.partial(plan_reminders, default_tz=default_tz)
+
+
+def summary_push_planner(default_tz: str | None) -> Callable[[Session, datetime], Any]:
+    """The planner of the police summary pushes (in `default_tz`, else Việt Nam's zone)."""
+    return functools.partial(plan_summary_pushes, default_tz=default_tz or "Asia/Ho_Chi_Minh")
 
 
 def plan_locked(engine: Engine, now: datetime, planner: Callable[[Session, datetime], Any]) -> Any:
@@ -229,7 +235,6 @@ class ReminderScheduler:
         now = self.clock()
         if self._tidied_at is not None and now - self._tidied_at < TIDY_EVERY:
             return
-        from bot.handlers.registry import forget_old_updates
 
         def forget() -> int:
             total = 0
@@ -267,11 +272,7 @@ class ReminderScheduler:
         metrics.record_planned(getattr(report, "created", 0))  # committed by plan_locked just now
         if self._plan is None:
             try:
-                from bot.reminders.summary_push import plan_summary_pushes
-
-                pushes = functools.partial(
-                    plan_summary_pushes, default_tz=self.default_tz or "Asia/Ho_Chi_Minh"
-                )
+                pushes = summary_push_planner(self.default_tz)
                 if await asyncio.to_thread(plan_locked, self.engine, self.clock(), pushes) is PLANNER_BUSY:
                     self.planner_skips += 1
             except Exception:

@@ -13,7 +13,7 @@ restart neither loses nor repeats a push (the dispatcher sends each row once):
 Rendering (`render_summary_push`) happens at send time from the current database: the /tonghop text
 (heading, completeness, indicators, free texts; cut at line boundaries, user text escaped) as several
 text parts and the PNG charts (completeness by village, main indicators against the previous period)
-as photos before them — a `bot.reminders.dispatch.Parts`. It returns None (the row becomes obsolete)
+as photos before them — a `bot.delivery.outbox.Parts`. It returns None (the row becomes obsolete)
 when the push is no longer useful: the period, commune, form link or police chat is gone, the push is
 older than `PUSH_STALE`, a "due" push whose "complete" push is already planned (that one says it all),
 or a "complete" push for a period no longer complete.
@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from bot.reminders.dispatch import Parts, Photo
+from bot.delivery.outbox import OutboxPhoto, Parts
+from bot.views.form import split_html
 from bot.services.completeness import Scope
 from bot.services.reminders import (
     DEFAULT_TZ,
@@ -41,7 +42,6 @@ from bot.services.reminders import (
 )
 from bot.setup_file import code_slug
 from bot.texts import render
-from bot.views.form import split_html
 from storage.models import (
     Commune,
     Outbox,
@@ -219,14 +219,14 @@ def _complete_planned(session: Session, row: Outbox) -> bool:
     return found is not None
 
 
-def _charts(summary: Any, commune: Commune, tz: ZoneInfo) -> tuple[Photo, ...]:
+def _charts(summary: Any, commune: Commune, tz: ZoneInfo) -> tuple[OutboxPhoto, ...]:
     """The completeness chart and, when there are numbers, the indicators chart (PNG)."""
     from bot.exports.chart import completeness_chart, indicators_chart
 
     period = summary.scope.period
     stem = f"{code_slug(commune.code or commune.name)}-{code_slug(period.code)}"
     photos = [
-        Photo(
+        OutboxPhoto(
             completeness_chart(summary.completeness, tz=tz),
             f"{stem}-nop-bao-cao.png",
             render("summary/push_chart.html", chart="completeness", period_label=period.label)[:1024],
@@ -235,7 +235,7 @@ def _charts(summary: Any, commune: Commune, tz: ZoneInfo) -> tuple[Photo, ...]:
     numbers = [i for i in summary.indicators if i.kind == "number" and i.answered]
     if numbers:
         photos.append(
-            Photo(
+            OutboxPhoto(
                 indicators_chart(
                     summary.indicators,
                     period_label=period.label,
@@ -293,7 +293,7 @@ def render_summary_push(
     texts = split_html("\n\n".join([heading, *(text for text, _ in messages), footer]))
     if len(texts) > MAX_PARTS:
         texts = [*texts[: MAX_PARTS - 1], footer]
-    photos: tuple[Photo, ...] = ()
+    photos: tuple[OutboxPhoto, ...] = ()
     if charts:
         try:
             photos = _charts(summary, commune, tz)

@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage import audit
+from storage.locks import for_update
 from storage.models import Commune, Invite, InviteAttempt, Membership, Person, Role, Village
 
 # Crockford base32: no I, L, O, U — nothing to misread on a phone screen.
@@ -546,13 +547,9 @@ def forget_person(session: Session, person_id: int, now: datetime, actor: str) -
         drafts_removed += 1
     from bot.services.reports import REV
 
-    shared = (
-        select(Draft)
-        .where(Draft.owner_person_id.is_(None))  # type: ignore[union-attr]
-        .with_for_update()  # a turn on the same draft waits (PostgreSQL); SQLite has one writer anyway
-        .execution_options(populate_existing=True)
-    )
-    for draft in list(session.exec(shared)):
+    shared = select(Draft).where(Draft.owner_person_id.is_(None))  # type: ignore[union-attr]
+    # a turn on the same draft waits (PostgreSQL); SQLite has one writer anyway
+    for draft in list(session.exec(for_update(shared))):
         if str(person_id) in (draft.seen or {}):
             kept = {k: v for k, v in draft.seen.items() if k != str(person_id)}
             kept[REV] = int(kept.get(REV) or 0) + 1  # a turn that read the draft before now retries

@@ -18,6 +18,7 @@ from sqlalchemy import and_, case, exists, func
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, select
 
+from storage.dialect import is_postgres
 from storage.models import Commune, Draft, Period, Submission, Village
 
 MAX_PROGRESS = 200  # drafts whose progress is computed (each one walks its form once)
@@ -228,7 +229,7 @@ def draft_flag(session: Session, scope: Scope, form_id: str) -> tuple[Any, Colum
     (returned first), which the planner costs far lower than the EXISTS (at 100,000 villages the EXISTS
     got a 1.1 s JIT compilation; the join 0.08 s).
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         flag = exists().where(
             Draft.village_id == Village.id, Draft.period_id == Period.id, Draft.form_id == form_id
         )

@@ -51,6 +51,7 @@ from storage.models import (
     Submission,
     Village,
 )
+from storage.upsert import insert_new
 
 NUDGE_EVERY = timedelta(hours=1)  # at most one nudge per village and period in this time
 CHUNK = 500
@@ -386,16 +387,7 @@ def _row(p: Planned, now: datetime) -> dict[str, Any]:
 
 def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> int:
     """INSERT … ON CONFLICT (key) DO NOTHING (one executemany); returns how many rows were new."""
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    table = Outbox.__table__  # type: ignore[attr-defined]
-    stmt = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
-    return len(session.execute(stmt, rows).all())
+    return insert_new(session, Outbox.__table__, rows, key="key")  # type: ignore[attr-defined]
 
 
 def _obsolete(session: Session, ids: Sequence[int]) -> int:

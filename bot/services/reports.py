@@ -28,6 +28,7 @@ from bot.services.accounts import ALPHABET
 from bot.services.forms import commune_forms, get_form
 from bot.views.form import MAX_TITLE_SHOWN, cut
 from storage import audit
+from storage.locks import for_update
 from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village
 
 DEFAULT_REOPEN = timedelta(days=3)
@@ -160,7 +161,7 @@ def _locked(query: Any) -> Any:
 
     SQLite ignores FOR UPDATE; there the compare-and-set in `_save` catches a concurrent writer.
     """
-    return query.with_for_update().execution_options(populate_existing=True)
+    return for_update(query)
 
 
 def _draft_by_id_query() -> Any:

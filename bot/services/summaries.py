@@ -56,6 +56,7 @@ from bot.services.completeness import (
     previous_scope,
     province_scope,
 )
+from storage.dialect import dialect_name
 from storage.models import Commune, FormVersion, Period, Submission, Village
 
 SHORT_TEXT = 200  # free texts are shown up to this many characters, with a button for the rest
@@ -259,7 +260,7 @@ class Summary:
 
 
 def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
+    return dialect_name(session)
 
 
 NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character: PostgreSQL refuses to make text of it

@@ -28,7 +28,7 @@ transaction as the handler's writes makes a re-send of a committed update a no-o
 server keeps a webhook queue per chat and POSTs a chat's next update only after the previous one was
 answered (different chats go in parallel, up to `max_connections`) — how its open-source server
 works, not a documented promise — so answering late is also what keeps one chat's updates in order
-across several workers. The per-chat advisory lock (bot.handlers.registry) covers the rest: a re-send
+across several workers. The per-chat advisory lock (bot.updates.pipeline) covers the rest: a re-send
 overlapping a slow first delivery, or two updates of one chat in flight at once, are applied one
 after the other, never interleaved (in that last case in the order the workers got the lock).
 

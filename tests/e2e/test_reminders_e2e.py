@@ -253,7 +253,7 @@ def test_a_wave_of_200_survives_a_sigkill_mid_wave_each_delivered_once(
     chats = wave(reminder_bot, emulator, database_url, tmp_path, 200)
     # after 60 messages Telegram says "retry after 5": every sender pauses, the requests already in
     # flight finish, and the process is quiet — that is when the power goes. (A kill inside a
-    # request→commit window is the one documented duplicate; see bot/reminders/dispatch.py.)
+    # request→commit window is the one documented duplicate; see bot/delivery/dispatcher.py.)
     emulator.set_faults(FaultPlan(script={"sendMessage": [None] * 60 + ["429"]}, retry_after=5))
     reminder_bot.start()
     emulator.wait_for_sync(lambda: any(r.status == 429 for r in emulator.requests_for("sendMessage")), 30)

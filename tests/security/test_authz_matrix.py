@@ -144,7 +144,7 @@ def _routed(caplog: pytest.LogCaptureFixture, update_id: int) -> list[str]:
     """The registry's own log line says which handler ran an update (kind:name)."""
     out = []
     for record in caplog.records:
-        if record.name != "bot.handlers.registry":
+        if record.name != "bot.updates.pipeline":
             continue
         message = record.getMessage()
         update = re.search(r"\bupdate[= ](\d+)", message)
@@ -159,7 +159,7 @@ async def test_matrix(
     world: World, kind: str, name: str, spec: Spec, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     """Each of the six roles gets the handler or a refusal, exactly as the need's rule says."""
-    caplog.set_level(logging.INFO, logger="bot.handlers.registry")
+    caplog.set_level(logging.INFO, logger="bot.updates.pipeline")
     expected_need = EXPECTED_NEEDS.get((kind, name))
     assert expected_need is not None, f"{kind} {name} has no expectation rule"
     table, wrong = [], []

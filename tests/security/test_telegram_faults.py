@@ -276,7 +276,7 @@ def _faults(emulator: EmulatorServer) -> Counter[str]:
 @pytest.mark.xfail(
     strict=True,
     reason="known hole: Telegram has no idempotency key; a reminder Telegram delivered but whose answer was "
-    "lost (read timeout, reset) is retried and arrives twice (bot/reminders/dispatch.py, at-least-once)",
+    "lost (read timeout, reset) is retried and arrives twice (bot/delivery/dispatcher.py, at-least-once)",
 )
 def test_a_reminder_whose_answer_is_lost_after_delivery_arrives_twice(
     wave_bot: PollingBot,

@@ -1,0 +1,320 @@
+"""The outbox seen by its dispatcher: what a renderer returns (`Parts`, `OutboxPhoto`), the requests a
+message takes (`SendStep`), what became of each row (`SendOutcome`, `DispatchResult`, `DispatchReport`), and
+the one-row UPDATEs that renew, mark and hand back claimed rows (claims themselves: storage.outbox_claims)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+from telegram import InlineKeyboardMarkup
+
+from bot.delivery.telegram_send import inline_keyboard
+from storage import audit
+from storage.models import Outbox, OutboxStatus, Person
+from storage.outbox_claims import OUTBOX, Claimed
+
+BACKOFF_BASE: Final = timedelta(seconds=30)
+BACKOFF_CAP: Final = timedelta(hours=1)
+
+
+class Outgoing(Protocol):
+    """What a render function returns: an HTML text and inline buttons as rows of (label, data)."""
+
+    text: str
+    buttons: Sequence[Sequence[tuple[str, str]]]
+
+
+RenderFn = Callable[[Session, Outbox, datetime], "Outgoing | None"]
+PARTS_SENT: Final = "parts_sent"  # payload key: parts of a multi-part message already sent
+
+
+@dataclass(frozen=True)
+class OutboxPhoto:
+    """A picture sent before the text parts: PNG (or JPEG) bytes, a file name and an HTML caption ≤ 1024."""
+
+    content: bytes = field(repr=False)
+    filename: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A message in several parts: photos first, then texts (each ≤ 4096); buttons on the last text.
+
+    Each part is recorded in the row's payload (`parts_sent`) as soon as Telegram accepted it, so a
+    retry goes on with the next part; the row is marked sent after the last one.
+    """
+
+    texts: tuple[str, ...]
+    photos: tuple[OutboxPhoto, ...] = ()
+    buttons: Sequence[Sequence[tuple[str, str]]] = ()
+
+    @property
+    def text(self) -> str:
+        """The first text part (what a one-part reader shows)."""
+        return self.texts[0] if self.texts else ""
+
+
+@dataclass(frozen=True)
+class SendStep:
+    """One request of a message: a photo or a text, with the buttons if it is the last text."""
+
+    text: str = ""
+    photo: OutboxPhoto | None = None
+    markup: InlineKeyboardMarkup | None = None
+
+
+def message_steps(out: Outgoing) -> list[SendStep]:
+    """The requests an outgoing message takes: its photos, then its texts (buttons on the last text)."""
+    photos = tuple(getattr(out, "photos", ()) or ())
+    texts = tuple(getattr(out, "texts", ()) or ()) or (out.text,)
+    markup = inline_keyboard(out.buttons)
+    steps = [SendStep(photo=p) for p in photos]
+    steps += [SendStep(text=t, markup=markup if i == len(texts) - 1 else None) for i, t in enumerate(texts)]
+    return steps
+
+
+class SendOutcome(StrEnum):
+    """What became of one claimed row in this run."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    OBSOLETE = "obsolete"
+    RETRY = "retry"  # handed back with backoff after a transient error
+    RELEASED = "released"  # handed back untouched (graceful stop before sending)
+    LOST = "lost"  # another dispatcher took the row over (our lease had ended); not sent by us
+
+
+_LABELS: Final = {
+    SendOutcome.SENT: "đã gửi",
+    SendOutcome.FAILED: "thất bại",
+    SendOutcome.OBSOLETE: "không cần nữa",
+    SendOutcome.RETRY: "gửi lại sau",
+    SendOutcome.RELEASED: "trả lại",
+    SendOutcome.LOST: "bỏ qua",
+}
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    """The outcome for one row."""
+
+    row_id: int
+    key: str
+    kind: str
+    chat_id: int
+    outcome: SendOutcome
+    detail: str = ""
+    message_id: int | None = None
+    retry_at: datetime | None = None
+
+    def line(self) -> str:
+        """One line for the command line."""
+        head = f"{_LABELS[self.outcome]:<14} #{self.row_id} {self.kind} → chat {self.chat_id} [{self.key}]"
+        if self.outcome is SendOutcome.SENT:
+            return f"{head} (tin nhắn {self.message_id})"
+        if self.outcome is SendOutcome.RETRY and self.retry_at is not None:
+            return f"{head}: {self.detail} — thử lại lúc {self.retry_at:%Y-%m-%d %H:%M:%S} UTC"
+        return f"{head}: {self.detail}" if self.detail else head
+
+
+@dataclass
+class DispatchReport:
+    """Everything one `dispatch_due` run did."""
+
+    results: list[DispatchResult] = field(default_factory=list)
+    claimed: int = 0
+    flood_waits: int = 0  # 429s answered by pausing and sending again
+    already_sent: int = 0  # marks that found the row sent by someone else (a duplicate happened)
+    unmarked: int = 0  # sent, but the `sent` commit failed every try (will be sent again after the lease)
+    more: bool = False  # stopped by the time budget with rows possibly still due
+    commit_windows: list[float] = field(default_factory=list)  # seconds from Telegram's ok to commit
+
+    def count(self, outcome: SendOutcome) -> int:
+        """How many rows ended with `outcome`."""
+        return sum(1 for r in self.results if r.outcome is outcome)
+
+    @property
+    def sent(self) -> int:
+        """Rows sent."""
+        return self.count(SendOutcome.SENT)
+
+    @property
+    def failed(self) -> int:
+        """Rows given up."""
+        return self.count(SendOutcome.FAILED)
+
+    @property
+    def obsolete(self) -> int:
+        """Rows no longer useful."""
+        return self.count(SendOutcome.OBSOLETE)
+
+    @property
+    def retried(self) -> int:
+        """Rows handed back for a later attempt."""
+        return self.count(SendOutcome.RETRY)
+
+    def summary(self) -> str:
+        """One Vietnamese line: counts by outcome."""
+        counts = Counter(r.outcome for r in self.results)
+        parts = [f"{_LABELS[o]} {counts[o]}" for o in SendOutcome if counts[o] or o is SendOutcome.SENT]
+        extra = f"; {self.flood_waits} lần Telegram bảo chờ (429)" if self.flood_waits else ""
+        return f"Tin nhắn đến hạn: {self.claimed} — " + ", ".join(parts) + extra
+
+
+def default_worker_id() -> str:
+    """host:pid:random — unique per process, readable in `claimed_by`."""
+    return f"{socket.gethostname()[:50]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after the `attempts`-th failed try: 30 s, 1 min, 2 min, … at most 1 h."""
+    exponent = max(0, attempts - 1)
+    if exponent >= 20:
+        return BACKOFF_CAP
+    return min(BACKOFF_CAP, BACKOFF_BASE * (2**exponent))
+
+
+# ---------------------------------------------------------------------------------- one-row UPDATEs
+
+
+def _mine(row_id: int, worker_id: str) -> Any:
+    c = OUTBOX.c
+    return and_(c.id == row_id, c.claimed_by == worker_id, c.status == OutboxStatus.SENDING.value)
+
+
+def renew_lease(conn: Connection, row_id: int, worker_id: str, until: datetime) -> bool:
+    """Move the lease of a row we hold to `until`; False when another dispatcher took it over."""
+    done = conn.execute(update(OUTBOX).where(_mine(row_id, worker_id)).values(claimed_until=until)).rowcount
+    return bool(done)
+
+
+def record_progress(conn: Connection, row_id: int, worker_id: str, payload: dict[str, Any]) -> bool:
+    """Write the payload (with `parts_sent`) of a row we hold."""
+    done = conn.execute(update(OUTBOX).where(_mine(row_id, worker_id)).values(payload=payload)).rowcount
+    return bool(done)
+
+
+def mark_sent(conn: Connection, row_id: int, at: datetime, message_id: int | None) -> bool:
+    """`status = 'sent'` unless it is already; False when someone else marked it first."""
+    c = OUTBOX.c
+    done = conn.execute(
+        update(OUTBOX)
+        .where(c.id == row_id, c.status != OutboxStatus.SENT.value)
+        .values(
+            status=OutboxStatus.SENT.value,
+            sent_at=at,
+            telegram_message_id=message_id,
+            claimed_until=None,
+            last_error=None,
+        )
+    ).rowcount
+    return bool(done)
+
+
+def finish(conn: Connection, row_id: int, worker_id: str, status: OutboxStatus, error: str | None) -> bool:
+    """End a row we hold with `status` (failed, obsolete)."""
+    done = conn.execute(
+        update(OUTBOX)
+        .where(_mine(row_id, worker_id))
+        .values(status=status.value, claimed_until=None, last_error=error)
+    ).rowcount
+    return bool(done)
+
+
+def hand_back(conn: Connection, row_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool:
+    """Count a failed try of a row we hold: pending again at `retry_at`, or `failed` when None."""
+    c = OUTBOX.c
+    if retry_at is None:
+        values: dict[str, Any] = {"status": OutboxStatus.FAILED.value, "claimed_until": None}
+    else:
+        values = {
+            "status": OutboxStatus.PENDING.value,
+            "claimed_by": None,
+            "claimed_until": None,
+            "due_at": retry_at,
+        }
+    done = conn.execute(
+        update(OUTBOX)
+        .where(_mine(row_id, worker_id))
+        .values(attempts=c.attempts + 1, last_error=error, **values)
+    ).rowcount
+    return bool(done)
+
+
+def release_unsent(conn: Connection, row_ids: list[int], worker_id: str) -> None:
+    """Hand rows we hold back to `pending` untouched (a stop before sending)."""
+    c = OUTBOX.c
+    conn.execute(
+        update(OUTBOX)
+        .where(c.id.in_(row_ids), c.claimed_by == worker_id, c.status == OutboxStatus.SENDING.value)
+        .values(status=OutboxStatus.PENDING.value, claimed_by=None, claimed_until=None)
+    )
+
+
+def move_chat(conn: Connection, row_id: int, worker_id: str, chat_id: int) -> None:
+    """A row we hold follows its group to the group's new chat id."""
+    conn.execute(update(OUTBOX).where(_mine(row_id, worker_id)).values(chat_id=chat_id))
+
+
+def fail_blocked_chat(
+    session: Session, row: Claimed, worker_id: str, chat_id: int, error: str, now: datetime
+) -> int:
+    """The chat refused the bot (403): the row and every other pending one for that chat `failed`, the
+    person inactive and `blocked_at` (audited); returns how many other rows failed."""
+    c = OUTBOX.c
+    session.execute(
+        update(OUTBOX)
+        .where(_mine(row.id, worker_id))
+        .values(status=OutboxStatus.FAILED.value, claimed_until=None, last_error=error)
+    )
+    others = session.execute(
+        update(OUTBOX)
+        .where(
+            c.chat_id == chat_id,
+            c.id != row.id,
+            or_(
+                c.status == OutboxStatus.PENDING.value,
+                and_(c.status == OutboxStatus.SENDING.value, c.claimed_by == worker_id),
+            ),
+        )
+        .values(
+            status=OutboxStatus.FAILED.value,
+            claimed_until=None,
+            last_error=f"chat đã chặn bot (xem #{row.id})",
+        )
+    ).rowcount
+    people: list[Person] = []
+    if chat_id > 0 or row.person_id is not None:
+        who = [Person.chat_id == chat_id] if chat_id > 0 else []
+        if row.person_id is not None:
+            who.append(Person.id == row.person_id)
+        people = list(session.scalars(select(Person).where(or_(*who), Person.active.is_(True))))
+    for person in people:
+        person.active = False
+        person.blocked_at = now
+        person.updated_at = now
+        audit.record(
+            session,
+            at=now,
+            actor="dispatcher",
+            action="person.blocked",
+            entity="person",
+            entity_id=person.id,
+            chat_id=chat_id,
+            error=error,
+            outbox_id=row.id,
+            also_failed=others,
+        )
+    return int(others)

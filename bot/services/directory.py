@@ -1,0 +1,113 @@
+"""Lookups the handlers need: the communes, villages, periods and police chats a person may act on, and the
+forms and period codes of a province."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from storage.models import Commune, CommuneForm, FormVersion, Period, PoliceChat, Village
+
+
+def active_villages(session: Session, commune_ids: Iterable[int], *, by_name: bool = False) -> list[Village]:
+    """The active villages of these communes (sorted by name when `by_name`)."""
+    query = select(Village).where(Village.commune_id.in_(list(commune_ids)), Village.active)  # type: ignore[attr-defined]
+    if by_name:
+        query = query.order_by(Village.name)
+    return list(session.exec(query).all())
+
+
+def opened_periods(session: Session, commune_ids: Iterable[int], now: datetime) -> list[Period]:
+    """The active periods of these communes opened by `now`, latest deadline first."""
+    return list(
+        session.exec(
+            select(Period)
+            .where(Period.commune_id.in_(list(commune_ids)), Period.active, Period.opens_at <= now)  # type: ignore[attr-defined]
+            .order_by(Period.due_at.desc())  # type: ignore[attr-defined]
+        ).all()
+    )
+
+
+def active_period_codes(session: Session, commune_ids: Iterable[int]) -> set[str]:
+    """The codes of the active periods of these communes."""
+    return set(
+        session.exec(
+            select(Period.code).where(Period.commune_id.in_(list(commune_ids)), Period.active)  # type: ignore[attr-defined]
+        )
+    )
+
+
+def police_chats(session: Session, commune_id: int) -> list[PoliceChat]:
+    """The active police group chats of a commune."""
+    return list(
+        session.exec(select(PoliceChat).where(PoliceChat.commune_id == commune_id, PoliceChat.active)).all()
+    )
+
+
+def communes_of_police_chat(session: Session, chat_id: int) -> list[Commune]:
+    """The active communes a group chat is registered for as their police chat."""
+    rows = session.exec(
+        select(PoliceChat, Commune)
+        .join(Commune, Commune.id == PoliceChat.commune_id)
+        .where(PoliceChat.chat_id == chat_id, PoliceChat.active, Commune.active)
+    ).all()
+    return [commune for _chat, commune in rows]
+
+
+def communes_visible(session: Session, commune_ids: Iterable[int], provinces: Iterable[str]) -> list[Commune]:
+    """Active communes among `commune_ids` or in `provinces`, by id."""
+    return list(
+        session.exec(
+            select(Commune)
+            .where(
+                Commune.active,
+                or_(Commune.id.in_(list(commune_ids)), Commune.province.in_(list(provinces))),  # type: ignore[union-attr]
+            )
+            .order_by(Commune.id)
+        )
+    )
+
+
+def province_forms(session: Session, province: str) -> list[tuple[str, str, int]]:
+    """Periodic forms used in the province: (form id, title, a representative commune_form id), main first."""
+    rows = session.exec(
+        select(CommuneForm.id, CommuneForm.commune_id, CommuneForm.form_id)
+        .join(Commune, Commune.id == CommuneForm.commune_id)
+        .where(Commune.province == province, Commune.active, CommuneForm.active)
+        .order_by(CommuneForm.commune_id, CommuneForm.position, CommuneForm.id)
+    ).all()
+    kinds: dict[str, tuple[str, str]] = {}
+    for form_id in {r[2] for r in rows}:
+        newest = session.exec(
+            select(FormVersion).where(FormVersion.form_id == form_id).order_by(FormVersion.version.desc())  # type: ignore[attr-defined]
+        ).first()
+        if newest is not None:
+            kinds[form_id] = (newest.kind, newest.title)
+    periodic = [r for r in rows if kinds.get(r[2], ("",))[0] == "periodic"]
+    mains: Counter[str] = Counter()
+    seen: set[int] = set()
+    representative: dict[str, int] = {}
+    for cf_id, commune_id, form_id in periodic:
+        representative.setdefault(form_id, cf_id)
+        if commune_id not in seen:
+            seen.add(commune_id)
+            mains[form_id] += 1
+    order = sorted(representative, key=lambda f: (-mains[f], list(representative).index(f)))
+    return [(f, kinds[f][1], representative[f]) for f in order]
+
+
+def province_period_codes(
+    session: Session, province: str, form_id: str
+) -> list[tuple[str, str, int, datetime]]:
+    """(code, label, anchor period id, first opening) of the form's periods in the province, newest first."""
+    rows = session.exec(
+        select(Period.code, func.min(Period.label), func.min(Period.id), func.min(Period.opens_at))
+        .join(Commune, Commune.id == Period.commune_id)
+        .where(Commune.province == province, Commune.active, Period.form_id == form_id, Period.active)
+        .group_by(Period.code)
+    ).all()
+    return sorted(rows, key=lambda r: (r[3], r[0]), reverse=True)

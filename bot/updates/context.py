@@ -1,0 +1,89 @@
+"""What a handler works with: `Ctx` (the update, its session, the actor, the reply queue) and the replies it
+queues (`OutgoingReply`, with `ReplyButton` inline buttons). Handlers import it from here; the pipeline
+(bot.updates.pipeline) builds one per update and sends its replies after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from telegram import Update
+
+from bot.auth import Actor
+from bot.deps import Deps
+from bot.texts import render
+
+
+@dataclass(frozen=True)
+class ReplyButton:
+    """An inline button of a queued reply: a label and its callback data (≤ 64 bytes)."""
+
+    label: str
+    data: str
+
+
+ButtonRows = tuple[tuple[ReplyButton, ...], ...]
+
+
+@dataclass
+class OutgoingReply:
+    """A message queued by a handler, sent after the transaction commits."""
+
+    text: str
+    buttons: ButtonRows = ()
+    chat_id: int | None = None  # default: the chat the update came from
+    edit_message_id: int | None = None
+    photo: str | None = None  # file_id: sent as a photo with `text` as caption
+    location: tuple[float, float] | None = None  # sent as a map pin after `text`
+
+
+@dataclass
+class Ctx:
+    """What a handler gets: the update, its session, the actor and a reply queue (built by the pipeline)."""
+
+    update: Update
+    session: Any  # sqlmodel.Session
+    actor: Actor
+    deps: Deps
+    now: datetime
+    args: tuple[str, ...] = ()
+    replies: list[OutgoingReply] = field(default_factory=list)
+    callback_answer: str | None = None
+    after_commit: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # after the commit too, started once the first reply is out and run at the same time as the rest: calls
+    # whose order against the chat's new messages does not matter (removing an old message's buttons, setting
+    # the chat's command menu)
+    alongside: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def chat_id(self) -> int:
+        """The chat the update came from."""
+        return self.update.effective_chat.id  # type: ignore[union-attr]
+
+    @property
+    def sent_at(self) -> datetime:
+        """When the person sent the message (Telegram's date), else now."""
+        message = self.update.effective_message
+        return message.date if message is not None and message.date is not None else self.now
+
+    def reply(
+        self,
+        template: str,
+        /,
+        *,
+        buttons: ButtonRows = (),
+        to_chat: int | None = None,
+        **context: Any,
+    ) -> None:
+        """Queue a message rendered from `template` (to this chat unless `to_chat`)."""
+        self.replies.append(OutgoingReply(render(template, **context), buttons, to_chat))
+
+    def reply_html(self, text: str, buttons: ButtonRows = (), *, to_chat: int | None = None) -> None:
+        """Queue an already rendered message (e.g. a form screen from bot.views.form)."""
+        self.replies.append(OutgoingReply(text, buttons, to_chat))
+
+    def answer_callback(self, template: str, /, **context: Any) -> None:
+        """Set the short toast shown when a button is pressed."""
+        self.callback_answer = render(template, **context)

@@ -1,0 +1,206 @@
+"""The per-update transaction every declared handler runs in: gate, session, chat lock, update dedup, actor,
+need, handler, commit; then the queued replies (bot.updates.replies) and the after-commit actions.
+
+Several workers (processes or machines on one PostgreSQL) may handle updates of the same bot. Every
+update's transaction starts by taking a transaction-level advisory lock on its chat (storage.locks, keys
+`(CHAT_LOCK_NAMESPACE, crc32(<chat id>))` as signed 32-bit numbers), retried with short asynchronous sleeps
+so the event loop keeps serving while another worker finishes that chat's update; given up after
+`CHAT_LOCK_WAIT` seconds with an error. Under that lock the update id is checked and inserted into
+`processed_update` (storage.processed_updates) in the same transaction as the handler's writes: both
+commit together or neither does, so a crash never marks an update without applying it, and a
+redelivery — to this worker or another — waits for the first delivery's commit, then sees the id
+and is skipped. The lock ends with the transaction (commit or rollback). Replies are sent after the
+commit; the webhook answers Telegram after that (bot.web.app), and Telegram sends a chat's next
+update only once the previous one was answered, so one chat's updates are applied one after the
+other and in order (long polling: one process, one update at a time). SQLite has a single writer and a
+single supported process: no lock is taken, and a process-wide gate (`Deps.db_gate`) serialises the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.error import RetryAfter
+from telegram.ext import ContextTypes
+
+from bot import metrics
+from bot.auth import Need, load_actor
+from bot.deps import Deps
+from bot.texts import render
+from bot.updates.context import Ctx
+from bot.updates.replies import deliver, quietly
+from storage import audit
+from storage.db import session_scope
+from storage.dialect import is_sqlite
+from storage.locks import int32_key, try_advisory_xact_lock
+from storage.processed_updates import first_delivery
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Ctx], Awaitable[None]]
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
+CHAT_LOCK_NAMESPACE = 0x62630001  # first key of the per-chat advisory locks ("bc", 1)
+CHAT_LOCK_WAIT = 30.0  # seconds an update waits for another worker to finish its chat's update
+_LOCK_POLL = (0.005, 0.25)  # first and longest sleep between two tries of a held chat lock
+
+
+class ChatBusy(Exception):
+    """Another worker held this chat's lock for longer than CHAT_LOCK_WAIT."""
+
+
+class Declared(Protocol):
+    """What the pipeline reads of a declared handler (bot.handlers.registry.Spec)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    @property
+    def need(self) -> Need: ...
+    @property
+    def handler(self) -> Handler: ...
+    @property
+    def in_groups(self) -> bool: ...
+
+
+def wrap(spec: Declared, deps: Deps, in_group: Handler) -> Callback:
+    """The python-telegram-bot callback running `spec` through the pipeline; `in_group` answers a group chat
+    when the handler is for private chats only."""
+
+    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await run_update(spec, deps, update, context, in_group)
+
+    callback.__name__ = f"{spec.kind}:{spec.names[0]}"
+    return callback
+
+
+async def run_update(
+    spec: Declared, deps: Deps, update: Update, context: ContextTypes.DEFAULT_TYPE, in_group: Handler
+) -> None:
+    """Handle one update (see the module doc) and log one line about it: never its contents."""
+    started = time.perf_counter()
+    handler = f"{spec.kind}:{spec.names[0]}"
+    chat = update.effective_chat
+    fields: dict[str, Any] = {"role": "stranger", "outcome": "error"}
+    try:
+        if spec.kind == "unhandled":  # nobody takes it: the log line and the count, no session, no reply
+            fields.update(role="-", outcome="ignored")
+            return
+        fields["outcome"] = await _handle(spec, deps, update, context, fields, in_group)
+    except Exception as err:
+        if isinstance(err, RetryAfter):
+            metrics.record_429()
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        metrics.record_update(handler, fields["outcome"], seconds)
+        log.info(
+            "update %s chat %s role %s handler %s %.1fms %s",
+            update.update_id,
+            chat.id if chat else None,
+            fields["role"],
+            handler,
+            seconds * 1000,
+            fields["outcome"],
+            extra={
+                "update_id": update.update_id,
+                "chat_id": chat.id if chat else None,
+                "role": fields["role"],
+                "handler": handler,
+                "duration_ms": round(seconds * 1000, 1),
+                "outcome": fields["outcome"],
+            },
+        )
+
+
+async def _handle(
+    spec: Declared,
+    deps: Deps,
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    fields: dict[str, Any],
+    in_group: Handler,
+) -> str:
+    """The work of `run_update`; returns the outcome (ok, refused, group, duplicate)."""
+    now = deps.clock()
+    user = update.effective_user
+    chat = update.effective_chat
+    gate = deps.db_gate if is_sqlite(deps.engine) else contextlib.nullcontext()
+    async with gate:  # updates of other chats run meanwhile (their sends, or their whole work on PostgreSQL)
+        with session_scope(deps.engine) as session:
+            lock_id = chat.id if chat is not None else (user.id if user is not None else None)
+            if lock_id is not None:
+                await lock_chat(session, lock_id)
+            if not first_delivery(session, update.update_id, now):
+                return "duplicate"
+            actor = load_actor(session, user.id if user else None)
+            fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
+            ctx = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
+            if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
+                outcome = "group"
+                await in_group(ctx)
+            elif not actor.satisfies(spec.need):
+                outcome = "refused"
+                ctx.reply("auth/refused.html", need=str(spec.need), stranger=actor.is_stranger)
+                ctx.callback_answer = render("auth/refused_short.html")
+                _audit_refusal(ctx, spec)
+            else:
+                outcome = "ok"
+                await spec.handler(ctx)
+    bot = context.bot
+    await deliver(
+        bot,
+        ctx.replies,
+        chat_id=chat.id if chat is not None else None,
+        query=ctx.update.callback_query,
+        callback_answer=ctx.callback_answer,
+        alongside=ctx.alongside,
+    )
+    for action in ctx.after_commit:
+        await quietly(action, bot)
+    return outcome
+
+
+def chat_lock_key(chat_id: int) -> int:
+    """The chat id hashed to the signed 32-bit second key of its advisory lock (a clash only serialises)."""
+    return int32_key(chat_id)
+
+
+def try_lock_chat(session: Any, chat_id: int) -> bool:
+    """Try the chat's transaction-level advisory lock once; True when held (always on SQLite)."""
+    return try_advisory_xact_lock(session, CHAT_LOCK_NAMESPACE, chat_lock_key(chat_id))
+
+
+async def lock_chat(session: Any, chat_id: int, *, wait: float = CHAT_LOCK_WAIT) -> None:
+    """Hold the chat's advisory lock until the transaction ends, waiting without blocking the loop."""
+    if try_lock_chat(session, chat_id):
+        return
+    deadline = time.monotonic() + wait
+    pause = _LOCK_POLL[0]
+    log.debug("chat %s busy in another worker, waiting", chat_id)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(pause)
+        if try_lock_chat(session, chat_id):
+            return
+        pause = min(pause * 2, _LOCK_POLL[1])
+    raise ChatBusy(f"chat {chat_id} still locked by another worker after {wait:g}s")
+
+
+def _audit_refusal(ctx: Ctx, spec: Declared) -> None:
+    audit.record(
+        ctx.session,
+        at=ctx.now,
+        actor=f"telegram:{ctx.actor.telegram_user_id}",
+        action="auth.refused",
+        entity="handler",
+        entity_id=f"{spec.kind}:{spec.names[0]}",
+        need=str(spec.need),
+    )

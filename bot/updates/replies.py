@@ -1,0 +1,146 @@
+"""Sending a handler's queued replies after the commit: in order, each retried (429, network errors), the
+pressed button answered at the same time, and the `alongside` calls started once the first reply is out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+
+from bot.delivery.telegram_send import RetryPolicy, send_retrying
+from bot.updates.context import ButtonRows, OutgoingReply
+
+log = logging.getLogger(__name__)
+
+Action = Callable[[Any], Awaitable[None]]
+
+REPLY_TRIES = 3  # a reply is tried this often on flood control (429) and network errors, then given up
+REPLY_WAIT_CAP = 30.0  # seconds: longest wait for one retry_after; the chat's next update waits meanwhile
+# A reply lost after the commit would leave the person without their next question. A timeout may have been
+# delivered: at worst the same question arrives twice, which the person can ignore; a missing one they cannot
+# see.
+REPLY_POLICY = RetryPolicy(tries=REPLY_TRIES, wait_cap=REPLY_WAIT_CAP, label="reply")
+
+
+def keyboard(buttons: ButtonRows) -> InlineKeyboardMarkup | None:
+    """Inline keyboard markup for queued buttons."""
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons]
+    )
+
+
+async def quietly(action: Action, bot: Any) -> None:
+    """Run an after-commit action; its failure is logged and stops nothing else."""
+    try:
+        await action(bot)
+    except Exception:
+        log.warning("after-commit action failed", exc_info=True)
+
+
+async def deliver(
+    bot: Any,
+    replies: Sequence[OutgoingReply],
+    *,
+    chat_id: int | None,
+    query: Any = None,
+    callback_answer: str | None = None,
+    alongside: Sequence[Action] = (),
+) -> None:
+    """Send the queued replies in order (after commit), answering the pressed button (`query`) at the same
+    time; replies without a chat of their own go to `chat_id`."""
+    if query is None:
+        await send_replies(bot, replies, chat_id=chat_id, alongside=alongside)
+        return
+    # both round trips at once; wait for both, then raise what the replies raised (the answer logs its own)
+    sent, _ = await asyncio.gather(
+        send_replies(bot, replies, chat_id=chat_id, alongside=alongside),
+        _answer_query(query, callback_answer),
+        return_exceptions=True,
+    )
+    if isinstance(sent, BaseException):
+        raise sent
+
+
+async def _answer_query(query: Any, text: str | None) -> None:
+    """Stop the pressed button's spinner; an expired query must not stop the replies."""
+    try:
+        await query.answer(text)
+    except Exception:
+        log.warning("could not answer callback query", exc_info=True)
+
+
+async def send_replies(
+    bot: Any, replies: Sequence[OutgoingReply], *, chat_id: int | None, alongside: Sequence[Action] = ()
+) -> None:
+    """The queued replies, one after the other (the chat shows them in this order); the `alongside` calls
+    start once the first reply is out — the next question goes before a cosmetic edit that counts against the
+    same per-chat flood limit — and still run when a reply fails, which is raised after them."""
+    started: list[asyncio.Task[None]] = []
+
+    def start_alongside() -> None:
+        if not started:
+            started.extend(asyncio.create_task(quietly(action, bot)) for action in alongside)
+
+    try:
+        for reply in replies:
+            target = reply.chat_id if reply.chat_id is not None else chat_id
+            if target is None:
+                raise ValueError("a reply without a chat, for an update without one")
+            await send_reply(bot, reply, target)
+            start_alongside()
+    except asyncio.CancelledError:  # shutdown: stop the alongside calls too, and wait until they have
+        for task in started:
+            task.cancel()
+        await asyncio.gather(*started, return_exceptions=True)
+        raise
+    except Exception:
+        start_alongside()
+        await asyncio.gather(*started)
+        raise
+    start_alongside()
+    await asyncio.gather(*started)
+
+
+async def send_reply(bot: Any, reply: OutgoingReply, chat_id: int) -> None:
+    """One queued reply: a message (or an edit), a photo with its caption, or a message and its map pin."""
+    if reply.photo is not None:
+        await send_retrying(
+            lambda: bot.send_photo(
+                chat_id, reply.photo, caption=reply.text[:1024], parse_mode=ParseMode.HTML
+            ),
+            REPLY_POLICY,
+        )
+        return
+    if reply.location is not None:
+        latitude, longitude = reply.location
+        await send_retrying(
+            lambda: bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML), REPLY_POLICY
+        )
+        await send_retrying(
+            lambda: bot.send_location(chat_id, latitude=latitude, longitude=longitude), REPLY_POLICY
+        )
+        return
+    markup = keyboard(reply.buttons)
+    if reply.edit_message_id is not None:
+        message_id = reply.edit_message_id
+        await send_retrying(
+            lambda: bot.edit_message_text(
+                reply.text,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            ),
+            REPLY_POLICY,
+        )
+        return
+    await send_retrying(
+        lambda: bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup),
+        REPLY_POLICY,
+    )

@@ -1,0 +1,54 @@
+"""The `processed_update` table: Telegram update ids recorded once, in the update's own transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select
+
+from storage.dialect import is_postgres
+from storage.models import ProcessedUpdate
+from storage.upsert import insert_ignoring
+
+UPDATE_IDS_KEPT = timedelta(days=7)  # Telegram re-sends an unanswered update for 24 hours at most
+
+
+def _mark_update(dialect: str) -> Any:
+    """The `first_delivery` statement for one dialect, built once (values bound per call)."""
+    table = ProcessedUpdate.__table__  # type: ignore[attr-defined]
+    return (
+        insert_ignoring(table, dialect=dialect, conflict=["update_id"])
+        .values(
+            update_id=bindparam("uid", type_=table.c.update_id.type),
+            processed_at=bindparam("at", type_=table.c.processed_at.type),
+        )
+        .returning(table.c.update_id)  # a row back = inserted (rowcount is -1 on psycopg)
+    )
+
+
+_MARK_UPDATE = {"postgresql": _mark_update("postgresql"), "sqlite": _mark_update("sqlite")}
+
+
+def first_delivery(session: Any, update_id: int, now: datetime) -> bool:
+    """Record the update id; False when it was processed before (a redelivery).
+
+    One `INSERT … ON CONFLICT DO NOTHING` in the update's own transaction: on PostgreSQL a second worker
+    inserting the same id waits for the first one's transaction and then inserts nothing (or inserts, if
+    the first rolled back), so the mark and the handler's writes are committed together or not at all.
+    """
+    stmt = _MARK_UPDATE["postgresql" if is_postgres(session) else "sqlite"]
+    return session.execute(stmt, {"uid": update_id, "at": now}).first() is not None
+
+
+def forget_old_updates(
+    session: Any, now: datetime, keep: timedelta = UPDATE_IDS_KEPT, *, limit: int = 10_000
+) -> int:
+    """Delete at most `limit` update ids recorded before `now - keep` (none can come back by then); how many.
+
+    In batches, so that a first clean-up of a long history never holds SQLite's write lock for long.
+    """
+    table = ProcessedUpdate.__table__  # type: ignore[attr-defined]
+    oldest = select(table.c.update_id).where(table.c.processed_at < now - keep).limit(limit)
+    result = session.execute(delete(table).where(table.c.update_id.in_(oldest.scalar_subquery())))
+    return int(result.rowcount or 0)
