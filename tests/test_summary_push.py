@@ -20,7 +20,6 @@ from bot.delivery.outbox import PARTS_SENT, Parts
 from bot.delivery.outbox import OutboxPhoto as Photo
 from bot.emulator.limits import FaultPlan
 from bot.emulator.server import EmulatorServer
-from bot.views.form import tg_len
 from bot.reminders.summary_push import (
     AFTER_DIGEST,
     COMPLETE,
@@ -33,6 +32,7 @@ from bot.reminders.summary_push import (
 )
 from bot.services import reminders as reminder_service
 from bot.services.forms import get_form
+from bot.views.form import tg_len
 from storage.db import session_scope
 from storage.models import Commune, Outbox, OutboxStatus, Period, PoliceChat, Village
 from tests.support.reminders import POLICE_CHAT, World, build_world

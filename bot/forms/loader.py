@@ -96,9 +96,9 @@ __all__ = [
     "MAX_TITLE",
     "FormError",
     "LoadResult",
+    "choice_value_slug",
     "form_from_dict",
     "form_to_dict",
     "load_form_file",
     "load_form_files",
-    "choice_value_slug",
 ]

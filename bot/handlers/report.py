@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 from bot.auth import Need
 from bot.forms import inputs
 from bot.forms.events import Submitted
-from bot.views.form import MAX_TITLE_SHOWN, cut, render_events
 from bot.handlers.registry import REGISTRY
 from bot.handlers.summary import police_commune_ids
 from bot.services import directory, reports
@@ -22,6 +21,7 @@ from bot.services.accounts import normalize_name, village_reporters
 from bot.services.summaries import answer_rows
 from bot.texts import render
 from bot.updates.context import Ctx, OutgoingReply, ReplyButton
+from bot.views.form import MAX_TITLE_SHOWN, cut, render_events
 from storage.models import Commune, Draft, Village
 
 CB_FORM = "f"

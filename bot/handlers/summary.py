@@ -25,7 +25,6 @@ from sqlmodel import Session
 
 from bot.auth import Actor, Need
 from bot.forms.types import type_of
-from bot.views.form import split_html, vn_date, vn_number
 from bot.handlers.registry import REGISTRY
 from bot.services import directory, summaries
 from bot.services.completeness import Scope, VillageState, completeness, province_scope
@@ -41,6 +40,7 @@ from bot.services.reminders import commune_zone
 from bot.texts import render
 from bot.updates.context import Ctx
 from bot.updates.context import ReplyButton as Button
+from bot.views.form import split_html, vn_date, vn_number
 from storage import audit
 from storage.models import Commune, CommuneForm, Period, Role, Village
 

@@ -30,7 +30,6 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from bot.delivery.outbox import OutboxPhoto, Parts
-from bot.views.form import split_html
 from bot.services.completeness import Scope
 from bot.services.reminders import (
     DEFAULT_TZ,
@@ -42,6 +41,7 @@ from bot.services.reminders import (
 )
 from bot.setup_file import code_slug
 from bot.texts import render
+from bot.views.form import split_html
 from storage.models import (
     Commune,
     Outbox,
