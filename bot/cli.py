@@ -291,7 +291,7 @@ def _find_form(ref: str, load_form_file: Callable, load_form_files: Callable):
     if path.is_file():
         result = load_form_file(path)
     else:
-        from bot.texts import templates_dir
+        from bot.views.templates import templates_dir
 
         forms_dir = templates_dir().parent / "deploy" / "forms"
         result = load_form_files(sorted(forms_dir.glob("*.yaml")))
@@ -339,7 +339,7 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
     """Periods open at a moment (with counts submitted / draft / not started) and the next ones."""
     from bot.reminders.content import days_left
     from bot.services.reminders import commune_zone, periods_overview
-    from bot.texts import vn_due
+    from bot.views.filters import vn_due
     from storage.db import session_scope
 
     now = _parse_at(args.at, settings)
@@ -412,7 +412,7 @@ def _remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.reminders.planner import KIND_DIGEST, upcoming
     from bot.services.reminders import dry_run
-    from bot.texts import vn_due
+    from bot.views.filters import vn_due
     from storage.db import session_scope
 
     now = _parse_at(args.at, settings)
@@ -625,9 +625,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate_invite_args(args)
         settings = load_settings(args.env_file)
-        from bot.reminders.content import use_templates_dir
+        from bot.views.templates import Renderer, use_renderer
 
-        use_templates_dir(settings.templates_dir)  # every command that renders a reminder sees them
+        use_renderer(Renderer(settings.templates_dir))  # every command that renders a text sees them
         from bot.logging_setup import configure_logging
 
         configure_logging(

@@ -22,16 +22,15 @@ def cmd_people_forget(args: argparse.Namespace, settings: Settings) -> int:
     """Erase name, username and Telegram ids of a person, end their roles, audit it; print what was done."""
     from bot.cli import _engine
     from bot.services.accounts import forget_person
-    from bot.texts import environment
+    from bot.views.templates import render
     from storage import audit
     from storage.db import session_scope
 
-    templates = environment()
     if not getattr(args, "yes", False):
-        print(templates.get_template("people/forget_confirm.txt").render(person_id=args.person_id).strip())
+        print(render("people/forget_confirm.txt", person_id=args.person_id))
         return 1
     engine = _engine(settings)
     with session_scope(engine) as session:
         result = forget_person(session, args.person_id, system_clock(), audit.cli_actor())
-    print(templates.get_template("people/forgotten.txt").render(r=result).strip())
+    print(render("people/forgotten.txt", r=result))
     return 0

@@ -34,7 +34,7 @@ from bot.handlers.summary import police_commune_ids, supervised_provinces
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone
-from bot.texts import render
+from bot.views.templates import render
 from storage import audit
 from storage.models import Commune, Period
 

@@ -50,7 +50,7 @@ from telegram.ext import (
 from bot import metrics
 from bot.auth import Actor, Need, load_actor
 from bot.deps import Deps
-from bot.texts import render
+from bot.views.templates import render
 from storage.db import session_scope
 from storage.models import ProcessedUpdate
 

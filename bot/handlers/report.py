@@ -20,7 +20,7 @@ from bot.forms.view import MAX_TITLE_SHOWN, cut, render_events
 from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
 from bot.handlers.summary import police_commune_ids
 from bot.services import reports
-from bot.texts import render
+from bot.views.templates import render
 from storage.models import Commune, Draft, Period, PoliceChat, Village
 
 CB_FORM = "f"

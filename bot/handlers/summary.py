@@ -40,7 +40,7 @@ from bot.services.forms import (
     resolve_args,
 )
 from bot.services.reminders import commune_zone
-from bot.texts import render
+from bot.views.templates import render
 from storage import audit
 from storage.models import Commune, CommuneForm, FormVersion, Period, Role, Village
 

@@ -41,7 +41,7 @@ from bot.services.reminders import (
     police_target,
 )
 from bot.setup_file import slugify
-from bot.texts import render
+from bot.views.templates import render
 from storage.models import (
     Commune,
     Outbox,
