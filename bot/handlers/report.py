@@ -20,6 +20,7 @@ from bot.forms.view import MAX_TITLE_SHOWN, cut, render_events
 from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
 from bot.handlers.summary import police_commune_ids
 from bot.services import reports
+from bot.views.notices import notice_template
 from bot.views.templates import render
 from storage.models import Commune, Draft, Period, PoliceChat, Village
 
@@ -130,7 +131,8 @@ def _begin(ctx: Ctx, village: Village | None, begin: Any) -> None:
     try:
         outcome = begin(village)
     except reports.ReportRefused as refusal:
-        ctx.reply(refusal.template, **refusal.context)
+        template, context = notice_template(refusal.notice)
+        ctx.reply(template, **context)
         return
     show(ctx, outcome, village)
 
@@ -203,7 +205,8 @@ async def _feed(ctx: Ctx, draft_id: int, inp: Any, draft: Draft | None = None) -
             draft=draft,
         )
     except reports.ReportRefused as refusal:
-        ctx.reply(refusal.template, **refusal.context)
+        template, context = notice_template(refusal.notice)
+        ctx.reply(template, **context)
         return
     show(ctx, outcome, village)
 
@@ -224,7 +227,8 @@ def _hide_keyboard(ctx: Ctx) -> None:
 def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
     """Queue the notices, the engine's screens and, after a submission, the receipt and alerts."""
     commune = ctx.session.get(Commune, village.commune_id)
-    for template, context in outcome.notices:
+    for notice in outcome.notices:
+        template, context = notice_template(notice)
         context = {k: _local(ctx, v, commune) if isinstance(v, datetime) else v for k, v in context.items()}
         ctx.reply(template, **context)
     if outcome.form is not None and outcome.state is not None and outcome.events:
