@@ -17,7 +17,7 @@ from sqlmodel import select
 from telegram import InputFile
 from telegram.constants import ParseMode
 
-from bot.auth import Need
+from bot.auth import Need, police_commune_ids, supervised_provinces
 from bot.exports import (
     FORMATS,
     ExportError,
@@ -30,7 +30,6 @@ from bot.exports import (
     resolve_words,
 )
 from bot.handlers.registry import REGISTRY, Button, Ctx
-from bot.handlers.summary import police_commune_ids, supervised_provinces
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone

@@ -13,12 +13,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from bot.auth import Need
+from bot.auth import Need, police_commune_ids
 from bot.forms import inputs
 from bot.forms.events import Submitted
 from bot.forms.view import MAX_TITLE_SHOWN, cut, render_events
 from bot.handlers.registry import REGISTRY, Button, Ctx, Reply
-from bot.handlers.summary import police_commune_ids
 from bot.services import reports
 from bot.views.notices import notice_template
 from bot.views.templates import render
