@@ -113,3 +113,15 @@ def test_a_deployment_override_reaches_every_text(tmp_path, monkeypatch: pytest.
     (tmp_path / "people" / "forget_confirm.txt").write_text("Xoá <{{ person_id }}>?", encoding="utf-8")
     overrides(monkeypatch, tmp_path)
     assert render("people/forget_confirm.txt", person_id=7) == "Xoá <7>?"
+
+
+def test_every_notice_of_the_services_is_worded_by_a_shipped_template() -> None:
+    from typing import get_args
+
+    from bot.services.report_notices import Notice
+    from bot.views.notices import TEMPLATES
+    from bot.views.templates import templates_dir
+
+    kinds = get_args(Notice)
+    assert set(kinds) == set(TEMPLATES)
+    assert all((templates_dir() / TEMPLATES[kind]).is_file() for kind in kinds)

@@ -1,15 +1,7 @@
-"""/summary (/tonghop): a period's summary for the commune police, and the roll-up for a province.
+"""/summary (/tonghop) for the commune police and the province roll-up: commands and `sm:` buttons.
 
-Thin adapter: pick the scope (one commune's period, or a period code across the supervisor's province),
-check every id from a button against what the sender may see, and queue the screens built by
-`bot.views.summary` (texts from `templates/summary/`). Buttons are `sm:<action>:<ids>` with small
-integer ids only.
-
-Button actions: p (a commune's period), r (province roll-up anchored at a period), l / L (other periods
-of the commune / province), f / g (the commune's forms / one of them), F / G (the province's forms / one
-of them), v (villages of a period, paged), s (one village's report), t (one long answer in full),
-c (communes of a roll-up, paged).
-"""
+Thin adapter: every id from a button is checked against what the sender may see; bot/views/summary.py
+builds the screens."""
 
 from __future__ import annotations
 
@@ -390,6 +382,10 @@ async def _on_communes(ctx: Ctx, period_id: int, page: int = 0) -> None:
     ctx.reply_html(*communes_page(period, province, rows, page))
 
 
+# p (a commune's period), r (province roll-up anchored at a period), l / L (other periods of the commune /
+# province), f / g (the commune's forms / one of them), F / G (the province's forms / one of them),
+# v (villages of a period, paged), s (one village's report), t (one long answer in full),
+# c (communes of a roll-up, paged); the value: the handler and the numbers of ids it takes
 _ACTIONS: dict[str, tuple[Callable[..., Awaitable[None]], tuple[int, ...]]] = {
     "p": (_on_period, (1,)),
     "r": (_on_rollup, (1,)),

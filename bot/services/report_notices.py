@@ -1,7 +1,6 @@
-"""What the report service tells the reporter besides the form's own screens: small typed notices.
+"""Small typed notices the report service returns or raises besides the form's screens.
 
-The service returns or raises these; `bot/views/notices.py` maps each kind to its template, in one place.
-"""
+`bot/views/notices.py` maps each kind to the template that words it."""
 
 from __future__ import annotations
 

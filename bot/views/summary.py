@@ -1,9 +1,6 @@
-"""The summary screens (/tonghop): the texts and `sm:` buttons of a period's summary, its lists and pages.
+"""The summary screens (/tonghop): texts and `sm:<action>:<ids>` buttons of a summary and its pages.
 
-Texts come from `templates/summary/` (autoescaped) and are cut at line boundaries
-(`bot.forms.view.split_html`) into messages of at most 4096 characters. Buttons are `sm:<action>:<ids>`
-with small integer ids only (the actions are listed in bot/handlers/summary.py, which checks every id).
-"""
+Texts from `templates/summary/`, cut at line boundaries into messages of at most 4096 characters."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""The one template renderer: every text the bot sends or writes, with the deployment's and commune's overrides.
-
-A `Renderer` is built once at start from `BAOCAO_TEMPLATES_DIR` (bot/app.py, the CLI) and installed with
-`use_renderer`; call sites without wiring use the module functions `render` and `render_plain`, which
-ask the installed one. A template `name` is looked up in `<dir>/<commune code>/<name>`, then `<dir>/<name>`,
-then the shipped `templates/<name>`. Word texts (`render_document`, names inside `export/`) add the shipped
-commune copy `templates/export/communes/<commune code>/` before the shipped one and render in a sandbox.
-`.html` is Telegram HTML (autoescaped), `.txt` is plain. Templates are read once per process.
-"""
+"""The one template renderer: every text the bot sends or writes, with the deployment's and commune's
+overrides; installed once at start (bot/app.py, the CLI) with `use_renderer`, asked by `render`."""
 
 from __future__ import annotations
 
@@ -97,7 +90,13 @@ def _template(env: Environment, name: str) -> Any:
 
 
 class Renderer:
-    """Renders templates by name, preferring the deployment's (`overrides`) and the commune's own copies."""
+    """Renders templates by name, preferring the deployment's (`overrides`) and the commune's own copies.
+
+    `name` is looked up in `<overrides>/<commune code>/<name>`, then `<overrides>/<name>`, then the
+    shipped `templates/<name>`. Word texts (`render_document`, names inside `export/`) add the shipped
+    commune copy `templates/export/communes/<commune code>/` before the shipped one and render in a
+    sandbox. `.html` is Telegram HTML (autoescaped), `.txt` plain. Templates are read once per process.
+    """
 
     def __init__(self, overrides: str | Path | None = None, *, shipped: str | Path | None = None) -> None:
         self.overrides = str(overrides) if overrides else None
