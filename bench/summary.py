@@ -298,8 +298,8 @@ class _RssSampler:
 
 def _measure(url: str, case: str, anchor: dict[str, Any], what: str, repeat: int, queue: Any) -> None:
     """In a fresh process: warm up once, then time `repeat` runs; report time and memory."""
-    from bot.handlers.summary import render_summary_messages
     from bot.services import summaries
+    from bot.views.summary import render_summary_messages
     from storage.db import make_engine, session_scope
     from storage.models import Period
 

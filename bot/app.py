@@ -17,11 +17,10 @@ from bot.deps import Deps
 from bot.handlers import Registry, load_all
 from bot.handlers.menu import set_default_menu
 from bot.metrics import observe_scheduler
-from bot.reminders.content import use_templates_dir
 from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
 from bot.telegram_request import AiohttpRequest, tls_context
-from bot.texts import render
 from bot.update_order import DEFAULT_CONCURRENCY, ChatOrderedProcessor
+from bot.views.templates import Renderer, render, use_renderer
 from storage.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def build_application(
     With `request` (tests), that request object carries every call and no updater is built;
     `polling=False` (webhook mode: updates arrive through `application.update_queue`) builds none either.
     """
-    use_templates_dir(settings.templates_dir)  # BAOCAO_TEMPLATES_DIR, from the environment or .env
+    use_renderer(Renderer(settings.templates_dir))  # BAOCAO_TEMPLATES_DIR, from the environment or .env
     if deps is None:
         deps = Deps(engine=make_engine(settings.database_url), clock=clock, settings=settings)
     builder = (

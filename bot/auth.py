@@ -113,3 +113,18 @@ def load_actor(session: Session, telegram_user_id: int | None) -> Actor:
         if commune is not None:
             communes[commune.id] = commune
     return Actor(telegram_user_id, person, tuple(memberships), villages, communes)
+
+
+def police_commune_ids(actor: Actor) -> list[int]:
+    """Communes the actor is police of."""
+    return sorted({m.commune_id for m in actor.memberships if m.role == Role.POLICE and m.commune_id})
+
+
+def supervised_provinces(actor: Actor) -> list[str]:
+    """Provinces the actor supervises."""
+    return sorted({m.province for m in actor.memberships if m.role == Role.SUPERVISOR and m.province})
+
+
+def supervises(actor: Actor, commune: Commune) -> bool:
+    """Whether the actor is a supervisor of the commune's province."""
+    return bool(commune.province) and commune.province in supervised_provinces(actor)

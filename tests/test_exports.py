@@ -694,20 +694,17 @@ def test_word_with_unknown_province_marks_the_blank(session: Session, seeded: Se
 def _template_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import shutil
 
-    from bot.exports import word
+    from bot.views import templates
 
     root = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", root)
-    monkeypatch.setattr(word, "templates_dir", lambda: root)
-    word._environment.cache_clear()
+    monkeypatch.setattr(templates, "_current", templates.Renderer(shipped=root))
     return root
 
 
 def test_commune_edits_its_word_template(
     session: Session, seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.exports import word
-
     root = _template_copy(tmp_path, monkeypatch)
     own = root / "export" / "communes" / "hiep-luc"
     own.mkdir(parents=True)
@@ -717,10 +714,7 @@ def test_commune_edits_its_word_template(
         "[[BANG_TIEN_DO]]\n",
         encoding="utf-8",
     )
-    try:
-        d = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
-    finally:
-        word._environment.cache_clear()
+    d = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
     total = expected_totals(session, seeded.form, seeded.period)["so_buoi_tuyen_truyen"]
     texts = [p.text for p in d.paragraphs if p.text.strip()]
     assert texts[2:4] == ["I. RIÊNG CỦA XÃ", f"Số buổi tuyên truyền: {total} buổi."]
@@ -731,18 +725,18 @@ def test_the_deployments_template_dir_overrides_the_word_body(
     session: Session, seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """BAOCAO_TEMPLATES_DIR/<commune>/export/report_body.txt wins over the shipped text, as the README says."""
-    from bot.reminders import content
+    from bot.views import templates
 
     own = tmp_path / "hiep-luc" / "export"
     own.mkdir(parents=True)
     (own / "report_body.txt").write_text(
         "## I. MẪU CỦA TỈNH\nNội dung riêng.\n[[BANG_TIEN_DO]]\n", encoding="utf-8"
     )
-    monkeypatch.setitem(content._OVERRIDES, "dir", str(tmp_path))
+    monkeypatch.setattr(templates, "_current", templates.Renderer(tmp_path))
     d = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
     texts = [p.text for p in d.paragraphs if p.text.strip()]
     assert texts[2:4] == ["I. MẪU CỦA TỈNH", "Nội dung riêng."]
-    monkeypatch.setitem(content._OVERRIDES, "dir", None)
+    monkeypatch.setattr(templates, "_current", templates.Renderer())
     d = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
     assert "I. MẪU CỦA TỈNH" not in [p.text for p in d.paragraphs]
 
@@ -750,15 +744,10 @@ def test_the_deployments_template_dir_overrides_the_word_body(
 def test_broken_template_is_reported_with_its_line(
     session: Session, seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.exports import word
-
     root = _template_copy(tmp_path, monkeypatch)
     (root / "export" / "report_body.txt").write_text("Dòng một\n{{ khong_co_bien }}\n", encoding="utf-8")
-    try:
-        with pytest.raises(ExportError, match=r"report_body\.txt, dòng 2"):
-            export(session, seeded, "docx")
-    finally:
-        word._environment.cache_clear()
+    with pytest.raises(ExportError, match=r"report_body\.txt, dòng 2"):
+        export(session, seeded, "docx")
 
 
 # ---------------------------------------------------------------------------------------------- charts

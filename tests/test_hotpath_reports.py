@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from bot.services import reports
 from bot.services.forms import get_form, store_forms
+from bot.views.notices import notice_template
 from storage.db import session_scope
 from storage.models import CommuneForm, Draft, FormVersion, Person
 from tests.test_report_conversation import AN, bot  # noqa: F401  (the fixture)
@@ -41,7 +42,7 @@ async def test_locked_draft_brings_the_newest_version_in_use(bot) -> None:  # no
         try:
             reports._load(s, draft, bot.clock())
         except reports.ReportRefused as refusal:
-            assert refusal.template == "report/form_missing.html"
+            assert notice_template(refusal.notice)[0] == "report/form_missing.html"
         else:  # pragma: no cover - the assertion
             raise AssertionError("a form no longer in use must be refused")
 

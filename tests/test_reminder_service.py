@@ -10,11 +10,12 @@ import pytest
 from sqlmodel import select
 
 from bot.forms.inputs import Text
-from bot.reminders.content import Outgoing, render_outbox, vn_span
+from bot.reminders.content import Outgoing, render_outbox
 from bot.reminders.planner import digest_key, reminder_key
 from bot.reminders.rules import DEFAULT_RULES, ReminderRules
 from bot.services import reminders, reports
 from bot.services.reminders import insert_outbox
+from bot.views.filters import vn_span
 from storage.db import session_scope
 from storage.models import (
     Commune,
@@ -499,9 +500,9 @@ def test_templates_can_be_overridden_per_commune(engine, world, tmp_path, monkey
     )
     (tmp_path / "remind").mkdir()
     (tmp_path / "remind" / "button.html").write_text("Nộp ngay", encoding="utf-8")
-    from bot.reminders import content
+    from bot.views import templates
 
-    monkeypatch.setitem(content._OVERRIDES, "dir", str(tmp_path))  # BAOCAO_TEMPLATES_DIR
+    monkeypatch.setattr(templates, "_current", templates.Renderer(tmp_path))  # BAOCAO_TEMPLATES_DIR
     plan_at(engine, local(5, 16, 8))
     out = render(engine, first_for(engine, world.an), local(5, 16, 8))
     assert out.text == "Kính gửi Thôn Nà Làng: xin nộp 6 tháng đầu năm 2026 trước hết ngày 19/05/2026."

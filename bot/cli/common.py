@@ -17,8 +17,8 @@ from bot.cli.parser import EXIT_USAGE
 from bot.clock import system_clock
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
-from bot.reminders.content import use_templates_dir
 from bot.services.accounts import AccountError, find_commune
+from bot.views.templates import Renderer, use_renderer
 from storage.db import make_engine, upgrade
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -78,7 +78,7 @@ def execute(args: argparse.Namespace, command: Command) -> int:
     """Load the settings, set up texts and logging, run `command`; its errors become one line and a code."""
     try:
         settings = load_settings(args.env_file)
-        use_templates_dir(settings.templates_dir)  # every command that renders a reminder sees them
+        use_renderer(Renderer(settings.templates_dir))  # every command that renders a text sees them
         configure_logging(
             settings.log_format, verbose=args.verbose, secrets=(settings.token, settings.webhook_secret)
         )

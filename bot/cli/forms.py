@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.forms.loader import load_form_file, load_form_files
 from bot.forms.model import Form
 from bot.forms.preview import run_preview
-from bot.texts import templates_dir
+from bot.views.templates import templates_dir
 
 
 def cmd_forms(args: argparse.Namespace, settings: Settings) -> int:

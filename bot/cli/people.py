@@ -10,7 +10,7 @@ from bot.cli.common import open_engine
 from bot.clock import system_clock
 from bot.config import Settings
 from bot.services.accounts import forget_person, list_people, remove_person
-from bot.texts import environment
+from bot.views.templates import render
 from storage import audit
 from storage.db import session_scope
 
@@ -60,12 +60,11 @@ def _person_json(r: Any) -> dict[str, Any]:
 
 def cmd_people_forget(args: argparse.Namespace, settings: Settings) -> int:
     """Erase name, username and Telegram ids of a person, end their roles, audit it; print what was done."""
-    templates = environment()
     if not getattr(args, "yes", False):
-        print(templates.get_template("people/forget_confirm.txt").render(person_id=args.person_id).strip())
+        print(render("people/forget_confirm.txt", person_id=args.person_id))
         return 1
     engine = open_engine(settings)
     with session_scope(engine) as session:
         result = forget_person(session, args.person_id, system_clock(), audit.cli_actor())
-    print(templates.get_template("people/forgotten.txt").render(r=result).strip())
+    print(render("people/forgotten.txt", r=result))
     return 0

@@ -11,7 +11,7 @@ from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
 from bot.reminders.planner import KIND_DIGEST, upcoming
 from bot.services.reminders import dry_run
-from bot.texts import vn_due
+from bot.views.filters import vn_due
 from storage.db import session_scope
 
 

@@ -18,6 +18,7 @@ from matplotlib.patches import Patch
 from bot.exports.data import clean_text, words
 from bot.services.completeness import Completeness, VillageState
 from bot.services.summaries import IndicatorSummary
+from bot.views.filters import vn_number_rounded
 
 FONT = "DejaVu Sans"
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -167,7 +168,7 @@ def indicators_chart(
             pairs.append((before, PREVIOUS_COLOUR, bar / 2))
         for value, colour, offset in pairs:
             ax.barh(y + offset, value / scale, height=bar, color=colour)
-            text = _number_text(value) if (colour == CURRENT_COLOUR or ind.previous is not None) else "—"
+            text = vn_number_rounded(value) if (colour == CURRENT_COLOUR or ind.previous is not None) else "—"
             ax.text(value / scale + 0.01, y + offset, text, va="center", fontfamily=FONT, fontsize=9)
     ax.set_yticks(
         range(len(shown)), [_short(i.question.label, 46, 2) for i in shown], fontfamily=FONT, fontsize=8
@@ -191,12 +192,6 @@ def indicators_chart(
         prop={"family": FONT, "size": 9},
     )
     return _png(fig)
-
-
-def _number_text(value: float) -> str:
-    from bot.views.form import vn_number
-
-    return vn_number(int(value)) if value == int(value) else vn_number(Decimal(repr(round(value, 2))))
 
 
 __all__ = ["completeness_chart", "indicators_chart"]

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from docx import Document
@@ -34,18 +32,15 @@ from docx.oxml.ns import qn
 from docx.shared import Length, Mm, Pt
 from docx.table import Table
 from docx.text.paragraph import Paragraph
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 from sqlmodel import Session
 
 from bot.exports import ExportError
 from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
 from bot.forms.types import type_of
-from bot.reminders.content import templates_override
 from bot.services.completeness import Completeness, completeness
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
-from bot.texts import templates_dir
-from bot.views.form import vn_date, vn_number
+from bot.views.templates import renderer
 
 FONT = "Times New Roman"
 PAGE_WIDTH, PAGE_HEIGHT = Mm(210), Mm(297)
@@ -298,40 +293,10 @@ def place_date_line(place: str, day: date) -> str:
 # ---------------------------------------------------------------------------------------------- template
 
 
-def _lower_first(text: Any) -> str:
-    text = str(text)
-    return text[:1].lower() + text[1:]
-
-
-def _vn_number(value: Any) -> str:
-    return vn_number(value) if isinstance(value, (int, Decimal, float)) else str(value)
-
-
-@lru_cache(maxsize=16)
-def _environment(commune_code: str, overrides: str | None = None) -> SandboxedEnvironment:
-    """Word templates: the deployment's (`BAOCAO_TEMPLATES_DIR`: `<dir>/<commune>/export/`, `<dir>/export/`),
-    then the shipped commune's own copy, then the shipped one."""
-    root = templates_dir() / "export"
-    own = (
-        [str(Path(overrides) / commune_code / "export"), str(Path(overrides) / "export")] if overrides else []
-    )
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader([*own, str(root / "communes" / commune_code), str(root)]),
-        autoescape=False,  # plain text for Word, never HTML
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["vn_number"] = _vn_number
-    env.filters["vn_date"] = vn_date
-    env.filters["lower_first"] = _lower_first
-    return env
-
-
 def render_text(name: str, commune_code: str, context: dict[str, Any]) -> str:
     """Render a Word text template (the commune's own copy first); errors name the file and line."""
     try:
-        return _environment(commune_code, templates_override()).get_template(name).render(**context)
+        return renderer().render_document(name, commune_code, context)
     except TemplateError as exc:
         line = _template_line(exc, name)
         where = f"export/{name}" + (f", dòng {line}" if line else "")

@@ -15,7 +15,7 @@ from typing import Any
 from telegram import InputFile
 from telegram.constants import ParseMode
 
-from bot.auth import Need
+from bot.auth import Need, police_commune_ids, supervised_provinces
 from bot.exports import (
     FORMATS,
     ExportError,
@@ -28,13 +28,12 @@ from bot.exports import (
     resolve_words,
 )
 from bot.handlers.registry import REGISTRY
-from bot.handlers.summary import police_commune_ids, supervised_provinces
 from bot.services import directory
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone
-from bot.texts import render
 from bot.updates.context import Ctx, ReplyButton
+from bot.views.templates import render
 from storage import audit
 from storage.models import Commune, Period
 

@@ -11,17 +11,17 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.auth import Need
+from bot.auth import Need, police_commune_ids
 from bot.forms import inputs
 from bot.forms.events import Submitted
 from bot.handlers.registry import REGISTRY
-from bot.handlers.summary import police_commune_ids
 from bot.services import directory, reports
 from bot.services.accounts import normalize_name, village_reporters
 from bot.services.summaries import answer_rows
-from bot.texts import render
 from bot.updates.context import Ctx, OutgoingReply, ReplyButton
 from bot.views.form import MAX_TITLE_SHOWN, cut, render_events
+from bot.views.notices import notice_template
+from bot.views.templates import render
 from storage.models import Commune, Draft, Village
 
 CB_FORM = "f"
@@ -131,7 +131,8 @@ def _begin(ctx: Ctx, village: Village | None, begin: Any) -> None:
     try:
         outcome = begin(village)
     except reports.ReportRefused as refusal:
-        ctx.reply(refusal.template, **refusal.context)
+        template, context = notice_template(refusal.notice)
+        ctx.reply(template, **context)
         return
     show(ctx, outcome, village)
 
@@ -204,7 +205,8 @@ async def _feed(ctx: Ctx, draft_id: int, inp: Any, draft: Draft | None = None) -
             draft=draft,
         )
     except reports.ReportRefused as refusal:
-        ctx.reply(refusal.template, **refusal.context)
+        template, context = notice_template(refusal.notice)
+        ctx.reply(template, **context)
         return
     show(ctx, outcome, village)
 
@@ -225,7 +227,8 @@ def _hide_keyboard(ctx: Ctx) -> None:
 def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
     """Queue the notices, the engine's screens and, after a submission, the receipt and alerts."""
     commune = ctx.session.get(Commune, village.commune_id)
-    for template, context in outcome.notices:
+    for notice in outcome.notices:
+        template, context = notice_template(notice)
         context = {k: _local(ctx, v, commune) if isinstance(v, datetime) else v for k, v in context.items()}
         ctx.reply(template, **context)
     if outcome.form is not None and outcome.state is not None and outcome.events:

@@ -6,20 +6,16 @@ marked obsolete: the report was submitted, the person left or is inactive, the v
 removed, a newer reminder for the same person and period is already sent or due, the reopening ended,
 the period closed.
 
-Texts are templates under `templates/remind/` (Jinja2, HTML autoescape). A deployment can override
-them: with `BAOCAO_TEMPLATES_DIR=/path`, `/path/<commune code>/remind/x.html` is used first, then
-`/path/remind/x.html`, then the shipped one.
+Texts are templates under `templates/remind/`, rendered by the one renderer (bot/views/templates.py)
+with the commune's overrides.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, Final
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
@@ -33,8 +29,9 @@ from bot.reminders.planner import (
 )
 from bot.services import reminders as service
 from bot.setup_file import code_slug
-from bot.texts import environment
+from bot.views.filters import vn_span
 from bot.views.form import MAX_TEXT, split_html, tg_len
+from bot.views.templates import render
 from storage.models import (
     Commune,
     CommuneForm,
@@ -63,45 +60,6 @@ class Outgoing:
 
     text: str
     buttons: Buttons = ()
-
-
-@lru_cache(maxsize=64)
-def _environment(root: str | None, commune_code: str | None) -> Environment:
-    base = environment()
-    if not root:
-        return base
-    dirs = [os.path.join(root, commune_code)] if commune_code else []
-    dirs.append(root)
-    return base.overlay(loader=ChoiceLoader([FileSystemLoader(dirs), base.loader]))  # type: ignore[list-item]
-
-
-_OVERRIDES: dict[str, str | None] = {"dir": None}  # BAOCAO_TEMPLATES_DIR, from the settings
-
-
-def use_templates_dir(path: str | None) -> None:
-    """Take deployment overrides from `path` (the `BAOCAO_TEMPLATES_DIR` setting); None: shipped texts only."""
-    _OVERRIDES["dir"] = path or None
-
-
-def templates_override() -> str | None:
-    """The deployment's template directory (`BAOCAO_TEMPLATES_DIR`), or None."""
-    return _OVERRIDES["dir"]
-
-
-def render_text(name: str, commune_code: str | None = None, /, **context: Any) -> str:
-    """Render `templates/<name>`, preferring the deployment's and the commune's own copies."""
-    env = _environment(templates_override(), commune_code)
-    return env.get_template(name).render(**context).strip()
-
-
-def vn_span(delta: timedelta) -> str:
-    """ "2 ngày", "5 giờ", "40 phút" — the largest whole unit, at least one minute."""
-    minutes = max(int(delta.total_seconds() // 60), 1)
-    if minutes >= 1440:
-        return f"{minutes // 1440} ngày"
-    if minutes >= 60:
-        return f"{minutes // 60} giờ"
-    return f"{minutes} phút"
 
 
 def days_left(deadline: datetime, now: datetime, tz: Any) -> int:
@@ -257,7 +215,7 @@ def _report_context(
 
 
 def _report_button(commune: Commune, period: Period, has_draft: bool) -> Buttons:
-    label = render_text("remind/button.html", commune.code, has_draft=has_draft)
+    label = render("remind/button.html", commune.code, has_draft=has_draft)
     return (((label, _check(f"{CB_REPORT}:{period.id}")),),)
 
 
@@ -289,7 +247,7 @@ def _render_reminder(session: Session, row: Outbox, now: datetime, default_tz: s
         name = "remind/draft.html"
     else:
         name = "remind/not_started.html"
-    text = render_text(name, commune.code, **context)
+    text = render(name, commune.code, **context)
     return Outgoing(_fit(text), _report_button(commune, period, context["has_draft"]))
 
 
@@ -305,7 +263,7 @@ def _render_nudge(session: Session, row: Outbox, now: datetime, default_tz: str)
         return None
     deadline = state.reopening.until if state.reopen_owed and state.reopening else period.due_at
     context = _report_context(session, target, state, deadline, now, default_tz)
-    text = render_text("remind/nudge.html", commune.code, **context)
+    text = render("remind/nudge.html", commune.code, **context)
     return Outgoing(_fit(text), _report_button(commune, period, context["has_draft"]))
 
 
@@ -365,12 +323,12 @@ def _render_digest(session: Session, row: Outbox, now: datetime, default_tz: str
     context = digest_context(session, period, commune, now, default_tz)
     text = ""
     for limit in DIGEST_LIMITS:
-        text = render_text("remind/digest.html", commune.code, limit=limit, **context)
+        text = render("remind/digest.html", commune.code, limit=limit, **context)
         if tg_len(text) <= MAX_TEXT:
             break
     buttons: Buttons = ()
     if context["owed"]:
-        label = render_text("remind/nudge_button.html", commune.code, count=context["owed"])
+        label = render("remind/nudge_button.html", commune.code, count=context["owed"])
         buttons = (((label, _check(f"{CB_NUDGE}:all:{period.id}")),),)
     return Outgoing(_fit(text), buttons)
 

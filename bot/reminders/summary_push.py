@@ -40,8 +40,8 @@ from bot.services.reminders import (
     police_target,
 )
 from bot.setup_file import code_slug
-from bot.texts import render
 from bot.views.form import split_html
+from bot.views.templates import render
 from storage.models import (
     Commune,
     Outbox,
@@ -262,8 +262,8 @@ def render_summary_push(
     charts: bool = True,
 ) -> Parts | None:
     """The pushed summary for an outbox row of kind "summary" as of `now`, or None when no longer useful."""
-    from bot.handlers.summary import commune_summary_messages
     from bot.services.summaries import build_summary
+    from bot.views.summary import commune_summary_messages
 
     found = police_target(session, row)
     if found is None or now - row.due_at > PUSH_STALE:

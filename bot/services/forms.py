@@ -200,7 +200,7 @@ def sync_periods(
 
 
 def _local(at: datetime, tz: ZoneInfo) -> str:
-    from bot.texts import vn_due
+    from bot.views.filters import vn_due
 
     return vn_due(at.astimezone(tz))
 

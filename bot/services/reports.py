@@ -26,6 +26,19 @@ from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
 from bot.services.accounts import ALPHABET
 from bot.services.forms import commune_forms, get_form
+from bot.services.report_notices import (
+    Amending,
+    Closed,
+    DraftGone,
+    DraftReset,
+    FormChanged,
+    FormIntro,
+    FormMissing,
+    MovedOn,
+    Notice,
+    NotOpen,
+    NotYours,
+)
 from bot.views.form import MAX_TITLE_SHOWN, cut
 from storage import audit
 from storage.locks import for_update
@@ -50,12 +63,11 @@ class Status(StrEnum):
 
 
 class ReportRefused(Exception):
-    """The request is not allowed now; `template` explains it to the user."""
+    """The request is not allowed now; `notice` says why (worded by bot/views/notices.py)."""
 
-    def __init__(self, template: str, **context: Any) -> None:
-        super().__init__(template)
-        self.template = template
-        self.context = context
+    def __init__(self, notice: Notice) -> None:
+        super().__init__(notice)
+        self.notice = notice
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class Outcome:
     form: Form | None
     state: DraftState | None
     events: tuple[Any, ...] = ()
-    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
     submission: Submission | None = None
     period: Period | None = None  # always set with a submission; not loaded for a plain answer
 
@@ -389,23 +401,21 @@ def _begin_periodic(
         or not period.active
         or period.opens_at > now
     ):
-        raise ReportRefused("report/not_open.html")
+        raise ReportRefused(NotOpen())
     form = _latest_form(session, period.form_id)
     if form is None:
-        raise ReportRefused("report/form_missing.html")
+        raise ReportRefused(FormMissing())
     draft = _period_draft(session, village.id, period, lock=True)
     if draft is not None:
         return _resume(session, person, draft, now, period)
     submission = current_submission(session, village.id, period.form_id, period.id)
     if submission is not None:
         if not can_change(session, village.id, period, now):
-            raise ReportRefused("report/closed.html", period=period.label, receipt=submission.receipt)
+            raise ReportRefused(Closed(period=period.label, receipt=submission.receipt))
         step = engine.start(form, now, answers=submission.answers)
-        notices = [
-            ("report/amending.html", {"version": submission.version_no, "receipt": submission.receipt})
-        ]
+        notices: list[Notice] = [Amending(version=submission.version_no, receipt=submission.receipt)]
     elif now >= period.closes_at and not can_change(session, village.id, period, now):
-        raise ReportRefused("report/not_open.html")
+        raise ReportRefused(NotOpen())
     else:
         step = engine.start(form, now)
         notices = [_intro(form)]
@@ -422,9 +432,9 @@ def _begin_periodic(
     return _open(session, person, draft, form, step, now, notices, period)
 
 
-def _intro(form: Form) -> tuple[str, dict[str, Any]]:
+def _intro(form: Form) -> FormIntro:
     description = cut(form.description, 2000) if form.description else form.description
-    return ("report/form_intro.html", {"title": cut(form.title, MAX_TITLE_SHOWN), "description": description})
+    return FormIntro(title=cut(form.title, MAX_TITLE_SHOWN), description=description)
 
 
 def _open(
@@ -434,7 +444,7 @@ def _open(
     form: Form,
     step: engine.Step,
     now: datetime,
-    notices: list[tuple[str, dict[str, Any]]],
+    notices: list[Notice],
     period: Period | None,
 ) -> Outcome:
     """Store a new draft with its first state and make it the person's current one."""
@@ -457,7 +467,7 @@ def _begin_incident(
 ) -> Outcome:
     form = _latest_form(session, form_id)
     if form is None or form.kind != "incident":
-        raise ReportRefused("report/form_missing.html")
+        raise ReportRefused(FormMissing())
     draft = session.exec(
         _locked(
             select(Draft).where(
@@ -488,11 +498,9 @@ def incident_form_id(session: Session, commune_id: int) -> str | None:
     return None
 
 
-def _load(
-    session: Session, draft: Draft, now: datetime
-) -> tuple[Form, DraftState, list[tuple[str, dict[str, Any]]]]:
+def _load(session: Session, draft: Draft, now: datetime) -> tuple[Form, DraftState, list[Notice]]:
     """The draft's form (migrated to the newest version if the form changed) and state."""
-    notices: list[tuple[str, dict[str, Any]]] = []
+    notices: list[Notice] = []
     read = session.info.get(_NEWEST_READ, {}).pop(draft.id, None)
     if read is not None:  # read with the draft just now (`_locked_draft`)
         version, checksum = read
@@ -500,12 +508,12 @@ def _load(
     else:
         newest = _newest_now(session, draft)
     if newest is None:
-        raise ReportRefused("report/form_missing.html")
+        raise ReportRefused(FormMissing())
     try:
         state = DraftState.from_json(draft.state)
     except (ValueError, KeyError, TypeError):
         state = engine.start(newest, now).state  # unreadable draft: start clean
-        notices.append(("report/draft_reset.html", {}))
+        notices.append(DraftReset())
     if read is not None and state.form_version > newest.version:
         # On PostgreSQL the subqueries saw the snapshot from before the lock wait: a version published
         # meanwhile (and already applied to this draft by the other reporter) was not visible. Never
@@ -513,7 +521,7 @@ def _load(
         newest = _newest_now(session, draft) or newest
     if state.form_version != newest.version:
         state = engine.migrate_state(state, newest)
-        notices.append(("report/form_changed.html", {"version": newest.version}))
+        notices.append(FormChanged(version=newest.version))
     return newest, state, notices
 
 
@@ -596,7 +604,7 @@ def _feed(
     if draft is None:
         return _gone(session, person, village_ids)
     if not _may_touch(draft, person, village_ids):
-        raise ReportRefused("report/not_yours.html")
+        raise ReportRefused(NotYours())
     try:
         form, state, notices = _load(session, draft, now)
     except ReportRefused:
@@ -608,7 +616,7 @@ def _feed(
         # Another reporter of the village moved the shared draft on: show where it is now.
         step = _shown(engine.resume(form, state), state)
         _save(draft, person, step.state, now)
-        notices.append(("report/moved_on.html", {}))
+        notices.append(MovedOn())
         return Outcome(draft, form, step.state, step.events, notices)
     step = engine.handle(form, state, inp, now)
     if any(isinstance(e, Stale) for e in step.events):
@@ -625,7 +633,7 @@ def _feed(
         and draft.amending_submission_id is not None
         and not can_change(session, draft.village_id, period, sent_at)
     ):
-        notices.append(("report/closed.html", {"period": period.label, "receipt": ""}))
+        notices.append(Closed(period=period.label, receipt=""))
         return Outcome(draft, form, state, (), notices, period=period)
     _save(draft, person, step.state, now)  # claims the row: a concurrent writer is caught before submitting
     submission = _submit(
@@ -647,8 +655,8 @@ def _gone(session: Session, person: Person, village_ids: set[int]) -> Outcome:
         .where(Submission.village_id.in_(village_ids))  # type: ignore[attr-defined]
         .order_by(Submission.received_at.desc())  # type: ignore[attr-defined]
     ).first()
-    context = {"receipt": latest.receipt if latest else None, "at": latest.sent_at if latest else None}
-    return Outcome(None, None, None, (), [("report/draft_gone.html", context)])
+    gone = DraftGone(receipt=latest.receipt if latest else None, at=latest.sent_at if latest else None)
+    return Outcome(None, None, None, (), [gone])
 
 
 def new_receipt() -> str:

@@ -13,7 +13,7 @@ from telegram import Update
 
 from bot.auth import Actor
 from bot.deps import Deps
-from bot.texts import render
+from bot.views.templates import render
 
 
 @dataclass(frozen=True)

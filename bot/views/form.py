@@ -11,7 +11,6 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -35,7 +34,8 @@ from bot.forms.model import Form, Question
 from bot.forms.state import DraftState
 from bot.forms.types import TYPES, type_of
 from bot.forms.types.base import Formats
-from bot.texts import render
+from bot.views.filters import vn_date, vn_number
+from bot.views.templates import render
 
 MAX_TEXT = 4096  # Telegram: characters per message (counted here in UTF-16 code units, to be safe)
 MAX_BUTTONS = 100  # Telegram: buttons per inline keyboard
@@ -95,37 +95,6 @@ class Screen:
 
 
 # ---------------------------------------------------------------------------------------------- values
-
-
-def vn_number(value: int | Decimal | float | str) -> str:
-    """1234567 → "1.234.567"; Decimal("1234.5") → "1.234,5"."""
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
-    if not d.is_finite():
-        return str(value)
-    sign = "-" if d < 0 else ""
-    d = abs(d)
-    text = format(d, "f")
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0")
-    groups = []
-    while len(whole) > 3:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    groups.insert(0, whole)
-    out = ".".join(groups)
-    return f"{sign}{out},{frac}" if frac else f"{sign}{out}"
-
-
-def vn_date(value: str | date) -> str:
-    """ "2026-05-15" → "15/05/2026"."""
-    try:
-        d = value if isinstance(value, date) else date.fromisoformat(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return d.strftime("%d/%m/%Y")
 
 
 def display(question: Question, value: Any, *, status: str = "answered") -> dict[str, Any]:
