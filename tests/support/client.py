@@ -82,11 +82,14 @@ class BotClient:
         first_update_id: int = 1,
         commune: str = "hiep-luc",
         typed_answer: str | None = None,
+        world: Any = None,
     ) -> None:
         """`date` is the messages' send time; `strict_submit` checks every answer reaches the submission.
 
-        `typed_answer` is what a form walk types into optional free-text questions (None: skip them).
+        `typed_answer` is what a form walk types into optional free-text questions (None: skip them);
+        `world` is whatever the test seeded the database with (ids it talks about).
         """
+        self.world = world
         self.clock, self.commune, self.typed_answer = clock, commune, typed_answer
         self.app, self.request, self.engine, self.date = app, request, engine, date
         self.on_update, self.figures, self.strict_submit = on_update, figures, strict_submit
