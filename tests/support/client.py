@@ -35,10 +35,16 @@ WALK_CHOICES = ("submit", "more:n", "ok:0", "d:yday", "c:0", "n")
 Invite = tuple[FakeUser, dict[str, Any]]
 
 
-def build_app(engine: Engine, database_url: str, clock: Callable[[], datetime], request: RecordingRequest):
-    """The real application on the offline `request` (use it with `async with`)."""
+def build_app(
+    engine: Engine,
+    database_url: str,
+    clock: Callable[[], datetime],
+    request: RecordingRequest,
+    **options: Any,
+) -> Application:
+    """The real application on the offline `request` (use it with `async with`; `options`: e.g. registry)."""
     settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
-    return build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    return build_application(settings, deps=Deps(engine, clock, settings), request=request, **options)
 
 
 @contextlib.asynccontextmanager
