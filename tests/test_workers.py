@@ -46,7 +46,8 @@ from bot.reminders.scheduler import (
 from storage import audit
 from storage.db import make_engine, session_scope
 from storage.models import AuditLog, ProcessedUpdate
-from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+from tests.support.client import BotClient, build_app
+from tests.support.telegram import TOKEN, FakeUser, RecordingRequest
 from tests.test_dispatch import NOW, add_people, add_rows, delivered, render
 
 PG_ONLY = "advisory locks are PostgreSQL's; on SQLite one process is the supported setup (single writer)"
@@ -110,10 +111,7 @@ class Probe:
 
 
 def application(engine: Engine, database_url: str, clock: FixedClock, probe: Probe) -> Application:
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
-    return build_application(
-        settings, deps=Deps(engine, clock, settings), request=RecordingRequest(), registry=probe.registry
-    )
+    return build_app(engine, database_url, clock, RecordingRequest(), registry=probe.registry)
 
 
 # ------------------------------------------------------------------------------ both backends
@@ -135,7 +133,7 @@ async def test_a_failed_handler_leaves_no_mark_and_the_redelivery_applies_it(
     probe = Probe(failures=1)
     app = application(engine, database_url, clock, probe)
     async with app:
-        harness = Harness(app, app.bot.request)  # type: ignore[arg-type]
+        harness = BotClient(app, app.bot.request)  # type: ignore[arg-type]
         await harness.feed(message(AN, "/ghi", 501))  # fails after writing: rolled back
         assert count(engine, ProcessedUpdate) == 0 and count(engine, AuditLog) == 0
         await harness.feed(message(AN, "/ghi", 501))  # Telegram's re-send: applied now
@@ -204,7 +202,7 @@ async def test_two_workers_given_the_same_update_process_it_once(
     probe = Probe(pause=0.2)
     first, second = (application(e, database_url, clock, probe) for e in (engine, other_engine))
     async with first, second:
-        one, two = Harness(first, first.bot.request), Harness(second, second.bot.request)  # type: ignore[arg-type]
+        one, two = BotClient(first, first.bot.request), BotClient(second, second.bot.request)  # type: ignore[arg-type]
         await asyncio.gather(one.feed(message(AN, "/ghi", 601)), two.feed(message(AN, "/ghi", 601)))
     assert probe.events == [("enter", 601), ("exit", 601)]
     assert count(engine, ProcessedUpdate) == 1 and count(engine, AuditLog) == 1
@@ -218,7 +216,7 @@ async def test_one_chats_updates_never_interleave_across_workers_other_chats_do(
     probe = Probe(pause=0.2)
     first, second = (application(e, database_url, clock, probe) for e in (engine, other_engine))
     async with first, second:
-        one, two = Harness(first, first.bot.request), Harness(second, second.bot.request)  # type: ignore[arg-type]
+        one, two = BotClient(first, first.bot.request), BotClient(second, second.bot.request)  # type: ignore[arg-type]
         # update 701 reaches worker one; 702 of the same chat reaches worker two while 701 runs
         first_task = asyncio.create_task(one.feed(message(AN, "/ghi", 701)))
         await asyncio.sleep(0.05)
