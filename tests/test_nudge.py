@@ -14,8 +14,8 @@ from bot.services.accounts import TelegramUser, create_invite, redeem_invite
 from storage.db import session_scope
 from storage.models import AuditLog, Commune, Outbox, Period, Submission, Village
 from tests.support.client import BotClient, running_bot
-from tests.support.reminders import POLICE_CHAT, build_world, local
 from tests.support.telegram import FakeUser
+from tests.support.world import POLICE_CHAT, local, sign_up_commune
 
 AN = FakeUser(2001, "An", "Hoàng Văn")
 DUNG = FakeUser(2004, "Dung", "Ma Thị")
@@ -39,7 +39,7 @@ async def press_in_group(police: BotClient, user: FakeUser, data: str) -> None:
 
 @pytest.fixture
 async def police(engine, database_url):
-    world = build_world(engine)
+    world = sign_up_commune(engine)
     clock = FixedClock(local(5, 20, 8))  # the morning after the deadline
     with session_scope(engine) as s:  # another commune with its own police officer and village
         other = Commune(code="xa-khac", name="Xã Khác", created_at=clock(), updated_at=clock())

@@ -11,15 +11,12 @@ import pytest
 from sqlmodel import select
 
 from bot.services.accounts import create_invite
-from bot.services.forms import store_setup_forms
-from bot.services.setup import apply_setup
-from bot.setup_file import load_setup
 from storage.db import session_scope
 from storage.models import AuditLog, CommuneForm, Draft, Person, Submission
 from tests.support.client import BotClient, build_app, running_bot
 from tests.support.telegram import FakeUser, RecordingRequest
+from tests.support.world import apply_setup_file
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICE_CHAT = -1001234567890
 AN = FakeUser(2001, "An", "Hoàng Văn")  # head of Thôn Nà Làng
 BINH = FakeUser(2002, "Bình", "Nông Thị")  # deputy of Thôn Nà Làng
@@ -32,10 +29,8 @@ HEADS = {AN.id: ("Thôn Nà Làng", False), BINH.id: ("Thôn Nà Làng", True), 
 @contextlib.asynccontextmanager
 async def heads_bot(engine, database_url, clock, request: RecordingRequest) -> AsyncIterator[BotClient]:
     """Hiệp Lực set up, the application on `request`, the three village heads signed up."""
-    setup = load_setup(ROOT / "deploy" / "hiep-luc.yaml").setup
     with session_scope(engine) as s:
-        apply_setup(s, setup, now=clock(), actor="test")
-        store_setup_forms(s, setup, now=clock(), actor="test")
+        apply_setup_file(s, now=clock())
     invites = [
         (FakeUser(user, "x"), {"role": "village_head", "village": village, "deputy": deputy})
         for user, (village, deputy) in HEADS.items()

@@ -16,8 +16,8 @@ from bot.services.accounts import create_invite
 from storage.db import session_scope
 from storage.models import AuditLog, Membership, Role
 from tests.support.client import BotClient, build_app
-from tests.support.factories import seed_world
 from tests.support.telegram import FakeUser, RecordingRequest
+from tests.support.world import seed_communes
 
 AN = FakeUser(1001, "An", "Nguyễn Văn", "an_nv")
 BINH = FakeUser(1002, "Bình", "Trần Thị")
@@ -29,7 +29,7 @@ async def bot(engine, database_url, clock):
     request = RecordingRequest()
     app = build_app(engine, database_url, clock, request)
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     async with app:
         yield BotClient(app, request, engine=engine, clock=clock)
 
@@ -157,7 +157,7 @@ async def test_declared_needs_are_enforced(engine, database_url, clock) -> None:
     request = RecordingRequest()
     app = build_app(engine, database_url, clock, request, registry=registry)
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     async with app:
         harness = BotClient(app, request)
         await harness.send(
@@ -217,7 +217,7 @@ async def test_a_reply_refused_by_telegram_is_retried_after_the_commit(
     request = FlakyRequest(faults)
     app = build_app(engine, database_url, clock, request)
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     code = invite(engine, clock, role=Role.VILLAGE_HEAD, village="Thôn Bản Mới")
     async with app:
         harness = BotClient(app, request)

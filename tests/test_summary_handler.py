@@ -22,13 +22,12 @@ from bot.auth import load_actor
 from bot.clock import FixedClock
 from bot.forms.model import Form, QType
 from bot.forms.view import tg_len
-from bot.services.forms import get_form, store_setup_forms
-from bot.services.setup import apply_setup
-from bot.setup_file import parse_setup
+from bot.services.forms import get_form
 from storage.db import session_scope
 from storage.models import AuditLog, Commune, CommuneForm, Period, Submission, Village
 from tests.support.client import running_bot
 from tests.support.telegram import FakeUser
+from tests.support.world import apply_setup_file
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 25, 3, 0, tzinfo=UTC)  # 10:00 on 25/5 in Hà Nội, after the 2026-6T deadline
@@ -102,11 +101,8 @@ def file_report(
 @pytest.fixture
 async def bot(engine, database_url):
     clock = FixedClock(NOW)
-    result = parse_setup(setup_data(), ROOT / "deploy" / "test-summary.yaml")
-    assert not result.errors, result.errors
     with session_scope(engine) as s:
-        apply_setup(s, result.setup, now=NOW, actor="test")
-        store_setup_forms(s, result.setup, now=NOW, actor="test")
+        apply_setup_file(s, setup_data(), now=NOW, path=ROOT / "deploy" / "test-summary.yaml")
     invites = [
         (CUONG, {"role": "police", "commune": "hiep-luc"}),
         (KHOA, {"role": "police", "commune": "yen-son"}),

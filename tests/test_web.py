@@ -35,8 +35,8 @@ from bot.services.accounts import create_invite
 from bot.web.app import MAX_BODY_BYTES, SECRET_HEADER, create_app, parse_update
 from storage.db import make_engine, session_scope
 from storage.models import Outbox, ProcessedUpdate, Role
-from tests.support.factories import seed_world
 from tests.support.telegram import TOKEN, RecordingRequest
+from tests.support.world import seed_communes
 
 SECRET = "webhook-secret_0123456789"
 PATH = "/telegram/webhook"
@@ -114,7 +114,7 @@ def _web(engine: Engine, settings: Settings, clock: FixedClock) -> Iterator[Web]
 def web(engine: Engine, database_url: str, clock: FixedClock) -> Iterator[Web]:
     """The app on a migrated database with Hiệp Lực seeded; reminders off."""
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     yield from _web(engine, make_settings(database_url), clock)
 
 

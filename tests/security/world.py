@@ -17,12 +17,10 @@ import yaml
 from sqlalchemy.engine import Engine
 
 from bot.clock import FixedClock
-from bot.services.forms import store_setup_forms
-from bot.services.setup import apply_setup
-from bot.setup_file import parse_setup
 from storage.db import session_scope
 from tests.support.client import running_bot
 from tests.support.telegram import DocumentRecorder, FakeUser, RecordingRequest
+from tests.support.world import apply_setup_file
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 5, 15, 2, 0, tzinfo=UTC)  # 09:00 on 15/05/2026 in Hà Nội: 2026-6T is open
@@ -83,11 +81,8 @@ async def start_world(
 ):
     """Apply the setup, build the real application and sign everyone up with /start CODE; yields the client."""
     clock = FixedClock(NOW)
-    result = parse_setup(setup_data(edit), setup_path or ROOT / "deploy" / "security.yaml")
-    assert not result.errors, result.errors
     with session_scope(engine) as s:
-        apply_setup(s, result.setup, now=NOW, actor="test")
-        store_setup_forms(s, result.setup, now=NOW, actor="test")
+        apply_setup_file(s, setup_data(edit), now=NOW, path=setup_path or ROOT / "deploy" / "security.yaml")
 
     def signed_up(user: FakeUser, reply: str) -> None:
         assert "Đăng ký thành công" in reply, reply
