@@ -46,7 +46,7 @@ from bot.reminders.scheduler import (
 from storage import audit
 from storage.db import make_engine, session_scope
 from storage.models import AuditLog, ProcessedUpdate
-from tests.support.client import BotClient, build_app
+from tests.support.client import BotClient, build_app, text_update
 from tests.support.telegram import TOKEN, FakeUser, RecordingRequest
 from tests.test_dispatch import NOW, add_people, add_rows, delivered, render
 
@@ -73,20 +73,6 @@ def other_engine(database_url: str) -> Iterator[Engine]:
 def count(engine: Engine, model: Any) -> int:
     with Session(engine) as s:
         return s.scalar(select(func.count()).select_from(model))
-
-
-def message(user: FakeUser, text: str, update_id: int) -> dict[str, Any]:
-    """A private text update (commands with their entity)."""
-    msg: dict[str, Any] = {
-        "message_id": update_id,
-        "date": 1_778_810_400,
-        "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
-        "from": user.as_dict(),
-        "text": text,
-    }
-    if text.startswith("/"):
-        msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-    return {"update_id": update_id, "message": msg}
 
 
 class Probe:
@@ -134,10 +120,10 @@ async def test_a_failed_handler_leaves_no_mark_and_the_redelivery_applies_it(
     app = application(engine, database_url, clock, probe)
     async with app:
         harness = BotClient(app, app.bot.request)  # type: ignore[arg-type]
-        await harness.feed(message(AN, "/ghi", 501))  # fails after writing: rolled back
+        await harness.feed(text_update(AN, "/ghi", 501))  # fails after writing: rolled back
         assert count(engine, ProcessedUpdate) == 0 and count(engine, AuditLog) == 0
-        await harness.feed(message(AN, "/ghi", 501))  # Telegram's re-send: applied now
-        await harness.feed(message(AN, "/ghi", 501))  # and a third delivery is a duplicate
+        await harness.feed(text_update(AN, "/ghi", 501))  # Telegram's re-send: applied now
+        await harness.feed(text_update(AN, "/ghi", 501))  # and a third delivery is a duplicate
     assert count(engine, ProcessedUpdate) == 1 and count(engine, AuditLog) == 1
     assert [e for e in probe.events if e[0] == "enter"] == [("enter", 501), ("enter", 501)]
 
@@ -203,7 +189,7 @@ async def test_two_workers_given_the_same_update_process_it_once(
     first, second = (application(e, database_url, clock, probe) for e in (engine, other_engine))
     async with first, second:
         one, two = BotClient(first, first.bot.request), BotClient(second, second.bot.request)  # type: ignore[arg-type]
-        await asyncio.gather(one.feed(message(AN, "/ghi", 601)), two.feed(message(AN, "/ghi", 601)))
+        await asyncio.gather(one.feed(text_update(AN, "/ghi", 601)), two.feed(text_update(AN, "/ghi", 601)))
     assert probe.events == [("enter", 601), ("exit", 601)]
     assert count(engine, ProcessedUpdate) == 1 and count(engine, AuditLog) == 1
     texts = first.bot.request.texts() + second.bot.request.texts()  # type: ignore[attr-defined]
@@ -218,15 +204,15 @@ async def test_one_chats_updates_never_interleave_across_workers_other_chats_do(
     async with first, second:
         one, two = BotClient(first, first.bot.request), BotClient(second, second.bot.request)  # type: ignore[arg-type]
         # update 701 reaches worker one; 702 of the same chat reaches worker two while 701 runs
-        first_task = asyncio.create_task(one.feed(message(AN, "/ghi", 701)))
+        first_task = asyncio.create_task(one.feed(text_update(AN, "/ghi", 701)))
         await asyncio.sleep(0.05)
-        await asyncio.gather(first_task, two.feed(message(AN, "/ghi", 702)))
+        await asyncio.gather(first_task, two.feed(text_update(AN, "/ghi", 702)))
         assert probe.events == [("enter", 701), ("exit", 701), ("enter", 702), ("exit", 702)]
         probe.events.clear()
         # two chats: the second worker does not wait for the first
-        first_task = asyncio.create_task(one.feed(message(AN, "/ghi", 703)))
+        first_task = asyncio.create_task(one.feed(text_update(AN, "/ghi", 703)))
         await asyncio.sleep(0.05)
-        await asyncio.gather(first_task, two.feed(message(BA, "/ghi", 704)))
+        await asyncio.gather(first_task, two.feed(text_update(BA, "/ghi", 704)))
         assert probe.events[:2] == [("enter", 703), ("enter", 704)]
     assert count(engine, ProcessedUpdate) == 4 and count(engine, AuditLog) == 4
 
@@ -324,7 +310,7 @@ def test_the_webhook_answers_only_after_the_commit_and_the_replies(
     client, app = web_client(engine, database_url, clock, probe)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     with client:
-        answer = client.post("/telegram/webhook", json=message(AN, "/ghi", 801), headers=headers)
+        answer = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 801), headers=headers)
         assert answer.status_code == 200
         # no waiting: by the time Telegram has its 200 the update is committed and answered
         assert count(engine, ProcessedUpdate) == 1 and count(engine, AuditLog) == 1
@@ -338,14 +324,14 @@ def test_an_update_outlasting_the_answer_timeout_is_503_and_still_finishes_once(
     client, app = web_client(engine, database_url, clock, probe, answer_timeout=0.1)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     with client:
-        answer = client.post("/telegram/webhook", json=message(AN, "/ghi", 802), headers=headers)
+        answer = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 802), headers=headers)
         assert answer.status_code == 503  # Telegram will send it again
         deadline = time.monotonic() + 10
         while count(engine, ProcessedUpdate) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert count(engine, ProcessedUpdate) == 1
         probe.pause = 0.0
-        again = client.post("/telegram/webhook", json=message(AN, "/ghi", 802), headers=headers)
+        again = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 802), headers=headers)
         assert again.status_code == 200  # the re-send: a duplicate, skipped
     assert count(engine, AuditLog) == 1 and app.bot.request.texts(AN.id) == ["xong 802"]
     assert [e for e in probe.events if e[0] == "enter"] == [("enter", 802)]
@@ -358,6 +344,6 @@ def test_shutdown_waits_for_an_update_that_outlasted_its_answer(
     client, app = web_client(engine, database_url, clock, probe, answer_timeout=0.05)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     with client:
-        answer = client.post("/telegram/webhook", json=message(AN, "/ghi", 803), headers=headers)
+        answer = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 803), headers=headers)
         assert answer.status_code == 503
     assert count(engine, ProcessedUpdate) == 1 and app.bot.request.texts(AN.id) == ["xong 803"]

@@ -1,7 +1,7 @@
 """The one in-process test client: people send text, press buttons by label, share photos, read the screen.
 
 It drives the real Application (no updater) over the offline RecordingRequest of tests/support/telegram.py.
-Every production name the handler tests need to start the bot is imported here and only here.
+The production names it takes to start the bot in process are imported here, in one place.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from storage.db import session_scope
 from storage.models import AuditLog, Commune, Draft, Period, Person, Submission, Village
 from tests.support.telegram import TOKEN, FakeUser, RecordingRequest
 
-__all__ = ["BotClient", "Invite", "build_app", "running_bot"]
+__all__ = ["BotClient", "Invite", "build_app", "running_bot", "text_update"]
 
 MESSAGE_DATE = datetime(2026, 5, 15, 2, 0, tzinfo=UTC)
 #: What a village head presses, in this order, to get past a question that offers it.
@@ -45,6 +45,28 @@ def build_app(
     """The real application on the offline `request` (use it with `async with`; `options`: e.g. registry)."""
     settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
     return build_application(settings, deps=Deps(engine, clock, settings), request=request, **options)
+
+
+def text_message(
+    user: FakeUser, text: str, *, chat: dict[str, Any] | None = None, message_id: int = 1, **extra: Any
+) -> dict[str, Any]:
+    """A user's text message as Telegram sends it (commands get their bot_command entity)."""
+    message: dict[str, Any] = {
+        "message_id": message_id,
+        "date": int(extra.pop("date", MESSAGE_DATE).timestamp()),
+        "chat": chat or {"id": user.id, "type": "private", "first_name": user.first_name},
+        "from": user.as_dict(),
+        "text": text,
+        **extra,
+    }
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return message
+
+
+def text_update(user: FakeUser, text: str, update_id: int) -> dict[str, Any]:
+    """A whole private text update with a chosen id (its message id is the same), e.g. for the webhook."""
+    return {"update_id": update_id, "message": text_message(user, text, message_id=update_id)}
 
 
 @contextlib.asynccontextmanager
@@ -95,10 +117,9 @@ class BotClient:
         `typed_answer` is what a form walk types into optional free-text questions (None: skip them);
         `world` is whatever the test seeded the database with (ids it talks about).
         """
-        self.world = world
-        self.clock, self.commune, self.typed_answer = clock, commune, typed_answer
-        self.app, self.request, self.engine, self.date = app, request, engine, date
+        self.app, self.request, self.engine, self.clock, self.date = app, request, engine, clock, date
         self.on_update, self.figures, self.strict_submit = on_update, figures, strict_submit
+        self.commune, self.typed_answer, self.world = commune, typed_answer, world
         self._update_ids = itertools.count(first_update_id)
         self._message_ids = itertools.count(1)
         self._mark: dict[int, int] = {}
@@ -129,9 +150,9 @@ class BotClient:
     ) -> Update:
         """The user sends a text, in private or in `group` (commands get their bot_command entity)."""
         chat = group or {"id": user.id, "type": "private", "first_name": user.first_name}
-        message = self._message(user, chat, text=text, **extra)
-        if text.startswith("/"):
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        self._mark[int(chat["id"])] = len(self.request.sent(int(chat["id"])))
+        extra = {"date": self.date, **extra}
+        message = text_message(user, text, chat=chat, message_id=next(self._message_ids), **extra)
         return await self.feed({"message": message})
 
     async def send_raw(self, user: FakeUser, kind: str = "message", **payload: Any) -> Update:
