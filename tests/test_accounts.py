@@ -26,7 +26,7 @@ from bot.services.accounts import (
 )
 from storage import audit
 from storage.models import Invite, Role
-from tests.support.factories import seed_world
+from tests.support.world import seed_communes
 
 AN = TelegramUser(1001, 1001, "Nguyễn Văn An", "an_nv")
 BINH = TelegramUser(1002, 1002, "Trần Thị Bình")
@@ -34,7 +34,7 @@ BINH = TelegramUser(1002, 1002, "Trần Thị Bình")
 
 @pytest.fixture
 def world(session, clock):
-    return seed_world(session, clock())
+    return seed_communes(session, clock())
 
 
 def test_codes_have_at_least_64_bits_and_readable_alphabet() -> None:

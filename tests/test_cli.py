@@ -11,7 +11,7 @@ from bot.cli import main
 from bot.services.accounts import hash_code
 from storage.db import session_scope
 from storage.models import Invite
-from tests.support.factories import seed_world
+from tests.support.world import seed_communes
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path, engine, cl
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "baocao_thon_bot")
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     return engine
 
 

@@ -9,16 +9,16 @@ from bot.cli import main
 from bot.services import reminders, reports
 from storage.db import session_scope
 from storage.models import Outbox, Person, Submission, Village
-from tests.support.reminders import World, build_world, local
+from tests.support.world import SignedUpCommune, local, sign_up_commune
 
 
 @pytest.fixture
-def world(engine, database_url, monkeypatch, tmp_path) -> World:
+def world(engine, database_url, monkeypatch, tmp_path) -> SignedUpCommune:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
     for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "BAOCAO_TIMEZONE"):
         monkeypatch.delenv(name, raising=False)
-    return build_world(engine)
+    return sign_up_commune(engine)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

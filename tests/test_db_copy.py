@@ -43,7 +43,7 @@ from storage.models import (
     Reopening,
     Submission,
 )
-from tests.support.factories import seed_world
+from tests.support.world import seed_communes
 
 NOW = datetime(2026, 5, 15, 2, 0, tzinfo=UTC)
 DEFAULT_PG = "postgresql://127.0.0.1:5432/test"
@@ -88,7 +88,7 @@ def seed_everything(url: str) -> None:
     engine = make_engine(url)
     upgrade(engine)
     with session_scope(engine) as s:
-        world = seed_world(s, NOW)
+        world = seed_communes(s, NOW)
         world.commune.quiet_start, world.commune.quiet_end = time(21, 0), time(6, 30)
         village = world.villages[0]
         head = Person(

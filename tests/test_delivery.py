@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest
 
+from tests.support.client import BotClient
 from tests.support.telegram import RecordingRequest
-from tests.test_report_conversation import AN, STRANGER, Bot, heads_bot
+from tests.test_report_conversation import AN, STRANGER, heads_bot
 
 BUTTON_TURN = {"answerCallbackQuery", "sendMessage", "editMessageReplyMarkup"}
 
@@ -56,15 +57,10 @@ async def slow(engine, database_url, clock):
         yield bot, request
 
 
-async def open_report(bot: Bot) -> None:
-    await bot.send(AN, "/baocao")
-    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
-
-
-async def to_a_choice(bot: Bot) -> str:
+async def to_a_choice(bot: BotClient) -> str:
     """Answer with "3" until a question offers a choice button; that button's token."""
     for _ in range(30):
-        tokens = await bot.tokens(AN)
+        tokens = bot.tokens(AN)
         for choice in ("c:0", "n", "d:yday", "ok:0"):
             if choice in tokens:
                 return choice
@@ -79,7 +75,7 @@ def ends_before_starts(events: list[tuple[str, str]], first: str, then: str) -> 
 
 async def test_a_button_answer_overlaps_the_press_answer_with_the_question(slow) -> None:
     bot, request = slow
-    await open_report(bot)
+    await bot.open_report(AN)
     choice = await to_a_choice(bot)
     before = bot.texts(AN)[-1]
     request.events.clear()
@@ -93,18 +89,18 @@ async def test_a_button_answer_overlaps_the_press_answer_with_the_question(slow)
 
 async def test_a_turns_messages_are_sent_one_after_the_other(slow) -> None:
     bot, request = slow
-    await open_report(bot)
+    await bot.open_report(AN)
     request.events.clear()
     sticker = {"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1, "is_animated": False,
                "is_video": False, "type": "regular"}  # fmt: skip
-    await bot.h.send_raw(AN, sticker=sticker)  # "cannot answer with that", then the question again
+    await bot.send_raw(AN, sticker=sticker)  # "cannot answer with that", then the question again
     assert request.events == [("start", "sendMessage"), ("end", "sendMessage")] * 2
     assert "không dùng được để trả lời" in bot.texts(AN)[-2] and "Câu 1/" in bot.texts(AN)[-1]
 
 
 async def test_a_text_answer_is_one_call(slow) -> None:
     bot, request = slow
-    await open_report(bot)
+    await bot.open_report(AN)
     request.events.clear()
     await bot.send(AN, "3")
     assert request.events == [("start", "sendMessage"), ("end", "sendMessage")]
@@ -112,7 +108,7 @@ async def test_a_text_answer_is_one_call(slow) -> None:
 
 async def test_an_expired_button_answer_does_not_stop_the_replies(slow, caplog) -> None:
     bot, request = slow
-    await open_report(bot)
+    await bot.open_report(AN)
     choice = await to_a_choice(bot)
     before = bot.texts(AN)[-1]
     request.fail["answerCallbackQuery"] = BadRequest("Query is too old and response timeout expired")
@@ -124,7 +120,7 @@ async def test_an_expired_button_answer_does_not_stop_the_replies(slow, caplog) 
 
 async def test_a_failed_reply_still_answers_the_button_and_reports_the_error(slow, caplog) -> None:
     bot, request = slow
-    await open_report(bot)
+    await bot.open_report(AN)
     choice = await to_a_choice(bot)
     asked = bot.texts(AN)[-1].split("\n")[0]  # "Câu N/M …"
     request.fail["sendMessage"] = BadRequest("Bad Request: message text is empty")
@@ -143,7 +139,7 @@ async def test_a_failed_reply_still_answers_the_button_and_reports_the_error(slo
 async def test_a_stranger_pressing_a_button_gets_the_refusal_and_the_answer(slow) -> None:
     bot, request = slow
     request.events.clear()
-    await bot.h.press(STRANGER, "f:1:1:skip")
+    await bot.press(STRANGER, "f:1:1:skip")
     assert {name for _, name in request.events} == {"answerCallbackQuery", "sendMessage"}
     assert overlapping(request.events) == {"answerCallbackQuery", "sendMessage"}
     assert "chưa đăng ký" in bot.texts(STRANGER)[-1]

@@ -817,9 +817,9 @@ async def test_with_the_real_planner_and_renderer_a_village_that_submitted_gets_
     engine, server, tg, limiter
 ) -> None:
     from storage.models import Submission
-    from tests.support.reminders import build_world, local
+    from tests.support.world import local, sign_up_commune
 
-    world = build_world(engine)
+    world = sign_up_commune(engine)
     for uid in (2001, 2002, 2004):
         server.add_user(uid, f"Người {uid}")
         server.send_text(uid, "/start")
@@ -861,9 +861,9 @@ async def test_with_the_real_renderer_a_row_planned_before_the_submission_become
     engine, server, tg, limiter
 ) -> None:
     from storage.models import Submission
-    from tests.support.reminders import build_world, local
+    from tests.support.world import local, sign_up_commune
 
-    world = build_world(engine)
+    world = sign_up_commune(engine)
     for uid in (2001, 2002, 2004):
         server.add_user(uid, f"Người {uid}")
         server.send_text(uid, "/start")

@@ -8,7 +8,7 @@ from sqlalchemy import event
 
 from bot.auth import Need, load_actor
 from storage.models import Membership, Person, Role
-from tests.support.factories import seed_world
+from tests.support.world import seed_communes
 
 
 def _person(session, now, uid: int, **extra) -> Person:
@@ -39,7 +39,7 @@ def test_unknown_user_and_person_without_roles(session, clock) -> None:
 
 def test_current_roles_of_active_places_only_in_one_statement(session, clock) -> None:
     now = clock()
-    world = seed_world(session, now)
+    world = seed_communes(session, now)
     head = _person(session, now, 1002)
     village, gone_village = world.villages[0], world.villages[1]
     kept = _member(session, now, head, Role.VILLAGE_HEAD, village_id=village.id, commune_id=world.commune.id)
@@ -75,7 +75,7 @@ def test_current_roles_of_active_places_only_in_one_statement(session, clock) ->
 
 def test_forgotten_person_has_no_roles(session, clock) -> None:
     now = clock()
-    world = seed_world(session, now)
+    world = seed_communes(session, now)
     person = _person(session, now, 1003, forgotten_at=now)
     _member(session, now, person, Role.VILLAGE_HEAD, village_id=world.villages[0].id)
     actor = load_actor(session, 1003)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
-from bot.app import build_application
 from bot.clock import FixedClock
-from bot.config import settings_from
-from bot.deps import Deps
 from bot.reminders.content import render_outbox
 from bot.services import reports
 from bot.services.accounts import TelegramUser, create_invite, redeem_invite
 from storage.db import session_scope
 from storage.models import AuditLog, Commune, Outbox, Period, Submission, Village
-from tests.support.reminders import POLICE_CHAT, build_world, local
-from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+from tests.support.client import BotClient, running_bot
+from tests.support.telegram import FakeUser
+from tests.support.world import POLICE_CHAT, local, sign_up_commune
 
 AN = FakeUser(2001, "An", "Hoàng Văn")
 DUNG = FakeUser(2004, "Dung", "Ma Thị")
@@ -27,39 +25,21 @@ STRANGER = FakeUser(2099, "Lạ")
 GROUP = {"id": POLICE_CHAT, "type": "supergroup", "title": "Công an xã Hiệp Lực"}
 
 
-class Police:
-    """The harness plus what the tests look at."""
+def nudges(engine) -> list[Outbox]:
+    """The nudges in the outbox, oldest first."""
+    with session_scope(engine) as s:
+        return list(s.exec(select(Outbox).where(Outbox.kind == "nudge").order_by(Outbox.id)))
 
-    def __init__(self, harness: Harness, engine, clock: FixedClock, world) -> None:
-        self.h, self.engine, self.clock, self.world = harness, engine, clock, world
 
-    def last(self, chat_id: int) -> str:
-        return self.h.request.texts(chat_id)[-1]
-
-    def answers(self) -> list[str]:
-        return [c.params.get("text") or "" for c in self.h.request.calls if c.method == "answerCallbackQuery"]
-
-    async def press_in_group(self, user: FakeUser, data: str) -> None:
-        await self.h.feed(
-            {
-                "callback_query": {
-                    "id": "q1",
-                    "from": user.as_dict(),
-                    "chat_instance": "ci",
-                    "data": data,
-                    "message": {"message_id": 77, "date": 1_779_000_000, "chat": GROUP, "text": "📋"},
-                }
-            }
-        )
-
-    def nudges(self) -> list[Outbox]:
-        with session_scope(self.engine) as s:
-            return list(s.exec(select(Outbox).where(Outbox.kind == "nudge").order_by(Outbox.id)))
+async def press_in_group(police: BotClient, user: FakeUser, data: str) -> None:
+    """The user presses a button under the digest in the police group."""
+    date = datetime.fromtimestamp(1_779_000_000, UTC)
+    await police.press(user, data, 77, group=GROUP, query_id="q1", text="📋", date=date)
 
 
 @pytest.fixture
 async def police(engine, database_url):
-    world = build_world(engine)
+    world = sign_up_commune(engine)
     clock = FixedClock(local(5, 20, 8))  # the morning after the deadline
     with session_scope(engine) as s:  # another commune with its own police officer and village
         other = Commune(code="xa-khac", name="Xã Khác", created_at=clock(), updated_at=clock())
@@ -69,11 +49,8 @@ async def police(engine, database_url):
         s.flush()
         code = create_invite(s, role="police", commune="xa-khac", now=clock(), actor="t").code
         redeem_invite(s, code, TelegramUser(OTHER_POLICE.id, OTHER_POLICE.id, "Khánh"), now=clock())
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
-    request = RecordingRequest()
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
-    async with app:
-        yield Police(Harness(app, request), engine, clock, world)
+    async with running_bot(engine, database_url, clock, world=world) as client:
+        yield client
 
 
 def submit(engine, world, village_id: int, at) -> None:
@@ -95,22 +72,24 @@ def submit(engine, world, village_id: int, at) -> None:
 
 async def test_nhacnho_queues_a_nudge_for_every_reporter_of_every_missing_village(police) -> None:
     w = police.world
-    await police.h.send(CUONG, "/nhacnho")
-    text = police.last(CUONG.id)
+    await police.send(CUONG, "/nhacnho")
+    text = police.last_text(CUONG.id)
     assert "📣 <b>Đã xếp lịch nhắc</b> 6 tháng đầu năm 2026 (Xã Hiệp Lực)" in text
     assert " • Thôn Bản Duồm\n • Thôn Nà Làng (2 người)" in text
     assert (
         "🚫 Không nhắc được (chưa có trưởng thôn đăng ký, hoặc đã chặn bot): " in text
         and "Thôn Khuổi Ổ" in text
     )
-    got = {(r.person_id, r.village_id, r.chat_id, r.period_id, r.status, r.due_at) for r in police.nudges()}
+    got = {
+        (r.person_id, r.village_id, r.chat_id, r.period_id, r.status, r.due_at) for r in nudges(police.engine)
+    }
     now = local(5, 20, 8)
     assert got == {
         (w.an, w.na_lang, 2001, w.period_id, "pending", now),
         (w.binh, w.na_lang, 2002, w.period_id, "pending", now),
         (w.dung, w.ban_duom, 2004, w.period_id, "pending", now),
     }
-    assert {r.key for r in police.nudges()} >= {f"nudge:{w.na_lang}:{w.period_id}:{w.an}:2026052001"}
+    assert {r.key for r in nudges(police.engine)} >= {f"nudge:{w.na_lang}:{w.period_id}:{w.an}:2026052001"}
     with session_scope(police.engine) as s:
         (entry,) = s.exec(select(AuditLog).where(AuditLog.action == "reminder.nudge")).all()
         assert entry.actor == f"person:{w.cuong}" and set(entry.detail["villages"]) == {
@@ -120,63 +99,63 @@ async def test_nhacnho_queues_a_nudge_for_every_reporter_of_every_missing_villag
 
 
 async def test_a_village_is_nudged_at_most_once_an_hour(police) -> None:
-    await police.h.send(CUONG, "/nhacnho")
+    await police.send(CUONG, "/nhacnho")
     police.clock.advance(minutes=59)
-    await police.h.send(CUONG, "/nhacnho Thôn Nà Làng")
-    text = police.last(CUONG.id)
+    await police.send(CUONG, "/nhacnho Thôn Nà Làng")
+    text = police.last_text(CUONG.id)
     assert "Không có thôn nào cần nhắc lúc này" in text
     assert "⏳ Vừa nhắc trong vòng 1 giờ, chưa nhắc lại:\n • Thôn Nà Làng (lúc 08:00)" in text
-    assert len(police.nudges()) == 3
+    assert len(nudges(police.engine)) == 3
     police.clock.advance(minutes=2)
-    await police.h.send(CUONG, "/nhacnho thôn nà làng")  # any case, same village
-    assert "Đã xếp lịch nhắc" in police.last(CUONG.id)
-    assert len(police.nudges()) == 5
+    await police.send(CUONG, "/nhacnho thôn nà làng")  # any case, same village
+    assert "Đã xếp lịch nhắc" in police.last_text(CUONG.id)
+    assert len(nudges(police.engine)) == 5
 
 
 async def test_one_village_by_name_and_a_submitted_one_is_skipped(police) -> None:
     w = police.world
     submit(police.engine, w, w.ban_duom, local(5, 19))
-    await police.h.send(CUONG, "/nhacnho Thôn Bản Duồm")
-    text = police.last(CUONG.id)
+    await police.send(CUONG, "/nhacnho Thôn Bản Duồm")
+    text = police.last_text(CUONG.id)
     assert "Không có thôn nào cần nhắc" in text and "☑️ Đã nộp, không cần nhắc: Thôn Bản Duồm" in text
-    assert police.nudges() == []
-    await police.h.send(CUONG, "/nhacnho Thôn Nà Làng 2026-6T")
-    assert {r.village_id for r in police.nudges()} == {w.na_lang}
+    assert nudges(police.engine) == []
+    await police.send(CUONG, "/nhacnho Thôn Nà Làng 2026-6T")
+    assert {r.village_id for r in nudges(police.engine)} == {w.na_lang}
 
 
 async def test_unknown_village_lists_the_villages(police) -> None:
-    await police.h.send(CUONG, "/nhacnho Thôn Không Có")
-    text = police.last(CUONG.id)
+    await police.send(CUONG, "/nhacnho Thôn Không Có")
+    text = police.last_text(CUONG.id)
     assert "Không tìm thấy thôn “Thôn Không Có”" in text and "Thôn Nà Làng" in text and "Thôn Xa" not in text
-    assert police.nudges() == []
+    assert nudges(police.engine) == []
 
 
 async def test_the_digest_button_in_the_police_group(police) -> None:
     w = police.world
-    await police.press_in_group(CUONG, f"nudge:all:{w.period_id}")
-    assert "Đã xếp lịch nhắc" in police.last(POLICE_CHAT)
+    await press_in_group(police, CUONG, f"nudge:all:{w.period_id}")
+    assert "Đã xếp lịch nhắc" in police.last_text(POLICE_CHAT)
     assert police.answers()[-1] == "Đã xếp lịch nhắc 2 thôn"
-    assert len(police.nudges()) == 3
-    await police.press_in_group(CUONG, f"nudge:all:{w.period_id}")  # pressed again at once
-    assert "Vừa nhắc trong vòng 1 giờ" in police.last(POLICE_CHAT)
-    assert police.answers()[-1] == "Không có thôn nào được nhắc" and len(police.nudges()) == 3
+    assert len(nudges(police.engine)) == 3
+    await press_in_group(police, CUONG, f"nudge:all:{w.period_id}")  # pressed again at once
+    assert "Vừa nhắc trong vòng 1 giờ" in police.last_text(POLICE_CHAT)
+    assert police.answers()[-1] == "Không có thôn nào được nhắc" and len(nudges(police.engine)) == 3
 
 
 async def test_one_village_button(police) -> None:
     w = police.world
-    await police.h.press(CUONG, f"nudge:v:{w.ban_duom}:{w.period_id}")
-    assert {r.village_id for r in police.nudges()} == {w.ban_duom}
+    await police.press(CUONG, f"nudge:v:{w.ban_duom}:{w.period_id}")
+    assert {r.village_id for r in nudges(police.engine)} == {w.ban_duom}
 
 
 async def test_nhacnho_in_the_group(police) -> None:
-    await police.h.send(CUONG, "/nhacnho", group=GROUP)
-    assert "Đã xếp lịch nhắc" in police.last(POLICE_CHAT)
+    await police.send(CUONG, "/nhacnho", group=GROUP)
+    assert "Đã xếp lịch nhắc" in police.last_text(POLICE_CHAT)
 
 
 async def test_the_nudge_says_who_asked_and_stops_when_submitted(police) -> None:
     w = police.world
-    await police.h.send(CUONG, "/nhacnho Thôn Nà Làng")
-    row = police.nudges()[0]
+    await police.send(CUONG, "/nhacnho Thôn Nà Làng")
+    row = nudges(police.engine)[0]
     with session_scope(police.engine) as s:
         out = render_outbox(s, s.get(Outbox, row.id), local(5, 20, 8, 1))
     assert out.text.startswith("📣 <b>Công an xã nhắc</b>\nThôn Nà Làng chưa gửi <b>Báo cáo 6 tháng")
@@ -192,11 +171,11 @@ async def test_the_nudge_says_who_asked_and_stops_when_submitted(police) -> None
 
 async def test_nothing_to_nudge_once_the_period_closed(police) -> None:
     police.clock.at = local(6, 20)
-    await police.h.send(CUONG, "/nhacnho")
-    assert "hiện không có kỳ báo cáo nào đang mở" in police.last(CUONG.id)
-    await police.h.press(CUONG, f"nudge:all:{police.world.period_id}")
-    assert "đã hết hạn nhận báo cáo" in police.last(CUONG.id)
-    assert police.nudges() == []
+    await police.send(CUONG, "/nhacnho")
+    assert "hiện không có kỳ báo cáo nào đang mở" in police.last_text(CUONG.id)
+    await police.press(CUONG, f"nudge:all:{police.world.period_id}")
+    assert "đã hết hạn nhận báo cáo" in police.last_text(CUONG.id)
+    assert nudges(police.engine) == []
 
 
 # --- who may not nudge
@@ -208,32 +187,32 @@ async def test_nothing_to_nudge_once_the_period_closed(police) -> None:
     ids=["stranger", "village head"],
 )
 async def test_nhacnho_is_for_police_only(police, user: FakeUser, said: str) -> None:
-    await police.h.send(user, "/nhacnho")
-    assert said in police.last(user.id)
-    await police.h.send(user, "/nhacnho", group=GROUP)  # in the police group too
-    assert said in police.last(POLICE_CHAT)
-    assert police.nudges() == []
+    await police.send(user, "/nhacnho")
+    assert said in police.last_text(user.id)
+    await police.send(user, "/nhacnho", group=GROUP)  # in the police group too
+    assert said in police.last_text(POLICE_CHAT)
+    assert nudges(police.engine) == []
 
 
 @pytest.mark.parametrize("user", [STRANGER, AN], ids=["stranger", "village head"])
 async def test_the_button_is_for_police_only(police, user: FakeUser) -> None:
-    await police.h.press(user, f"nudge:all:{police.world.period_id}")
-    assert police.nudges() == []
+    await police.press(user, f"nudge:all:{police.world.period_id}")
+    assert nudges(police.engine) == []
     with session_scope(police.engine) as s:
         assert s.exec(select(AuditLog).where(AuditLog.action == "auth.refused")).all()
 
 
 async def test_police_of_another_commune_cannot_nudge_this_one(police) -> None:
     w = police.world
-    await police.h.press(OTHER_POLICE, f"nudge:all:{w.period_id}")
-    assert "không phụ trách xã của báo cáo này" in police.last(OTHER_POLICE.id)
-    await police.h.press(OTHER_POLICE, f"nudge:v:{w.na_lang}:{w.period_id}")
-    assert police.nudges() == []
-    await police.h.send(OTHER_POLICE, "/nhacnho Thôn Nà Làng")  # not one of their villages
-    assert "Không tìm thấy thôn" in police.last(OTHER_POLICE.id)
-    await police.h.send(OTHER_POLICE, "/nhacnho")  # their own commune has no period
-    assert "Xã Khác: hiện không có kỳ báo cáo nào đang mở" in police.last(OTHER_POLICE.id)
-    assert police.nudges() == []
+    await police.press(OTHER_POLICE, f"nudge:all:{w.period_id}")
+    assert "không phụ trách xã của báo cáo này" in police.last_text(OTHER_POLICE.id)
+    await police.press(OTHER_POLICE, f"nudge:v:{w.na_lang}:{w.period_id}")
+    assert nudges(police.engine) == []
+    await police.send(OTHER_POLICE, "/nhacnho Thôn Nà Làng")  # not one of their villages
+    assert "Không tìm thấy thôn" in police.last_text(OTHER_POLICE.id)
+    await police.send(OTHER_POLICE, "/nhacnho")  # their own commune has no period
+    assert "Xã Khác: hiện không có kỳ báo cáo nào đang mở" in police.last_text(OTHER_POLICE.id)
+    assert nudges(police.engine) == []
     with session_scope(police.engine) as s:
         refused = s.exec(select(AuditLog).where(AuditLog.entity_id == "callback:nudge")).all()
         assert len(refused) == 2
@@ -242,35 +221,35 @@ async def test_police_of_another_commune_cannot_nudge_this_one(police) -> None:
 async def test_a_forged_village_of_another_commune_is_refused(police) -> None:
     with session_scope(police.engine) as s:
         far = s.exec(select(Village).where(Village.name == "Thôn Xa")).one()
-    await police.h.press(CUONG, f"nudge:v:{far.id}:{police.world.period_id}")
-    assert "không phụ trách" in police.last(CUONG.id)
-    assert police.nudges() == []
+    await police.press(CUONG, f"nudge:v:{far.id}:{police.world.period_id}")
+    assert "không phụ trách" in police.last_text(CUONG.id)
+    assert nudges(police.engine) == []
 
 
 @pytest.mark.parametrize("data", ["nudge:all:abc", "nudge:all", "nudge:v:1", "nudge:x:1:2", "nudge:all:1:2"])
 async def test_garbled_buttons_are_stale(police, data: str) -> None:
-    await police.h.press(CUONG, data)
-    assert police.answers()[-1] and police.nudges() == []
+    await police.press(CUONG, data)
+    assert police.answers()[-1] and nudges(police.engine) == []
 
 
 async def test_a_period_that_does_not_exist_is_refused(police) -> None:
-    await police.h.press(CUONG, "nudge:all:999999")
-    assert "không phụ trách" in police.last(CUONG.id) and police.nudges() == []
+    await police.press(CUONG, "nudge:all:999999")
+    assert "không phụ trách" in police.last_text(CUONG.id) and nudges(police.engine) == []
 
 
 async def test_a_deactivated_period_cannot_be_nudged(police) -> None:
     with session_scope(police.engine) as s:
         s.get(Period, police.world.period_id).active = False
-    await police.press_in_group(CUONG, f"nudge:all:{police.world.period_id}")
-    assert "không có kỳ báo cáo mã 2026-6T đang mở" in police.last(POLICE_CHAT)
-    assert police.nudges() == []
+    await press_in_group(police, CUONG, f"nudge:all:{police.world.period_id}")
+    assert "không có kỳ báo cáo mã 2026-6T đang mở" in police.last_text(POLICE_CHAT)
+    assert nudges(police.engine) == []
 
 
 async def test_pressing_twice_within_the_hour_queues_once(police) -> None:
-    await police.h.press(CUONG, f"nudge:v:{police.world.na_lang}:{police.world.period_id}")
+    await police.press(CUONG, f"nudge:v:{police.world.na_lang}:{police.world.period_id}")
     police.clock.advance(seconds=30)
-    await police.h.press(CUONG, f"nudge:v:{police.world.na_lang}:{police.world.period_id}")
-    assert len(police.nudges()) == 2 and police.clock() - local(5, 20, 8) < timedelta(hours=1)
+    await police.press(CUONG, f"nudge:v:{police.world.na_lang}:{police.world.period_id}")
+    assert len(nudges(police.engine)) == 2 and police.clock() - local(5, 20, 8) < timedelta(hours=1)
 
 
 async def test_a_province_supervisor_uses_the_button_not_the_command(police) -> None:
@@ -278,7 +257,7 @@ async def test_a_province_supervisor_uses_the_button_not_the_command(police) -> 
     with session_scope(police.engine) as s:
         code = create_invite(s, role="supervisor", province="Thái Nguyên", now=police.clock(), actor="t").code
         redeem_invite(s, code, TelegramUser(boss.id, boss.id, "Cán bộ tỉnh"), now=police.clock())
-    await police.h.send(boss, "/nhacnho")
-    assert "dành cho <b>cán bộ Công an xã</b>" in police.last(boss.id) and police.nudges() == []
-    await police.h.press(boss, f"nudge:all:{police.world.period_id}")
-    assert "Đã xếp lịch nhắc" in police.last(boss.id) and len(police.nudges()) == 3
+    await police.send(boss, "/nhacnho")
+    assert "dành cho <b>cán bộ Công an xã</b>" in police.last_text(boss.id) and nudges(police.engine) == []
+    await police.press(boss, f"nudge:all:{police.world.period_id}")
+    assert "Đã xếp lịch nhắc" in police.last_text(boss.id) and len(nudges(police.engine)) == 3

@@ -29,12 +29,12 @@ from storage.models import (
     Submission,
     Village,
 )
-from tests.support.reminders import POLICE_CHAT, ROOT, World, build_world, local
+from tests.support.world import POLICE_CHAT, ROOT, SignedUpCommune, local, sign_up_commune
 
 
 @pytest.fixture
-def world(engine) -> World:
-    return build_world(engine)
+def world(engine) -> SignedUpCommune:
+    return sign_up_commune(engine)
 
 
 def rows(engine, **where) -> list[Outbox]:
@@ -63,7 +63,7 @@ def mark_sent(engine, *ids: int, at: datetime) -> None:
             row.status, row.sent_at = OutboxStatus.SENT, at
 
 
-def submit(engine, world: World, village_id: int, person_id: int, at: datetime) -> None:
+def submit(engine, world: SignedUpCommune, village_id: int, person_id: int, at: datetime) -> None:
     """A (re)submission of the 6-month report, as bot.services.reports stores it."""
     with session_scope(engine) as s:
         previous = reports.current_submission(s, village_id, "bao-cao-6-thang", world.period_id)
@@ -226,7 +226,7 @@ def custom_setup(tmp_path: Path) -> Path:
 
 
 def test_rules_and_quiet_hours_from_the_setup_file_are_stored_and_used(engine, tmp_path) -> None:
-    world = build_world(engine, custom_setup(tmp_path))
+    world = sign_up_commune(engine, custom_setup(tmp_path))
     with session_scope(engine) as s:
         commune = s.get(Commune, world.commune_id)
         assert (commune.quiet_start, commune.quiet_end) == (time(22), time(5))
@@ -251,7 +251,7 @@ def test_changing_the_rules_is_reported_and_audited(engine, tmp_path, capsys) ->
     from bot.services.forms import store_setup_forms
     from bot.setup_file import load_setup
 
-    build_world(engine)
+    sign_up_commune(engine)
     setup = load_setup(custom_setup(tmp_path)).setup
     with session_scope(engine) as s:
         lines = store_setup_forms(s, setup, now=local(4, 21), actor="test")

@@ -10,19 +10,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.app import build_application
-from bot.clock import FixedClock
-from bot.config import settings_from
-from bot.deps import Deps
 from bot.services.accounts import create_invite
-from bot.services.forms import store_setup_forms
-from bot.services.setup import apply_setup
-from bot.setup_file import load_setup
 from storage.db import session_scope
 from storage.models import AuditLog, CommuneForm, Draft, Person, Submission
-from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+from tests.support.client import BotClient, build_app, running_bot
+from tests.support.telegram import FakeUser, RecordingRequest
+from tests.support.world import apply_setup_file
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICE_CHAT = -1001234567890
 AN = FakeUser(2001, "An", "Hoàng Văn")  # head of Thôn Nà Làng
 BINH = FakeUser(2002, "Bình", "Nông Thị")  # deputy of Thôn Nà Làng
@@ -32,88 +26,17 @@ STRANGER = FakeUser(2009, "Lạ")
 HEADS = {AN.id: ("Thôn Nà Làng", False), BINH.id: ("Thôn Nà Làng", True), DUNG.id: ("Thôn Bản Duồm", False)}
 
 
-class Bot:
-    """The harness plus helpers that read the last keyboard and walk a whole form."""
-
-    def __init__(self, harness: Harness, engine, clock: FixedClock) -> None:
-        self.h, self.engine, self.clock = harness, engine, clock
-
-    @property
-    def calls(self):
-        return self.h.request.calls
-
-    def texts(self, user: FakeUser) -> list[str]:
-        return self.h.request.texts(user.id)
-
-    def last_keyboard(self, user: FakeUser) -> tuple[int, list[str]]:
-        for call in reversed(self.h.request.sent(user.id)):
-            markup = call.params.get("reply_markup")
-            if markup and markup.get("inline_keyboard"):
-                data = [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
-                return int(call.params.get("message_id") or 0), data
-        raise AssertionError(f"no keyboard for {user.first_name}: {self.texts(user)[-3:]}")
-
-    async def send(self, user: FakeUser, text: str, **extra) -> None:
-        await self.h.send(user, text, **extra)
-
-    async def press_token(self, user: FakeUser, token: str) -> str:
-        """Press the button of the latest keyboard whose data ends with `:token` (or equals it)."""
-        message_id, data = self.last_keyboard(user)
-        match = [d for d in data if d == token or d.endswith(f":{token}")]
-        assert match, f"{token!r} not in {data}"
-        await self.h.press(user, match[0], message_id=message_id)
-        return match[0]
-
-    async def tokens(self, user: FakeUser) -> list[str]:
-        return [d.split(":", 3)[-1] for d in self.last_keyboard(user)[1]]
-
-    async def answer_until(self, user: FakeUser, stop: str = "confirm", limit: int = 80) -> None:
-        """Answer every question with small valid values until a keyboard offers `stop`."""
-        for _ in range(limit):
-            tokens = await self.tokens(user)
-            if stop in tokens:
-                return
-            for choice in ("submit", "more:n", "ok:0", "d:yday", "c:0", "n", "skip"):
-                if choice in tokens:
-                    await self.press_token(user, choice)
-                    break
-            else:
-                if "t:0" in tokens:
-                    await self.press_token(user, "t:0")
-                    await self.press_token(user, "done")
-                else:
-                    await self.send(user, "3")
-        raise AssertionError(f"never reached {stop}: {self.texts(user)[-2:]}")
-
-    async def submit_report(self, user: FakeUser) -> None:
-        await self.send(user, "/baocao")
-        await self.press_token(user, self.last_keyboard(user)[1][0])
-        await self.answer_until(user)
-        await self.press_token(user, "confirm")
-
-    def submissions(self) -> list[Submission]:
-        with session_scope(self.engine) as s:
-            return list(s.exec(select(Submission).order_by(Submission.id)))
-
-
 @contextlib.asynccontextmanager
-async def heads_bot(engine, database_url, clock, request: RecordingRequest) -> AsyncIterator[Bot]:
+async def heads_bot(engine, database_url, clock, request: RecordingRequest) -> AsyncIterator[BotClient]:
     """Hiệp Lực set up, the application on `request`, the three village heads signed up."""
-    setup = load_setup(ROOT / "deploy" / "hiep-luc.yaml").setup
     with session_scope(engine) as s:
-        apply_setup(s, setup, now=clock(), actor="test")
-        store_setup_forms(s, setup, now=clock(), actor="test")
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
-    async with app:
-        harness = Harness(app, request)
-        for user, (village, deputy) in HEADS.items():
-            with session_scope(engine) as s:
-                code = create_invite(
-                    s, role="village_head", village=village, deputy=deputy, now=clock(), actor="t"
-                ).code
-            await harness.send(FakeUser(user, "x"), f"/start {code}")
-        yield Bot(harness, engine, clock)
+        apply_setup_file(s, now=clock())
+    invites = [
+        (FakeUser(user, "x"), {"role": "village_head", "village": village, "deputy": deputy})
+        for user, (village, deputy) in HEADS.items()
+    ]
+    async with running_bot(engine, database_url, clock, request=request, invites=invites) as bot:
+        yield bot
 
 
 @pytest.fixture
@@ -121,7 +44,7 @@ async def bot(engine, database_url, clock):
     async with heads_bot(engine, database_url, clock, RecordingRequest()) as b:
         with session_scope(engine) as s:
             code = create_invite(s, role="police", commune="hiep-luc", now=clock(), actor="t").code
-        await b.h.send(CUONG, f"/start {code}")
+        await b.send(CUONG, f"/start {code}")
         yield b
 
 
@@ -163,12 +86,9 @@ async def test_draft_survives_a_restart_and_resumes_at_the_same_question(
     for _ in range(3):
         await bot.send(AN, "4")
     assert "Câu 4/" in bot.texts(AN)[-1]
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
     request = RecordingRequest()
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
-    async with app:
-        fresh = Harness(app, request)
-        fresh._update_ids = iter(range(10_000, 20_000))
+    async with build_app(engine, database_url, clock, request) as app:
+        fresh = BotClient(app, request, first_update_id=10_000)
         await fresh.send(AN, "/baocao")
         assert "Đang làm dở ở câu 4/" in request.texts(AN.id)[-1]
         await fresh.send(AN, "2")  # typed straight away: goes to question 4
@@ -211,7 +131,7 @@ async def test_old_button_does_not_change_the_draft(bot) -> None:
     await bot.send(AN, "3")
     await bot.send(AN, "3")
     old = next(d for d in data if d.endswith(":back"))
-    await bot.h.press(AN, old, message_id=message_id)
+    await bot.press(AN, old, message_id=message_id)
     assert "Câu 3/" in bot.texts(AN)[-1]
 
 
@@ -240,7 +160,7 @@ async def test_after_the_deadline_only_police_can_reopen(bot) -> None:
     assert "Đã hết hạn sửa" in bot.texts(AN)[-1]
     with session_scope(bot.engine) as s:
         period_id = s.exec(select(Submission)).one().period_id
-    await bot.h.press(AN, f"rp:{period_id}")
+    await bot.press(AN, f"rp:{period_id}")
     assert "đã hết hạn sửa" in bot.texts(AN)[-1]
     await bot.send(AN, "/molai Thôn Nà Làng")
     assert "chỉ dành cho <b>cán bộ Công an xã</b>" in bot.texts(AN)[-1]
@@ -249,7 +169,7 @@ async def test_after_the_deadline_only_police_can_reopen(bot) -> None:
     await bot.send(CUONG, "/molai thôn nà làng 2026-6T")
     assert "Đã mở lại" in bot.texts(CUONG)[-1]
     assert "mở lại" in bot.texts(AN)[-1]
-    await bot.h.press(AN, f"rp:{period_id}")
+    await bot.press(AN, f"rp:{period_id}")
     await bot.answer_until(AN)
     await bot.press_token(AN, "confirm")
     assert [s.version_no for s in bot.submissions()] == [1, 2]
@@ -280,7 +200,7 @@ async def test_time_that_counts_is_when_the_message_was_sent(bot) -> None:
 async def test_incident_reaches_the_police_chat_with_photo(bot) -> None:
     await bot.send(AN, "/suco")
     for _ in range(60):
-        tokens = await bot.tokens(AN)
+        tokens = bot.tokens(AN)
         if "confirm" in tokens:
             break
         text = bot.texts(AN)[-1]
@@ -290,11 +210,9 @@ async def test_incident_reaches_the_police_chat_with_photo(bot) -> None:
             else:
                 await bot.send(AN, "3")
         elif "ảnh" in text.lower() and "skip" in tokens:
-            await bot.h.send_raw(
-                AN, photo=[{"file_id": "PHOTO-1", "file_unique_id": "u1", "width": 90, "height": 90}]
-            )
+            await bot.send_photo(AN, "PHOTO-1")
         elif "vị trí" in text.lower() and "skip" in tokens:
-            await bot.h.send_raw(AN, location={"latitude": 21.6, "longitude": 105.8})
+            await bot.send_location(AN, 21.6, 105.8)
         else:
             for choice in ("submit", "more:n", "ok:0", "d:yday", "c:0", "n"):
                 if choice in tokens:
@@ -303,10 +221,10 @@ async def test_incident_reaches_the_police_chat_with_photo(bot) -> None:
             else:
                 await bot.send(AN, "<b>Cháy</b> & khói")
     await bot.press_token(AN, "confirm")
-    alerts = bot.h.request.texts(POLICE_CHAT)
+    alerts = bot.request.texts(POLICE_CHAT)
     assert alerts and "BÁO CÁO ĐỘT XUẤT" in alerts[0] and "Thôn Nà Làng" in alerts[0]
     assert "&lt;b&gt;Cháy&lt;/b&gt; &amp; khói" in alerts[0]
-    photos = [c for c in bot.calls if c.method == "sendPhoto"]
+    photos = [c for c in bot.request.calls if c.method == "sendPhoto"]
     assert (
         photos and int(photos[0].params["chat_id"]) == POLICE_CHAT and photos[0].params["photo"] == "PHOTO-1"
     )
@@ -318,7 +236,7 @@ async def test_forged_button_for_another_village_is_refused(bot) -> None:
     with session_scope(bot.engine) as s:
         draft = s.exec(select(Draft)).one()
         before = dict(draft.state)
-    await bot.h.press(DUNG, f"f:{draft.id}:{before['seq']}:c:0")
+    await bot.press(DUNG, f"f:{draft.id}:{before['seq']}:c:0")
     assert "không thuộc thôn của bạn" in bot.texts(DUNG)[-1]
     with session_scope(bot.engine) as s:
         assert s.exec(select(Draft)).one().state == before
@@ -335,7 +253,7 @@ async def test_sticker_mid_form_keeps_the_place(bot) -> None:
     await bot.send(AN, "/baocao")
     await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
     await bot.send(AN, "3")
-    await bot.h.send_raw(
+    await bot.send_raw(
         AN,
         sticker={"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1, "is_animated": False,
                  "is_video": False, "type": "regular"},
@@ -370,7 +288,7 @@ async def test_long_and_html_answers_are_escaped_in_review(bot) -> None:
     await bot.send(AN, "/baocao")
     await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
     for _ in range(60):
-        tokens = await bot.tokens(AN)
+        tokens = bot.tokens(AN)
         if "submit" in tokens:
             break
         if "skip" in tokens and "c:0" not in tokens:
@@ -390,8 +308,8 @@ async def test_long_and_html_answers_are_escaped_in_review(bot) -> None:
 async def test_duplicate_update_is_applied_once(bot) -> None:
     await bot.send(AN, "/baocao")
     await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
-    update = await bot.h.send(AN, "6")
-    await bot.h.feed(update.to_dict())
+    update = await bot.send(AN, "6")
+    await bot.feed(update.to_dict())
     with session_scope(bot.engine) as s:
         draft = s.exec(select(Draft)).one()
         assert draft.state["answers"] == {"so_buoi_tuyen_truyen": 6}
@@ -403,7 +321,7 @@ async def test_ten_thousand_characters_and_edits_mid_form(bot) -> None:
     await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
     await bot.send(AN, "9" * 10_000)
     assert "Câu 1/" in bot.texts(AN)[-1] and all(len(t) <= 4096 for t in bot.texts(AN))
-    await bot.h.send_raw(AN, "edited_message", text="5", edit_date=1)
+    await bot.send_raw(AN, "edited_message", text="5", edit_date=1)
     assert "đã sửa không được tính" in bot.texts(AN)[-1]
     with session_scope(bot.engine) as s:
         assert s.exec(select(Draft)).one().state["answers"] == {}
@@ -426,7 +344,7 @@ async def test_looking_at_the_shared_draft_does_not_move_it_on(bot) -> None:
     with session_scope(bot.engine) as s:
         assert s.exec(select(Draft)).one().state["seq"] == seq  # viewing is not a change
     back = next(d for d in data if d.endswith(":back"))
-    await bot.h.press(AN, back, message_id=message_id)  # a button shown before the views still works
+    await bot.press(AN, back, message_id=message_id)  # a button shown before the views still works
     assert "Câu 1/" in bot.texts(AN)[-1]
     await bot.send(BINH, "8")  # Bình saw question 2 before An went back: told, not taken
     assert "vừa cập nhật bản nháp chung" in "\n".join(bot.texts(BINH)[-2:])
@@ -532,12 +450,9 @@ async def test_a_full_disk_gets_a_clear_message_keeps_the_draft_and_corrupts_not
     shutil.copyfile(src, path)
     url = f"sqlite:///{path}"
     on_disk = make_engine(url)
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": url})
     request = RecordingRequest()
-    app = build_application(settings, deps=Deps(on_disk, clock, settings), request=request)
-    async with app:
-        fresh = Harness(app, request)
-        fresh._update_ids = iter(range(10_000, 20_000))
+    async with build_app(on_disk, url, clock, request) as app:
+        fresh = BotClient(app, request, first_update_id=10_000)
         await fresh.send(AN, "/baocao")  # opens the database (and its -shm) while there is room
         assert "câu 2/" in request.texts(AN.id)[-1].lower()
         filler = small_disk / "filler"

@@ -8,19 +8,17 @@ import pytest
 from sqlmodel import select
 from telegram.error import NetworkError
 
-from bot.app import build_application
 from bot.auth import Need
 from bot.clock import FixedClock
-from bot.config import settings_from
-from bot.deps import Deps
 from bot.handlers import load_all
 from bot.handlers.registry import Registry
 from bot.services.accounts import create_invite
 from bot.updates.context import Ctx
 from storage.db import session_scope
 from storage.models import AuditLog, Membership, Role
-from tests.support.factories import seed_world
-from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+from tests.support.client import BotClient, build_app
+from tests.support.telegram import FakeUser, RecordingRequest
+from tests.support.world import seed_communes
 
 AN = FakeUser(1001, "An", "Nguyễn Văn", "an_nv")
 BINH = FakeUser(1002, "Bình", "Trần Thị")
@@ -29,13 +27,12 @@ STRANGER = FakeUser(1009, "Lạ")
 
 @pytest.fixture
 async def bot(engine, database_url, clock):
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
     request = RecordingRequest()
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    app = build_app(engine, database_url, clock, request)
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     async with app:
-        yield Harness(app, request)
+        yield BotClient(app, request, engine=engine, clock=clock)
 
 
 def invite(engine, clock: FixedClock, **kwargs) -> str:
@@ -158,13 +155,12 @@ async def test_declared_needs_are_enforced(engine, database_url, clock) -> None:
     async def head_only(ctx: Ctx) -> None:
         seen.append("head")
 
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
     request = RecordingRequest()
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request, registry=registry)
+    app = build_app(engine, database_url, clock, request, registry=registry)
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     async with app:
-        harness = Harness(app, request)
+        harness = BotClient(app, request)
         await harness.send(
             AN, f"/start {invite(engine, clock, role=Role.VILLAGE_HEAD, village='Thôn Nà Mòn')}"
         )
@@ -219,14 +215,13 @@ async def test_a_reply_refused_by_telegram_is_retried_after_the_commit(
         waits.append(seconds)
 
     monkeypatch.setattr(registry.asyncio, "sleep", no_sleep)
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
     request = FlakyRequest(faults)
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
+    app = build_app(engine, database_url, clock, request)
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     code = invite(engine, clock, role=Role.VILLAGE_HEAD, village="Thôn Bản Mới")
     async with app:
-        harness = Harness(app, request)
+        harness = BotClient(app, request)
         await harness.send(AN, f"/start {code}")
     with session_scope(engine) as s:  # the sign-up was committed whatever happened to the reply
         assert s.exec(select(Membership).where(Membership.role == Role.VILLAGE_HEAD)).all()

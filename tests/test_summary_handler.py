@@ -18,20 +18,16 @@ import yaml
 from sqlmodel import select
 
 import bot.handlers.summary as summary_handlers  # registers /summary on the global registry
-from bot.app import build_application
 from bot.auth import load_actor
 from bot.clock import FixedClock
-from bot.config import settings_from
-from bot.deps import Deps
 from bot.forms.model import Form, QType
-from bot.services.accounts import create_invite
-from bot.services.forms import get_form, store_setup_forms
-from bot.services.setup import apply_setup
-from bot.setup_file import parse_setup
+from bot.services.forms import get_form
 from bot.views.form import tg_len
 from storage.db import session_scope
 from storage.models import AuditLog, Commune, CommuneForm, Period, Submission, Village
-from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+from tests.support.client import running_bot
+from tests.support.telegram import FakeUser
+from tests.support.world import apply_setup_file
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 25, 3, 0, tzinfo=UTC)  # 10:00 on 25/5 in Hà Nội, after the 2026-6T deadline
@@ -76,38 +72,6 @@ def answers_for(form: Form, number: int, *, yes: bool = True, text: str | None =
     return out
 
 
-class Bot:
-    def __init__(self, harness: Harness, engine) -> None:
-        self.h, self.engine = harness, engine
-        self.mark: dict[int, int] = {}
-
-    def texts(self, user: FakeUser) -> list[str]:
-        return self.h.request.texts(user.id)
-
-    def keyboard(self, user: FakeUser) -> list[tuple[str, str]]:
-        """Every button of the messages the last action produced."""
-        out = []
-        for call in self.h.request.sent(user.id)[self.mark.get(user.id, 0) :]:
-            markup = call.params.get("reply_markup")
-            if markup and markup.get("inline_keyboard"):
-                out += [(b["text"], b["callback_data"]) for row in markup["inline_keyboard"] for b in row]
-        assert out, "no keyboard"
-        return out
-
-    async def send(self, user: FakeUser, text: str) -> list[str]:
-        self.mark[user.id] = before = len(self.texts(user))
-        await self.h.send(user, text, date=NOW)
-        return self.texts(user)[before:]
-
-    async def press(self, user: FakeUser, data: str) -> list[str]:
-        self.mark[user.id] = before = len(self.texts(user))
-        await self.h.press(user, data)
-        return self.texts(user)[before:]
-
-    def answered(self) -> list[str | None]:
-        return [c.params.get("text") for c in self.h.request.calls if c.method == "answerCallbackQuery"]
-
-
 def file_report(
     s, village: Village, period: Period, answers: dict[str, Any], sent: datetime, no: int = 1
 ) -> None:
@@ -137,27 +101,16 @@ def file_report(
 @pytest.fixture
 async def bot(engine, database_url):
     clock = FixedClock(NOW)
-    result = parse_setup(setup_data(), ROOT / "deploy" / "test-summary.yaml")
-    assert not result.errors, result.errors
     with session_scope(engine) as s:
-        apply_setup(s, result.setup, now=NOW, actor="test")
-        store_setup_forms(s, result.setup, now=NOW, actor="test")
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
-    request = RecordingRequest()
-    app = build_application(settings, deps=Deps(engine, clock, settings), request=request)
-    async with app:
-        harness = Harness(app, request)
-        invites = [
-            (CUONG, {"role": "police", "commune": "hiep-luc"}),
-            (KHOA, {"role": "police", "commune": "yen-son"}),
-            (SANG, {"role": "supervisor", "province": "Thái Nguyên"}),
-            (AN, {"role": "village_head", "village": "Thôn Nà Làng", "commune": "hiep-luc"}),
-        ]
-        for user, kwargs in invites:
-            with session_scope(engine) as s:
-                code = create_invite(s, now=NOW, actor="t", **kwargs).code
-            await harness.send(user, f"/start {code}", date=NOW)
-        yield Bot(harness, engine)
+        apply_setup_file(s, setup_data(), now=NOW, path=ROOT / "deploy" / "test-summary.yaml")
+    invites = [
+        (CUONG, {"role": "police", "commune": "hiep-luc"}),
+        (KHOA, {"role": "police", "commune": "yen-son"}),
+        (SANG, {"role": "supervisor", "province": "Thái Nguyên"}),
+        (AN, {"role": "village_head", "village": "Thôn Nà Làng", "commune": "hiep-luc"}),
+    ]
+    async with running_bot(engine, database_url, clock, invites=invites, date=NOW) as client:
+        yield client
 
 
 def period_of(s, commune_code: str, code: str, form_id: str = "bao-cao-6-thang") -> Period:
@@ -214,7 +167,7 @@ def reports(bot):
 
 
 async def test_police_get_their_commune_summary(bot, reports) -> None:
-    out = await bot.send(CUONG, "/tonghop")
+    out = await bot.ask(CUONG, "/tonghop")
     text = "\n".join(out)
     assert "TỔNG HỢP BÁO CÁO — Xã Hiệp Lực" in text and "6 tháng đầu năm 2026" in text
     assert "Tình hình nộp: 4/15 thôn đã nộp" in text
@@ -224,22 +177,22 @@ async def test_police_get_their_commune_summary(bot, reports) -> None:
     assert re.search(r"tuyên truyền, vận động: <b>12</b> \(4/4 thôn\) · ▲ 10", text), text
     assert "trả lời Không: Thôn Bản Duồm" in text
     assert "Phú Đình" not in text and "Bình Ca" not in text
-    data = [d for _, d in bot.keyboard(CUONG)]
+    data = [d for _, d in bot.buttons(CUONG)]
     assert any(d.startswith("sm:t:") for d in data)  # the long free text has a "xem đủ" button
     assert all(len(d.encode()) <= 64 for d in data)
-    assert await bot.send(CUONG, "/summary") == out  # the English alias says the same
+    assert await bot.ask(CUONG, "/summary") == out  # the English alias says the same
 
 
 async def test_village_head_and_stranger_are_refused_and_told_nothing_else(bot, reports) -> None:
     for user, words in ((AN, "chỉ dành cho <b>cán bộ Công an xã</b>"), (LA, "chưa đăng ký")):
-        out = await bot.send(user, "/tonghop")
+        out = await bot.ask(user, "/tonghop")
         assert len(out) == 1 and words in out[0], out
-        out = await bot.press(user, f"sm:p:{reports['period']}")
+        out = await bot.tap(user, f"sm:p:{reports['period']}")
         assert len(out) == 1 and words in out[0] and "Hiệp Lực" not in out[0]
 
 
 async def test_other_communes_police_see_only_their_own(bot, reports) -> None:
-    out = "\n".join(await bot.send(KHOA, "/tonghop"))
+    out = "\n".join(await bot.ask(KHOA, "/tonghop"))
     assert "Xã Yên Sơn" in out and "1/1 thôn đã nộp" in out and "Hiệp Lực" not in out and "Nà Làng" not in out
 
 
@@ -266,7 +219,7 @@ async def test_forged_buttons_for_another_commune_are_refused(bot, reports, forg
     data = forge.format(
         period=reports["period"], village=reports["villages"][0], commune=commune.id, cf=cf.id
     )
-    out = await bot.press(KHOA, data)
+    out = await bot.tap(KHOA, data)
     assert len(out) == 1 and "không có quyền xem" in out[0], out
     assert not any(name in out[0] for name in reports["names"])
     with session_scope(bot.engine) as s:
@@ -274,33 +227,33 @@ async def test_forged_buttons_for_another_commune_are_refused(bot, reports, forg
 
 
 async def test_police_cannot_roll_up_a_province_or_reach_into_another_commune(bot, reports) -> None:
-    assert "không có quyền xem" in (await bot.press(CUONG, f"sm:r:{reports['period']}"))[0]
+    assert "không có quyền xem" in (await bot.tap(CUONG, f"sm:r:{reports['period']}"))[0]
     with session_scope(bot.engine) as s:
         other_village = villages_of(s, "yen-son")[0].id
         unknown_period = max(p.id for p in s.exec(select(Period))) + 100
-    out = await bot.press(CUONG, f"sm:s:{reports['period']}:{other_village}")
+    out = await bot.tap(CUONG, f"sm:s:{reports['period']}:{other_village}")
     assert len(out) == 1 and "không có quyền xem" in out[0] and "Bình Ca" not in out[0]
-    assert "không có quyền xem" in (await bot.press(CUONG, f"sm:p:{unknown_period}"))[0]
+    assert "không có quyền xem" in (await bot.tap(CUONG, f"sm:p:{unknown_period}"))[0]
     for junk in ("sm:zz:1", "sm:p:abc", "sm:p", "sm:s:1", f"sm:p:{reports['period']}:9:9"):
-        assert await bot.press(CUONG, junk) == []  # a toast only
-    assert "Nút này đã cũ" in (bot.answered()[-1] or "")
+        assert await bot.tap(CUONG, junk) == []  # a toast only
+    assert "Nút này đã cũ" in (bot.answers()[-1] or "")
 
 
 async def test_supervisor_sees_the_province_roll_up(bot, reports) -> None:
-    text = "\n".join(await bot.send(SANG, "/tonghop"))
+    text = "\n".join(await bot.ask(SANG, "/tonghop"))
     assert "TỔNG HỢP TOÀN TỈNH — Thái Nguyên" in text and "2 xã" in text
     assert "Tình hình nộp: 5/17 thôn đã nộp" in text  # 15 + 2 villages; Yên Sơn (Tuyên Quang) left out
     assert "Xã Hiệp Lực: 4/15" in text and "Xã Phú Đình: 1/2" in text and "Yên Sơn" not in text
     assert re.search(r"tuyên truyền, vận động: <b>22</b> \(5/5 thôn\)", text), text  # 12 + 10
     assert "Thôn Bản Duồm (Xã Hiệp Lực)" in text
-    data = [d for _, d in bot.keyboard(SANG)]
+    data = [d for _, d in bot.buttons(SANG)]
     communes = next(d for d in data if d.startswith("sm:c:"))
-    await bot.press(SANG, communes)
-    buttons = bot.keyboard(SANG)
+    await bot.tap(SANG, communes)
+    buttons = bot.buttons(SANG)
     hiep_luc = next(d for label, d in buttons if "Hiệp Lực" in label)
-    out = "\n".join(await bot.press(SANG, hiep_luc))
+    out = "\n".join(await bot.tap(SANG, hiep_luc))
     assert "TỔNG HỢP BÁO CÁO — Xã Hiệp Lực" in out and any(
-        d.startswith("sm:r:") for _, d in bot.keyboard(SANG)
+        d.startswith("sm:r:") for _, d in bot.buttons(SANG)
     )
 
 
@@ -308,72 +261,72 @@ async def test_supervisor_cannot_open_another_province(bot, reports) -> None:
     with session_scope(bot.engine) as s:
         other = period_of(s, "yen-son", "2026-6T").id
     for data in (f"sm:p:{other}", f"sm:r:{other}"):
-        out = await bot.press(SANG, data)
+        out = await bot.tap(SANG, data)
         assert len(out) == 1 and "không có quyền xem" in out[0]
 
 
 async def test_wrong_period_lists_the_valid_ones_and_a_code_picks_directly(bot, reports) -> None:
-    (out,) = await bot.send(CUONG, "/tonghop 2030-XX")
+    (out,) = await bot.ask(CUONG, "/tonghop 2030-XX")
     assert (
         "Không tìm thấy kỳ “2030-XX”" in out
         and "2026-6T" in out
         and "bao-cao-nam" in out
         and "2025-CN" in out
     )
-    (out,) = await bot.send(CUONG, "/tonghop khong-co 2026-6T")
+    (out,) = await bot.ask(CUONG, "/tonghop khong-co 2026-6T")
     assert "Không tìm thấy biểu mẫu “khong-co”" in out
-    text = "\n".join(await bot.send(CUONG, "/tonghop 2025-6T"))
+    text = "\n".join(await bot.ask(CUONG, "/tonghop 2025-6T"))
     assert "6 tháng đầu năm 2025" in text and "2/15 thôn đã nộp" in text and "Chưa có kỳ trước" in text
-    text = "\n".join(await bot.send(CUONG, "/tonghop bao-cao-nam 2025-CN"))
+    text = "\n".join(await bot.ask(CUONG, "/tonghop bao-cao-nam 2025-CN"))
     assert "Năm 2025" in text and "0/15 thôn đã nộp" in text
-    text = "\n".join(await bot.send(SANG, "/tonghop 2030-XX"))
+    text = "\n".join(await bot.ask(SANG, "/tonghop 2030-XX"))
     assert "trong tỉnh Thái Nguyên" in text and "2026-6T" in text
 
 
 async def test_switching_period_and_form_by_buttons(bot, reports) -> None:
-    await bot.send(CUONG, "/tonghop")
-    periods = next(d for _, d in bot.keyboard(CUONG) if d.startswith("sm:l:"))
-    await bot.press(CUONG, periods)
-    last_year = next(d for label, d in bot.keyboard(CUONG) if label.startswith("2025-6T"))
-    assert "6 tháng đầu năm 2025" in "\n".join(await bot.press(CUONG, last_year))
-    forms = next(d for _, d in bot.keyboard(CUONG) if d.startswith("sm:f:"))
-    await bot.press(CUONG, forms)
-    labels = bot.keyboard(CUONG)
+    await bot.ask(CUONG, "/tonghop")
+    periods = next(d for _, d in bot.buttons(CUONG) if d.startswith("sm:l:"))
+    await bot.tap(CUONG, periods)
+    last_year = next(d for label, d in bot.buttons(CUONG) if label.startswith("2025-6T"))
+    assert "6 tháng đầu năm 2025" in "\n".join(await bot.tap(CUONG, last_year))
+    forms = next(d for _, d in bot.buttons(CUONG) if d.startswith("sm:f:"))
+    await bot.tap(CUONG, forms)
+    labels = bot.buttons(CUONG)
     assert len(labels) == 2  # the incident form has no periods and is not offered
     annual = next(d for label, d in labels if "năm" in label.lower() and "6 tháng" not in label)
-    assert "Năm 2025" in "\n".join(await bot.press(CUONG, annual))  # 2026-CN opens in November
+    assert "Năm 2025" in "\n".join(await bot.tap(CUONG, annual))  # 2026-CN opens in November
 
 
 async def test_by_village_whole_submission_and_full_text(bot, reports) -> None:
-    await bot.send(CUONG, "/tonghop")
-    villages = next(d for _, d in bot.keyboard(CUONG) if d.startswith("sm:v:"))
-    await bot.press(CUONG, villages)
-    buttons = bot.keyboard(CUONG)
+    await bot.ask(CUONG, "/tonghop")
+    villages = next(d for _, d in bot.buttons(CUONG) if d.startswith("sm:v:"))
+    await bot.tap(CUONG, villages)
+    buttons = bot.buttons(CUONG)
     assert sum(1 for _, d in buttons if d.startswith("sm:s:")) == 15
     assert next(label for label, _ in buttons if "Bản Duồm" in label).startswith("✅")
     assert next(label for label, _ in buttons if "Khuổi Ổ" in label).startswith("⏰")
     duom = next(d for label, d in buttons if "Bản Duồm" in label)
-    text = "\n".join(await bot.press(CUONG, duom))
+    text = "\n".join(await bot.tap(CUONG, duom))
     assert "Thôn Bản Duồm" in text and "bản sửa lần 1" in text and "Nộp đúng hạn" in text
     assert "tổ chức bao nhiêu buổi tuyên truyền, vận động?: <b>5</b>" in text  # the current version
     missing = next(d for label, d in buttons if "Pác Cáp" in label)
-    text = "\n".join(await bot.press(CUONG, missing))
+    text = "\n".join(await bot.tap(CUONG, missing))
     assert "chưa bắt đầu" in text and "/molai Thôn Pác Cáp 2026-6T" in text
-    await bot.send(CUONG, "/tonghop")
-    full = next(d for _, d in bot.keyboard(CUONG) if d.startswith("sm:t:"))
-    text = "\n".join(await bot.press(CUONG, full))
+    await bot.ask(CUONG, "/tonghop")
+    full = next(d for _, d in bot.buttons(CUONG) if d.startswith("sm:t:"))
+    text = "\n".join(await bot.tap(CUONG, full))
     assert "rất dài " * 59 in text.replace("\n", " ") and "&lt;script&gt;" in text
 
 
 async def test_html_in_names_and_free_text_is_escaped(bot, reports) -> None:
-    text = "\n".join(await bot.send(CUONG, "/tonghop"))
+    text = "\n".join(await bot.ask(CUONG, "/tonghop"))
     assert "Thôn &lt;i&gt;Mới&lt;/i&gt; &amp; Cũ" in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;đậm&lt;/b&gt;" in text
     assert "<script>" not in text and "<i>Mới" not in text
-    await bot.press(CUONG, f"sm:s:{reports['period']}:{reports['evil']}")
+    await bot.tap(CUONG, f"sm:s:{reports['period']}:{reports['evil']}")
     assert "Thôn &lt;i&gt;Mới&lt;/i&gt; &amp; Cũ" in bot.texts(CUONG)[-1]
-    await bot.press(CUONG, f"sm:v:{reports['period']}:0")
-    assert any(label.endswith(EVIL_VILLAGE) for label, _ in bot.keyboard(CUONG))  # buttons are plain text
+    await bot.tap(CUONG, f"sm:v:{reports['period']}:0")
+    assert any(label.endswith(EVIL_VILLAGE) for label, _ in bot.buttons(CUONG))  # buttons are plain text
 
 
 async def test_a_long_summary_is_split_at_line_boundaries(bot, reports) -> None:
@@ -385,7 +338,7 @@ async def test_a_long_summary_is_split_at_line_boundaries(bot, reports) -> None:
                 continue
             long = " ".join(f"ý-kiến-{i}-{k}" for k in range(150))
             file_report(s, village, cur, answers_for(form, i, text=long), DUE - timedelta(days=1))
-    out = await bot.send(CUONG, "/tonghop")
+    out = await bot.ask(CUONG, "/tonghop")
     assert len(out) >= 3 and all(tg_len(t) <= 4096 for t in out)
     bullets = [line for t in out for line in t.split("\n") if line.startswith("• <b>Thôn")]
     assert len(bullets) == 3 * 13  # 13 villages with three free texts each, every bullet whole in one message
@@ -425,7 +378,7 @@ def test_load_all_wires_summary_and_export_in_a_fresh_interpreter() -> None:
 def _menu(bot, user: FakeUser) -> list[str]:
     calls = [
         c
-        for c in bot.h.request.calls
+        for c in bot.request.calls
         if c.method == "setMyCommands" and c.params.get("scope", {}).get("chat_id") == user.id
     ]
     assert calls, f"no menu set for {user.first_name}"
@@ -438,39 +391,39 @@ async def test_police_menus_hold_summary_and_export_and_others_do_not(bot) -> No
     assert {"summary", "tonghop", "xuat", "export"} <= set(_menu(bot, SANG))
     head = _menu(bot, AN)
     assert not {"summary", "tonghop", "xuat", "export", "nhacnho"} & set(head), head
-    default = [c for c in bot.h.request.calls if c.method == "setMyCommands"]
+    default = [c for c in bot.request.calls if c.method == "setMyCommands"]
     assert all(
         "summary" not in str(c.params) for c in default if c.params.get("scope", {}).get("type") == "default"
     )
-    (help_text,) = await bot.send(CUONG, "/help")
+    (help_text,) = await bot.ask(CUONG, "/help")
     assert "/tonghop — Tổng hợp báo cáo của xã" in help_text and "/xuat — Xuất Excel / Word" in help_text
 
 
 @pytest.mark.parametrize("command", ["/summary", "/tonghop", "/xuat", "/export", "/xuat hiep-luc excel"])
 async def test_every_name_refuses_village_heads_and_strangers_politely(bot, reports, command) -> None:
     for user, words in ((AN, "chỉ dành cho <b>cán bộ Công an xã</b>"), (LA, "chưa đăng ký")):
-        out = await bot.send(user, command)
+        out = await bot.ask(user, command)
         assert len(out) == 1 and words in out[0] and "Hiệp Lực" not in out[0], out
-    assert not [c for c in bot.h.request.calls if c.method == "sendDocument"]
+    assert not [c for c in bot.request.calls if c.method == "sendDocument"]
 
 
 async def test_other_communes_police_cannot_name_hiep_luc(bot, reports) -> None:
-    (out,) = await bot.send(KHOA, "/xuat hiep-luc 2026-6T excel")
+    (out,) = await bot.ask(KHOA, "/xuat hiep-luc 2026-6T excel")
     assert "Không có biểu mẫu “hiep-luc”" in out and "Xã Hiệp Lực" not in out  # read as Yên Sơn's form
     period = reports["period"]
     for data in (f"xe:{period}:xlsx", f"sm:p:{period}"):
-        out = await bot.press(KHOA, data)
+        out = await bot.tap(KHOA, data)
         assert len(out) == 1 and "Hiệp Lực" not in out[0] and "Nà Làng" not in out[0]
-    assert not [c for c in bot.h.request.calls if c.method == "sendDocument"]
+    assert not [c for c in bot.request.calls if c.method == "sendDocument"]
 
 
 async def test_too_many_words_and_stale_buttons(bot, reports) -> None:
-    (out,) = await bot.send(CUONG, "/tonghop bao-cao-6-thang 2026-6T thừa")
+    (out,) = await bot.ask(CUONG, "/tonghop bao-cao-6-thang 2026-6T thừa")
     assert "quá nhiều phần" in out and "<code>bao-cao-6-thang 2026-6T thừa</code>" in out
-    (out,) = await bot.send(CUONG, "/tonghop <b>x</b> y z")
+    (out,) = await bot.ask(CUONG, "/tonghop <b>x</b> y z")
     assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>x</b>" not in out
-    (out,) = await bot.send(CUONG, "/xuat bao-cao-6-thang 2026-6T thừa")
+    (out,) = await bot.ask(CUONG, "/xuat bao-cao-6-thang 2026-6T thừa")
     assert "quá nhiều phần" in out
     for data in ("sm:zz:1", "sm:p:abc", "sm:p", "sm:v:1:2:3", "xe:abc:xlsx", "xe"):
-        assert await bot.press(CUONG, data) == []
-    assert all("cũ" in (t or "") or "hết hạn" in (t or "") for t in bot.answered()[-6:]), bot.answered()[-6:]
+        assert await bot.tap(CUONG, data) == []
+    assert all("cũ" in (t or "") or "hết hạn" in (t or "") for t in bot.answers()[-6:]), bot.answers()[-6:]

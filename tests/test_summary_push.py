@@ -35,7 +35,7 @@ from bot.services.forms import get_form
 from bot.views.form import tg_len
 from storage.db import session_scope
 from storage.models import Commune, Outbox, OutboxStatus, Period, PoliceChat, Village
-from tests.support.reminders import POLICE_CHAT, World, build_world
+from tests.support.world import POLICE_CHAT, SignedUpCommune, sign_up_commune
 from tests.test_dispatch import limiter, server, tg, vtime  # noqa: F401  (fixtures)
 from tests.test_summary_handler import answers_for, file_report
 
@@ -44,21 +44,21 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def world(engine: Engine) -> World:
-    return build_world(engine)
+def world(engine: Engine) -> SignedUpCommune:
+    return sign_up_commune(engine)
 
 
-def period_and_commune(engine: Engine, world: World) -> tuple[Period, Commune]:
+def period_and_commune(engine: Engine, world: SignedUpCommune) -> tuple[Period, Commune]:
     with Session(engine, expire_on_commit=False) as s:
         return s.get(Period, world.period_id), s.get(Commune, world.commune_id)
 
 
-def at_push(engine: Engine, world: World) -> datetime:
+def at_push(engine: Engine, world: SignedUpCommune) -> datetime:
     period, commune = period_and_commune(engine, world)
     return push_time(period, commune)
 
 
-def villages(engine: Engine, world: World) -> list[Village]:
+def villages(engine: Engine, world: SignedUpCommune) -> list[Village]:
     with Session(engine, expire_on_commit=False) as s:
         return list(
             s.exec(
@@ -70,7 +70,7 @@ def villages(engine: Engine, world: World) -> list[Village]:
 
 
 def submit(
-    engine: Engine, world: World, chosen: list[Village], at: datetime, *, text: str | None = None
+    engine: Engine, world: SignedUpCommune, chosen: list[Village], at: datetime, *, text: str | None = None
 ) -> None:
     with session_scope(engine) as s:
         period = s.get(Period, world.period_id)

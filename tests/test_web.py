@@ -35,12 +35,13 @@ from bot.services.accounts import create_invite
 from bot.web.app import MAX_BODY_BYTES, SECRET_HEADER, create_app, parse_update
 from storage.db import make_engine, session_scope
 from storage.models import Outbox, ProcessedUpdate, Role
-from tests.support.factories import seed_world
-from tests.support.telegram import TOKEN, RecordingRequest
+from tests.support.client import text_update
+from tests.support.telegram import TOKEN, FakeUser, RecordingRequest
+from tests.support.world import seed_communes
 
 SECRET = "webhook-secret_0123456789"
 PATH = "/telegram/webhook"
-AN = {"id": 1001, "is_bot": False, "first_name": "An", "language_code": "vi"}
+AN = FakeUser(1001, "An")
 
 
 def make_settings(database_url: str, **env: str) -> Settings:
@@ -54,20 +55,6 @@ def make_settings(database_url: str, **env: str) -> Settings:
             **env,
         }
     )
-
-
-def message_update(update_id: int, text: str, user: dict[str, Any] = AN) -> dict[str, Any]:
-    """A private-chat text update as Telegram posts it."""
-    message: dict[str, Any] = {
-        "message_id": update_id,
-        "date": 1_778_810_400,
-        "chat": {"id": user["id"], "type": "private", "first_name": user["first_name"]},
-        "from": user,
-        "text": text,
-    }
-    if text.startswith("/"):
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-    return {"update_id": update_id, "message": message}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -114,7 +101,7 @@ def _web(engine: Engine, settings: Settings, clock: FixedClock) -> Iterator[Web]
 def web(engine: Engine, database_url: str, clock: FixedClock) -> Iterator[Web]:
     """The app on a migrated database with Hiệp Lực seeded; reminders off."""
     with session_scope(engine) as s:
-        seed_world(s, clock())
+        seed_communes(s, clock())
     yield from _web(engine, make_settings(database_url), clock)
 
 
@@ -126,18 +113,18 @@ def test_a_good_update_is_answered_200_and_processed_by_the_application(
             s, now=clock(), actor="cli:test", role=Role.VILLAGE_HEAD, village="Thôn Bản Mới"
         ).code
     caplog.set_level(logging.INFO)
-    answer = web.post(message_update(7001, f"/start {code}"))
+    answer = web.post(text_update(AN, f"/start {code}", 7001))
     assert answer.status_code == 200
-    texts = wait_until(lambda: web.request.texts(AN["id"]))
+    texts = wait_until(lambda: web.request.texts(AN.id))
     assert "Đăng ký thành công" in texts[0] and "Thôn Bản Mới" in texts[0]
     line = wait_until(lambda: [r for r in caplog.records if getattr(r, "update_id", None) == 7001])[0]
-    assert (line.chat_id, line.handler, line.outcome) == (AN["id"], "command:start", "ok")
+    assert (line.chat_id, line.handler, line.outcome) == (AN.id, "command:start", "ok")
     assert line.role == "stranger" and line.duration_ms >= 0
     assert code not in caplog.text and TOKEN not in caplog.text and SECRET not in caplog.text
     # the same update delivered again is skipped, and said so
-    assert web.post(message_update(7001, f"/start {code}")).status_code == 200
+    assert web.post(text_update(AN, f"/start {code}", 7001)).status_code == 200
     wait_until(lambda: [r for r in caplog.records if getattr(r, "outcome", None) == "duplicate"])
-    assert len(web.request.texts(AN["id"])) == 1
+    assert len(web.request.texts(AN.id)) == 1
 
 
 @pytest.mark.parametrize("secret", [None, "", "wrong-secret_0123456789", SECRET + "x", SECRET[:-1]])
@@ -145,7 +132,7 @@ def test_a_missing_or_wrong_secret_is_403_logged_without_it_and_nothing_is_proce
     web: Web, secret: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    answer = web.post(message_update(7101, "/start"), secret=secret)
+    answer = web.post(text_update(AN, "/start", 7101), secret=secret)
     assert answer.status_code == 403 and answer.json() == {"ok": False, "error": "forbidden"}
     time.sleep(0.2)
     assert web.request.texts() == [] and web.processed() == 0
@@ -179,8 +166,8 @@ def test_bodies_that_are_not_updates_are_400_and_the_app_keeps_serving(
     assert answer.status_code == 400 and answer.json()["error"] == "not an update"
     assert any(why in r.getMessage() for r in caplog.records if getattr(r, "status", None) == 400)
     assert web.client.get("/healthz").status_code == 200
-    assert web.post(message_update(7201, "/start")).status_code == 200
-    wait_until(lambda: web.request.texts(AN["id"]))
+    assert web.post(text_update(AN, "/start", 7201)).status_code == 200
+    wait_until(lambda: web.request.texts(AN.id))
 
 
 def test_huge_bodies_are_413_whether_declared_or_streamed(web: Web) -> None:
@@ -271,9 +258,9 @@ def test_metrics_expose_updates_latency_webhook_statuses_and_the_outbox(
     with session_scope(engine) as s:
         for i, due in enumerate((clock() - timedelta(minutes=5), clock() + timedelta(days=1))):
             s.add(Outbox(key=f"k{i}", kind="reminder", chat_id=1001, due_at=due, created_at=clock()))
-    web.post(message_update(7301, "/start"), secret="nope-nope-nope-nope")
-    web.post(message_update(7302, "/start"))
-    wait_until(lambda: web.request.texts(AN["id"]))
+    web.post(text_update(AN, "/start", 7301), secret="nope-nope-nope-nope")
+    web.post(text_update(AN, "/start", 7302))
+    wait_until(lambda: web.request.texts(AN.id))
     metrics.record_sent(2)
     metrics.record_429()
     metrics.record_dispatch("obsolete")

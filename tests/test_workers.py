@@ -40,7 +40,8 @@ from bot.updates.pipeline import CHAT_LOCK_NAMESPACE, ChatBusy, chat_lock_key, l
 from storage import audit
 from storage.db import make_engine, session_scope
 from storage.models import AuditLog, ProcessedUpdate
-from tests.support.telegram import TOKEN, FakeUser, Harness, RecordingRequest
+from tests.support.client import BotClient, build_app, text_update
+from tests.support.telegram import TOKEN, FakeUser, RecordingRequest
 from tests.test_dispatch import NOW, add_people, add_rows, delivered, render
 
 PG_ONLY = "advisory locks are PostgreSQL's; on SQLite one process is the supported setup (single writer)"
@@ -68,20 +69,6 @@ def count(engine: Engine, model: Any) -> int:
         return s.scalar(select(func.count()).select_from(model))
 
 
-def message(user: FakeUser, text: str, update_id: int) -> dict[str, Any]:
-    """A private text update (commands with their entity)."""
-    msg: dict[str, Any] = {
-        "message_id": update_id,
-        "date": 1_778_810_400,
-        "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
-        "from": user.as_dict(),
-        "text": text,
-    }
-    if text.startswith("/"):
-        msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-    return {"update_id": update_id, "message": msg}
-
-
 class Probe:
     """A test command `/ghi` that writes an audit row, sleeps inside the transaction and may fail."""
 
@@ -104,10 +91,7 @@ class Probe:
 
 
 def application(engine: Engine, database_url: str, clock: FixedClock, probe: Probe) -> Application:
-    settings = settings_from({"TELEGRAM_BOT_TOKEN": TOKEN, "DATABASE_URL": database_url})
-    return build_application(
-        settings, deps=Deps(engine, clock, settings), request=RecordingRequest(), registry=probe.registry
-    )
+    return build_app(engine, database_url, clock, RecordingRequest(), registry=probe.registry)
 
 
 # ------------------------------------------------------------------------------ both backends
@@ -129,11 +113,11 @@ async def test_a_failed_handler_leaves_no_mark_and_the_redelivery_applies_it(
     probe = Probe(failures=1)
     app = application(engine, database_url, clock, probe)
     async with app:
-        harness = Harness(app, app.bot.request)  # type: ignore[arg-type]
-        await harness.feed(message(AN, "/ghi", 501))  # fails after writing: rolled back
+        harness = BotClient(app, app.bot.request)  # type: ignore[arg-type]
+        await harness.feed(text_update(AN, "/ghi", 501))  # fails after writing: rolled back
         assert count(engine, ProcessedUpdate) == 0 and count(engine, AuditLog) == 0
-        await harness.feed(message(AN, "/ghi", 501))  # Telegram's re-send: applied now
-        await harness.feed(message(AN, "/ghi", 501))  # and a third delivery is a duplicate
+        await harness.feed(text_update(AN, "/ghi", 501))  # Telegram's re-send: applied now
+        await harness.feed(text_update(AN, "/ghi", 501))  # and a third delivery is a duplicate
     assert count(engine, ProcessedUpdate) == 1 and count(engine, AuditLog) == 1
     assert [e for e in probe.events if e[0] == "enter"] == [("enter", 501), ("enter", 501)]
 
@@ -198,8 +182,8 @@ async def test_two_workers_given_the_same_update_process_it_once(
     probe = Probe(pause=0.2)
     first, second = (application(e, database_url, clock, probe) for e in (engine, other_engine))
     async with first, second:
-        one, two = Harness(first, first.bot.request), Harness(second, second.bot.request)  # type: ignore[arg-type]
-        await asyncio.gather(one.feed(message(AN, "/ghi", 601)), two.feed(message(AN, "/ghi", 601)))
+        one, two = BotClient(first, first.bot.request), BotClient(second, second.bot.request)  # type: ignore[arg-type]
+        await asyncio.gather(one.feed(text_update(AN, "/ghi", 601)), two.feed(text_update(AN, "/ghi", 601)))
     assert probe.events == [("enter", 601), ("exit", 601)]
     assert count(engine, ProcessedUpdate) == 1 and count(engine, AuditLog) == 1
     texts = first.bot.request.texts() + second.bot.request.texts()  # type: ignore[attr-defined]
@@ -212,17 +196,17 @@ async def test_one_chats_updates_never_interleave_across_workers_other_chats_do(
     probe = Probe(pause=0.2)
     first, second = (application(e, database_url, clock, probe) for e in (engine, other_engine))
     async with first, second:
-        one, two = Harness(first, first.bot.request), Harness(second, second.bot.request)  # type: ignore[arg-type]
+        one, two = BotClient(first, first.bot.request), BotClient(second, second.bot.request)  # type: ignore[arg-type]
         # update 701 reaches worker one; 702 of the same chat reaches worker two while 701 runs
-        first_task = asyncio.create_task(one.feed(message(AN, "/ghi", 701)))
+        first_task = asyncio.create_task(one.feed(text_update(AN, "/ghi", 701)))
         await asyncio.sleep(0.05)
-        await asyncio.gather(first_task, two.feed(message(AN, "/ghi", 702)))
+        await asyncio.gather(first_task, two.feed(text_update(AN, "/ghi", 702)))
         assert probe.events == [("enter", 701), ("exit", 701), ("enter", 702), ("exit", 702)]
         probe.events.clear()
         # two chats: the second worker does not wait for the first
-        first_task = asyncio.create_task(one.feed(message(AN, "/ghi", 703)))
+        first_task = asyncio.create_task(one.feed(text_update(AN, "/ghi", 703)))
         await asyncio.sleep(0.05)
-        await asyncio.gather(first_task, two.feed(message(BA, "/ghi", 704)))
+        await asyncio.gather(first_task, two.feed(text_update(BA, "/ghi", 704)))
         assert probe.events[:2] == [("enter", 703), ("enter", 704)]
     assert count(engine, ProcessedUpdate) == 4 and count(engine, AuditLog) == 4
 
@@ -320,7 +304,7 @@ def test_the_webhook_answers_only_after_the_commit_and_the_replies(
     client, app = web_client(engine, database_url, clock, probe)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     with client:
-        answer = client.post("/telegram/webhook", json=message(AN, "/ghi", 801), headers=headers)
+        answer = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 801), headers=headers)
         assert answer.status_code == 200
         # no waiting: by the time Telegram has its 200 the update is committed and answered
         assert count(engine, ProcessedUpdate) == 1 and count(engine, AuditLog) == 1
@@ -334,14 +318,14 @@ def test_an_update_outlasting_the_answer_timeout_is_503_and_still_finishes_once(
     client, app = web_client(engine, database_url, clock, probe, answer_timeout=0.1)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     with client:
-        answer = client.post("/telegram/webhook", json=message(AN, "/ghi", 802), headers=headers)
+        answer = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 802), headers=headers)
         assert answer.status_code == 503  # Telegram will send it again
         deadline = time.monotonic() + 10
         while count(engine, ProcessedUpdate) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert count(engine, ProcessedUpdate) == 1
         probe.pause = 0.0
-        again = client.post("/telegram/webhook", json=message(AN, "/ghi", 802), headers=headers)
+        again = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 802), headers=headers)
         assert again.status_code == 200  # the re-send: a duplicate, skipped
     assert count(engine, AuditLog) == 1 and app.bot.request.texts(AN.id) == ["xong 802"]
     assert [e for e in probe.events if e[0] == "enter"] == [("enter", 802)]
@@ -354,6 +338,6 @@ def test_shutdown_waits_for_an_update_that_outlasted_its_answer(
     client, app = web_client(engine, database_url, clock, probe, answer_timeout=0.05)
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     with client:
-        answer = client.post("/telegram/webhook", json=message(AN, "/ghi", 803), headers=headers)
+        answer = client.post("/telegram/webhook", json=text_update(AN, "/ghi", 803), headers=headers)
         assert answer.status_code == 503
     assert count(engine, ProcessedUpdate) == 1 and app.bot.request.texts(AN.id) == ["xong 803"]

@@ -7,10 +7,10 @@ control API under ``/_emu`` that ``EmulatorClient``/``UserSession`` use to play 
 
 from bot.emulator.client import (
     BotMessage,
-    Button,
+    BotReplies,
     EmulatorClient,
     EmulatorError,
-    Reply,
+    SeenButton,
     UserSession,
     sample_png,
 )
@@ -22,15 +22,15 @@ from bot.emulator.terminal import run_terminal_chat
 __all__ = [
     "ApiError",
     "BotMessage",
-    "Button",
+    "BotReplies",
     "Delivery",
     "EmulatorClient",
     "EmulatorError",
     "EmulatorServer",
     "FaultPlan",
     "FloodLimits",
-    "Reply",
     "RequestRecord",
+    "SeenButton",
     "UserSession",
     "run_terminal_chat",
     "sample_png",

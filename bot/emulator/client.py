@@ -23,7 +23,15 @@ import httpx
 from bot.emulator.limits import FaultPlan, FloodLimits
 from bot.emulator.tghtml import render_plain
 
-__all__ = ["BotMessage", "Button", "EmulatorClient", "EmulatorError", "Reply", "UserSession", "sample_png"]
+__all__ = [
+    "BotMessage",
+    "BotReplies",
+    "EmulatorClient",
+    "EmulatorError",
+    "SeenButton",
+    "UserSession",
+    "sample_png",
+]
 
 #: Event types that count as "the bot answered" (answers to button presses are collected too).
 REPLY_EVENTS = ("sent", "edited")
@@ -52,8 +60,8 @@ def sample_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200
 
 
 @dataclass(frozen=True)
-class Button:
-    """An inline keyboard button."""
+class SeenButton:
+    """An inline keyboard button as a user sees it in the emulator."""
 
     text: str
     callback_data: str | None = None
@@ -71,7 +79,7 @@ class BotMessage:
     plain: str | None  # what a user reads: tags stripped, entities unescaped
     parse_mode: str | None = None
     entities: list[dict[str, Any]] = field(default_factory=list)
-    keyboard: list[list[Button]] = field(default_factory=list)
+    keyboard: list[list[SeenButton]] = field(default_factory=list)
     reply_keyboard: list[list[str]] = field(default_factory=list)
     reply_markup: dict[str, Any] | None = None
     document: dict[str, Any] | None = None
@@ -95,7 +103,7 @@ class BotMessage:
             plain=data.get("plain"),
             parse_mode=data.get("parse_mode"),
             entities=list(data.get("entities") or []),
-            keyboard=[[Button(**b) for b in row] for row in data.get("buttons") or []],
+            keyboard=[[SeenButton(**b) for b in row] for row in data.get("buttons") or []],
             reply_keyboard=[list(row) for row in data.get("reply_keyboard") or []],
             reply_markup=data.get("reply_markup"),
             document=data.get("document"),
@@ -115,7 +123,7 @@ class BotMessage:
         return [b.text for row in self.keyboard for b in row]
 
     @property
-    def flat_buttons(self) -> list[Button]:
+    def flat_buttons(self) -> list[SeenButton]:
         """Inline buttons, row by row."""
         return [b for row in self.keyboard for b in row]
 
@@ -124,7 +132,7 @@ class BotMessage:
         return render_plain(self.plain or "", self.entities, ansi=ansi)
 
 
-class Reply(list[BotMessage]):
+class BotReplies(list[BotMessage]):
     """The bot messages that arrived together (new or edited), plus button-press answers."""
 
     def __init__(self, messages: Iterable[BotMessage] = (), answers: Iterable[dict[str, Any]] = ()) -> None:
@@ -594,7 +602,7 @@ class UserSession:
                 return message
         return None
 
-    def keyboard(self) -> list[list[Button]]:
+    def keyboard(self) -> list[list[SeenButton]]:
         """Rows of the latest inline keyboard."""
         message = self.latest(with_keyboard=True)
         return message.keyboard if message else []
@@ -628,7 +636,7 @@ class UserSession:
                 f"{self.name}: no bot message with an inline keyboard to press in chat {self.chat_id}"
             )
         buttons = message.flat_buttons
-        chosen: Button | None = None
+        chosen: SeenButton | None = None
         if data is not None:
             chosen = next((b for b in buttons if b.callback_data == data), None)
         elif isinstance(which, int):
@@ -683,19 +691,19 @@ class UserSession:
         self.answers.extend(e["answer"] for e in collected if e["type"] == "answer")
         return collected
 
-    def poll(self) -> Reply:
+    def poll(self) -> BotReplies:
         """Whatever arrived since the last read, without waiting."""
         return self._reply(self.wait_events(0.0, count=1, settle=0.0))
 
     @staticmethod
-    def _reply(events: list[dict]) -> Reply:
+    def _reply(events: list[dict]) -> BotReplies:
         latest: dict[int, BotMessage] = {}
         for event in events:
             if "message" in event:
                 latest[event["message_id"]] = BotMessage.from_json(event["message"])
-        return Reply(latest.values(), [e["answer"] for e in events if e["type"] == "answer"])
+        return BotReplies(latest.values(), [e["answer"] for e in events if e["type"] == "answer"])
 
-    def wait_reply(self, timeout: float = 5.0, *, count: int = 1, settle: float = 0.3) -> Reply:
+    def wait_reply(self, timeout: float = 5.0, *, count: int = 1, settle: float = 0.3) -> BotReplies:
         """The next bot message(s) (new or edited) in this chat; AssertionError if none comes in time."""
         events = self.wait_events(timeout, count=count, settle=settle)
         reply = self._reply(events)
@@ -704,7 +712,7 @@ class UserSession:
             raise AssertionError(self._silence_report(timeout, count, got, reply))
         return reply
 
-    def _silence_report(self, timeout: float, count: int, got: int, reply: Reply) -> str:
+    def _silence_report(self, timeout: float, count: int, got: int, reply: BotReplies) -> str:
         lines = [
             f"{self.name} (chat {self.chat_id}) expected {count} bot message(s) within {timeout}s, got {got}."
         ]

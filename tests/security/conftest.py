@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.e2e.conftest import client, emulator  # noqa: F401 - the emulator fixtures, for the process tests
-from tests.security.world import World, start_world
+from tests.security.world import start_world
+from tests.support.client import BotClient
 
 HERE = Path(__file__).resolve().parent
 
@@ -103,7 +104,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 @pytest.fixture
-async def world(engine: Engine, database_url: str, figures: Figures) -> AsyncIterator[World]:
+async def world(engine: Engine, database_url: str, figures: Figures) -> AsyncIterator[BotClient]:
     """The two-commune world with everyone signed up (their /start updates are counted)."""
     async for w in start_world(engine, database_url, figures=figures):
         yield w

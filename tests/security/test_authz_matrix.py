@@ -39,8 +39,8 @@ from tests.security.world import (
     VILLAGE_A,
     VILLAGE_B,
     VILLAGE_Y,
-    World,
 )
+from tests.support.client import BotClient
 from tests.support.telegram import FakeUser
 
 pytestmark = pytest.mark.security
@@ -111,20 +111,20 @@ def test_every_handler_has_an_expectation() -> None:
     assert {("command", "start"), ("callback", "f"), ("message", "text")} <= {(k, n) for k, n, _ in ENTRIES}
 
 
-async def test_no_handler_bypasses_the_registry(world: World) -> None:
+async def test_no_handler_bypasses_the_registry(world: BotClient) -> None:
     """Every handler installed in the Application is a registry wrapper (need checked) — nothing added aside."""
     wrapped = {f"{s.kind}:{s.names[0]}" for s in load_all().specs}
     stray = []
-    for group, handlers in world.h.app.handlers.items():
+    for group, handlers in world.app.handlers.items():
         for handler in handlers:
             name = getattr(handler.callback, "__name__", repr(handler.callback))
             if name not in wrapped:
                 stray.append(f"group {group}: {type(handler).__name__} → {name}")
     assert not stray, "handlers without a declared need:\n" + "\n".join(stray)
-    assert len([h for hs in world.h.app.handlers.values() for h in hs]) >= len(wrapped)
+    assert len([h for hs in world.app.handlers.values() for h in hs]) >= len(wrapped)
 
 
-async def _drive(world: World, kind: str, name: str, user: FakeUser) -> Any:
+async def _drive(world: BotClient, kind: str, name: str, user: FakeUser) -> Any:
     if kind == "command":
         return await world.send(user, f"/{name}")
     if kind == "callback":
@@ -134,9 +134,9 @@ async def _drive(world: World, kind: str, name: str, user: FakeUser) -> Any:
     if name == "unknown_command":
         return await world.send(user, "/khongcolenhnay")
     if name == "edited":
-        return await world.h.send_raw(user, "edited_message", text="5", edit_date=1)
+        return await world.send_raw(user, "edited_message", text="5", edit_date=1)
     if kind == "unhandled":  # chatter in a police group: no handler takes it
-        return await world.h.send(user, "xin chào cả nhóm", group={"id": -100778, "type": "supergroup"})
+        return await world.send(user, "xin chào cả nhóm", group={"id": -100778, "type": "supergroup"})
     return await world.send(user, "xin chào")
 
 
@@ -156,7 +156,7 @@ def _routed(caplog: pytest.LogCaptureFixture, update_id: int) -> list[str]:
 
 @pytest.mark.parametrize(("kind", "name", "spec"), ENTRIES, ids=[f"{k}:{n}" for k, n, _ in ENTRIES])
 async def test_matrix(
-    world: World, kind: str, name: str, spec: Spec, caplog: pytest.LogCaptureFixture, figures: Figures
+    world: BotClient, kind: str, name: str, spec: Spec, caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     """Each of the six roles gets the handler or a refusal, exactly as the need's rule says."""
     caplog.set_level(logging.INFO, logger="bot.updates.pipeline")
@@ -196,17 +196,17 @@ async def test_matrix(
 @pytest.mark.parametrize(
     "name", sorted({n for k, n, s in ENTRIES if k == "command" and not s.in_groups}) or ["start"]
 )
-async def test_private_commands_never_run_in_groups(world: World, name: str) -> None:
+async def test_private_commands_never_run_in_groups(world: BotClient, name: str) -> None:
     """A command not declared for groups, sent by police in an unknown group, only gets the group's id."""
     group = {"id": -100777, "type": "supergroup", "title": "Nhóm lạ"}
-    await world.h.send(POLICE_X, f"/{name}", group=group)
+    await world.send(POLICE_X, f"/{name}", group=group)
     assert world.request.texts(-100777) == [render("group/unregistered.html", chat_id=-100777)]
 
 
 # ---------------------------------------------------------------------------------------------- forgery
 
 
-async def _draft_with_answer(world: World, user: FakeUser, answer: str = "4321") -> Draft:
+async def _draft_with_answer(world: BotClient, user: FakeUser, answer: str = "4321") -> Draft:
     await world.open_report(user)
     await world.send(user, answer)
     with session_scope(world.engine) as s:
@@ -215,7 +215,7 @@ async def _draft_with_answer(world: World, user: FakeUser, answer: str = "4321")
 
 
 async def test_forged_form_button_cannot_change_another_villages_draft(
-    world: World, figures: Figures
+    world: BotClient, figures: Figures
 ) -> None:
     """`f:<draft of A>:<seq>:<token>` pressed by B, by Y's head and by police: refused, draft unchanged."""
     draft = await _draft_with_answer(world, HEAD_A)
@@ -234,7 +234,7 @@ async def test_forged_form_button_cannot_change_another_villages_draft(
     assert all("4321" not in t for u in (HEAD_B, HEAD_Y, POLICE_X) for t in world.texts(u))
 
 
-async def test_the_deputy_may_press_the_villages_shared_draft(world: World) -> None:
+async def test_the_deputy_may_press_the_villages_shared_draft(world: BotClient) -> None:
     """The same forged-looking data is served for the other reporter of village A (control case)."""
     draft = await _draft_with_answer(world, HEAD_A, "12")
     await world.press(DEPUTY_A, f"f:{draft.id}:{draft.state['seq']}:back")
@@ -242,7 +242,7 @@ async def test_the_deputy_may_press_the_villages_shared_draft(world: World) -> N
     assert world.draft_of(VILLAGE_A).state["seq"] != draft.state["seq"]
 
 
-async def test_incident_draft_is_its_owners_only(world: World, figures: Figures) -> None:
+async def test_incident_draft_is_its_owners_only(world: BotClient, figures: Figures) -> None:
     """An incident draft belongs to the person who opened it, not to the other reporter of the village."""
     await world.send(HEAD_A, "/suco")
     with session_scope(world.engine) as s:
@@ -254,7 +254,9 @@ async def test_incident_draft_is_its_owners_only(world: World, figures: Figures)
         assert s.get(Draft, draft.id).state == draft.state
 
 
-async def test_forged_period_button_opens_nothing_of_another_commune(world: World, figures: Figures) -> None:
+async def test_forged_period_button_opens_nothing_of_another_commune(
+    world: BotClient, figures: Figures
+) -> None:
     """`rp:<period of commune Y>` from A's head: not open; no draft appears anywhere."""
     await world.press(HEAD_A, f"rp:{world.period_id(COMMUNE_Y)}")
     figures.fault("forged callback")
@@ -266,7 +268,9 @@ async def test_forged_period_button_opens_nothing_of_another_commune(world: Worl
     assert world.drafts() == []
 
 
-async def test_same_period_button_only_ever_opens_the_senders_village(world: World, figures: Figures) -> None:
+async def test_same_period_button_only_ever_opens_the_senders_village(
+    world: BotClient, figures: Figures
+) -> None:
     """B pressing the period A is filling in gets B's own (empty) draft, never A's answers."""
     draft_a = await _draft_with_answer(world, HEAD_A)
     await world.press(HEAD_B, f"rp:{draft_a.period_id}")
@@ -277,7 +281,7 @@ async def test_same_period_button_only_ever_opens_the_senders_village(world: Wor
     assert world.draft_of(VILLAGE_A).state == draft_a.state
 
 
-async def test_forged_nudge_buttons(world: World, figures: Figures) -> None:
+async def test_forged_nudge_buttons(world: BotClient, figures: Figures) -> None:
     """Nudges for another commune's period, or a village outside the period's commune: refused, nothing queued."""
     period_x, period_y = world.period_id(), world.period_id(COMMUNE_Y)
     village_y, village_b = world.village_id(VILLAGE_Y, COMMUNE_Y), world.village_id(VILLAGE_B)
@@ -307,7 +311,7 @@ def _load_police_handlers() -> None:
         importlib.import_module(module)
 
 
-async def _submitted_world(world: World) -> Submission:
+async def _submitted_world(world: BotClient) -> Submission:
     await world.submit_report(HEAD_A, text="bí mật thôn A 4321")
     (sub,) = world.submissions()
     return sub
@@ -373,7 +377,7 @@ async def test_forged_export_buttons_send_no_file(engine: Any, database_url: str
         assert [c for c in world.request.calls if c.method == "sendDocument"]
 
 
-async def test_reopen_only_in_communes_where_the_sender_is_police(world: World, figures: Figures) -> None:
+async def test_reopen_only_in_communes_where_the_sender_is_police(world: BotClient, figures: Figures) -> None:
     """Police of Y who is also head of village A (commune X) cannot reopen village B of commune X."""
     from datetime import timedelta
 

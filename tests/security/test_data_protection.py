@@ -39,11 +39,10 @@ from tests.security.world import (
     NOW,
     POLICE_X,
     VILLAGE_A,
-    DocumentRecorder,
-    World,
     start_world,
 )
-from tests.support.telegram import TOKEN, FakeUser
+from tests.support.client import BotClient
+from tests.support.telegram import TOKEN, DocumentRecorder, FakeUser
 
 pytestmark = pytest.mark.security
 
@@ -135,7 +134,7 @@ async def test_no_token_code_name_or_answer_in_the_logs(
     assert not leaks, "\n".join(leaks)
 
 
-async def test_a_removed_village_head_loses_access_at_once(world: World, figures: Figures) -> None:
+async def test_a_removed_village_head_loses_access_at_once(world: BotClient, figures: Figures) -> None:
     """Removed mid-report: the next answer, the old buttons and /baocao all fail; the deputy carries on."""
     await world.open_report(HEAD_A)
     await world.send(HEAD_A, "5")
@@ -157,7 +156,7 @@ async def test_a_removed_village_head_loses_access_at_once(world: World, figures
     assert world.draft_of(VILLAGE_A).state["answers"]["so_luot_nguoi_du"] == 6
 
 
-async def test_removed_police_lose_summaries_and_exports_at_once(world: World, figures: Figures) -> None:
+async def test_removed_police_lose_summaries_and_exports_at_once(world: BotClient, figures: Figures) -> None:
     """Removed officer: /tonghop, /xuat, /molai and the export button are refused; no document sent."""
     await world.submit_report(HEAD_A)
     (sub,) = world.submissions()

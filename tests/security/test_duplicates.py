@@ -19,7 +19,8 @@ from bot.views.templates import render
 from storage.db import session_scope
 from storage.models import Person
 from tests.security.conftest import Figures
-from tests.security.world import DEPUTY_A, HEAD_A, HEAD_B, NOW, VILLAGE_A, World
+from tests.security.world import DEPUTY_A, HEAD_A, HEAD_B, NOW, VILLAGE_A
+from tests.support.client import BotClient
 
 pytestmark = pytest.mark.security
 
@@ -27,16 +28,16 @@ STALE = render("form/stale.html")
 MOVED_ON = render("report/moved_on.html")
 
 
-def _answers(world: World, village: str = VILLAGE_A) -> dict[str, Any]:
+def _answers(world: BotClient, village: str = VILLAGE_A) -> dict[str, Any]:
     return world.draft_of(village).state["answers"]
 
 
-async def test_the_same_update_twice_is_processed_once(world: World, figures: Figures) -> None:
+async def test_the_same_update_twice_is_processed_once(world: BotClient, figures: Figures) -> None:
     """A redelivered answer, button press and /start are each applied and answered once."""
     await world.open_report(HEAD_A)
     update = await world.send(HEAD_A, "6")
     sent = len(world.request.calls)
-    await world.h.feed(update.to_dict())
+    await world.feed(update.to_dict())
     figures.fault("redelivered update")
     assert len(world.request.calls) == sent  # nothing sent again
     assert _answers(world) == {"so_buoi_tuyen_truyen": 6}
@@ -49,12 +50,12 @@ async def test_the_same_update_twice_is_processed_once(world: World, figures: Fi
     back = next(d for d in data if d.endswith(":back"))
     press = await world.press(HEAD_A, back, message_id=message_id)
     state = world.draft_of(VILLAGE_A).state
-    await world.h.feed(press.to_dict())
+    await world.feed(press.to_dict())
     figures.fault("redelivered update")
     assert world.draft_of(VILLAGE_A).state == state
 
 
-async def test_double_tap_on_send_files_one_submission(world: World, figures: Figures) -> None:
+async def test_double_tap_on_send_files_one_submission(world: BotClient, figures: Figures) -> None:
     """The confirm button pressed twice (two updates) and redelivered: one submission, the second tap told."""
     await world.open_report(HEAD_A)
     await world.answer_until(HEAD_A)
@@ -63,7 +64,7 @@ async def test_double_tap_on_send_files_one_submission(world: World, figures: Fi
     confirm = next(d for d in data if d.endswith(":confirm"))
     first = await world.press(HEAD_A, confirm, message_id=message_id)
     await world.press(HEAD_A, confirm, message_id=message_id)
-    await world.h.feed(first.to_dict())
+    await world.feed(first.to_dict())
     figures.fault("double tap", 2)
     subs = world.submissions()
     figures.duplicate(len(subs) - 1, "double tap on send")
@@ -75,7 +76,7 @@ async def test_double_tap_on_send_files_one_submission(world: World, figures: Fi
 
 
 async def test_an_old_button_after_a_newer_answer_is_stale_and_changes_nothing(
-    world: World, figures: Figures
+    world: BotClient, figures: Figures
 ) -> None:
     """Question 1's buttons pressed after question 2 was answered: the stale message, state unchanged."""
     await world.open_report(HEAD_A)
@@ -94,7 +95,7 @@ async def test_an_old_button_after_a_newer_answer_is_stale_and_changes_nothing(
     assert "Câu 3/" in world.texts(HEAD_A)[-1]  # and shown where the report stands
 
 
-async def test_an_old_button_from_a_submitted_report_is_stale(world: World, figures: Figures) -> None:
+async def test_an_old_button_from_a_submitted_report_is_stale(world: BotClient, figures: Figures) -> None:
     """After sending, every button of the form is answered with a refusal or stale text; one submission."""
     await world.open_report(HEAD_A)
     old_message, old_data = world.last_keyboard(HEAD_A)
@@ -107,7 +108,7 @@ async def test_an_old_button_from_a_submitted_report_is_stale(world: World, figu
     assert len(world.submissions()) == 1 and world.drafts() == []
 
 
-async def test_two_reporters_answer_at_once_through_the_bot(world: World, figures: Figures) -> None:
+async def test_two_reporters_answer_at_once_through_the_bot(world: BotClient, figures: Figures) -> None:
     """Head and deputy answer question 2 in the same instant: the draft stays consistent and each is told
     either that the answer was taken (next question) or that the other reporter moved the draft on."""
     await world.open_report(HEAD_A)
@@ -131,7 +132,7 @@ async def test_two_reporters_answer_at_once_through_the_bot(world: World, figure
 
 
 async def test_a_reporter_who_only_looks_does_not_void_the_others_answer(
-    world: World, figures: Figures
+    world: BotClient, figures: Figures
 ) -> None:
     """The deputy opens the shared draft without answering; the head's next answer must still count."""
     await world.open_report(HEAD_A)
@@ -144,7 +145,7 @@ async def test_a_reporter_who_only_looks_does_not_void_the_others_answer(
     assert _answers(world).get("so_luot_nguoi_du") == 40
 
 
-async def test_two_villages_at_once_do_not_mix(world: World, figures: Figures) -> None:
+async def test_two_villages_at_once_do_not_mix(world: BotClient, figures: Figures) -> None:
     """A and B answering at the same time each keep their own answers."""
     await world.open_report(HEAD_A)
     await world.open_report(HEAD_B)
@@ -157,7 +158,7 @@ async def test_two_villages_at_once_do_not_mix(world: World, figures: Figures) -
 
 
 async def test_two_processes_racing_on_one_draft_lose_no_acknowledged_answer(
-    world: World, figures: Figures, monkeypatch: pytest.MonkeyPatch, engine: Engine, db_backend: str
+    world: BotClient, figures: Figures, monkeypatch: pytest.MonkeyPatch, engine: Engine, db_backend: str
 ) -> None:
     """Two workers (two processes, or a webhook served concurrently) apply two quick messages of the head to
     the same draft, both reading before either writes: each answer either reaches the database or its sender

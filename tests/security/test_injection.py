@@ -35,11 +35,10 @@ from tests.security.world import (
     POLICE_X,
     ROOT,
     SUPERVISOR,
-    DocumentRecorder,
-    World,
     start_world,
 )
-from tests.support.telegram import FakeUser
+from tests.support.client import BotClient
+from tests.support.telegram import DocumentRecorder, FakeUser
 
 pytestmark = pytest.mark.security
 
@@ -111,7 +110,7 @@ def _setup(tmp_path: Path, *, big: bool = False, at_limits: bool = False):
 @pytest.fixture
 async def evil_world(
     engine: Engine, database_url: str, tmp_path: Path, figures: Figures
-) -> AsyncIterator[World]:
+) -> AsyncIterator[BotClient]:
     """The world with evil labels, an evil village (and its evil-named head) and a formula-named village."""
     users = [*INVITES, (HEAD_E, {"role": "village_head", "village": EVIL_VILLAGE, "commune": COMMUNE_X})]
     async for w in start_world(
@@ -125,7 +124,7 @@ async def evil_world(
         yield w
 
 
-def check_messages(world: World, figures: Figures) -> list[str]:
+def check_messages(world: BotClient, figures: Figures) -> list[str]:
     """Every text and caption the bot sent parses as Telegram HTML within limits; returns the plain texts."""
     plain, problems = [], []
     for call in world.request.calls:
@@ -154,7 +153,7 @@ def check_messages(world: World, figures: Figures) -> list[str]:
     return plain
 
 
-async def walk_with(world: World, user: FakeUser, figures: Figures, tries: list[str]) -> int:
+async def walk_with(world: BotClient, user: FakeUser, figures: Figures, tries: list[str]) -> int:
     """Answer every question, offering each string of `tries` before a plain "3"; returns texts accepted."""
     accepted = stored = 0
     for _ in range(200):
@@ -187,7 +186,7 @@ async def walk_with(world: World, user: FakeUser, figures: Figures, tries: list[
     raise AssertionError("the form never reached its confirmation")
 
 
-async def test_evil_text_everywhere_in_the_conversation(evil_world: World, figures: Figures) -> None:
+async def test_evil_text_everywhere_in_the_conversation(evil_world: BotClient, figures: Figures) -> None:
     """10 kB, control characters and markup in every answer, label and name: every message stays valid."""
     await evil_world.send(HEAD_E, "/baocao")
     await evil_world.press_token(HEAD_E, evil_world.last_keyboard(HEAD_E)[1][0])
@@ -205,7 +204,7 @@ async def test_evil_text_everywhere_in_the_conversation(evil_world: World, figur
     assert any("{{ 7*7 }}" in v for v in texts) and any(v.startswith(tuple("=+-@")) for v in texts)
 
 
-async def _submit_evil_report(world: World, figures: Figures) -> int:
+async def _submit_evil_report(world: BotClient, figures: Figures) -> int:
     await world.send(HEAD_E, "/baocao")
     await world.press_token(HEAD_E, world.last_keyboard(HEAD_E)[1][0])
     await walk_with(world, HEAD_E, figures, [CONTROL + EVIL])
@@ -214,7 +213,7 @@ async def _submit_evil_report(world: World, figures: Figures) -> int:
     return sub.period_id
 
 
-def _file_formula_report(world: World, period_id: int) -> None:
+def _file_formula_report(world: BotClient, period_id: int) -> None:
     """The formula-named village files a report whose every free text is a formula (stored directly)."""
     (sub,) = world.submissions()
     answers = dict(sub.answers)
@@ -236,7 +235,7 @@ def _file_formula_report(world: World, period_id: int) -> None:
         )
 
 
-async def test_summaries_render_evil_reports(evil_world: World, figures: Figures) -> None:
+async def test_summaries_render_evil_reports(evil_world: BotClient, figures: Figures) -> None:
     """/tonghop, the village's report, its long answers in full and the province roll-up stay valid."""
     period_id = await _submit_evil_report(evil_world, figures)
     village_id = evil_world.village_id(EVIL_VILLAGE)
@@ -259,7 +258,7 @@ async def test_summaries_render_evil_reports(evil_world: World, figures: Figures
         assert 0 < utf16_len(body) <= TELEGRAM_TEXT_LIMIT
 
 
-async def test_a_nul_character_in_an_answer(evil_world: World, figures: Figures) -> None:
+async def test_a_nul_character_in_an_answer(evil_world: BotClient, figures: Figures) -> None:
     """A NUL typed into an answer neither breaks the conversation nor the police's summary and exports."""
     await evil_world.send(HEAD_E, "/baocao")
     await evil_world.press_token(HEAD_E, evil_world.last_keyboard(HEAD_E)[1][0])
@@ -277,7 +276,7 @@ async def test_a_nul_character_in_an_answer(evil_world: World, figures: Figures)
     check_messages(evil_world, figures)
 
 
-async def _export(world: World, figures: Figures, fmt: str) -> bytes:
+async def _export(world: BotClient, figures: Figures, fmt: str) -> bytes:
     period_id = await _submit_evil_report(world, figures)
     _file_formula_report(world, period_id)
     await world.press(POLICE_X, f"xe:{period_id}:{fmt}")
@@ -289,7 +288,7 @@ async def _export(world: World, figures: Figures, fmt: str) -> bytes:
     return content.read() if hasattr(content, "read") else content
 
 
-async def test_excel_export_neutralises_formulas(evil_world: World, figures: Figures) -> None:
+async def test_excel_export_neutralises_formulas(evil_world: BotClient, figures: Figures) -> None:
     """No cell made of user text is a formula, whatever it starts with; the text itself is kept."""
     content = await _export(evil_world, figures, "xlsx")
     wb = openpyxl.load_workbook(io.BytesIO(content))
@@ -309,7 +308,9 @@ async def test_excel_export_neutralises_formulas(evil_world: World, figures: Fig
     assert any(FORMULA_VILLAGE in v for v in seen)  # the formula-like village name is a text cell too
 
 
-async def test_word_export_opens_and_contains_the_text_literally(evil_world: World, figures: Figures) -> None:
+async def test_word_export_opens_and_contains_the_text_literally(
+    evil_world: BotClient, figures: Figures
+) -> None:
     """The .docx opens with python-docx and shows markup, template syntax and formulas as typed."""
     content = await _export(evil_world, figures, "docx")
     document = docx.Document(io.BytesIO(content))

@@ -12,7 +12,8 @@ from bot.services.accounts import MAX_WRONG_CODES_PER_HOUR, create_invite, gener
 from storage.db import session_scope
 from storage.models import AuditLog, Invite, Membership
 from tests.security.conftest import Figures
-from tests.security.world import COMMUNE_X, HEAD_A, NOW, POLICE_X, VILLAGE_A, World
+from tests.security.world import COMMUNE_X, HEAD_A, NOW, POLICE_X, VILLAGE_A
+from tests.support.client import BotClient
 from tests.support.telegram import FakeUser
 
 pytestmark = pytest.mark.security
@@ -22,19 +23,21 @@ TRUDY = FakeUser(7102, "Trudy")
 RATE_LIMITED = "nhập sai mã quá nhiều lần"
 
 
-def _invite(world: World, **kwargs: object) -> str:
+def _invite(world: BotClient, **kwargs: object) -> str:
     kwargs = {"role": "village_head", "village": "Thôn Khuổi Ổ", "commune": COMMUNE_X, **kwargs}
     with session_scope(world.engine) as s:
         return create_invite(s, now=world.clock(), actor="cli:test", **kwargs).code  # type: ignore[arg-type]
 
 
-def _memberships(world: World, user: FakeUser) -> list[Membership]:
+def _memberships(world: BotClient, user: FakeUser) -> list[Membership]:
     person = world.person(user)
     with session_scope(world.engine) as s:
         return list(s.exec(select(Membership).where(Membership.person_id == person.id)))
 
 
-async def test_brute_force_is_stopped_after_five_wrong_codes_per_hour(world: World, figures: Figures) -> None:
+async def test_brute_force_is_stopped_after_five_wrong_codes_per_hour(
+    world: BotClient, figures: Figures
+) -> None:
     """Five wrong codes, then even the right code is refused for an hour; every try is audited."""
     assert MAX_WRONG_CODES_PER_HOUR == 5
     good = _invite(world)
@@ -63,7 +66,7 @@ async def test_brute_force_is_stopped_after_five_wrong_codes_per_hour(world: Wor
     assert "Đăng ký thành công" in world.texts(MALLORY)[-1]
 
 
-async def test_many_wrong_codes_in_a_burst_never_sign_up(world: World, figures: Figures) -> None:
+async def test_many_wrong_codes_in_a_burst_never_sign_up(world: BotClient, figures: Figures) -> None:
     """Forty guesses in a minute: five are checked, the rest are refused without looking the code up."""
     for i in range(40):
         world.clock.at = NOW + timedelta(seconds=i)
@@ -78,7 +81,7 @@ async def test_many_wrong_codes_in_a_burst_never_sign_up(world: World, figures: 
         )
 
 
-async def test_codes_expire(world: World, figures: Figures) -> None:
+async def test_codes_expire(world: BotClient, figures: Figures) -> None:
     """A code past its expiry is refused and signs nobody up."""
     code = _invite(world, ttl=timedelta(days=2))
     world.clock.at = NOW + timedelta(days=2)
@@ -89,7 +92,7 @@ async def test_codes_expire(world: World, figures: Figures) -> None:
     assert not _has_person(world, MALLORY) or _memberships(world, MALLORY) == []
 
 
-def _has_person(world: World, user: FakeUser) -> bool:
+def _has_person(world: BotClient, user: FakeUser) -> bool:
     try:
         world.person(user)
     except Exception:
@@ -97,7 +100,7 @@ def _has_person(world: World, user: FakeUser) -> bool:
     return True
 
 
-async def test_codes_are_single_use(world: World, figures: Figures) -> None:
+async def test_codes_are_single_use(world: BotClient, figures: Figures) -> None:
     """The second person to use a code is refused; the first keeps the place."""
     code = _invite(world)
     await world.send(TRUDY, f"/start {code}")
@@ -110,7 +113,7 @@ async def test_codes_are_single_use(world: World, figures: Figures) -> None:
     assert [a.detail["reason"] for a in world.audit("invite.refused")] == ["used"]
 
 
-async def test_revoked_codes_are_refused(world: World, figures: Figures) -> None:
+async def test_revoked_codes_are_refused(world: BotClient, figures: Figures) -> None:
     """A revoked code signs nobody up."""
     from bot.services.accounts import revoke_invite
 
@@ -124,7 +127,7 @@ async def test_revoked_codes_are_refused(world: World, figures: Figures) -> None
 
 
 async def test_audit_records_signup_removal_reopen_and_amendment_with_who_and_when(
-    world: World, figures: Figures
+    world: BotClient, figures: Figures
 ) -> None:
     """Each of the four changes leaves one row naming the person (or operator) and the time."""
     signups = world.audit("person.signup")
@@ -154,7 +157,7 @@ async def test_audit_records_signup_removal_reopen_and_amendment_with_who_and_wh
     assert removal.detail["person_id"] == head.id
 
 
-async def test_refusals_of_a_valid_code_are_audited(world: World, figures: Figures) -> None:
+async def test_refusals_of_a_valid_code_are_audited(world: BotClient, figures: Figures) -> None:
     """A valid code refused because the village's slot is taken is in the audit log like other refusals."""
     code = _invite(world, village=VILLAGE_A, deputy=True)  # A already has a deputy: Bình
     await world.send(MALLORY, f"/start {code}")

@@ -1,4 +1,4 @@
-"""In-process bot harness: PTB Application with no updater and a request that records every call.
+"""The offline Bot API request that records every call (and uploaded files), and the fake Telegram user.
 
 Modelled on python-telegram-bot's own tests/auxil offline request: nothing leaves the process.
 """
@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from telegram import Update
-from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
 BOT_ID = 123456
@@ -80,6 +78,31 @@ class RecordingRequest(BaseRequest):
         return [c.params["text"] for c in self.sent(chat_id)]
 
 
+class DocumentRecorder(RecordingRequest):
+    """A recording request that also keeps uploaded files (multipart parts, e.g. sendDocument)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    async def do_request(self, url: str, method: str, request_data: Any = None, **kwargs: Any):
+        """Record the upload, then answer as the base class does."""
+        if request_data is not None and request_data.multipart_data:
+            params = dict(request_data.json_parameters)
+            self.files.append((url.rsplit("/", 1)[-1], params, dict(request_data.multipart_data)))
+        return await super().do_request(url, method, request_data, **kwargs)
+
+    def documents(self, chat_id: int | None = None) -> list[tuple[str, bytes, dict[str, Any]]]:
+        """(file name, bytes, params) of every sendDocument, optionally to one chat."""
+        out = []
+        for method, params, parts in self.files:
+            if method != "sendDocument" or (chat_id is not None and int(params["chat_id"]) != chat_id):
+                continue
+            filename, content, _mime = parts["document"]
+            out.append((filename, content.read() if hasattr(content, "read") else content, params))
+        return out
+
+
 def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
@@ -107,63 +130,3 @@ class FakeUser:
             data["username"] = self.username
         data["language_code"] = "vi"
         return data
-
-
-@dataclass
-class Harness:
-    """Feeds updates to the real Application and exposes what it sent."""
-
-    app: Application
-    request: RecordingRequest
-    _update_ids: Any = field(default_factory=lambda: itertools.count(1))
-    _message_ids: Any = field(default_factory=lambda: itertools.count(1))
-
-    async def feed(self, data: dict[str, Any]) -> Update:
-        """Process one raw update dict (update_id added if missing)."""
-        data = {"update_id": next(self._update_ids), **data}
-        update = Update.de_json(data, self.app.bot)
-        await self.app.process_update(update)
-        return update
-
-    def _message(self, user: FakeUser, chat: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {
-            "message_id": next(self._message_ids),
-            "date": int(extra.pop("date", datetime(2026, 5, 15, 2, 0, tzinfo=UTC)).timestamp()),
-            "chat": chat,
-            "from": user.as_dict(),
-            **extra,
-        }
-
-    async def send(
-        self, user: FakeUser, text: str, *, group: dict[str, Any] | None = None, **extra: Any
-    ) -> Update:
-        """The user sends a text (commands get their bot_command entity)."""
-        chat = group or {"id": user.id, "type": "private", "first_name": user.first_name}
-        message = self._message(user, chat, text=text, **extra)
-        if text.startswith("/"):
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-        return await self.feed({"message": message})
-
-    async def send_raw(self, user: FakeUser, kind: str = "message", **payload: Any) -> Update:
-        """The user sends a non-text message (sticker, photo, …) or an edit."""
-        chat = {"id": user.id, "type": "private", "first_name": user.first_name}
-        return await self.feed({kind: self._message(user, chat, **payload)})
-
-    async def press(self, user: FakeUser, data: str, message_id: int = 1) -> Update:
-        """The user presses an inline button with callback data `data`."""
-        return await self.feed(
-            {
-                "callback_query": {
-                    "id": str(next(self._update_ids)),
-                    "from": user.as_dict(),
-                    "chat_instance": "ci",
-                    "data": data,
-                    "message": {
-                        "message_id": message_id,
-                        "date": int(datetime(2026, 5, 15, tzinfo=UTC).timestamp()),
-                        "chat": {"id": user.id, "type": "private"},
-                        "text": "…",
-                    },
-                }
-            }
-        )
