@@ -309,6 +309,6 @@ def _read_default(
         bounds=bounds,
         max_length=max_length,
         choices=choices,
-        extra={"suggest": suggest},
+        suggest=suggest,
     )
     return qtype.read_default(value, problems)

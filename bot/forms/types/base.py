@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -67,7 +67,7 @@ class LoadProblems:
     bounds: tuple[Any, Any] = (None, None)
     max_length: int | None = None
     choices: tuple[Any, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    suggest: Callable[[Any, list[str]], str] = lambda word, options: ""  # the loader's "did you mean"
 
 
 class QuestionType:

@@ -86,7 +86,7 @@ class MultiChoiceType(ChoiceType):
             return None
         for item in value:
             if not isinstance(item, str) or item not in known:
-                hint = choice_hint(item, known, by_label, p.extra["suggest"])
+                hint = choice_hint(item, known, by_label, p.suggest)
                 p.add(f"{p.at}giá trị mặc định {item!r} không có trong các lựa chọn{hint}")
                 return None
         if len(set(value)) != len(value):

@@ -52,21 +52,12 @@ class NumberType(QuestionType):
     summary: ClassVar[str | None] = "sum"
     integer: ClassVar[bool] = False
 
-    def lower(self, q: Question) -> float | None:
-        """The smallest allowed value (the YAML `min`)."""
-        return q.min
-
-    def upper(self, q: Question) -> float | None:
-        """The largest allowed value (the YAML `max`)."""
-        return q.max
-
     def check(self, q: Question, value: Any) -> None:
         """Refuse a value below `min` or above `max`."""
         number = Decimal(str(value))
-        low, high = self.lower(q), self.upper(q)
-        if low is not None and number < Decimal(str(low)):
+        if q.min is not None and number < Decimal(str(q.min)):
             raise Refusal("below_min", self.bounds(q, value))
-        if high is not None and number > Decimal(str(high)):
+        if q.max is not None and number > Decimal(str(q.max)):
             raise Refusal("above_max", self.bounds(q, value))
 
     def bounds(self, q: Question, value: Any) -> dict[str, Any]:

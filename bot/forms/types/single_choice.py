@@ -59,7 +59,7 @@ class SingleChoiceType(ChoiceType):
         known = {c.value for c in p.choices}
         by_label = {c.label: c.value for c in p.choices}
         if not isinstance(value, str) or value not in known:
-            hint = choice_hint(value, known, by_label, p.extra["suggest"])
+            hint = choice_hint(value, known, by_label, p.suggest)
             p.add(f"{p.at}giá trị mặc định {value!r} không có trong các lựa chọn{hint}")
             return None
         return value
