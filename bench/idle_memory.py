@@ -89,8 +89,8 @@ def seed(url: str, people: int, per_commune: int = 100) -> dict[str, Any]:
     """Communes, villages, one head (person + membership) per village, the form and a future period."""
     from sqlalchemy import insert
 
+    from bot.calendar.reminder_rules import DEFAULT_RULES
     from bot.forms.loader import form_to_dict, load_form_file
-    from bot.reminders.rules import DEFAULT_RULES
     from bot.services.forms import checksum
     from storage.db import make_engine
     from storage.models import Commune, CommuneForm, FormVersion, Membership, Period, Person, Role, Village

@@ -61,8 +61,8 @@ def seed(url: str, heads: int, communes: int) -> dict[str, float]:
     """Migrate and fill the database (runs in a child process); returns timings."""
     from sqlalchemy import insert
 
+    from bot.calendar.reminder_rules import DEFAULT_RULES
     from bot.forms.loader import form_to_dict, load_form_file
-    from bot.reminders.rules import DEFAULT_RULES
     from bot.services.forms import checksum
     from storage.db import make_engine, upgrade
     from storage.models import Commune, CommuneForm, FormVersion, Membership, Period, Person, Role, Village

@@ -19,9 +19,9 @@ from bot.handlers.menu import set_default_menu
 from bot.metrics import observe_scheduler
 from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
 from bot.telegram_request import AiohttpRequest, tls_context
+from bot.texts.templates import Renderer, render, use_renderer
 from bot.update_order import DEFAULT_CONCURRENCY, ChatOrderedProcessor
-from bot.views.templates import Renderer, render, use_renderer
-from storage.db import make_engine, upgrade
+from storage.db import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -156,15 +156,3 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await context.bot.send_message(update.effective_chat.id, render("common/error.html"))
         except Exception:
             log.warning("could not tell the user about the error", exc_info=True)
-
-
-def run_polling(settings: Settings, **kwargs: Any) -> None:
-    """Migrate the database, then long-poll until interrupted."""
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    application = build_application(settings, deps=Deps(engine=engine, clock=system_clock, settings=settings))
-    if settings.status_listen is not None:
-        from bot.web.status import attach_status_server
-
-        attach_status_server(application, settings, engine)
-    application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, **kwargs)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.clock import system_clock
 from bot.config import Settings
-from bot.views.templates import templates_dir
+from bot.texts.templates import templates_dir
 
 DEMO_TOKEN = "123456789:DEMOdemoDEMOdemoDEMOdemoDEMOdemo123"
 DEMO_USER_ID = 700001

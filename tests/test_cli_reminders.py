@@ -145,7 +145,7 @@ def test_remind_needs_exactly_one_mode(world, capsys, argv: list[str]) -> None:
 
 
 def test_now_runs_the_dispatcher_once(world, monkeypatch, capsys) -> None:
-    import bot.reminders.remind_now as dispatch
+    import bot.cli.send_now as dispatch
 
     seen = []
 

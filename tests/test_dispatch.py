@@ -22,6 +22,7 @@ from sqlmodel import Session
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
+from bot.cli.send_now import run_once
 from bot.clock import FixedClock
 from bot.config import settings_from
 from bot.delivery.dispatcher import dispatch_due, plan_now
@@ -31,7 +32,6 @@ from bot.delivery.ratelimit import ManualTime, RateLimiter
 from bot.emulator.limits import FaultPlan, FloodLimits
 from bot.emulator.server import EmulatorServer
 from bot.reminders.content import render_outbox
-from bot.reminders.remind_now import run_once
 from bot.reminders.scheduler import ReminderScheduler
 from bot.services.reminders import plan as plan_reminders
 from storage import audit

@@ -694,7 +694,7 @@ def test_word_with_unknown_province_marks_the_blank(session: Session, seeded: Se
 def _template_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import shutil
 
-    from bot.views import templates
+    from bot.texts import templates
 
     root = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", root)
@@ -725,7 +725,7 @@ def test_the_deployments_template_dir_overrides_the_word_body(
     session: Session, seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """BAOCAO_TEMPLATES_DIR/<commune>/export/report_body.txt wins over the shipped text, as the README says."""
-    from bot.views import templates
+    from bot.texts import templates
 
     own = tmp_path / "hiep-luc" / "export"
     own.mkdir(parents=True)

@@ -30,7 +30,6 @@ from bot.forms.events import (
 from bot.forms.inputs import MAX_TOKEN_BYTES, Action, Text
 from bot.forms.loader import form_from_dict
 from bot.forms.model import Form
-from bot.forms.preview import run_preview
 from bot.forms.state import Position
 from bot.views.form import (
     ERROR_CODES,
@@ -45,6 +44,7 @@ from bot.views.form import (
     vn_date,
     vn_number,
 )
+from bot.views.form_preview import run_preview
 
 NOW = datetime(2026, 5, 15, 9, 0, tzinfo=timezone(timedelta(hours=7)))
 EVIL = '<b>x</b> & <a href="javascript:alert(1)">y</a> &amp; <script>'

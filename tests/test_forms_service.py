@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
+from bot.calendar.periods import parse_schedules
 from bot.forms.loader import load_form_file
-from bot.schedules import parse_schedules
 from bot.services.forms import (
     FormStoreError,
     get_form,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.reminders.planner import (
+from bot.calendar.reminder_planner import (
     DIGEST_STALE,
     KIND_DIGEST,
     KIND_REMINDER,
@@ -27,7 +27,7 @@ from bot.reminders.planner import (
     slots,
     upcoming,
 )
-from bot.reminders.rules import DEFAULT_QUIET, DEFAULT_RULES, NO_QUIET, QuietHours, parse_reminders
+from bot.calendar.reminder_rules import DEFAULT_QUIET, DEFAULT_RULES, NO_QUIET, QuietHours, parse_reminders
 
 HCM = "Asia/Ho_Chi_Minh"
 STEP = timedelta(minutes=30)

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.reminders.rules import (
+from bot.calendar.periods import parse_schedules
+from bot.calendar.reminder_rules import (
     DEFAULT_QUIET,
     DEFAULT_RULES,
     NO_QUIET,
@@ -24,7 +25,6 @@ from bot.reminders.rules import (
     parse_reminders,
     rule_times,
 )
-from bot.schedules import parse_schedules
 from bot.setup_file import loads_setup
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

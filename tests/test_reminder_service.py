@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.calendar.reminder_planner import digest_key, reminder_key
+from bot.calendar.reminder_rules import DEFAULT_RULES, ReminderRules
 from bot.forms.inputs import Text
 from bot.reminders.content import Outgoing, render_outbox
-from bot.reminders.planner import digest_key, reminder_key
-from bot.reminders.rules import DEFAULT_RULES, ReminderRules
 from bot.services import reminders, reports
 from bot.services.reminders import insert_outbox
-from bot.views.filters import vn_span
+from bot.texts.filters import vn_span
 from storage.db import session_scope
 from storage.models import (
     Commune,
@@ -500,7 +500,7 @@ def test_templates_can_be_overridden_per_commune(engine, world, tmp_path, monkey
     )
     (tmp_path / "remind").mkdir()
     (tmp_path / "remind" / "button.html").write_text("Nộp ngay", encoding="utf-8")
-    from bot.views import templates
+    from bot.texts import templates
 
     monkeypatch.setattr(templates, "_current", templates.Renderer(tmp_path))  # BAOCAO_TEMPLATES_DIR
     plan_at(engine, local(5, 16, 8))

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.schedules import expand, parse_day_month, parse_schedules
+from bot.calendar.periods import expand, parse_day_month, parse_schedules
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -824,7 +824,7 @@ def test_documented_example_is_valid_apart_from_form_files(tmp_path: Path) -> No
 
 
 def test_quiet_hours_default_to_the_night(tmp_path: Path) -> None:
-    from bot.reminders.rules import DEFAULT_QUIET
+    from bot.calendar.reminder_rules import DEFAULT_QUIET
 
     assert only_commune(check(tmp_path, MINIMAL)).quiet_hours == DEFAULT_QUIET
 

@@ -292,8 +292,8 @@ def test_the_commands_that_call_telegram_check_the_ca_too(
     from bot.cli.common import CliError
     from bot.cli.invites import bot_username
     from bot.cli.running import WebhookError, webhook_call
+    from bot.cli.send_now import run_once
     from bot.emulator.server import EmulatorServer
-    from bot.reminders.remind_now import run_once
 
     emulator = EmulatorServer(token=TOKEN, bot_username="baocao_tls_bot")
     emulator.start_in_thread()

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from bot.views import templates
-from bot.views.templates import Renderer, environment, render
+from bot.texts import templates
+from bot.texts.templates import Renderer, environment, render
 
 
 def overrides(monkeypatch: pytest.MonkeyPatch, path: object) -> None:
@@ -98,7 +98,7 @@ def test_a_templates_dir_that_does_not_exist_stops_the_command(tmp_path) -> None
 def test_the_vn_number_filter_formats_numbers_and_leaves_text_alone() -> None:
     from decimal import Decimal
 
-    from bot.views.filters import vn_number_filter, vn_number_rounded
+    from bot.texts.filters import vn_number_filter, vn_number_rounded
 
     assert vn_number_filter(1234567) == "1.234.567"
     assert vn_number_filter(Decimal("1234.50")) == "1.234,5"
@@ -119,8 +119,8 @@ def test_every_notice_of_the_services_is_worded_by_a_shipped_template() -> None:
     from typing import get_args
 
     from bot.services.report_notices import Notice
+    from bot.texts.templates import templates_dir
     from bot.views.notices import TEMPLATES
-    from bot.views.templates import templates_dir
 
     kinds = get_args(Notice)
     assert set(kinds) == set(TEMPLATES)

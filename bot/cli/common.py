@@ -18,7 +18,7 @@ from bot.clock import system_clock
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
 from bot.services.accounts import AccountError, find_commune
-from bot.views.templates import Renderer, use_renderer
+from bot.texts.templates import Renderer, use_renderer
 from storage.db import make_engine, upgrade
 
 Command = Callable[[argparse.Namespace, Settings], int]

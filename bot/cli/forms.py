@@ -13,8 +13,8 @@ from bot.clock import system_clock
 from bot.config import Settings
 from bot.forms.loader import load_form_file, load_form_files
 from bot.forms.model import Form
-from bot.forms.preview import run_preview
-from bot.views.templates import templates_dir
+from bot.texts.templates import templates_dir
+from bot.views.form_preview import run_preview
 
 
 def cmd_forms(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,7 +10,7 @@ from bot.cli.common import open_engine
 from bot.clock import system_clock
 from bot.config import Settings
 from bot.services.accounts import forget_person, list_people, remove_person
-from bot.views.templates import render
+from bot.texts.templates import render
 from storage import audit
 from storage.db import session_scope
 

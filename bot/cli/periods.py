@@ -8,7 +8,7 @@ from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
 from bot.reminders.content import days_left
 from bot.services.reminders import commune_zone, periods_overview
-from bot.views.filters import vn_due
+from bot.texts.filters import vn_due
 from storage.db import session_scope
 
 

@@ -7,11 +7,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.calendar.reminder_planner import KIND_DIGEST, upcoming
 from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
-from bot.reminders.planner import KIND_DIGEST, upcoming
 from bot.services.reminders import dry_run
-from bot.views.filters import vn_due
+from bot.texts.filters import vn_due
 from storage.db import session_scope
 
 

@@ -12,12 +12,15 @@ from typing import Any
 from telegram import Update, WebhookInfo
 from telegram.error import TelegramError
 
-from bot.app import command_bot, run_polling
+from bot.app import build_application, command_bot
 from bot.cli.common import open_engine
+from bot.clock import system_clock
 from bot.config import Settings
+from bot.deps import Deps
 from bot.logging_setup import redact
 from bot.web.app import serve
-from bot.web.status import check_port_free
+from bot.web.status import attach_status_server, check_port_free
+from storage.db import make_engine, upgrade
 
 
 class WebhookError(Exception):
@@ -33,6 +36,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger(__name__).info("starting long polling against %s", settings.api_url)
     run_polling(settings)
     return 0
+
+
+def run_polling(settings: Settings, **kwargs: Any) -> None:
+    """Migrate the database, then long-poll until interrupted (with the status server if configured)."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    application = build_application(settings, deps=Deps(engine=engine, clock=system_clock, settings=settings))
+    if settings.status_listen is not None:
+        attach_status_server(application, settings, engine)
+    application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, **kwargs)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -29,7 +29,7 @@ from bot.services.forms import (
 )
 from bot.services.forms import periodic_forms as service_forms
 from bot.services.reminders import commune_zone
-from bot.views.templates import render_plain
+from bot.texts.templates import render_plain
 from storage.models import Commune, Period, Village
 
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")

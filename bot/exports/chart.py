@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from bot.exports.data import clean_text, words
 from bot.services.completeness import Completeness, VillageState
 from bot.services.summaries import IndicatorSummary
-from bot.views.filters import vn_number_rounded
+from bot.texts.filters import vn_number_rounded
 
 FONT = "DejaVu Sans"
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -23,7 +23,7 @@ import yaml
 from bot.forms.model import Form, Question
 from bot.forms.types import type_of
 from bot.services.summaries import VillageRow, VillageState
-from bot.views.templates import templates_dir
+from bot.texts.templates import templates_dir
 from storage.models import Commune, Period
 
 EXCEL_MAX_TEXT = 32_767  # characters an Excel cell holds

@@ -40,7 +40,7 @@ from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text
 from bot.forms.types import type_of
 from bot.services.completeness import Completeness, completeness
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
-from bot.views.templates import renderer
+from bot.texts.templates import renderer
 
 FONT = "Times New Roman"
 PAGE_WIDTH, PAGE_HEIGHT = Mm(210), Mm(297)

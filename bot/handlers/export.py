@@ -32,8 +32,9 @@ from bot.services import directory
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone
-from bot.updates.context import Ctx, ReplyButton
-from bot.views.templates import render
+from bot.texts.templates import render
+from bot.updates.context import Ctx
+from bot.views.buttons import ReplyButton
 from storage import audit
 from storage.models import Commune, Period
 

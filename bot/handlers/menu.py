@@ -10,7 +10,7 @@ from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.auth import Actor
 from bot.handlers.registry import REGISTRY
-from bot.views.templates import templates_dir
+from bot.texts.templates import templates_dir
 
 MENU_ALIASES_KEY = "menu_aliases"
 

@@ -18,10 +18,12 @@ from bot.handlers.registry import REGISTRY
 from bot.services import directory, reports
 from bot.services.accounts import normalize_name, village_reporters
 from bot.services.summaries import answer_rows
-from bot.updates.context import Ctx, OutgoingReply, ReplyButton
-from bot.views.form import MAX_TITLE_SHOWN, cut, render_events
+from bot.texts.templates import render
+from bot.texts.values import MAX_TITLE_SHOWN, cut
+from bot.updates.context import Ctx, OutgoingReply
+from bot.views.buttons import ReplyButton
+from bot.views.form import render_events
 from bot.views.notices import notice_template
-from bot.views.templates import render
 from storage.models import Commune, Draft, Village
 
 CB_FORM = "f"

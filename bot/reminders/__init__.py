@@ -1,7 +1,6 @@
-"""Reminders, the police digest and nudges: rules (data), the pure planner, message content.
+"""Reminders, the police digest and pushed summaries at send time: message content and the ticks.
 
-`rules` parses the setup file's `reminders` and `quiet_hours`; `planner` decides what should be sent
-and when (pure, no clock reads); `content` renders an outbox row at send time. The database side is
-`bot.services.reminders`; `scheduler` ticks planning and sending, and `remind_now` is `baocao remind --now`.
-Sending itself (outbox dispatcher, rate limiter) is `bot.delivery`.
+`content` renders an outbox row when it is sent; `summary_push` plans and builds the summary pushed after a
+deadline; `scheduler` ticks planning and sending. The rules and the pure planner are `bot.calendar`, the
+database side is `bot.services.reminders`, sending itself is `bot.delivery`.
 """

@@ -6,7 +6,7 @@ marked obsolete: the report was submitted, the person left or is inactive, the v
 removed, a newer reminder for the same person and period is already sent or due, the reopening ended,
 the period closed.
 
-Texts are templates under `templates/remind/`, rendered by the one renderer (bot/views/templates.py)
+Texts are templates under `templates/remind/`, rendered by the one renderer (bot/texts/templates.py)
 with the commune's overrides.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Final
 from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
-from bot.reminders.planner import (
+from bot.calendar.reminder_planner import (
     DEFAULT_TZ,
     KIND_DIGEST,
     KIND_NUDGE,
@@ -29,9 +29,9 @@ from bot.reminders.planner import (
 )
 from bot.services import reminders as service
 from bot.setup_file import code_slug
-from bot.views.filters import vn_span
+from bot.texts.filters import vn_span
+from bot.texts.templates import render
 from bot.views.form import MAX_TEXT, split_html, tg_len
-from bot.views.templates import render
 from storage.models import (
     Commune,
     CommuneForm,

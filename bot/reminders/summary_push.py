@@ -40,8 +40,8 @@ from bot.services.reminders import (
     police_target,
 )
 from bot.setup_file import code_slug
+from bot.texts.templates import render
 from bot.views.form import split_html
-from bot.views.templates import render
 from storage.models import (
     Commune,
     Outbox,

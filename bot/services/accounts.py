@@ -12,12 +12,13 @@ from enum import StrEnum
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from bot.services.codes import ALPHABET
+from bot.services.reports import REV
 from storage import audit
 from storage.locks import for_update
 from storage.models import Commune, Invite, InviteAttempt, Membership, Person, Role, Village
 
 # Crockford base32: no I, L, O, U — nothing to misread on a phone screen.
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 16  # 16 × 5 bits = 80 bits of randomness
 DEFAULT_TTL = timedelta(days=7)
 MAX_WRONG_CODES_PER_HOUR = 5
@@ -545,8 +546,6 @@ def forget_person(session: Session, person_id: int, now: datetime, actor: str) -
             other.active_draft_id = None
         session.delete(draft)
         drafts_removed += 1
-    from bot.services.reports import REV
-
     shared = select(Draft).where(Draft.owner_person_id.is_(None))  # type: ignore[union-attr]
     # a turn on the same draft waits (PostgreSQL); SQLite has one writer anyway
     for draft in list(session.exec(for_update(shared))):

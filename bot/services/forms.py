@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from bot.calendar.periods import Schedule, expand
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
-from bot.schedules import Schedule, expand
+from bot.texts.filters import vn_due
 from storage import audit
 from storage.models import Commune, CommuneForm, FormVersion, Period
 
@@ -200,8 +201,6 @@ def sync_periods(
 
 
 def _local(at: datetime, tz: ZoneInfo) -> str:
-    from bot.views.filters import vn_due
-
     return vn_due(at.astimezone(tz))
 
 
@@ -413,7 +412,7 @@ def store_reminder_settings(
     session: Session, commune: Commune, spec: Any, *, now: datetime, actor: str
 ) -> list[str]:
     """Store the commune's quiet hours and each scheduled form's reminder rules (audited when changed)."""
-    from bot.reminders.rules import DEFAULT_QUIET
+    from bot.calendar.reminder_rules import DEFAULT_QUIET
 
     lines: list[str] = []
     quiet = getattr(spec, "quiet_hours", DEFAULT_QUIET)

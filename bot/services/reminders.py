@@ -1,7 +1,7 @@
 """Reminders in the database: the planner's input from the tables, planned messages into the outbox.
 
 `plan(session, now)` reads periods, submissions, drafts, reopenings, people and rules, runs the pure
-planner (`bot.reminders.planner`) and inserts each planned message once (the outbox `key` is unique;
+planner (`bot.calendar.reminder_planner`) and inserts each planned message once (the outbox `key` is unique;
 inserts skip existing keys, so any number of runs in any number of processes give the same rows).
 Pending reminders that are no longer the one to send — superseded by a newer rule, the village
 submitted, the person left — are marked obsolete. Police nudges (`queue_nudges`) are outbox rows too.
@@ -21,8 +21,8 @@ from sqlalchemy import bindparam, or_, update
 from sqlalchemy.sql import Select
 from sqlmodel import Session, select
 
-from bot.reminders import planner
-from bot.reminders.planner import (
+from bot.calendar import reminder_planner as planner
+from bot.calendar.reminder_planner import (
     DEFAULT_TZ,
     DIGEST_STALE,
     KIND_NUDGE,
@@ -33,7 +33,7 @@ from bot.reminders.planner import (
     Reporter,
     VillageInput,
 )
-from bot.reminders.rules import DEFAULT_QUIET, QuietHours, ReminderRules
+from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours, ReminderRules
 from storage import audit
 from storage.models import (
     Commune,

@@ -24,7 +24,7 @@ from bot.forms.inputs import Action, Input, Text
 from bot.forms.model import Form
 from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
-from bot.services.accounts import ALPHABET
+from bot.services.codes import ALPHABET
 from bot.services.forms import commune_forms, get_form
 from bot.services.report_notices import (
     Amending,
@@ -39,7 +39,7 @@ from bot.services.report_notices import (
     NotOpen,
     NotYours,
 )
-from bot.views.form import MAX_TITLE_SHOWN, cut
+from bot.texts.values import MAX_TITLE_SHOWN, cut
 from storage import audit
 from storage.locks import for_update
 from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village

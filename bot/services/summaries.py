@@ -56,18 +56,12 @@ from bot.services.completeness import (
     previous_scope,
     province_scope,
 )
+from bot.texts.values import format_value
 from storage.dialect import dialect_name
 from storage.models import Commune, FormVersion, Period, Submission, Village
 
 SHORT_TEXT = 200  # free texts are shown up to this many characters, with a button for the rest
 ROLLUP_NAMES = 50  # a roll-up names at most this many "no" villages per yes/no question
-
-
-def format_value(question: Question, value: Any) -> str:
-    """A stored JSON answer as people read it (Vietnamese number and date formats, choice labels)."""
-    from bot.views.form import format_value as view_format_value
-
-    return view_format_value(question, value)
 
 
 def answer_rows(

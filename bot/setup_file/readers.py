@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from bot.reminders.rules import DEFAULT_QUIET, QuietHours, parse_quiet_hours
-from bot.schedules import Schedule, parse_schedules
+from bot.calendar.periods import Schedule, parse_schedules
+from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours, parse_quiet_hours
 from bot.setup_file.checking import (
     INVALID,
     Context,
@@ -330,7 +330,7 @@ def _read_forms(ctx: Context, value: Any, where: Where) -> tuple[Path, ...] | In
 
 
 def _read_schedules(ctx: Context, value: Any, where: Where) -> tuple[Schedule, ...] | Invalid:
-    """Reporting periods per form (see bot.schedules for the format)."""
+    """Reporting periods per form (see bot.calendar.periods for the format)."""
     schedules, problems = parse_schedules(value, where="schedules")
     for problem in problems:
         place, _, reason = problem.partition(": ")

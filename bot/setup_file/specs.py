@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bot.reminders.rules import DEFAULT_QUIET, QuietHours
-from bot.schedules import Schedule
+from bot.calendar.periods import Schedule
+from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours
 from bot.setup_file.names import name_key
 from bot.yamlkit.messages import YamlError
 from storage.models import VillageKind

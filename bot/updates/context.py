@@ -13,18 +13,8 @@ from telegram import Update
 
 from bot.auth import Actor
 from bot.deps import Deps
-from bot.views.templates import render
-
-
-@dataclass(frozen=True)
-class ReplyButton:
-    """An inline button of a queued reply: a label and its callback data (≤ 64 bytes)."""
-
-    label: str
-    data: str
-
-
-ButtonRows = tuple[tuple[ReplyButton, ...], ...]
+from bot.texts.templates import render
+from bot.views.buttons import ButtonRows
 
 
 @dataclass

@@ -33,9 +33,9 @@ from telegram.ext import ContextTypes
 from bot import metrics
 from bot.auth import Need, load_actor
 from bot.deps import Deps
+from bot.texts.templates import render
 from bot.updates.context import Ctx
 from bot.updates.replies import deliver, quietly
-from bot.views.templates import render
 from storage import audit
 from storage.db import session_scope
 from storage.dialect import is_sqlite

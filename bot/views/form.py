@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -32,10 +32,10 @@ from bot.forms.events import (
 )
 from bot.forms.model import Form, Question
 from bot.forms.state import DraftState
-from bot.forms.types import TYPES, type_of
-from bot.forms.types.base import Formats
-from bot.views.filters import vn_date, vn_number
-from bot.views.templates import render
+from bot.forms.types import TYPES
+from bot.texts.filters import vn_date, vn_number
+from bot.texts.templates import render
+from bot.texts.values import cut, display, format_answer, format_value
 
 MAX_TEXT = 4096  # Telegram: characters per message (counted here in UTF-16 code units, to be safe)
 MAX_BUTTONS = 100  # Telegram: buttons per inline keyboard
@@ -43,7 +43,6 @@ MAX_ROW = 8  # Telegram: buttons per row
 EDIT_ROW = 5  # "Sửa N" buttons per row on the review
 SHORT_LABEL = 16  # choice labels up to this long go two per row
 MAX_BUTTON_TEXT = 120  # a longer button label is cut (the loader keeps choice labels to 100 characters)
-MAX_TITLE_SHOWN = 200  # a form title is cut to this in one-line places (lists, receipts)
 _TAG_MARGIN = 200  # a long line is cut this much below the limit, leaving room for closing tags
 
 ERROR_CODES = (
@@ -74,7 +73,7 @@ ERROR_CODES = (
 
 
 @dataclass(frozen=True)
-class Button:
+class ActionButton:
     """One inline button: the label people see and the engine token it sends."""
 
     label: str
@@ -86,7 +85,7 @@ class Screen:
     """One message: Telegram-HTML text (≤ 4096) and rows of buttons (≤ 100 in all)."""
 
     text: str
-    buttons: tuple[tuple[Button, ...], ...] = ()
+    buttons: tuple[tuple[ActionButton, ...], ...] = ()
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -95,30 +94,6 @@ class Screen:
 
 
 # ---------------------------------------------------------------------------------------------- values
-
-
-def display(question: Question, value: Any, *, status: str = "answered") -> dict[str, Any]:
-    """How a JSON answer is shown: {"kind": …, "text": …}; the words are in the `value` macro."""
-    if status == "missing":
-        return {"kind": "missing"}
-    if value is None:
-        return {"kind": "skipped"}
-    try:
-        return type_of(question).display(question, value, _FORMATS)
-    except (TypeError, ValueError, KeyError, InvalidOperation):
-        pass
-    return {"kind": "text", "text": str(value)}
-
-
-_FORMATS = Formats(number=vn_number, date=vn_date)
-
-
-def format_value(question: Question, value: Any, *, status: str = "answered") -> str:
-    """A JSON answer as plain text, e.g. "1.234", "15/05/2026", "Có", "— (bỏ qua)"."""
-    return html.unescape(render("form/value.html", v=display(question, value, status=status)))
-
-
-format_answer = format_value  # the name summaries use
 
 
 # ---------------------------------------------------------------------------------------------- buttons
@@ -146,25 +121,22 @@ def _label_text(role: str, shown: Any, selected: bool) -> str:
     return cut(html.unescape(" ".join(text.split())), MAX_BUTTON_TEXT)
 
 
-def cut(text: str, limit: int) -> str:
-    """At most `limit` characters: a longer (plain) text keeps its start and ends with "…"."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _rows(buttons: Sequence[Button], per_row: int) -> list[tuple[Button, ...]]:
+def _rows(buttons: Sequence[ActionButton], per_row: int) -> list[tuple[ActionButton, ...]]:
     per_row = max(1, min(per_row, MAX_ROW))
     return [tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row)]
 
 
-def _layout(options: Iterable[Option], question: Question | None = None) -> tuple[tuple[Button, ...], ...]:
+def _layout(
+    options: Iterable[Option], question: Question | None = None
+) -> tuple[tuple[ActionButton, ...], ...]:
     """Answer buttons first (two per row when short), then keep/default, then navigation."""
-    answer: list[Button] = []
-    wide: list[Button] = []
-    nav: list[Button] = []
-    skip: list[Button] = []
+    answer: list[ActionButton] = []
+    wide: list[ActionButton] = []
+    nav: list[ActionButton] = []
+    skip: list[ActionButton] = []
     short = True
     for opt in options:
-        button = Button(_label(opt, question), opt.action)
+        button = ActionButton(_label(opt, question), opt.action)
         if opt.role in ("choice", "toggle"):
             answer.append(button)
             short = short and len(opt.value or "") <= SHORT_LABEL
@@ -177,7 +149,7 @@ def _layout(options: Iterable[Option], question: Question | None = None) -> tupl
         else:  # done, default, keep, reading, retry, review, submit, confirm, cancel, resume
             wide.append(button)
     kinds = {opt.role for opt in options}
-    rows: list[tuple[Button, ...]] = []
+    rows: list[tuple[ActionButton, ...]] = []
     if kinds & {"choice", "toggle"}:
         rows += _rows(answer, 2 if short else 1)
     else:
@@ -286,7 +258,7 @@ def _cut_word(word: str, units: int) -> tuple[str, str]:
     return word[:cut], word[cut:]
 
 
-def _screens(text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> list[Screen]:
+def _screens(text: str, buttons: tuple[tuple[ActionButton, ...], ...] = ()) -> list[Screen]:
     """One or more screens for a text; the buttons go on the last one."""
     parts = split_html(text)
     return [Screen(p, buttons if i == len(parts) - 1 else ()) for i, p in enumerate(parts)]
@@ -378,7 +350,7 @@ def _review(form: Form, ev: Review) -> list[Screen]:
         detail=_detail(ev.detail),
     )
     edits = [
-        Button(_label(Option(f"e:{r.number}", "edit", r.number)), f"e:{r.number}")
+        ActionButton(_label(Option(f"e:{r.number}", "edit", r.number)), f"e:{r.number}")
         for r in ev.rows
         if r.number is not None
     ]
@@ -446,7 +418,7 @@ __all__ = [
     "ERROR_CODES",
     "MAX_BUTTONS",
     "MAX_TEXT",
-    "Button",
+    "ActionButton",
     "Screen",
     "cut",
     "display",

@@ -20,10 +20,10 @@ from bot.services.completeness import Completeness, Scope, VillageState, provinc
 from bot.services.forms import periodic_forms
 from bot.services.province_forms import province_forms
 from bot.services.reminders import commune_zone
-from bot.updates.context import ReplyButton as Button
-from bot.views.filters import vn_date, vn_number
+from bot.texts.filters import vn_date, vn_number
+from bot.texts.templates import render
+from bot.views.buttons import ReplyButton as Button
 from bot.views.form import split_html
-from bot.views.templates import render
 from storage.models import Commune, Period, Village
 
 CB = "sm"

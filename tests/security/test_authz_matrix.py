@@ -21,7 +21,7 @@ from sqlmodel import select
 from bot.auth import Need
 from bot.handlers import load_all
 from bot.handlers.registry import Spec
-from bot.views.templates import render
+from bot.texts.templates import render
 from storage.db import session_scope
 from storage.models import Draft, Outbox, Submission
 from tests.security.conftest import Figures

@@ -28,7 +28,7 @@ from bot.services.accounts import (
     generate_code,
     remove_person,
 )
-from bot.views.templates import render
+from bot.texts.templates import render
 from storage.db import session_scope
 from storage.models import AuditLog, Draft, Outbox, Person, Submission
 from tests.security.conftest import Figures

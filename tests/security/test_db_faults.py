@@ -28,7 +28,7 @@ from sqlmodel import select
 
 from bot.emulator.client import EmulatorClient, UserSession
 from bot.emulator.server import EmulatorServer
-from bot.views.templates import render
+from bot.texts.templates import render
 from storage.db import make_engine, session_scope
 from storage.models import Village
 from tests.security.conftest import Figures

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from bot.auth import load_actor
 from bot.forms import inputs
 from bot.services import reports
+from bot.texts.templates import render
 from bot.views.notices import notice_template
-from bot.views.templates import render
 from storage.db import session_scope
 from storage.models import Person
 from tests.security.conftest import Figures

@@ -23,8 +23,8 @@ from sqlalchemy.engine import Engine
 
 from bot.emulator.tghtml import EntityParseError, parse_html, utf16_len
 from bot.forms.loader import MAX_CHOICE_LABEL, MAX_LABEL, MAX_TITLE, load_form_file
+from bot.texts.templates import render
 from bot.views.summary import render_summary_messages
-from bot.views.templates import render
 from storage.db import session_scope
 from storage.models import Period, Submission
 from tests.security.conftest import Figures

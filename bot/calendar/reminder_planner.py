@@ -30,7 +30,14 @@ from enum import StrEnum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from bot.reminders.rules import DEFAULT_QUIET, DEFAULT_RULES, MIN_GAP, QuietHours, ReminderRules, rule_times
+from bot.calendar.reminder_rules import (
+    DEFAULT_QUIET,
+    DEFAULT_RULES,
+    MIN_GAP,
+    QuietHours,
+    ReminderRules,
+    rule_times,
+)
 
 KIND_REMINDER: Final = "reminder"
 KIND_DIGEST: Final = "digest"

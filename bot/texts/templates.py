@@ -13,7 +13,7 @@ from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, Stri
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from bot.views.filters import FILTERS
+from bot.texts.filters import FILTERS
 
 _PACKAGE_DATA = Path(__file__).resolve().parent.parent / "_data" / "templates"
 _SOURCE_TREE = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -26,7 +26,7 @@ def templates_dir() -> Path:
 
 
 def _configured(env: Environment) -> Environment:
-    """`env` with the Vietnamese filters registered (bot/views/filters.py)."""
+    """`env` with the Vietnamese filters registered (bot/texts/filters.py)."""
     env.filters.update(FILTERS)
     return env
 

@@ -5,7 +5,7 @@ expanded for each year, with `{nam}` in the id and label replaced by the year) o
 (`dd/mm/yyyy`). `due_before: 20/05` means "trước ngày 20/5": due at the end of 19/5 local time,
 i.e. at 20/5 00:00; `due: 19/05 17:00` sets the exact local due time instead. A recurring window
 whose due date falls before its opening date ends in the following year. An entry may carry
-`reminders` (see bot.reminders.rules; defaults when absent). Pure: no clock reads.
+`reminders` (see bot.calendar.reminder_rules; defaults when absent). Pure: no clock reads.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.reminders.rules import DEFAULT_RULES, ReminderRules, parse_reminders
+from bot.calendar.reminder_rules import DEFAULT_RULES, ReminderRules, parse_reminders
 
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*(?:/\s*(\d{4}))?\s*(?:(\d{1,2})[:h](\d{2}))?\s*$")
 _ID = re.compile(r"^[A-Za-z0-9{}][A-Za-z0-9_.{}-]{0,31}$")

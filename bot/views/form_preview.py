@@ -21,7 +21,8 @@ from bot.forms.inputs import Action, Input, Location, Photo, Text
 from bot.forms.model import Form
 from bot.forms.state import DraftState
 from bot.forms.types import type_of
-from bot.views.form import Button, render_events, screen_plain
+from bot.views.form import ActionButton as Button
+from bot.views.form import render_events, screen_plain
 
 QUIT = "/thoat"
 HELP = (
