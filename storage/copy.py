@@ -63,12 +63,12 @@ def copy_tables() -> list[Table]:
     return list(SQLModel.metadata.sorted_tables)
 
 
-def safe_url(url: str) -> str:
-    """The URL with its password hidden, for messages."""
+def safe_url(url: str, invalid: str = "(địa chỉ không hợp lệ)") -> str:
+    """The database URL with its password hidden, for messages; `invalid` when it cannot be read as a URL."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(địa chỉ không hợp lệ)"
+    except Exception:  # a message must never fail: any unreadable URL gets the fallback text
+        return invalid
 
 
 def same_database(a: str, b: str) -> bool:

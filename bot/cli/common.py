@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -19,7 +19,10 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
 from bot.services.accounts import AccountError, find_commune
 from bot.texts.templates import Renderer, use_renderer
+from storage.copy import safe_url
 from storage.db import make_engine, upgrade
+
+DB_URL_FALLBACK = "DATABASE_URL"  # how messages name a DATABASE_URL that cannot be read as a URL
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -32,14 +35,6 @@ class CliError(Exception):
         self.code = code
 
 
-def safe_url(url: str) -> str:
-    """The database URL with its password hidden, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "DATABASE_URL"
-
-
 def open_engine(settings: Settings) -> Engine:
     """The engine of DATABASE_URL, migrated to the newest revision; CliError (exit 2) if unreachable."""
     engine = make_engine(settings.database_url)
@@ -48,7 +43,8 @@ def open_engine(settings: Settings) -> Engine:
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise CliError(
-            f"Không mở được cơ sở dữ liệu ({safe_url(settings.database_url)}): {reason}", EXIT_USAGE
+            f"Không mở được cơ sở dữ liệu ({safe_url(settings.database_url, DB_URL_FALLBACK)}): {reason}",
+            EXIT_USAGE,
         ) from None
     return engine
 

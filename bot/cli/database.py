@@ -7,10 +7,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from bot.cli.common import open_engine, safe_url
+from bot.cli.common import DB_URL_FALLBACK, open_engine
 from bot.config import ConfigError, Settings, settings_from
-from storage.copy import CopyError, copy_database
-from storage.copy import safe_url as copy_safe_url
+from storage.copy import CopyError, copy_database, safe_url
 from storage.db import current_revision, head_revision, make_engine
 
 
@@ -20,9 +19,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_db_copy(args, settings)
     engine = open_engine(settings) if args.db_action == "upgrade" else make_engine(settings.database_url)
     current, head = current_revision(engine), head_revision()
-    print(
-        f"Cơ sở dữ liệu: {safe_url(settings.database_url)} — phiên bản {current or '(trống)'}, mới nhất {head}."
-    )
+    shown = safe_url(settings.database_url, DB_URL_FALLBACK)
+    print(f"Cơ sở dữ liệu: {shown} — phiên bản {current or '(trống)'}, mới nhất {head}.")
     return 0 if current == head else 1
 
 
@@ -59,7 +57,7 @@ def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return 2
-    print(f"Sao chép {copy_safe_url(source)} → {copy_safe_url(destination)} …")
+    print(f"Sao chép {safe_url(source)} → {safe_url(destination)} …")
     try:
         report = copy_database(
             source,

@@ -10,11 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 from bot.forms.check_form import cross_check, read_checks
-from bot.forms.form_errors import Report, read_string, suggest, unknown_keys
+from bot.forms.form_errors import Report, read_string, unknown_keys
 from bot.forms.form_limits import FORM_ID_RE, FORM_KEYS, KINDS, MAX_ID_LENGTH, SECTION_KEYS, TEXT_MAX_LENGTH
 from bot.forms.model import Form, Question
 from bot.forms.read_questions import QuestionSpec, read_question
 from bot.forms.types import TYPES
+from bot.yamlkit.suggest import did_you_mean
 
 
 def read_form(data: Any, rep: Report, source: str) -> Form | None:
@@ -46,7 +47,7 @@ def read_form(data: Any, rep: Report, source: str) -> Form | None:
     if kind is None:
         rep.add("thiếu khóa 'kind' (periodic: báo cáo định kỳ, incident: báo cáo đột xuất)")
     elif kind not in KINDS:
-        rep.add(f"'kind' không hợp lệ {kind!r}{suggest(kind, KINDS)} (periodic hoặc incident)")
+        rep.add(f"'kind' không hợp lệ {kind!r}{did_you_mean(kind, KINDS)} (periodic hoặc incident)")
 
     specs = _read_body(data, rep)
     cross_check(specs, rep)

@@ -13,10 +13,11 @@ from bot.forms.conditions import (
     compared_literals,
     compile_condition,
 )
-from bot.forms.form_errors import FormError, Report, read_string, suggest, unknown_keys
+from bot.forms.form_errors import FormError, Report, read_string, unknown_keys
 from bot.forms.form_limits import CHECK_KEYS
 from bot.forms.model import Check, Form
 from bot.forms.read_questions import QuestionSpec
+from bot.yamlkit.suggest import did_you_mean
 
 
 def _lint_literals(
@@ -49,7 +50,7 @@ def _lint_literals(
 
 
 def _values_hint(literal: Any, spec: QuestionSpec) -> str:
-    return suggest(literal, spec.choice_values) or f" (có: {', '.join(spec.choice_values)})"
+    return did_you_mean(literal, spec.choice_values) or f" (có: {', '.join(spec.choice_values)})"
 
 
 def check_relevant(
@@ -85,7 +86,7 @@ def check_relevant(
                 f"ở ngoài nhóm chỉ dùng count({subs_of[ref]})"
             )
         else:
-            problem = f"nhắc tới câu không có '{ref}'{suggest(ref, list(allowed))}"
+            problem = f"nhắc tới câu không có '{ref}'{did_you_mean(ref, list(allowed))}"
         if problem:
             rep.add(f"{what}: {problem}", spec.name)
     _lint_counts(cond, allowed, rep, spec.name, what)
@@ -179,7 +180,7 @@ def read_checks(items: Any, specs: list[QuestionSpec], rep: Report) -> tuple[Che
                             f"{at}: '{ref}' là câu con trong nhóm lặp '{subs_of[ref]}'; chỉ dùng count({subs_of[ref]})"
                         )
                     else:
-                        rep.add(f"{at}: nhắc tới câu không có '{ref}'{suggest(ref, list(top))}")
+                        rep.add(f"{at}: nhắc tới câu không có '{ref}'{did_you_mean(ref, list(top))}")
                 elif spec.type is not None and not spec.type.answered:
                     named_ok = False
                     rep.add(f"{at}: '{ref}' là câu ghi chú (note), không có câu trả lời")
@@ -196,7 +197,7 @@ def read_checks(items: Any, specs: list[QuestionSpec], rep: Report) -> tuple[Che
         else:
             for ref in listed:
                 if ref not in top:
-                    rep.add(f"{at}: 'questions' nhắc tới câu không có '{ref}'{suggest(ref, list(top))}")
+                    rep.add(f"{at}: 'questions' nhắc tới câu không có '{ref}'{did_you_mean(ref, list(top))}")
             questions = tuple(listed)
         if len(rep.errors) == before and cond is not None and message is not None:
             checks.append(Check(condition=cond.source, message=message, questions=questions))

@@ -1,16 +1,16 @@
 """The loader's results and error report: `FormError`, `LoadResult`, the report that collects them, and the
-small helpers that word a message ("did you mean", unknown keys, strings with a length limit).
+small helpers that word a message (unknown keys, strings with a length limit); "did you mean" is the kit's.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.forms.form_limits import MAX_CHARS
 from bot.forms.model import Form
+from bot.yamlkit.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -56,19 +56,12 @@ class Report:
         self.errors.append(FormError(self.file, self.form, question, reason))
 
 
-def suggest(word: Any, options: Iterable[str]) -> str:
-    if not isinstance(word, str):
-        return ""
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" — có phải '{match[0]}'?" if match else ""
-
-
 def unknown_keys(
     raw: Mapping[Any, Any], allowed: tuple[str, ...], rep: Report, q: str | None, at: str
 ) -> None:
     for key in raw:
         if key not in allowed:
-            hint = suggest(key, allowed)
+            hint = did_you_mean(key, allowed)
             if not hint and raw[key] is None:
                 hint = " (chữ có dấu phẩy trong { ... } hãy đặt trong ngoặc kép)"
             rep.add(f"{at}khóa lạ '{key}'{hint}", q)

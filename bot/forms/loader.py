@@ -4,8 +4,8 @@ The format is described, with a complete example, in docs/forms.md. In short: on
 (a mapping) or several (a list of mappings); a form has `id`, `title`, `version`, `kind`, optional
 `description`, either `sections` (each `title` + `questions`) or a flat `questions` list, and optional
 `checks`. Error reasons are written in Vietnamese for the commune IT staff who edit these files.
-The work is split: `yaml_read` (YAML text), `read_questions` (one question), `check_form` (across questions),
-`build_form` (a form from a mapping and back), `form_errors` and `form_limits`.
+The work is split: the YAML text is read by the shared kit `bot.yamlkit`, then `read_questions` (one question),
+`check_form` (across questions), `build_form` (a form from a mapping and back), `form_errors` and `form_limits`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,28 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bot.forms.build_form import form_to_dict, read_form
 from bot.forms.check_form import dedupe
 from bot.forms.form_errors import FormError, LoadResult, Report
 from bot.forms.form_limits import MAX_CHOICE_LABEL, MAX_FILE_BYTES, MAX_LABEL, MAX_TITLE
 from bot.forms.model import Form
 from bot.forms.read_questions import choice_value_slug
-from bot.forms.yaml_read import parse_yaml
+from bot.yamlkit.messages import TEXTS, form_syntax_message
+from bot.yamlkit.reader import parse_yaml
+
+
+def _parse_yaml(text: str, rep: Report) -> Any:
+    """The parsed document, or None after reporting a syntax mistake; keys written twice are reported too."""
+    try:
+        parsed = parse_yaml(text, alias_problem=TEXTS["alias_form"])
+    except yaml.YAMLError as exc:
+        rep.add(form_syntax_message(exc))
+        return None
+    for repeat in parsed.lines.all_repeated():
+        rep.add(TEXTS["repeated_key_form"].format(key=repeat.key, line=repeat.line, first=repeat.first))
+    return parsed.data
 
 
 def _load_file(path: str | PathLike[str]) -> tuple[list[Form], list[FormError]]:
@@ -40,7 +55,7 @@ def _load_file(path: str | PathLike[str]) -> tuple[list[Form], list[FormError]]:
     except UnicodeDecodeError as exc:
         rep.add(f"tệp không phải UTF-8 (byte lạ ở vị trí {exc.start}); hãy lưu lại với mã hóa UTF-8")
         return [], rep.errors
-    data = parse_yaml(text, rep)
+    data = _parse_yaml(text, rep)
     parse_errors = len(rep.errors)
     if parse_errors and data is None:
         return [], rep.errors

@@ -13,7 +13,7 @@ from typing import Any
 from bot.forms.conditions import (
     RESERVED_WORDS,
 )
-from bot.forms.form_errors import Report, head, read_string, suggest, unknown_keys
+from bot.forms.form_errors import Report, head, read_string, unknown_keys
 from bot.forms.form_limits import (
     CHOICE_KEYS,
     CHOICE_VALUE_RE,
@@ -29,6 +29,7 @@ from bot.forms.model import Choice, Question
 from bot.forms.types import TYPES, QuestionType
 from bot.forms.types.base import LoadProblems
 from bot.forms.types.number import is_number
+from bot.yamlkit.suggest import did_you_mean
 
 
 def choice_value_slug(text: str) -> str:
@@ -88,7 +89,7 @@ def read_question(
     else:
         qtype = TYPES.get(raw_type) if isinstance(raw_type, str) else None
         if qtype is None:
-            suggestion = suggest(raw_type, list(TYPES))
+            suggestion = did_you_mean(raw_type, list(TYPES))
             rep.add(f"{at}kiểu câu hỏi không hợp lệ '{raw_type}'{suggestion} (các kiểu: {TYPE_NAMES})", name)
     spec = QuestionSpec(qid if isinstance(qid, str) else None, name, qtype)
 
@@ -309,6 +310,6 @@ def _read_default(
         bounds=bounds,
         max_length=max_length,
         choices=choices,
-        suggest=suggest,
+        suggest=did_you_mean,
     )
     return qtype.read_default(value, problems)
