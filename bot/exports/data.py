@@ -13,7 +13,6 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -132,21 +131,6 @@ def timeliness_text(state: VillageState) -> str | None:
     """The timeliness column: "Đúng hạn" / "Muộn" for a submitted report, else None."""
     t = words()["timeliness"]
     return {VillageState.ON_TIME: t["on_time"], VillageState.LATE: t["late"]}.get(state)
-
-
-def to_number(value: Any) -> int | Decimal | None:
-    """A stored numeric answer as int or Decimal (None for anything that is not a finite number)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    if not d.is_finite():
-        return None
-    return int(d) if d == d.to_integral_value() and "." not in str(value) else d
 
 
 def cell_value(question: Question, value: Any) -> Any:
