@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime
 from typing import Any
 
@@ -48,8 +49,6 @@ def person_actor(person_id: int | None) -> str:
 
 def cli_actor() -> str:
     """The actor string for the command line (with the OS user when known)."""
-    import getpass
-
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # pragma: no cover - no user database in some containers

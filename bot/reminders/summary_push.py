@@ -22,7 +22,7 @@ or a "complete" push for a period no longer complete.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -39,9 +39,11 @@ from bot.services.reminders import (
     insert_outbox,
     police_target,
 )
+from bot.services.summaries import build_summary
 from bot.setup_file import code_slug
 from bot.texts.templates import render
 from bot.views.form import split_html
+from bot.views.summary import commune_summary_messages
 from storage.models import (
     Commune,
     Outbox,
@@ -150,7 +152,6 @@ def completion_times(session: Session, periods: list[Period]) -> dict[int, datet
 
 def _aware(at: datetime) -> datetime:
     """SQLite hands back naive datetimes for aggregates; they are UTC."""
-    from datetime import UTC
 
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
@@ -221,7 +222,10 @@ def _complete_planned(session: Session, row: Outbox) -> bool:
 
 def _charts(summary: Any, commune: Commune, tz: ZoneInfo) -> tuple[OutboxPhoto, ...]:
     """The completeness chart and, when there are numbers, the indicators chart (PNG)."""
-    from bot.exports.chart import completeness_chart, indicators_chart
+    from bot.exports.chart import (  # lazy: matplotlib only when a push is due
+        completeness_chart,
+        indicators_chart,
+    )
 
     period = summary.scope.period
     stem = f"{code_slug(commune.code or commune.name)}-{code_slug(period.code)}"
@@ -262,8 +266,6 @@ def render_summary_push(
     charts: bool = True,
 ) -> Parts | None:
     """The pushed summary for an outbox row of kind "summary" as of `now`, or None when no longer useful."""
-    from bot.services.summaries import build_summary
-    from bot.views.summary import commune_summary_messages
 
     found = police_target(session, row)
     if found is None or now - row.due_at > PUSH_STALE:

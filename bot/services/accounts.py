@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import secrets
 import unicodedata
@@ -16,7 +17,20 @@ from bot.services.codes import ALPHABET
 from bot.services.reports import REV
 from storage import audit
 from storage.locks import for_update
-from storage.models import Commune, Invite, InviteAttempt, Membership, Person, Role, Village
+from storage.models import (
+    AuditLog,
+    Commune,
+    Draft,
+    Invite,
+    InviteAttempt,
+    Membership,
+    Outbox,
+    OutboxStatus,
+    Person,
+    Role,
+    Submission,
+    Village,
+)
 
 # Crockford base32: no I, L, O, U — nothing to misread on a phone screen.
 CODE_LENGTH = 16  # 16 × 5 bits = 80 bits of randomness
@@ -134,8 +148,6 @@ def find_village(session: Session, name: str, commune: str | None = None) -> Vil
     key = normalize_name(name)
     matches = [v for v in villages if normalize_name(v.name) == key]
     if not matches:
-        import difflib
-
         names = sorted({v.name for v in villages})
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
         hint = f" Có phải: {', '.join(close)}?" if close else ""
@@ -524,7 +536,6 @@ def forget_person(session: Session, person_id: int, now: datetime, actor: str) -
     not yet sent to them are dropped and sent ones lose the chat id; audit rows naming their Telegram id
     name the person row instead; their wrong invite codes are removed. The erasure itself is audited.
     """
-    from storage.models import AuditLog, Draft, Outbox, OutboxStatus, Submission
 
     person = session.get(Person, person_id)
     if person is None:

@@ -18,6 +18,9 @@ from sqlalchemy import and_, case, exists, func
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, select
 
+from bot.forms import engine
+from bot.forms.state import DraftState
+from bot.services.forms import get_form
 from storage.dialect import is_postgres
 from storage.models import Commune, Draft, Period, Submission, Village
 
@@ -303,9 +306,6 @@ def completeness(session: Session, period: Period, now: datetime, *, progress: b
 
 def _draft_progress(session: Session, draft_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """The progress ("câu 7/19") of each draft, read with its own form version."""
-    from bot.forms import engine
-    from bot.forms.state import DraftState
-    from bot.services.forms import get_form
 
     out: dict[int, tuple[int, int]] = {}
     for draft_id, form_id, version, state in session.exec(

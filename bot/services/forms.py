@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from bot.calendar.periods import Schedule, expand
+from bot.calendar.reminder_rules import DEFAULT_QUIET
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
 from bot.texts.filters import vn_due
@@ -412,7 +413,6 @@ def store_reminder_settings(
     session: Session, commune: Commune, spec: Any, *, now: datetime, actor: str
 ) -> list[str]:
     """Store the commune's quiet hours and each scheduled form's reminder rules (audited when changed)."""
-    from bot.calendar.reminder_rules import DEFAULT_QUIET
 
     lines: list[str] = []
     quiet = getattr(spec, "quiet_hours", DEFAULT_QUIET)

@@ -34,6 +34,9 @@ from bot.calendar.reminder_planner import (
     VillageInput,
 )
 from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours, ReminderRules
+from bot.forms import engine
+from bot.forms.state import DraftState
+from bot.services.forms import commune_forms, get_form
 from storage import audit
 from storage.models import (
     Commune,
@@ -306,9 +309,6 @@ def load_inputs(
 
 def draft_progress(session: Session, draft: Draft) -> tuple[int, int] | None:
     """("câu 7/18") where a stored draft stands, or None if its form cannot be read."""
-    from bot.forms import engine
-    from bot.forms.state import DraftState
-    from bot.services.forms import get_form
 
     form = get_form(session, draft.form_id, draft.form_version)
     if form is None:
@@ -647,7 +647,6 @@ def nudge_period(session: Session, commune_id: int, now: datetime, code: str | N
 
     With `code`, the period of that code (any form). Periods that are closed (and not reopened) are skipped.
     """
-    from bot.services.forms import commune_forms
 
     query = select(Period).where(Period.commune_id == commune_id, Period.active, Period.opens_at <= now)
     if code is not None:
@@ -686,7 +685,6 @@ def periods_overview(
     session: Session, now: datetime, *, commune_id: int | None = None, default_tz: str = DEFAULT_TZ
 ) -> list[tuple[Commune, list[PeriodLine]]]:
     """Per active commune: the periods open at `now` (with counts) and each form's next period."""
-    from bot.services.forms import commune_forms
 
     query = select(Commune).where(Commune.active).order_by(Commune.code)
     if commune_id is not None:

@@ -56,6 +56,7 @@ from bot.services.completeness import (
     previous_scope,
     province_scope,
 )
+from bot.services.forms import form_of, get_form
 from bot.texts.values import format_value
 from storage.dialect import dialect_name
 from storage.models import Commune, FormVersion, Period, Submission, Village
@@ -278,7 +279,6 @@ def _compatible(a: str, b: str) -> bool:
 
 def compatible_versions(session: Session, form: Form) -> dict[str, frozenset[int] | None]:
     """Per question id of `form`: the stored versions whose answers count (None: every version)."""
-    from bot.services.forms import form_of
 
     others = []
     for row in session.exec(select(FormVersion).where(FormVersion.form_id == form.id)):
@@ -843,7 +843,6 @@ def village_rows(
 
 def village_submission(session: Session, village: Village, period: Period) -> VillageReport | None:
     """The village's current submission for the period as labelled rows (read with its own form version)."""
-    from bot.services.forms import get_form
 
     submission = session.exec(
         select(Submission).where(
@@ -878,7 +877,6 @@ def build_summary(
     session: Session, period: Period | Scope, now: datetime, form: Form | None = None
 ) -> Summary | None:
     """Completeness (or the per-commune table of a roll-up), indicators and free texts of a scope."""
-    from bot.services.forms import get_form
 
     scope = as_scope(period)
     form = form or get_form(session, scope.form_id)
