@@ -1,0 +1,1 @@
+"""Báo cáo thôn: the Telegram bot through which village heads file periodic reports to the commune police."""

@@ -1,11 +1,7 @@
-"""Logging for the bot's processes: one line per event, as text or JSON, with secrets scrubbed.
+"""Logging for the bot's processes: one line per event, as text or JSON, with secrets scrubbed
+(`configure_logging`, `redact`, `RedactingFormatter`, `JsonFormatter`).
 
-`configure_logging("json")` writes one JSON object per line (`ts`, `level`, `logger`, `msg` and the
-structured fields passed as `extra=`, e.g. `update_id`, `chat_id`, `role`, `handler`, `duration_ms`,
-`outcome`); `"text"` writes the classic `time LEVEL logger: message`. Whatever the format, every
-line (tracebacks included) goes through `redact`: the bot token, anything shaped like a token in
-an API URL (`/bot123:ABC…`) and the webhook secret never reach the output. httpx, whose INFO lines
-carry the request URL and so the token, is kept at WARNING.
+Design notes: docs/design-notes.md#botlogging_setuppy
 """
 
 from __future__ import annotations

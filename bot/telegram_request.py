@@ -1,18 +1,7 @@
-"""The Bot API's HTTP client: python-telegram-bot's `BaseRequest` on aiohttp.
+"""The Bot API's HTTP client: python-telegram-bot's `BaseRequest` on aiohttp (`AiohttpRequest`,
+`tls_context`); `BAOCAO_HTTP_CLIENT=httpx` goes back to PTB's own.
 
-PTB's own `HTTPXRequest` spends about 0.8 ms of CPU on a call here (httpx/httpcore: request and response
-models, the pool checking every connection's socket on each request); this one, on aiohttp's client with
-its C HTTP parser, about a quarter of that, PTB's own part of the call included (`bench/http_client.py`).
-Under 500 village heads answering at once the bot is CPU-bound, so this is the default;
-`BAOCAO_HTTP_CLIENT=httpx` goes back to PTB's.
-
-Same contract as `HTTPXRequest`: form-encoded parameters, multipart when files are uploaded, timeouts in
-seconds per call (PTB passes its own for getUpdates' long poll), a full pool waits up to `pool_timeout` and
-then raises `TimedOut` without sending anything, a timeout is `TimedOut`, any other transport failure
-`NetworkError`; certifi's CA bundle unless the settings name others (`SSL_CERT_FILE` / `SSL_CERT_DIR`, as
-httpx reads them), proxies from the environment (HTTPS through an HTTP proxy's CONNECT), no redirects
-followed (as httpx).
-aiohttp has no write timeout of its own: the whole call is bounded by connect + write + read.
+Design notes: docs/design-notes.md#bottelegram_requestpy
 """
 
 from __future__ import annotations

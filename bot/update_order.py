@@ -1,16 +1,7 @@
-"""Updates of different chats at once, the updates of one chat strictly one after the other.
+"""Updates of different chats at once, the updates of one chat strictly one after the other
+(`ChatOrderedProcessor`, `chat_key`).
 
-python-telegram-bot hands every update to the application's update processor in the order it
-arrived (long polling or the webhook queue). `ChatOrderedProcessor` lets up to `max_concurrent`
-updates run at once, so one village head's slow round trip to Telegram does not hold up the 499
-others, but keeps a FIFO lock per chat: a chat's second answer starts only after its first was
-committed and answered. The lock is requested in the order the update tasks were created — the order
-of arrival — since neither the concurrency slot (a FIFO semaphore) nor a free lock makes a task wait.
-
-Database work stays safe: on PostgreSQL each update has its own connection and transaction (and
-the update pipeline's per-chat advisory lock covers several processes); on SQLite, which has one writer,
-the registry runs the transaction part of updates one at a time (`Deps.db_gate`) while the sends
-after the commit overlap.
+Design notes: docs/design-notes.md#botupdate_orderpy
 """
 
 from __future__ import annotations

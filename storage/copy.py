@@ -1,8 +1,7 @@
-"""Copy every table of one baocao database into another (e.g. SQLite → PostgreSQL), ids preserved.
+"""Copy every table of one baocao database into another (e.g. SQLite → PostgreSQL), ids preserved
+(`copy_database`, `copy_tables`, `CopyReport`).
 
-The destination is migrated to head first and filled in one transaction, table by table in foreign-key
-order, in batches (memory stays bounded whatever the size); PostgreSQL sequences are then moved past the
-largest id, and the row counts of both sides are compared table by table.
+Design notes: docs/design-notes.md#storagecopypy
 """
 
 from __future__ import annotations

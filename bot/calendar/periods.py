@@ -1,11 +1,7 @@
-"""Reporting periods as data: parse a commune's schedule entries and expand them into dated periods.
+"""Reporting periods as data: parse a commune's schedule entries and expand them into dated periods
+(`parse_schedules`, `expand`; `Schedule`, `PeriodRule`, `PeriodDates`).
 
-A schedule entry names a form and its periods. A period's dates are either recurring (`dd/mm`,
-expanded for each year, with `{nam}` in the id and label replaced by the year) or one-off
-(`dd/mm/yyyy`). `due_before: 20/05` means "trước ngày 20/5": due at the end of 19/5 local time,
-i.e. at 20/5 00:00; `due: 19/05 17:00` sets the exact local due time instead. A recurring window
-whose due date falls before its opening date ends in the following year. An entry may carry
-`reminders` (see bot.calendar.reminder_rules; defaults when absent). Pure: no clock reads.
+Design notes: docs/design-notes.md#botcalendarperiodspy
 """
 
 from __future__ import annotations

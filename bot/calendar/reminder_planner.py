@@ -1,24 +1,7 @@
-"""The pure reminder planner: which messages should exist by `now`, to whom, and from when. No DB, no clock.
+"""The pure reminder planner (`plan`): which messages should exist by `now`, to whom, and from when.
+`PeriodInput`/`VillageInput`/`Reporter` in, `Planned` messages with unique keys out. No DB, no clock.
 
-Input is plain frozen data (`PeriodInput` with its `VillageInput`s and their `Reporter`s); output is a
-list of `Planned` messages, each with a unique key. Whoever stores them inserts each key once, so
-planning may run any number of times. The semantics:
-
-- Only a village that still owes the report is reminded: one with no current submission (main series),
-  or one the police reopened (`/molai`) after its last submission — that village gets the before-rules
-  again against the reopening's end ("reopen" series, rule ids `r{reopening}-{rule}`), until it
-  (re)submits or the reopening ends. A submission stops both series at once.
-- A rule time inside the commune's quiet hours is moved to the end of the quiet hours (local time).
-  Rules only count from the period's opening (a rule falling before it does not apply), before-rules
-  never fall at or after the deadline, and overdue rules stop when the period closes for late reports.
-- Two reminders of one report are at least `MIN_GAP` apart: of two closer rule times the earlier one is
-  dropped (e.g. "1d" moved by quiet hours to 06:30 next to "last_day 07:30": only 07:30 is sent).
-- Catch-up: per (person, period) only the newest rule time that has passed is planned; older ones are
-  not (they would be stale) and any still-pending older one becomes obsolete.
-- A person is reminded only of rule times after they joined the village (a new deputy does not get
-  yesterday's reminder), and only while active with a known chat.
-- At the due time (moved out of quiet hours too) each police chat of the commune gets one digest per
-  period, planned until `DIGEST_STALE` after that time.
+Design notes: docs/design-notes.md#botcalendarreminder_plannerpy
 """
 
 from __future__ import annotations
@@ -292,7 +275,7 @@ def plan_period(period: PeriodInput, now: datetime) -> list[Planned]:
 
 
 def plan(periods: Iterable[PeriodInput], now: datetime) -> list[Planned]:
-    """Every message that should exist by `now` (see the module docstring), in a stable order."""
+    """Every message that should exist by `now` (docs/design-notes.md), in a stable order."""
     if now.tzinfo is None:
         raise ValueError("plan() needs an aware datetime")
     out = [p for period in periods for p in plan_period(period, now)]

@@ -1,15 +1,7 @@
 """Reminder rules and quiet hours as data: the setup file's syntax, validation, and rule times. Pure.
+`parse_reminders`, `parse_quiet_hours`, `ReminderRules`, `QuietHours`, `rule_times`.
 
-In a schedule entry::
-
-    reminders:
-      before: ["7d", "3d", "1d", "last_day 07:30"]   # offsets before the due time; the last day's morning
-      after: {every: "1d", times: 3}                  # once overdue: every day, three times
-
-Offsets are a number and a unit — `d` (ngày), `h` (giờ), `m` (phút) — or several (`1d12h`).
-`last_day HH:MM` (or `ngày cuối HH:MM`) is that time on the last day (19/05 for "trước ngày 20/05").
-Rule ids are stable strings: `b7d`, `b36h`, `b90m` (from the offset, whatever notation was used),
-`last_day`, and `a1`, `a2`, … for the overdue ones. Quiet hours are per commune: `"21:00-06:30"`.
+Design notes: docs/design-notes.md#botcalendarreminder_rulespy
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """Send-rate limits shared by everything the bot sends in bulk: 30/s in all, 1/s per chat, 20/min per group.
+`RateLimiter` (`acquire`, `pause`), `SendLimits`, and `ManualTime` for tests in virtual time.
 
-Telegram's documented limits for bots: about 30 messages per second overall, one per second in a
-chat, 20 per minute in a group (chat id < 0). `RateLimiter.acquire(chat_id)` waits until a send to
-that chat fits every sliding window, then counts it. A 429 (`RetryAfter`) anywhere calls
-`pause(retry_after)`: every sender waits, not only the one that got it.
-
-Windows are exact sliding windows (a deque of send times per window) over an injected monotonic
-clock, waiting through an injected sleep, so tests run in virtual time (`ManualTime`) and never
-really sleep. Each window is `margin` seconds longer than Telegram's, so that network jitter between
-our clock and Telegram's never puts 31 sends into one of *their* seconds.
-
-The limiter is per process and only sees what goes through it: interactive replies made by handlers
-do not (they are one per user action); a second bot process has a limiter of its own. Telegram's
-429s cover what the windows cannot see, through `pause`.
+Design notes: docs/design-notes.md#botdeliveryratelimitpy
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""Sending to Telegram: the requests (HTML text, photo, edit, map pin), `retry_after` read without warnings,
-and one retry loop whose policy (tries, longest flood wait, log label) each caller gives.
+"""Sending to Telegram: the requests (`send_part`: HTML text, photo, edit, map pin), `retry_after` read
+without warnings, and `send_retrying`, one retry loop whose `RetryPolicy` each caller gives.
 
-Replies after a commit use `send_retrying` with their policy (bot.updates.replies); the outbox dispatcher
-(bot.delivery.dispatcher) sends one request at a time with `send_part` and handles Telegram's answers itself,
-because its retries go through the database (leases, backoff) and the shared rate limiter.
+Design notes: docs/design-notes.md#botdeliverytelegram_sendpy
 """
 
 from __future__ import annotations

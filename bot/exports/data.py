@@ -1,9 +1,7 @@
-"""What every export reads: the scope (commune, form, period), the columns, and safe cell values.
+"""What every export reads: the scope (`ExportScope`: commune, form, period), the columns (`columns`),
+and safe cell values (`cell_value`, `row_cells`, `clean_text`, `neutralise`).
 
-The rows come from the summary layer (`bot.services.summaries.village_rows`: every active village,
-streamed, with its current submission and its state); the writers turn them into cells one at a time.
-Text is cleaned of characters XML cannot hold and, for spreadsheets, marked as text when it would
-otherwise be read as a formula.
+Design notes: docs/design-notes.md#botexportsdatapy
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """The Word export: the commune police's report upward, in the layout of Decree 30/2020/NĐ-CP.
+`compile_report` gathers the period's figures, `render_text` the body template, `write_docx` the file.
 
-Layout (Appendix I of the decree): A4, margins top/bottom 20 mm, left 30 mm, right 15 mm; Times New
-Roman. A borderless two-column header: the superior body (12 pt, upper case) and the issuing body
-(13 pt, bold) with a rule a little under half its length, then "Số: …/BC-CAX" (13 pt); on the right
-the national name (12 pt bold), the motto (13 pt bold) with a rule as long as the motto, and the
-place-and-date line (14 pt italic). Then "BÁO CÁO" (14 pt bold, centred), the subject (14 pt bold)
-with a short rule, the body (14 pt, justified, first line indented 1.27 cm, 6 pt between paragraphs)
-from the commune-editable Jinja2 text template `templates/export/report_body.txt`, and a borderless
-table with "Nơi nhận:" (12 pt bold italic, items 11 pt) on the left and the signature block on the right.
-Page numbers from page 2, centred in the header.
+Design notes: docs/design-notes.md#botexportswordpy
 """
 
 from __future__ import annotations

@@ -1,31 +1,7 @@
-"""A small, safe condition language for `relevant:` and `checks:` in forms.
+"""A small, safe condition language for `relevant:` and `checks:` in forms: `compile_condition` turns
+the text into a `Condition` (or raises `ConditionError`), evaluated against the answers.
 
-Text is tokenized and parsed (recursive descent) into a tiny tree, then evaluated against a mapping
-of answers. Nothing is ever passed to `eval`; no Python object is reachable from a condition.
-
-Grammar (lowest precedence first)::
-
-    expr       := and_expr ("or" and_expr)*
-    and_expr   := not_expr ("and" not_expr)*
-    not_expr   := "not" not_expr | comparison
-    comparison := operand [ ("==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not in") operand ]
-    operand    := number | string | "true" | "false" | name | list
-                | "count" "(" name ")" | "answered" "(" name ")" | "(" expr ")"
-    list       := "[" literal ("," literal)* [","] "]"      (only right of in / not in)
-
-Semantics, in short (full text in docs/forms.md):
-
-* An unanswered, skipped or irrelevant question is ``None``. Every comparison (``== != < <= > >=``,
-  ``in``, ``not in``) with ``None`` on either side is false; ``not`` of a false comparison is true.
-* Numbers compare numerically across int/Decimal/float; dates compare with dates and with ISO strings
-  ``'2026-08-19'``; yes/no answers compare with ``true``/``false``; strings compare with ``==``/``!=``.
-  Any other pairing (a type mismatch) is simply false. Evaluation never raises.
-* A bare operand used as a condition (``da_to_chuc``, ``not da_to_chuc``) is true when the answer is
-  ``true``, a non-zero number, non-blank text, a non-empty list or a date; false when unanswered.
-* ``count(g)`` is the number of items of a repeat group (or of choices ticked in a multi-choice answer),
-  0 when unanswered; ``answered(q)`` is true when ``q`` has an answer (not ``None``, not blank text).
-* ``có``/``không``/``đúng``/``sai`` are *not* aliases of ``true``/``false``: the compiler rejects them
-  with a hint, so a condition reads the same to everyone.
+Design notes: docs/design-notes.md#botformsconditionspy
 """
 
 from __future__ import annotations

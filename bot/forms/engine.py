@@ -1,23 +1,7 @@
 """The pure questionnaire engine: (form, state, input, now) → (new state, events).
+`start`, `resume` and `handle` return a `Step`; `review_rows`, `progress`, `submitted_answers`.
 
-It never sends anything, never reads the clock, never touches a database and knows nothing of
-Telegram. The adapter stores `Step.state` (as `DraftState.to_json()`) after every step and shows
-`Step.events` (through `bot.views.form`).
-
-Walking order and relevance are in `bot.forms.flow`. The rules, in short:
-
-* One question per step; after an accepted answer the next relevant position in form order is asked
-  (an already answered one is shown with its current value and a "keep" button). Nothing is ever
-  applied silently: defaults are a button, uncertain readings are confirmed.
-* A rejected input (parse error, min/max, length, a failing cross-question check) re-asks the same
-  question with an error code; the answers are unchanged.
-* An irrelevant question's answer is kept in the draft (it reappears if the question becomes relevant
-  again) but is excluded from conditions, checks, the review and `Submitted`.
-* "back" walks the history of asked positions; from the review, "e:N" edits row N, after which only
-  positions that are now pending (relevant and unanswered, or the place to fix a failing check) are
-  asked before returning to the review.
-* Any input on any state gives a step; an impossible state is repaired by moving to the first
-  unanswered question (or the review).
+Design notes: docs/design-notes.md#botformsenginepy
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""The walk through a form for a given set of answers: which positions are asked, in which order.
+"""The walk through a form for a given set of answers: which positions are asked, in which order
+(`Flow`, with relevance decided top to bottom; `group_items`).
 
-Relevance is decided top to bottom: a question's `relevant` condition sees only the answers of earlier
-questions that are themselves relevant. An irrelevant question's answer stays in the draft (so it comes
-back if the question becomes relevant again) but is invisible to conditions, checks, the review and the
-submission. Inside a repeat group a sub-question's condition also sees the earlier sub-answers of the
-same item, by their own ids.
+Design notes: docs/design-notes.md#botformsflowpy
 """
 
 from __future__ import annotations

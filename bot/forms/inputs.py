@@ -1,33 +1,7 @@
-"""What a user can send to the engine: text, a photo, a location, a button press, start/resume.
+"""What a user can send to the engine: text, a photo, a location, a button press, start/resume
+(`Text`, `Photo`, `Location`, `Action`, `Start`, `Resume`), and the button tokens (`parse_token`).
 
-Button presses carry short engine-level tokens (each at most 20 bytes, Telegram-agnostic) and the
-state's `seq` at the time the button was shown; a press with another `seq` is stale.
-
-=================  ==============================================================
-token              meaning
-=================  ==============================================================
-``back``           "⬅️ Quay lại": the previous asked question
-``skip``           "⏭ Bỏ qua" (optional questions only)
-``pause``          "⏸ Tạm dừng"
-``resume``         "▶️ Tiếp tục" after a pause (same as the `Resume` input)
-``def``            keep the question's default value ("Giữ …")
-``keep``           keep the current answer when a question is asked again
-``c:3``            single choice: pick choice #3 (0-based index)
-``t:3``            multi choice: tick / untick choice #3
-``done``           multi choice: "Xong", confirm the ticks
-``y`` / ``n``      yes / no
-``d:today``        date: today (from `now`)
-``d:yday``         date: yesterday
-``ok:0``           uncertain input: take reading #0
-``retry``          uncertain input: none of the readings, type again
-``more:y``         repeat group: add an item
-``more:n``         repeat group: no more items
-``e:12``           review: edit row #12 (1-based, as numbered on the review)
-``review``         go (back) to the review
-``submit``         review: send the report (asks for confirmation)
-``confirm``        confirm sending
-``cancel``         do not send now, back to the review
-=================  ==============================================================
+Design notes: docs/design-notes.md#botformsinputspy
 """
 
 from __future__ import annotations

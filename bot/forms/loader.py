@@ -1,11 +1,7 @@
-"""Forms as YAML, the entry points: load files or a dict (every error at once), and turn forms back into dicts.
+"""Forms as YAML, the entry points: load files or a dict (every error at once), and turn forms back into
+dicts (`load_form_file`, `load_form_files`, `form_from_dict`, `form_to_dict`, `FormError`).
 
-The format is described, with a complete example, in docs/forms.md. In short: one file holds one form
-(a mapping) or several (a list of mappings); a form has `id`, `title`, `version`, `kind`, optional
-`description`, either `sections` (each `title` + `questions`) or a flat `questions` list, and optional
-`checks`. Error reasons are written in Vietnamese for the commune IT staff who edit these files.
-The work is split: the YAML text is read by the shared kit `bot.yamlkit`, then `read_questions` (one question),
-`check_form` (across questions), `build_form` (a form from a mapping and back), `form_errors` and `form_limits`.
+Design notes: docs/design-notes.md#botformsloaderpy
 """
 
 from __future__ import annotations

@@ -1,47 +1,7 @@
-"""Forgiving parsing of Vietnamese answers: numbers, yes/no and dates, typed on a phone.
+"""Forgiving parsing of Vietnamese answers: numbers, yes/no and dates, typed on a phone
+(`parse_integer`, `parse_decimal`, `parse_yes_no`, `parse_date`, each returning a `Parsed`).
 
-Pure functions: no clock reads (`today` is always passed in), no Telegram, no I/O.  Every parse
-function returns a `Parsed` and never raises on any text.
-
-Error codes (`Parsed.error`; templates map them to Vietnamese messages):
-
-- ``"empty"``            nothing but whitespace (control characters or emoji alone are "not a …")
-- ``"too_long"``         more than `MAX_ANSWER_CHARS` characters; refused before any other work
-- ``"not_a_number"``     no number (``detail["reason"]``: ``no_number``), several numbers
-                         ("12 13", "12 hoặc 13": ``several_numbers``), a vague amount ("mấy người",
-                         "không biết": ``vague``), a negated one ("ko phải 12": ``negated``) or words
-                         that spell no number ("mười hai mươi", "hai ba", "12-15": ``grammar``)
-- ``"not_an_integer"``   a number with a fraction for an integer question ("2,5", "ba rưỡi");
-                         ``detail["value"]`` holds the number read, as a string
-- ``"not_yes_no"``       neither yes nor no, or both ("có không"), or a hedge ("có lẽ", "chắc
-                         vậy", "không biết"), or the politeness particle "dạ" alone
-- ``"not_a_date"``       no date; ``detail["reason"] == "too_vague"`` for a period that is not a
-                         day ("tháng trước", "năm ngoái", "tháng 5", "2 tháng trước")
-- ``"impossible_date"``  a day and month that never go together ("31/2", "31/4", "29/2/2025")
-
-Range checks (minimum, maximum, "not in the future") belong to the engine, not here: "-3" is -3
-and "ngày mai" is tomorrow.
-
-``uncertain=True`` means "read, but ask the person to confirm before using it"; then
-``alternatives`` holds every reading worth a button, the value first, and ``detail["reason"]``
-says why:
-
-- ``approximate``          "khoảng 30", "tầm 30", "hơn 20", "30 người trở lên"
-- ``thousands_or_decimal`` "1,200" (integer: 1200; 1,2 is no integer), "1,000" (1000 or 1),
-                           "2,0"; decimal: "1.250" → (1250, 1.25), "1,250" → (1.25, 1250)
-- ``eight_or_about``       accentless "tam muoi": tám mươi = 80 or tầm mười = about 10
-- ``thousand_k``           "50k" = 50 000
-- ``extra_words``          unknown words before the number ("tháng 12"), or a stray number word
-                           next to the number ("12 người, nam")
-- ``da_without_accents``   yes/no "da": đã (yes) or the particle dạ
-- ``day_month_order``      "5/6": 5 June (Vietnamese order) or 6 May; "5/13": only 13 May fits
-- ``day_only``             "12", "ngày 12", "mùng 5": that day of the nearest month
-- ``week``                 "tuần trước", "2 tuần trước": a week, not a day
-- ``weekday_mismatch``     "thứ hai ngày 12/5" when 12/5 is not a Monday: (the date, that Monday)
-- ``year_out_of_range``    a year outside today.year-5 … today.year+1
-- ``fallback``             a phrase only dateparser understood
-
-When not uncertain, ``alternatives == ()``.
+Design notes: docs/design-notes.md#botformsparsingpy
 """
 
 from __future__ import annotations
@@ -76,7 +36,7 @@ MAX_ANSWER_CHARS = 200
 
 @dataclass(frozen=True)
 class Parsed:
-    """The outcome of parsing one answer (see the module docstring for codes and reasons)."""
+    """The outcome of parsing one answer (codes and reasons: docs/design-notes.md)."""
 
     ok: bool
     value: Any = None  # int | Decimal | bool | datetime.date

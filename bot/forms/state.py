@@ -1,27 +1,7 @@
-"""The draft of one report in progress: a frozen, JSON-serialisable `DraftState`, and answer values.
+"""The draft of one report in progress: a frozen, JSON-serialisable `DraftState`, and answer values
+(`to_json_value`, `from_json_value`, `typed_answers`, `sanitize_answers`).
 
-Answers are kept in JSON-native form so the draft can be stored after every step:
-
-=============  =====================================================
-question type  JSON value
-=============  =====================================================
-integer        ``int``
-decimal        ``str`` (``"3.5"``; a Decimal never goes through float)
-text           ``str``
-yes_no         ``bool``
-single_choice  the choice value (``str``)
-multi_choice   ``list[str]`` of choice values, in the form's order
-date           ``"YYYY-MM-DD"``
-photo          ``{"file_id": str, "file_unique_id": str}``
-location       ``{"lat": float, "lon": float}``
-repeat         ``list`` of ``dict`` (sub id → JSON value of the sub-question)
-percent        ``str`` like decimal (``"12.5"``, 0–100)
-=============  =====================================================
-
-Each type's module in `bot.forms.types` owns its conversions; the functions here ask the table.
-A skipped optional question is recorded as an explicit ``None`` (answered, with no value); a question
-never reached is simply absent. `typed_answers` turns JSON answers into Python values (``Decimal``,
-``date`` …) for conditions and summaries.
+Design notes: docs/design-notes.md#botformsstatepy
 """
 
 from __future__ import annotations
@@ -132,7 +112,7 @@ class DraftState:
         return replace(self, seq=self.seq + 1, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        """The state as a JSON-native dict (see the module docstring for answer values)."""
+        """The state as a JSON-native dict (answer values: docs/design-notes.md)."""
         return {
             "schema": STATE_SCHEMA,
             "form_id": self.form_id,

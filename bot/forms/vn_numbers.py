@@ -1,24 +1,7 @@
-"""Vietnamese number words: spelling numbers out and reading a run of number tokens back.
+"""Vietnamese number words: spelling numbers out (`number_to_words`) and reading a run of number
+tokens back (`Tok`, `read_run`, `words_to_int`).
 
-This is the grammar half of number parsing; `bot.forms.parsing` does the text handling (normalising,
-tokenising, filler words, approximations) and builds the `Tok` objects this module reads.
-
-Grammar (with the colloquial forms people actually type):
-
-- units: không một hai ba bốn năm sáu bảy tám chín; after a tens word the forms mốt (1), tư (4),
-  lăm/nhăm (5) are used ("hai mươi mốt", "hai mươi tư", "mười lăm");
-- tens: "mười" = 10 (+unit), "<d> mươi" (+unit), "<d> chục", and the two-word contraction
-  "<d> mốt/tư/lăm" ("hai lăm" = 25, "ba tư" = 34, "bốn mốt" = 41) — only with those special unit
-  forms, because "hai ba" means "two or three", not 23;
-- hundreds: "<d> trăm" followed by "linh/lẻ <d>", "rưỡi" (+50), a tens part, or — only at the very
-  end — a lone unit meaning tens ("một trăm hai" = 120, "trăm mốt" = 110);
-- scales nghìn/ngàn, triệu, tỷ/tỉ in decreasing order; after a scale a lone final unit means a
-  tenth of the scale ("một nghìn hai" = 1200, "một triệu rưỡi" = 1 500 000) and "linh/lẻ <d>" adds
-  the unit ("một nghìn lẻ năm" = 1005); "tỷ" may carry a whole number in front ("một nghìn tỷ").
-
-Digit literals mix in: "2 trăm", "5 nghìn", "1,5 triệu", "2 triệu rưỡi", "1 triệu 200 nghìn";
-after a scale a final 3-digit literal counts in the next scale down ("2 triệu 500" = 2 500 000),
-a final 1-digit literal is the contraction above, and a final 2-digit literal is refused.
+Design notes: docs/design-notes.md#botformsvn_numberspy
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""Police: /xuat (/export) sends a period's compiled report as Excel, Word or CSV.
+"""Police: /xuat (/export) sends a period's compiled report as Excel, Word or CSV
+(`export_command`, and the `pick_commune` / `pick_format` buttons).
 
-`/xuat` alone offers the main form's current (or just closed) period with a button per format;
-`/xuat MÃ-KỲ`, `/xuat MÃ-BIỂU-MẪU MÃ-KỲ` choose another, and a trailing `excel` / `word` / `csv` sends the
-file at once. Supervisors with several communes name the commune first (or pick it from buttons).
-Button data is `xe:<period_id>:<format>` or `xc:<commune_id>`; both are checked again on every press
-against what the sender may see (never trusted as such). The file is built inside the update's
-transaction and sent after the commit, with its Vietnamese file name.
+Design notes: docs/design-notes.md#bothandlersexportpy
 """
 
 from __future__ import annotations

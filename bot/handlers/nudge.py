@@ -1,9 +1,7 @@
-"""Police nudges: `/nhacnho [TÊN THÔN] [MÃ KỲ]` and the digest's buttons queue a reminder now.
+"""Police nudges: `/nhacnho [TÊN THÔN] [MÃ KỲ]` and the digest's buttons queue a reminder now
+(`nudge_command`, `nudge_button`, `nudge_button_data`).
 
-Button data: `nudge:all:{period}` (every village that has not submitted) and `nudge:v:{village}:{period}`.
-Ids from buttons are never trusted: the period must belong to a commune the officer may act on, and
-the village to that period's commune. A village is nudged at most once an hour per period; nudges are
-outbox rows of kind "nudge" due now — the dispatcher sends them. Works in the police group too.
+Design notes: docs/design-notes.md#bothandlersnudgepy
 """
 
 from __future__ import annotations

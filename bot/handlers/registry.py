@@ -1,8 +1,7 @@
-"""The handler registry: every command, button and message handler declares the role it needs.
+"""The handler registry: every command, button and message handler declares the role it needs
+(`Spec`); `Registry.install` turns the declarations into python-telegram-bot handlers.
 
-`Registry.install(application, deps)` turns the declarations into python-telegram-bot handlers, each run
-through the per-update pipeline (bot.updates.pipeline: one session, chat lock, update dedup, actor, need
-check, commit, then the replies). Handlers never open sessions or talk SQL themselves.
+Design notes: docs/design-notes.md#bothandlersregistrypy
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""The report conversation in Telegram: /baocao, /suco, answers, buttons, and police /molai.
+"""The report conversation in Telegram: /baocao, /suco, answers, buttons, and police /molai
+(`report_list`, `pick_report`, `incident`, `press`, `on_message`, `reopen_command`).
 
-Thin adapter: parse the update into an engine input, call `bot.services.reports`, render the
-engine's events with `bot.views.form`, queue replies. Button data is `f:<draft>:<seq>:<token>`;
-the draft id is checked against the sender's village on every press (never trusted as such).
+Design notes: docs/design-notes.md#bothandlersreportpy
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
-"""What an outbox row says, decided at send time so it is fresh ("bản nháp đang ở câu 7/18").
+"""What an outbox row says, decided at send time so it is fresh ("bản nháp đang ở câu 7/18"):
+`render_outbox` returns an `Outgoing` message, or None when the row is no longer useful.
 
-`render_outbox(session, row, now)` returns the message (Telegram HTML ≤ 4096 characters and inline
-buttons as `(label, callback_data)` rows), or None when the row is no longer useful and should be
-marked obsolete: the report was submitted, the person left or is inactive, the village or period was
-removed, a newer reminder for the same person and period is already sent or due, the reopening ended,
-the period closed.
-
-Texts are templates under `templates/remind/`, rendered by the one renderer (bot/texts/templates.py)
-with the commune's overrides.
+Design notes: docs/design-notes.md#botreminderscontentpy
 """
 
 from __future__ import annotations

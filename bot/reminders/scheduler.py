@@ -1,28 +1,7 @@
-"""APScheduler ticks the planner and the dispatcher; all state lives in the `outbox` table.
+"""APScheduler ticks the planner and the dispatcher (`ReminderScheduler`, `start_reminders`,
+`stop_reminders`); all state lives in the `outbox` table.
 
-Every `tick_seconds` (BAOCAO_TICK_SECONDS, default 30) an `AsyncIOScheduler` job calls `tick()`,
-which starts one *cycle* unless the previous one is still running (that tick is skipped): plan
-(`bot.services.reminders.plan`, in a worker thread, its own transaction), then `dispatch_due` for at
-most `cycle_seconds` (default 5 minutes; rows falling due meanwhile are sent in the same run, and a
-row whose village submitted meanwhile renders to nothing and is made obsolete); while rows are
-left it plans and dispatches again. The cycle runs as a task of
-its own, not inside APScheduler's executor, so stopping the scheduler never cancels a send.
-
-`stop()` (from the application's post_stop) stops the ticks, lets the message in flight finish and
-be marked, hands claimed but unsent rows back to `pending`, and waits for the cycle to end.
-Nothing is kept in memory between ticks: a restarted process carries on from the table.
-
-Several processes on one PostgreSQL: every planning run (reminders, then the summary pushes) is its
-own transaction that first tries the advisory lock (PLANNER_LOCK_NAMESPACE, PLANNER_LOCK_KEY) (storage.locks);
-when another process holds it, that process is planning the same rows right now and this run is
-skipped (`planner_skips`), not waited for. The lock ends with the planning transaction, so a process
-that dies mid-plan frees it at once. The planner is idempotent anyway (outbox keys, INSERT … ON
-CONFLICT DO NOTHING): the lock saves the duplicated work and the row-lock waits between two planners,
-and `baocao remind --now` may safely plan without it. The dispatcher runs in every process: claims
-are `FOR UPDATE SKIP LOCKED` with leases (bot.delivery.dispatcher). SQLite: one process only.
-
-This module wires the dispatcher's renderer (`bot.reminders.content.render_outbox`) and the planners
-(`bot.services.reminders.plan`, then the summary pushes) unless it is given others.
+Design notes: docs/design-notes.md#botremindersschedulerpy
 """
 
 from __future__ import annotations

@@ -1,22 +1,7 @@
-"""The police summary pushed to the commune's police chats: after the deadline, and when the last village submits.
+"""The police summary pushed to the commune's police chats: after the deadline, and when the last village
+submits (`plan_summary_pushes` writes the outbox rows, `render_summary_push` builds them at send time).
 
-Planning (`plan_summary_pushes`) only writes `Outbox` rows of kind "summary", one per police chat and
-occasion, with unique keys, so it may run any number of times in any number of processes, and a
-restart neither loses nor repeats a push (the dispatcher sends each row once):
-
-- `summary:<period>:<chat>:due` — due `AFTER_DIGEST` after the police digest (the period's due time,
-  moved out of the commune's quiet hours), planned from that time on for `PUSH_STALE`;
-- `summary:<period>:<chat>:complete` — when every active village has submitted and the last one did so
-  after the due push's time (a period complete before its deadline is fully shown by the due push); due
-  when that last village submitted (moved out of quiet hours), planned for `PUSH_STALE` after.
-
-Rendering (`render_summary_push`) happens at send time from the current database: the /tonghop text
-(heading, completeness, indicators, free texts; cut at line boundaries, user text escaped) as several
-text parts and the PNG charts (completeness by village, main indicators against the previous period)
-as photos before them — a `bot.delivery.outbox.Parts`. It returns None (the row becomes obsolete)
-when the push is no longer useful: the period, commune, form link or police chat is gone, the push is
-older than `PUSH_STALE`, a "due" push whose "complete" push is already planned (that one says it all),
-or a "complete" push for a period no longer complete.
+Design notes: docs/design-notes.md#botreminderssummary_pushpy
 """
 
 from __future__ import annotations

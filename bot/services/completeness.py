@@ -1,9 +1,7 @@
-"""Who has reported for a period: submitted on time / late / draft / not started, computed in SQL.
+"""Who has reported for a period: submitted on time / late / draft / not started, computed in SQL
+(`completeness`, `commune_completeness`, `Scope`, `Completeness`).
 
-A *scope* is what a summary covers: one commune's period, or the same period code of the same form
-across every active commune of a province (the supervisor's roll-up). Only active villages count.
-Timeliness uses the FIRST version's `sent_at` against the period's current `due_at` (an amendment never
-makes a report late or on time); values always come from the current version (`is_current`).
+Design notes: docs/design-notes.md#botservicescompletenesspy
 """
 
 from __future__ import annotations

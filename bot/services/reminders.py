@@ -1,11 +1,7 @@
-"""Reminders in the database: the planner's input from the tables, planned messages into the outbox.
+"""Reminders in the database: the planner's input from the tables, planned messages into the outbox
+(`plan`, `dry_run`, `queue_nudges`).
 
-`plan(session, now)` reads periods, submissions, drafts, reopenings, people and rules, runs the pure
-planner (`bot.calendar.reminder_planner`) and inserts each planned message once (the outbox `key` is unique;
-inserts skip existing keys, so any number of runs in any number of processes give the same rows).
-Pending reminders that are no longer the one to send — superseded by a newer rule, the village
-submitted, the person left — are marked obsolete. Police nudges (`queue_nudges`) are outbox rows too.
-The dispatcher sends due rows, rendering them at send time with `bot.reminders.content.render_outbox`.
+Design notes: docs/design-notes.md#botservicesreminderspy
 """
 
 from __future__ import annotations

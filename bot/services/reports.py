@@ -1,8 +1,7 @@
-"""Reports: which are open for a village, drafts saved on every answer, submissions and amendments.
+"""Reports: which are open for a village, drafts saved on every answer, submissions and amendments
+(`open_reports`, `begin_periodic`, `begin_incident`, `feed`, `reopen`; `Outcome`, `ReportRefused`).
 
-The engine (`bot.forms.engine`) decides the conversation; this service loads and stores its state,
-checks who may touch which draft (ids from buttons are never trusted), turns `Submitted` into a
-versioned submission and enforces deadlines, amendments and reopenings. Time is always passed in.
+Design notes: docs/design-notes.md#botservicesreportspy
 """
 
 from __future__ import annotations

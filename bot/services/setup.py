@@ -1,10 +1,7 @@
-"""Apply a checked setup file to the database: create, update, (re)activate — never delete.
+"""Apply a checked setup file to the database: create, update, (re)activate — never delete
+(`apply_setup`, returning a `SetupReport`).
 
-Runs inside the caller's transaction (the caller commits). Communes are matched by `code`,
-villages by (commune, `name_key(name)`) or else by `renamed_from`, police chats by (commune, chat_id).
-A village or chat missing from the file is marked inactive; its reports, people and history stay.
-Communes missing from the file are left alone: one file need not list every commune.
-Every change is written to the audit log; applying the same file twice changes nothing.
+Design notes: docs/design-notes.md#botservicessetuppy
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""Reading submissions back: labelled rows, and the commune police's summary computed in SQL.
+"""Reading submissions back: labelled rows, and the commune police's summary computed in SQL
+(`build_summary`, `village_rows`, `village_submission`, `answer_rows`, `indicator_totals`).
 
-Every figure of a summary is computed by the database over the JSON `answers` column with SQLAlchemy's
-JSON indexing (`json_extract` on SQLite, `->>` casts on PostgreSQL): one SELECT per period holds every
-indicator as a column, so no answer is loaded into Python to be added up. Only current versions
-(`is_current`) of active villages count.
-
-Form versions: a summary uses the questions of the form version it is given (normally the newest).
-Answers filed under older versions count when the question id still exists with a compatible type
-(numbers with numbers, otherwise the same type); ids are stable across versions. A question removed from
-the newest version is left out of the totals — its answers stay in the database, in `village_rows` (raw
-answers) and in the by-village view (read with the submission's own version).
+Design notes: docs/design-notes.md#botservicessummariespy
 """
 
 from __future__ import annotations

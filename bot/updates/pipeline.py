@@ -1,19 +1,7 @@
-"""The per-update transaction every declared handler runs in: gate, session, chat lock, update dedup, actor,
-need, handler, commit; then the queued replies (bot.updates.replies) and the after-commit actions.
+"""The per-update transaction every declared handler runs in (`run_update`): gate, session, chat lock,
+update dedup, actor, need, handler, commit; then the queued replies and the after-commit actions.
 
-Several workers (processes or machines on one PostgreSQL) may handle updates of the same bot. Every
-update's transaction starts by taking a transaction-level advisory lock on its chat (storage.locks, keys
-`(CHAT_LOCK_NAMESPACE, crc32(<chat id>))` as signed 32-bit numbers), retried with short asynchronous sleeps
-so the event loop keeps serving while another worker finishes that chat's update; given up after
-`CHAT_LOCK_WAIT` seconds with an error. Under that lock the update id is checked and inserted into
-`processed_update` (storage.processed_updates) in the same transaction as the handler's writes: both
-commit together or neither does, so a crash never marks an update without applying it, and a
-redelivery — to this worker or another — waits for the first delivery's commit, then sees the id
-and is skipped. The lock ends with the transaction (commit or rollback). Replies are sent after the
-commit; the webhook answers Telegram after that (bot.web.app), and Telegram sends a chat's next
-update only once the previous one was answered, so one chat's updates are applied one after the
-other and in order (long polling: one process, one update at a time). SQLite has a single writer and a
-single supported process: no lock is taken, and a process-wide gate (`Deps.db_gate`) serialises the work.
+Design notes: docs/design-notes.md#botupdatespipelinepy
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""Engine events → screens (Telegram HTML text + button rows), still knowing nothing of Telegram's API.
+"""Engine events → screens (Telegram HTML text + button rows), still knowing nothing of Telegram's API
+(`render_events`, `render_event`, `Screen`, `ActionButton`, `split_html`).
 
-Every word comes from a Jinja2 template under ``templates/form/`` (autoescaped: answers and echoed
-input are never marked safe). Python here only lays buttons out, formats numbers and dates, and splits
-long texts at line boundaries (never inside a tag or an entity) to fit Telegram's 4096-character limit.
+Design notes: docs/design-notes.md#botviewsformpy
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Walk a form in the terminal with the real engine and view (``baocao forms try FORM_ID``).
+"""Walk a form in the terminal with the real engine and view (``baocao forms try FORM_ID``):
+`run_preview`.
 
-Screens are printed as plain text, buttons numbered ``[1] …``. A bare number presses that button —
-except where the question itself wants a typed number, date or text: there ``#2`` presses button 2
-and a bare ``2`` is the answer. ``/anh`` sends a fake photo, ``/vitri 21.5 105.8`` a location,
-``/thoat`` quits; anything else is typed text. The draft goes through JSON after every step, as it
-would through the database.
+Design notes: docs/design-notes.md#botviewsform_previewpy
 """
 
 from __future__ import annotations
