@@ -6,7 +6,6 @@ Design notes: docs/design-notes.md#botservicessummariespy
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -14,22 +13,16 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     Numeric,
-    Text,
     and_,
     case,
     cast,
-    column,
-    exists,
     func,
     literal,
     null,
     or_,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSON as PG_JSON
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, select
 
 from bot.forms.model import Form, Question
@@ -50,7 +43,16 @@ from bot.services.completeness import (
 )
 from bot.services.forms import form_of, get_form
 from bot.texts.values import format_value
-from storage.dialect import dialect_name
+from storage.answers_sql import (
+    answer_columns,
+    answer_text,
+    as_boolean,
+    as_text,
+    is_pg,
+    keep_rows_apart,
+    list_contains,
+    list_length,
+)
 from storage.models import Commune, FormVersion, Period, Submission, Village
 
 SHORT_TEXT = 200  # free texts are shown up to this many characters, with a button for the rest
@@ -246,25 +248,6 @@ class Summary:
 # ---------------------------------------------------------------------------------------------- SQL pieces
 
 
-def _dialect(session: Session) -> str:
-    return dialect_name(session)
-
-
-NUL_ESCAPE = "\\u0000"  # how JSON writes a NUL character: PostgreSQL refuses to make text of it
-_NUL_OR_PAIR = r"(\\\\)|\\u0000"  # an escaped backslash (kept), or a NUL escape (dropped)
-
-
-def _pg_answers() -> Any:
-    """PostgreSQL: `submission.answers` without NUL escapes (answers stored before input was cleaned).
-
-    `json_to_record` and `->>` fail on a "\\u0000" in a text value; a document holding one (found with
-    a cheap `strpos`) is read through a `regexp_replace` that drops them, escaped backslashes kept.
-    """
-    raw = cast(Submission.answers, Text)
-    cleaned = cast(func.regexp_replace(raw, _NUL_OR_PAIR, r"\1", "g"), PG_JSON)
-    return case((func.strpos(raw, NUL_ESCAPE) > 0, cleaned), else_=cast(Submission.answers, PG_JSON))
-
-
 def _compatible(a: str, b: str) -> bool:
     return a == b or (a in TYPES and b in TYPES and TYPES[a].numeric and TYPES[b].numeric)
 
@@ -295,31 +278,16 @@ def _source(
 ) -> Any:
     """The scope's current submissions of active villages, one row each, with the answers to `questions`.
 
-    PostgreSQL: `answers` is JSON (text), so each `->>` would parse the document again; instead
-    `json_to_record` parses it once per row and hands the wanted keys over as columns `k0, k1, …` (text,
-    or json for arrays). SQLite: one `json_extract` per key gives the same columns (SQL values: numbers,
-    text, 1/0 for booleans, JSON text for arrays, whose `json_type` comes along as `t0, t1, …`).
+    The answers come as columns `k0, k1, …` (storage.answers_sql.answer_columns).
     """
     cols: list[Any] = [
         Submission.village_id.label("village_id"),
         Submission.period_id.label("period_id"),
         Submission.form_version.label("form_version"),
     ]
-    record = None
-    if _dialect(session) == "postgresql":
-        if questions:
-            record = (
-                func.json_to_record(_pg_answers())
-                .table_valued(*[column(q.id, PG_JSON if _is_list(q) else Text) for q in questions])
-                .render_derived(name="r", with_types=True)
-            )
-            cols += [record.c[q.id].label(f"k{i}") for i, q in enumerate(questions)]
-    else:
-        for i, q in enumerate(questions):
-            path = f'$."{q.id}"'
-            cols.append(func.json_extract(Submission.answers, path).label(f"k{i}"))
-            if _is_list(q):
-                cols.append(func.json_type(Submission.answers, path).label(f"t{i}"))
+    pg = is_pg(session)
+    answers, record = answer_columns(pg, [(q.id, _is_list(q)) for q in questions])
+    cols += answers
     if with_village:
         cols += [Village.name.label("village"), Commune.name.label("commune")]
     query = (
@@ -337,10 +305,7 @@ def _source(
         query = query.join(Commune, Commune.id == Village.commune_id)
     if record is not None:
         query = query.join(record, true())  # a function in FROM may use earlier columns (implicit LATERAL)
-    if _dialect(session) != "postgresql":
-        query = query.offset(0)  # SQLite: a LIMIT keeps the sub-select from being flattened into the
-        # aggregate, so each json_extract above runs once per row however often the figures use it
-    return query.subquery("src")
+    return keep_rows_apart(pg, query).subquery("src")
 
 
 def _guard(expr: Any, src: Any, versions: frozenset[int] | None) -> Any:
@@ -363,7 +328,7 @@ class _Columns:
         *,
         with_village: bool = False,
     ) -> None:
-        self.pg = _dialect(session) == "postgresql"
+        self.pg = is_pg(session)
         self.src = _source(session, scope, form, questions, with_village=with_village)
         self.keys = {q.id: f"k{i}" for i, q in enumerate(questions)}
         self.versions = versions
@@ -386,31 +351,21 @@ class _Columns:
 
     def string(self, qid: str) -> Any:
         raw = self._raw(qid)
-        return self._guarded(qid, cast(raw, Text) if self.pg else raw)
+        return self._guarded(qid, as_text(self.pg, raw))
 
     def boolean(self, qid: str) -> Any:
         raw = self._raw(qid)
-        return self._guarded(qid, cast(raw, Boolean) if self.pg else raw == 1)
+        return self._guarded(qid, as_boolean(self.pg, raw))
 
     def contains(self, qid: str, value: str) -> Any:
         """The multi-choice answer (a JSON array) holds `value`."""
-        raw = self._raw(qid)
-        if self.pg:
-            test = cast(raw, JSONB).op("@>")(cast(literal(json.dumps([value])), JSONB))
-        else:
-            each = func.json_each(raw).table_valued("value")
-            found = exists(select(1).select_from(each).where(each.c.value == value))
-            test = case((self._type(qid) == "array", found), else_=null())
-        return self._guarded(qid, test)
+        json_type = None if self.pg else self._type(qid)
+        return self._guarded(qid, list_contains(self.pg, self._raw(qid), json_type, value))
 
     def items(self, qid: str) -> Any:
         """Number of items of a repeat group's answer (NULL when absent or skipped)."""
-        raw = self._raw(qid)
-        if self.pg:
-            expr = case((func.json_typeof(raw) == "array", func.json_array_length(raw)), else_=null())
-        else:
-            expr = case((self._type(qid) == "array", func.json_array_length(raw)), else_=null())
-        return self._guarded(qid, expr)
+        json_type = None if self.pg else self._type(qid)
+        return self._guarded(qid, list_length(self.pg, self._raw(qid), json_type))
 
 
 def _one(n: Any) -> Any:
@@ -722,9 +677,7 @@ def free_text_count(session: Session, period: Period | Scope, form: Form) -> int
 
 def full_text(session: Session, period: Period, village_id: int, question_id: str) -> str | None:
     """One village's whole long-text answer in the period's current submission."""
-    answer: Any = Submission.answers[question_id].as_string()  # type: ignore[index]
-    if _dialect(session) == "postgresql":
-        answer = func.json_extract_path_text(_pg_answers(), question_id)
+    answer = answer_text(is_pg(session), question_id)
     value = session.execute(
         select(answer).where(
             Submission.village_id == village_id,
