@@ -28,6 +28,8 @@ from prometheus_client import (
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from storage.models import Outbox
+
 log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -154,8 +156,6 @@ def record_job(job: str, outcome: str, seconds: float) -> None:
 
 def refresh_outbox(engine: Engine, now: datetime) -> None:
     """Set the outbox gauges from the database (blocking: call it in a thread)."""
-    from storage.models import Outbox
-
     status_col = Outbox.__table__.c.status  # type: ignore[attr-defined]
     due_col = Outbox.__table__.c.due_at  # type: ignore[attr-defined]
     with engine.connect() as conn:

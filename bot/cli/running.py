@@ -12,9 +12,11 @@ from typing import Any
 from telegram import Update, WebhookInfo
 from telegram.error import TelegramError
 
-from bot.app import command_bot, run_polling
+from bot.app import build_application, command_bot, run_polling
 from bot.cli.common import open_engine
+from bot.clock import system_clock
 from bot.config import Settings
+from bot.deps import Deps
 from bot.logging_setup import redact
 from bot.web.app import serve
 from bot.web.status import check_port_free
@@ -39,8 +41,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Webhook mode: the ASGI app on BAOCAO_LISTEN until SIGTERM/SIGINT."""
     settings.require_token()
     settings.require_webhook_secret()
-    open_engine(settings)  # migrate first, with a clear error if the database is unreachable
-    serve(settings)
+    engine = open_engine(settings)  # migrate first, with a clear error if the database is unreachable
+    deps = Deps(engine=engine, clock=system_clock, settings=settings)
+    serve(settings, application=build_application(settings, deps=deps, polling=False), engine=engine)
     return 0
 
 

@@ -389,7 +389,7 @@ _PARSER_CLASS: Any = None
 def _parser_class() -> Any:
     global _PARSER_CLASS
     if _PARSER_CLASS is None:
-        from dateparser.date import DateDataParser
+        from dateparser.date import DateDataParser  # lazy: heavy, needed only for phrases the rules miss
 
         _PARSER_CLASS = DateDataParser
     return _PARSER_CLASS

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
@@ -68,6 +69,7 @@ from bot import metrics
 from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.reminders.scheduler import JOB_ID, SCHEDULER_KEY
+from storage.db import current_revision, head_revision
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +203,6 @@ async def healthz(request: Request) -> Response:
 
 def _database_checks(engine: Engine, head: str | None) -> tuple[str | None, str | None]:
     """(database problem, migrations problem); None means fine. Blocking."""
-    from storage.db import current_revision
-
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1")).scalar_one()
@@ -316,8 +316,6 @@ def create_app(
     answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Starlette:
     """The ASGI app; with `manage_application` its lifespan starts and stops the application."""
-    from storage.db import head_revision
-
     secret = settings.require_webhook_secret()
     state = WebState(settings, application, engine, secret.encode(), clock, head_revision())
     state.answer_timeout = answer_timeout
@@ -352,21 +350,9 @@ def create_app(
     return app
 
 
-def serve(settings: Settings) -> None:
-    """Migrate, build the application (no updater) and serve it with uvicorn until SIGTERM/SIGINT."""
-    import uvicorn
-
-    from bot.app import build_application
-    from bot.deps import Deps
-    from storage.db import make_engine, upgrade
-
+def serve(settings: Settings, *, application: Application, engine: Engine) -> None:
+    """Serve `application` (built without an updater) with uvicorn until SIGTERM/SIGINT."""
     settings.require_webhook_secret()
-    settings.require_token()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    application = build_application(
-        settings, deps=Deps(engine=engine, clock=system_clock, settings=settings), polling=False
-    )
     app = create_app(settings, application=application, engine=engine)
     config = uvicorn.Config(
         app,

@@ -25,6 +25,7 @@ from telegram.ext import Application
 from bot.clock import Clock, system_clock
 from bot.config import ConfigError, Settings
 from bot.web.app import WebState, healthz, metrics_endpoint, readyz
+from storage.db import head_revision
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,6 @@ def create_status_app(
     settings: Settings, *, application: Application, engine: Engine, clock: Clock = system_clock
 ) -> Starlette:
     """The ASGI app with /healthz, /readyz and /metrics only (no webhook route)."""
-    from storage.db import head_revision
-
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
