@@ -1,8 +1,7 @@
-"""`baocao demo`: the real bot against the local Bot API emulator, with a terminal chat.
+"""`baocao demo`: the real bot against the local Bot API emulator, with a terminal chat."""
 
-Everything runs on 127.0.0.1 and in a data folder of its own (SQLite): the example commune is
-loaded, an invite is issued, and you chat as a village head (or as police with `--as police`).
-"""
+# Everything runs on 127.0.0.1 and in a data folder of its own (SQLite): the example commune is
+# loaded, an invite is issued, and you chat as a village head (or as police with `--as police`).
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""Prometheus metrics of the bot, on a registry of our own (served at `/metrics` by `baocao serve`).
+"""Prometheus metrics of the bot, on a registry of our own (served at `/metrics` by `baocao serve`)."""
 
-Counters are process-local; each worker process is its own Prometheus target. The outbox gauges
-are read from the database at scrape time (`refresh_outbox`), so they are right whichever process
-planned or sent the rows. The planner and dispatcher report through `record_planned`,
-`record_sent`, `record_failed` and `record_429`.
-"""
+# Counters are process-local; each worker process is its own Prometheus target. The outbox gauges
+# are read from the database at scrape time (`refresh_outbox`), so they are right whichever process
+# planned or sent the rows. The planner and dispatcher report through `record_planned`,
+# `record_sent`, `record_failed` and `record_429`.
 
 from __future__ import annotations
 

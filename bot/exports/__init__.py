@@ -1,9 +1,8 @@
-"""Exports for the commune police: one period of one form as Excel, Word or CSV, and PNG charts.
+"""Exports for the commune police: one period of one form as Excel, Word or CSV, and PNG charts."""
 
-`build_export` is the one code path behind `baocao export` and the `/xuat` command; `resolve` picks the
-form and period from what people typed (or the current period of the main form) and lists the valid
-ones when something is wrong.
-"""
+# `build_export` is the one code path behind `baocao export` and the `/xuat` command; `resolve` picks the
+# form and period from what people typed (or the current period of the main form) and lists the valid
+# ones when something is wrong.
 
 from __future__ import annotations
 
