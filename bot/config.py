@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,8 +260,6 @@ def _check_http_client(raw: str | None) -> str:
 
 def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
     """A CA bundle (file) or hashed directories (`:`-separated, as OpenSSL reads them) that load."""
-    import ssl
-
     value = (raw or "").strip()
     if not value:
         return None

@@ -1,8 +1,7 @@
-"""`baocao demo`: the real bot against the local Bot API emulator, with a terminal chat.
+"""`baocao demo`: the real bot against the local Bot API emulator, with a terminal chat."""
 
-Everything runs on 127.0.0.1 and in a data folder of its own (SQLite): the example commune is
-loaded, an invite is issued, and you chat as a village head (or as police with `--as police`).
-"""
+# Everything runs on 127.0.0.1 and in a data folder of its own (SQLite): the example commune is
+# loaded, an invite is issued, and you chat as a village head (or as police with `--as police`).
 
 from __future__ import annotations
 
@@ -11,9 +10,20 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+from bot.app import build_application
+from bot.auth import load_actor
 from bot.clock import system_clock
 from bot.config import Settings
+from bot.emulator.client import EmulatorClient
+from bot.emulator.server import EmulatorServer
+from bot.emulator.terminal import run_terminal_chat
+from bot.services.accounts import create_invite
+from bot.services.forms import store_setup_forms
+from bot.services.setup import apply_setup
+from bot.setup_file import load_setup
 from bot.texts.templates import templates_dir
+from storage.db import make_engine, session_scope, upgrade
+from storage.models import Role
 
 DEMO_TOKEN = "123456789:DEMOdemoDEMOdemoDEMOdemoDEMOdemo123"
 DEMO_USER_ID = 700001
@@ -27,11 +37,6 @@ def default_setup_file() -> Path:
 
 def _prepare(settings: Settings, setup_file: Path) -> tuple[str, str]:
     """Migrate, load the example, and return (first village name, commune code)."""
-    from bot.services.forms import store_setup_forms
-    from bot.services.setup import apply_setup
-    from bot.setup_file import load_setup
-    from storage.db import make_engine, session_scope, upgrade
-
     result = load_setup(setup_file)
     if result.errors:
         raise SystemExit("\n".join(str(e) for e in result.errors))
@@ -49,11 +54,6 @@ def _invite_or_none(
     settings: Settings, *, village: str, commune: str, police: bool, user_id: int
 ) -> str | None:
     """A fresh invite unless this demo user is already signed up."""
-    from bot.auth import load_actor
-    from bot.services.accounts import create_invite
-    from storage.db import make_engine, session_scope
-    from storage.models import Role
-
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -70,7 +70,6 @@ def _run_bot(
     settings: Settings, ready: threading.Event, stop: threading.Event, errors: list[BaseException]
 ) -> None:
     """Run the bot's long polling in this thread until `stop` is set."""
-    from bot.app import build_application
 
     async def main() -> None:
         application = build_application(settings)
@@ -94,10 +93,6 @@ def run_demo(
     settings: Settings, *, data_dir: Path, setup_file: str | None = None, as_police: bool = False
 ) -> int:
     """Start the emulator and the bot, then chat in the terminal; returns an exit code."""
-    from bot.emulator.client import EmulatorClient
-    from bot.emulator.server import EmulatorServer
-    from bot.emulator.terminal import run_terminal_chat
-
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = replace(
         settings,

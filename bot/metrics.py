@@ -1,10 +1,9 @@
-"""Prometheus metrics of the bot, on a registry of our own (served at `/metrics` by `baocao serve`).
+"""Prometheus metrics of the bot, on a registry of our own (served at `/metrics` by `baocao serve`)."""
 
-Counters are process-local; each worker process is its own Prometheus target. The outbox gauges
-are read from the database at scrape time (`refresh_outbox`), so they are right whichever process
-planned or sent the rows. The planner and dispatcher report through `record_planned`,
-`record_sent`, `record_failed` and `record_429`.
-"""
+# Counters are process-local; each worker process is its own Prometheus target. The outbox gauges
+# are read from the database at scrape time (`refresh_outbox`), so they are right whichever process
+# planned or sent the rows. The planner and dispatcher report through `record_planned`,
+# `record_sent`, `record_failed` and `record_429`.
 
 from __future__ import annotations
 
@@ -27,6 +26,8 @@ from prometheus_client import (
 )
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+
+from storage.models import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,6 @@ def record_job(job: str, outcome: str, seconds: float) -> None:
 
 def refresh_outbox(engine: Engine, now: datetime) -> None:
     """Set the outbox gauges from the database (blocking: call it in a thread)."""
-    from storage.models import Outbox
-
     status_col = Outbox.__table__.c.status  # type: ignore[attr-defined]
     due_col = Outbox.__table__.c.due_at  # type: ignore[attr-defined]
     with engine.connect() as conn:

@@ -52,8 +52,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Webhook mode: the ASGI app on BAOCAO_LISTEN until SIGTERM/SIGINT."""
     settings.require_token()
     settings.require_webhook_secret()
-    open_engine(settings)  # migrate first, with a clear error if the database is unreachable
-    serve(settings)
+    engine = open_engine(settings)  # migrate first, with a clear error if the database is unreachable
+    deps = Deps(engine=engine, clock=system_clock, settings=settings)
+    serve(settings, application=build_application(settings, deps=deps, polling=False), engine=engine)
     return 0
 
 

@@ -1,9 +1,8 @@
-"""Local Telegram Bot API emulator: the server, a client that acts as users, and a terminal chat.
+"""Local Telegram Bot API emulator: the server, a client that acts as users, and a terminal chat."""
 
-``EmulatorServer`` speaks the Bot API to the bot (PTB points its base_url at it) and exposes a
-control API under ``/_emu`` that ``EmulatorClient``/``UserSession`` use to play users;
-``run_terminal_chat`` is a small interactive chat on top of the client.
-"""
+# ``EmulatorServer`` speaks the Bot API to the bot (PTB points its base_url at it) and exposes a
+# control API under ``/_emu`` that ``EmulatorClient``/``UserSession`` use to play users;
+# ``run_terminal_chat`` is a small interactive chat on top of the client.
 
 from bot.emulator.client import (
     BotMessage,

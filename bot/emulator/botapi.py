@@ -1,8 +1,7 @@
-"""Bot API methods implemented by the emulator (everything but getUpdates, which the server owns).
+"""Bot API methods implemented by the emulator (everything but getUpdates, which the server owns)."""
 
-Each handler runs with the state lock held and returns the JSON ``result`` or raises ApiError with
-Telegram's own status code and description.
-"""
+# Each handler runs with the state lock held and returns the JSON ``result`` or raises ApiError with
+# Telegram's own status code and description.
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""Synchronous HTTP client for the emulator's control API: act as users and read what the bot did.
+"""Synchronous HTTP client for the emulator's control API: act as users and read what the bot did."""
 
-client = EmulatorClient(server.url)
-alice = client.user(1001, "Nguyễn Văn An")
-alice.send("/start ABCD")
-reply = alice.wait_reply()          # AssertionError with context when the bot stays silent
-alice.press("Quay lại")             # inline button by label, index or callback data
-"""
+# client = EmulatorClient(server.url)
+# alice = client.user(1001, "Nguyễn Văn An")
+# alice.send("/start ABCD")
+# reply = alice.wait_reply()          # AssertionError with context when the bot stays silent
+# alice.press("Quay lại")             # inline button by label, index or callback data
 
 from __future__ import annotations
 

@@ -1,66 +1,65 @@
-"""A local Telegram Bot API server for tests and ``baocao demo``, plus a control API to act as users.
+"""A local Telegram Bot API server for tests and ``baocao demo``, plus a control API to act as users."""
 
-Bot API (what the bot talks to, same shapes and errors as api.telegram.org)::
-
-    GET|POST {url}/bot{token}/{method}        JSON body, urlencoded form, multipart or query string
-    GET      {url}/file/bot{token}/{file_path} download of a file from getFile
-
-Point PTB at it with ``Bot(token, base_url=f"{url}/bot", base_file_url=f"{url}/file/bot")``.
-Methods: getMe, logOut, close, getUpdates (real long polling), setWebhook, deleteWebhook,
-getWebhookInfo, sendMessage, sendDocument, sendPhoto, sendLocation, sendChatAction,
-editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage, answerCallbackQuery,
-getFile, getChat, setMyCommands, getMyCommands, deleteMyCommands, set/getMyDescription,
-set/getMyShortDescription, set/getMyName, set/getChatMenuButton. Anything else is 404 Not Found.
-parse_mode HTML is parsed and validated like Telegram (see ``tghtml``); Markdown/MarkdownV2 texts
-are accepted as they are, without entity parsing. A webhook on this machine (127.0.0.0/8, ::1,
-localhost; plain http allowed there) is called like Telegram does: each pending update is POSTed as
-JSON, in order, with ``X-Telegram-Bot-Api-Secret-Token`` when a secret was set; a non-2xx answer or
-a connection error is kept as ``last_error_message`` (getWebhookInfo) and retried with backoff.
-By default one update is in flight at a time; with ``webhook_parallel = True`` (set before start)
-delivery is like Telegram's with several connections: up to the webhook's ``max_connections`` POSTs
-at once, but one chat's updates one at a time — a chat's next update is POSTed only after the
-previous one was answered 2xx (a failure holds that chat back and retries its update first).
-Webhooks elsewhere are stored, never called. While a webhook is set getUpdates answers 409.
-
-Control API (JSON; every answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ...}``
-with status 400/404)::
-
-    GET    /_emu                              health: bot identity and url
-    POST   /_emu/users                        {user_id, first_name, last_name?, username?, language_code?}
-    GET    /_emu/users                        all users
-    POST   /_emu/groups                       {chat_id (<0), title, members: [user_id, ...]}
-    POST   /_emu/users/{user_id}/send         one of {text} {photo_b64, caption?} {document_b64, filename,
-                                              mime_type?, caption?} {location: {latitude, longitude}}
-                                              {sticker: {emoji}} {voice_b64, duration?}
-                                              {contact: {phone_number, first_name?, last_name?}};
-                                              optional chat_id (a group), date (unix time),
-                                              reply_to_message_id  -> delivery
-    POST   /_emu/users/{user_id}/edit         {message_id, text, chat_id?, date?} -> delivery
-    POST   /_emu/users/{user_id}/press        {message_id, data? | text?, chat_id?, force?} -> delivery
-                                              with callback_query_id
-    POST   /_emu/block/{user_id}              the user blocks the bot (DELETE, or POST /_emu/unblock/{id})
-    GET    /_emu/chats/{chat_id}              chat info (type, members, current reply keyboard)
-    GET    /_emu/chats/{chat_id}/messages     ?after=<message_id>&since=<event seq>&wait=<s>&count=<n>
-                                              &all=1: bot messages with id > after, plus those edited or
-                                              deleted after event ``since``; long-polls until >= n
-                                              (all=1 also lists the users' messages)
-    GET    /_emu/chats/{chat_id}/events       ?after=<seq>&wait=<s>&count=<n>&types=sent,edited,...:
-                                              bot-side events (sent, edited, deleted, answer, action)
-    GET    /_emu/events                       the same over all chats
-    GET    /_emu/callbacks/{query_id}         ?wait=<s>: the callback query and the bot's answer
-    GET    /_emu/updates                      updates queued and not yet confirmed
-    POST   /_emu/updates/{update_id}/redeliver  enqueue the same update again
-    GET    /_emu/requests                     ?method=<name>&after=<index>: the bot's request log
-    GET    /_emu/webhook                      the webhook (secret hidden) and every POST made to it
-    GET    /_emu/stats                        counters (requests, statuses, 429s, faults, updates)
-    GET|POST /_emu/flood                      FloodLimits fields, or {"enabled": false}
-    GET|POST /_emu/faults                     FaultPlan fields, or {"enabled": false}
-    GET    /_emu/commands                     everything setMyCommands stored (scope, language, commands)
-    GET    /_emu/files/{file_id}              the raw bytes of a stored file
-
-A "delivery" is ``{update_id, chat_id, message_id, callback_query_id, update}``; a message is the
-snapshot of ``EmulatorState.snapshot`` (text as sent, plain text, entities, buttons, files, edits).
-"""
+# Bot API (what the bot talks to, same shapes and errors as api.telegram.org)::
+#
+#     GET|POST {url}/bot{token}/{method}        JSON body, urlencoded form, multipart or query string
+#     GET      {url}/file/bot{token}/{file_path} download of a file from getFile
+#
+# Point PTB at it with ``Bot(token, base_url=f"{url}/bot", base_file_url=f"{url}/file/bot")``.
+# Methods: getMe, logOut, close, getUpdates (real long polling), setWebhook, deleteWebhook,
+# getWebhookInfo, sendMessage, sendDocument, sendPhoto, sendLocation, sendChatAction,
+# editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage, answerCallbackQuery,
+# getFile, getChat, setMyCommands, getMyCommands, deleteMyCommands, set/getMyDescription,
+# set/getMyShortDescription, set/getMyName, set/getChatMenuButton. Anything else is 404 Not Found.
+# parse_mode HTML is parsed and validated like Telegram (see ``tghtml``); Markdown/MarkdownV2 texts
+# are accepted as they are, without entity parsing. A webhook on this machine (127.0.0.0/8, ::1,
+# localhost; plain http allowed there) is called like Telegram does: each pending update is POSTed as
+# JSON, in order, with ``X-Telegram-Bot-Api-Secret-Token`` when a secret was set; a non-2xx answer or
+# a connection error is kept as ``last_error_message`` (getWebhookInfo) and retried with backoff.
+# By default one update is in flight at a time; with ``webhook_parallel = True`` (set before start)
+# delivery is like Telegram's with several connections: up to the webhook's ``max_connections`` POSTs
+# at once, but one chat's updates one at a time — a chat's next update is POSTed only after the
+# previous one was answered 2xx (a failure holds that chat back and retries its update first).
+# Webhooks elsewhere are stored, never called. While a webhook is set getUpdates answers 409.
+#
+# Control API (JSON; every answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ...}``
+# with status 400/404)::
+#
+#     GET    /_emu                              health: bot identity and url
+#     POST   /_emu/users                        {user_id, first_name, last_name?, username?, language_code?}
+#     GET    /_emu/users                        all users
+#     POST   /_emu/groups                       {chat_id (<0), title, members: [user_id, ...]}
+#     POST   /_emu/users/{user_id}/send         one of {text} {photo_b64, caption?} {document_b64, filename,
+#                                               mime_type?, caption?} {location: {latitude, longitude}}
+#                                               {sticker: {emoji}} {voice_b64, duration?}
+#                                               {contact: {phone_number, first_name?, last_name?}};
+#                                               optional chat_id (a group), date (unix time),
+#                                               reply_to_message_id  -> delivery
+#     POST   /_emu/users/{user_id}/edit         {message_id, text, chat_id?, date?} -> delivery
+#     POST   /_emu/users/{user_id}/press        {message_id, data? | text?, chat_id?, force?} -> delivery
+#                                               with callback_query_id
+#     POST   /_emu/block/{user_id}              the user blocks the bot (DELETE, or POST /_emu/unblock/{id})
+#     GET    /_emu/chats/{chat_id}              chat info (type, members, current reply keyboard)
+#     GET    /_emu/chats/{chat_id}/messages     ?after=<message_id>&since=<event seq>&wait=<s>&count=<n>
+#                                               &all=1: bot messages with id > after, plus those edited or
+#                                               deleted after event ``since``; long-polls until >= n
+#                                               (all=1 also lists the users' messages)
+#     GET    /_emu/chats/{chat_id}/events       ?after=<seq>&wait=<s>&count=<n>&types=sent,edited,...:
+#                                               bot-side events (sent, edited, deleted, answer, action)
+#     GET    /_emu/events                       the same over all chats
+#     GET    /_emu/callbacks/{query_id}         ?wait=<s>: the callback query and the bot's answer
+#     GET    /_emu/updates                      updates queued and not yet confirmed
+#     POST   /_emu/updates/{update_id}/redeliver  enqueue the same update again
+#     GET    /_emu/requests                     ?method=<name>&after=<index>: the bot's request log
+#     GET    /_emu/webhook                      the webhook (secret hidden) and every POST made to it
+#     GET    /_emu/stats                        counters (requests, statuses, 429s, faults, updates)
+#     GET|POST /_emu/flood                      FloodLimits fields, or {"enabled": false}
+#     GET|POST /_emu/faults                     FaultPlan fields, or {"enabled": false}
+#     GET    /_emu/commands                     everything setMyCommands stored (scope, language, commands)
+#     GET    /_emu/files/{file_id}              the raw bytes of a stored file
+#
+# A "delivery" is ``{update_id, chat_id, message_id, callback_query_id, update}``; a message is the
+# snapshot of ``EmulatorState.snapshot`` (text as sent, plain text, entities, buttons, files, edits).
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""The emulator's world: users, chats, stored messages, files and the update queue.
+"""The emulator's world: users, chats, stored messages, files and the update queue."""
 
-Everything here is synchronous and guarded by one re-entrant lock, so it can be called from the
-server's event loop and, thread-safely, from any other thread. Waiters (long polls in any event
-loop, or plain threads) are woken whenever the state changes.
-"""
+# Everything here is synchronous and guarded by one re-entrant lock, so it can be called from the
+# server's event loop and, thread-safely, from any other thread. Waiters (long polls in any event
+# loop, or plain threads) are woken whenever the state changes.
 
 from __future__ import annotations
 

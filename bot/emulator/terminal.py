@@ -1,9 +1,8 @@
-"""A chat with the bot in the terminal, acting as one user of the emulator.
+"""A chat with the bot in the terminal, acting as one user of the emulator."""
 
-Type a message and press Enter; a bare number presses that button of the latest inline keyboard;
-``/anh`` sends a sample photo, ``/vitri 21.59 105.84`` a location, ``/giup`` shows help and
-``/thoat`` (or Ctrl-D) leaves. Every prompt and help line is in Vietnamese.
-"""
+# Type a message and press Enter; a bare number presses that button of the latest inline keyboard;
+# ``/anh`` sends a sample photo, ``/vitri 21.59 105.84`` a location, ``/giup`` shows help and
+# ``/thoat`` (or Ctrl-D) leaves. Every prompt and help line is in Vietnamese.
 
 from __future__ import annotations
 

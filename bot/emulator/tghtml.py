@@ -1,16 +1,15 @@
-"""Telegram's HTML subset: parse like the Bot API does, and render the result back as plain text.
+"""Telegram's HTML subset: parse like the Bot API does, and render the result back as plain text."""
 
-``parse_html`` follows the rules of the real server (tdlib's ``parse_html``): supported tags are
-b, strong, i, em, u, ins, s, strike, del, span class="tg-spoiler", tg-spoiler, a href, code,
-pre (optionally wrapping <code class="language-x">), blockquote (optionally ``expandable``) and
-tg-emoji emoji-id; entities are &lt; &gt; &amp; &quot; and numeric ones. Errors carry Telegram's
-own wording ("Unsupported start tag \"x\" at byte offset 3", "Can't find end tag corresponding to
-start tag \"b\"", ...). One deliberate difference: with ``strict_ampersand`` (the emulator's
-default) a bare "&" that does not start an entity is rejected, although Telegram keeps it, because
-it nearly always means the bot forgot to escape user input.
-
-Entity offsets and lengths are in UTF-16 code units, as in the Bot API.
-"""
+# ``parse_html`` follows the rules of the real server (tdlib's ``parse_html``): supported tags are
+# b, strong, i, em, u, ins, s, strike, del, span class="tg-spoiler", tg-spoiler, a href, code,
+# pre (optionally wrapping <code class="language-x">), blockquote (optionally ``expandable``) and
+# tg-emoji emoji-id; entities are &lt; &gt; &amp; &quot; and numeric ones. Errors carry Telegram's
+# own wording ("Unsupported start tag "x" at byte offset 3", "Can't find end tag corresponding to
+# start tag "b"", ...). One deliberate difference: with ``strict_ampersand`` (the emulator's
+# default) a bare "&" that does not start an entity is rejected, although Telegram keeps it, because
+# it nearly always means the bot forgot to escape user input.
+#
+# Entity offsets and lengths are in UTF-16 code units, as in the Bot API.
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Exports for the commune police: one period of one form as Excel, Word or CSV, and PNG charts.
+"""Exports for the commune police: one period of one form as Excel, Word or CSV, and PNG charts."""
 
-`build_export` is the one code path behind `baocao export` and the `/xuat` command; `resolve` picks the
-form and period from what people typed (or the current period of the main form) and lists the valid
-ones when something is wrong.
-"""
+# `build_export` is the one code path behind `baocao export` and the `/xuat` command; `resolve` picks the
+# form and period from what people typed (or the current period of the main form) and lists the valid
+# ones when something is wrong.
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from bot.exports.csv_export import write_csv
 from bot.exports.data import ExportScope
 from bot.exports.filenames import ascii_filename, export_filename
 from bot.forms.model import Form
@@ -30,6 +30,7 @@ from bot.services.forms import (
 from bot.services.forms import periodic_forms as service_forms
 from bot.services.reminders import commune_zone
 from bot.texts.templates import render_plain
+from storage import audit
 from storage.models import Commune, Period, Village
 
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -69,16 +70,15 @@ class ExportFile:
 
 
 def _writer(fmt: str) -> Callable[[Session, ExportScope], bytes]:
+    """The writer of one format; openpyxl and python-docx are imported only when that format is asked for."""
     if fmt == "xlsx":
-        from bot.exports.excel import write_xlsx
+        from bot.exports.excel import write_xlsx  # lazy: openpyxl is used only by this export
 
         return write_xlsx
     if fmt == "docx":
-        from bot.exports.word import write_docx
+        from bot.exports.word import write_docx  # lazy: python-docx (and lxml) only for the Word report
 
         return write_docx
-    from bot.exports.csv_export import write_csv
-
     return write_csv
 
 
@@ -158,8 +158,6 @@ def record_export(
     file: ExportFile,
 ) -> None:
     """Audit one export handed out (by `/xuat` or `baocao export`): who, when, which period and format."""
-    from storage import audit
-
     audit.record(
         session,
         at=at,

@@ -1,21 +1,20 @@
-"""Vietnamese dates: small rules for what village heads type, dateparser only as a fallback.
+"""Vietnamese dates: small rules for what village heads type, dateparser only as a fallback."""
 
-Every rule works on the answer already normalised twice — with diacritics (``norm``) and without
-(``plain``) — and on a `today` passed in; nothing here reads the clock.  Rules first because they
-are exact and fast (microseconds) and because dateparser 1.5 misreads common answers: it does
-not know "hôm kia", "thứ hai tuần trước", "thứ 6 tuần này", "chủ nhật vừa rồi", "mùng 5" or
-"sáng nay", reads "20-5-26" as 1926 and "t6" as the 6th.
-
-dateparser is imported lazily, on the first phrase the rules do not know, with RELATIVE_BASE
-built from `today`, TIMEZONE UTC and only its "relative-time" parser: its "absolute-time" parser
-validates day tokens with ``datetime.today()`` (``dateparser.utils.strptime._prepare_format``)
-and no setting turns that off, so every absolute date is read by the rules here.  Its readings
-are always returned as uncertain (reason ``fallback``) for the person to confirm.
-
-Calendar conventions: weeks run Monday–Sunday (thứ hai … chủ nhật); a two-digit year is 20yy;
-a day and month without a year are the most recent such day on or before `today` when
-prefer="past" and the next one on or after `today` when prefer="future".
-"""
+# Every rule works on the answer already normalised twice — with diacritics (``norm``) and without
+# (``plain``) — and on a `today` passed in; nothing here reads the clock.  Rules first because they
+# are exact and fast (figures in bench/README.md) and because dateparser 1.5 misreads common answers: it does
+# not know "hôm kia", "thứ hai tuần trước", "thứ 6 tuần này", "chủ nhật vừa rồi", "mùng 5" or
+# "sáng nay", reads "20-5-26" as 1926 and "t6" as the 6th.
+#
+# dateparser is imported lazily, on the first phrase the rules do not know, with RELATIVE_BASE
+# built from `today`, TIMEZONE UTC and only its "relative-time" parser: its "absolute-time" parser
+# validates day tokens with ``datetime.today()`` (``dateparser.utils.strptime._prepare_format``)
+# and no setting turns that off, so every absolute date is read by the rules here.  Its readings
+# are always returned as uncertain (reason ``fallback``) for the person to confirm.
+#
+# Calendar conventions: weeks run Monday–Sunday (thứ hai … chủ nhật); a two-digit year is 20yy;
+# a day and month without a year are the most recent such day on or before `today` when
+# prefer="past" and the next one on or after `today` when prefer="future".
 
 from __future__ import annotations
 
@@ -381,7 +380,7 @@ def _bare_day(norm: str, plain: str, today: date, prefer: str, read_int: ReadInt
 
 
 # ---------------------------------------------------------------------------------------------
-# dateparser fallback (lazy: importing it and loading Vietnamese data takes ~0.3 s)
+# dateparser fallback (lazy: importing it and loading its Vietnamese data is slow, see bench/README.md)
 
 _PARSER_CLASS: Any = None
 
@@ -389,7 +388,7 @@ _PARSER_CLASS: Any = None
 def _parser_class() -> Any:
     global _PARSER_CLASS
     if _PARSER_CLASS is None:
-        from dateparser.date import DateDataParser
+        from dateparser.date import DateDataParser  # lazy: heavy, needed only for phrases the rules miss
 
         _PARSER_CLASS = DateDataParser
     return _PARSER_CLASS

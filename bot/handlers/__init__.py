@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from bot.handlers import export, fallback, nudge, report, start, summary  # noqa: F401  (they register)
 from bot.handlers.registry import REGISTRY, Registry
 
 
 def load_all() -> Registry:
-    """Import every handler module (they register themselves) and return the registry."""
-    from bot.handlers import export, fallback, nudge, report, start, summary  # noqa: F401
-
+    """The registry with every handler module's declarations (importing this package registers them)."""
     return REGISTRY

@@ -11,6 +11,7 @@ from bot.updates.context import Ctx
 async def any_message(ctx: Ctx) -> None:
     """Answers go to the open draft; strangers learn how to join; others are pointed at /help."""
     message = ctx.update.effective_message
+    # not at the top: that would register report's commands before nudge's and change the menu order
     from bot.handlers import report
 
     if report.has_active_draft(ctx):

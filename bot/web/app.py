@@ -1,46 +1,45 @@
-"""Webhook mode: an ASGI app (Starlette) in front of the same PTB Application as long polling.
+"""Webhook mode: an ASGI app (Starlette) in front of the same PTB Application as long polling."""
 
-Routes::
-
-    POST {BAOCAO_WEBHOOK_PATH}   Telegram's updates. The X-Telegram-Bot-Api-Secret-Token header must
-                                 equal BAOCAO_WEBHOOK_SECRET (else 403, logged, nothing read or
-                                 processed); the body must be one JSON update of at most 1 MiB
-                                 (else 400 / 413). A good update is processed first — through the
-                                 application's update processor, one update at a time per process —
-                                 and answered 200 only once its transaction committed and its replies
-                                 went out (see "Answering after processing" below).
-    GET  /healthz                the process is up (always 200)
-    GET  /readyz                 200 when the database answers SELECT 1, its migrations are at head,
-                                 the application runs and the reminder scheduler ticks; else 503 with
-                                 the reason as JSON
-    GET  /metrics                Prometheus text (bot.metrics), the outbox gauges read at scrape time
-
-The lifespan runs the application like `run_polling` does (initialize, post_init — which starts the
-reminder ticks —, start; on shutdown stop, post_stop, shutdown), so queued updates are finished and
-the reminder cycle ends cleanly when uvicorn gets SIGTERM/SIGINT.
-
-Answering after processing. Telegram deletes an update once its webhook POST got a 2xx and re-sends
-it (later, with backoff) after anything else. Answering 200 at once and processing from a queue would
-lose the update whenever the process dies in between (deploy, OOM, machine lost); answering after the
-commit makes "never lost" hold: a worker that dies mid-update leaves no commit and no answer, so
-Telegram re-sends it, to this worker or another, and the `processed_update` row written in the same
-transaction as the handler's writes makes a re-send of a committed update a no-op. Telegram's Bot API
-server keeps a webhook queue per chat and POSTs a chat's next update only after the previous one was
-answered (different chats go in parallel, up to `max_connections`) — how its open-source server
-works, not a documented promise — so answering late is also what keeps one chat's updates in order
-across several workers. The per-chat advisory lock (bot.updates.pipeline) covers the rest: a re-send
-overlapping a slow first delivery, or two updates of one chat in flight at once, are applied one
-after the other, never interleaved (in that last case in the order the workers got the lock).
-
-Timeout fallback: an update not processed within ANSWER_TIMEOUT seconds (a stuck database, a chat
-lock held elsewhere) is answered 503 while its processing goes on here; Telegram re-sends it later
-and that delivery is skipped as a duplicate if the first one committed meanwhile, processed if it did
-not. Telegram does not document how long it waits for an answer; 40 s stays under a reverse proxy's
-usual 60 s read timeout (nginx's default), so the answer Telegram gets is ours, not the proxy's. A
-handler error is answered 200: the transaction was rolled back and the person was told to try again
-(the application's error handler), as in long polling. On shutdown, updates still being processed
-after a timeout are waited for (up to SHUTDOWN_WAIT) before the application stops.
-"""
+# Routes::
+#
+#     POST {BAOCAO_WEBHOOK_PATH}   Telegram's updates. The X-Telegram-Bot-Api-Secret-Token header must
+#                                  equal BAOCAO_WEBHOOK_SECRET (else 403, logged, nothing read or
+#                                  processed); the body must be one JSON update of at most 1 MiB
+#                                  (else 400 / 413). A good update is processed first — through the
+#                                  application's update processor, one update at a time per process —
+#                                  and answered 200 only once its transaction committed and its replies
+#                                  went out (see "Answering after processing" below).
+#     GET  /healthz                the process is up (always 200)
+#     GET  /readyz                 200 when the database answers SELECT 1, its migrations are at head,
+#                                  the application runs and the reminder scheduler ticks; else 503 with
+#                                  the reason as JSON
+#     GET  /metrics                Prometheus text (bot.metrics), the outbox gauges read at scrape time
+#
+# The lifespan runs the application like `run_polling` does (initialize, post_init — which starts the
+# reminder ticks —, start; on shutdown stop, post_stop, shutdown), so queued updates are finished and
+# the reminder cycle ends cleanly when uvicorn gets SIGTERM/SIGINT.
+#
+# Answering after processing. Telegram deletes an update once its webhook POST got a 2xx and re-sends
+# it (later, with backoff) after anything else. Answering 200 at once and processing from a queue would
+# lose the update whenever the process dies in between (deploy, OOM, machine lost); answering after the
+# commit makes "never lost" hold: a worker that dies mid-update leaves no commit and no answer, so
+# Telegram re-sends it, to this worker or another, and the `processed_update` row written in the same
+# transaction as the handler's writes makes a re-send of a committed update a no-op. Telegram's Bot API
+# server keeps a webhook queue per chat and POSTs a chat's next update only after the previous one was
+# answered (different chats go in parallel, up to `max_connections`) — how its open-source server
+# works, not a documented promise — so answering late is also what keeps one chat's updates in order
+# across several workers. The per-chat advisory lock (bot.updates.pipeline) covers the rest: a re-send
+# overlapping a slow first delivery, or two updates of one chat in flight at once, are applied one
+# after the other, never interleaved (in that last case in the order the workers got the lock).
+#
+# Timeout fallback: an update not processed within ANSWER_TIMEOUT seconds (a stuck database, a chat
+# lock held elsewhere) is answered 503 while its processing goes on here; Telegram re-sends it later
+# and that delivery is skipped as a duplicate if the first one committed meanwhile, processed if it did
+# not. Telegram does not document how long it waits for an answer; 40 s stays under a reverse proxy's
+# usual 60 s read timeout (nginx's default), so the answer Telegram gets is ours, not the proxy's. A
+# handler error is answered 200: the transaction was rolled back and the person was told to try again
+# (the application's error handler), as in long polling. On shutdown, updates still being processed
+# after a timeout are waited for (up to SHUTDOWN_WAIT) before the application stops.
 
 from __future__ import annotations
 
@@ -55,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
@@ -68,6 +68,7 @@ from bot import metrics
 from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.reminders.scheduler import JOB_ID, SCHEDULER_KEY
+from storage.db import current_revision, head_revision
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,6 @@ async def healthz(request: Request) -> Response:
 
 def _database_checks(engine: Engine, head: str | None) -> tuple[str | None, str | None]:
     """(database problem, migrations problem); None means fine. Blocking."""
-    from storage.db import current_revision
-
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1")).scalar_one()
@@ -316,8 +315,6 @@ def create_app(
     answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Starlette:
     """The ASGI app; with `manage_application` its lifespan starts and stops the application."""
-    from storage.db import head_revision
-
     secret = settings.require_webhook_secret()
     state = WebState(settings, application, engine, secret.encode(), clock, head_revision())
     state.answer_timeout = answer_timeout
@@ -352,21 +349,9 @@ def create_app(
     return app
 
 
-def serve(settings: Settings) -> None:
-    """Migrate, build the application (no updater) and serve it with uvicorn until SIGTERM/SIGINT."""
-    import uvicorn
-
-    from bot.app import build_application
-    from bot.deps import Deps
-    from storage.db import make_engine, upgrade
-
+def serve(settings: Settings, *, application: Application, engine: Engine) -> None:
+    """Serve `application` (built without an updater) with uvicorn until SIGTERM/SIGINT."""
     settings.require_webhook_secret()
-    settings.require_token()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    application = build_application(
-        settings, deps=Deps(engine=engine, clock=system_clock, settings=settings), polling=False
-    )
     app = create_app(settings, application=application, engine=engine)
     config = uvicorn.Config(
         app,

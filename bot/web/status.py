@@ -1,11 +1,10 @@
-"""/healthz, /readyz and /metrics beside long polling: `baocao run` with BAOCAO_STATUS_LISTEN=host:port.
+"""/healthz, /readyz and /metrics beside long polling: `baocao run` with BAOCAO_STATUS_LISTEN=host:port."""
 
-Webhook mode (`baocao serve`) has these routes on its own port; a commune without a public HTTPS address
-runs long polling instead and still wants a process supervisor's health check and a Prometheus scrape.
-The same route functions as in webhook mode answer here, on a small uvicorn server that runs in the bot's
-event loop: it starts after the application has initialised and stops before it shuts down. It installs
-no signal handlers — `run_polling` owns SIGINT/SIGTERM — and it has no webhook route.
-"""
+# Webhook mode (`baocao serve`) has these routes on its own port; a commune without a public HTTPS address
+# runs long polling instead and still wants a process supervisor's health check and a Prometheus scrape.
+# The same route functions as in webhook mode answer here, on a small uvicorn server that runs in the bot's
+# event loop: it starts after the application has initialised and stops before it shuts down. It installs
+# no signal handlers — `run_polling` owns SIGINT/SIGTERM — and it has no webhook route.
 
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from telegram.ext import Application
 from bot.clock import Clock, system_clock
 from bot.config import ConfigError, Settings
 from bot.web.app import WebState, healthz, metrics_endpoint, readyz
+from storage.db import head_revision
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ def create_status_app(
     settings: Settings, *, application: Application, engine: Engine, clock: Clock = system_clock
 ) -> Starlette:
     """The ASGI app with /healthz, /readyz and /metrics only (no webhook route)."""
-    from storage.db import head_revision
-
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
