@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.auth import Need
+from bot.handlers import report
 from bot.handlers.registry import REGISTRY
 from bot.updates.context import Ctx
 
@@ -11,9 +12,6 @@ from bot.updates.context import Ctx
 async def any_message(ctx: Ctx) -> None:
     """Answers go to the open draft; strangers learn how to join; others are pointed at /help."""
     message = ctx.update.effective_message
-    # not at the top: that would register report's commands before nudge's and change the menu order
-    from bot.handlers import report
-
     if report.has_active_draft(ctx):
         await report.on_message(ctx)
     elif ctx.actor.is_stranger:

@@ -32,11 +32,14 @@ def menu_aliases() -> frozenset[str]:
 
 
 def commands_for(actor: Actor) -> list[dict[str, str]]:
-    """(name, description) of each command the actor may use: its main name and its menu aliases."""
+    """(name, description) of each command the actor may use: its main name and its menu aliases, in the
+    order of templates/commands.yaml (commands it does not list come last)."""
     texts, aliases = descriptions(), menu_aliases()
+    order = {name: i for i, name in enumerate(texts)}
+    specs = sorted(REGISTRY.commands_for(actor), key=lambda spec: order.get(spec.names[0], len(order)))
     return [
         {"name": name, "description": texts.get(name, name)}
-        for spec in REGISTRY.commands_for(actor)
+        for spec in specs
         for name in spec.names
         if name == spec.names[0] or name in aliases
     ]
