@@ -1,5 +1,6 @@
 """The per-update transaction every declared handler runs in: gate, session, chat lock, update dedup, actor,
-need, handler, commit; then the queued replies (bot.updates.replies) and the after-commit actions.
+need, handler, commit; then the update's own outbox rows at once (bot.updates.urgent), the queued replies
+(bot.updates.replies) and the after-commit actions.
 
 Several workers (processes or machines on one PostgreSQL) may handle updates of the same bot. Every
 update's transaction starts by taking a transaction-level advisory lock on its chat (storage.locks, keys
@@ -36,6 +37,7 @@ from bot.deps import Deps
 from bot.texts.templates import render
 from bot.updates.context import Ctx
 from bot.updates.replies import deliver, quietly
+from bot.updates.urgent import send_urgent, with_notes
 from storage import audit
 from storage.db import session_scope
 from storage.dialect import is_sqlite
@@ -156,9 +158,12 @@ async def _handle(
                 outcome = "ok"
                 await spec.handler(ctx)
     bot = context.bot
+    replies = ctx.replies
+    if ctx.urgent and not await send_urgent(deps, bot, context.bot_data, ctx.urgent):
+        replies = with_notes(replies)
     await deliver(
         bot,
-        ctx.replies,
+        replies,
         chat_id=chat.id if chat is not None else None,
         query=ctx.update.callback_query,
         callback_answer=ctx.callback_answer,
