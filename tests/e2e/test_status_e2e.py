@@ -50,8 +50,6 @@ def test_long_polling_serves_health_readiness_and_metrics(
         bot.stop()
     assert bot.proc is not None and bot.proc.returncode == 0, bot.log()
     assert "status server: /healthz /readyz /metrics on 127.0.0.1" in bot.log()
-    with (
-        socket.socket() as s
-    ):  # the port is free again (for a new server: TIME_WAIT left by our requests is fine)
+    with socket.socket() as s:  # the port is free again (for a new server: TIME_WAIT left by our requests is fine)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
