@@ -183,6 +183,22 @@ async def test_a_supergroup_migration_moves_the_police_chat_and_the_alert_follow
         assert moved.detail == {"old_chat_id": POLICE_CHAT, "new_chat_id": SUPERGROUP}
 
 
+async def test_an_alert_to_a_chat_replaced_in_the_setup_goes_to_the_new_police_chat(faulty) -> None:
+    bot, request = faulty
+    request.fail(POLICE_CHAT, "404")  # the placeholder id of the example setup
+    await file_incident(bot)
+    with session_scope(bot.engine) as s:  # the commune fixes its setup file: the real group replaces it
+        (old,) = s.exec(select(PoliceChat)).all()
+        old.active = False
+        s.add(PoliceChat(commune_id=old.commune_id, chat_id=-100555, title="Công an xã (thật)"))
+    report = await tick(bot, retry_delay(1, KIND_ALERT))
+    assert report.obsolete == 1 and report.sent == 1
+    assert "BÁO CÁO ĐỘT XUẤT" in request.texts(-100555)[0] and not request.texts(POLICE_CHAT)
+    with session_scope(bot.engine) as s:
+        rows = {r.chat_id: r.status for r in s.exec(alerts()).all()}
+    assert rows == {POLICE_CHAT: OutboxStatus.OBSOLETE, -100555: OutboxStatus.SENT}
+
+
 async def test_pressing_send_again_or_a_redelivered_update_files_no_second_incident(faulty) -> None:
     bot, request = faulty
     request.fail(POLICE_CHAT, "500")

@@ -50,6 +50,8 @@ retried later (a group not created yet, a placeholder id); any other 400 `BadReq
 refuses) → `failed` (a refused photo or map pin inside a message is skipped, the rest goes); `ChatMigrated`
 (a group upgraded to a supergroup) → the row, the chat's other pending rows and its police chat
 registrations follow the group to its new id (audited `police_chat.migrated`) and the row is sent there;
+an alert whose chat is no longer a police chat of its commune (the setup file replaced it) is made obsolete
+and copied to the commune's current police chats;
 `TimedOut`, `NetworkError`, 5xx and anything unexpected → the claim is released with exponential
 backoff (`due_at` pushed by 30 s · 2^(attempts−1), at most 1 h; `attempts` + 1; `last_error`), and
 after `max_attempts` the row is `failed`. Alerts and notices (`STORED_KINDS`) back off from 5 s (at most
@@ -259,6 +261,8 @@ class _Dispatch:
             if row.kind == KIND_ALERT:  # kept for when the police chat takes the bot back
                 return await self._db(self._retry_later, row, "chat từ chối bot (403) trong lần gửi này")
             return self._result(row, SendOutcome.FAILED, "chat đã chặn bot (403) trong lần gửi này")
+        if row.kind == KIND_ALERT and await self._db(self._readdress, row) is not None:
+            return self._result(row, SendOutcome.OBSOLETE, "gửi tới nhóm Công an xã mới")
         state, out, done = await self._db(self._render, row)
         if state == "lost":
             return self._result(row, SendOutcome.LOST, "không còn được giữ")
@@ -556,6 +560,15 @@ class _Dispatch:
         with session_scope(self.engine) as session:
             moved = outbox.follow_migration(session, row, self.worker_id, old, new, self.clock())
         log.info("chat %s became supergroup %s: row %s and %s police chat(s) moved", old, new, row.id, moved)
+
+    def _readdress(self, row: Claimed) -> int | None:
+        with session_scope(self.engine) as session:
+            copies = outbox.readdress_alert(session, row, self.worker_id, self.clock())
+        if copies is not None:
+            log.info(
+                "alert row %s: chat %s is no longer a police chat; %s new row(s)", row.id, row.chat_id, copies
+            )
+        return copies
 
     def _mark_unreachable(self, chat_id: int, error: str) -> None:
         with session_scope(self.engine) as session:

@@ -22,7 +22,7 @@ from telegram import InlineKeyboardMarkup
 
 from bot.delivery.telegram_send import inline_keyboard
 from storage import audit
-from storage.models import Outbox, OutboxStatus, Person, PoliceChat
+from storage.models import Outbox, OutboxStatus, Person, PoliceChat, Village
 from storage.outbox_claims import OUTBOX, Claimed
 
 BACKOFF_BASE: Final = timedelta(seconds=30)
@@ -449,3 +449,48 @@ def follow_migration(
             new_chat_id=new,
         )
     return moved
+
+
+def readdress_alert(session: Session, row: Claimed, worker_id: str, now: datetime) -> int | None:
+    """An alert whose chat is no longer a police chat of its village's commune (the setup file changed, e.g. a
+    placeholder id replaced): a copy for each current police chat, due now, and this row obsolete; returns
+    how many copies, or None when its chat is still registered (or the commune has none: it stays)."""
+    obj = session.get(Outbox, row.id)
+    village = session.get(Village, obj.village_id) if obj is not None and obj.village_id else None
+    if obj is None or village is None:
+        return None
+    chats = list(
+        session.scalars(
+            select(PoliceChat).where(PoliceChat.commune_id == village.commune_id, PoliceChat.active.is_(True))
+        )
+    )
+    if not chats or any(chat.chat_id == row.chat_id for chat in chats):
+        return None
+    prefix = row.key.rsplit(":", 1)[0]
+    steps = (obj.payload or {}).get("steps", [])
+    copies = 0
+    for chat in chats:
+        key = f"{prefix}:{chat.chat_id}"
+        if session.scalars(select(Outbox.id).where(Outbox.key == key)).first() is None:
+            session.add(
+                Outbox(
+                    key=key,
+                    kind=obj.kind,
+                    chat_id=chat.chat_id,
+                    village_id=obj.village_id,
+                    payload={"steps": steps},
+                    due_at=now,
+                    created_at=now,
+                )
+            )
+            copies += 1
+    session.execute(
+        update(OUTBOX)
+        .where(_mine(row.id, worker_id))
+        .values(
+            status=OutboxStatus.OBSOLETE.value,
+            claimed_until=None,
+            last_error="nhóm Công an xã đã đổi trong tệp cấu hình: gửi tới nhóm mới",
+        )
+    )
+    return copies
