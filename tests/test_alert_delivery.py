@@ -18,7 +18,7 @@ from bot.delivery.outbox import KIND_ALERT, KIND_NOTICE, retry_delay
 from bot.delivery.ratelimit import RateLimiter
 from bot.delivery.telegram_send import send_retrying
 from bot.reminders.content import render_outbox
-from bot.services.accounts import create_invite
+from bot.services.accounts import create_invite, forget_person
 from bot.updates.replies import REPLY_FLOOD_BUDGET, REPLY_POLICY
 from storage.db import session_scope
 from storage.models import AuditLog, Outbox, OutboxStatus, PoliceChat, Submission
@@ -197,6 +197,20 @@ async def test_an_alert_to_a_chat_replaced_in_the_setup_goes_to_the_new_police_c
     with session_scope(bot.engine) as s:
         rows = {r.chat_id: r.status for r in s.exec(alerts()).all()}
     assert rows == {POLICE_CHAT: OutboxStatus.OBSOLETE, -100555: OutboxStatus.SENT}
+
+
+async def test_a_forgotten_reporter_s_name_is_erased_from_a_waiting_alert(faulty) -> None:
+    bot, request = faulty
+    request.fail(POLICE_CHAT, "404")
+    await file_incident(bot)
+    person = bot.person(AN)
+    assert the_alert(bot).payload["by_name"] == person.full_name
+    with session_scope(bot.engine) as s:
+        forget_person(s, person.id, bot.clock(), "test")
+    assert the_alert(bot).payload["by_name"] == "đã xoá"
+    await tick(bot, retry_delay(1, KIND_ALERT))
+    (alert,) = request.texts(POLICE_CHAT)
+    assert "Người báo: đã xoá" in alert
 
 
 async def test_pressing_send_again_or_a_redelivered_update_files_no_second_incident(faulty) -> None:

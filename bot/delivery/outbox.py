@@ -30,6 +30,9 @@ BACKOFF_CAP: Final = timedelta(hours=1)
 KIND_ALERT: Final = "alert"  # an incident alert to a police chat
 KIND_NOTICE: Final = "notice"  # a notice to someone other than the actor (e.g. "đã mở lại" to a head)
 STORED_KINDS: Final = frozenset({KIND_ALERT, KIND_NOTICE})  # rendered when written: payload["steps"]
+# where a stored text names the person who acted: filled from payload["by_name"] (HTML) when sent, so that
+# forgetting the person (bot.services.accounts.forget_person) only rewrites that one field
+BY_NAME_SLOT: Final = "\u2063by-name\u2063"
 # Alerts and notices are retried soon and for long: 5 s, 10 s, 20 s, … at most 10 min, 200 tries (about a day
 # and a half); a 403 from a police chat keeps its alerts (the chat may take the bot back)
 URGENT_BACKOFF_BASE: Final = timedelta(seconds=5)
@@ -118,13 +121,14 @@ def stored_steps(
 
 
 def render_stored(row: Outbox) -> Stored | None:
-    """The message of a stored-kind row as written (None when it holds no step: obsolete)."""
+    """The message of a stored-kind row as written, the actor's name put in (None when it holds no step)."""
     steps = []
+    name = str((row.payload or {}).get("by_name", ""))
     for raw in (row.payload or {}).get("steps", ()):
         location = raw.get("location")
         steps.append(
             SendStep(
-                text=raw.get("text", ""),
+                text=str(raw.get("text", "")).replace(BY_NAME_SLOT, name),
                 photo_id=raw.get("photo_id"),
                 location=(float(location[0]), float(location[1])) if location else None,
             )
@@ -467,7 +471,7 @@ def readdress_alert(session: Session, row: Claimed, worker_id: str, now: datetim
     if not chats or any(chat.chat_id == row.chat_id for chat in chats):
         return None
     prefix = row.key.rsplit(":", 1)[0]
-    steps = (obj.payload or {}).get("steps", [])
+    payload = {k: v for k, v in (obj.payload or {}).items() if k != PARTS_SENT}
     copies = 0
     for chat in chats:
         key = f"{prefix}:{chat.chat_id}"
@@ -478,7 +482,7 @@ def readdress_alert(session: Session, row: Claimed, worker_id: str, now: datetim
                     kind=obj.kind,
                     chat_id=chat.chat_id,
                     village_id=obj.village_id,
-                    payload={"steps": steps},
+                    payload=payload,
                     due_at=now,
                     created_at=now,
                 )

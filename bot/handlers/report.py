@@ -9,6 +9,7 @@ the draft id is checked against the sender's village on every press (never trust
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from bot.forms.events import Submitted
 from bot.handlers.registry import REGISTRY
 from bot.services import directory, reports
 from bot.services.accounts import normalize_name, village_reporters
-from bot.services.outbox_messages import KIND_ALERT, KIND_NOTICE, queue_message
+from bot.services.outbox_messages import BY_NAME_SLOT, KIND_ALERT, KIND_NOTICE, queue_message
 from bot.services.summaries import answer_rows
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
@@ -284,7 +285,7 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
     text = render(
         "report/incident_alert.html",
         village=village.name,
-        reporter=ctx.actor.person.full_name,
+        reporter=BY_NAME_SLOT,  # the name is put in when sent (and erased if the person is forgotten)
         sent_at=_local(ctx, submission.sent_at, commune),
         receipt=submission.receipt,
         rows=rows,
@@ -308,6 +309,8 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
             photos=captioned,
             pins=pins,
             village_id=village.id,
+            by=ctx.actor.person.id,
+            by_name=html.escape(ctx.actor.person.full_name),
         )
         if row_id is not None:
             ctx.urgent.append(row_id)

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from bot.delivery.outbox import KIND_ALERT, KIND_NOTICE, stored_steps
+from bot.delivery.outbox import BY_NAME_SLOT, KIND_ALERT, KIND_NOTICE, stored_steps
 from storage.models import Outbox
 
-__all__ = ["KIND_ALERT", "KIND_NOTICE", "queue_message"]
+__all__ = ["BY_NAME_SLOT", "KIND_ALERT", "KIND_NOTICE", "queue_message"]
 
 
 def queue_message(
@@ -28,12 +28,17 @@ def queue_message(
     person_id: int | None = None,
     village_id: int | None = None,
     period_id: int | None = None,
+    by: int | None = None,
+    by_name: str = "",
 ) -> int | None:
     """Write one message due now (text, then (caption, file id) photos, then (caption, point) pins); its id,
-    or None when a row with this `key` exists already (the same message is never owed twice)."""
+    or None when a row with this `key` exists already (the same message is never owed twice). `by`: the person
+    named in the text at BY_NAME_SLOT, `by_name` that name as HTML (erased when they are forgotten)."""
     if session.exec(select(Outbox.id).where(Outbox.key == key)).first() is not None:
         return None
     payload: dict[str, Any] = {"steps": stored_steps(text, photos, pins)}
+    if by is not None:
+        payload["by"], payload["by_name"] = by, by_name
     row = Outbox(
         key=key,
         kind=kind,
