@@ -43,9 +43,9 @@ is skipped and the text still goes.
 Telegram's answers: 429 `RetryAfter` pauses the shared limiter for `retry_after` (every sender
 waits) and the same row is sent again; 403 `Forbidden` (blocked, deactivated, kicked) → `failed`,
 the person `active = False` and `blocked_at = now` (audited), every other pending row for that chat
-`failed` too, and nothing more is sent there in this run — except an incident alert to a police chat: the
-chat is marked unreachable (`police_chat.unreachable_at`, audited `police_chat.unreachable`) and the alert
-is kept and retried, and the next message that reaches the chat clears the mark; 400 "chat not found" →
+`failed` too, and nothing more is sent there in this run; a police chat is marked unreachable
+(`police_chat.unreachable_at`, audited `police_chat.unreachable`; the next message that reaches it clears the
+mark) and its incident alerts are not failed but kept and retried; 400 "chat not found" →
 retried later (a group not created yet, a placeholder id); any other 400 `BadRequest` (a text Telegram
 refuses) → `failed` (a refused photo or map pin inside a message is skipped, the rest goes); `ChatMigrated`
 (a group upgraded to a supergroup) → the row, the chat's other pending rows and its police chat
@@ -246,7 +246,7 @@ class _Dispatch:
                 result = await self._db(self._retry_later, row, _short(err))
             self.report.results.append(result)
             metrics.record_dispatch(result.outcome)
-            if result.outcome is SendOutcome.SENT and row.kind == KIND_ALERT and result.chat_id < 0:
+            if result.outcome is SendOutcome.SENT and (row.kind == KIND_ALERT or result.chat_id < 0):
                 try:
                     await self._db(self._mark_reachable, result.chat_id)
                 except Exception:
@@ -317,8 +317,8 @@ class _Dispatch:
                 continue
             if isinstance(err, Forbidden):
                 self.blocked.add(chat_id)
-                if row.kind == KIND_ALERT:  # a police chat: marked unreachable, the alert kept and retried
-                    await self._db(self._mark_unreachable, chat_id, _short(err))
+                await self._db(self._mark_unreachable, chat_id, _short(err))  # if it is a police chat
+                if row.kind == KIND_ALERT:  # kept and retried: the police chat may take the bot back
                     return await self._db(self._retry_later, row, _short(err))
                 await self._db(self._mark_blocked, row, chat_id, _short(err))
                 return self._result(row, SendOutcome.FAILED, _short(err))
