@@ -72,6 +72,10 @@ class PoliceChat(SQLModel, table=True):
     chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     title: str | None = Field(default=None, max_length=200)
     active: bool = Field(default=True)
+    # set by the dispatcher when Telegram refused the chat (403: bot removed or blocked), cleared by the next
+    # message that reaches it; alerts to it are kept and retried meanwhile
+    unreachable_at: datetime | None = None
+    unreachable_error: str | None = Field(default=None, max_length=300)
 
 
 class Person(SQLModel, table=True):

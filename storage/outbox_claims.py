@@ -49,6 +49,15 @@ def claim_due(session: Any, *, worker_id: str, now: datetime, lease: timedelta, 
     return rows
 
 
+def claim_rows(
+    session: Any, row_ids: list[int], *, worker_id: str, now: datetime, lease: timedelta
+) -> list[Claimed]:
+    """Claim these rows if they are still pending and due (e.g. an alert just written, sent at once)."""
+    c = OUTBOX.c
+    pending = and_(c.id.in_(row_ids), c.status == OutboxStatus.PENDING.value, c.due_at <= now)
+    return _claim_where(session, pending, (c.due_at, c.id), worker_id, now + lease, len(row_ids))
+
+
 def _claim_where(
     session: Any,
     condition: Any,

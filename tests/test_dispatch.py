@@ -279,7 +279,7 @@ async def test_a_blocked_user_fails_is_deactivated_and_the_others_still_get_thei
         assert entry.entity_id == str(pid) and entry.detail["also_failed"] == 2
 
 
-async def test_chat_not_found_and_a_refused_text_fail_without_retry(engine, server, tg, limiter) -> None:
+async def test_chat_not_found_is_retried_later_and_a_refused_text_fails(engine, server, tg, limiter) -> None:
     (chat,) = add_people(engine, server, 1)
     gone, bad_html = add_rows(
         engine,
@@ -290,9 +290,11 @@ async def test_chat_not_found_and_a_refused_text_fail_without_retry(engine, serv
     )
     report = await dispatch(engine, tg, limiter)
     rows = rows_by_id(engine)
-    assert rows[gone].status == OutboxStatus.FAILED and "chat not found" in rows[gone].last_error.lower()
+    # a chat that does not exist (yet): a group not created, a placeholder id: kept and tried again later
+    assert rows[gone].status == OutboxStatus.PENDING and "chat not found" in rows[gone].last_error.lower()
+    assert rows[gone].attempts == 1 and rows[gone].due_at > FIXED_NOW
     assert rows[bad_html].status == OutboxStatus.FAILED and "parse" in rows[bad_html].last_error
-    assert report.failed == 2 and not report.retried and not delivered(server)
+    assert report.failed == 1 and report.retried == 1 and not delivered(server)
     with Session(engine) as session:
         assert session.scalars(select(Person.active)).all() == [True]
 

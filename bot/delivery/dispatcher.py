@@ -24,7 +24,10 @@ from bot import metrics
 from bot.clock import Clock
 from bot.delivery import outbox
 from bot.delivery.outbox import (
+    KIND_ALERT,
     PARTS_SENT,
+    STORED_KINDS,
+    URGENT_MAX_ATTEMPTS,
     DispatchReport,
     DispatchResult,
     Outgoing,
@@ -38,7 +41,7 @@ from bot.delivery.ratelimit import RateLimiter
 from bot.delivery.telegram_send import retry_seconds, send_part
 from storage.db import session_scope
 from storage.models import Outbox, OutboxStatus
-from storage.outbox_claims import Claimed, claim_due, mark_connection
+from storage.outbox_claims import Claimed, claim_due, claim_rows, mark_connection
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +86,10 @@ class _Dispatch:
         max_attempts: int,
         max_seconds: float | None,
         db_threads: bool,
+        only: list[int] | None = None,
     ) -> None:
         self.db_threads = db_threads
+        self.only = only  # claim just these rows, once
         self.mark_conn: Connection | None = None  # used on the event loop only
         self.engine, self.bot, self.render, self.limiter = engine, bot, render, limiter
         self.worker_id, self.batch, self.concurrency, self.lease = worker_id, batch, concurrency, lease
@@ -140,7 +145,7 @@ class _Dispatch:
                         rows = await self._db(self._claim)
                         self.report.claimed += len(rows)
                         self.queue.extend(rows)
-                        self.exhausted = not rows
+                        self.exhausted = not rows or self.only is not None
         return self.queue.popleft() if self.queue and not self._stopping() else None
 
     async def _worker(self) -> None:
@@ -154,12 +159,23 @@ class _Dispatch:
                 result = await self._db(self._retry_later, row, _short(err))
             self.report.results.append(result)
             metrics.record_dispatch(result.outcome)
+            if result.outcome is SendOutcome.SENT and (row.kind == KIND_ALERT or result.chat_id < 0):
+                try:
+                    await self._db(self._mark_reachable, result.chat_id)
+                except Exception:
+                    log.warning(
+                        "could not clear the unreachable mark of chat %s", result.chat_id, exc_info=True
+                    )
             self.leases.pop(row.id, None)
             self.payloads.pop(row.id, None)
 
     async def _handle(self, row: Claimed) -> DispatchResult:
         if row.chat_id in self.blocked:
+            if row.kind == KIND_ALERT:  # kept for when the police chat takes the bot back
+                return await self._db(self._retry_later, row, "chat từ chối bot (403) trong lần gửi này")
             return self._result(row, SendOutcome.FAILED, "chat đã chặn bot (403) trong lần gửi này")
+        if row.kind == KIND_ALERT and await self._db(self._readdress, row) is not None:
+            return self._result(row, SendOutcome.OBSOLETE, "gửi tới nhóm Công an xã mới")
         state, out, done = await self._db(self._render, row)
         if state == "lost":
             return self._result(row, SendOutcome.LOST, "không còn được giữ")
@@ -209,15 +225,20 @@ class _Dispatch:
                     return await self._db(self._retry_later, row, _short(err))
                 continue
             if isinstance(err, ChatMigrated) and chat_id != int(err.new_chat_id):
-                chat_id = int(err.new_chat_id)
-                await self._db(self._move_chat, row, chat_id)
+                old, chat_id = chat_id, int(err.new_chat_id)
+                await self._db(self._move_chat, row, old, chat_id)
                 continue
             if isinstance(err, Forbidden):
-                await self._db(self._mark_blocked, row, chat_id, _short(err))
                 self.blocked.add(chat_id)
+                await self._db(self._mark_unreachable, chat_id, _short(err))  # if it is a police chat
+                if row.kind == KIND_ALERT:  # kept and retried: the police chat may take the bot back
+                    return await self._db(self._retry_later, row, _short(err))
+                await self._db(self._mark_blocked, row, chat_id, _short(err))
                 return self._result(row, SendOutcome.FAILED, _short(err))
+            if isinstance(err, BadRequest) and "chat not found" in str(err).lower():
+                return await self._db(self._retry_later, row, _short(err))  # may exist later: not dropped
             if isinstance(err, BadRequest):
-                if step.photo is not None and not last:  # a picture Telegram refuses: the text still goes
+                if step.optional and not last:  # a picture or pin Telegram refuses: the text still goes
                     log.warning("outbox row %s: photo %s refused (%s), skipped", row.id, index + 1, err)
                     if await self._progress_retrying(row, index + 1) is None:
                         self.report.unmarked += 1
@@ -275,6 +296,8 @@ class _Dispatch:
                 text=step.text,
                 photo=None if photo is None else (photo.content, photo.filename, photo.caption),
                 markup=step.markup,
+                photo_id=step.photo_id,
+                location=step.location,
             )
         except TelegramError as err:
             return err
@@ -355,9 +378,14 @@ class _Dispatch:
 
     def _claim(self) -> list[Claimed]:
         with session_scope(self.engine) as session:
-            rows = claim_due(
-                session, worker_id=self.worker_id, now=self.clock(), lease=self.lease, limit=self.batch
-            )
+            if self.only is not None:
+                rows = claim_rows(
+                    session, self.only, worker_id=self.worker_id, now=self.clock(), lease=self.lease
+                )
+            else:
+                rows = claim_due(
+                    session, worker_id=self.worker_id, now=self.clock(), lease=self.lease, limit=self.batch
+                )
         # a row of ours whose lease ran out while a worker of this run still holds it (e.g. waiting out
         # a long 429) is not taken twice: that worker renews the lease before sending
         rows = [row for row in rows if row.id not in self.leases]
@@ -427,7 +455,8 @@ class _Dispatch:
 
     def _retry_later(self, row: Claimed, error: str) -> DispatchResult:
         attempts = row.attempts + 1
-        retry_at = None if attempts >= self.max_attempts else self.clock() + retry_delay(attempts)
+        most = URGENT_MAX_ATTEMPTS if row.kind in STORED_KINDS else self.max_attempts
+        retry_at = None if attempts >= most else self.clock() + retry_delay(attempts, row.kind)
         with self.engine.begin() as conn:
             done = outbox.hand_back(conn, row.id, self.worker_id, error, retry_at)
         if not done:
@@ -440,9 +469,32 @@ class _Dispatch:
         with self.engine.begin() as conn:
             outbox.release_unsent(conn, row_ids, self.worker_id)
 
-    def _move_chat(self, row: Claimed, chat_id: int) -> None:
+    def _move_chat(self, row: Claimed, old: int, new: int) -> None:
+        with session_scope(self.engine) as session:
+            moved = outbox.follow_migration(session, row, self.worker_id, old, new, self.clock())
+        log.info("chat %s became supergroup %s: row %s and %s police chat(s) moved", old, new, row.id, moved)
+
+    def _readdress(self, row: Claimed) -> int | None:
+        with session_scope(self.engine) as session:
+            copies = outbox.readdress_alert(session, row, self.worker_id, self.clock())
+        if copies is not None:
+            log.info(
+                "alert row %s: chat %s is no longer a police chat; %s new row(s)", row.id, row.chat_id, copies
+            )
+        return copies
+
+    def _mark_unreachable(self, chat_id: int, error: str) -> None:
+        with session_scope(self.engine) as session:
+            newly = outbox.mark_chat_unreachable(session, chat_id, error, self.clock())
+        if newly:
+            log.warning(
+                "police chat %s refused the bot (%s); its alerts are kept and retried", chat_id, error
+            )
+
+    def _mark_reachable(self, chat_id: int) -> None:
         with self.engine.begin() as conn:
-            outbox.move_chat(conn, row.id, self.worker_id, chat_id)
+            if outbox.mark_chat_reachable(conn, chat_id):
+                log.info("police chat %s reached again", chat_id)
 
     def _mark_blocked(self, row: Claimed, chat_id: int, error: str) -> None:
         with session_scope(self.engine) as session:
@@ -491,6 +543,47 @@ async def dispatch_due(
         db_threads=db_threads,
     )
     return await run.run()
+
+
+async def send_now(
+    engine: Engine,
+    bot: Bot,
+    row_ids: list[int],
+    now: datetime,
+    *,
+    render: RenderFn,
+    limiter: RateLimiter,
+    worker_id: str,
+    timeout: float,
+    lease: timedelta = DEFAULT_LEASE,
+) -> set[int]:
+    """Send these rows at once (e.g. an alert just committed), each as the dispatcher would; returns the ids
+    sent. After `timeout` seconds nothing more is started (a send in flight finishes), and what was not sent
+    stays in the table for the next tick (a failed try counts an attempt and backs off)."""
+    if not row_ids:
+        return set()
+    stop = asyncio.Event()
+    timer = asyncio.get_running_loop().call_later(timeout, stop.set)
+    try:
+        report = await _Dispatch(
+            engine,
+            bot,
+            render=render,
+            limiter=limiter,
+            worker_id=worker_id,
+            batch=len(row_ids),
+            concurrency=min(len(row_ids), DEFAULT_CONCURRENCY),
+            lease=lease,
+            clock=_elapsed_clock(now),
+            stop=stop,
+            max_attempts=MAX_ATTEMPTS,
+            max_seconds=None,
+            db_threads=True,
+            only=list(row_ids),
+        ).run()
+    finally:
+        timer.cancel()
+    return {r.row_id for r in report.results if r.outcome is SendOutcome.SENT}
 
 
 def plan_now(engine: Engine, now: datetime, plan: Callable[[Session, datetime], Any]) -> Any:

@@ -1,6 +1,7 @@
 """The outbox seen by its dispatcher: what a renderer returns (`Parts`, `OutboxPhoto`), the requests a
 message takes (`SendStep`), what became of each row (`SendOutcome`, `DispatchResult`, `DispatchReport`), and
-the one-row UPDATEs that renew, mark and hand back claimed rows (claims themselves: storage.outbox_claims)."""
+the one-row UPDATEs that renew, mark and hand back claimed rows (claims themselves: storage.outbox_claims), and
+the messages stored whole at write time (incident alerts, notices to a head: `STORED_KINDS`, `render_stored`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,22 @@ from telegram import InlineKeyboardMarkup
 
 from bot.delivery.telegram_send import inline_keyboard
 from storage import audit
-from storage.models import Outbox, OutboxStatus, Person
+from storage.models import Outbox, OutboxStatus, Person, PoliceChat, Village
 from storage.outbox_claims import OUTBOX, Claimed
 
 BACKOFF_BASE: Final = timedelta(seconds=30)
 BACKOFF_CAP: Final = timedelta(hours=1)
+KIND_ALERT: Final = "alert"  # an incident alert to a police chat
+KIND_NOTICE: Final = "notice"  # a notice to someone other than the actor (e.g. "đã mở lại" to a head)
+STORED_KINDS: Final = frozenset({KIND_ALERT, KIND_NOTICE})  # rendered when written: payload["steps"]
+# where a stored text names the person who acted: filled from payload["by_name"] (HTML) when sent, so that
+# forgetting the person (bot.services.accounts.forget_person) only rewrites that one field
+BY_NAME_SLOT: Final = "\u2063by-name\u2063"
+# Alerts and notices are retried soon and for long: 5 s, 10 s, 20 s, … at most 10 min, 200 tries (about a day
+# and a half); a 403 from a police chat keeps its alerts (the chat may take the bot back)
+URGENT_BACKOFF_BASE: Final = timedelta(seconds=5)
+URGENT_BACKOFF_CAP: Final = timedelta(minutes=10)
+URGENT_MAX_ATTEMPTS: Final = 200
 
 
 class Outgoing(Protocol):
@@ -68,15 +80,67 @@ class Parts:
 
 @dataclass(frozen=True)
 class SendStep:
-    """One request of a message: a photo or a text, with the buttons if it is the last text."""
+    """One request of a message: a photo (uploaded, or a Telegram file id with `text` as caption), a map pin
+    or a text, with the buttons if it is the last text."""
 
     text: str = ""
     photo: OutboxPhoto | None = None
     markup: InlineKeyboardMarkup | None = None
+    photo_id: str | None = None
+    location: tuple[float, float] | None = None
+
+    @property
+    def optional(self) -> bool:
+        """A picture or a pin: skipped when Telegram refuses it (400), the rest still goes."""
+        return self.photo is not None or self.photo_id is not None or self.location is not None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A message stored whole in its row (`payload["steps"]`), sent as those requests in that order."""
+
+    steps: tuple[SendStep, ...]
+    buttons: Sequence[Sequence[tuple[str, str]]] = ()
+
+    @property
+    def text(self) -> str:
+        """The first text (what a one-part reader shows)."""
+        return next((s.text for s in self.steps if s.text and s.photo_id is None), "")
+
+
+def stored_steps(
+    text: str, photos: Sequence[tuple[str, str]] = (), pins: Sequence[tuple[str, tuple[float, float]]] = ()
+) -> list[dict[str, Any]]:
+    """The JSON steps of a stored message: the text, then each (caption, file id) photo, then each (caption,
+    (latitude, longitude)) pin as its caption and the pin."""
+    steps: list[dict[str, Any]] = [{"text": text}]
+    steps += [{"photo_id": file_id, "text": caption[:1024]} for caption, file_id in photos]
+    for caption, (lat, lon) in pins:
+        steps += [{"text": caption}, {"location": [lat, lon]}]
+    return steps
+
+
+def render_stored(row: Outbox) -> Stored | None:
+    """The message of a stored-kind row as written, the actor's name put in (None when it holds no step)."""
+    steps = []
+    name = str((row.payload or {}).get("by_name", ""))
+    for raw in (row.payload or {}).get("steps", ()):
+        location = raw.get("location")
+        steps.append(
+            SendStep(
+                text=str(raw.get("text", "")).replace(BY_NAME_SLOT, name),
+                photo_id=raw.get("photo_id"),
+                location=(float(location[0]), float(location[1])) if location else None,
+            )
+        )
+    return Stored(tuple(steps)) if steps else None
 
 
 def message_steps(out: Outgoing) -> list[SendStep]:
-    """The requests an outgoing message takes: its photos, then its texts (buttons on the last text)."""
+    """The requests an outgoing message takes: its photos, then its texts (buttons on the last text); a stored
+    message's steps as they are."""
+    if isinstance(out, Stored):
+        return list(out.steps)
     photos = tuple(getattr(out, "photos", ()) or ())
     texts = tuple(getattr(out, "texts", ()) or ()) or (out.text,)
     markup = inline_keyboard(out.buttons)
@@ -178,12 +242,16 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()[:50]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Backoff after the `attempts`-th failed try: 30 s, 1 min, 2 min, … at most 1 h."""
+def retry_delay(attempts: int, kind: str = "") -> timedelta:
+    """Backoff after the `attempts`-th failed try: 30 s, 1 min, 2 min, … at most 1 h (alerts and notices:
+    5 s, 10 s, … at most 10 min)."""
+    base, cap = (
+        (URGENT_BACKOFF_BASE, URGENT_BACKOFF_CAP) if kind in STORED_KINDS else (BACKOFF_BASE, BACKOFF_CAP)
+    )
     exponent = max(0, attempts - 1)
     if exponent >= 20:
-        return BACKOFF_CAP
-    return min(BACKOFF_CAP, BACKOFF_BASE * (2**exponent))
+        return cap
+    return min(cap, base * (2**exponent))
 
 
 # ---------------------------------------------------------------------------------- one-row UPDATEs
@@ -263,11 +331,6 @@ def release_unsent(conn: Connection, row_ids: list[int], worker_id: str) -> None
     )
 
 
-def move_chat(conn: Connection, row_id: int, worker_id: str, chat_id: int) -> None:
-    """A row we hold follows its group to the group's new chat id."""
-    conn.execute(update(OUTBOX).where(_mine(row_id, worker_id)).values(chat_id=chat_id))
-
-
 def fail_blocked_chat(
     session: Session, row: Claimed, worker_id: str, chat_id: int, error: str, now: datetime
 ) -> int:
@@ -284,6 +347,7 @@ def fail_blocked_chat(
         .where(
             c.chat_id == chat_id,
             c.id != row.id,
+            c.kind != KIND_ALERT,  # a police chat's alerts wait for it to take the bot back
             or_(
                 c.status == OutboxStatus.PENDING.value,
                 and_(c.status == OutboxStatus.SENDING.value, c.claimed_by == worker_id),
@@ -318,3 +382,119 @@ def fail_blocked_chat(
             also_failed=others,
         )
     return int(others)
+
+
+def mark_chat_unreachable(session: Session, chat_id: int, error: str, now: datetime) -> int:
+    """A police chat refused the bot (403): `unreachable_at` set on its rows (audited the first time);
+    returns how many police chat rows were newly marked."""
+    chats = list(
+        session.scalars(select(PoliceChat).where(PoliceChat.chat_id == chat_id, PoliceChat.active.is_(True)))
+    )
+    newly = 0
+    for chat in chats:
+        if chat.unreachable_at is None:
+            newly += 1
+            audit.record(
+                session,
+                at=now,
+                actor="dispatcher",
+                action="police_chat.unreachable",
+                entity="police_chat",
+                entity_id=chat.id,
+                chat_id=chat_id,
+                commune_id=chat.commune_id,
+                error=error,
+            )
+            chat.unreachable_at = now
+        chat.unreachable_error = error
+    return newly
+
+
+def mark_chat_reachable(conn: Connection, chat_id: int) -> bool:
+    """A message reached the chat: clear `unreachable_at` on its police chat rows; True when any was set."""
+    table = PoliceChat.__table__  # type: ignore[attr-defined]
+    done = conn.execute(
+        update(table)
+        .where(table.c.chat_id == chat_id, table.c.unreachable_at.is_not(None))
+        .values(unreachable_at=None, unreachable_error=None)
+    ).rowcount
+    return bool(done)
+
+
+def follow_migration(
+    session: Session, row: Claimed, worker_id: str, old: int, new: int, now: datetime
+) -> int:
+    """The group `old` became the supergroup `new`: the row we hold, the chat's other pending rows and its
+    police chat registrations (audited) move to `new`; returns how many registrations moved."""
+    c = OUTBOX.c
+    session.execute(update(OUTBOX).where(_mine(row.id, worker_id)).values(chat_id=new))
+    session.execute(
+        update(OUTBOX).where(c.chat_id == old, c.status == OutboxStatus.PENDING.value).values(chat_id=new)
+    )
+    moved = 0
+    for chat in session.scalars(select(PoliceChat).where(PoliceChat.chat_id == old)):
+        twin = session.scalars(
+            select(PoliceChat).where(PoliceChat.commune_id == chat.commune_id, PoliceChat.chat_id == new)
+        ).first()
+        if twin is not None:  # the new id is registered already: the old one retires
+            chat.active = False
+        else:
+            chat.chat_id = new
+        chat.unreachable_at, chat.unreachable_error = None, None
+        moved += 1
+        audit.record(
+            session,
+            at=now,
+            actor="dispatcher",
+            action="police_chat.migrated",
+            entity="police_chat",
+            entity_id=chat.id,
+            old_chat_id=old,
+            new_chat_id=new,
+        )
+    return moved
+
+
+def readdress_alert(session: Session, row: Claimed, worker_id: str, now: datetime) -> int | None:
+    """An alert whose chat is no longer a police chat of its village's commune (the setup file changed, e.g. a
+    placeholder id replaced): a copy for each current police chat, due now, and this row obsolete; returns
+    how many copies, or None when its chat is still registered (or the commune has none: it stays)."""
+    obj = session.get(Outbox, row.id)
+    village = session.get(Village, obj.village_id) if obj is not None and obj.village_id else None
+    if obj is None or village is None:
+        return None
+    chats = list(
+        session.scalars(
+            select(PoliceChat).where(PoliceChat.commune_id == village.commune_id, PoliceChat.active.is_(True))
+        )
+    )
+    if not chats or any(chat.chat_id == row.chat_id for chat in chats):
+        return None
+    prefix = row.key.rsplit(":", 1)[0]
+    payload = {k: v for k, v in (obj.payload or {}).items() if k != PARTS_SENT}
+    copies = 0
+    for chat in chats:
+        key = f"{prefix}:{chat.chat_id}"
+        if session.scalars(select(Outbox.id).where(Outbox.key == key)).first() is None:
+            session.add(
+                Outbox(
+                    key=key,
+                    kind=obj.kind,
+                    chat_id=chat.chat_id,
+                    village_id=obj.village_id,
+                    payload=payload,
+                    due_at=now,
+                    created_at=now,
+                )
+            )
+            copies += 1
+    session.execute(
+        update(OUTBOX)
+        .where(_mine(row.id, worker_id))
+        .values(
+            status=OutboxStatus.OBSOLETE.value,
+            claimed_until=None,
+            last_error="nhóm Công an xã đã đổi trong tệp cấu hình: gửi tới nhóm mới",
+        )
+    )
+    return copies

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 Sleep = Callable[[float], Awaitable[None]]
 MonotonicClock = Callable[[], float]
 
+LIMITER_KEY = "send_limiter"  # the application's shared limiter, in bot_data (bot.app puts it there)
 _PRUNE_EVERY = 1024  # sends between sweeps of idle per-chat windows
 
 

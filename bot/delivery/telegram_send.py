@@ -48,8 +48,17 @@ async def send_part(
     text: str = "",
     photo: tuple[bytes, str, str] | None = None,
     markup: InlineKeyboardMarkup | None = None,
+    photo_id: str | None = None,
+    location: tuple[float, float] | None = None,
 ) -> Any:
-    """One request of an outbox message: a photo (content, file name, caption) or an HTML text."""
+    """One request of an outbox message: a photo (content, file name, caption), a photo by its Telegram file
+    id (`text` as caption), a map pin, or an HTML text."""
+    if photo_id is not None:
+        return await bot.send_photo(
+            chat_id=chat_id, photo=photo_id, caption=text[:1024] or None, parse_mode=ParseMode.HTML
+        )
+    if location is not None:
+        return await bot.send_location(chat_id=chat_id, latitude=location[0], longitude=location[1])
     if photo is not None:
         content, filename, caption = photo
         return await bot.send_photo(
@@ -64,38 +73,50 @@ async def send_part(
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a request is tried on flood control (429) and network errors, and the longest 429 wait."""
+    """How often a request is tried on network errors, the longest single 429 wait, and how long 429s may
+    hold it in all (`flood_budget`: None = a 429 counts as a try too)."""
 
     tries: int
     wait_cap: float  # seconds: longest wait for one retry_after
     label: str  # first word of the retry log lines
+    flood_budget: float | None = None  # seconds of 429 waits after which the request is given up
 
 
 async def send_retrying(send: Callable[[], Awaitable[Any]], policy: RetryPolicy) -> Any:
-    """Make the request `send`, waiting out 429s (capped) and retrying network errors with backoff
-    (1 s, 2 s, …), `policy.tries` times in all; a BadRequest is final, the last error is raised."""
-    for attempt in range(1, policy.tries + 1):
+    """Make the request `send`, waiting out 429s (each capped at `wait_cap`; with a `flood_budget`, as often
+    as they come until that much was waited, else each counting as a try) and retrying network errors with
+    backoff (1 s, 2 s, …), `policy.tries` tries in all; a BadRequest is final, the last error is raised."""
+    attempt = 1
+    waited = 0.0
+    while True:
         try:
             return await send()
         except RetryAfter as err:
-            if attempt == policy.tries:
-                raise
-            metrics.record_429()
             wait = min(retry_seconds(err), policy.wait_cap)
+            if policy.flood_budget is None:
+                if attempt >= policy.tries:
+                    raise
+                attempt += 1
+            elif waited + wait > policy.flood_budget:
+                raise
+            waited += wait
+            metrics.record_429()
             log.warning(
-                "%s: flood control, retrying in %.1fs (try %d of %d)",
+                "%s: flood control, retrying in %.1fs (try %d of %d, %.0fs waited)",
                 policy.label,
                 wait,
                 attempt,
                 policy.tries,
+                waited,
             )
             await asyncio.sleep(wait)
         except BadRequest:
             raise
         except NetworkError as err:  # includes TimedOut; BadRequest (also a NetworkError) is final
-            if attempt == policy.tries:
+            if attempt >= policy.tries:
                 raise
             wait = 0.5 * 2**attempt
+            attempt += 1
             # the class only: an aiohttp error's message can hold the request URL, and with it the token
             log.warning(
                 "%s: %s, retrying in %.1fs (try %d of %d)",
@@ -106,4 +127,3 @@ async def send_retrying(send: Callable[[], Awaitable[Any]], policy: RetryPolicy)
                 policy.tries,
             )
             await asyncio.sleep(wait)
-    return None

@@ -256,6 +256,18 @@ class EmulatorClient:
             "POST", "/groups", json={"chat_id": chat_id, "title": title, "members": list(members)}
         )
 
+    def remove_bot(self, chat_id: int) -> dict[str, Any]:
+        """The bot is kicked from the group (sends there get 403)."""
+        return self._call("POST", f"/groups/{chat_id}/remove_bot")
+
+    def readd_bot(self, chat_id: int) -> dict[str, Any]:
+        """The bot is added back to the group."""
+        return self._call("POST", f"/groups/{chat_id}/readd_bot")
+
+    def upgrade_group(self, chat_id: int, new_chat_id: int) -> dict[str, Any]:
+        """The group becomes the supergroup `new_chat_id` (sends to the old id get 400 with its new id)."""
+        return self._call("POST", f"/groups/{chat_id}/upgrade", json={"new_chat_id": new_chat_id})
+
     def user(
         self,
         user_id: int,

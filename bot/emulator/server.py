@@ -39,6 +39,10 @@
 #     POST   /_emu/users/{user_id}/press        {message_id, data? | text?, chat_id?, force?} -> delivery
 #                                               with callback_query_id
 #     POST   /_emu/block/{user_id}              the user blocks the bot (DELETE, or POST /_emu/unblock/{id})
+#     POST   /_emu/groups/{chat_id}/remove_bot  the bot is kicked from the group: sends get 403 (readd_bot undoes)
+#     POST   /_emu/groups/{chat_id}/readd_bot   the bot is in the group again
+#     POST   /_emu/groups/{chat_id}/upgrade     {new_chat_id}: the group becomes that supergroup; sends to the old
+#                                               id get 400 with migrate_to_chat_id
 #     GET    /_emu/chats/{chat_id}              chat info (type, members, current reply keyboard)
 #     GET    /_emu/chats/{chat_id}/messages     ?after=<message_id>&since=<event seq>&wait=<s>&count=<n>
 #                                               &all=1: bot messages with id > after, plus those edited or
@@ -682,6 +686,7 @@ class EmulatorServer(EmulatorState):
             ("GET", "/_emu/users", self._c(self._emu_users)),
             ("POST", "/_emu/users", self._c(self._emu_add_user)),
             ("POST", "/_emu/groups", self._c(self._emu_add_group)),
+            ("POST", "/_emu/groups/{chat_id}/{change}", self._c(self._emu_group_change)),
             ("POST", "/_emu/users/{user_id}/send", self._c(self._emu_send)),
             ("POST", "/_emu/users/{user_id}/edit", self._c(self._emu_edit)),
             ("POST", "/_emu/users/{user_id}/press", self._c(self._emu_press)),
@@ -889,6 +894,24 @@ class EmulatorServer(EmulatorState):
         user_id = self._int(request.match_info["user_id"], "user_id")
         self.unblock(user_id)
         return {"user_id": user_id, "blocked": False}
+
+    async def _emu_group_change(self, request: web.Request, body: dict[str, Any]) -> Any:
+        chat_id = self._int(request.match_info["chat_id"], "chat_id")
+        change = request.match_info["change"]
+        if chat_id not in self.chats or not self.chats[chat_id].is_group:
+            raise _ControlError(404, f"no group {chat_id}")
+        if change == "remove_bot":
+            self.remove_bot(chat_id)
+        elif change == "readd_bot":
+            self.readd_bot(chat_id)
+        elif change == "upgrade":
+            try:
+                self.upgrade_group(chat_id, self._int(body.get("new_chat_id"), "new_chat_id"))
+            except ValueError as err:
+                raise _ControlError(400, str(err)) from err
+        else:
+            raise _ControlError(404, f"unknown change {change!r}")
+        return self.chat_info(chat_id)
 
     async def _emu_chat(self, request: web.Request, body: dict[str, Any]) -> Any:
         return self.chat_info(self._int(request.match_info["chat_id"], "chat_id"))

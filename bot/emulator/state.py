@@ -350,6 +350,10 @@ class EmuChat:
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     next_message_id: int = 1
     reply_keyboard: dict[str, Any] | None = None
+    bot_removed: bool = False  # a group the bot was kicked from: sends get 403
+    migrated_to: int | None = (
+        None  # a group upgraded to this supergroup: sends get 400 with migrate_to_chat_id
+    )
 
     @property
     def is_group(self) -> bool:
@@ -1273,6 +1277,31 @@ class EmulatorState:
         with self._lock:
             self._set_blocked(self.users[user_id], False)
 
+    def remove_bot(self, chat_id: int) -> None:
+        """The bot is removed (kicked) from a group: sends there get 403 until `readd_bot`."""
+        with self._lock:
+            self.chats[chat_id].bot_removed = True
+            self._changed()
+
+    def readd_bot(self, chat_id: int) -> None:
+        """The bot is added back to a group it was removed from."""
+        with self._lock:
+            self.chats[chat_id].bot_removed = False
+            self._changed()
+
+    def upgrade_group(self, chat_id: int, new_chat_id: int) -> EmuChat:
+        """The group becomes the supergroup `new_chat_id` (same title and members, the bot in it); sends to the
+        old id get 400 "group chat was upgraded to a supergroup chat" with `migrate_to_chat_id`."""
+        with self._lock:
+            old = self.chats[chat_id]
+            if old.type != "group" or new_chat_id >= 0:
+                raise ValueError("only a basic group becomes a supergroup, with a negative id")
+            new = self.chats.setdefault(new_chat_id, EmuChat(new_chat_id, "supergroup", old.title))
+            new.members |= old.members
+            old.migrated_to = new_chat_id
+            self._changed()
+            return new
+
     def chat_info(self, chat_id: int) -> dict[str, Any]:
         """JSON description of a chat (KeyError when unknown)."""
         with self._lock:
@@ -1285,6 +1314,8 @@ class EmulatorState:
                 "members": sorted(chat.members),
                 "reply_keyboard": chat.reply_keyboard,
                 "message_count": len(chat.messages),
+                "bot_removed": chat.bot_removed,
+                "migrated_to": chat.migrated_to,
             }
 
     def stored_commands(self) -> list[dict[str, Any]]:
@@ -1325,6 +1356,14 @@ class EmulatorState:
             raise bad_request("chat not found")
         if for_send and chat.type == "private" and user is not None and user.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat.migrated_to is not None:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": chat.migrated_to},
+            )
+        if for_send and chat.is_group and chat.bot_removed:
+            raise ApiError(403, "Forbidden: bot was kicked from the group chat")
         return chat
 
     def format_text(

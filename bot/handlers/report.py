@@ -6,6 +6,7 @@ Design notes: docs/design-notes.md#bothandlersreportpy
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,10 +17,11 @@ from bot.forms.events import Submitted
 from bot.handlers.registry import REGISTRY
 from bot.services import directory, reports
 from bot.services.accounts import normalize_name, village_reporters
+from bot.services.outbox_messages import BY_NAME_SLOT, KIND_ALERT, KIND_NOTICE, queue_message
 from bot.services.summaries import answer_rows
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
-from bot.updates.context import Ctx, OutgoingReply
+from bot.updates.context import Ctx
 from bot.views.buttons import ReplyButton
 from bot.views.form import render_events
 from bot.views.notices import notice_template
@@ -259,8 +261,9 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         can_amend_until=_local(ctx, until, commune),
         village=village.name,
     )
-    if outcome.form is not None and outcome.form.kind == "incident":
-        _alert_police(ctx, outcome, village, commune)
+    incident = outcome.form is not None and outcome.form.kind == "incident"
+    if incident and _alert_police(ctx, outcome, village, commune):
+        ctx.replies[-1].unsent_note = render("report/alert_pending.html")  # the receipt, if not out yet
 
 
 def _callback(draft_id: int, seq: int, action: str) -> str:
@@ -270,37 +273,45 @@ def _callback(draft_id: int, seq: int, action: str) -> str:
     return data
 
 
-def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune: Commune | None) -> None:
-    """Send an incident report to every police chat of the commune, with its photos and map pins."""
+def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune: Commune | None) -> bool:
+    """Owe an incident report to every police chat of the commune, with its photos and map pins (outbox rows
+    sent right after the commit); True when there is at least one."""
     submission = outcome.submission
     rows, photos, locations = answer_rows(outcome.form, submission.answers)
     chats = directory.police_chats(ctx.session, village.commune_id)
     text = render(
         "report/incident_alert.html",
         village=village.name,
-        reporter=ctx.actor.person.full_name,
+        reporter=BY_NAME_SLOT,  # the name is put in when sent (and erased if the person is forgotten)
         sent_at=_local(ctx, submission.sent_at, commune),
         receipt=submission.receipt,
         rows=rows,
     )
+    captioned = [
+        (render("report/photo_caption.html", label=label, village=village.name), file_id)
+        for label, file_id in photos
+    ]
+    pins = [
+        (render("report/location_caption.html", label=label, village=village.name), (lat, lon))
+        for label, (lat, lon) in locations
+    ]
     for chat in chats:
-        ctx.replies.append(OutgoingReply(text, chat_id=chat.chat_id))
-        for label, file_id in photos:
-            ctx.replies.append(
-                OutgoingReply(
-                    render("report/photo_caption.html", label=label, village=village.name),
-                    chat_id=chat.chat_id,
-                    photo=file_id,
-                )
-            )
-        for label, (lat, lon) in locations:
-            ctx.replies.append(
-                OutgoingReply(
-                    render("report/location_caption.html", label=label, village=village.name),
-                    chat_id=chat.chat_id,
-                    location=(lat, lon),
-                )
-            )
+        row_id = queue_message(
+            ctx.session,
+            key=f"alert:{submission.id}:{chat.chat_id}",
+            kind=KIND_ALERT,
+            chat_id=chat.chat_id,
+            text=text,
+            now=ctx.now,
+            photos=captioned,
+            pins=pins,
+            village_id=village.id,
+            by=ctx.actor.person.id,
+            by_name=html.escape(ctx.actor.person.full_name),
+        )
+        if row_id is not None:
+            ctx.urgent.append(row_id)
+    return bool(chats)
 
 
 @REGISTRY.command("molai", need=Need.POLICE)
@@ -337,6 +348,20 @@ async def reopen_command(ctx: Ctx) -> None:
     commune = ctx.session.get(Commune, village.commune_id)
     until = _local(ctx, row.until, commune)
     ctx.reply("report/reopened.html", period=period.label, village=village.name, until=until)
+    notice = render("report/reopened_notice.html", period=period.label, until=until)
     for person in village_reporters(ctx.session, village.id):
         if person.chat_id is not None:
-            ctx.reply("report/reopened_notice.html", to_chat=person.chat_id, period=period.label, until=until)
+            row_id = queue_message(
+                ctx.session,
+                key=f"reopen:{row.id}:{person.id}",
+                kind=KIND_NOTICE,
+                chat_id=person.chat_id,
+                text=notice,
+                now=ctx.now,
+                person_id=person.id,
+                village_id=village.id,
+                period_id=period.id,
+            )
+            if row_id is not None:
+                ctx.urgent.append(row_id)
+                ctx.replies[-1].unsent_note = render("report/reopened_notice_pending.html")

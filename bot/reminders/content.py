@@ -21,6 +21,7 @@ from bot.calendar.reminder_planner import (
     SERIES_REOPEN,
     VillageInput,
 )
+from bot.delivery.outbox import STORED_KINDS, render_stored
 from bot.services import reminders as service
 from bot.setup_file import code_slug
 from bot.texts.filters import vn_span
@@ -336,6 +337,8 @@ def render_outbox(
     session: Session, row: Outbox, now: datetime, *, default_tz: str = DEFAULT_TZ
 ) -> Outgoing | None:
     """The message for an outbox row as of `now`, or None when it is no longer useful (mark it obsolete)."""
+    if row.kind in STORED_KINDS:  # incident alerts, notices: written whole with the actor's commit
+        return render_stored(row)  # type: ignore[return-value]
     if row.kind == KIND_REMINDER:
         return _render_reminder(session, row, now, default_tz)
     if row.kind == KIND_DIGEST:

@@ -23,7 +23,7 @@ from bot import metrics
 from bot.clock import Clock, system_clock
 from bot.delivery.dispatcher import DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, dispatch_due
 from bot.delivery.outbox import DispatchReport, RenderFn, default_worker_id
-from bot.delivery.ratelimit import RateLimiter
+from bot.delivery.ratelimit import LIMITER_KEY, RateLimiter
 from bot.reminders.content import render_outbox
 from bot.reminders.summary_push import plan_summary_pushes
 from bot.services.reminders import plan as plan_reminders
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEDULER_KEY = "reminder_scheduler"
-LIMITER_KEY = "send_limiter"
 JOB_ID = "reminders-tick"
 PLANNER_LOCK_NAMESPACE = 0x62630002  # advisory lock keys of the planner ("bc", 2; chats use 1)
 PLANNER_LOCK_KEY = 1

@@ -27,6 +27,7 @@ class OutgoingReply:
     edit_message_id: int | None = None
     photo: str | None = None  # file_id: sent as a photo with `text` as caption
     location: tuple[float, float] | None = None  # sent as a map pin after `text`
+    unsent_note: str = ""  # added below `text` when one of the update's `urgent` outbox rows did not go out
 
 
 @dataclass
@@ -42,6 +43,9 @@ class Ctx:
     replies: list[OutgoingReply] = field(default_factory=list)
     callback_answer: str | None = None
     after_commit: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # outbox rows written by this update (alerts, notices to others), sent at once after the commit and before
+    # the replies, which then say whether they went out (bot.updates.urgent)
+    urgent: list[int] = field(default_factory=list)
     # after the commit too, started once the first reply is out and run at the same time as the rest: calls
     # whose order against the chat's new messages does not matter (removing an old message's buttons, setting
     # the chat's command menu)

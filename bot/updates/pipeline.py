@@ -1,5 +1,6 @@
 """The per-update transaction every declared handler runs in (`run_update`): gate, session, chat lock,
-update dedup, actor, need, handler, commit; then the queued replies and the after-commit actions.
+update dedup, actor, need, handler, commit; then the update's own outbox rows at once (bot.updates.urgent),
+the queued replies and the after-commit actions.
 
 Design notes: docs/design-notes.md#botupdatespipelinepy
 """
@@ -24,6 +25,7 @@ from bot.deps import Deps
 from bot.texts.templates import render
 from bot.updates.context import Ctx
 from bot.updates.replies import deliver, quietly
+from bot.updates.urgent import send_urgent, with_notes
 from storage import audit
 from storage.db import session_scope
 from storage.dialect import is_sqlite
@@ -144,9 +146,12 @@ async def _handle(
                 outcome = "ok"
                 await spec.handler(ctx)
     bot = context.bot
+    replies = ctx.replies
+    if ctx.urgent and not await send_urgent(deps, bot, context.bot_data, ctx.urgent):
+        replies = with_notes(replies)
     await deliver(
         bot,
-        ctx.replies,
+        replies,
         chat_id=chat.id if chat is not None else None,
         query=ctx.update.callback_query,
         callback_answer=ctx.callback_answer,

@@ -1,5 +1,6 @@
-"""Sending a handler's queued replies after the commit: in order, each retried (429, network errors), the
-pressed button answered at the same time, and the `alongside` calls started once the first reply is out."""
+"""Sending a handler's queued replies after the commit: in order, each retried (429s waited out for up to
+REPLY_FLOOD_BUDGET, network errors REPLY_TRIES times), the pressed button answered at the same time, and the
+`alongside` calls started once the first reply is out."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ log = logging.getLogger(__name__)
 
 Action = Callable[[Any], Awaitable[None]]
 
-REPLY_TRIES = 3  # a reply is tried this often on flood control (429) and network errors, then given up
+REPLY_TRIES = 3  # a reply is tried this often on network errors, then given up
 REPLY_WAIT_CAP = 30.0  # seconds: longest wait for one retry_after; the chat's next update waits meanwhile
+REPLY_FLOOD_BUDGET = 300.0  # seconds: flood control (429) is waited out as often as it comes, up to this long
 # A reply lost after the commit would leave the person without their next question. A timeout may have been
 # delivered: at worst the same question arrives twice, which the person can ignore; a missing one they cannot
-# see.
-REPLY_POLICY = RetryPolicy(tries=REPLY_TRIES, wait_cap=REPLY_WAIT_CAP, label="reply")
+# see. A 429 says the request was not executed: waiting `retry_after` and sending again never duplicates.
+REPLY_POLICY = RetryPolicy(
+    tries=REPLY_TRIES, wait_cap=REPLY_WAIT_CAP, label="reply", flood_budget=REPLY_FLOOD_BUDGET
+)
 
 
 def keyboard(buttons: ButtonRows) -> InlineKeyboardMarkup | None:
