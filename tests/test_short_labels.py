@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from bot.forms.form_limits import MAX_SHORT
-from bot.forms.loader import form_from_dict, form_to_dict, load_form_file
+from bot.forms.loader import LoadResult, form_from_dict, form_to_dict, load_form_file
 
 FORM = """\
 id: thu
@@ -17,7 +17,7 @@ questions:
 """
 
 
-def _load(tmp_path: Path, questions: str):  # noqa: ANN202 - a LoadResult
+def _load(tmp_path: Path, questions: str) -> LoadResult:
     path = tmp_path / "thu.yaml"
     path.write_text(FORM + textwrap.indent(textwrap.dedent(questions), "  "), encoding="utf-8")
     return load_form_file(path)
