@@ -163,6 +163,7 @@ class _Run:
             )
         q = flow.question_of(pos)
         group = self.form.question(pos.qid) if pos.kind == "sub" else None
+        items = max(len(group_items(state.answers, pos.qid)), (pos.item or 0) + 1) if group else 0
         if mode == Mode.CONFIRMING and state.pending:
             readings = tuple(state.pending.get("values") or ())
             return (
@@ -182,6 +183,7 @@ class _Run:
                     detail=dict(state.pending.get("detail") or {}),
                     group=group,
                     item=pos.item,
+                    items=items,
                 ),
             )
         has = flow.has_answer(pos)
@@ -202,6 +204,7 @@ class _Run:
                 new_section=new_section,
                 group=group,
                 item=pos.item if group else None,
+                items=items,
                 notes=flow.notes.get(pos, ()),
                 current=current_value,
                 has_current=has,
@@ -336,7 +339,7 @@ class _Run:
         if leaving and not state.returning_to_review:
             group = self.form.question(from_pos.qid)
             if group.max_count is not None and (from_pos.item or 0) + 1 >= group.max_count:
-                prefix = (Info("max_count", {"group": group.label, "max_count": group.max_count}),)
+                prefix = (Info("max_count", {"group": group.short_label, "max_count": group.max_count}),)
         history = (*state.history, from_pos)
         changes: dict[str, Any] = {}
         if len(history) > MAX_HISTORY:  # keep the stored draft small; drop the oldest steps
@@ -939,7 +942,7 @@ def migrate_state(old_state: DraftState, new_form: Form) -> DraftState:
 
 
 def progress(form: Form, state: DraftState) -> tuple[int, int]:
-    """("câu 7/18") the number of the current question and the total, counting relevant ones only."""
+    """("câu 7/18") the number of the current main question and the total (see `Flow.progress`)."""
     flow = Flow(form, state.answers)
     return flow.progress(
         state.position if state.mode in (Mode.ASKING, Mode.CONFIRMING, Mode.ADD_ANOTHER) else None
