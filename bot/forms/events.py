@@ -98,6 +98,16 @@ class Review:
     options: tuple[Option, ...]
     error: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    page: int = 0  # the page shown (0-based)
+    pages: tuple[tuple[int, int], ...] = ()  # each page's rows: rows[start:end]; () = one page of all
+
+    @property
+    def page_rows(self) -> tuple[ReviewRow, ...]:
+        """The rows of the page shown."""
+        if not self.pages:
+            return self.rows
+        start, end = self.pages[self.page]
+        return self.rows[start:end]
 
     @property
     def can_submit(self) -> bool:
