@@ -158,33 +158,49 @@ def test_error_echo_is_escaped() -> None:
 # ------------------------------------------------------------------------------------------- splitting
 
 
-def test_long_review_is_split_at_line_boundaries() -> None:
-    """A review longer than 4096 characters becomes several screens; edit buttons on the last one."""
+def all_review_pages(form: Form, step: Any) -> list[list[Screen]]:
+    """The screens of every review page, walked with the page buttons ("p:N")."""
+    pages = [render_events(form, step.state, step.events)]
+    review = step.events[-1]
+    assert isinstance(review, Review)
+    for n in range(1, max(len(review.pages), 1)):
+        step = handle(form, step.state, Action(f"p:{n}", step.state.seq), NOW)
+        assert isinstance(step.events[-1], Review) and step.events[-1].page == n
+        pages.append(render_events(form, step.state, step.events))
+    return pages
+
+
+def test_long_answers_are_cut_on_the_review_pages() -> None:
+    """Long answers are cut on the review (each page one screen); every row is on some page, once."""
     questions = [{"id": f"q{i}", "type": "long_text", "label": f"Câu dài số {i}?"} for i in range(12)]
     form = build(questions)
     answers = {f"q{i}": f"Dòng {i} & <{i}> " + "chữ " * 120 for i in range(12)}
     step = start(form, NOW, answers=answers)
-    screens = render_events(form, step.state, step.events)
-    assert len(screens) >= 2
-    check_screens(screens)
-    assert all(not s.buttons for s in screens[:-1])
-    assert [b.action for row in screens[-1].buttons for b in row][:12] == [f"e:{i}" for i in range(1, 13)]
-    joined = "\n".join(s.text for s in screens)
+    pages = all_review_pages(form, step)
+    assert len(pages) >= 2
+    for screens in pages:
+        assert len(screens) == 1
+        check_screens(screens)
+        assert tg_len(screens[0].text) <= 1200
+    edits = [b.action for screens in pages for s in screens for row in s.buttons for b in row]
+    assert [a for a in edits if a.startswith("e:")] == [f"e:{i}" for i in range(1, 13)]
+    joined = "\n".join(s.text for screens in pages for s in screens)
     for i in range(12):
-        assert f"{i + 1}. Câu dài số {i}?" in joined
-        assert f"Dòng {i} &amp; &lt;{i}&gt;" in joined
+        assert f"{i + 1}. Câu dài số {i}: <b>Dòng {i} &amp; &lt;{i}&gt;" in joined
+    assert "ch…</b>" in joined
 
 
-def test_a_single_line_longer_than_a_message_is_cut_between_tags() -> None:
-    """One enormous answer is cut between words; open tags are closed and reopened."""
+def test_a_single_answer_longer_than_a_message_is_cut_on_the_review() -> None:
+    """One enormous answer shows its start on the review, cut between atoms, never inside an entity."""
     form = build([{"id": "l", "type": "long_text", "label": "Mô tả?", "max_length": 4000}])
     answer = "&<>" * 300 + " ".join(["từ"] * 1200) + "x" * 3000
     step = start(form, NOW, answers={"l": answer})
     screens = render_events(form, step.state, step.events)
-    assert len(screens) >= 3
+    assert len(screens) == 1
     check_screens(screens)
-    plain = "".join(screen_plain(s) for s in screens)
-    assert plain.count("&<>") == 300
+    plain = screen_plain(screens[0])
+    assert "1. Mô tả: &<>&<>" in plain and "…" in plain
+    assert tg_len(screens[0].text) <= 1200
 
 
 @pytest.mark.parametrize("limit", [50, 120, 4096])
@@ -210,17 +226,21 @@ def test_utf16_length_counts_emoji_twice() -> None:
     assert all(tg_len(p) <= 10 for p in split_html("📋" * 30, 10))
 
 
-def test_more_than_100_edit_buttons_are_paged() -> None:
-    """A review with many rows keeps every message under 100 buttons and lists each edit once."""
+def test_a_review_of_150_rows_is_paged_with_each_edit_once() -> None:
+    """150 answers: pages of at most 12 buttons and 1,200 characters, each edit on exactly one page."""
     form = build([{"id": f"q{i}", "type": "integer", "label": f"Số {i}?"} for i in range(150)])
     step = start(form, NOW, answers={f"q{i}": i * 1000 for i in range(150)})
-    screens = render_events(form, step.state, step.events)
-    check_screens(screens)
-    edits = [b.action for s in screens for row in s.buttons for b in row if b.action.startswith("e:")]
+    pages = all_review_pages(form, step)
+    edits: list[str] = []
+    for screens in pages:
+        check_screens(screens)
+        assert len(screens) == 1
+        actions = screens[0].actions
+        assert len(actions) <= 12 and tg_len(screens[0].text) <= 1200
+        assert "submit" in actions
+        edits += [a for a in actions if a.startswith("e:")]
     assert edits == [f"e:{i}" for i in range(1, 151)]
-    assert len([s for s in screens if s.buttons]) >= 2
-    assert "submit" in [b.action for s in screens for row in s.buttons for b in row]
-    assert "150. Số 149?: 149.000" in "\n".join(screen_plain(s) for s in screens)
+    assert "150. Số 149: 149.000" in screen_plain(pages[-1][0])
 
 
 # ------------------------------------------------------------------------------------------- layout

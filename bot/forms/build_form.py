@@ -134,6 +134,8 @@ def _question_to_dict(q: Question) -> dict[str, Any]:
     out: dict[str, Any] = {"id": q.id, "type": str(q.type), "label": q.label}
     if q.hint is not None:
         out["hint"] = q.hint
+    if q.short is not None:
+        out["short"] = q.short
     if not q.required:
         out["required"] = False
     if q.default is not None:

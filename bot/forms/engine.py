@@ -54,6 +54,9 @@ STRICT = False
 """Tests set this to True so that an internal error raises instead of being repaired silently."""
 
 MAX_HISTORY = 500  # "back" remembers this many steps
+REVIEW_PAGE_EDITS = 7  # "Sửa" buttons a review page: with at most 5 navigation buttons, 12 in all
+REVIEW_PAGE_CHARS = 700  # a review page's rows, estimated in characters (heading and notes come on top)
+REVIEW_VALUE_CHARS = 150  # a longer answer is cut to this on the review (pressing "Sửa" shows it whole)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class _Run:
             )
         q = flow.question_of(pos)
         group = self.form.question(pos.qid) if pos.kind == "sub" else None
+        items = max(len(group_items(state.answers, pos.qid)), (pos.item or 0) + 1) if group else 0
         if mode == Mode.CONFIRMING and state.pending:
             readings = tuple(state.pending.get("values") or ())
             return (
@@ -182,6 +186,7 @@ class _Run:
                     detail=dict(state.pending.get("detail") or {}),
                     group=group,
                     item=pos.item,
+                    items=items,
                 ),
             )
         has = flow.has_answer(pos)
@@ -202,6 +207,7 @@ class _Run:
                 new_section=new_section,
                 group=group,
                 item=pos.item if group else None,
+                items=items,
                 notes=flow.notes.get(pos, ()),
                 current=current_value,
                 has_current=has,
@@ -266,7 +272,14 @@ class _Run:
         missing_positions = set(flow.missing())
         missing = tuple(r for r in rows if r.position in missing_positions and r.status == "missing")
         failing = tuple(dict.fromkeys(c.message for c in flow.failing_checks()))
-        options = (Option("submit", "submit"), Option("back", "back"), Option("pause", "pause"))
+        pages = review_pages(rows)
+        page = min(state.page, len(pages) - 1) if pages else 0
+        pager: list[Option] = []
+        if page > 0:
+            pager.append(Option(f"p:{page - 1}", "prev_page", page))
+        if page + 1 < len(pages):
+            pager.append(Option(f"p:{page + 1}", "next_page", page + 2))
+        options = (*pager, Option("submit", "submit"), Option("back", "back"), Option("pause", "pause"))
         return Review(
             rows=rows,
             failing_checks=failing,
@@ -274,6 +287,8 @@ class _Run:
             options=options,
             error=error,
             detail=dict(detail or {}),
+            page=page,
+            pages=pages,
         )
 
     # ------------------------------------------------------------------------------ transitions
@@ -336,7 +351,7 @@ class _Run:
         if leaving and not state.returning_to_review:
             group = self.form.question(from_pos.qid)
             if group.max_count is not None and (from_pos.item or 0) + 1 >= group.max_count:
-                prefix = (Info("max_count", {"group": group.label, "max_count": group.max_count}),)
+                prefix = (Info("max_count", {"group": group.short_label, "max_count": group.max_count}),)
         history = (*state.history, from_pos)
         changes: dict[str, Any] = {}
         if len(history) > MAX_HISTORY:  # keep the stored draft small; drop the oldest steps
@@ -725,14 +740,21 @@ class _Run:
             return self.back(state, flow)
         if name == "review":
             return self.goto(state, None, flow=flow)
+        if name == "p" and index is not None:
+            pages = review_pages(review_rows(flow))
+            if index >= max(len(pages), 1):
+                return Step(state, (Stale(),))
+            return self.goto(state, None, flow=flow, page=index)
         if name == "e" and index is not None:
-            rows = {r.number: r for r in review_rows(flow) if r.number is not None}
+            all_rows = review_rows(flow)
+            rows = {r.number: r for r in all_rows if r.number is not None}
             row = rows.get(index)
             if row is None:
                 if isinstance(inp, Action):
                     return Step(state, (Stale(),))
                 return self.goto(state, None, flow=flow, error="no_such_row", detail={"number": index})
-            return self.goto(state, row.position, flow=flow, edit_base=len(state.history))
+            page = _page_of(review_pages(all_rows), all_rows.index(row))
+            return self.goto(state, row.position, flow=flow, edit_base=len(state.history), page=page)
         if name == "submit":
             problem = self.first_problem(flow)
             if problem is not None:
@@ -847,6 +869,66 @@ def review_rows(flow: Flow) -> tuple[ReviewRow, ...]:
     return tuple(rows)
 
 
+def review_pages(rows: tuple[ReviewRow, ...]) -> tuple[tuple[int, int], ...]:
+    """The review cut into phone-sized pages, as (start, end) row ranges.
+
+    Pages break between sections; whole consecutive sections share a page while it stays within
+    `REVIEW_PAGE_EDITS` edit buttons and about `REVIEW_PAGE_CHARS` characters; a longer section is cut.
+    """
+    blocks: list[list[int]] = []  # row indexes, one block per run of the same section
+    for i, row in enumerate(rows):
+        section = (row.group or row.question).section
+        if not blocks or (rows[blocks[-1][0]].group or rows[blocks[-1][0]].question).section != section:
+            blocks.append([])
+        blocks[-1].append(i)
+    chunks: list[tuple[int, int, int, int]] = []  # (start, end, edits, chars) of a section or its part
+    for block in blocks:
+        section = (rows[block[0]].group or rows[block[0]].question).section
+        start, edits, chars = block[0], 0, len(section or "") + 4
+        for i in block:
+            cost = _row_chars(rows[i])
+            edit = 1 if rows[i].number is not None else 0
+            if i > start and (edits + edit > REVIEW_PAGE_EDITS or chars + cost > REVIEW_PAGE_CHARS):
+                chunks.append((start, i, edits, chars))
+                start, edits, chars = i, 0, len(section or "") + 4
+            edits += edit
+            chars += cost
+        chunks.append((start, block[-1] + 1, edits, chars))
+    pages: list[tuple[int, int, int, int]] = []
+    for chunk in chunks:
+        if pages:
+            start, _end, edits, chars = pages[-1]
+            if edits + chunk[2] <= REVIEW_PAGE_EDITS and chars + chunk[3] <= REVIEW_PAGE_CHARS:
+                pages[-1] = (start, chunk[1], edits + chunk[2], chars + chunk[3])
+                continue
+        pages.append(chunk)
+    return tuple((start, end) for start, end, _edits, _chars in pages)
+
+
+def _page_of(pages: tuple[tuple[int, int], ...], row_index: int) -> int:
+    """The page that shows row number `row_index` (0 when there are no pages)."""
+    for n, (start, end) in enumerate(pages):
+        if start <= row_index < end:
+            return n
+    return 0
+
+
+def _row_chars(row: ReviewRow) -> int:
+    """About how many characters a review row takes: number, label, answer (cut), item heading."""
+    q = row.question
+    value = row.value
+    if row.kind == "group" or value is None:
+        shown = 16
+    elif isinstance(value, list):
+        shown = sum(len(q.choice_label(str(v))) + 2 for v in value)
+    elif q.choices:
+        shown = len(q.choice_label(str(value)))
+    else:
+        shown = len(str(value)) + 4
+    extra = 14 if row.kind == "sub" else 0  # the indent, and now and then an item heading
+    return 8 + len(q.short_label) + min(shown, REVIEW_VALUE_CHARS + 1) + extra
+
+
 def _group_row(flow: Flow, gid: str, number: int) -> ReviewRow:
     group = flow.form.question(gid)
     answered = isinstance(flow.answers.get(gid), list)
@@ -939,7 +1021,7 @@ def migrate_state(old_state: DraftState, new_form: Form) -> DraftState:
 
 
 def progress(form: Form, state: DraftState) -> tuple[int, int]:
-    """("câu 7/18") the number of the current question and the total, counting relevant ones only."""
+    """("câu 7/18") the number of the current main question and the total (see `Flow.progress`)."""
     flow = Flow(form, state.answers)
     return flow.progress(
         state.position if state.mode in (Mode.ASKING, Mode.CONFIRMING, Mode.ADD_ANOTHER) else None
@@ -952,6 +1034,8 @@ def submitted_answers(form: Form, answers: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "REVIEW_PAGE_EDITS",
+    "REVIEW_VALUE_CHARS",
     "STRICT",
     "Step",
     "fold",
@@ -959,6 +1043,7 @@ __all__ = [
     "migrate_state",
     "progress",
     "resume",
+    "review_pages",
     "review_rows",
     "start",
     "submitted_answers",

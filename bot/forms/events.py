@@ -27,6 +27,7 @@ class Ask:
     new_section: bool = False  # the section differs from the previous screen's
     group: Question | None = None  # the repeat group of a sub-question
     item: int | None = None  # 0-based item index inside the group
+    items: int = 0  # items of the group in the draft so far ("mục 2/3")
     notes: tuple[Question, ...] = ()  # note "questions" shown just before this one
     current: Any = None  # JSON value of the current answer when re-asking
     has_current: bool = False
@@ -51,6 +52,7 @@ class ConfirmValue:
     detail: Mapping[str, Any] = field(default_factory=dict)
     group: Question | None = None
     item: int | None = None
+    items: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,16 @@ class Review:
     options: tuple[Option, ...]
     error: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    page: int = 0  # the page shown (0-based)
+    pages: tuple[tuple[int, int], ...] = ()  # each page's rows: rows[start:end]; () = one page of all
+
+    @property
+    def page_rows(self) -> tuple[ReviewRow, ...]:
+        """The rows of the page shown."""
+        if not self.pages:
+            return self.rows
+        start, end = self.pages[self.page]
+        return self.rows[start:end]
 
     @property
     def can_submit(self) -> bool:

@@ -30,6 +30,14 @@ def _relevant(question: Question, env: Mapping[str, Any]) -> bool:
         return True
 
 
+def _names(condition: str) -> frozenset[str]:
+    """The question ids a condition names (none when it does not compile)."""
+    try:
+        return compile_condition(condition).names
+    except ConditionError:
+        return frozenset()
+
+
 def _typed(question: Question, raw: Any) -> Any:
     try:
         return from_json_value(question, raw)
@@ -59,6 +67,8 @@ class Flow:
         self.item_subs: dict[tuple[str, int], list[str]] = {}  # relevant sub ids per (group, item)
         self.notes: dict[Position, tuple[Question, ...]] = {}
         self._index: dict[Position, int] = {}
+        self._order = {q.id: i for i, q in enumerate(self.form.questions)}
+        self._main: list[str] | None = None
         pending_notes: list[Question] = []
 
         def add(pos: Position) -> None:
@@ -156,13 +166,38 @@ class Flow:
         return None
 
     def progress(self, pos: Position | None) -> tuple[int, int]:
-        """(number of the question at `pos`, total) counting relevant questions only (not prompts)."""
-        counted = [p for p in self.slots if p.kind != "more"]
-        total = len(counted)
+        """(number of the main question at `pos`, total): top-level questions, a repeat group counting once.
+
+        The total holds the relevant questions and those whose relevance still waits on an unanswered
+        one, so it does not grow while one answers (it shrinks when an answer rules questions out).
+        """
+        main = self.main_questions()
+        total = len(main)
         if pos is None or pos not in self._index:
             return (total, total)
-        before = sum(1 for p in self.slots[: self._index[pos]] if p.kind != "more")
-        return (min(before + 1, total), total) if total else (0, 0)
+        if pos.qid in main:
+            return (main.index(pos.qid) + 1, total)
+        return (min(total, sum(1 for q in main if self._order[q] < self._order[pos.qid]) + 1), total)
+
+    def main_questions(self) -> list[str]:
+        """Ids of the top-level questions the counter counts, in form order (see `progress`)."""
+        if self._main is not None:
+            return self._main
+        relevant = set(self.relevant_ids)
+        undecided: set[str] = set()
+        main: list[str] = []
+        for q in self.form.questions:
+            if not type_of(q).answered:
+                continue
+            if q.id in relevant:
+                main.append(q.id)
+                if q.id not in self.answers:
+                    undecided.add(q.id)
+            elif q.relevant and _names(q.relevant) & undecided:
+                main.append(q.id)
+                undecided.add(q.id)
+        self._main = main
+        return main
 
     def item_env(self, gid: str, item: int) -> dict[str, Any]:
         """What a condition inside item `item` of group `gid` sees."""

@@ -12,6 +12,7 @@ QUESTION_KEYS = (
     "id",
     "type",
     "label",
+    "short",
     "hint",
     "required",
     "default",
@@ -35,10 +36,12 @@ MAX_FILE_BYTES = 1_000_000
 MAX_TITLE = 200  # form and section titles: lists, buttons, receipts (form_version.title is varchar(300))
 MAX_LABEL = 1000  # a question, its hint, a check's message: a screen holds 4096 characters in all
 MAX_CHOICE_LABEL = 100  # a choice is a button and is typed back
+MAX_SHORT = 40  # a question's short label: one line of a phone's review page, a column or chart label
 MAX_CHARS = {
     "title": MAX_TITLE,
     "description": 2000,
     "label": MAX_LABEL,
+    "short": MAX_SHORT,
     "hint": MAX_LABEL,
     "add_prompt": 300,
     "message": MAX_LABEL,

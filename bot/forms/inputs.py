@@ -33,8 +33,8 @@ FIXED_TOKENS = frozenset(
         "cancel",
     }
 )
-INDEXED_PREFIXES = ("c", "t", "ok", "e")
-_INDEXED_RE = re.compile(r"(c|t|ok|e):(\d{1,5})\Z")
+INDEXED_PREFIXES = ("c", "t", "ok", "e", "p")  # p:N shows page N of the review
+_INDEXED_RE = re.compile(r"(c|t|ok|e|p):(\d{1,5})\Z")
 
 
 @dataclass(frozen=True)

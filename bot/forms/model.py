@@ -48,6 +48,7 @@ class Question:
     type: str  # a name in bot.forms.types.TYPES (the QType values, and any type added there)
     label: str
     hint: str | None = None
+    short: str | None = None  # a few words for review pages, summaries and exports (`short_label`)
     required: bool = True
     default: Any = None
     relevant: str | None = None
@@ -60,6 +61,11 @@ class Question:
     questions: tuple[Question, ...] = ()
     max_count: int | None = None
     add_prompt: str | None = None
+
+    @property
+    def short_label(self) -> str:
+        """The short label when the form gives one, else the full question text."""
+        return self.short or self.label
 
     def choice_label(self, value: str) -> str:
         """The label of a choice value (the value itself if unknown, e.g. an old form version)."""

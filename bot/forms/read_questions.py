@@ -95,6 +95,9 @@ def read_question(
 
     label = read_string(raw, "label", rep, name, at, required=True)
     hint = read_string(raw, "hint", rep, name, at, required=False)
+    short = read_string(raw, "short", rep, name, at, required=False)
+    if "short" in raw and short is None and (raw["short"] is None or str(raw["short"]).strip() == ""):
+        rep.add(f"{at}'short' đang để trống (bỏ khóa này đi, hoặc ghi vài chữ, ví dụ “Số vụ”)", name)
     required = raw.get("required", True)
     if not isinstance(required, bool):
         rep.add(f"{at}'required' phải là true hoặc false, không phải {required!r}", name)
@@ -125,6 +128,7 @@ def read_question(
         type=qtype.name,
         label=label,
         hint=hint,
+        short=short,
         required=required,
         default=default,
         relevant=spec.relevant,

@@ -100,6 +100,7 @@ class DraftState:
     selection: tuple[str, ...] | None = None  # multi-choice ticks not yet confirmed with "Xong"
     edit_base: int | None = None
     adding: str | None = None
+    page: int = 0  # the review page shown (0-based; kept while an edit started there is under way)
     seq: int = 0
 
     @property
@@ -125,6 +126,7 @@ class DraftState:
             "selection": list(self.selection) if self.selection is not None else None,
             "edit_base": self.edit_base,
             "adding": self.adding,
+            "page": self.page,
             "seq": self.seq,
         }
 
@@ -140,6 +142,9 @@ class DraftState:
             pending = data.get("pending")
             edit_base = data.get("edit_base")
             seq = data.get("seq", 0)
+            page = data.get("page", 0)
+            if not isinstance(page, int) or isinstance(page, bool) or page < 0:
+                raise ValueError("page must be a non-negative integer")
             version = data["form_version"]
             if not isinstance(seq, int) or not isinstance(version, int):
                 raise ValueError("seq and form_version must be integers")
@@ -158,6 +163,7 @@ class DraftState:
                 selection=tuple(str(v) for v in selection) if selection is not None else None,
                 edit_base=edit_base,
                 adding=data.get("adding"),
+                page=page,
                 seq=seq,
             )
         except (KeyError, TypeError, AttributeError) as exc:

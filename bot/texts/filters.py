@@ -93,7 +93,13 @@ def lower_first(text: Any) -> str:
     return text[:1].lower() + text[1:]
 
 
+def heading(text: Any) -> str:
+    """A label as a heading, without its end punctuation, so that ": …" never makes "?:" or ".:"."""
+    return str(text).rstrip().rstrip(".?:!;,…").rstrip()
+
+
 FILTERS: Final[dict[str, Callable[[Any], str]]] = {
+    "heading": heading,
     "vn_number": vn_number_filter,
     "vn_date": vn_date_filter,
     "vn_datetime": vn_datetime,
@@ -103,6 +109,7 @@ FILTERS: Final[dict[str, Callable[[Any], str]]] = {
 
 __all__ = [
     "FILTERS",
+    "heading",
     "lower_first",
     "vn_date",
     "vn_date_filter",

@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from bot.forms.engine import REVIEW_VALUE_CHARS
 from bot.forms.events import (
     AlreadySubmitted,
     Ask,
@@ -132,6 +133,7 @@ def _layout(
     answer: list[ActionButton] = []
     wide: list[ActionButton] = []
     nav: list[ActionButton] = []
+    pager: list[ActionButton] = []
     skip: list[ActionButton] = []
     short = True
     for opt in options:
@@ -145,6 +147,8 @@ def _layout(
             nav.append(button)
         elif opt.role == "skip":
             skip.append(button)
+        elif opt.role in ("prev_page", "next_page"):
+            pager.append(button)
         else:  # done, default, keep, reading, retry, review, submit, confirm, cancel, resume
             wide.append(button)
     kinds = {opt.role for opt in options}
@@ -153,6 +157,8 @@ def _layout(
         rows += _rows(answer, 2 if short else 1)
     else:
         rows += _rows(answer, 2)
+    if pager:
+        rows.append(tuple(pager))
     rows += [(b,) for b in wide]
     rows += [(b,) for b in skip]
     if nav:
@@ -330,45 +336,42 @@ def _more(form: Form, ev: AskAddAnother) -> list[Screen]:
 
 
 def _review(form: Form, ev: Review) -> list[Screen]:
+    """One page of the review: its sections' rows, "Sửa" buttons for them, page and send buttons."""
+    page_rows = ev.page_rows
     rows = [
         {
             "row": row,
-            "value": display(row.question, row.value, status=row.status)
+            "value": _cut_value(display(row.question, row.value, status=row.status))
             if row.kind != "group"
             else {"kind": "items", "count": row.value},
-            "section": row.question.section if row.kind != "sub" else None,
+            "section": (row.group or row.question).section,
         }
-        for row in ev.rows
+        for row in page_rows
     ]
     text = render(
         "form/review.html",
         form=form,
         ev=ev,
         rows=rows,
+        page=ev.page + 1,
+        pages=max(len(ev.pages), 1),
         error=ev.error,
         detail=_detail(ev.detail),
     )
     edits = [
         ActionButton(_label(Option(f"e:{r.number}", "edit", r.number)), f"e:{r.number}")
-        for r in ev.rows
+        for r in page_rows
         if r.number is not None
     ]
-    nav = _layout(ev.options)
-    nav_count = sum(len(r) for r in nav)
-    first_page = MAX_BUTTONS - nav_count
-    screens = _screens(text)
-    last = screens.pop()
-    pages = [edits[:first_page]]
-    rest = edits[first_page:]
-    while rest:
-        pages.append(rest[:MAX_BUTTONS])
-        rest = rest[MAX_BUTTONS:]
-    screens.append(Screen(last.text, (*_rows(pages[0], EDIT_ROW), *nav)))
-    for page in pages[1:]:
-        numbers = [b.action.split(":")[1] for b in page]
-        more = render("form/review_more.html", first=numbers[0], last=numbers[-1])
-        screens.append(Screen(more, tuple(_rows(page, EDIT_ROW))))
-    return screens
+    return _screens(text, (*_rows(edits, EDIT_ROW), *_layout(ev.options)))
+
+
+def _cut_value(shown: dict[str, Any]) -> dict[str, Any]:
+    """A review value with a long text cut (the whole answer shows when one presses "Sửa")."""
+    text = shown.get("text")
+    if isinstance(text, str) and len(text) > REVIEW_VALUE_CHARS:
+        return {**shown, "text": cut(text, REVIEW_VALUE_CHARS)}
+    return shown
 
 
 def render_event(form: Form, state: DraftState | None, event: Event) -> list[Screen]:
