@@ -3,7 +3,9 @@ as people write them, and "Đã … chưa?" questions answered with "Rồi" / "C
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from bot.forms.inputs import Action, Text
 from bot.forms.loader import form_from_dict
 from bot.forms.model import Form
 from bot.forms.parsing import parse_date, parse_decimal, parse_integer
+from bot.texts.templates import render
 from bot.views.form import render_events, screen_plain
 
 NOW = datetime(2026, 5, 15, 9, 0, tzinfo=timezone(timedelta(hours=7)))
@@ -159,3 +162,30 @@ def test_other_yes_no_questions_keep_co_khong(label: str) -> None:
     first = start(form, NOW)
     screens = render_events(form, first.state, first.events)
     assert [b.label for b in screens[-1].buttons[0]] == ["Có", "Không"]
+
+
+def test_no_template_calls_the_user_ban_or_the_bot_toi() -> None:
+    """Register: the bot says "đồng chí" to everyone and calls itself "bot", never "bạn"/"tôi"/"mình"."""
+    root = Path(__file__).resolve().parent.parent / "templates"
+    word = re.compile(r"(?<!\w)(?:bạn|tôi|mình)(?!\w)", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(root)}: {line.strip()}"
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if word.search(line)
+    ]
+    assert found == []
+
+
+def test_the_welcome_and_the_parsing_hints_say_dong_chi() -> None:
+    welcome = render(
+        "start/welcome.html",
+        again=False,
+        name="An",
+        places=[{"role": "village_head", "deputy": False, "village": "Thôn A", "commune": "Xã B"}],
+        commands=[],
+    )
+    assert "Đồng chí là <b>trưởng thôn</b>" in welcome
+    texts, _, _ = answer(one_question("integer"), "abc")
+    assert "Bot chưa hiểu “abc” là số mấy. Đồng chí gõ số" in texts[-1]
