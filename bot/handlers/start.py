@@ -1,4 +1,4 @@
-"""/start (with or without an invite code) and /help."""
+"""/start (with or without an invite code; `redeem` also takes a bare code typed by a stranger) and /help."""
 
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ async def start(ctx: Ctx) -> None:
         else:
             _welcome(ctx, again=True)
         return
+    redeem(ctx, "".join(ctx.args))
+
+
+def redeem(ctx: Ctx, typed: str) -> None:
+    """Bind the sender with the invite code `typed` (as `/start CODE` does) and say how it went."""
     user = ctx.update.effective_user
-    code = "".join(ctx.args)[:64]
+    code = typed[:64]
     result = redeem_invite(
         ctx.session,
         code,
