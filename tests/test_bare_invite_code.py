@@ -1,5 +1,6 @@
 """Issue 15: a bare invite code typed in a private chat by someone not registered is taken as `/start CODE`;
-a registered person's code-like text is never taken for one (a head's answer stays an answer)."""
+a registered person's code-like text is never taken for one (a head's answer stays an answer);
+/help lists no English alias (they keep working)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.support.world import apply_setup_file
 AN = FakeUser(3001, "An", "Hoàng Văn")  # head of Thôn Nà Làng, signed up
 LA = FakeUser(3009, "Lạ")  # not registered
 KHACH = FakeUser(3010, "Khách")  # not registered either
+POLICE = FakeUser(3011, "Cường", "Lý Văn")  # police of Xã Hiệp Lực, signed up in the test
 CODE_LIKE = "ZZZZ-ZZZZ-ZZZZ-ZZZZ"
 
 
@@ -123,3 +125,29 @@ async def test_a_code_typed_in_a_group_registers_nobody(bot, engine, clock) -> N
     await bot.send(LA, new_code(engine, clock), group=group)
     assert memberships(engine, LA) == 0
     assert not any("Đăng ký thành công" in t for t in bot.texts(-777))
+
+
+async def test_help_lists_no_english_alias_and_the_aliases_keep_working(bot, engine, clock) -> None:
+    with session_scope(engine) as s:
+        code = create_invite(s, role="police", commune="hiep-luc", now=clock(), actor="t").code
+    await bot.send(POLICE, f"/start {code}")
+    welcome = bot.texts(POLICE)[-1]
+    await bot.send(POLICE, "/help")
+    police_help = bot.texts(POLICE)[-1]
+    await bot.send(AN, "/trogiup")
+    head_help = bot.texts(AN)[-1]
+    for text in (welcome, police_help, head_help):
+        for english in ("/report", "/incident", "/summary", "/export"):
+            assert english not in text, (english, text)
+    for command in ("/tonghop", "/xuat", "/nhacnho", "/molai", "/help"):
+        assert command in police_help
+    for command in ("/baocao", "/suco", "/help"):
+        assert command in head_help
+    assert await bot.ask(POLICE, "/summary") == await bot.ask(POLICE, "/tonghop")
+    await bot.send(AN, "/report")
+    assert "6 tháng đầu năm 2026" in bot.texts(AN)[-1]
+
+
+async def test_a_strangers_help_is_unchanged(bot) -> None:
+    await bot.send(LA, "/help")
+    assert "mã mời" in bot.texts(LA)[-1]

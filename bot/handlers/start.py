@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.auth import Need, load_actor
-from bot.handlers.menu import chat_menu_setter, commands_for
+from bot.handlers.menu import chat_menu_setter, help_commands
 from bot.handlers.places import places_of
 from bot.handlers.registry import REGISTRY
 from bot.services.accounts import RedeemOutcome, TelegramUser, format_code, normalize_code, redeem_invite
@@ -57,7 +57,7 @@ def _welcome(ctx: Ctx, *, again: bool) -> None:
         again=again,
         name=ctx.update.effective_user.full_name or "",
         places=places_of(ctx.actor),
-        commands=commands_for(ctx.actor),
+        commands=help_commands(ctx.actor),
     )
 
 
@@ -68,5 +68,5 @@ async def help_command(ctx: Ctx) -> None:
         "help/help.html",
         stranger=ctx.actor.is_stranger,
         places=places_of(ctx.actor),
-        commands=commands_for(ctx.actor),
+        commands=help_commands(ctx.actor),
     )
