@@ -371,7 +371,7 @@ def test_error_messages_differ_per_code() -> None:
         assert first_line not in seen.values(), f"{code} reads like {seen}"
         seen[code] = first_line
     assert seen["below_min"] == "⚠️ Số này nhỏ hơn mức tối thiểu ."
-    assert "Tôi chưa hiểu “abc” là số mấy. Hãy gõ số, ví dụ 12 hoặc mười hai." in seen["not_a_number"]
+    assert "Bot chưa hiểu “abc” là số mấy. Đồng chí gõ số, ví dụ 12 hoặc mười hai." in seen["not_a_number"]
 
 
 def test_every_event_kind_renders() -> None:

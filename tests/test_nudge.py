@@ -183,7 +183,7 @@ async def test_nothing_to_nudge_once_the_period_closed(police) -> None:
 
 @pytest.mark.parametrize(
     ("user", "said"),
-    [(STRANGER, "Bạn chưa đăng ký"), (AN, "chỉ dành cho <b>cán bộ Công an xã</b>")],
+    [(STRANGER, "Đồng chí chưa đăng ký"), (AN, "chỉ dành cho <b>cán bộ Công an xã</b>")],
     ids=["stranger", "village head"],
 )
 async def test_nhacnho_is_for_police_only(police, user: FakeUser, said: str) -> None:

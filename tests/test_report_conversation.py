@@ -237,7 +237,7 @@ async def test_forged_button_for_another_village_is_refused(bot) -> None:
         draft = s.exec(select(Draft)).one()
         before = dict(draft.state)
     await bot.press(DUNG, f"f:{draft.id}:{before['seq']}:c:0")
-    assert "không thuộc thôn của bạn" in bot.texts(DUNG)[-1]
+    assert "không thuộc thôn của đồng chí" in bot.texts(DUNG)[-1]
     with session_scope(bot.engine) as s:
         assert s.exec(select(Draft)).one().state == before
 

@@ -177,11 +177,16 @@ _ZERO_PHRASE = re.compile(
 _PERCENT_WORDS = re.compile(r"\b(?:phần trăm|phan tram)\b")
 
 
+_RANGE_SEPARATORS = frozenset({"-", "–", "—", "~", "đến", "tới", "den", "toi"})
+
+
 @dataclass(frozen=True)
 class _Reading:
     values: tuple[Decimal, ...] = ()
     reason: str | None = None  # why uncertain, or why refused when values == ()
     uncertain: bool = False
+    percent: bool = False  # written with "%" or "phần trăm"
+    range_: tuple[Decimal, Decimal] | None = None  # "20-25", "20 đến 25": both ends
 
 
 def _number_tokens(ws: list[_W]) -> list[Tok | None]:
@@ -192,7 +197,7 @@ def _number_tokens(ws: list[_W]) -> list[Tok | None]:
         prev = ws[k - 1] if k else None
         if w.text[0].isdigit():
             out.append(literal_tok(w.text))
-        elif w.text == "-" and nxt is not None and nxt.text[0].isdigit():
+        elif w.text == "-" and nxt is not None and nxt.text[0].isdigit() and (not out or out[-1] is None):
             out.append(Tok(text="-", neg=True))
         elif w.text == "%":
             out.append(Tok(text="%", percent=True))
@@ -242,6 +247,11 @@ def _read_number(text: str) -> _Reading:
             runs, doubts = strong, ["extra_words"]
     if not runs:
         return _Reading(reason="no_number")
+    if len(runs) == 2 and runs[1][0] - runs[0][1] == 1 and ws[runs[0][1]].text in _RANGE_SEPARATORS:
+        low = read_run([t for t in toks[slice(*runs[0])] if t is not None])
+        high = read_run([t for t in toks[slice(*runs[1])] if t is not None])
+        if low and high:
+            return _Reading(reason="range", range_=(low[0], high[0]))
     if len(runs) > 1:
         return _Reading(reason="several_numbers")
     (a, b) = runs[0]
@@ -267,7 +277,7 @@ def _read_number(text: str) -> _Reading:
             doubts.append("eight_or_about" if len(values) > len(about) else "approximate")
     if not values:
         return _Reading(reason="grammar")
-    return _Reading(values, doubts[0] if doubts else None, bool(doubts))
+    return _Reading(values, doubts[0] if doubts else None, bool(doubts), percent=run[-1].percent)
 
 
 def _is_clean_int(value: Decimal) -> bool:
@@ -278,8 +288,15 @@ def _is_clean_int(value: Decimal) -> bool:
 
 def _number_result(text: str, reading: _Reading, integer: bool) -> Parsed:
     detail: dict[str, Any] = {"text": text}
+    if reading.range_ is not None:
+        low, high = reading.range_
+        detail.update(reason="range", low=low, high=high)
+        return Parsed(ok=False, error="not_a_number", detail=detail)
     if not reading.values:
         detail["reason"] = reading.reason
+        return Parsed(ok=False, error="not_a_number", detail=detail)
+    if integer and reading.percent:  # a count is not a share: "100%" is not 100 people
+        detail.update(reason="percent", value=reading.values[0])
         return Parsed(ok=False, error="not_a_number", detail=detail)
     values = list(reading.values)
     uncertain, reason = reading.uncertain, reading.reason

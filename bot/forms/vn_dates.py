@@ -127,9 +127,23 @@ def _strip_tail(norm: str, plain: str) -> tuple[str, str]:
     return " ".join(nt), " ".join(pt)
 
 
+_SHORTHAND = {"hnay": ("hôm nay", "hom nay"), "hqua": ("hôm qua", "hom qua"), "hkia": ("hôm kia", "hom kia")}
+"""Chat shorthand for the relative days, spelled out before reading."""
+
+
+def _expand_shorthand(norm: str, plain: str) -> tuple[str, str]:
+    """ "hnay" / "hqua" / "hkia" written out as "hôm nay" / "hôm qua" / "hôm kia" in both spellings."""
+    nt, pt = norm.split(), plain.split()
+    if len(nt) != len(pt) or not any(w in _SHORTHAND for w in pt):
+        return norm, plain
+    nt = [_SHORTHAND[p][0] if p in _SHORTHAND else n for n, p in zip(nt, pt, strict=True)]
+    pt = [_SHORTHAND[p][1] if p in _SHORTHAND else p for p in pt]
+    return " ".join(nt), " ".join(pt)
+
+
 def read_date(norm: str, plain: str, today: date, prefer: str, read_int: ReadInt) -> DateReading:
     """Read one day from an answer (both spellings given) relative to `today`."""
-    norm, plain = _strip_tail(norm, plain)
+    norm, plain = _expand_shorthand(*_strip_tail(norm, plain))
     clock_time = _CLOCK_TIME.search(plain)
     if clock_time and clock_time.start() > 0:  # "hôm qua lúc 8h", "20/5 buổi sáng"
         norm, plain = _strip_tail(*_head(norm, plain, clock_time.start()))

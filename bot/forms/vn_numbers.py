@@ -191,6 +191,8 @@ def _tens(toks: list[Tok], i: int) -> tuple[int, int] | None:
         return None
     t = toks[i]
     nxt = toks[i + 1] if i + 1 < n else None
+    if t.chuc and i == 0:
+        return 10, 1  # a bare "chục" (ten) at the start: "chục người", "chục nghìn"
     if t.ten:
         if nxt is not None and nxt.unit is not None and not nxt.literal:
             return 10 + nxt.unit, i + 2

@@ -5,15 +5,20 @@ from __future__ import annotations
 from bot.auth import Need
 from bot.handlers import report
 from bot.handlers.registry import REGISTRY
+from bot.handlers.start import redeem
+from bot.services.accounts import looks_like_code
 from bot.updates.context import Ctx
 
 
 @REGISTRY.message("text", need=Need.ANYONE)
 async def any_message(ctx: Ctx) -> None:
-    """Answers go to the open draft; strangers learn how to join; others are pointed at /help."""
+    """Answers go to the open draft; a stranger's bare invite code registers them, other strangers learn
+    how to join; others are pointed at /help."""
     message = ctx.update.effective_message
     if report.has_active_draft(ctx):
         await report.on_message(ctx)
+    elif ctx.actor.is_stranger and message is not None and message.text and looks_like_code(message.text):
+        redeem(ctx, message.text)  # a bare invite code in a private chat is taken as `/start CODE`
     elif ctx.actor.is_stranger:
         ctx.reply("start/no_code.html")
     elif message is not None and message.text is None:

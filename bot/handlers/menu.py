@@ -1,4 +1,4 @@
-"""The command menu shown by Telegram, per role, via setMyCommands."""
+"""The command menu shown by Telegram, per role, via setMyCommands; the command list of /help and the welcome."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from bot.handlers.registry import REGISTRY
 from bot.texts.templates import templates_dir
 
 MENU_ALIASES_KEY = "menu_aliases"
+NOT_IN_HELP_KEY = "not_in_help"
+_LIST_KEYS = (MENU_ALIASES_KEY, NOT_IN_HELP_KEY)
 
 
 @lru_cache(maxsize=1)
@@ -23,7 +25,7 @@ def _commands_file() -> dict[str, Any]:
 
 def descriptions() -> dict[str, str]:
     """Command descriptions from templates/commands.yaml."""
-    return {str(k): str(v) for k, v in _commands_file().items() if k != MENU_ALIASES_KEY}
+    return {str(k): str(v) for k, v in _commands_file().items() if k not in _LIST_KEYS}
 
 
 def menu_aliases() -> frozenset[str]:
@@ -43,6 +45,25 @@ def commands_for(actor: Actor) -> list[dict[str, str]]:
         for name in spec.names
         if name == spec.names[0] or name in aliases
     ]
+
+
+def not_in_help() -> frozenset[str]:
+    """Names /help does not list though they keep working (`not_in_help` in templates/commands.yaml)."""
+    return frozenset(str(name) for name in _commands_file().get(NOT_IN_HELP_KEY) or ())
+
+
+def help_commands(actor: Actor) -> list[dict[str, str]]:
+    """The commands of `commands_for` without the names of `not_in_help` (the English aliases): one name per
+    command at least, the first listed name for a command whose every shown name is hidden."""
+    texts, aliases, hidden = descriptions(), menu_aliases(), not_in_help()
+    order = {name: i for i, name in enumerate(texts)}
+    specs = sorted(REGISTRY.commands_for(actor), key=lambda spec: order.get(spec.names[0], len(order)))
+    out: list[dict[str, str]] = []
+    for spec in specs:
+        names = [n for n in spec.names if (n == spec.names[0] or n in aliases) and n not in hidden]
+        names = names or [n for n in spec.names if n not in hidden][:1] or [spec.names[0]]
+        out += [{"name": name, "description": texts.get(name, name)} for name in names]
+    return out
 
 
 def _bot_commands(items: list[dict[str, str]]) -> list[BotCommand]:

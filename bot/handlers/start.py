@@ -1,9 +1,9 @@
-"""/start (with or without an invite code) and /help."""
+"""/start (with or without an invite code; `redeem` also takes a bare code typed by a stranger) and /help."""
 
 from __future__ import annotations
 
 from bot.auth import Need, load_actor
-from bot.handlers.menu import chat_menu_setter, commands_for
+from bot.handlers.menu import chat_menu_setter, help_commands
 from bot.handlers.places import places_of
 from bot.handlers.registry import REGISTRY
 from bot.services.accounts import RedeemOutcome, TelegramUser, format_code, normalize_code, redeem_invite
@@ -19,8 +19,13 @@ async def start(ctx: Ctx) -> None:
         else:
             _welcome(ctx, again=True)
         return
+    redeem(ctx, "".join(ctx.args))
+
+
+def redeem(ctx: Ctx, typed: str) -> None:
+    """Bind the sender with the invite code `typed` (as `/start CODE` does) and say how it went."""
     user = ctx.update.effective_user
-    code = "".join(ctx.args)[:64]
+    code = typed[:64]
     result = redeem_invite(
         ctx.session,
         code,
@@ -52,7 +57,7 @@ def _welcome(ctx: Ctx, *, again: bool) -> None:
         again=again,
         name=ctx.update.effective_user.full_name or "",
         places=places_of(ctx.actor),
-        commands=commands_for(ctx.actor),
+        commands=help_commands(ctx.actor),
     )
 
 
@@ -63,5 +68,5 @@ async def help_command(ctx: Ctx) -> None:
         "help/help.html",
         stranger=ctx.actor.is_stranger,
         places=places_of(ctx.actor),
-        commands=commands_for(ctx.actor),
+        commands=help_commands(ctx.actor),
     )

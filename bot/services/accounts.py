@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -72,6 +73,14 @@ def normalize_code(raw: str) -> str:
     """Accept codes typed with spaces, dashes, lower case and look-alike letters."""
     cleaned = "".join(ch for ch in raw.upper() if ch.isalnum())
     return cleaned.translate(_CONFUSABLE)
+
+
+_CODE_SHAPE = re.compile(r"[0-9A-Za-z]{4}(?:[-\s]*[0-9A-Za-z]{4}){3}")
+
+
+def looks_like_code(text: str) -> bool:
+    """Whether a message is an invite code and nothing else ("ABCD-EFGH-JKMN-PQRS", any case, dashes or not)."""
+    return _CODE_SHAPE.fullmatch(text.strip()) is not None
 
 
 def format_code(code: str) -> str:

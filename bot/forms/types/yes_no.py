@@ -1,7 +1,8 @@
-"""The `yes_no` question type: "có" / "không" (buttons or typed)."""
+"""The `yes_no` question type: "có" / "không" (buttons or typed); "Đã … chưa?" questions get "Rồi" / "Chưa"."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, ClassVar
@@ -11,6 +12,16 @@ from bot.forms.model import Question
 from bot.forms.option import Option
 from bot.forms.parsing import Parsed
 from bot.forms.types.base import NOTHING, Formats, IncompatibleValue, LoadProblems, QuestionType
+
+_DONE_YET = re.compile(r"(?:^|\s)đã\s.*\schưa\s*[?？]?\s*$")
+"""A question asking whether something has been done: "Thôn đã tổ chức họp chưa?"."""
+DONE_YET = "done_yet"
+"""The value of the yes/no buttons of such a question: the button template words them "Rồi" / "Chưa"."""
+
+
+def asks_done_yet(q: Question) -> bool:
+    """True for a "Đã … chưa?" question, answered "Rồi" / "Chưa"."""
+    return _DONE_YET.search(parsing.normalize(q.label)) is not None
 
 
 class YesNoType(QuestionType):
@@ -26,10 +37,11 @@ class YesNoType(QuestionType):
         return parsing.parse_yes_no(text)
 
     def options(self, q: Question, has: bool, current: Any, selected: tuple[str, ...]) -> list[Option]:
-        """Yes and No buttons."""
+        """Yes and No buttons ("Rồi" / "Chưa" for a "Đã … chưa?" question; the values stay true/false)."""
+        style = DONE_YET if asks_done_yet(q) else None
         return [
-            Option("y", "yes", selected=has and current is True),
-            Option("n", "no", selected=has and current is False),
+            Option("y", "yes", style, selected=has and current is True),
+            Option("n", "no", style, selected=has and current is False),
         ]
 
     def on_button(self, q: Question, name: str, index: int | None, today: date | None) -> Any:
