@@ -1,6 +1,6 @@
 """The per-update transaction every declared handler runs in (`run_update`): gate, session, chat lock,
-update dedup, actor, need, handler, commit; then the update's own outbox rows at once (bot.updates.urgent),
-the queued replies and the after-commit actions.
+update dedup, actor, need, handler, commit; then its own outbox rows at once (bot.updates.urgent), the
+queued replies and the after-commit actions.
 
 Design notes: docs/design-notes.md#botupdatespipelinepy
 """
