@@ -290,7 +290,8 @@ class OutboxStatus(StrEnum):
 
 
 class Outbox(SQLModel, table=True):
-    """A message the bot owes someone (reminder, digest, nudge, summary, incident alert, notice), sent by the dispatcher.
+    """A message the bot owes someone (reminder, digest, nudge, summary, incident alert, notice), sent by the
+    dispatcher.
 
     `key` makes planning idempotent: the planner may run any number of times, in any number of
     processes, and still writes each (person, period, rule) once.

@@ -39,10 +39,10 @@ with status 400/404)::
     POST   /_emu/users/{user_id}/press        {message_id, data? | text?, chat_id?, force?} -> delivery
                                               with callback_query_id
     POST   /_emu/block/{user_id}              the user blocks the bot (DELETE, or POST /_emu/unblock/{id})
-    POST   /_emu/groups/{chat_id}/remove_bot  the bot is kicked from the group: sends get 403 (readd_bot undoes)
+    POST   /_emu/groups/{chat_id}/remove_bot  the bot is kicked from the group: sends get 403
     POST   /_emu/groups/{chat_id}/readd_bot   the bot is in the group again
-    POST   /_emu/groups/{chat_id}/upgrade     {new_chat_id}: the group becomes that supergroup; sends to the old
-                                              id get 400 with migrate_to_chat_id
+    POST   /_emu/groups/{chat_id}/upgrade     {new_chat_id}: the group becomes that supergroup; sends to
+                                              the old id get 400 with migrate_to_chat_id
     GET    /_emu/chats/{chat_id}              chat info (type, members, current reply keyboard)
     GET    /_emu/chats/{chat_id}/messages     ?after=<message_id>&since=<event seq>&wait=<s>&count=<n>
                                               &all=1: bot messages with id > after, plus those edited or

@@ -3,8 +3,9 @@
 Thin adapter: parse the update into an engine input, call `bot.services.reports`, render the
 engine's events with `bot.views.form`, queue replies. Incident alerts and the "đã mở lại" notice go to
 others: they are outbox rows written in the same transaction (bot.services.outbox_messages), sent at once
-after the commit, and the actor's reply says when one could not go out yet. Button data is `f:<draft>:<seq>:<token>`;
-the draft id is checked against the sender's village on every press (never trusted as such).
+after the commit, and the actor's reply says when one could not go out yet. Button data is
+`f:<draft>:<seq>:<token>`; the draft id is checked against the sender's village on every press (never
+trusted as such).
 """
 
 from __future__ import annotations
