@@ -290,7 +290,8 @@ class OutboxStatus(StrEnum):
 
 
 class Outbox(SQLModel, table=True):
-    """A message the bot owes someone (reminder, digest, nudge), sent by the dispatcher.
+    """A message the bot owes someone (reminder, digest, nudge, summary, incident alert, notice), sent by the
+    dispatcher.
 
     `key` makes planning idempotent: the planner may run any number of times, in any number of
     processes, and still writes each (person, period, rule) once.
@@ -302,7 +303,7 @@ class Outbox(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, unique=True, index=True)
-    kind: str = Field(max_length=20, index=True)  # reminder | digest | nudge | summary
+    kind: str = Field(max_length=20, index=True)  # reminder | digest | nudge | summary | alert | notice
     chat_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     village_id: int | None = Field(default=None, foreign_key="village.id", index=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlmodel import select
+from telegram import Bot
 from telegram.error import RetryAfter
 
 from bot.delivery import telegram_send
@@ -17,18 +18,23 @@ from bot.delivery.dispatcher import dispatch_due
 from bot.delivery.outbox import KIND_ALERT, KIND_NOTICE, retry_delay
 from bot.delivery.ratelimit import RateLimiter
 from bot.delivery.telegram_send import send_retrying
+from bot.emulator.server import EmulatorServer
 from bot.reminders.content import render_outbox
 from bot.services.accounts import create_invite, forget_person
+from bot.services.outbox_messages import queue_message
 from bot.updates.replies import REPLY_FLOOD_BUDGET, REPLY_POLICY
 from storage.db import session_scope
-from storage.models import AuditLog, Outbox, OutboxStatus, PoliceChat, Submission
+from storage.models import AuditLog, Outbox, OutboxStatus, PoliceChat, Submission, Village
 from tests.support.client import BotClient
 from tests.support.telegram import RecordingRequest
+from tests.support.world import apply_setup_file
 from tests.test_report_conversation import AN, CUONG, POLICE_CHAT, heads_bot
 
 SUPERGROUP = -1009999999999
 PENDING_NOTE = "Bot chưa báo được tới nhóm Công an xã, sẽ thử lại."
 ERROR_TEXT = "Xin lỗi, có lỗi"
+EMU_TOKEN = "616161:AlertTestTokenAlertTestToken00"
+EMU_OFFICER = 91001
 
 
 class ChatFaults(RecordingRequest):
@@ -286,3 +292,56 @@ async def test_a_flood_that_outlasts_the_budget_still_ends(monkeypatch) -> None:
         await send_retrying(always_flooded, REPLY_POLICY)
     assert sum(waits) <= REPLY_FLOOD_BUDGET and sum(waits) + 7 > REPLY_FLOOD_BUDGET
     assert len(waits) > REPLY_POLICY.tries  # 429s are not counted as tries
+
+
+async def test_the_emulator_s_kicked_and_upgraded_group_through_the_dispatcher(engine, clock) -> None:
+    """Against the real emulator: the bot removed from the police group (403: unreachable, the alert kept, a
+    notice to the same chat failed), then the group upgraded to a supergroup (400 with migrate_to_chat_id:
+    followed)."""
+    server = EmulatorServer(token=EMU_TOKEN)
+    await server.start()
+    try:
+        with session_scope(engine) as s:
+            apply_setup_file(s, now=clock())
+            (chat,) = s.exec(select(PoliceChat)).all()
+            commune_id, group = chat.commune_id, chat.chat_id
+            village_id = s.exec(select(Village.id).where(Village.commune_id == commune_id)).first()
+        server.add_user(EMU_OFFICER, "Cường")
+        server.add_group(group, "Công an xã", [EMU_OFFICER], supergroup=False)
+        server.remove_bot(group)
+        with session_scope(engine) as s:
+            alert = queue_message(
+                s,
+                key="alert:1:x",
+                kind=KIND_ALERT,
+                chat_id=group,
+                text="🚨 vụ việc",
+                now=clock(),
+                village_id=village_id,
+            )
+            queue_message(s, key="notice:x", kind=KIND_NOTICE, chat_id=group, text="tin khác", now=clock())
+        async with Bot(EMU_TOKEN, base_url=server.base_url) as tg:
+
+            async def run() -> Any:
+                return await dispatch_due(
+                    engine, tg, clock(), render=render_outbox, limiter=RateLimiter(), worker_id="emu"
+                )
+
+            first = await run()
+            assert first.retried == 1 and first.failed == 1  # the alert kept, the other message given up
+            with session_scope(engine) as s:
+                chat = s.exec(select(PoliceChat)).one()
+                assert chat.unreachable_at is not None and "kicked" in chat.unreachable_error
+            server.readd_bot(group)
+            server.upgrade_group(group, SUPERGROUP)
+            clock.advance(seconds=retry_delay(1, KIND_ALERT).total_seconds() + 30)
+            second = await run()
+        assert second.sent == 1
+        (message,) = [m for m in server.chats[SUPERGROUP].messages.values()]
+        assert "vụ việc" in message.text
+        with session_scope(engine) as s:
+            chat = s.exec(select(PoliceChat)).one()
+            assert chat.chat_id == SUPERGROUP and chat.unreachable_at is None
+            assert s.get(Outbox, alert).status == OutboxStatus.SENT
+    finally:
+        await server.stop()

@@ -1,7 +1,7 @@
 """The outbox seen by its dispatcher: what a renderer returns (`Parts`, `OutboxPhoto`), the requests a
 message takes (`SendStep`), what became of each row (`SendOutcome`, `DispatchResult`, `DispatchReport`), and
-the one-row UPDATEs that renew, mark and hand back claimed rows (claims themselves: storage.outbox_claims), and
-the messages stored whole at write time (incident alerts, notices to a head: `STORED_KINDS`, `render_stored`)."""
+the one-row UPDATEs that renew, mark and hand back claimed rows (claims themselves: storage.outbox_claims),
+and the messages stored whole when written (incident alerts, notices: `STORED_KINDS`, `render_stored`)."""
 
 from __future__ import annotations
 

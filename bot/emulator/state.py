@@ -1290,8 +1290,8 @@ class EmulatorState:
             self._changed()
 
     def upgrade_group(self, chat_id: int, new_chat_id: int) -> EmuChat:
-        """The group becomes the supergroup `new_chat_id` (same title and members, the bot in it); sends to the
-        old id get 400 "group chat was upgraded to a supergroup chat" with `migrate_to_chat_id`."""
+        """The group becomes the supergroup `new_chat_id` (same title and members, the bot in it); sends to
+        the old id get 400 "group chat was upgraded to a supergroup chat" with `migrate_to_chat_id`."""
         with self._lock:
             old = self.chats[chat_id]
             if old.type != "group" or new_chat_id >= 0:

@@ -579,7 +579,8 @@ def forget_person(session: Session, person_id: int, now: datetime, actor: str) -
             row.status, row.claimed_by, row.claimed_until = OutboxStatus.OBSOLETE, None, None
         row.chat_id = 0
         cleared += 1
-    for row in list(session.exec(select(Outbox).where(Outbox.kind.in_(("nudge", "alert"))))):  # type: ignore[attr-defined]
+    named = select(Outbox).where(Outbox.kind.in_(("nudge", "alert")))  # type: ignore[attr-defined]
+    for row in list(session.exec(named)):
         if (row.payload or {}).get("by") == person_id:
             row.payload = {**row.payload, "by_name": FORGOTTEN_NAME}
             cleared += 1
