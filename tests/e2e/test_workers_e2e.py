@@ -160,7 +160,12 @@ def head_flow(url: str, uid: int) -> list[str]:
         user.wait_reply(timeout=20)
         answer(user)
         press(user, "confirm")
-        texts = [m.plain or "" for m in user.messages()]
+        deadline = time.monotonic() + 20  # a late edit of an earlier keyboard may have ended the wait first
+        while True:
+            texts = [m.plain or "" for m in user.messages()]
+            if "Mã biên nhận" in texts[-1] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert "Mã biên nhận" in texts[-1], texts[-3:]
         return texts
     finally:
