@@ -198,6 +198,9 @@ class CommuneForm(SQLModel, table=True):
     active: bool = Field(default=True)
     # Reminder rules from the schedule entry (bot.reminders.rules.ReminderRules.to_json); None: defaults.
     reminders: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The schedule entry's periods and bounds (bot.calendar.periods.schedule_to_json), so the running bot
+    # adds the next periods itself; None: the form has no schedule here.
+    schedule: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Period(SQLModel, table=True):

@@ -157,3 +157,13 @@ def test_now_runs_the_dispatcher_once(world, monkeypatch, capsys) -> None:
     monkeypatch.setattr(dispatch, "run_once", fake_run_once)
     code, out, _ = run(capsys, "remind", "--now")
     assert code == 3 and len(seen) == 1 and "đã gửi 0 tin" in out
+
+
+def test_periods_years_ahead_shows_the_period_the_running_bot_will_have_added(world, capsys) -> None:
+    """Set up in 2026 only: on 03/06/2028 the 2028 semiannual period is there (the bot adds the coming periods
+    itself; `periods --at` adds what it would have by then), and nothing says "no period"."""
+    code, out, _ = run(capsys, "periods", "--commune", "hiep-luc", "--at", "2028-05-03 08:00")
+    assert code == 0
+    assert "Không có kỳ nào đang mở" not in out
+    assert "2028-6T    6 tháng đầu năm 2028" in out and "hạn hết ngày 19/05/2028 (còn 16 ngày)" in out
+    assert "2028-CN    Năm 2028" in out  # the next one, in "Kỳ tới"

@@ -1,5 +1,5 @@
 """Reporting periods as data: parse a commune's schedule entries and expand them into dated periods
-(`parse_schedules`, `expand`; `Schedule`, `PeriodRule`, `PeriodDates`).
+(`parse_schedules`, `expand`, `schedule_to_json`, `schedule_from_json`; `Schedule`, `PeriodRule`, `PeriodDates`).
 
 Design notes: docs/design-notes.md#botcalendarperiodspy
 """
@@ -17,7 +17,7 @@ from bot.calendar.reminder_rules import DEFAULT_RULES, ReminderRules, parse_remi
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*(?:/\s*(\d{4}))?\s*(?:(\d{1,2})[:h](\d{2}))?\s*$")
 _ID = re.compile(r"^[A-Za-z0-9{}][A-Za-z0-9_.{}-]{0,31}$")
 PERIOD_KEYS = {"id", "label", "opens", "due_before", "due"}
-SCHEDULE_KEYS = {"form", "main", "periods", "late_days", "reminders"}
+SCHEDULE_KEYS = {"form", "main", "periods", "late_days", "reminders", "from", "until"}
 DEFAULT_LATE_DAYS = 30
 
 
@@ -60,6 +60,14 @@ class Schedule:
     main: bool = False
     late_days: int = DEFAULT_LATE_DAYS
     reminders: ReminderRules = DEFAULT_RULES
+    starts: date | None = None  # `from:` — no period opens before this day (the plan's first day)
+    ends: date | None = None  # `until:` — no period opens after this day (the plan's last day)
+
+    def covers(self, opens_on: date) -> bool:
+        """Whether a period opening on `opens_on` (local day) lies within the plan's bounds."""
+        return (self.starts is None or opens_on >= self.starts) and (
+            self.ends is None or opens_on <= self.ends
+        )
 
 
 @dataclass(frozen=True)
@@ -139,10 +147,36 @@ def parse_schedules(raw: Any, where: str = "schedules") -> tuple[tuple[Schedule,
             errors.append(f"{here}: mã kỳ '{dup}' bị trùng")
         reminders, problems = parse_reminders(entry.get("reminders"), f"{here}.reminders")
         errors.extend(problems)
-        schedules.append(Schedule(form, tuple(rules), bool(entry.get("main", False)), late_days, reminders))
+        starts = _parse_bound(entry.get("from"), first=True, here=f"{here}.from", errors=errors)
+        ends = _parse_bound(entry.get("until"), first=False, here=f"{here}.until", errors=errors)
+        if starts is not None and ends is not None and ends < starts:
+            errors.append(f"{here}: 'until' ({ends:%d/%m/%Y}) phải sau 'from' ({starts:%d/%m/%Y})")
+        schedules.append(
+            Schedule(form, tuple(rules), bool(entry.get("main", False)), late_days, reminders, starts, ends)
+        )
     if sum(s.main for s in schedules) > 1:
         errors.append(f"{where}: chỉ một biểu mẫu được đánh dấu main: true")
     return tuple(schedules), errors
+
+
+def _parse_bound(value: Any, *, first: bool, here: str, errors: list[str]) -> date | None:
+    """`from:`/`until:` as a year (2026: its first or last day) or a date dd/mm/yyyy; None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 2000 <= value <= 2100:
+            return date(value, 1, 1) if first else date(value, 12, 31)
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    elif isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d{4}", text) and 2000 <= int(text) <= 2100:
+            return date(int(text), 1, 1) if first else date(int(text), 12, 31)
+        day = parse_day_month(text)
+        if day is not None and day.year is not None and day.at is None:
+            return date(day.year, day.month, day.day)
+    errors.append(f"{here}: '{value}' phải là một năm (2026) hoặc một ngày dd/mm/yyyy")
+    return None
 
 
 def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
@@ -236,5 +270,57 @@ def expand(schedules: tuple[Schedule, ...], years: range, tz: ZoneInfo) -> list[
         for rule in schedule.periods:
             for year in [rule.opens.year] if rule.opens.year else years:
                 dates = expand_rule(schedule.form, rule, year, tz, schedule.late_days)
-                out[(schedule.form, dates.code)] = dates
+                if schedule.covers(dates.opens_at.astimezone(tz).date()):
+                    out[(schedule.form, dates.code)] = dates
     return sorted(out.values(), key=lambda p: (p.due_at, p.form, p.code))
+
+
+def _day_month_json(dm: DayMonth) -> dict[str, Any]:
+    return {
+        "day": dm.day,
+        "month": dm.month,
+        "year": dm.year,
+        "at": dm.at.strftime("%H:%M") if dm.at else None,
+    }
+
+
+def _day_month_of(data: dict[str, Any]) -> DayMonth:
+    at = time.fromisoformat(data["at"]) if data.get("at") else None
+    return DayMonth(int(data["day"]), int(data["month"]), data.get("year"), at)
+
+
+def schedule_to_json(schedule: Schedule) -> dict[str, Any]:
+    """The schedule's periods, late days and bounds as JSON (stored so the running bot can add periods)."""
+    return {
+        "periods": [
+            {
+                "id": r.id,
+                "label": r.label,
+                "opens": _day_month_json(r.opens),
+                "due": _day_month_json(r.due),
+                "due_before": r.due_is_before,
+            }
+            for r in schedule.periods
+        ],
+        "late_days": schedule.late_days,
+        "from": schedule.starts.isoformat() if schedule.starts else None,
+        "until": schedule.ends.isoformat() if schedule.ends else None,
+    }
+
+
+def schedule_from_json(form: str, data: dict[str, Any]) -> Schedule:
+    """The schedule stored by `schedule_to_json` (reminder rules are stored and read apart)."""
+    rules = tuple(
+        PeriodRule(
+            p["id"], p["label"], _day_month_of(p["opens"]), _day_month_of(p["due"]), bool(p["due_before"])
+        )
+        for p in data.get("periods", ())
+    )
+    starts, ends = data.get("from"), data.get("until")
+    return Schedule(
+        form,
+        rules,
+        late_days=int(data.get("late_days", DEFAULT_LATE_DAYS)),
+        starts=date.fromisoformat(starts) if starts else None,
+        ends=date.fromisoformat(ends) if ends else None,
+    )

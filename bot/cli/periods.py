@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from bot.cli.common import commune_id, open_engine, parse_at
+from bot.clock import system_clock as wall_clock
 from bot.config import Settings
 from bot.reminders.content import days_left
+from bot.services.periods_ahead import extend_periods
 from bot.services.reminders import commune_zone, periods_overview
 from bot.texts.filters import vn_due
 from storage.db import session_scope
@@ -17,6 +19,8 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
     now = parse_at(args.at, settings)
     engine = open_engine(settings)
     with session_scope(engine) as session:
+        # what the running bot does each hour: the coming periods of the stored schedules (up to `now`)
+        extend_periods(session, wall_clock(), until=now, default_tz=str(settings.timezone))
         overview = periods_overview(
             session, now, commune_id=commune_id(session, args.commune), default_tz=str(settings.timezone)
         )

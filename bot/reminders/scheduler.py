@@ -26,6 +26,7 @@ from bot.delivery.outbox import DispatchReport, RenderFn, default_worker_id
 from bot.delivery.ratelimit import LIMITER_KEY, RateLimiter
 from bot.reminders.content import render_outbox
 from bot.reminders.summary_push import plan_summary_pushes
+from bot.services.periods_ahead import extend_periods
 from bot.services.reminders import plan as plan_reminders
 from storage.db import session_scope
 from storage.locks import try_advisory_xact_lock
@@ -94,6 +95,7 @@ class CycleReport:
 
 
 TIDY_EVERY = timedelta(hours=1)
+EXTEND_EVERY = timedelta(hours=1)  # how often the coming periods of the stored schedules are added
 TIDY_BATCH = 10_000
 
 
@@ -136,6 +138,7 @@ class ReminderScheduler:
         self._stop = asyncio.Event()
         self._warned: set[str] = set()
         self._tidied_at: datetime | None = None  # when old update ids were last forgotten
+        self._extended_at: datetime | None = None  # when the coming periods were last added
 
     @property
     def running(self) -> bool:
@@ -232,7 +235,29 @@ class ReminderScheduler:
         if forgotten:
             log.info("forgot %d update ids older than a week", forgotten)
 
+    async def _extend(self) -> None:
+        """Once an hour: add the coming periods of every stored schedule (under the planner lock)."""
+        now = self.clock()
+        if self._extended_at is not None and now - self._extended_at < EXTEND_EVERY:
+            return
+        self._extended_at = now  # tried: next time in an hour, even if this one fails
+        extend = functools.partial(extend_periods, default_tz=self.default_tz or "Asia/Ho_Chi_Minh")
+        try:
+            created = await asyncio.to_thread(plan_locked, self.engine, now, extend)
+        except Exception:
+            self._extended_at = None  # a database hiccup: try again on the next tick
+            log.exception("periods: adding the coming periods failed; the next tick tries again")
+            return
+        if created is PLANNER_BUSY:
+            self._extended_at = None
+        elif created:
+            log.info(
+                "periods: added %d coming period(s): %s", len(created), ", ".join(p.code for p in created)
+            )
+
     async def _plan_once(self) -> Any:
+        if self._plan is None:
+            await self._extend()
         try:
             planner = self._plan or load_default_plan(self.default_tz)
         except ImportError as err:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.calendar.periods import Schedule, expand
+from bot.calendar.periods import Schedule, expand, schedule_to_json
 from bot.calendar.reminder_rules import DEFAULT_QUIET
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
@@ -140,8 +140,10 @@ def sync_periods(
     tz: ZoneInfo,
     actor: str,
 ) -> list[str]:
-    """Create or update the commune's periods for last, this and next year; drop none."""
+    """Keep the schedules on the commune's forms, and create or update its periods of last, this and next year
+    within each plan's bounds (`from:`/`until:`: none before the plan starts or after it ends); drop none."""
     lines = []
+    _store_schedules(session, commune, schedules)
     wanted = expand(tuple(schedules), range(now.astimezone(tz).year - 1, now.astimezone(tz).year + 2), tz)
     existing = {
         (p.form_id, p.code): p for p in session.exec(select(Period).where(Period.commune_id == commune.id))
@@ -199,6 +201,15 @@ def sync_periods(
             lines.append(f"{commune.name}: ẩn kỳ {row.code} của {row.form_id} (không còn trong tệp).")
     session.flush()
     return lines
+
+
+def _store_schedules(session: Session, commune: Commune, schedules: Sequence[Schedule]) -> None:
+    """Write each schedule on its commune form (None on the forms left without one)."""
+    by_form = {s.form: schedule_to_json(s) for s in schedules}
+    for row in session.exec(select(CommuneForm).where(CommuneForm.commune_id == commune.id)):
+        wanted = by_form.get(row.form_id)
+        if row.schedule != wanted:
+            row.schedule = wanted
 
 
 def _local(at: datetime, tz: ZoneInfo) -> str:
