@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session
 
 from bot.cli.parser import EXIT_USAGE
@@ -40,13 +40,24 @@ def open_engine(settings: Settings) -> Engine:
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if _damaged(reason):
+            raise CliError(
+                f"Tệp cơ sở dữ liệu {safe_url(settings.database_url, DB_URL_FALLBACK)} bị hỏng ({reason}). "
+                "Hãy dừng bot và khôi phục từ bản sao lưu: README, mục 'Backup and restore'.",
+                EXIT_USAGE,
+            ) from None
         raise CliError(
             f"Không mở được cơ sở dữ liệu ({safe_url(settings.database_url, DB_URL_FALLBACK)}): {reason}",
             EXIT_USAGE,
         ) from None
     return engine
+
+
+def _damaged(reason: str) -> bool:
+    """Whether SQLite's reason says the file itself is damaged (not merely unreachable or locked)."""
+    return any(words in reason for words in ("file is not a database", "malformed", "file is encrypted"))
 
 
 def parse_at(raw: str | None, settings: Settings) -> datetime:

@@ -317,7 +317,14 @@ def _read_forms(ctx: Context, value: Any, where: Where) -> tuple[Path, ...] | In
             ok = False
             continue
         resolved = (ctx.base_dir / written).resolve()
-        if not resolved.is_file():
+        if not resolved.is_relative_to(ctx.base_dir.resolve()):
+            ctx.error(
+                at,
+                f"đường dẫn '{written}' ra ngoài thư mục chứa tệp này — để tệp biểu mẫu trong thư mục đó "
+                "(ví dụ 'forms/su-co.yaml')",
+            )
+            ok = False
+        elif not resolved.is_file():
             ctx.error(at, f"không thấy tệp biểu mẫu '{written}' (tìm ở {resolved})")
             ok = False
         elif resolved in seen:

@@ -10,6 +10,13 @@ from typing import Any
 import yaml
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_ALLOWED_CONTROLS = frozenset("\n\t\r")
+
+
+def _is_control(char: str) -> bool:
+    """A C0/C1 control character or DEL, other than a line break or a tab."""
+    code = ord(char)
+    return (code < 0x20 or 0x7F <= code < 0xA0) and char not in _ALLOWED_CONTROLS
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,18 @@ class LineLoader(yaml.SafeLoader):
         self.alias_problem = alias_problem
         self.places: dict[int, tuple[int, Any]] = {}
         self.repeats: dict[int, tuple[RepeatedKey, ...]] = {}
+
+    def construct_scalar(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
+        """Construct as PyYAML does, refusing control characters written as escapes ("\\a", "\\0")."""
+        value = super().construct_scalar(node)
+        if isinstance(value, str):
+            bad = next((c for c in value if _is_control(c)), None)
+            if bad is not None:
+                raise yaml.MarkedYAMLError(
+                    problem=f"có ký tự điều khiển U+{ord(bad):04X} trong chữ — hãy xóa nó đi",
+                    problem_mark=node.start_mark,
+                )
+        return value
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
         """Compose as PyYAML does, refusing aliases when asked to."""
