@@ -234,3 +234,51 @@ async def test_the_running_bot_adds_the_coming_periods_once_an_hour(engine) -> N
     clock.advance(hours=1)
     await scheduler.run_cycle()
     assert "2030-CN" in codes(engine) and "2031-CN" not in codes(engine)
+
+
+# --- month and quarter windows, as plans write them ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("opens", "due_key", "due", "expected_opens", "expected_due"),
+    [
+        ("quý I/2026", "due", "quý I/2026", date(2026, 1, 1), datetime(2026, 3, 31, 23, 59, 59)),
+        ("Quý IV/2026", "due", "quý iv/2026", date(2026, 10, 1), datetime(2026, 12, 31, 23, 59, 59)),
+        ("01/11/2026", "due", "tháng 11/2026", date(2026, 11, 1), datetime(2026, 11, 30, 23, 59, 59)),
+        ("tháng 2/2028", "due", "Tháng 2/2028", date(2028, 2, 1), datetime(2028, 2, 29, 23, 59, 59)),
+        ("01/10/2026", "due_before", "tháng 12/2026", date(2026, 10, 1), datetime(2026, 12, 1, 0, 0)),
+        ("thang 3/2026", "due", "quy 2/2026", date(2026, 3, 1), datetime(2026, 6, 30, 23, 59, 59)),
+    ],
+)
+def test_month_and_quarter_windows_read_as_written(
+    opens: str, due_key: str, due: str, expected_opens: date, expected_due: datetime
+) -> None:
+    schedules, errors = parse_schedules(
+        [{"form": "x", "periods": [{"id": "P", "label": "Kỳ", "opens": opens, due_key: due}]}]
+    )
+    assert errors == []
+    (period,) = expand(schedules, range(2026, 2027), HCM)
+    assert period.opens_at.astimezone(HCM).date() == expected_opens
+    assert period.due_at.astimezone(HCM).replace(tzinfo=None) == expected_due
+
+
+def test_a_recurring_quarter_falls_every_year() -> None:
+    schedules, errors = parse_schedules(
+        [
+            {
+                "form": "x",
+                "periods": [{"id": "{nam}-Q1", "label": "Quý I/{nam}", "opens": "quý I", "due": "quý I"}],
+            }
+        ]
+    )
+    assert errors == []
+    got = [(p.code, p.due_at.astimezone(HCM).date()) for p in expand(schedules, range(2026, 2028), HCM)]
+    assert got == [("2026-Q1", date(2026, 3, 31)), ("2027-Q1", date(2027, 3, 31))]
+
+
+@pytest.mark.parametrize("bad", ["quý V/2026", "tháng 13/2026", "tháng 0", "quý", "tháng mười"])
+def test_a_month_or_quarter_that_does_not_exist_is_an_error(bad: str) -> None:
+    _, errors = parse_schedules(
+        [{"form": "x", "periods": [{"id": "P", "label": "Kỳ", "opens": "01/01/2026", "due": bad}]}]
+    )
+    assert len(errors) == 1 and bad in errors[0] and "quý I/2026" in errors[0]

@@ -6,7 +6,9 @@ Design notes: docs/design-notes.md#botcalendarperiodspy
 
 from __future__ import annotations
 
+import calendar
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -106,6 +108,36 @@ def parse_day_month(value: Any) -> DayMonth | None:
     return DayMonth(day, month, year, at)
 
 
+_MONTH = re.compile(r"^\s*th[aá]ng\s+(\d{1,2})\s*(?:/\s*(\d{4}))?\s*$", re.IGNORECASE)
+_QUARTER = re.compile(r"^\s*qu[yý]\s+(iv|iii|ii|i|[1-4])\s*(?:/\s*(\d{4}))?\s*$", re.IGNORECASE)
+_QUARTERS = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "1": 1, "2": 2, "3": 3, "4": 4}
+
+
+def parse_when(value: Any, *, last: bool) -> DayMonth | None:
+    """A day as `parse_day_month` reads it, or a month or quarter as written in plans ("tháng 11/2026",
+    "quý I/2026", "quý IV" every year): its first day, or its last day when `last` (a `due:` window)."""
+    if isinstance(value, str):
+        text = unicodedata.normalize("NFC", value)
+        month = _MONTH.match(text)
+        quarter = _QUARTER.match(text)
+        if month is not None or quarter is not None:
+            if month is not None:
+                first_month = last_month = int(month.group(1))
+                year_text = month.group(2)
+            else:
+                q = _QUARTERS[quarter.group(1).lower()]  # type: ignore[union-attr]
+                first_month, last_month = 3 * q - 2, 3 * q
+                year_text = quarter.group(2)  # type: ignore[union-attr]
+            if not 1 <= last_month <= 12:
+                return None
+            year = int(year_text) if year_text else None
+            if not last:
+                return DayMonth(1, first_month, year, None)
+            days = calendar.monthrange(year or 2024, last_month)[1]  # 29/02 falls back to 28 in common years
+            return DayMonth(days, last_month, year, None)
+    return parse_day_month(value)
+
+
 def parse_schedules(raw: Any, where: str = "schedules") -> tuple[tuple[Schedule, ...], list[str]]:
     """Validate schedule entries; returns the schedules and every error found (as `where: reason`)."""
     errors: list[str] = []
@@ -193,17 +225,22 @@ def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
     if not isinstance(label, str) or not label.strip():
         errors.append(f"{here}: thiếu 'label' (tên kỳ bằng tiếng Việt)")
         ok = False
-    opens = parse_day_month(raw.get("opens"))
+    opens = parse_when(raw.get("opens"), last=False)
     if opens is None:
-        errors.append(f"{here}: 'opens' phải có dạng dd/mm hoặc dd/mm/yyyy, là ngày có thật")
+        errors.append(
+            f"{here}: 'opens' phải có dạng dd/mm, dd/mm/yyyy, 'tháng 11/2026' hoặc 'quý I/2026', là ngày có thật"
+        )
         ok = False
     if ("due_before" in raw) == ("due" in raw):
         errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
         return None
     due_raw = raw.get("due_before", raw.get("due"))
-    due = parse_day_month(due_raw)
+    due = parse_when(due_raw, last="due" in raw)
     if due is None:
-        errors.append(f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], là ngày có thật")
+        errors.append(
+            f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], 'tháng 11/2026' hoặc "
+            "'quý I/2026', là ngày có thật"
+        )
         ok = False
     if not ok or opens is None or due is None:
         return None
