@@ -217,6 +217,9 @@ class Period(SQLModel, table=True):
     opens_at: datetime = Field(index=True)
     due_at: datetime = Field(index=True)
     closes_at: datetime  # late reports are still taken (marked late) until this time
+    # The schedule rule it comes from, as written ("{nam}-6T"); "the previous period" is the previous one of
+    # the same series, never another topic's on the same form. None: made before series were kept.
+    series: str | None = Field(default=None, max_length=32)
     active: bool = Field(default=True)
     created_at: datetime
     updated_at: datetime

@@ -126,7 +126,8 @@ def test_setup_bounded_from_the_plan_start_makes_no_period_before_it(engine) -> 
         stored = {cf.form_id: cf.schedule for cf in s.exec(select(CommuneForm))}
     assert set(stored) == {"bao-cao-6-thang", "bao-cao-nam", "su-co"}
     assert stored["su-co"] is None  # the incident form has no schedule
-    assert stored["bao-cao-nam"]["from"] == "2026-01-01" and stored["bao-cao-nam"]["until"] == "2030-12-31"
+    (nam,) = stored["bao-cao-nam"]["schedules"]
+    assert (nam["from"], nam["until"]) == ("2026-01-01", "2030-12-31")
 
 
 def test_without_bounds_setup_keeps_last_this_and_next_year(engine) -> None:
@@ -282,3 +283,53 @@ def test_a_month_or_quarter_that_does_not_exist_is_an_error(bad: str) -> None:
         [{"form": "x", "periods": [{"id": "P", "label": "Kỳ", "opens": "01/01/2026", "due": bad}]}]
     )
     assert len(errors) == 1 and bad in errors[0] and "quý I/2026" in errors[0]
+
+
+# --- several schedules on one form ---------------------------------------------------------------------
+
+
+TWO_REVIEWS = [
+    {
+        "form": "bao-cao-nam",
+        "periods": [{"id": "{nam}-CN", "label": "Năm {nam}", "opens": "01/11", "due_before": "20/11"}],
+    },
+    {
+        "form": "bao-cao-nam",
+        "periods": [
+            {"id": "SK-124", "label": "Sơ kết Thông tư 124", "opens": "01/10/2026", "due": "tháng 11/2026"},
+            {"id": "TK-15N", "label": "Tổng kết 15 năm", "opens": "01/04/2026", "due_before": "30/05/2026"},
+        ],
+    },
+]
+
+
+def test_several_schedules_may_use_one_form_and_their_ids_must_differ() -> None:
+    schedules, errors = parse_schedules(TWO_REVIEWS)
+    assert errors == [] and [s.form for s in schedules] == ["bao-cao-nam", "bao-cao-nam"]
+    clash = copy.deepcopy(TWO_REVIEWS)
+    clash[1]["periods"][0]["id"] = "{nam}-CN"
+    clash[1]["reminders"] = {"before": ["3d"]}
+    _, errors = parse_schedules(clash)
+    assert len(errors) == 2
+    assert "mã kỳ '{nam}-CN' đã dùng ở schedules[0]" in errors[0]
+    assert "các lịch phải nhắc giống nhau" in errors[1]
+
+
+def test_the_previous_period_is_the_previous_of_the_same_schedule_never_another_topic(engine) -> None:
+    from bot.services.completeness import previous_period
+
+    data = bounded_setup()
+    data["communes"][0]["schedules"] = [data["communes"][0]["schedules"][0], *TWO_REVIEWS]
+    with session_scope(engine) as s:
+        apply_setup_file(s, data, now=at(2026, 4, 20))
+    with session_scope(engine) as s:
+        by_code = {p.code: p for p in s.exec(select(Period).where(Period.form_id == "bao-cao-nam"))}
+        assert {"2025-CN", "2026-CN", "2027-CN", "SK-124", "TK-15N"} <= set(by_code)
+        assert by_code["2026-CN"].series == "{nam}-CN" and by_code["SK-124"].series == "SK-124"
+        # the 2026 annual report compares with 2025's, not with the review due in between (SK-124, 11/2026)
+        assert previous_period(s, by_code["2026-CN"]).code == "2025-CN"
+        assert previous_period(s, by_code["2027-CN"]).code == "2026-CN"
+        # a one-off review has no previous period: never the other review on the same form
+        assert previous_period(s, by_code["SK-124"]) is None
+        stored = s.exec(select(CommuneForm).where(CommuneForm.form_id == "bao-cao-nam")).one().schedule
+        assert len(stored["schedules"]) == 2

@@ -104,7 +104,7 @@ def test_every_error_listed_at_once() -> None:
                 "form": "a",
                 "periods": [{"id": "6T", "label": "", "opens": "31/02", "due_before": "20/5", "extra": 1}],
             },
-            {"form": "a", "main": True, "periods": []},
+            {"form": "a", "main": True, "periods": [], "reminders": {"before": ["3d"]}},
             {
                 "periods": [
                     {"id": "{nam}", "label": "x", "opens": "01/01", "due": "02/01", "due_before": "03/01"}
@@ -129,7 +129,7 @@ def test_every_error_listed_at_once() -> None:
         "khóa lạ 'extra'",
         "thiếu 'label'",
         "'opens' phải có dạng dd/mm",
-        "đã có lịch",
+        "các lịch phải nhắc giống nhau",
         "cần 'periods'",
         "thiếu 'form'",
         "cần đúng một trong 'due_before'",

@@ -82,6 +82,7 @@ class PeriodDates:
     opens_at: datetime
     due_at: datetime
     closes_at: datetime
+    series: str = ""  # the rule's id as written ("{nam}-6T"): "the previous period" is the previous of it
 
 
 def parse_day_month(value: Any) -> DayMonth | None:
@@ -158,8 +159,6 @@ def parse_schedules(raw: Any, where: str = "schedules") -> tuple[tuple[Schedule,
         if not isinstance(form, str) or not form:
             errors.append(f"{here}: thiếu 'form' (mã biểu mẫu)")
             form = f"?{i}"
-        elif form in seen_forms:
-            errors.append(f"{here}: biểu mẫu '{form}' đã có lịch ở mục trước")
         seen_forms.add(form)
         late_days = entry.get("late_days", DEFAULT_LATE_DAYS)
         if not isinstance(late_days, int) or isinstance(late_days, bool) or not 0 <= late_days <= 366:
@@ -186,9 +185,35 @@ def parse_schedules(raw: Any, where: str = "schedules") -> tuple[tuple[Schedule,
         schedules.append(
             Schedule(form, tuple(rules), bool(entry.get("main", False)), late_days, reminders, starts, ends)
         )
+    _check_shared_forms(schedules, where, errors)
     if sum(s.main for s in schedules) > 1:
         errors.append(f"{where}: chỉ một biểu mẫu được đánh dấu main: true")
     return tuple(schedules), errors
+
+
+def _check_shared_forms(schedules: list[Schedule], where: str, errors: list[str]) -> None:
+    """Several schedules may use one form (two unrelated reviews on one form): their period ids must differ
+    and they share the form's reminder rules."""
+    by_form: dict[str, list[int]] = {}
+    for i, schedule in enumerate(schedules):
+        by_form.setdefault(schedule.form, []).append(i)
+    for form, indexes in by_form.items():
+        if len(indexes) < 2:
+            continue
+        owner: dict[str, int] = {}
+        for i in indexes:
+            for rule in schedules[i].periods:
+                if rule.id in owner and owner[rule.id] != i:
+                    errors.append(
+                        f"{where}[{i}]: mã kỳ '{rule.id}' đã dùng ở {where}[{owner[rule.id]}] cho cùng biểu mẫu "
+                        f"'{form}' — đặt mã khác"
+                    )
+                owner.setdefault(rule.id, i)
+        if len({schedules[i].reminders for i in indexes}) > 1:
+            errors.append(
+                f"{where}[{indexes[1]}]: biểu mẫu '{form}' có nhiều lịch thì các lịch phải nhắc giống nhau "
+                f"(ghi cùng 'reminders' như {where}[{indexes[0]}])"
+            )
 
 
 def _parse_bound(value: Any, *, first: bool, here: str, errors: list[str]) -> date | None:
@@ -284,7 +309,7 @@ def expand_rule(
     year_text = str(opens_day.year)
     code = rule.id.replace("{nam}", year_text).replace("{year}", year_text)
     label = rule.label.replace("{nam}", year_text).replace("{year}", year_text)
-    return PeriodDates(form, code, label, opens_at, due_at, due_at + timedelta(days=late_days))
+    return PeriodDates(form, code, label, opens_at, due_at, due_at + timedelta(days=late_days), rule.id)
 
 
 def _valid(year: int, dm: DayMonth) -> bool:
@@ -343,6 +368,16 @@ def schedule_to_json(schedule: Schedule) -> dict[str, Any]:
         "from": schedule.starts.isoformat() if schedule.starts else None,
         "until": schedule.ends.isoformat() if schedule.ends else None,
     }
+
+
+def schedules_to_json(schedules: list[Schedule]) -> dict[str, Any]:
+    """Every schedule of one form, as stored on its commune form."""
+    return {"schedules": [schedule_to_json(s) for s in schedules]}
+
+
+def schedules_from_json(form: str, data: dict[str, Any]) -> tuple[Schedule, ...]:
+    """The schedules stored by `schedules_to_json`."""
+    return tuple(schedule_from_json(form, one) for one in data.get("schedules", ()))
 
 
 def schedule_from_json(form: str, data: dict[str, Any]) -> Schedule:

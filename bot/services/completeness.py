@@ -95,12 +95,13 @@ def province_scope(period: Period, province: str) -> Scope:
 
 
 def previous_period(session: Session, period: Period) -> Period | None:
-    """The period of the same form in the same commune due just before this one."""
+    """The period of the same schedule rule (same form, same commune) due just before this one."""
     return session.exec(
         select(Period)
         .where(
             Period.commune_id == period.commune_id,
             Period.form_id == period.form_id,
+            Period.series == period.series if period.series is not None else True,
             Period.active,
             Period.due_at < period.due_at,
             Period.id != period.id,

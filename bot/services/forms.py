@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.calendar.periods import Schedule, expand, schedule_to_json
+from bot.calendar.periods import Schedule, expand, schedules_to_json
 from bot.calendar.reminder_rules import DEFAULT_QUIET
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
@@ -163,12 +163,16 @@ def sync_periods(
                     opens_at=dates.opens_at,
                     due_at=dates.due_at,
                     closes_at=dates.closes_at,
+                    series=dates.series,
                     created_at=now,
                     updated_at=now,
                 )
             )
             lines.append(f"{commune.name}: kỳ {dates.code} ({dates.label}), hạn {_local(dates.due_at, tz)}.")
-        elif (row.label, row.opens_at, row.due_at, row.closes_at, row.active) != (
+            continue
+        if row.series != dates.series:
+            row.series = dates.series  # a period made before series were kept, or a rule renamed in place
+        if (row.label, row.opens_at, row.due_at, row.closes_at, row.active) != (
             dates.label,
             dates.opens_at,
             dates.due_at,
@@ -205,7 +209,10 @@ def sync_periods(
 
 def _store_schedules(session: Session, commune: Commune, schedules: Sequence[Schedule]) -> None:
     """Write each schedule on its commune form (None on the forms left without one)."""
-    by_form = {s.form: schedule_to_json(s) for s in schedules}
+    grouped: dict[str, list[Schedule]] = {}
+    for schedule in schedules:
+        grouped.setdefault(schedule.form, []).append(schedule)
+    by_form = {form: schedules_to_json(group) for form, group in grouped.items()}
     for row in session.exec(select(CommuneForm).where(CommuneForm.commune_id == commune.id)):
         wanted = by_form.get(row.form_id)
         if row.schedule != wanted:

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Table
 from sqlmodel import Session, select
 
-from bot.calendar.periods import expand, schedule_from_json
+from bot.calendar.periods import expand, schedules_from_json
 from bot.services.reminders import commune_zone
 from storage.dialect import is_postgres
 from storage.models import Commune, CommuneForm, Period
@@ -56,8 +56,8 @@ def extend_periods(
         tz = commune_zone(commune, default_tz)
         first = now.astimezone(tz).year
         last = max(first, (until or now).astimezone(tz).year) + YEARS_AHEAD
-        schedule = schedule_from_json(link.form_id, link.schedule or {})
-        for dates in expand((schedule,), range(first, last + 1), tz):
+        schedules = schedules_from_json(link.form_id, link.schedule or {})
+        for dates in expand(schedules, range(first, last + 1), tz):
             key = (commune.id, dates.form, dates.code)
             if key in existing or dates.closes_at <= now:
                 continue
@@ -71,6 +71,7 @@ def extend_periods(
                     "opens_at": dates.opens_at,
                     "due_at": dates.due_at,
                     "closes_at": dates.closes_at,
+                    "series": dates.series,
                     "active": True,
                     "created_at": now,
                     "updated_at": now,

@@ -1,4 +1,5 @@
-"""commune_form.schedule: the schedule entry kept in the database, so the running bot adds periods itself
+"""commune_form.schedule: the schedule entries kept in the database, so the running bot adds periods itself;
+period.series: the schedule rule a period comes from ("the previous period" is the previous of the same rule)
 
 Revision ID: 0007
 Revises: 0006
@@ -6,6 +7,7 @@ Create Date: 2026-12-07 06:40:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
+import sqlmodel
 
 
 revision = '0007'
@@ -17,8 +19,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('commune_form', schema=None) as batch_op:
         batch_op.add_column(sa.Column('schedule', sa.JSON(), nullable=True))
+    with op.batch_alter_table('period', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('series', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('period', schema=None) as batch_op:
+        batch_op.drop_column('series')
     with op.batch_alter_table('commune_form', schema=None) as batch_op:
         batch_op.drop_column('schedule')
