@@ -220,6 +220,10 @@ class Period(SQLModel, table=True):
     # The schedule rule it comes from, as written ("{nam}-6T"); "the previous period" is the previous one of
     # the same series, never another topic's on the same form. None: made before series were kept.
     series: str | None = Field(default=None, max_length=32)
+    # The commune's compiled report is due upward then, to these bodies (`upward:` of the schedule); None: no
+    # upward deadline set in the file.
+    upward_due_at: datetime | None = Field(default=None)
+    upward_to: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     active: bool = Field(default=True)
     created_at: datetime
     updated_at: datetime

@@ -18,7 +18,9 @@ from bot.calendar.reminder_rules import DEFAULT_RULES, ReminderRules, parse_remi
 
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*(?:/\s*(\d{4}))?\s*(?:(\d{1,2})[:h](\d{2}))?\s*$")
 _ID = re.compile(r"^[A-Za-z0-9{}][A-Za-z0-9_.{}-]{0,31}$")
-PERIOD_KEYS = {"id", "label", "opens", "due_before", "due"}
+PERIOD_KEYS = {"id", "label", "opens", "due_before", "due", "upward", "units_due"}
+UPWARD_KEYS = {"due_before", "due", "to"}
+_UNITS_DUE = re.compile(r"^\s*(\d{1,3})\s*d(?:\s+before)?\s*$", re.IGNORECASE)
 SCHEDULE_KEYS = {"form", "main", "periods", "late_days", "reminders", "from", "until"}
 DEFAULT_LATE_DAYS = 30
 
@@ -38,14 +40,25 @@ class DayMonth:
 
 
 @dataclass(frozen=True)
+class Upward:
+    """When the commune's compiled report is due upward, and to whom (`upward:` of a period)."""
+
+    due: DayMonth
+    due_is_before: bool
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PeriodRule:
     """One period of a schedule as written in the file."""
 
     id: str
     label: str
     opens: DayMonth
-    due: DayMonth
+    due: DayMonth | None  # None: derived from the upward deadline (`units_due: 5d before`)
     due_is_before: bool  # True for `due_before` (end of the previous day)
+    upward: Upward | None = None
+    units_due_days: int | None = None  # the units' deadline is this many days before the upward one
 
     @property
     def recurring(self) -> bool:
@@ -83,6 +96,14 @@ class PeriodDates:
     due_at: datetime
     closes_at: datetime
     series: str = ""  # the rule's id as written ("{nam}-6T"): "the previous period" is the previous of it
+    upward_due_at: datetime | None = None  # the commune's own report is due upward then
+    upward_to: tuple[str, ...] = ()  # … to these bodies (Công an tỉnh, UBND tỉnh)
+
+
+def days_left(deadline: datetime, now: datetime, tz: Any) -> int:
+    """Whole calendar days from today to the last day (0: today is the last day), local time."""
+    last_day = (deadline.astimezone(tz) - timedelta(microseconds=1)).date()
+    return (last_day - now.astimezone(tz).date()).days
 
 
 def parse_day_month(value: Any) -> DayMonth | None:
@@ -256,20 +277,46 @@ def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
             f"{here}: 'opens' phải có dạng dd/mm, dd/mm/yyyy, 'tháng 11/2026' hoặc 'quý I/2026', là ngày có thật"
         )
         ok = False
-    if ("due_before" in raw) == ("due" in raw):
-        errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
+    upward = _parse_upward(raw.get("upward"), f"{here}.upward", errors) if "upward" in raw else None
+    units_due_days = None
+    if "units_due" in raw:
+        m = _UNITS_DUE.match(str(raw["units_due"])) if isinstance(raw["units_due"], str | int) else None
+        if isinstance(raw["units_due"], int) and not isinstance(raw["units_due"], bool):
+            units_due_days = raw["units_due"]
+        elif m is not None:
+            units_due_days = int(m.group(1))
+        if units_due_days is None or not 0 <= units_due_days <= 90:
+            errors.append(
+                f"{here}: units_due '{raw['units_due']}' phải như '5d before' (5 ngày trước hạn gửi lên)"
+            )
+            units_due_days, ok = None, False
+        elif "upward" not in raw:
+            errors.append(f"{here}: units_due cần 'upward' (hạn xã gửi báo cáo lên) để tính hạn của các thôn")
+            ok = False
+        elif "due" in raw or "due_before" in raw:
+            errors.append(
+                f"{here}: ghi hạn của các thôn bằng units_due hoặc bằng due/due_before, không cả hai"
+            )
+            return None
+    due, due_raw = None, None
+    if units_due_days is None:
+        if ("due_before" in raw) == ("due" in raw):
+            errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
+            return None
+        due_raw = raw.get("due_before", raw.get("due"))
+        due = parse_when(due_raw, last="due" in raw)
+        if due is None:
+            errors.append(
+                f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], 'tháng 11/2026' hoặc "
+                "'quý I/2026', là ngày có thật"
+            )
+            ok = False
+    if not ok or opens is None or ("upward" in raw and upward is None):
         return None
-    due_raw = raw.get("due_before", raw.get("due"))
-    due = parse_when(due_raw, last="due" in raw)
-    if due is None:
-        errors.append(
-            f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], 'tháng 11/2026' hoặc "
-            "'quý I/2026', là ngày có thật"
-        )
-        ok = False
-    if not ok or opens is None or due is None:
-        return None
-    if (opens.year is None) != (due.year is None):
+    anchor = due if due is not None else upward.due  # type: ignore[union-attr]
+    if (opens.year is None) != (anchor.year is None) or (
+        upward is not None and (upward.due.year is None) != (opens.year is None)
+    ):
         errors.append(
             f"{here}: 'opens' và hạn phải cùng có năm (kỳ một lần) hoặc cùng không có năm (hằng năm)"
         )
@@ -277,14 +324,67 @@ def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
     if opens.year is None and "{nam}" not in pid and "{year}" not in pid:
         errors.append(f"{here}: kỳ hằng năm cần {{nam}} trong id để mỗi năm có mã riêng")
         return None
-    rule = PeriodRule(pid, label.strip(), opens, due, "due_before" in raw)
-    if opens.year is not None:
-        tz = ZoneInfo("UTC")
-        dates = expand_rule("x", rule, opens.year, tz)
-        if dates.due_at <= dates.opens_at:
-            errors.append(f"{here}: hạn phải sau ngày mở")
-            return None
+    rule = PeriodRule(
+        pid, label.strip(), opens, due, "due_before" in raw, upward=upward, units_due_days=units_due_days
+    )
+    dates = expand_rule("x", rule, opens.year or 2026, ZoneInfo("UTC"))
+    if dates.due_at <= dates.opens_at:
+        errors.append(f"{here}: hạn phải sau ngày mở")
+        return None
+    if dates.upward_due_at is not None and dates.upward_due_at < dates.due_at:
+        errors.append(f"{here}: hạn xã gửi lên (upward) phải sau hạn của các thôn")
+        return None
     return rule
+
+
+def _parse_upward(raw: Any, here: str, errors: list[str]) -> Upward | None:
+    """`upward: {due_before: "15/06", to: [Công an tỉnh, UBND tỉnh]}`."""
+    if not isinstance(raw, dict):
+        errors.append(
+            f"{here}: cần due_before (hoặc due) và to, ví dụ {{due_before: '15/06', to: [Công an tỉnh]}}"
+        )
+        return None
+    for key in sorted(set(raw) - UPWARD_KEYS):
+        errors.append(f"{here}: khóa lạ '{key}' (dùng: {', '.join(sorted(UPWARD_KEYS))})")
+    if ("due_before" in raw) == ("due" in raw):
+        errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
+        return None
+    due_raw = raw.get("due_before", raw.get("due"))
+    due = parse_when(due_raw, last="due" in raw)
+    if due is None:
+        errors.append(f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], là ngày có thật")
+        return None
+    to_raw = raw.get("to", [])
+    if isinstance(to_raw, str):
+        to_raw = [to_raw]
+    if (
+        not isinstance(to_raw, list)
+        or not all(isinstance(t, str) and t.strip() for t in to_raw)
+        or len(to_raw) > 8
+    ):
+        errors.append(f"{here}: 'to' là danh sách nơi nhận, ví dụ [Công an tỉnh, UBND tỉnh]")
+        return None
+    return Upward(due, "due_before" in raw, tuple(t.strip() for t in to_raw))
+
+
+def _instant(day: date, dm: DayMonth, before: bool, tz: ZoneInfo) -> datetime:
+    """The deadline of a day as written: "trước ngày D" is D 00:00 (or D−1 at the given hour), else the end
+    of D (or D at the given hour)."""
+    if before:
+        return (
+            datetime.combine(day, time(0, 0), tz)
+            if dm.at is None
+            else datetime.combine(day - timedelta(days=1), dm.at, tz)
+        )
+    return datetime.combine(day, dm.at or time(23, 59, 59), tz)
+
+
+def _due_day(dm: DayMonth, year: int, opens_day: date) -> date:
+    """The deadline's day: in its own year, else in `year`, or the next year when it would come first."""
+    day = _safe_day(dm.year or year, dm)
+    if dm.year is None and day <= opens_day:
+        day = _safe_day(year + 1, dm)
+    return day
 
 
 def expand_rule(
@@ -293,23 +393,28 @@ def expand_rule(
     """The concrete period of `rule` for `year` (one-off rules ignore `year`)."""
     opens_day = _safe_day(rule.opens.year or year, rule.opens)
     opens_at = datetime.combine(opens_day, rule.opens.at or time(0, 0), tz)
-    due_year = rule.due.year or year
-    due_day = _safe_day(due_year, rule.due)
-    if rule.due.year is None and due_day <= opens_day:
-        due_day = _safe_day(due_year + 1, rule.due)
-    if rule.due_is_before:
-        # "trước ngày D": due at the end of D−1, i.e. at D 00:00 local time (or D−1 at the given hour).
-        due_at = (
-            datetime.combine(due_day, time(0, 0), tz)
-            if rule.due.at is None
-            else datetime.combine(due_day - timedelta(days=1), rule.due.at, tz)
-        )
-    else:
-        due_at = datetime.combine(due_day, rule.due.at or time(23, 59, 59), tz)
+    upward_at = None
+    if rule.upward is not None:
+        up = rule.upward
+        upward_at = _instant(_due_day(up.due, year, opens_day), up.due, up.due_is_before, tz)
+    if rule.due is not None:
+        due_at = _instant(_due_day(rule.due, year, opens_day), rule.due, rule.due_is_before, tz)
+    else:  # `units_due: 5d before` the upward deadline, at the same time of day
+        due_at = upward_at - timedelta(days=rule.units_due_days or 0)  # type: ignore[operator]
     year_text = str(opens_day.year)
     code = rule.id.replace("{nam}", year_text).replace("{year}", year_text)
     label = rule.label.replace("{nam}", year_text).replace("{year}", year_text)
-    return PeriodDates(form, code, label, opens_at, due_at, due_at + timedelta(days=late_days), rule.id)
+    return PeriodDates(
+        form,
+        code,
+        label,
+        opens_at,
+        due_at,
+        due_at + timedelta(days=late_days),
+        rule.id,
+        upward_at,
+        rule.upward.to if rule.upward is not None else (),
+    )
 
 
 def _valid(year: int, dm: DayMonth) -> bool:
@@ -359,8 +464,16 @@ def schedule_to_json(schedule: Schedule) -> dict[str, Any]:
                 "id": r.id,
                 "label": r.label,
                 "opens": _day_month_json(r.opens),
-                "due": _day_month_json(r.due),
+                "due": _day_month_json(r.due) if r.due is not None else None,
                 "due_before": r.due_is_before,
+                "units_due_days": r.units_due_days,
+                "upward": {
+                    "due": _day_month_json(r.upward.due),
+                    "due_before": r.upward.due_is_before,
+                    "to": list(r.upward.to),
+                }
+                if r.upward is not None
+                else None,
             }
             for r in schedule.periods
         ],
@@ -382,12 +495,7 @@ def schedules_from_json(form: str, data: dict[str, Any]) -> tuple[Schedule, ...]
 
 def schedule_from_json(form: str, data: dict[str, Any]) -> Schedule:
     """The schedule stored by `schedule_to_json` (reminder rules are stored and read apart)."""
-    rules = tuple(
-        PeriodRule(
-            p["id"], p["label"], _day_month_of(p["opens"]), _day_month_of(p["due"]), bool(p["due_before"])
-        )
-        for p in data.get("periods", ())
-    )
+    rules = tuple(_rule_of(p) for p in data.get("periods", ()))
     starts, ends = data.get("from"), data.get("until")
     return Schedule(
         form,
@@ -395,4 +503,19 @@ def schedule_from_json(form: str, data: dict[str, Any]) -> Schedule:
         late_days=int(data.get("late_days", DEFAULT_LATE_DAYS)),
         starts=date.fromisoformat(starts) if starts else None,
         ends=date.fromisoformat(ends) if ends else None,
+    )
+
+
+def _rule_of(p: dict[str, Any]) -> PeriodRule:
+    up = p.get("upward")
+    return PeriodRule(
+        p["id"],
+        p["label"],
+        _day_month_of(p["opens"]),
+        _day_month_of(p["due"]) if p.get("due") else None,
+        bool(p["due_before"]),
+        upward=Upward(_day_month_of(up["due"]), bool(up["due_before"]), tuple(up.get("to", ())))
+        if up
+        else None,
+        units_due_days=p.get("units_due_days"),
     )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from bot.calendar.periods import days_left
 from bot.cli.common import commune_id, open_engine, parse_at
 from bot.clock import system_clock as wall_clock
 from bot.config import Settings
-from bot.reminders.content import days_left
 from bot.services.periods_ahead import extend_periods
 from bot.services.reminders import commune_zone, periods_overview
 from bot.texts.filters import vn_due
 from storage.db import session_scope
+from storage.models import Period
 
 
 def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
@@ -43,6 +45,8 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
                 state = f"đã quá hạn, nhận muộn đến {vn_due(p.closes_at.astimezone(tz))}"
             print(f"    {p.code:<10} {p.label} — {line.form_title}")
             print(f"               mở {p.opens_at.astimezone(tz):%d/%m/%Y} · hạn {vn_due(due)} ({state})")
+            if p.upward_due_at is not None:
+                print(f"               {_upward(p, tz)}")
             late = f" ({line.late} muộn)" if line.late else ""
             print(
                 f"               {line.total} thôn: đã nộp {line.submitted}{late} · đang làm {line.drafts}"
@@ -55,5 +59,12 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"    {p.code:<10} {p.label} — {line.form_title}: mở {p.opens_at.astimezone(tz):%d/%m/%Y}"
                 f" · hạn {vn_due(p.due_at.astimezone(tz))}"
+                + (f" · {_upward(p, tz)}" if p.upward_due_at is not None else "")
             )
     return 0
+
+
+def _upward(period: Period, tz: Any) -> str:
+    """The commune's own deadline upward: "xã gửi lên Công an tỉnh, UBND tỉnh: hạn hết ngày 14/06/2026"."""
+    to = f" {', '.join(period.upward_to)}" if period.upward_to else ""
+    return f"xã gửi lên{to}: hạn {vn_due(period.upward_due_at.astimezone(tz))}"  # type: ignore[union-attr]

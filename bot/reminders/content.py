@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
+from bot.calendar.periods import days_left
 from bot.calendar.reminder_planner import (
     DEFAULT_TZ,
     KIND_DIGEST,
@@ -55,12 +56,6 @@ class Outgoing:
 
     text: str
     buttons: Buttons = ()
-
-
-def days_left(deadline: datetime, now: datetime, tz: Any) -> int:
-    """Whole calendar days from today to the last day (0: today is the last day), local time."""
-    last_day = (deadline.astimezone(tz) - timedelta(microseconds=1)).date()
-    return (last_day - now.astimezone(tz).date()).days
 
 
 def _form_title(session: Session, form_id: str) -> str:

@@ -28,6 +28,7 @@ from bot.reminders.content import render_outbox
 from bot.reminders.summary_push import plan_summary_pushes
 from bot.services.periods_ahead import extend_periods
 from bot.services.reminders import plan as plan_reminders
+from bot.services.upward import plan_upward_reminders
 from storage.db import session_scope
 from storage.locks import try_advisory_xact_lock
 from storage.processed_updates import forget_old_updates
@@ -280,6 +281,14 @@ class ReminderScheduler:
                     self.planner_skips += 1
             except Exception:
                 log.exception("reminders: planning the summary pushes failed; the next tick tries again")
+            try:
+                upward = functools.partial(
+                    plan_upward_reminders, default_tz=self.default_tz or "Asia/Ho_Chi_Minh"
+                )
+                if await asyncio.to_thread(plan_locked, self.engine, self.clock(), upward) is PLANNER_BUSY:
+                    self.planner_skips += 1
+            except Exception:
+                log.exception("reminders: planning the upward reminders failed; the next tick tries again")
         return report
 
     def _resolve_render(self) -> RenderFn | None:

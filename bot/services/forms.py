@@ -164,14 +164,22 @@ def sync_periods(
                     due_at=dates.due_at,
                     closes_at=dates.closes_at,
                     series=dates.series,
+                    upward_due_at=dates.upward_due_at,
+                    upward_to=list(dates.upward_to) or None,
                     created_at=now,
                     updated_at=now,
                 )
             )
-            lines.append(f"{commune.name}: kỳ {dates.code} ({dates.label}), hạn {_local(dates.due_at, tz)}.")
+            upward = f"; {_upward_line(dates, tz)}" if dates.upward_due_at is not None else ""
+            lines.append(
+                f"{commune.name}: kỳ {dates.code} ({dates.label}), hạn {_local(dates.due_at, tz)}{upward}."
+            )
             continue
         if row.series != dates.series:
             row.series = dates.series  # a period made before series were kept, or a rule renamed in place
+        if (row.upward_due_at, row.upward_to) != (dates.upward_due_at, list(dates.upward_to) or None):
+            row.upward_due_at, row.upward_to = dates.upward_due_at, list(dates.upward_to) or None
+            lines.append(f"{commune.name}: kỳ {dates.code} — {_upward_line(dates, tz)}.")
         if (row.label, row.opens_at, row.due_at, row.closes_at, row.active) != (
             dates.label,
             dates.opens_at,
@@ -205,6 +213,13 @@ def sync_periods(
             lines.append(f"{commune.name}: ẩn kỳ {row.code} của {row.form_id} (không còn trong tệp).")
     session.flush()
     return lines
+
+
+def _upward_line(dates: Any, tz: ZoneInfo) -> str:
+    if dates.upward_due_at is None:
+        return "không còn hạn gửi báo cáo lên"
+    to = f" ({', '.join(dates.upward_to)})" if dates.upward_to else ""
+    return f"xã gửi báo cáo lên{to}: hạn {_local(dates.upward_due_at, tz)}"
 
 
 def _store_schedules(session: Session, commune: Commune, schedules: Sequence[Schedule]) -> None:

@@ -72,6 +72,8 @@ def extend_periods(
                     "due_at": dates.due_at,
                     "closes_at": dates.closes_at,
                     "series": dates.series,
+                    "upward_due_at": dates.upward_due_at,
+                    "upward_to": list(dates.upward_to) or None,
                     "active": True,
                     "created_at": now,
                     "updated_at": now,

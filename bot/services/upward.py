@@ -1,0 +1,114 @@
+"""The commune police's own deadline: reminders of the report the commune sends upward (`upward:` of a
+schedule), to the commune's police chats, on the form's reminder rules and outside quiet hours
+(`plan_upward_reminders`; `upward_slots` for dry runs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.calendar.periods import days_left
+from bot.calendar.reminder_rules import ReminderRules, rule_times
+from bot.services import directory
+from bot.services.forms import get_form
+from bot.services.outbox_messages import KIND_NOTICE, queue_message
+from bot.services.reminders import commune_quiet, commune_zone
+from bot.texts.templates import render
+from storage.models import Commune, CommuneForm, Period, Submission, Village
+
+CATCH_UP = timedelta(hours=12)  # a reminder missed for longer than this (the bot was down) is not sent late
+
+
+@dataclass(frozen=True)
+class UpwardSlot:
+    """One reminder of the upward deadline: when, for which period, under which rule."""
+
+    at: datetime
+    period: Period
+    commune: Commune
+    rule_id: str
+
+
+def upward_slots(session: Session, now: datetime, until: datetime, *, default_tz: str) -> list[UpwardSlot]:
+    """The upward reminders falling in (now − CATCH_UP, until], earliest first."""
+    rows = session.exec(
+        select(Period, Commune, CommuneForm)
+        .join(Commune, Commune.id == Period.commune_id)  # type: ignore[arg-type]
+        .join(
+            CommuneForm,
+            (CommuneForm.commune_id == Period.commune_id) & (CommuneForm.form_id == Period.form_id),  # type: ignore[arg-type]
+        )
+        .where(
+            Period.active,
+            Commune.active,
+            Period.upward_due_at.is_not(None),  # type: ignore[union-attr]
+            Period.upward_due_at > now,  # type: ignore[operator]
+            Period.opens_at <= until,
+        )
+    ).all()
+    slots: list[UpwardSlot] = []
+    for period, commune, link in rows:
+        tz = commune_zone(commune, default_tz)
+        quiet = commune_quiet(commune)
+        rules = ReminderRules.from_json(link.reminders)
+        due = _aware(period.upward_due_at)
+        for rt in rule_times(rules, due, tz, with_after=False):
+            at = quiet.shift(rt.at, tz)
+            if now - CATCH_UP < at <= until and at >= _aware(period.opens_at) and at < due:
+                slots.append(UpwardSlot(at, period, commune, rt.rule_id))
+    return sorted(slots, key=lambda s: (s.at, s.period.id, s.rule_id))
+
+
+def plan_upward_reminders(session: Session, now: datetime, *, default_tz: str = "Asia/Ho_Chi_Minh") -> int:
+    """Queue the upward reminders due by `now` for every police chat (idempotent); returns how many are new."""
+    created = 0
+    latest: dict[int, UpwardSlot] = {}
+    for slot in upward_slots(session, now, now, default_tz=default_tz):
+        latest[slot.period.id] = slot  # after a pause, only the newest reminder of a period is worth sending
+    for slot in latest.values():
+        text = upward_text(session, slot.period, slot.commune, now, default_tz=default_tz)
+        for chat in directory.police_chats(session, slot.commune.id):
+            row = queue_message(
+                session,
+                key=f"upward:{slot.period.id}:{slot.rule_id}:{chat.chat_id}",
+                kind=KIND_NOTICE,
+                chat_id=chat.chat_id,
+                text=text,
+                now=now,
+                period_id=slot.period.id,
+            )
+            created += row is not None
+    return created
+
+
+def upward_text(session: Session, period: Period, commune: Commune, now: datetime, *, default_tz: str) -> str:
+    """The reminder as the police read it: the form, the period, the addressees, the deadline, the count."""
+    tz = commune_zone(commune, default_tz)
+    form = get_form(session, period.form_id)
+    total = session.exec(
+        select(func.count()).select_from(Village).where(Village.commune_id == commune.id, Village.active)
+    ).one()
+    submitted = session.exec(
+        select(func.count(func.distinct(Submission.village_id))).where(Submission.period_id == period.id)
+    ).one()
+    due = _aware(period.upward_due_at)
+    return render(
+        "remind/upward.html",
+        commune=commune.name,
+        form_title=form.title if form is not None else period.form_id,
+        period=period.label,
+        to=period.upward_to or [],
+        due=due.astimezone(tz),
+        days_left=days_left(due, now, tz),
+        submitted=submitted,
+        total=total,
+    )
+
+
+def _aware(at: datetime | None) -> datetime:
+    """A stored instant as aware UTC (the column type gives aware values; a bare one is UTC)."""
+    assert at is not None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
