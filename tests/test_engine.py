@@ -417,7 +417,11 @@ def test_location_and_photo_only_answer_their_types() -> None:
     state, events = feed(form, Location(1, 2))
     assert isinstance(events[0], Ask) and events[0].error == "need_photo"
     state, events = feed(form, Photo("F", "U"), Photo("G", "V"))
-    assert isinstance(events[0], Ask) and events[0].error == "need_location" and state.answers["p"]["file_id"] == "F"
+    assert (
+        isinstance(events[0], Ask)
+        and events[0].error == "need_location"
+        and state.answers["p"]["file_id"] == "F"
+    )
     state, events = feed(form, Photo("F", "U"), Location(200, 1))
     assert isinstance(events[0], Ask) and events[0].error == "need_location"
     state, events = feed(form, Photo("F", "U"), Location(21.5, 105.8))

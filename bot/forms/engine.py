@@ -850,9 +850,8 @@ def _with_left(
     if before is None or before.mode not in (Mode.ASKING, Mode.CONFIRMING) or before.position is None:
         return step
     pos = before.position
-    after = step.state
-    if after.mode in (Mode.ASKING, Mode.CONFIRMING) and after.position == pos:
-        return step  # still asked (again)
+    if any(isinstance(e, (Ask, ConfirmValue)) and e.position == pos for e in step.events):
+        return step  # still asked (again); a pause, a stale button or a stop leave it asked but not shown
     try:
         q = Flow(form, before.answers).question_of(pos)
     except Exception:  # the form changed under the draft: nothing to take down that we know of
@@ -863,7 +862,7 @@ def _with_left(
     how, value = "left", None
     if accepted is not None and accepted[0] == pos:
         how, value = ("skipped", None) if accepted[1] is None else ("answered", accepted[1])
-    return Step(after, _attach(step.events, left=LeftInput(q, needs, how, value)))
+    return Step(step.state, _attach(step.events, left=LeftInput(q, needs, how, value)))
 
 
 def _valid_location(loc: Location) -> bool:

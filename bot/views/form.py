@@ -281,7 +281,8 @@ def _screens(text: str, buttons: tuple[tuple[ActionButton, ...], ...] = ()) -> l
 
 def _ask(form: Form, ev: Ask) -> list[Screen]:
     q = ev.question
-    text = _read_back_line(ev.read_back, ev.left) + render(
+    read_back = _read_back_line(ev.read_back, ev.left)
+    text = render(
         "form/ask.html",
         form=form,
         q=q,
@@ -296,12 +297,12 @@ def _ask(form: Form, ev: Ask) -> list[Screen]:
     )
     buttons = _layout(ev.options, q)
     if TYPES[q.type].needs_input == "location":
-        # one message takes inline buttons or a reply keyboard, not both: the question carries the
-        # one-tap location keyboard, a short second message the usual buttons (back, skip, pause)
+        # one message takes inline buttons or a reply keyboard, not both: a short first message carries the
+        # usual buttons (back, skip, pause), the question under it the one-tap location keyboard
         screens = _screens(text)
-        more = render("form/location_more.html", can_skip=ev.can_skip)
-        return [*screens[:-1], replace(screens[-1], keyboard=_location_keys(ev)), *_screens(more, buttons)]
-    return _screens(text, buttons)
+        more = read_back + render("form/location_more.html", can_skip=ev.can_skip)
+        return [*_screens(more, buttons), *screens[:-1], replace(screens[-1], keyboard=_location_keys(ev))]
+    return _screens(read_back + text, buttons)
 
 
 def _location_keys(ev: Ask) -> ReplyKeyboard:
