@@ -182,7 +182,13 @@ def test_bad_input_at_a_location_question_keeps_it_and_its_keyboard(
     if error is None:
         return
     assert isinstance(step.events[0], Ask) and step.events[0].error == error and step.events[0].left is None
-    assert words in screen_plain(screens[-1]) and keys(screens[-1])[0] == [("📍 Gửi vị trí hiện tại", True)]
+    nav, question = screens  # the error opens the turn, above the buttons; the question keeps its keyboard
+    assert screen_plain(nav).startswith(f"⚠️ Câu này {words}") and "⚠️" not in screen_plain(question)
+    assert keys(question)[0] == [("📍 Gửi vị trí hiện tại", True)] and set(nav.actions) == {
+        "back",
+        "skip",
+        "pause",
+    }
 
 
 def test_a_location_where_none_is_asked_is_refused_in_words() -> None:
@@ -317,12 +323,11 @@ async def test_text_or_a_photo_at_the_location_question_is_explained_and_nothing
     await walk_to_location(bot, AN)
     before = draft_position(bot, AN)
     await bot.send(AN, "ở đầu cầu")
-    assert "cần vị trí trên bản đồ, không nhận chữ" in bot.said(AN)[-1]
+    assert "cần vị trí trên bản đồ, không nhận chữ" in bot.said(AN)[0]
     assert markups(bot, AN.id)[-1]["keyboard"][0][0]["request_location"] is True  # type: ignore[index]
     await bot.send_photo(AN, "PHOTO-9")
-    assert "cần vị trí trên bản đồ" in bot.said(AN)[-1] and {"remove_keyboard": True} not in markups(
-        bot, AN.id
-    )
+    assert "cần vị trí trên bản đồ" in bot.said(AN)[0] and "không nhận chữ" not in bot.said(AN)[0]
+    assert {"remove_keyboard": True} not in markups(bot, AN.id)
     assert draft_position(bot, AN) == before
 
 

@@ -282,6 +282,7 @@ def _screens(text: str, buttons: tuple[tuple[ActionButton, ...], ...] = ()) -> l
 def _ask(form: Form, ev: Ask) -> list[Screen]:
     q = ev.question
     read_back = _read_back_line(ev.read_back, ev.left)
+    location = TYPES[q.type].needs_input == "location"
     text = render(
         "form/ask.html",
         form=form,
@@ -292,15 +293,15 @@ def _ask(form: Form, ev: Ask) -> list[Screen]:
         current=display(q, ev.current) if ev.has_current else None,
         selected=[q.choice_label(v) for v in ev.selected],
         bounds={"min": _bound(q.min), "max": _bound(q.max)},
-        error=ev.error,
+        error=None if location else ev.error,
         detail=_detail(ev.detail),
     )
     buttons = _layout(ev.options, q)
-    if TYPES[q.type].needs_input == "location":
+    if location:
         # one message takes inline buttons or a reply keyboard, not both: a short first message carries the
-        # usual buttons (back, skip, pause), the question under it the one-tap location keyboard
+        # error if any and the usual buttons (back, skip, pause), the question under it the location keyboard
         screens = _screens(text)
-        more = read_back + render("form/location_more.html", can_skip=ev.can_skip)
+        more = read_back + render("form/location_more.html", error=ev.error, detail=_detail(ev.detail))
         return [*_screens(more, buttons), *screens[:-1], replace(screens[-1], keyboard=_location_keys(ev))]
     return _screens(read_back + text, buttons)
 
