@@ -409,12 +409,19 @@ def test_uncertain_value_is_never_used_without_confirmation() -> None:
 
 
 def test_location_and_photo_only_answer_their_types() -> None:
-    """A photo at a number question is refused; a location outside the globe too."""
+    """A location at a photo question (and a photo at a location question) is refused saying what the question
+    does want; a location outside the globe too."""
     form = make_form(
         [{"id": "p", "type": "photo", "label": "P?"}, {"id": "l", "type": "location", "label": "L?"}]
     )
     state, events = feed(form, Location(1, 2))
-    assert isinstance(events[0], Ask) and events[0].error == "unexpected_location"
+    assert isinstance(events[0], Ask) and events[0].error == "need_photo"
+    state, events = feed(form, Photo("F", "U"), Photo("G", "V"))
+    assert (
+        isinstance(events[0], Ask)
+        and events[0].error == "need_location"
+        and state.answers["p"]["file_id"] == "F"
+    )
     state, events = feed(form, Photo("F", "U"), Location(200, 1))
     assert isinstance(events[0], Ask) and events[0].error == "need_location"
     state, events = feed(form, Photo("F", "U"), Location(21.5, 105.8))

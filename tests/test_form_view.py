@@ -445,7 +445,7 @@ def test_every_question_type_renders_with_a_current_value() -> None:
             has_current=True,
             selected=tuple(value) if qid == "m" else (),
         )
-        text = screen_plain(render_events(form, None, [ev])[0])
+        text = "\n".join(screen_plain(s) for s in render_events(form, None, [ev]))  # location: 2 messages
         if qid in expected:
             assert f"Đang ghi: {expected[qid]}" in text, text
         else:

@@ -1017,7 +1017,12 @@ class EmulatorState:
                 **fields,
             )
             chat.messages[message.message_id] = message
-            if kind == "text" and chat.reply_keyboard and chat.reply_keyboard.get("one_time_keyboard"):
+            # a one-time keyboard hides once used: a typed text or a key, or a shared location (📍 key)
+            if (
+                kind in ("text", "location")
+                and chat.reply_keyboard
+                and chat.reply_keyboard.get("one_time_keyboard")
+            ):
                 chat.reply_keyboard = None
             payload = self.message_dict(message)
             update_id = self._enqueue("message", payload)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from decimal import InvalidOperation
 from typing import Any
@@ -24,8 +24,10 @@ from bot.forms.events import (
     Event,
     FormChanged,
     Info,
+    LeftInput,
     Option,
     Paused,
+    ReadBack,
     Review,
     ReviewRow,
     Stale,
@@ -74,6 +76,7 @@ _SKIP_WORDS = frozenset({"bo qua", "/skip", "/boqua"})
 _PAUSE_WORDS = frozenset({"tam dung", "dung lai", "/pause", "/tamdung"})
 _REVIEW_WORDS = frozenset({"xem lai", "/review", "/xemlai"})
 _SUBMIT_WORDS = frozenset({"gui", "gui bao cao", "gui di", "nop", "nop bao cao"})
+_KEEP_WORDS = frozenset({"giu nguyen", "giu vi tri cu", "/giunguyen"})  # only where text is no answer
 
 
 def _command(text: str) -> str | None:
@@ -110,6 +113,8 @@ class _Run:
     def __init__(self, form: Form, now: datetime | None) -> None:
         self.form = form
         self.now = now
+        self.read_back: ReadBack | None = None  # set just before `accept` when the input needs one
+        self.accepted: tuple[Position, Any] | None = None  # where an answer was stored, and its value
 
     # ------------------------------------------------------------------ presenting the current step
 
@@ -430,7 +435,12 @@ class _Run:
         if pos.kind == "sub" and (pos.item or 0) >= len(group_items(state.answers, pos.qid)):
             changes["adding"] = pos.qid  # a new item was started
         new = replace(state, answers=answers, pending=None, selection=None, **changes)
-        return self.advance(new, new_flow, pos)
+        self.accepted = (pos, value)
+        step = self.advance(new, new_flow, pos)
+        read_back, self.read_back = self.read_back, None
+        if read_back is None:
+            return step
+        return Step(step.state, _attach(step.events, read_back=read_back))
 
     def validate(self, q: Question, value: Any) -> Any:
         """Check a candidate JSON value against the question's limits; raise `_Reject`."""
@@ -618,27 +628,33 @@ class _Run:
                 return self.accept(state, flow, pos, pressed)
             if isinstance(inp, Action):
                 return Step(state, (Stale(),))
+        needs = type_of(q).needs_input
         if isinstance(inp, Photo):
-            if type_of(q).needs_input != "photo":
-                raise _Reject("unexpected_photo")
+            if needs != "photo":  # at a location question: say what it does want
+                raise _Reject("need_location" if needs == "location" else "unexpected_photo")
             return self.accept(
                 state, flow, pos, {"file_id": inp.file_id, "file_unique_id": inp.file_unique_id}
             )
         if isinstance(inp, Location):
-            if type_of(q).needs_input != "location":
-                raise _Reject("unexpected_location")
+            if needs != "location":
+                raise _Reject("need_photo" if needs == "photo" else "unexpected_location")
             value = (
                 normalize_json_value(q, {"lat": inp.lat, "lon": inp.lon}) if _valid_location(inp) else None
             )
             if value is None:
                 raise _Reject("need_location")
+            self.read_back = ReadBack(q, value)
             return self.accept(state, flow, pos, value)
         assert isinstance(inp, Text)
+        if needs is not None and fold(inp.text) in _KEEP_WORDS and flow.has_answer(pos):
+            return self.accept(state, flow, pos, self.validate(q, flow.current_value(pos)))
         value, pending = self.parse_text(q, inp.text)
         if pending is not None:
             new = state.bump(mode=Mode.CONFIRMING, pending=pending, selection=None)
             return Step(new, self.present(new, flow, came_from=pos))
-        return self.accept(state, flow, pos, self.validate(q, value))
+        value = self.validate(q, value)
+        self.read_back = _read_back(q, inp.text, value)
+        return self.accept(state, flow, pos, value)
 
     def on_confirming(
         self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
@@ -648,11 +664,14 @@ class _Run:
         assert pos is not None and state.pending is not None
         q = flow.question_of(pos)
         readings = list(state.pending.get("values") or [])
+        raw = str(state.pending.get("raw") or "")
         asking = replace(state, mode=Mode.ASKING, pending=None)
         if token is not None:
             name, index = token
             if name == "ok" and index is not None and index < len(readings):
-                return self.accept(asking, flow, pos, self.validate(q, readings[index]))
+                value = self.validate(q, readings[index])
+                self.read_back = _read_back(q, raw, value)
+                return self.accept(asking, flow, pos, value)
             if name == "retry":
                 new = asking.bump()
                 return Step(new, self.present(new, flow, came_from=pos))
@@ -665,7 +684,9 @@ class _Run:
         if isinstance(inp, Text) and not type_of(q).yes_no_is_answer:  # for yes/no, "không" is an answer
             answer = _yes_no(inp.text)
             if answer is True and len(readings) == 1:
-                return self.accept(asking, flow, pos, self.validate(q, readings[0]))
+                value = self.validate(q, readings[0])
+                self.read_back = _read_back(q, raw, value)
+                return self.accept(asking, flow, pos, value)
             if answer is False:
                 new = asking.bump()
                 return Step(new, self.present(new, flow, came_from=pos))
@@ -799,6 +820,49 @@ class _Run:
             return Step(state, (Stale(),))
         new = state.bump()
         return Step(new, self.present(new, flow))
+
+
+def _read_back(q: Question, raw: str, value: Any) -> ReadBack | None:
+    """A read-back when the typed text is not simply how the stored answer is written ("182", "Có")."""
+    if value is None:
+        return None
+    typed = fold(raw)
+    if any(typed == fold(spelling) for spelling in type_of(q).spellings(q, value)):
+        return None
+    return ReadBack(q, value, raw.strip())
+
+
+def _attach(events: tuple[Event, ...], **changes: Any) -> tuple[Event, ...]:
+    """The events with `changes` made to the first one that has those fields (the screen shown)."""
+    out = list(events)
+    for i, event in enumerate(out):
+        if set(changes) <= {f.name for f in fields(event)}:  # type: ignore[arg-type]
+            out[i] = replace(event, **changes)  # type: ignore[type-var]
+            break
+    return tuple(out)
+
+
+def _with_left(
+    form: Form, before: DraftState | None, step: Step, accepted: tuple[Position, Any] | None
+) -> Step:
+    """Mark the shown screen when the previous one asked for a location (or photo) and this one does not, so
+    that a view can take down the keyboard it put up for it."""
+    if before is None or before.mode not in (Mode.ASKING, Mode.CONFIRMING) or before.position is None:
+        return step
+    pos = before.position
+    if any(isinstance(e, (Ask, ConfirmValue)) and e.position == pos for e in step.events):
+        return step  # still asked (again); a pause, a stale button or a stop leave it asked but not shown
+    try:
+        q = Flow(form, before.answers).question_of(pos)
+    except Exception:  # the form changed under the draft: nothing to take down that we know of
+        return step
+    needs = type_of(q).needs_input
+    if needs is None:
+        return step
+    how, value = "left", None
+    if accepted is not None and accepted[0] == pos:
+        how, value = ("skipped", None) if accepted[1] is None else ("answered", accepted[1])
+    return Step(step.state, _attach(step.events, left=LeftInput(q, needs, how, value)))
 
 
 def _valid_location(loc: Location) -> bool:
@@ -979,11 +1043,19 @@ def handle(form: Form, state: DraftState | None, inp: Input, now: datetime | Non
     """
     run = _Run(form, now)
     try:
-        return run.handle(state, inp)
+        step = run.handle(state, inp)
     except Exception:
         if STRICT:
             raise
         log.exception("form engine error on %s (state %r, input %r); recovering", form.id, state, inp)
+    else:
+        try:
+            return _with_left(form, state, step, run.accepted)
+        except Exception:  # pragma: no cover - only marks the screen; never costs the step
+            if STRICT:
+                raise
+            log.exception("could not mark the screen after %r", inp)
+            return step
     seq = (state.seq + 1) if state is not None else 0
     try:
         if state is not None:

@@ -16,6 +16,31 @@ from bot.forms.state import Position
 
 
 @dataclass(frozen=True)
+class ReadBack:
+    """How the previous answer was taken, for one line above the next screen ("✔ Số hộ: 182").
+
+    Given when typed text was read as something else than its literal self ("một trăm tám mươi hai hộ"
+    → 182, "hôm qua" → a date, "ko" → no), and for a shared location; never for a button press.
+    """
+
+    question: Question
+    value: Any  # the JSON answer stored
+    raw: str | None = None  # the typed text it was read from (None: a location was shared)
+
+
+@dataclass(frozen=True)
+class LeftInput:
+    """The previous screen asked for a kind of input this one does not (`needs`: "location"): a view takes
+    down what it put up for it (the "send my location" keyboard). `how`: "answered", "skipped" or "left"
+    (back, review, pause, another question)."""
+
+    question: Question
+    needs: str
+    how: str
+    value: Any = None  # the JSON answer stored when `how` is "answered"
+
+
+@dataclass(frozen=True)
 class Ask:
     """Ask one question (again, if `error` says why the previous input was not taken)."""
 
@@ -36,6 +61,8 @@ class Ask:
     detail: Mapping[str, Any] = field(default_factory=dict)
     can_skip: bool = False
     editing: bool = False  # reached from the review; goes back there after
+    read_back: ReadBack | None = None  # how the answer just given was read (see `ReadBack`)
+    left: LeftInput | None = None  # the previous screen's special input is no longer asked
 
 
 @dataclass(frozen=True)
@@ -72,6 +99,8 @@ class AskAddAnother:
     error: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
     editing: bool = False
+    read_back: ReadBack | None = None  # how the answer just given was read (see `ReadBack`)
+    left: LeftInput | None = None  # the previous screen's special input is no longer asked
 
 
 @dataclass(frozen=True)
@@ -100,6 +129,8 @@ class Review:
     detail: Mapping[str, Any] = field(default_factory=dict)
     page: int = 0  # the page shown (0-based)
     pages: tuple[tuple[int, int], ...] = ()  # each page's rows: rows[start:end]; () = one page of all
+    read_back: ReadBack | None = None  # how the answer just given was read (see `ReadBack`)
+    left: LeftInput | None = None  # the previous screen's special input is no longer asked
 
     @property
     def page_rows(self) -> tuple[ReviewRow, ...]:
@@ -136,6 +167,7 @@ class Paused:
     index: int
     total: int
     options: tuple[Option, ...] = ()
+    left: LeftInput | None = None
 
 
 @dataclass(frozen=True)
@@ -188,8 +220,10 @@ __all__ = [
     "Event",
     "FormChanged",
     "Info",
+    "LeftInput",
     "Option",
     "Paused",
+    "ReadBack",
     "Review",
     "ReviewRow",
     "Stale",

@@ -242,7 +242,9 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
                 tuple(ReplyButton(b.label, _callback(draft_id, outcome.state.seq, b.action)) for b in row)
                 for row in screen.buttons
             )
-            ctx.reply_html(screen.text, buttons if outcome.draft is not None else ())
+            ctx.reply_html(
+                screen.text, buttons if outcome.draft is not None else (), keyboard=screen.keyboard
+            )
     submission = outcome.submission
     if submission is None:
         return

@@ -1,5 +1,5 @@
 """What a handler works with: `Ctx` (the update, its session, the actor, the reply queue) and the replies it
-queues (`OutgoingReply`, with `ReplyButton` inline buttons). Handlers import it from here; the pipeline
+queues (`OutgoingReply`, with `ReplyButton` inline buttons or a `ReplyKeyboard`). Handlers import it from here; the pipeline
 (bot.updates.pipeline) builds one per update and sends its replies after the commit."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from telegram import Update
 from bot.auth import Actor
 from bot.deps import Deps
 from bot.texts.templates import render
-from bot.views.buttons import ButtonRows
+from bot.views.buttons import ButtonRows, ReplyKeyboard
 
 
 @dataclass
@@ -28,6 +28,9 @@ class OutgoingReply:
     photo: str | None = None  # file_id: sent as a photo with `text` as caption
     location: tuple[float, float] | None = None  # sent as a map pin after `text`
     unsent_note: str = ""  # added below `text` when one of the update's `urgent` outbox rows did not go out
+    # a reply keyboard (e.g. "📍 Gửi vị trí hiện tại") or its removal; only on a new message without inline
+    # buttons, and never to a group (bot.updates.replies drops it there)
+    keyboard: ReplyKeyboard | None = None
 
 
 @dataclass
@@ -74,9 +77,16 @@ class Ctx:
         """Queue a message rendered from `template` (to this chat unless `to_chat`)."""
         self.replies.append(OutgoingReply(render(template, **context), buttons, to_chat))
 
-    def reply_html(self, text: str, buttons: ButtonRows = (), *, to_chat: int | None = None) -> None:
+    def reply_html(
+        self,
+        text: str,
+        buttons: ButtonRows = (),
+        *,
+        to_chat: int | None = None,
+        keyboard: ReplyKeyboard | None = None,
+    ) -> None:
         """Queue an already rendered message (e.g. a form screen from bot.views.form)."""
-        self.replies.append(OutgoingReply(text, buttons, to_chat))
+        self.replies.append(OutgoingReply(text, buttons, to_chat, keyboard=keyboard))
 
     def answer_callback(self, template: str, /, **context: Any) -> None:
         """Set the short toast shown when a button is pressed."""

@@ -9,11 +9,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
 from telegram.constants import ParseMode
 
 from bot.delivery.telegram_send import RetryPolicy, send_retrying
 from bot.updates.context import ButtonRows, OutgoingReply
+from bot.views.buttons import ReplyKeyboard
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,27 @@ def keyboard(buttons: ButtonRows) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons]
     )
+
+
+def reply_keyboard(
+    keys: ReplyKeyboard | None, chat_id: int
+) -> ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+    """The reply keyboard (or its removal) for a private chat; None for a group or channel (negative ids),
+    where a keyboard would pop up for every member."""
+    if keys is None:
+        return None
+    if chat_id < 0:
+        log.warning("reply keyboard for chat %s dropped: not a private chat", chat_id)
+        return None
+    if keys.remove:
+        return ReplyKeyboardRemove()
+    rows = [
+        [KeyboardButton(b.label, request_location=b.request_location or None) for b in row]
+        for row in keys.rows
+    ]
+    if not rows:
+        return None
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
 
 
 async def quietly(action: Action, bot: Any) -> None:
@@ -130,7 +158,9 @@ async def send_reply(bot: Any, reply: OutgoingReply, chat_id: int) -> None:
             lambda: bot.send_location(chat_id, latitude=latitude, longitude=longitude), REPLY_POLICY
         )
         return
-    markup = keyboard(reply.buttons)
+    markup: Any = keyboard(reply.buttons)
+    if markup is None and reply.edit_message_id is None:  # an edit takes inline buttons only
+        markup = reply_keyboard(reply.keyboard, chat_id)
     if reply.edit_message_id is not None:
         message_id = reply.edit_message_id
         await send_retrying(

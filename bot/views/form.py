@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -24,8 +24,10 @@ from bot.forms.events import (
     Event,
     FormChanged,
     Info,
+    LeftInput,
     Option,
     Paused,
+    ReadBack,
     Review,
     Stale,
     Submitted,
@@ -36,6 +38,7 @@ from bot.forms.types import TYPES
 from bot.texts.filters import vn_date, vn_number
 from bot.texts.templates import render
 from bot.texts.values import cut, display, format_answer, format_value
+from bot.views.buttons import REMOVE_KEYBOARD, KeyButton, ReplyKeyboard
 
 MAX_TEXT = 4096  # Telegram: characters per message (counted here in UTF-16 code units, to be safe)
 MAX_BUTTONS = 100  # Telegram: buttons per inline keyboard
@@ -44,6 +47,8 @@ EDIT_ROW = 5  # "Sửa N" buttons per row on the review
 SHORT_LABEL = 16  # choice labels up to this long go two per row
 MAX_BUTTON_TEXT = 120  # a longer button label is cut (the loader keeps choice labels to 100 characters)
 _TAG_MARGIN = 200  # a long line is cut this much below the limit, leaving room for closing tags
+READ_BACK_LABEL = 40  # the read-back line ("✔ Số hộ: 182") cuts a longer short label …
+READ_BACK_VALUE = 60  # … and a longer answer
 
 ERROR_CODES = (
     "required",
@@ -82,10 +87,12 @@ class ActionButton:
 
 @dataclass(frozen=True)
 class Screen:
-    """One message: Telegram-HTML text (≤ 4096) and rows of buttons (≤ 100 in all)."""
+    """One message: Telegram-HTML text (≤ 4096) and rows of buttons (≤ 100 in all), or instead of buttons
+    a reply keyboard (the location question's "📍 Gửi vị trí hiện tại") or its removal."""
 
     text: str
     buttons: tuple[tuple[ActionButton, ...], ...] = ()
+    keyboard: ReplyKeyboard | None = None
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -274,6 +281,8 @@ def _screens(text: str, buttons: tuple[tuple[ActionButton, ...], ...] = ()) -> l
 
 def _ask(form: Form, ev: Ask) -> list[Screen]:
     q = ev.question
+    read_back = _read_back_line(ev.read_back, ev.left)
+    location = TYPES[q.type].needs_input == "location"
     text = render(
         "form/ask.html",
         form=form,
@@ -284,10 +293,56 @@ def _ask(form: Form, ev: Ask) -> list[Screen]:
         current=display(q, ev.current) if ev.has_current else None,
         selected=[q.choice_label(v) for v in ev.selected],
         bounds={"min": _bound(q.min), "max": _bound(q.max)},
-        error=ev.error,
+        error=None if location else ev.error,
         detail=_detail(ev.detail),
     )
-    return _screens(text, _layout(ev.options, q))
+    buttons = _layout(ev.options, q)
+    if location:
+        # one message takes inline buttons or a reply keyboard, not both: a short first message carries the
+        # error if any and the usual buttons (back, skip, pause), the question under it the location keyboard
+        screens = _screens(text)
+        more = read_back + render("form/location_more.html", error=ev.error, detail=_detail(ev.detail))
+        return [*_screens(more, buttons), *screens[:-1], replace(screens[-1], keyboard=_location_keys(ev))]
+    return _screens(read_back + text, buttons)
+
+
+def _location_keys(ev: Ask) -> ReplyKeyboard:
+    """ "📍 Gửi vị trí hiện tại" (shares the location in one tap), and the typed words for keep and skip."""
+    rows = [(KeyButton(_label(Option("loc", "send_location")), request_location=True),)]
+    if ev.has_current:
+        rows.append((KeyButton(_label(Option("keep", "key_keep"))),))
+    if ev.can_skip:
+        rows.append((KeyButton(_label(Option("skip", "key_skip"))),))
+    return ReplyKeyboard(tuple(rows))
+
+
+def _read_back_line(read_back: ReadBack | None, left: LeftInput | None) -> str:
+    """ "✔ Số hộ: 182" and a line break, to go above the next screen; "" when there is nothing to say or
+    when it goes in the message that takes a location keyboard down (`_left_screens`)."""
+    if read_back is None or _takes_keyboard_down(left):
+        return ""
+    return _read_back_text(read_back.question, read_back.value, "answered") + "\n"
+
+
+def _read_back_text(q: Question, value: Any, how: str) -> str:
+    label = cut(q.short_label, READ_BACK_LABEL)
+    shown = display(q, value) if value is not None else {"kind": "skipped"}
+    if isinstance(shown.get("text"), str):
+        shown = {**shown, "text": cut(shown["text"], READ_BACK_VALUE)}
+    return " ".join(render("form/read_back.html", label=label, v=shown, how=how).split())
+
+
+def _takes_keyboard_down(left: LeftInput | None) -> bool:
+    return left is not None and left.needs == "location"
+
+
+def _left_screens(ev: Event) -> list[Screen]:
+    """After a location question: one short message that takes its keyboard down (a message with inline
+    buttons cannot), saying what was received ("✔ Vị trí: 📍 21.50000, 105.80000") or skipped."""
+    left: LeftInput | None = getattr(ev, "left", None)
+    if left is None or not _takes_keyboard_down(left):
+        return []
+    return [Screen(_read_back_text(left.question, left.value, left.how), keyboard=REMOVE_KEYBOARD)]
 
 
 def _bound(value: float | None) -> str | None:
@@ -322,7 +377,7 @@ def _confirm(form: Form, ev: ConfirmValue) -> list[Screen]:
 
 
 def _more(form: Form, ev: AskAddAnother) -> list[Screen]:
-    text = render(
+    text = _read_back_line(ev.read_back, ev.left) + render(
         "form/add_another.html",
         form=form,
         group=ev.group,
@@ -348,7 +403,7 @@ def _review(form: Form, ev: Review) -> list[Screen]:
         }
         for row in page_rows
     ]
-    text = render(
+    text = _read_back_line(ev.read_back, ev.left) + render(
         "form/review.html",
         form=form,
         ev=ev,
@@ -375,7 +430,11 @@ def _cut_value(shown: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_event(form: Form, state: DraftState | None, event: Event) -> list[Screen]:
-    """The screens for one event."""
+    """The screens for one event (after a location question, first the message taking its keyboard down)."""
+    return [*_left_screens(event), *_event_screens(form, event)]
+
+
+def _event_screens(form: Form, event: Event) -> list[Screen]:
     if isinstance(event, Ask):
         return _ask(form, event)
     if isinstance(event, ConfirmValue):

@@ -113,6 +113,13 @@ class QuestionType:
         """The YAML default as a JSON candidate (None when there is none or it cannot be used now)."""
         return q.default
 
+    def spellings(self, q: Question, value: Any) -> tuple[str, ...]:
+        """How a non-null JSON answer is written as it is: typing one of these (accents, case and end
+        punctuation aside) needs no read-back line ("✔ 182") under the next question."""
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return (str(value),)
+        return ()
+
     # ---------------------------------------------------------------- JSON form
 
     def normalize(self, q: Question, raw: Any) -> Any:

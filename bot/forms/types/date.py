@@ -72,6 +72,14 @@ class DateType(QuestionType):
             return today.isoformat() if today is not None else None
         return value if value is None or isinstance(value, str) else self.to_json(q, value)
 
+    def spellings(self, q: Question, value: Any) -> tuple[str, ...]:
+        """ "2026-05-06", "06/05/2026", "6/5/2026"."""
+        try:
+            day = date.fromisoformat(str(value))
+        except ValueError:
+            return (str(value),)
+        return (day.isoformat(), f"{day:%d/%m/%Y}", f"{day.day}/{day.month}/{day.year}")
+
     def normalize(self, q: Question, raw: Any) -> Any:
         """ISO date text."""
         if isinstance(raw, str):

@@ -50,6 +50,13 @@ class MultiChoiceType(ChoiceType):
         out.append(Option("done", "done"))
         return out
 
+    def spellings(self, q: Question, value: Any) -> tuple[str, ...]:
+        """The labels as listed ("A, B"); one choice also by its value."""
+        if not isinstance(value, list):
+            return ()
+        labels = [q.choice_label(str(v)) for v in value]
+        return (", ".join(labels), *(str(v) for v in value[:1] if len(value) == 1))
+
     def normalize(self, q: Question, raw: Any) -> Any:
         """A list of the choices' values, in the form's order."""
         if isinstance(raw, list) and all(isinstance(v, str) for v in raw):

@@ -52,6 +52,15 @@ class NumberType(QuestionType):
     summary: ClassVar[str | None] = "sum"
     integer: ClassVar[bool] = False
 
+    def spellings(self, q: Question, value: Any) -> tuple[str, ...]:
+        """ "1500", "1.500", "2.5", "2,5"."""
+        text = str(value)
+        out = [text, text.replace(".", ",")]
+        number = to_number(value)
+        if isinstance(number, int):
+            out.append(f"{number:,}".replace(",", "."))
+        return tuple(out)
+
     def check(self, q: Question, value: Any) -> None:
         """Refuse a value below `min` or above `max`."""
         number = Decimal(str(value))

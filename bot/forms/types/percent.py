@@ -29,6 +29,11 @@ class PercentType(DecimalType):
     summary: ClassVar[str | None] = "mean"
     error_codes: ClassVar[tuple[str, ...]] = ("percent_out_of_range",)
 
+    def spellings(self, q: Question, value: Any) -> tuple[str, ...]:
+        """The number's spellings, with or without "%"."""
+        plain = super().spellings(q, value)
+        return (*plain, *(f"{s}%" for s in plain), *(f"{s} %" for s in plain))
+
     def read(self, q: Question, text: str, today: date | None) -> Parsed:
         """A number, with or without "%" / "phần trăm" after it."""
         return parsing.parse_decimal(_SUFFIX_RE.sub("", text) or text)

@@ -40,6 +40,10 @@ class SingleChoiceType(ChoiceType):
             return q.choices[index].value
         return NOTHING
 
+    def spellings(self, q: Question, value: Any) -> tuple[str, ...]:
+        """The choice's label (or value)."""
+        return (q.choice_label(str(value)), str(value))
+
     def normalize(self, q: Question, raw: Any) -> Any:
         """One of the choices' values."""
         if isinstance(raw, str) and any(c.value == raw for c in q.choices):

@@ -48,6 +48,10 @@ class YesNoType(QuestionType):
         """ "y" / "n"."""
         return name == "y" if name in ("y", "n") else NOTHING
 
+    def spellings(self, q: Question, value: Any) -> tuple[str, ...]:
+        """ "có" / "rồi" for yes, "không" / "chưa" for no."""
+        return ("có", "rồi") if value is True else ("không", "chưa") if value is False else ()
+
     def normalize(self, q: Question, raw: Any) -> Any:
         """A boolean."""
         if isinstance(raw, bool):
