@@ -132,11 +132,11 @@ async def test_text_buttons_photo_location_and_quit(emulator: EmulatorServer) ->
         emulator,
         [
             "Xin chào & tạm biệt <3",
-            "1",
+            "#1",
             "/anh",
             "/vitri 21.59 105.84",
             "/vitri ở đâu",
-            "9",
+            "#9",
             "/thoat",
             "không bao giờ được đọc",
         ],
