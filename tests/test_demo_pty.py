@@ -101,6 +101,14 @@ def test_demo_in_a_terminal_head_police_group_reminder(tmp_path: Path) -> None:
         p.expect(r"⏰ Nhắc báo cáo\s+Thôn Nà Làng chưa gửi", timeout=30)
         p.expect(HEAD_PROMPT)
 
+        # a police command from the head is refused, and the head stays where they were
+        p.send("/nhacnho")
+        p.expect(r"chỉ dành cho cán bộ Công an xã")
+        p.expect(HEAD_PROMPT)
+        p.send("#7")
+        p.expect(r"Không có nút số 7\. Chọn từ #1 đến #1\.")  # bad input: the reminder has one button
+        p.expect(HEAD_PROMPT)
+
         # the report: digits answer, #N presses; sent with a receipt
         p.send("#1")  # the reminder's "Làm báo cáo" button
         first = p.expect(r"Câu 1/\d+[\s\S]*?" + HEAD_PROMPT, timeout=20)

@@ -75,7 +75,7 @@ class PtyProgram:
                 self.pos = found.end()
                 return found
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read(min(remaining, 0.5)) and self.proc.poll() is not None:
+            if remaining <= 0 or (not self._read(min(remaining, 0.5)) and self.proc.poll() is not None):
                 tail = self.text[self.pos :][-3000:]
                 raise AssertionError(f"{pattern!r} not seen within {timeout}s; output since:\n{tail}")
 
