@@ -281,6 +281,10 @@ def run_demo(
             f" (nếu chưa gửi); hạn {_hm(period.due_at, settings)}: nhóm công an nhận tin tổng hợp,"
             " khoảng 2 phút sau là bảng tổng hợp."
         )
+        print(
+            "Thử: /baocao (báo cáo định kỳ), /suco (báo vụ việc đột xuất — tới ngay nhóm công an);"
+            " :police rồi /tonghop, /nhacnho, /xuat, /molai; :group để xem nhóm công an."
+        )
 
     try:
         run_world_chat(chats, files_dir=files_dir, on_started=announce_period)

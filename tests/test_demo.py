@@ -4,6 +4,10 @@ digest and summary times (fixed clock), the options refused, and the log file in
 from __future__ import annotations
 
 import logging
+import os
+import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,6 +35,7 @@ from bot.setup_file import load_setup
 from storage.db import make_engine, session_scope
 from storage.models import Outbox, Period, Role
 
+BAOCAO = str(Path(sys.executable).with_name("baocao"))
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # 13:00 in Việt Nam
 
@@ -168,3 +173,26 @@ def test_logs_go_to_the_file_in_local_time_not_to_the_terminal(
     assert abs(stamp - datetime.now(UTC)) < timedelta(minutes=1)
     captured = capsys.readouterr()
     assert "hello" not in captured.out + captured.err
+
+
+@pytest.mark.e2e
+def test_demo_as_police_starts_in_the_police_chat_and_the_head_is_signed_up_too(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_URL", "BAOCAO_"))}
+    done = subprocess.run(
+        [BAOCAO, "demo", "--data-dir", str(tmp_path / "d"), "--as", "police"],
+        input=":head\n:khong-co\n/thoat\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert re.search(r"\[công an\] Bạn: /start \w+\n🤖 Bot: Đăng ký thành công\. Chào Cán bộ Công an", out)
+    assert "(Trưởng thôn (thử) đã gửi “/start " in out and "Thử: /baocao" in out
+    switched = out.index("— Bây giờ bạn là Trưởng thôn (thử) trong [trưởng thôn] —")
+    assert "Đăng ký thành công. Chào Trưởng thôn (thử)!" in out[switched:]  # kept until the switch
+    assert "Không có lệnh :khong-co." in out
+    assert done.stderr == ""  # logs went to the file
+    assert "reminders: ticking every 1.0s" in (tmp_path / "d" / "demo.log").read_text(encoding="utf-8")
