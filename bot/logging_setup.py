@@ -1,5 +1,5 @@
 """Logging for the bot's processes: one line per event, as text or JSON, with secrets scrubbed
-(`configure_logging`, `redact`, `RedactingFormatter`, `JsonFormatter`).
+(`configure_logging`, `configure_file_logging`, `redact`, `RedactingFormatter`, `JsonFormatter`).
 
 Design notes: docs/design-notes.md#botlogging_setuppy
 """
@@ -11,7 +11,8 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any, TextIO
 
 TOKEN_SHAPE = re.compile(r"\d{3,20}:[A-Za-z0-9_-]{20,100}")
@@ -96,4 +97,38 @@ def configure_logging(
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    return handler
+
+
+class LocalTimeFormatter(RedactingFormatter):
+    """The text line with its time in a given zone (ISO 8601 with the offset), scrubbed of secrets."""
+
+    def __init__(self, tz: tzinfo, secrets: Iterable[str] = ()) -> None:
+        """Format as `2026-12-07 13:05:01.123+07:00 LEVEL logger: message` in `tz`."""
+        super().__init__(secrets)
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The record's time in the zone, to the millisecond, with its UTC offset."""
+        return datetime.fromtimestamp(record.created, self.tz).isoformat(sep=" ", timespec="milliseconds")
+
+
+def configure_file_logging(
+    path: Path, tz: tzinfo, *, verbose: bool = False, secrets: Iterable[str | None] = ()
+) -> logging.Handler:
+    """Send every log line (and Python warnings) to the file `path`, times in `tz`; returns the handler.
+
+    For `baocao demo`: the terminal is the chat, so logs must not land between its lines.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(LocalTimeFormatter(tz, [s for s in secrets if s]))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
     return handler

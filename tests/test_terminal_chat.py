@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,8 +19,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.emulator import BotMessage, EmulatorClient, EmulatorServer, run_terminal_chat
-from bot.emulator.terminal import format_message
+from bot.emulator import BotMessage, EmulatorClient, EmulatorServer, run_terminal_chat, sample_png
+from bot.emulator.terminal import WorldChat, format_message, run_world_chat
 
 TOKEN = "654321:terminal_chat_token_abcdef"
 USER = 3001
@@ -132,11 +133,11 @@ async def test_text_buttons_photo_location_and_quit(emulator: EmulatorServer) ->
         emulator,
         [
             "Xin chào & tạm biệt <3",
-            "1",
+            "#1",
             "/anh",
             "/vitri 21.59 105.84",
             "/vitri ở đâu",
-            "9",
+            "#9",
             "/thoat",
             "không bao giờ được đọc",
         ],
@@ -246,3 +247,94 @@ def test_format_message_shapes() -> None:
     assert format_message(document) == ["🤖 Bot: 📎 Tệp: bao_cao.xlsx (application/vnd.ms-excel, 10 byte)"]
     keyboard = message(reply_markup={"keyboard": [["Có"]]}, reply_keyboard=[["Có", "Không"]], edits=[])
     assert format_message(keyboard)[-1] == "   ⌨  Bàn phím: Có | Không (gõ đúng chữ trên nút để chọn)"
+
+
+GROUP = -100555
+
+
+async def world(
+    server: EmulatorServer, lines: Iterable[str], *, files_dir: object = None, typing: Callable | None = None
+) -> tuple[list[str], list[str]]:
+    """Run a two-chat world (An's private chat and a group with An) in a worker thread."""
+    read, prompts = scripted(lines)
+    output: list[str] = []
+
+    def read_and_act(prompt: str) -> str:
+        line = read(prompt)
+        if typing is not None:
+            typing(len(prompts))
+        return line
+
+    def run() -> None:  # blocking HTTP calls: off the loop that serves the emulator
+        with EmulatorClient(server.url) as client:
+            session = client.user(USER, "An")
+            client.add_group(GROUP, "Nhóm thử", [USER])
+            chats = [
+                WorldChat("head", "riêng", session, "/start"),
+                WorldChat("group", "nhóm", session.in_group(GROUP)),
+            ]
+            run_world_chat(
+                chats,
+                input_fn=read_and_act,
+                output_fn=output.append,
+                reply_timeout=5.0,
+                settle=0.15,
+                files_dir=files_dir,  # type: ignore[arg-type]
+            )
+
+    await asyncio.to_thread(run)
+    return output, prompts
+
+
+def _bot_send(server: EmulatorServer, method: str, **fields: object) -> None:
+    response = httpx.post(f"{server.url}/bot{TOKEN}/{method}", data={k: str(v) for k, v in fields.items()})
+    assert response.status_code == 200, response.text
+
+
+async def test_switching_chats_announces_news_elsewhere_and_shows_it_on_arrival(
+    emulator: EmulatorServer,
+) -> None:
+    def typing(n: int) -> None:
+        if n == 2:  # while An reads the private chat, the bot writes in the group
+            _bot_send(emulator, "sendMessage", chat_id=GROUP, text="🚨 Báo cáo đột xuất — Thôn A\nchi tiết")
+
+    output, prompts = await world(
+        emulator, [":help", "12", ":nhom", ":group", "#1", ":head", "#1", "/thoat"], typing=typing
+    )
+    text = "\n".join(output)
+    assert "Đổi cuộc trò chuyện: :head — riêng; :group — nhóm; :help — xem lại hướng dẫn." in text
+    assert "🤖 Bot: Bạn nói: 12" in output  # a bare number is an answer, not a button
+    marker = "🔔 Tin mới ở [nhóm]: 🚨 Báo cáo đột xuất — Thôn A — gõ :group để xem"
+    assert marker in output and "chi tiết" not in text.split(marker)[0]  # one line, not the message
+    assert any(line.startswith("Không có lệnh :nhom.") for line in output)
+    switched = output.index("— Bây giờ bạn là An trong [nhóm] —")
+    assert output.index("🤖 Bot: 🚨 Báo cáo đột xuất — Thôn A") == switched + 1  # shown on arrival
+    assert "Không có nút số 1." in output[switched:]  # the group's message has no keyboard
+    back = output.index("— Bây giờ bạn là An trong [riêng] —")
+    assert output[back + 1 :].count("(Bạn bấm: Có)") == 1  # the private keyboard was kept
+    assert prompts[:3] == ["[riêng] Bạn: "] * 3 and "[nhóm] Bạn: " in prompts
+
+
+async def test_files_the_bot_sends_are_saved_and_their_path_printed(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    def typing(n: int) -> None:
+        if n == 1:
+            files = {"document": ("bao-cao.xlsx", b"PK\x03\x04 excel bytes", "application/octet-stream")}
+            response = httpx.post(
+                f"{emulator.url}/bot{TOKEN}/sendDocument", data={"chat_id": USER}, files=files
+            )
+            assert response.status_code == 200, response.text
+            photo = {"photo": ("a.png", sample_png(), "image/png")}
+            response = httpx.post(
+                f"{emulator.url}/bot{TOKEN}/sendPhoto", data={"chat_id": GROUP}, files=photo
+            )
+            assert response.status_code == 200, response.text
+
+    output, _ = await world(emulator, ["", ":group", "/thoat"], files_dir=tmp_path / "tep", typing=typing)
+    saved = [line.split("💾 Đã lưu: ", 1)[1] for line in output if "💾 Đã lưu: " in line]
+    assert len(saved) == 2
+    document, photo = (Path(p) for p in saved)
+    assert document.name.endswith("bao-cao.xlsx") and document.read_bytes() == b"PK\x03\x04 excel bytes"
+    assert photo.suffix == ".png" and photo.read_bytes().startswith(b"\x89PNG")
+    assert document.parent == photo.parent == tmp_path / "tep"

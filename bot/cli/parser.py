@@ -77,7 +77,21 @@ def add_run_and_demo_parsers(sub: Any) -> None:
         dest="as_role",
         choices=["village_head", "police"],
         default="village_head",
-        help="chat với vai trò nào (mặc định trưởng thôn)",
+        help="bắt đầu ở cuộc trò chuyện nào (mặc định trưởng thôn; đổi bằng :head, :police, :group)",
+    )
+    demo.add_argument(
+        "--reminder-in",
+        type=float,
+        default=60.0,
+        metavar="GIÂY",
+        help="bot nhắc trưởng thôn sau bao nhiêu giây kể từ khi bắt đầu (mặc định 60)",
+    )
+    demo.add_argument(
+        "--deadline-after",
+        type=int,
+        default=3,
+        metavar="PHÚT",
+        help="hạn của kỳ thử, tính bằng phút sau tin nhắc (mặc định 3; tin tổng hợp cho công an lúc hạn)",
     )
     _handled_by(demo, "demo", "cmd_demo")
 
