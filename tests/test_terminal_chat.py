@@ -338,3 +338,12 @@ async def test_files_the_bot_sends_are_saved_and_their_path_printed(
     assert document.name.endswith("bao-cao.xlsx") and document.read_bytes() == b"PK\x03\x04 excel bytes"
     assert photo.suffix == ".png" and photo.read_bytes().startswith(b"\x89PNG")
     assert document.parent == photo.parent == tmp_path / "tep"
+
+
+async def test_typing_the_location_key_shares_a_sample_location_never_its_label(
+    emulator: EmulatorServer,
+) -> None:
+    """In Telegram the "📍 Gửi vị trí hiện tại" key sends a location; typed in the terminal it does the same."""
+    output, _ = await world(emulator, ["📍 Gửi vị trí hiện tại", "/thoat"])
+    assert "(Đã gửi vị trí 21.59, 105.84.)" in output
+    assert not any("Bạn nói: 📍" in line for line in output)

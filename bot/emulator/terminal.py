@@ -31,6 +31,7 @@ HELP_TEXT = (
     "/giup — xem lại hướng dẫn này; /thoat hoặc Ctrl-D — thoát."
 )
 BUTTON_RE = re.compile(r"#\s*(\d{1,3})")
+SAMPLE_LOCATION = (21.59, 105.84)  # where a typed "📍 …" key sends the user (Hiệp Lực, Thái Nguyên)
 WATCH_EVERY = 0.7  # seconds between two looks at the chats while waiting for the keyboard
 
 
@@ -381,6 +382,11 @@ def _handle(world: _World, text: str) -> bool:
             return True
         session.send_location(*location)
         out(f"(Đã gửi vị trí {location[0]}, {location[1]}.)")
+        chat.await_bot()
+        return True
+    if text.strip().startswith("📍"):  # the "📍 Gửi vị trí hiện tại" key shares a location, never its label
+        session.send_location(*SAMPLE_LOCATION)
+        out(f"(Đã gửi vị trí {SAMPLE_LOCATION[0]}, {SAMPLE_LOCATION[1]}.)")
         chat.await_bot()
         return True
     session.send(text)
