@@ -98,3 +98,21 @@ def test_a_damaged_sqlite_file_is_one_line_pointing_to_the_restore_steps(
         assert code == 2, argv
         assert "bị hỏng" in err and "Backup and restore" in err and "Traceback" not in out + err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_forms_folder_linked_into_the_setup_folder_is_the_administrators_choice(tmp_path: Path) -> None:
+    shared = tmp_path / "forms"
+    shared.mkdir()
+    (shared / "mau.yaml").write_text(textwrap.dedent(FORM.format(bad="")), encoding="utf-8")
+    inside = tmp_path / "examples"
+    inside.mkdir()
+    (inside / "forms").symlink_to(shared, target_is_directory=True)
+    path = inside / "xa.yaml"
+    path.write_text(
+        "version: 1\ncommunes:\n  - code: xa\n    name: Xã Mẫu\n    villages: [Thôn 1]\n"
+        "    forms: [forms/mau.yaml, forms/../../forms/mau.yaml]\n"
+    )
+    result = load_setup(path)
+    assert [str(e) for e in result.errors] == [
+        next(str(e) for e in result.errors if "forms[1]" in str(e) and "ra ngoài thư mục" in str(e))
+    ]
