@@ -160,3 +160,20 @@ def test_periods_shows_the_upward_deadline(engine, database_url, monkeypatch, tm
     out = capsys.readouterr().out
     assert "hạn hết ngày 09/06/2026" in out
     assert "xã gửi lên Công an tỉnh, UBND tỉnh: hạn hết ngày 14/06/2026" in out
+
+
+def test_dry_run_lists_the_upward_reminders(engine, database_url, monkeypatch, tmp_path, capsys) -> None:
+    with session_scope(engine) as s:
+        apply_setup_file(s, son_duong_setup(), now=at(2026, 4, 20))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["remind", "--dry-run", "--at", "2026-06-08 07:00", "--days", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "Nhắc Công an xã hạn gửi báo cáo lên cấp trên:" in out
+    assert (
+        "06:30 08/06  b7d        → nhóm công an Xã Hiệp Lực — 2026-6T, hạn gửi lên hết ngày 14/06/2026 (đến hạn)"
+        in out
+    )
+    assert "06:30 12/06  b3d" in out and "(sắp tới)" in out
+    with session_scope(engine) as s:  # a dry run writes nothing
+        assert not [r for r in s.exec(select(Outbox)) if r.key.startswith("upward:")]

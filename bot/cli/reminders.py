@@ -11,6 +11,7 @@ from bot.calendar.reminder_planner import KIND_DIGEST, upcoming
 from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
 from bot.services.reminders import dry_run
+from bot.services.upward import upward_slots
 from bot.texts.filters import vn_due
 from storage.db import session_scope
 
@@ -24,9 +25,17 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
     now = parse_at(args.at, settings)
     engine = open_engine(settings)
     with session_scope(engine) as session:
+        wanted = commune_id(session, args.commune)
         inputs, planned, existing = dry_run(
-            session, now, default_tz=str(settings.timezone), commune_id=commune_id(session, args.commune)
+            session, now, default_tz=str(settings.timezone), commune_id=wanted
         )
+        upward = [
+            (slot.at, slot.period.code, slot.period.upward_due_at, slot.rule_id, slot.commune.name)
+            for slot in upward_slots(
+                session, now, now + timedelta(days=args.days), default_tz=str(settings.timezone)
+            )
+            if wanted is None or slot.commune.id == wanted
+        ]
     tz_name = str(settings.timezone)
     print(
         f"Chạy thử lúc {now.astimezone(settings.timezone):%H:%M ngày %d/%m/%Y} ({tz_name}) — "
@@ -76,6 +85,14 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
         f"Đến hạn: {reminders_count} tin nhắc, {digests} tin tổng hợp"
         + (f" ({queued} đã có trong hàng đợi)." if queued else ".")
     )
+    if upward:
+        print("Nhắc Công an xã hạn gửi báo cáo lên cấp trên:")
+    for at, code, due, rule, commune in upward:
+        state = "đến hạn" if at <= now else "sắp tới"
+        print(
+            f"  {_short(at.astimezone(settings.timezone))}  {rule:<10} → nhóm công an {commune} — {code}, "
+            f"hạn gửi lên {vn_due(due.astimezone(settings.timezone))} ({state})"
+        )
     ahead = upcoming(inputs, now, now + timedelta(days=args.days))
     if ahead:
         print(f"Sắp tới trong {args.days} ngày:")
