@@ -297,7 +297,7 @@ def test_not_started_reminder(engine, world) -> None:
     out = render(engine, first_for(engine, world.an), local(5, 16, 8))
     assert out is not None
     assert "Thôn Nà Làng chưa gửi <b>Báo cáo 6 tháng" in out.text
-    assert "Hạn: <b>hết ngày 19/05/2026</b> (còn 3 ngày)." in out.text
+    assert "Hạn: <b>trước ngày 20/05/2026 (hết ngày 19/05)</b> (còn 3 ngày)." in out.text
     assert out.buttons == ((("📝 Làm báo cáo", f"rp:{world.period_id}"),),)
 
 

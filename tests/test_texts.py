@@ -125,3 +125,15 @@ def test_every_notice_of_the_services_is_worded_by_a_shipped_template() -> None:
     kinds = get_args(Notice)
     assert set(kinds) == set(TEMPLATES)
     assert all((templates_dir() / TEMPLATES[kind]).is_file() for kind in kinds)
+
+
+def test_a_deadline_reads_as_the_plan_writes_it() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.texts.filters import vn_deadline
+
+    hcm = ZoneInfo("Asia/Ho_Chi_Minh")
+    assert vn_deadline(datetime(2026, 5, 20, tzinfo=hcm)) == "trước ngày 20/05/2026 (hết ngày 19/05)"
+    assert vn_deadline(datetime(2026, 5, 19, 17, 0, tzinfo=hcm)) == "17:00 ngày 19/05/2026"
+    assert vn_deadline(None) == ""

@@ -123,7 +123,7 @@ def test_the_police_are_reminded_of_the_upward_deadline_once_per_rule_in_their_c
     assert [r.chat_id for r in rows] == [-100777] and rows[0].kind == "notice"
     text = rows[0].payload["steps"][0]["text"]
     assert "Nhắc hạn báo cáo lên cấp trên" in text and "Công an tỉnh, UBND tỉnh" in text
-    assert "hết ngày 14/06/2026" in text and "còn 6 ngày" in text and "0/14" in text
+    assert "trước ngày 15/06/2026 (hết ngày 14/06)" in text and "còn 6 ngày" in text and "0/14" in text
     with session_scope(engine) as s:
         assert plan_upward_reminders(s, at(2026, 6, 14, 7, 45)) == 1  # last day 07:30
         assert plan_upward_reminders(s, at(2026, 6, 15, 8)) == 0  # past the upward deadline: nothing

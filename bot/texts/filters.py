@@ -77,6 +77,15 @@ def vn_due(value: Any) -> str:
     return vn_datetime(value)
 
 
+def vn_deadline(value: Any) -> str:
+    """A deadline as plans write it: midnight reads "trước ngày 20/05/2026 (hết ngày 19/05)", else as `vn_due`."""
+    if value is None:
+        return ""
+    if (value.hour, value.minute, value.second) == (0, 0, 0):
+        return f"trước ngày {value:%d/%m/%Y} (hết ngày {value - timedelta(days=1):%d/%m})"
+    return vn_datetime(value)
+
+
 def vn_span(delta: timedelta) -> str:
     """ "2 ngày", "5 giờ", "40 phút" — the largest whole unit, at least one minute."""
     minutes = max(int(delta.total_seconds() // 60), 1)
@@ -104,6 +113,7 @@ FILTERS: Final[dict[str, Callable[[Any], str]]] = {
     "vn_date": vn_date_filter,
     "vn_datetime": vn_datetime,
     "vn_due": vn_due,
+    "vn_deadline": vn_deadline,
     "lower_first": lower_first,
 }
 
@@ -114,6 +124,7 @@ __all__ = [
     "vn_date",
     "vn_date_filter",
     "vn_datetime",
+    "vn_deadline",
     "vn_due",
     "vn_number",
     "vn_number_filter",
