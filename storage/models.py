@@ -22,10 +22,16 @@ class Role(StrEnum):
 
 
 class VillageKind(StrEnum):
-    """Thôn in the countryside, tổ dân phố in towns."""
+    """A reporting unit's kind: thôn in the countryside, tổ dân phố in towns, and the other units plans make
+    report the same way (stored as its value in `village.kind`, a 20-character string)."""
 
     THON = "thon"
     TO_DAN_PHO = "to_dan_pho"
+    KHU_DAN_CU = "khu_dan_cu"
+    CO_QUAN = "co_quan"
+    TRUONG_HOC = "truong_hoc"
+    DOANH_NGHIEP = "doanh_nghiep"
+    PHONG_BAN = "phong_ban"  # a department of an office (phòng, ban, trung tâm, đơn vị)
 
 
 class Commune(SQLModel, table=True):

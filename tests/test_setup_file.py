@@ -27,6 +27,11 @@ from storage.models import VillageKind
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SHIPPED_FORMS = ("forms/bao-cao-6-thang.yaml", "forms/bao-cao-nam.yaml", "forms/su-co.yaml")
+ALL_KINDS = (
+    "'thon' (thôn, xóm, bản, ấp…), 'to_dan_pho' (tổ dân phố, khu phố, khối…), 'khu_dan_cu' (khu dân cư), "
+    "'co_quan' (cơ quan), 'truong_hoc' (trường học, cơ sở giáo dục), 'doanh_nghiep' (doanh nghiệp), "
+    "'phong_ban' (phòng, ban, trung tâm của một cơ quan)"
+)
 
 
 def check(tmp_path: Path, text: str, name: str = "xa.yaml") -> SetupResult:
@@ -257,7 +262,7 @@ def test_ten_mistakes_reported_at_once(tmp_path: Path) -> None:
         (f"{c0} › villages[3]", "tên thôn trùng với villages[0] 'Thôn Đại Sơn'", 17),
         (
             f"{c0} › villages[4] › kind",
-            "loại lạ 'pho' — chỉ nhận 'thon' (thôn, xóm, bản, ấp…) hoặc 'to_dan_pho' (tổ dân phố, khu phố…)",
+            "loại lạ 'pho' — có phải 'to_dan_pho'?",
             19,
         ),
         (
@@ -508,7 +513,7 @@ def test_yaml_syntax_error_has_line_and_column(tmp_path: Path, text: str, expect
             {
                 (
                     "communes[0] (a) › villages[0] › kind",
-                    "loại lạ 'xom' — chỉ nhận 'thon' (thôn, xóm, bản, ấp…) hoặc 'to_dan_pho' (tổ dân phố, khu phố…)",
+                    f"loại lạ 'xom' — chỉ nhận một trong: {ALL_KINDS}",
                     3,
                 )
             },

@@ -271,21 +271,40 @@ def _read_village_name(ctx: Context, value: Any, where: Where) -> str | Invalid:
     return read_text(ctx, value, where, "tên thôn")
 
 
-_KIND_ALIASES = {code_slug(label).replace("-", "_"): kind for kind, label in KIND_LABELS.items()}
+# What each kind may be written as: its value, its label without accents, and a few everyday words.
+_KIND_WORDS: dict[VillageKind, tuple[str, ...]] = {
+    VillageKind.THON: ("thôn, xóm, bản, ấp…",),
+    VillageKind.TO_DAN_PHO: ("tổ dân phố, khu phố, khối…", "khu phố", "khối"),
+    VillageKind.KHU_DAN_CU: ("khu dân cư",),
+    VillageKind.CO_QUAN: ("cơ quan",),
+    VillageKind.TRUONG_HOC: ("trường học, cơ sở giáo dục", "trường", "cơ sở giáo dục"),
+    VillageKind.DOANH_NGHIEP: ("doanh nghiệp",),
+    VillageKind.PHONG_BAN: ("phòng, ban, trung tâm của một cơ quan", "phòng ban", "trung tâm"),
+}
+
+
+def _kind_slug(text: str) -> str:
+    return code_slug(text).replace("-", "_")
+
+
+_KIND_ALIASES: dict[str, VillageKind] = {}
+for _kind in VillageKind:
+    for _word in (_kind.value, KIND_LABELS[_kind], *_KIND_WORDS[_kind][1:]):
+        _KIND_ALIASES.setdefault(_kind_slug(_word), _kind)
+_KIND_CHOICES = ", ".join(f"'{k.value}' ({_KIND_WORDS[k][0]})" for k in VillageKind)
 
 
 def _read_kind(ctx: Context, value: Any, where: Where) -> VillageKind | Invalid:
-    allowed = " hoặc ".join(f"'{k.value}'" for k in VillageKind)
     if not isinstance(value, str):
-        return ctx.error(where, f"loại phải là {allowed}, {describe_value(value)}")
-    alias = code_slug(value).replace("-", "_")
+        return ctx.error(where, f"loại phải là một trong: {_KIND_CHOICES}; {describe_value(value)}")
+    alias = _kind_slug(value)
     if alias in _KIND_ALIASES:
         return _KIND_ALIASES[alias]
     close = closest(alias, _KIND_ALIASES, ignore_case=True)
     tip = (
-        TEXTS["did_you_mean"].format(close=close)
+        TEXTS["did_you_mean"].format(close=_KIND_ALIASES[close].value)
         if close
-        else "chỉ nhận 'thon' (thôn, xóm, bản, ấp…) hoặc 'to_dan_pho' (tổ dân phố, khu phố…)"
+        else f"chỉ nhận một trong: {_KIND_CHOICES}"
     )
     return ctx.error(where, f"loại lạ '{value}' — {tip}")
 

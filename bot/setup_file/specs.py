@@ -12,7 +12,15 @@ from bot.setup_file.names import name_key
 from bot.yamlkit.messages import YamlError
 from storage.models import VillageKind
 
-KIND_LABELS: Final = {VillageKind.THON: "thôn", VillageKind.TO_DAN_PHO: "tổ dân phố"}
+KIND_LABELS: Final = {
+    VillageKind.THON: "thôn",
+    VillageKind.TO_DAN_PHO: "tổ dân phố",
+    VillageKind.KHU_DAN_CU: "khu dân cư",
+    VillageKind.CO_QUAN: "cơ quan",
+    VillageKind.TRUONG_HOC: "trường học",
+    VillageKind.DOANH_NGHIEP: "doanh nghiệp",
+    VillageKind.PHONG_BAN: "phòng, ban, đơn vị",
+}
 
 # One mistake of a setup file, with its place and line (the kit's error type).
 SetupError = YamlError
