@@ -1,5 +1,5 @@
 """The incidents of one or more communes as an Excel file: one row per incident, the fixed columns (receipt,
-village, time, urgency, reporter, alert state) and then one column per short label of the answers, in the
+village, time, whether an early alert went out, reporter, alert state) and then one column per short label of the answers, in the
 order they first appear. Words from templates/incidents/words.yaml."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from openpyxl.utils import get_column_letter
 from bot.exports import ExportFile
 from bot.exports.excel import DATETIME_FORMAT, sheet_title, text_cell
 from bot.exports.filenames import ascii_filename, export_filename
-from bot.services.incidents import Incident, Level
+from bot.services.incidents import Incident
 from bot.texts.templates import templates_dir
 from storage.models import Commune
 
@@ -54,23 +54,26 @@ def incident_table(
             answers[label] = f"{lat:.6f}, {lon:.6f}"
         values.append(answers)
     communes = len({item.village.commune_id for item in incidents}) > 1
-    fixed = ["number", "receipt", *(["commune"] if communes else []), "village", "at", "level", "reporter"]
+    fixed = ["number", "receipt", *(["commune"] if communes else []), "village", "at", "early", "reporter"]
     fixed += ["complete", "alert"]
     headers = [cols[key] for key in fixed] + labels
     rows = []
     for n, (item, answers) in enumerate(zip(incidents, values, strict=True), start=1):
-        head = item.headline
-        level = w["level"]["urgent"] if head.level is Level.URGENT else head.label or w["level"]["plain"]
         row: list[Any] = [n, item.receipt]
         if communes:
             row.append((commune_names or {}).get(item.village.commune_id, str(item.village.commune_id)))
         reporter = item.reporter.full_name if item.reporter is not None else ""
-        at = item.at.astimezone(tz).replace(tzinfo=None) if item.at.tzinfo else item.at
-        row += [item.village.name, at, level, reporter]
+        early = w["early"][str(item.early is not None).lower()]
+        row += [item.village.name, _local(item.at, tz), early, reporter]
         row += [w["complete"][str(item.complete).lower()], w["alert"][str(item.status)]]
         row += [answers.get(label, "") for label in labels]
         rows.append(row)
     return headers, rows
+
+
+def _local(at: datetime, tz: ZoneInfo) -> datetime:
+    """A naive local time for a spreadsheet cell."""
+    return at.astimezone(tz).replace(tzinfo=None) if at.tzinfo else at
 
 
 def incidents_xlsx(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
 from telegram.constants import ChatType
 
 from bot.auth import Need, police_commune_ids, supervised_provinces
@@ -191,7 +192,7 @@ def _show_incident(ctx: Ctx, item: incidents.Incident, communes: Sequence[Commun
         "headline": item.headline,
         "village": item.village.name,
         "receipt": item.receipt,
-        "reporter": incidents.reporter_link(item.reporter),
+        "reporter": Markup(incidents.reporter_link(item.reporter)),
         "at": _local(ctx, item.at, communes),
         "complete": item.complete,
         "early": str(early.status) if early else None,
