@@ -12,14 +12,16 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.cli import main
+from bot.delivery.outbox import KIND_ALERT, retry_delay
 from bot.forms.loader import form_from_dict
-from bot.services.accounts import create_invite
+from bot.services.accounts import create_invite, forget_person
 from bot.services.incidents import PAGE_SIZE
 from bot.services.reports import new_receipt
 from storage.db import session_scope
 from storage.models import Commune, Outbox, OutboxStatus, PoliceChat, Submission, Village
 from tests.support.client import BotClient
 from tests.support.telegram import DocumentRecorder, FakeUser
+from tests.test_alert_delivery import PENDING_NOTE, ChatFaults, tick
 from tests.test_report_conversation import AN, CUONG, DUNG, POLICE_CHAT, heads_bot
 
 OTHER_POLICE = FakeUser(2010, "Khánh", "Đinh Văn")  # police of another commune
@@ -97,7 +99,7 @@ async def test_an_urgent_incident_reaches_the_police_within_three_interactions(b
     assert not any(q in alert for q in LONG_QUESTIONS)
     said = bot.texts(AN)
     assert (
-        any("Đã báo ngay cho Công an xã" in t for t in said[-3:]) and "Việc xảy ra vào ngày nào" in said[-1]
+        any("bot báo ngay cho Công an xã" in t for t in said[-3:]) and "Việc xảy ra vào ngày nào" in said[-1]
     )
     (row,) = alert_rows(bot)
     assert row.status == OutboxStatus.SENT and row.key.startswith("alert:early:BC-")
@@ -429,3 +431,30 @@ async def test_baocao_export_incidents_writes_the_same_table(
     rows = sheet(out.read_bytes())
     assert [r[1] for r in rows[1:]] == codes and "Loại sự việc" in rows[0]
     assert main(["export", "--incidents", "--commune", "hiep-luc", "--period", "2026-6T"]) == 1
+
+
+async def test_an_early_alert_that_cannot_go_now_is_kept_said_truly_and_sent_later(
+    engine, database_url, clock
+) -> None:
+    request = ChatFaults()
+    async with heads_bot(engine, database_url, clock, request) as bot:
+        request.fail(POLICE_CHAT, "404")
+        await report_urgent(bot)
+        note = [t for t in bot.texts(AN) if "bot báo ngay cho Công an xã" in t][-1]
+        assert note.endswith(PENDING_NOTE)
+        (row,) = alert_rows(bot)
+        assert row.status == OutboxStatus.PENDING and not bot.request.texts(POLICE_CHAT)
+        await bot.send(AN, "/baocao")  # the head leaves the form: the alert stays owed
+        await tick(bot, retry_delay(1, KIND_ALERT))
+        (alert,) = bot.request.texts(POLICE_CHAT)
+        assert alert.startswith("🚨 <b>KHẨN CẤP</b>") and alert_rows(bot)[0].status == OutboxStatus.SENT
+
+
+async def test_a_forgotten_reporter_s_link_is_erased_from_the_early_alert(bot) -> None:
+    await report_urgent(bot)
+    (row,) = alert_rows(bot)
+    assert f"tg://user?id={AN.id}" in row.payload["by_name"]
+    with session_scope(bot.engine) as s:
+        forget_person(s, bot.person(AN).id, bot.clock(), "test")
+    (row,) = alert_rows(bot)
+    assert row.payload["by_name"] == "đã xoá" and str(AN.id) not in str(row.payload)
