@@ -458,3 +458,13 @@ async def test_a_forgotten_reporter_s_link_is_erased_from_the_early_alert(bot) -
         forget_person(s, bot.person(AN).id, bot.clock(), "test")
     (row,) = alert_rows(bot)
     assert row.payload["by_name"] == "đã xoá" and str(AN.id) not in str(row.payload)
+
+
+async def test_without_a_police_chat_the_head_is_asked_to_call(bot) -> None:
+    with session_scope(bot.engine) as s:
+        s.exec(select(PoliceChat)).one().active = False
+    await report_urgent(bot)
+    said = [t for t in bot.texts(AN) if "Việc khẩn cấp" in t][-1]
+    assert "chưa có nhóm Công an xã" in said and "bot báo ngay" not in said and not alert_rows(bot)
+    await bot.send(CUONG, "/suco")
+    assert "Chưa có sự việc đột xuất nào" in bot.texts(CUONG)[-1]  # no alert row, no submission yet

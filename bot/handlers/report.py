@@ -234,7 +234,7 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         ctx.reply(template, **context)
     if outcome.early_alert is not None and outcome.form is not None:
         alerted = _alert_police(ctx, outcome, village, commune)
-        ctx.reply("report/incident_early_sent.html", receipt=outcome.early_alert.receipt)
+        ctx.reply("report/incident_early_sent.html", receipt=outcome.early_alert.receipt, alerted=alerted)
         if alerted:
             ctx.replies[-1].unsent_note = render("report/alert_pending.html")
     if outcome.form is not None and outcome.state is not None and outcome.events:
