@@ -9,8 +9,11 @@ from pathlib import Path
 from bot.cli.common import open_engine
 from bot.clock import system_clock
 from bot.config import Settings
-from bot.exports import ExportError, build_export, normalise_format, record_export, resolve
+from bot.exports import ExportError, ExportFile, build_export, normalise_format, record_export, resolve
+from bot.exports.incidents import incidents_xlsx
 from bot.services.accounts import find_commune
+from bot.services.incidents import all_incidents
+from bot.services.reminders import commune_zone
 from storage import audit
 from storage.db import session_scope
 
@@ -27,6 +30,8 @@ def _format(args: argparse.Namespace) -> str:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     """Write one export file; 1 with the valid forms/periods listed when a name is wrong."""
+    if getattr(args, "incidents", False):
+        return _export_incidents(args, settings)
     fmt = _format(args)
     engine = open_engine(settings)
     now = system_clock()
@@ -55,4 +60,43 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         path = path / name
     path.write_bytes(file.content)
     print(f"Đã ghi {path} ({len(file.content):,} byte): {form.title}, {period.label}, {commune.name}.")
+    return 0
+
+
+def _export_incidents(args: argparse.Namespace, settings: Settings) -> int:
+    """`baocao export --incidents --commune X`: the commune's incidents as an Excel file."""
+    if args.form or args.period or (args.format and args.format != "xlsx"):
+        print("Lỗi: --incidents xuất tệp Excel của cả xã; bỏ --form, --period và --format.", file=sys.stderr)
+        return 1
+    engine = open_engine(settings)
+    now = system_clock()
+    with session_scope(engine) as session:
+        commune = find_commune(session, args.commune)
+        found = all_incidents(session, [commune.id])
+        tz = commune_zone(commune, settings.timezone.key)
+        file = incidents_xlsx(found, [commune], now, tz)
+        audit.record(
+            session,
+            at=now,
+            actor=audit.cli_actor(),
+            action="export.incidents",
+            entity="commune",
+            entity_id=str(commune.id),
+            rows=len(found),
+        )
+        name = commune.name
+    return _write(args, file, f"{len(found)} sự việc đột xuất, {name}")
+
+
+def _write(args: argparse.Namespace, file: ExportFile, what: str) -> int:
+    if args.output == "-":
+        sys.stdout.buffer.write(file.content)
+        sys.stdout.buffer.flush()
+        return 0
+    name = file.ascii_filename if args.ascii_name else file.filename
+    path = Path(args.output) if args.output else Path.cwd() / name
+    if path.is_dir():
+        path = path / name
+    path.write_bytes(file.content)
+    print(f"Đã ghi {path} ({len(file.content):,} byte): {what}.")
     return 0

@@ -232,6 +232,9 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(mặc định: tên tiếng Việt có dấu trong thư mục hiện tại)",
     )
     parser.add_argument("--ascii-name", action="store_true", help="tên tệp mặc định không dấu")
+    parser.add_argument(
+        "--incidents", action="store_true", help="xuất các sự việc đột xuất của xã (Excel, mỗi vụ một dòng)"
+    )
     _handled_by(parser, "export", "cmd_export")
     return parser
 

@@ -9,6 +9,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from bot.forms.alert_rule import KEY as ALERT_KEY
+from bot.forms.alert_rule import check_alert_rule
 from bot.forms.check_form import cross_check, read_checks
 from bot.forms.form_errors import Report, read_string, unknown_keys
 from bot.forms.form_limits import FORM_ID_RE, FORM_KEYS, KINDS, MAX_ID_LENGTH, SECTION_KEYS, TEXT_MAX_LENGTH
@@ -52,6 +54,8 @@ def read_form(data: Any, rep: Report, source: str) -> Form | None:
     specs = _read_body(data, rep)
     cross_check(specs, rep)
     checks = read_checks(data.get("checks"), specs, rep)
+    alert_early_when = read_string(data, ALERT_KEY, rep, None, "", required=False)
+    check_alert_rule(alert_early_when, specs, kind, rep)
     if specs and all(s.type is not None and not s.type.answered for s in specs):
         rep.add("biểu mẫu không có câu nào để trả lời (chỉ có ghi chú)")
     if len(rep.errors) > before or any(s.question is None for s in specs):
@@ -68,6 +72,7 @@ def read_form(data: Any, rep: Report, source: str) -> Form | None:
         kind=kind,
         description=description,
         source=source,
+        alert_early_when=alert_early_when,
     )
 
 
@@ -164,6 +169,8 @@ def form_to_dict(form: Form) -> dict[str, Any]:
     out: dict[str, Any] = {"id": form.id, "title": form.title, "version": form.version, "kind": form.kind}
     if form.description is not None:
         out["description"] = form.description
+    if form.alert_early_when is not None:
+        out["alert_early_when"] = form.alert_early_when
     sections = [q.section for q in form.questions]
     if all(s is None for s in sections):
         out["questions"] = [_question_to_dict(q) for q in form.questions]

@@ -6,7 +6,17 @@ import re
 
 from bot.forms.types import TYPES
 
-FORM_KEYS = ("id", "title", "version", "kind", "description", "sections", "questions", "checks")
+FORM_KEYS = (
+    "id",
+    "title",
+    "version",
+    "kind",
+    "description",
+    "alert_early_when",
+    "sections",
+    "questions",
+    "checks",
+)
 SECTION_KEYS = ("title", "questions")
 QUESTION_KEYS = (
     "id",
@@ -46,6 +56,7 @@ MAX_CHARS = {
     "add_prompt": 300,
     "message": MAX_LABEL,
     "condition": MAX_LABEL,
+    "alert_early_when": MAX_LABEL,
 }
 FORM_ID_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 QUESTION_ID_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")

@@ -100,6 +100,7 @@ class Form:
     kind: str = "periodic"  # "periodic" (scheduled) or "incident" (any time, alerts police at once)
     description: str | None = None
     source: str | None = None  # file it came from, for error messages
+    alert_early_when: str | None = None  # incident forms: alert the police as soon as this holds
     _index: dict[str, Question] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -1,12 +1,12 @@
-"""The report conversation in Telegram: /baocao, /suco, answers, buttons, and police /molai
-(`report_list`, `pick_report`, `incident`, `press`, `on_message`, `reopen_command`).
+"""The report conversation in Telegram: /baocao, the incident form (`start_incident`, called by /suco in
+bot/handlers/incidents.py), answers, buttons, the police alerts, and police /molai
+(`report_list`, `pick_report`, `start_incident`, `press`, `on_message`, `reopen_command`).
 
 Design notes: docs/design-notes.md#bothandlersreportpy
 """
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,10 +15,9 @@ from bot.auth import Need, police_commune_ids
 from bot.forms import inputs
 from bot.forms.events import Submitted
 from bot.handlers.registry import REGISTRY
-from bot.services import directory, reports
+from bot.services import directory, incidents, reports
 from bot.services.accounts import normalize_name, village_reporters
-from bot.services.outbox_messages import BY_NAME_SLOT, KIND_ALERT, KIND_NOTICE, queue_message
-from bot.services.summaries import answer_rows
+from bot.services.outbox_messages import BY_NAME_SLOT, KIND_NOTICE, queue_message
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
 from bot.updates.context import Ctx
@@ -115,9 +114,8 @@ async def pick_report(ctx: Ctx) -> None:
     )
 
 
-@REGISTRY.command("suco", "incident", need=Need.VILLAGE_HEAD)
-async def incident(ctx: Ctx) -> None:
-    """Start (or resume) an ad hoc incident report."""
+def start_incident(ctx: Ctx) -> None:
+    """Start (or resume) the sender's ad hoc incident report (a village head in a private chat)."""
     village = _village(ctx)
     form_id = reports.incident_form_id(ctx.session, village.commune_id) if village else None
     if village is not None and form_id is None:
@@ -234,6 +232,11 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         template, context = notice_template(notice)
         context = {k: _local(ctx, v, commune) if isinstance(v, datetime) else v for k, v in context.items()}
         ctx.reply(template, **context)
+    if outcome.early_alert is not None and outcome.form is not None:
+        alerted = _alert_police(ctx, outcome, village, commune)
+        ctx.reply("report/incident_early_sent.html", receipt=outcome.early_alert.receipt, alerted=alerted)
+        if alerted:
+            ctx.replies[-1].unsent_note = render("report/alert_pending.html")
     if outcome.form is not None and outcome.state is not None and outcome.events:
         draft_id = outcome.draft.id if outcome.draft is not None else 0
         events = [e for e in outcome.events if not isinstance(e, Submitted)]  # the receipt says it
@@ -259,7 +262,7 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         sent_at=_local(ctx, submission.sent_at, commune),
         on_time=submission.on_time,
         receipt=submission.receipt,
-        version=submission.version_no,
+        version=1 if submission.period_id is None else submission.version_no,  # incidents: never "bản sửa"
         can_amend_until=_local(ctx, until, commune),
         village=village.name,
     )
@@ -276,43 +279,61 @@ def _callback(draft_id: int, seq: int, action: str) -> str:
 
 
 def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune: Commune | None) -> bool:
-    """Owe an incident report to every police chat of the commune, with its photos and map pins (outbox rows
-    sent right after the commit); True when there is at least one."""
-    submission = outcome.submission
-    rows, photos, locations = answer_rows(outcome.form, submission.answers)
+    """Owe an incident alert to every police chat of the commune, with its photos and map pins (outbox rows
+    sent right after the commit): the early one (`outcome.early_alert`) or the full one with the submission,
+    which says it completes an early one; True when the commune has a police chat."""
+    form = outcome.form
+    early = outcome.early_alert
+    if early is not None:
+        stage, receipt, answers, at, submission_id = (
+            incidents.STAGE_EARLY,
+            early.receipt,
+            early.answers,
+            early.at,
+            None,
+        )
+    else:
+        submission = outcome.submission
+        stage, receipt, answers = incidents.STAGE_FULL, submission.receipt, submission.answers
+        at, submission_id = submission.sent_at, submission.id
+    lines = incidents.answer_lines(form, answers)
     chats = directory.police_chats(ctx.session, village.commune_id)
     text = render(
         "report/incident_alert.html",
+        headline=incidents.headline(form, answers),
+        stage=stage,
         village=village.name,
-        reporter=BY_NAME_SLOT,  # the name is put in when sent (and erased if the person is forgotten)
-        sent_at=_local(ctx, submission.sent_at, commune),
-        receipt=submission.receipt,
-        rows=rows,
+        reporter=BY_NAME_SLOT,  # the linked name is put in when sent (and erased if the person is forgotten)
+        sent_at=_local(ctx, at, commune),
+        early_at=_local(ctx, outcome.alerted_early.at, commune) if outcome.alerted_early else None,
+        receipt=receipt,
+        rows=lines.rows,
     )
     captioned = [
         (render("report/photo_caption.html", label=label, village=village.name), file_id)
-        for label, file_id in photos
+        for label, file_id in lines.photos
     ]
     pins = [
-        (render("report/location_caption.html", label=label, village=village.name), (lat, lon))
-        for label, (lat, lon) in locations
+        (render("report/location_caption.html", label=label, village=village.name), point)
+        for label, point in lines.pins
     ]
-    for chat in chats:
-        row_id = queue_message(
+    ctx.urgent.extend(
+        incidents.queue_alert(
             ctx.session,
-            key=f"alert:{submission.id}:{chat.chat_id}",
-            kind=KIND_ALERT,
-            chat_id=chat.chat_id,
+            stage=stage,
+            receipt=receipt,
+            submission_id=submission_id,
+            village=village,
+            form=form,
+            answers=answers,
             text=text,
-            now=ctx.now,
             photos=captioned,
             pins=pins,
-            village_id=village.id,
-            by=ctx.actor.person.id,
-            by_name=html.escape(ctx.actor.person.full_name),
+            by=ctx.actor.person,
+            now=ctx.now,
+            chat_ids=[chat.chat_id for chat in chats],
         )
-        if row_id is not None:
-            ctx.urgent.append(row_id)
+    )
     return bool(chats)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from bot.forms import engine
+from bot.forms.alert_rule import alert_due
 from bot.forms.events import Stale, Submitted
 from bot.forms.inputs import Action, Input, Text
 from bot.forms.model import Form
@@ -45,6 +46,7 @@ from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reop
 
 DEFAULT_REOPEN = timedelta(days=3)
 REV = "_rev"  # key in Draft.seen: the row's write counter, bumped by every save and compared by it
+EARLY = "_alert"  # key in Draft.seen: the early police alert of an incident draft ({"receipt", "at"}), once
 ATTEMPTS = 3  # a save that lost a race is re-read and re-applied at most this often
 
 
@@ -83,6 +85,16 @@ class OpenReport:
     amend_until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class EarlyAlert:
+    """The police alerted before an incident form was finished (its `alert_early_when` held): the receipt
+    the incident will keep, when, and the answers known then."""
+
+    receipt: str
+    at: datetime
+    answers: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Outcome:
     """What happened to a draft: the state to show, plus notices and any new submission."""
@@ -94,6 +106,8 @@ class Outcome:
     notices: list[Notice] = field(default_factory=list)
     submission: Submission | None = None
     period: Period | None = None  # always set with a submission; not loaded for a plain answer
+    early_alert: EarlyAlert | None = None  # alert the police now: the form's alert_early_when just held
+    alerted_early: EarlyAlert | None = None  # with a submission: the early alert it completes
 
 
 _PARSED: dict[tuple[str, int, str], Form] = {}  # (form id, version, checksum) -> parsed form
@@ -331,7 +345,9 @@ def _draft_cas(*, full: bool) -> Any:
 _DRAFT_CAS = {False: _draft_cas(full=False), True: _draft_cas(full=True)}
 
 
-def _save(draft: Draft, person: Person, state: DraftState, now: datetime) -> None:
+def _save(
+    draft: Draft, person: Person, state: DraftState, now: datetime, extra: dict[str, Any] | None = None
+) -> None:
     """Store the state (if it changed) and that `person` has seen it; raises DraftConflict on a lost race.
 
     A stored draft is written with `UPDATE … WHERE id = :id AND rev = :read_rev` (the row's write
@@ -341,6 +357,7 @@ def _save(draft: Draft, person: Person, state: DraftState, now: datetime) -> Non
     rev = _rev(draft)
     seen[str(person.id)] = state.seq
     seen[REV] = rev + 1
+    seen.update(extra or {})
     values: dict[str, Any] = {"seen": seen}
     new_state = state.to_json()
     if new_state != draft.state:  # a mere view writes only who saw which seq
@@ -624,8 +641,9 @@ def _feed(
     step = _shown(step, state)
     submitted = next((e for e in step.events if isinstance(e, Submitted)), None)
     if submitted is None:  # an answer: the period is not needed (one query less on every turn)
-        _save(draft, person, step.state, now)
-        return Outcome(draft, form, step.state, step.events, notices)
+        early = _early_alert_now(draft, form, step.state, now)
+        _save(draft, person, step.state, now, {EARLY: _early_json(early)} if early else None)
+        return Outcome(draft, form, step.state, step.events, notices, early_alert=early)
     period = session.get(Period, draft.period_id) if draft.period_id else None
     if (
         period is not None
@@ -635,15 +653,58 @@ def _feed(
         notices.append(Closed(period=period.label, receipt=""))
         return Outcome(draft, form, state, (), notices, period=period)
     _save(draft, person, step.state, now)  # claims the row: a concurrent writer is caught before submitting
+    earlier = early_alert_of(draft)
     submission = _submit(
-        session, person, draft, form, dict(submitted.answers), period, now=now, sent_at=sent_at
+        session,
+        person,
+        draft,
+        form,
+        dict(submitted.answers),
+        period,
+        now=now,
+        sent_at=sent_at,
+        receipt=earlier.receipt if earlier else None,
     )
     for other in session.exec(select(Person).where(Person.active_draft_id == draft.id)):
         # A negative id remembers "the draft you were on has been submitted" (ids may be reused).
         other.active_draft_id = None if other.id == person.id else -draft.id
     session.delete(draft)
     session.flush()
-    return Outcome(None, form, step.state, step.events, notices, submission=submission, period=period)
+    return Outcome(
+        None,
+        form,
+        step.state,
+        step.events,
+        notices,
+        submission=submission,
+        period=period,
+        alerted_early=earlier,
+    )
+
+
+def _early_alert_now(draft: Draft, form: Form, state: DraftState, now: datetime) -> EarlyAlert | None:
+    """The early police alert owed now: an incident draft, not alerted yet, whose alert_early_when holds."""
+    if draft.period_id is not None or form.kind != "incident" or early_alert_of(draft) is not None:
+        return None
+    if not alert_due(form, state.answers):
+        return None
+    return EarlyAlert(new_receipt(), now, engine.submitted_answers(form, state.answers))
+
+
+def _early_json(early: EarlyAlert) -> dict[str, str]:
+    return {"receipt": early.receipt, "at": early.at.isoformat()}
+
+
+def early_alert_of(draft: Draft) -> EarlyAlert | None:
+    """The early alert already sent for this incident draft, if any (its answers are not kept)."""
+    raw = (draft.seen or {}).get(EARLY)
+    if not isinstance(raw, dict) or not isinstance(raw.get("receipt"), str):
+        return None
+    try:
+        at = datetime.fromisoformat(str(raw.get("at")))
+    except ValueError:
+        at = draft.created_at
+    return EarlyAlert(raw["receipt"], at)
 
 
 def _gone(session: Session, person: Person, village_ids: set[int]) -> Outcome:
@@ -673,6 +734,7 @@ def _submit(
     *,
     now: datetime,
     sent_at: datetime,
+    receipt: str | None = None,
 ) -> Submission:
     previous = None
     if period is None:
@@ -694,7 +756,7 @@ def _submit(
         sent_at=sent_at,
         received_at=now,
         on_time=period is None or sent_at < period.due_at,
-        receipt=new_receipt(),
+        receipt=receipt or new_receipt(),
     )
     session.add(submission)
     session.flush()

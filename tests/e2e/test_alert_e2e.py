@@ -66,6 +66,8 @@ def test_an_incident_reaches_a_police_group_once_it_can_be_reached(
 
     # 1. the police group does not exist yet (a placeholder id): 400 chat not found
     say(head, "/suco")
+    press(head, "c:0")
+    press(head, "c:1")  # "Cần xử lý trong ngày": not urgent, so the one alert goes with the report
     answer(head)
     press(head, "confirm")
     texts = [m.plain for m in head.messages()]
