@@ -74,8 +74,8 @@ async def finish(bot: BotClient, user: FakeUser = AN, *, photo: bool = True, pin
             await (bot.press_token(user, "skip") if "skip" in tokens else bot.send(user, "3"))
         elif photo and "ảnh hiện trường" in text and "skip" in tokens:
             await bot.send_photo(user, "PHOTO-1")
-        elif pin and "vị trí trên bản đồ" in text and "skip" in tokens:
-            await bot.send_location(user, 21.6, 105.8)
+        elif "vị trí trên bản đồ" in text and "skip" in tokens:
+            await (bot.send_location(user, 21.6, 105.8) if pin else bot.press_token(user, "skip"))
         elif any(t in tokens for t in ("submit", "d:yday", "n", "c:0")):
             await bot.press_token(user, next(t for t in ("submit", "d:yday", "n", "c:0") if t in tokens))
         elif "skip" in tokens and "giờ" in text:
