@@ -12,15 +12,13 @@ from typing import Any
 from bot.auth import Need, police_commune_ids, supervised_provinces, supervises
 from bot.forms.types import type_of
 from bot.handlers.registry import REGISTRY
-from bot.services import summaries
+from bot.services import police_focus, summaries
 from bot.services.completeness import completeness, province_scope
 from bot.services.forms import (
     PeriodChoiceError,
-    default_period,
     form_periods,
     get_form,
     periodic_forms,
-    resolve_args,
 )
 from bot.services.province_forms import province_codes, province_default, province_forms
 from bot.updates.context import Ctx
@@ -116,7 +114,7 @@ async def summary_command(ctx: Ctx) -> None:
 
 def _commune_command(ctx: Ctx, commune: Commune, args: list[str]) -> None:
     try:
-        choice = resolve_args(ctx.session, commune.id, args, ctx.now)
+        choice = police_focus.choose(ctx.session, commune.id, args, ctx.now)
     except PeriodChoiceError as wrong:
         if wrong.code == "no_form":
             ctx.reply("summary/no_form.html", commune=commune.name)
@@ -269,7 +267,7 @@ async def _on_form(ctx: Ctx, commune_form_id: int) -> None:
     if cf is None or commune is None or not commune.active or not ctx.actor.can_see_commune(commune):
         _refuse(ctx, "commune_form", [commune_form_id])
         return
-    period = default_period(form_periods(ctx.session, commune.id, cf.form_id), ctx.now)
+    period = police_focus.focus_period(ctx.session, commune.id, ctx.now, form_id=cf.form_id)
     if period is None:
         form = get_form(ctx.session, cf.form_id)
         ctx.reply(
