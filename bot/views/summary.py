@@ -81,7 +81,7 @@ def _capped(items: Sequence[str], limit: int) -> tuple[list[str], int]:
 def _indicator(i: summaries.IndicatorSummary, *, roll_up: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": i.kind,
-        "label": i.question.label.rstrip(" ?.:"),
+        "label": i.question.short_label.rstrip(" ?.:"),
         "answered": i.answered,
         "reports": i.reports,
         "has_previous": i.previous is not None,
@@ -145,7 +145,7 @@ def _free_text_messages(summary: summaries.Summary) -> list[Message]:
     not_numbered = 0
     for t in summary.free_texts:
         if not groups or groups[-1]["qid"] != t.question.id:
-            groups.append({"qid": t.question.id, "label": t.question.label, "rows": []})
+            groups.append({"qid": t.question.id, "label": t.question.short_label, "rows": []})
         number = None
         if t.truncated:
             if len(buttons) < PAGE:
@@ -391,7 +391,7 @@ def full_text_messages(village: Village, period: Period, question: Question, tex
         "summary/full_text.html",
         village=village.name,
         period_label=period.label,
-        label=question.label,
+        label=question.short_label,
         text=text,
     )
     return _messages(body)
