@@ -74,17 +74,17 @@ def _send(ctx: Ctx, messages: Sequence[Message]) -> None:
         ctx.reply_html(text, buttons)
 
 
-def _show_commune(ctx: Ctx, period: Period) -> None:
+def _show_commune(ctx: Ctx, period: Period, page: int = 0) -> None:
     commune = ctx.session.get(Commune, period.commune_id)
     tz = zone(commune, ctx.deps.settings.timezone)
-    messages = render_summary_messages(ctx.session, period, ctx.actor, ctx.now, tz=tz)
+    messages = render_summary_messages(ctx.session, period, ctx.actor, ctx.now, tz=tz, page=page)
     if not messages:  # the form's definition is missing from the database
         ctx.reply("summary/no_form.html", commune=commune.name if commune else "")
     _send(ctx, messages)
 
 
-def _show_province(ctx: Ctx, period: Period, province: str) -> None:
-    messages = render_summary_messages(ctx.session, period, province, ctx.now)
+def _show_province(ctx: Ctx, period: Period, province: str, page: int = 0) -> None:
+    messages = render_summary_messages(ctx.session, period, province, ctx.now, page=page)
     if not messages:
         ctx.reply("summary/no_form.html", commune=province)
     _send(ctx, messages)
@@ -200,16 +200,16 @@ def _supervised_period(ctx: Ctx, period_id: int) -> tuple[Period, str] | None:
     return period, commune.province or ""
 
 
-async def _on_period(ctx: Ctx, period_id: int) -> None:
+async def _on_period(ctx: Ctx, period_id: int, page: int = 0) -> None:
     found = _visible_period(ctx, period_id)
     if found is not None:
-        _show_commune(ctx, found[0])
+        _show_commune(ctx, found[0], page)
 
 
-async def _on_rollup(ctx: Ctx, period_id: int) -> None:
+async def _on_rollup(ctx: Ctx, period_id: int, page: int = 0) -> None:
     found = _supervised_period(ctx, period_id)
     if found is not None:
-        _show_province(ctx, *found)
+        _show_province(ctx, *found, page)
 
 
 async def _on_periods(ctx: Ctx, period_id: int) -> None:
@@ -329,7 +329,7 @@ def _village_of(ctx: Ctx, period: Period, village_id: int) -> Village | None:
     return village
 
 
-async def _on_village(ctx: Ctx, period_id: int, village_id: int) -> None:
+async def _on_village(ctx: Ctx, period_id: int, village_id: int, page: int = 0) -> None:
     found = _visible_period(ctx, period_id)
     if found is None:
         return
@@ -346,10 +346,10 @@ async def _on_village(ctx: Ctx, period_id: int, village_id: int) -> None:
         )
         _send(ctx, village_missing_messages(village, period, status, overdue=ctx.now >= period.due_at))
         return
-    _send(ctx, village_messages(village, commune, period, report, tz))
+    _send(ctx, village_messages(village, commune, period, report, tz, page))
 
 
-async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int) -> None:
+async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int, page: int = 0) -> None:
     found = _visible_period(ctx, period_id)
     if found is None:
         return
@@ -367,7 +367,7 @@ async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int) -
     if question is None or text is None:
         ctx.answer_callback("common/stale_button.html")
         return
-    _send(ctx, full_text_messages(village, period, question, text))
+    _send(ctx, full_text_messages(village, period, question, text, index, page))
 
 
 async def _on_communes(ctx: Ctx, period_id: int, page: int = 0) -> None:
@@ -384,10 +384,11 @@ async def _on_communes(ctx: Ctx, period_id: int, page: int = 0) -> None:
 # p (a commune's period), r (province roll-up anchored at a period), l / L (other periods of the commune /
 # province), f / g (the commune's forms / one of them), F / G (the province's forms / one of them),
 # v (villages of a period, paged), s (one village's report), t (one long answer in full),
-# c (communes of a roll-up, paged); the value: the handler and the numbers of ids it takes
+# c (communes of a roll-up, paged); p, r, s and t take a page number as their last id (default: the first);
+# the value: the handler and the numbers of ids it takes
 _ACTIONS: dict[str, tuple[Callable[..., Awaitable[None]], tuple[int, ...]]] = {
-    "p": (_on_period, (1,)),
-    "r": (_on_rollup, (1,)),
+    "p": (_on_period, (1, 2)),
+    "r": (_on_rollup, (1, 2)),
     "l": (_on_periods, (1,)),
     "L": (_on_province_periods, (1,)),
     "f": (_on_forms, (1,)),
@@ -395,8 +396,8 @@ _ACTIONS: dict[str, tuple[Callable[..., Awaitable[None]], tuple[int, ...]]] = {
     "F": (_on_province_forms, (1,)),
     "G": (_on_province_form, (1,)),
     "v": (_on_villages, (1, 2)),
-    "s": (_on_village, (2,)),
-    "t": (_on_full_text, (3,)),
+    "s": (_on_village, (2, 3)),
+    "t": (_on_full_text, (3, 4)),
     "c": (_on_communes, (1, 2)),
 }
 
