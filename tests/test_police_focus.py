@@ -189,15 +189,24 @@ async def test_molai_ambiguous_and_unknown_names(police: BotClient) -> None:
 
 
 async def test_molai_offers_periods_when_the_default_is_not_past_due(police: BotClient) -> None:
-    police.clock.at = local(5, 15)  # the semiannual period is open, before its deadline
+    police.clock.at = local(5, 15)  # the semiannual period is open, before its deadline; nothing is past due
+    await police.send(CUONG, "/molai na lang")
+    assert "Chưa có kỳ nào đã quá hạn mà còn nhận báo cáo muộn" in police.last_text(CUONG)
+    with session_scope(
+        police.engine
+    ) as s:  # last year's periods still take late reports (a long late window)
+        for p in s.exec(select(Period).where(Period.code.in_(["2025-6T", "2025-CN"]))):
+            p.closes_at = local(6, 30)
     await police.send(CUONG, "/molai na lang")
     assert "Mở lại báo cáo kỳ nào cho <b>Thôn Nà Làng</b>" in police.last_text(CUONG)
     labels = [label for label, _ in police.buttons(CUONG)]
-    assert any("2025-CN" in label for label in labels) and any("2025-6T" in label for label in labels)
+    assert len(labels) == 2 and "2025-CN" in labels[0] and "2025-6T" in labels[1]  # newest deadline first
     await police.press_button(CUONG, "2025-CN")
     assert "Đã mở lại báo cáo <b>Năm 2025</b>" in police.last_text(CUONG)
     await police.send(CUONG, "/molai na lang 2026-6t")  # a code typed still works, any case
     assert "Đã mở lại báo cáo <b>6 tháng đầu năm 2026</b>" in police.last_text(CUONG)
+    with session_scope(police.engine) as s:
+        assert len(s.exec(select(Reopening)).all()) == 2
 
 
 async def test_molai_says_truly_when_the_head_cannot_be_reached(police: BotClient) -> None:

@@ -110,12 +110,10 @@ def _village_page(
 
 
 def _past_due(ctx: Ctx, commune_id: int) -> list[Period]:
-    """The latest past-due period of each form (newest first): what a reopening is usually about."""
-    latest: dict[str, Period] = {}
-    for p in directory.opened_periods(ctx.session, [commune_id], ctx.now):  # latest deadline first
-        if p.due_at <= ctx.now and p.form_id not in latest:
-            latest[p.form_id] = p
-    return list(latest.values())[:MAX_PERIODS]
+    """The periods past their deadline that still take late reports (newest first): a reopening of a period
+    no longer taken would not show in the head's /baocao."""
+    periods = directory.opened_periods(ctx.session, [commune_id], ctx.now)  # latest deadline first
+    return [p for p in periods if p.due_at <= ctx.now < p.closes_at][:MAX_PERIODS]
 
 
 def _for_village(ctx: Ctx, village: Village, code: str | None) -> None:
@@ -127,10 +125,10 @@ def _for_village(ctx: Ctx, village: Village, code: str | None) -> None:
             _reopen(ctx, village, period)
             return
     focus = police_focus.focus_period(ctx.session, village.commune_id, ctx.now, opened_only=True)
-    if code is None and focus is not None and focus.due_at <= ctx.now:
+    if code is None and focus is not None and focus.due_at <= ctx.now < focus.closes_at:
         _reopen(ctx, village, focus)
         return
-    choices = _past_due(ctx, village.commune_id) or ([focus] if focus is not None else [])
+    choices = _past_due(ctx, village.commune_id)
     if len(choices) == 1 and code is None:
         _reopen(ctx, village, choices[0])
         return
