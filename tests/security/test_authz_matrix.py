@@ -67,6 +67,8 @@ EXPECTED_NEEDS: dict[tuple[str, str], Need] = {
     ("callback", "sm"): Need.POLICE,
     ("callback", "xe"): Need.POLICE,
     ("callback", "xc"): Need.POLICE,
+    ("callback", "xp"): Need.POLICE,
+    ("callback", "mo"): Need.POLICE,
     ("message", "text"): Need.ANYONE,
     ("message", "unknown_command"): Need.ANYONE,
     ("message", "edited"): Need.ANYONE,
