@@ -145,6 +145,21 @@ async def test_every_command_offers_other_periods_as_buttons(police: BotClient) 
     assert any(d.startswith("sm:l:") for _, d in police.buttons(CUONG))  # "Kỳ khác"
 
 
+async def test_a_wrong_code_offers_the_periods_as_buttons(police: BotClient) -> None:
+    (out,) = await police.ask(CUONG, "/tonghop 2030-XX")
+    assert "Không tìm thấy kỳ “2030-XX”" in out and len(out) <= 1200
+    buttons = police.buttons(CUONG)
+    assert 1 <= len(buttons) <= 12 and all(d.startswith("sm:p:") for _, d in buttons)
+    assert "Năm 2026" in buttons[0][0]  # the period in play first
+    await police.press(CUONG, buttons[0][1])
+    assert "Năm 2026" in police.last_text(CUONG)
+    await police.send(CUONG, "/xuat 2030-XX")
+    buttons = police.buttons(CUONG)
+    assert buttons and all(d.startswith("xp:") for _, d in buttons)
+    await police.press(CUONG, buttons[0][1])
+    assert "Năm 2026" in police.last_text(CUONG) and "Chọn loại tệp" in police.last_text(CUONG)
+
+
 # --- /molai ----------------------------------------------------------------------------------------
 
 
@@ -245,6 +260,12 @@ async def test_police_of_another_commune_cannot_press_forged_buttons(police: Bot
         assert len(out) == 1 and "không phụ trách" in out[0] and "Nà Làng" not in out[0], (data, out)
     out = await police.tap(OTHER_POLICE, f"sm:p:{six.id}")
     assert "không có quyền xem" in out[0]
+    for data in (f"xp:{six.id}", f"xe:{six.id}:xlsx"):
+        out = await police.tap(OTHER_POLICE, data)
+        assert len(out) == 1 and "không có quyền xuất" in out[0] and "Nà Làng" not in out[0]
+    assert not [c for c in police.request.calls if c.method == "sendDocument"]
+    for data in ("xp:abc", "xp", "xp:1:2"):
+        assert await police.tap(CUONG, data) == [] or "không có quyền" in police.last_text(CUONG)
     await police.send(OTHER_POLICE, "/molai na lang")  # their commune has no such village
     assert "Không tìm thấy thôn" in police.last_text(OTHER_POLICE)
     assert all("Nà" not in label for label, _ in police.buttons(OTHER_POLICE))

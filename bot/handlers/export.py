@@ -51,10 +51,21 @@ def _match_commune(communes: list[Commune], text: str) -> Commune | None:
     return next((c for c in communes if c.code.casefold() == key or normalize_name(c.name) == key), None)
 
 
-def _usage(ctx: Ctx, problem: str = "", *, code: str = "", name: str = "", **lists: Any) -> None:
-    """The usage text, with what went wrong (`problem` from the export service, or a `code`)."""
+def _usage(
+    ctx: Ctx,
+    problem: str = "",
+    *,
+    code: str = "",
+    name: str = "",
+    commune: Commune | None = None,
+    **lists: Any,
+) -> None:
+    """The usage text, with what went wrong (`problem` from the export service, or a `code`); with the
+    commune, its periods in play as buttons."""
+    menu = police_focus.period_menu(ctx.session, commune.id, ctx.now) if commune is not None else []
     ctx.reply(
         "export/usage.html",
+        buttons=_period_rows(menu),
         problem=problem,
         code=code,
         name=name,
@@ -92,7 +103,7 @@ async def export_command(ctx: Ctx) -> None:
     try:
         form, period = resolve_words(ctx.session, commune, args, ctx.now)
     except ExportError as problem:
-        _usage(ctx, problem.message, forms=problem.forms, periods=problem.periods)
+        _usage(ctx, problem.message, commune=commune, forms=problem.forms, periods=problem.periods)
         return
     if fmt is not None:
         _send_export(ctx, commune, period, fmt)
@@ -117,15 +128,7 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
         tuple(
             ReplyButton(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS
         ),
-        *(
-            (
-                ReplyButton(
-                    render("export/period_button.html", label=p.label, code=p.code),
-                    f"{CB_PERIOD}:{p.id}",
-                ),
-            )
-            for p in menu
-        ),
+        *_period_rows(menu),
     )
     ctx.reply(
         "export/choose.html",
@@ -139,6 +142,14 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
         submitted=done.submitted,
         total=done.total,
         other_periods=[p.code for p in menu],
+    )
+
+
+def _period_rows(periods: list[Period]) -> tuple[tuple[ReplyButton, ...], ...]:
+    """One "🗓 period" button a row (`xp:<period>`)."""
+    return tuple(
+        (ReplyButton(render("export/period_button.html", label=p.label, code=p.code), f"{CB_PERIOD}:{p.id}"),)
+        for p in periods
     )
 
 

@@ -25,6 +25,7 @@ from bot.updates.context import Ctx
 from bot.views.summary import (
     CB,
     PERIODS_SHOWN,
+    Buttons,
     Message,
     communes_page,
     form_buttons,
@@ -43,6 +44,8 @@ from storage.models import Commune, CommuneForm, Period, Village
 
 log = logging.getLogger(__name__)
 
+CODES_SHOWN = 8  # period codes listed per form after a wrong one (the periods in play are also buttons)
+
 
 # ---------------------------------------------------------------------------------------------- /summary
 
@@ -51,16 +54,19 @@ def _unknown(
     ctx: Ctx, *, commune: Commune | None, province: str | None, form_arg: str | None, code_arg: str
 ) -> None:
     forms: list[dict[str, Any]] = []
+    buttons: Buttons = ()
     if commune is not None:
         for f in periodic_forms(ctx.session, commune.id):
             periods = form_periods(ctx.session, commune.id, f.id)
-            forms.append({"id": f.id, "title": f.title, "codes": [p.code for p in periods][:PERIODS_SHOWN]})
+            forms.append({"id": f.id, "title": f.title, "codes": [p.code for p in periods][:CODES_SHOWN]})
+        buttons = period_buttons(police_focus.period_menu(ctx.session, commune.id, ctx.now), -1)
     elif province is not None:
         for form_id, title, _ in province_forms(ctx.session, province):
             codes = [r[0] for r in province_codes(ctx.session, province, form_id)]
-            forms.append({"id": form_id, "title": title, "codes": codes[:PERIODS_SHOWN]})
+            forms.append({"id": form_id, "title": title, "codes": codes[:CODES_SHOWN]})
     ctx.reply(
         "summary/unknown.html",
+        buttons=buttons,
         commune=commune.name if commune else "",
         province=province,
         form_arg=(form_arg or "")[:64],
