@@ -22,13 +22,17 @@ from bot.forms.loader import load_form_files
 from bot.forms.model import Form
 from bot.forms.types import type_of
 from bot.reminders.summary_push import plan_summary_pushes, push_time, render_summary_push
+from bot.services.completeness import completeness
 from bot.services.forms import get_form
 from bot.services.summaries import answer_rows, full_text, village_submission
 from bot.views.form import tg_len
 from bot.views.summary import (
+    PERIODS_SHOWN,
     full_text_messages,
+    period_buttons,
     render_summary_messages,
     village_messages,
+    villages_page,
     zone,
 )
 from storage.db import session_scope
@@ -227,3 +231,19 @@ def test_the_incident_report_of_a_village_fits_a_phone(filled) -> None:
     pages = pages_of(lambda page: village_messages(village, commune, period, report, zone(None), page))
     check(pages, "incident report")
     assert all(row["label"] in "\n".join(t for t, _ in pages) for row in rows)
+
+
+def test_the_lists_of_villages_and_periods_fit_a_phone(engine, world) -> None:
+    """ "Theo thôn" pages (every village once) and "Kỳ khác" keep to 12 buttons."""
+    with Session(engine) as s:
+        commune = s.exec(select(Commune).where(Commune.code == "hiep-luc")).one()
+        period = s.exec(select(Period).where(Period.commune_id == commune.id, Period.code == "2026-6T")).one()
+        comp = completeness(s, period, world, progress=False)
+        pages = pages_of(lambda page: [villages_page(period, commune, comp, page)])
+        check(pages, "villages")
+        shown = [b.data for _, rows in pages for row in rows for b in row if b.data.startswith("sm:s:")]
+        assert len(shown) == len(set(shown)) == VILLAGES
+        many = list(s.exec(select(Period).where(Period.commune_id == commune.id)))
+        assert len(many) > PERIODS_SHOWN or PERIODS_SHOWN <= MAX_BUTTONS
+        rows = period_buttons(many[:PERIODS_SHOWN], period.id)
+        assert sum(len(r) for r in rows) <= MAX_BUTTONS

@@ -33,12 +33,12 @@ MAX_CALLBACK_BYTES = 64
 NAMES_SHOWN = 12  # village names per list in a summary before "và N thôn khác" (all of them: "Theo thôn")
 NO_SHOWN = 12  # villages named under a yes/no question
 COMMUNES_SHOWN = 40  # lines of the per-commune table in a roll-up (paged like the rest)
-PAGE = 10  # list buttons per page (two a row), leaving room for the navigation
+PAGE = 8  # list buttons per page (two a row), leaving room for "◀ · back · ▶" (≤ 11 in all)
 PAGE_CHARS = 1200  # a phone screen: characters of a page, its "Trang i/n" line included
 PAGE_BUTTONS = 12  # buttons of a page
 FOOTER_ROOM = 40  # kept free on every page for the "Trang i/n" line
 MAX_MARKS = 5  # "xem đủ" buttons a page at most (with ≤ 4 navigation and 2 page buttons: ≤ 11)
-PERIODS_SHOWN = 24
+PERIODS_SHOWN = PAGE_BUTTONS  # "Kỳ khác": one button a period, the newest
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 Buttons = tuple[tuple[Button, ...], ...]
