@@ -321,7 +321,7 @@ async def test_by_village_whole_submission_and_full_text(bot, reports) -> None:
     await bot.ask(CUONG, "/tonghop")
     villages = next(d for _, d in bot.buttons(CUONG) if d.startswith("sm:v:"))
     _, buttons = await all_pages(bot, CUONG, villages)
-    assert sum(1 for _, d in buttons if d.startswith("sm:s:")) == 15  # on two pages of ten
+    assert sum(1 for _, d in buttons if d.startswith("sm:s:")) == 15  # on two pages
     assert next(label for label, _ in buttons if "Bản Duồm" in label).startswith("✅")
     assert next(label for label, _ in buttons if "Khuổi Ổ" in label).startswith("⏰")
     duom = next(d for label, d in buttons if "Bản Duồm" in label)
