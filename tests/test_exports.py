@@ -230,7 +230,11 @@ def test_excel_villages_sheet_cell_by_cell(session: Session, seeded: Seeded) -> 
     header = [c.value for c in ws[1]]
     fixed = ["STT", "Thôn, tổ dân phố", "Tình trạng", "Thời gian nộp", "Đúng hạn / Muộn", "Lần nộp"]
     assert header[:6] == fixed
-    assert header[6:] == [q.label + (" (số mục)" if q.type == QType.REPEAT else "") for q in questions]
+    assert header[6:] == [q.short_label + (" (số mục)" if q.type == QType.REPEAT else "") for q in questions]
+    assert any(q.short_label != q.label for q in questions)  # the shipped form has short labels
+    for i, q in enumerate(questions, start=7):  # the whole question stays on the header, as a comment
+        comment = ws.cell(1, i).comment
+        assert (comment.text if comment else None) == (q.label if q.short_label != q.label else None)
     assert ws.freeze_panes == "C2"
     assert ws.column_dimensions["B"].width == 28
     assert all(ws.cell(1, i).font.b for i in range(1, len(header) + 1))
@@ -261,7 +265,7 @@ def test_excel_villages_sheet_cell_by_cell(session: Session, seeded: Seeded) -> 
         assert row[5] == (2 if village is seeded.amended else 1)
         for q in questions:
             value, stored = (
-                row[col[q.label + (" (số mục)" if q.type == QType.REPEAT else "")]],
+                row[col[q.short_label + (" (số mục)" if q.type == QType.REPEAT else "")]],
                 answers[village.id].get(q.id),
             )
             if stored is None:
@@ -289,7 +293,7 @@ def test_excel_villages_sheet_cell_by_cell(session: Session, seeded: Seeded) -> 
     expected = expected_totals(session, seeded.form, seeded.period)
     for q in questions:
         if q.type == QType.INTEGER:
-            assert totals[col[q.label]] == expected.get(q.id, 0), q.id
+            assert totals[col[q.short_label]] == expected.get(q.id, 0), q.id
     assert totals[2] is None and totals[3] is None  # text and time columns are not summed
 
 
@@ -312,7 +316,7 @@ def test_excel_repeat_group_and_information_sheets(session: Session, seeded: See
     group = seeded.form.question("vu_viec")
     subs = [s for s in group.questions if s.type != QType.NOTE]
     detail = wb["Chi tiết"]
-    assert [c.value for c in detail[1]] == ["Thôn, tổ dân phố", "Mục số", *[s.label for s in subs]]
+    assert [c.value for c in detail[1]] == ["Thôn, tổ dân phố", "Mục số", *[s.short_label for s in subs]]
     assert detail.freeze_panes == "C2"
     expected = []
     answers = current_answers(session, seeded.period)
@@ -365,8 +369,8 @@ def test_formula_injection_ends_up_as_text(session: Session, seeded: Seeded) -> 
     ws = workbook(content)["Các thôn"]
     header = [c.value for c in ws[1]]
     kk, dx = (
-        header.index(seeded.form.question("kho_khan").label),
-        header.index(seeded.form.question("de_xuat").label),
+        header.index(seeded.form.question("kho_khan").short_label),
+        header.index(seeded.form.question("de_xuat").short_label),
     )
     cells = [ws.cell(2, kk + 1), ws.cell(2, dx + 1), ws.cell(3, kk + 1), ws.cell(3, dx + 1), ws.cell(6, 2)]
     assert [c.value for c in cells] == [HOSTILE[k] for k in ("formula", "plus", "minus", "tab", "at")]
@@ -394,8 +398,8 @@ def test_hostile_text_never_breaks_the_files(session: Session, seeded: Seeded) -
     header = [c.value for c in ws[1]]
     row = [c.value for c in ws[2]]
     assert row[1] == clean_name and controls not in row[1] and "\u202e" in row[1]
-    assert row[header.index(seeded.form.question("kho_khan").label)] == f"{jinja}{rtl}"
-    assert row[header.index(seeded.form.question("de_xuat").label)] == big
+    assert row[header.index(seeded.form.question("kho_khan").short_label)] == f"{jinja}{rtl}"
+    assert row[header.index(seeded.form.question("de_xuat").short_label)] == big
 
     document = docx.Document(io.BytesIO(export(session, seeded, "docx").content))
     text = "\n".join(p.text for p in document.paragraphs)
@@ -539,7 +543,7 @@ def test_word_title_body_table_recipients_and_signature(session: Session, seeded
     now_totals = expected_totals(session, seeded.form, seeded.period)
     before = expected_totals(session, seeded.form, seeded.previous)
     q = seeded.form.question("so_buoi_tuyen_truyen")
-    line = next(p.text for p in body if p.text.startswith(f"- {q.label}"))
+    line = next(p.text for p in body if p.text.startswith(f"- {q.short_label}"))
     delta = now_totals[q.id] - before[q.id]
     change = f"tăng {delta}" if delta > 0 else f"giảm {-delta}" if delta < 0 else "không đổi"
     assert f"Tổng cộng: {now_totals[q.id]} (kỳ trước: {before[q.id]}, {change})" in line

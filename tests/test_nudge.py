@@ -76,10 +76,9 @@ async def test_nhacnho_queues_a_nudge_for_every_reporter_of_every_missing_villag
     text = police.last_text(CUONG.id)
     assert "📣 <b>Đã xếp lịch nhắc</b> 6 tháng đầu năm 2026 (Xã Hiệp Lực)" in text
     assert " • Thôn Bản Duồm\n • Thôn Nà Làng (2 người)" in text
-    assert (
-        "🚫 Không nhắc được (chưa có trưởng thôn đăng ký, hoặc đã chặn bot): " in text
-        and "Thôn Khuổi Ổ" in text
-    )
+    assert text.startswith("📋 <b>14 thôn</b> còn nợ báo cáo 6 tháng đầu năm 2026")  # 15, none submitted
+    no_head = next(line for line in text.split("\n") if "Chưa có trưởng thôn đăng ký" in line)
+    assert "Thôn Khuổi Ổ" in no_head and "Nà Làng" not in no_head and "Bản Duồm" not in no_head
     got = {
         (r.person_id, r.village_id, r.chat_id, r.period_id, r.status, r.due_at) for r in nudges(police.engine)
     }
@@ -123,11 +122,33 @@ async def test_one_village_by_name_and_a_submitted_one_is_skipped(police) -> Non
     assert {r.village_id for r in nudges(police.engine)} == {w.na_lang}
 
 
-async def test_unknown_village_lists_the_villages(police) -> None:
+async def test_unknown_village_offers_the_villages_as_buttons(police) -> None:
+    w = police.world
     await police.send(CUONG, "/nhacnho Thôn Không Có")
     text = police.last_text(CUONG.id)
-    assert "Không tìm thấy thôn “Thôn Không Có”" in text and "Thôn Nà Làng" in text and "Thôn Xa" not in text
+    assert (
+        "Không tìm thấy thôn “Thôn Không Có”" in text and "còn 4 thôn khác" in text
+    )  # 14 villages, 10 shown
+    buttons = police.buttons(CUONG)
+    assert len(buttons) == 10 and not any("Thôn Xa" in label for label, _ in buttons)
+    assert all(data.endswith(f":{w.period_id}") and data.startswith("nudge:v:") for _, data in buttons)
     assert nudges(police.engine) == []
+    await police.send(CUONG, "/nhacnho ba duom")  # a loose name: no diacritics, no "Thôn", "Bản" cut short
+    assert "Không tìm thấy" in police.last_text(CUONG.id)
+    await police.send(CUONG, "/nhacnho ban duom")
+    assert "Đã xếp lịch nhắc" in police.last_text(CUONG.id)
+    assert {r.village_id for r in nudges(police.engine)} == {w.ban_duom}
+
+
+async def test_an_ambiguous_name_offers_the_candidates(police) -> None:
+    await police.send(CUONG, "/nhacnho na")  # Nà Làng, Nà Pài, Nà Kèng, Nà Cà
+    assert "Có nhiều thôn khớp với “na”" in police.last_text(CUONG.id)
+    labels = sorted(label for label, _ in police.buttons(CUONG))
+    assert labels == ["Thôn Nà Cà", "Thôn Nà Kèng", "Thôn Nà Làng", "Thôn Nà Pài"]
+    data = next(d for label, d in police.buttons(CUONG) if label == "Thôn Nà Làng")
+    await police.press(CUONG, data)
+    assert "Đã xếp lịch nhắc" in police.last_text(CUONG.id)
+    assert {r.village_id for r in nudges(police.engine)} == {police.world.na_lang}
 
 
 async def test_the_digest_button_in_the_police_group(police) -> None:
@@ -171,8 +192,8 @@ async def test_the_nudge_says_who_asked_and_stops_when_submitted(police) -> None
 
 async def test_nothing_to_nudge_once_the_period_closed(police) -> None:
     police.clock.at = local(6, 20)
-    await police.send(CUONG, "/nhacnho")
-    assert "hiện không có kỳ báo cáo nào đang mở" in police.last_text(CUONG.id)
+    await police.send(CUONG, "/nhacnho")  # the default period (the one just due) is named, and closed
+    assert "Kỳ 6 tháng đầu năm 2026 đã hết hạn nhận báo cáo" in police.last_text(CUONG.id)
     await police.press(CUONG, f"nudge:all:{police.world.period_id}")
     assert "đã hết hạn nhận báo cáo" in police.last_text(CUONG.id)
     assert nudges(police.engine) == []

@@ -98,6 +98,24 @@ def file_report(
     s.flush()
 
 
+async def all_pages(bot, user: FakeUser, action: str) -> tuple[str, list[tuple[str, str]]]:
+    """Send a command (or press a button's data) and then "Trang sau" until the last page: every page's
+    text and buttons; each page is checked against the phone limits on the way."""
+    out = await (bot.ask(user, action) if action.startswith("/") else bot.tap(user, action))
+    texts, buttons = list(out), list(bot.buttons(user))
+    for _ in range(200):
+        assert len(out) == 1 and tg_len(out[0]) <= 1200 and len(bot.buttons(user)) <= 12, out
+        for tag in ("b", "i", "code"):
+            assert out[0].count(f"<{tag}>") == out[0].count(f"</{tag}>"), out[0]
+        following = next((d for label, d in bot.buttons(user) if "Trang sau" in label), None)
+        if following is None:
+            return "\n".join(texts), buttons
+        out = await bot.tap(user, following)
+        texts += out
+        buttons += bot.buttons(user)
+    raise AssertionError("never reached the last page")
+
+
 @pytest.fixture
 async def bot(engine, database_url):
     clock = FixedClock(NOW)
@@ -167,20 +185,21 @@ def reports(bot):
 
 
 async def test_police_get_their_commune_summary(bot, reports) -> None:
-    out = await bot.ask(CUONG, "/tonghop")
-    text = "\n".join(out)
+    text, buttons = await all_pages(bot, CUONG, "/tonghop")
     assert "TỔNG HỢP BÁO CÁO — Xã Hiệp Lực" in text and "6 tháng đầu năm 2026" in text
     assert "Tình hình nộp: 4/15 thôn đã nộp" in text
     assert "Thôn Khuổi Ổ — muộn 1 ngày 2 giờ" in text  # late by its first version
     assert "Nộp muộn: 1" in text and "Đúng hạn: 3" in text  # the late amendment keeps Bản Duồm on time
     # so_buoi_tuyen_truyen: 2 + 5 (the amendment counts, not the first version) + 4 + 1; last year 1 + 1
-    assert re.search(r"tuyên truyền, vận động: <b>12</b> \(4/4 thôn\) · ▲ 10", text), text
+    assert re.search(r"• Buổi tuyên truyền: <b>12</b> \(4/4 thôn\) · ▲ 10", text), text  # its short label
     assert "trả lời Không: Thôn Bản Duồm" in text
     assert "Phú Đình" not in text and "Bình Ca" not in text
-    data = [d for _, d in bot.buttons(CUONG)]
+    data = [d for _, d in buttons]
     assert any(d.startswith("sm:t:") for d in data)  # the long free text has a "xem đủ" button
     assert all(len(d.encode()) <= 64 for d in data)
-    assert await bot.ask(CUONG, "/summary") == out  # the English alias says the same
+    assert "Trang 1/" in text and any(d.startswith("sm:p:") for d in data)  # paged
+    first = await bot.ask(CUONG, "/tonghop")
+    assert await bot.ask(CUONG, "/summary") == first  # the English alias says the same
 
 
 async def test_village_head_and_stranger_are_refused_and_told_nothing_else(bot, reports) -> None:
@@ -240,12 +259,13 @@ async def test_police_cannot_roll_up_a_province_or_reach_into_another_commune(bo
 
 
 async def test_supervisor_sees_the_province_roll_up(bot, reports) -> None:
-    text = "\n".join(await bot.ask(SANG, "/tonghop"))
+    text, _ = await all_pages(bot, SANG, "/tonghop")
     assert "TỔNG HỢP TOÀN TỈNH — Thái Nguyên" in text and "2 xã" in text
     assert "Tình hình nộp: 5/17 thôn đã nộp" in text  # 15 + 2 villages; Yên Sơn (Tuyên Quang) left out
     assert "Xã Hiệp Lực: 4/15" in text and "Xã Phú Đình: 1/2" in text and "Yên Sơn" not in text
-    assert re.search(r"tuyên truyền, vận động: <b>22</b> \(5/5 thôn\)", text), text  # 12 + 10
+    assert re.search(r"Buổi tuyên truyền: <b>22</b> \(5/5 thôn\)", text), text  # 12 + 10
     assert "Thôn Bản Duồm (Xã Hiệp Lực)" in text
+    await bot.ask(SANG, "/tonghop")
     data = [d for _, d in bot.buttons(SANG)]
     communes = next(d for d in data if d.startswith("sm:c:"))
     await bot.tap(SANG, communes)
@@ -300,33 +320,32 @@ async def test_switching_period_and_form_by_buttons(bot, reports) -> None:
 async def test_by_village_whole_submission_and_full_text(bot, reports) -> None:
     await bot.ask(CUONG, "/tonghop")
     villages = next(d for _, d in bot.buttons(CUONG) if d.startswith("sm:v:"))
-    await bot.tap(CUONG, villages)
-    buttons = bot.buttons(CUONG)
-    assert sum(1 for _, d in buttons if d.startswith("sm:s:")) == 15
+    _, buttons = await all_pages(bot, CUONG, villages)
+    assert sum(1 for _, d in buttons if d.startswith("sm:s:")) == 15  # on two pages
     assert next(label for label, _ in buttons if "Bản Duồm" in label).startswith("✅")
     assert next(label for label, _ in buttons if "Khuổi Ổ" in label).startswith("⏰")
     duom = next(d for label, d in buttons if "Bản Duồm" in label)
-    text = "\n".join(await bot.tap(CUONG, duom))
+    text, _ = await all_pages(bot, CUONG, duom)
     assert "Thôn Bản Duồm" in text and "bản sửa lần 1" in text and "Nộp đúng hạn" in text
-    assert "tổ chức bao nhiêu buổi tuyên truyền, vận động?: <b>5</b>" in text  # the current version
+    assert "• Buổi tuyên truyền: <b>5</b>" in text  # the current version, under its short label
     missing = next(d for label, d in buttons if "Pác Cáp" in label)
     text = "\n".join(await bot.tap(CUONG, missing))
     assert "chưa bắt đầu" in text and "/molai Thôn Pác Cáp 2026-6T" in text
-    await bot.ask(CUONG, "/tonghop")
-    full = next(d for _, d in bot.buttons(CUONG) if d.startswith("sm:t:"))
-    text = "\n".join(await bot.tap(CUONG, full))
+    _, buttons = await all_pages(bot, CUONG, "/tonghop")
+    full = next(d for _, d in buttons if d.startswith("sm:t:"))
+    text, _ = await all_pages(bot, CUONG, full)
     assert "rất dài " * 59 in text.replace("\n", " ") and "&lt;script&gt;" in text
 
 
 async def test_html_in_names_and_free_text_is_escaped(bot, reports) -> None:
-    text = "\n".join(await bot.ask(CUONG, "/tonghop"))
+    text, _ = await all_pages(bot, CUONG, "/tonghop")
     assert "Thôn &lt;i&gt;Mới&lt;/i&gt; &amp; Cũ" in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;đậm&lt;/b&gt;" in text
     assert "<script>" not in text and "<i>Mới" not in text
     await bot.tap(CUONG, f"sm:s:{reports['period']}:{reports['evil']}")
     assert "Thôn &lt;i&gt;Mới&lt;/i&gt; &amp; Cũ" in bot.texts(CUONG)[-1]
-    await bot.tap(CUONG, f"sm:v:{reports['period']}:0")
-    assert any(label.endswith(EVIL_VILLAGE) for label, _ in bot.buttons(CUONG))  # buttons are plain text
+    _, buttons = await all_pages(bot, CUONG, f"sm:v:{reports['period']}:0")
+    assert any(label.endswith(EVIL_VILLAGE) for label, _ in buttons)  # buttons are plain text
 
 
 async def test_a_long_summary_is_split_at_line_boundaries(bot, reports) -> None:
@@ -338,12 +357,13 @@ async def test_a_long_summary_is_split_at_line_boundaries(bot, reports) -> None:
                 continue
             long = " ".join(f"ý-kiến-{i}-{k}" for k in range(150))
             file_report(s, village, cur, answers_for(form, i, text=long), DUE - timedelta(days=1))
-    out = await bot.ask(CUONG, "/tonghop")
-    assert len(out) >= 3 and all(tg_len(t) <= 4096 for t in out)
-    bullets = [line for t in out for line in t.split("\n") if line.startswith("• <b>Thôn")]
-    assert len(bullets) == 3 * 13  # 13 villages with three free texts each, every bullet whole in one message
-    for t in out:
-        assert t.count("<b>") == t.count("</b>") and t.count("<i>") == t.count("</i>")
+    text, buttons = await all_pages(bot, CUONG, "/tonghop")  # every page ≤ 1,200 characters, ≤ 12 buttons
+    assert text.count("<i>Trang ") >= 5
+    bullets = [line for line in text.split("\n") if line.startswith("• <b>Thôn")]
+    assert len(bullets) == 3 * 13  # 13 villages with three free texts each, every bullet whole on one page
+    shortened = [line for line in bullets if re.search(r"… \[\d+\]$", line)]
+    full = {d for _, d in buttons if d.startswith("sm:t:")}
+    assert len(shortened) >= 3 * 12 and len(full) == len(shortened)  # every shortened text: its "xem đủ"
 
 
 async def test_render_summary_messages_checks_the_actor(bot, reports) -> None:

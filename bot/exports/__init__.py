@@ -24,10 +24,10 @@ from bot.services.forms import (
     PeriodChoiceError,
     form_periods,
     get_form,
-    resolve_args,
     resolve_period,
 )
 from bot.services.forms import periodic_forms as service_forms
+from bot.services.police_focus import choose
 from bot.services.reminders import commune_zone
 from bot.texts.templates import render_plain
 from storage import audit
@@ -213,9 +213,12 @@ def resolve(
 ) -> tuple[Form, Period]:
     """The form and period to export: as named, or the main form's current (or just closed) period."""
     try:
-        choice = resolve_period(
-            session, commune.id, now, form_arg=form_id, period_arg=period_code, opened_only=True
-        )
+        if period_code is None:  # the same default as /tonghop and /nhacnho
+            choice = choose(session, commune.id, [form_id] if form_id else [], now, opened_only=True)
+        else:
+            choice = resolve_period(
+                session, commune.id, now, form_arg=form_id, period_arg=period_code, opened_only=True
+            )
     except PeriodChoiceError as wrong:
         raise choice_problem(wrong, commune) from None
     return _form_of(session, commune, choice)
@@ -226,7 +229,7 @@ def resolve_words(
 ) -> tuple[Form, Period]:
     """`resolve` from a command's words: [], [FORM], [PERIOD] or [FORM, PERIOD]."""
     try:
-        choice = resolve_args(session, commune.id, words, now, opened_only=True)
+        choice = choose(session, commune.id, words, now, opened_only=True)
     except PeriodChoiceError as wrong:
         raise choice_problem(wrong, commune) from None
     return _form_of(session, commune, choice)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from bot.exports.data import clean_text, words
 from bot.services.completeness import Completeness, VillageState
@@ -69,8 +70,8 @@ def _short(text: str, width: int, lines: int) -> str:
     return "\n".join(wrapped).replace("$", r"\$")
 
 
-def completeness_chart(done: Completeness, *, tz: ZoneInfo = DEFAULT_TZ) -> bytes:
-    """Who reported: a stacked bar of the counts by state, and one coloured bar per village (PNG bytes)."""
+def completeness_figure(done: Completeness, *, tz: ZoneInfo = DEFAULT_TZ) -> Figure:
+    """The figure of `completeness_chart` (tests read its axes rather than pixels)."""
     names = _state_words()
     order = (VillageState.ON_TIME, VillageState.LATE, VillageState.DRAFT, VillageState.NOT_STARTED)
     counts = {state: sum(1 for v in done.villages if v.state == state) for state in order}
@@ -93,6 +94,7 @@ def completeness_chart(done: Completeness, *, tz: ZoneInfo = DEFAULT_TZ) -> byte
                  fontsize=11, fontweight="bold")  # fmt: skip
         left += n
     top.set_xlim(0, max(done.total, 1))
+    top.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # villages are counted whole
     top.set_yticks([])
     top.set_xlabel(words()["chart"]["villages_axis"], fontfamily=FONT, fontsize=9)
     for side in ("top", "right", "left"):
@@ -123,11 +125,104 @@ def completeness_chart(done: Completeness, *, tz: ZoneInfo = DEFAULT_TZ) -> byte
         ax.set_xticks([])
         for side in ("top", "right", "bottom"):
             ax.spines[side].set_visible(False)
-    return _png(fig)
+    return fig
+
+
+def completeness_chart(done: Completeness, *, tz: ZoneInfo = DEFAULT_TZ) -> bytes:
+    """Who reported: a stacked bar of the counts by state, and one coloured bar per village (PNG bytes)."""
+    return _png(completeness_figure(done, tz=tz))
 
 
 def _float(value: int | Decimal | None) -> float:
     return float(value) if value is not None else 0.0
+
+
+def applicable(indicators: Sequence[IndicatorSummary], limit: int = 12) -> list[IndicatorSummary]:
+    """The numeric indicators worth a bar: some village answered them this period (a question skipped by
+    every village, e.g. a follow-up of "no", is not applicable and left out)."""
+    return [i for i in indicators if i.kind == "number" and i.answered > 0][:limit]
+
+
+def magnitude_groups(shown: Sequence[IndicatorSummary], ratio: float = 20.0) -> list[list[IndicatorSummary]]:
+    """The indicators in panels of comparable size (largest ≤ `ratio` × smallest, in form order within a
+    panel), so bars on one axis can be compared: sessions and people reached differ a hundredfold."""
+    ranked = sorted(shown, key=lambda i: -max(_float(i.total), _float(i.previous)))
+    groups: list[list[IndicatorSummary]] = []
+    for ind in ranked:
+        size = max(_float(ind.total), _float(ind.previous), 1.0)
+        top = max(_float(groups[-1][0].total), _float(groups[-1][0].previous), 1.0) if groups else 0.0
+        if groups and top <= ratio * size:
+            groups[-1].append(ind)
+        else:
+            groups.append([ind])
+    order = {id(i): n for n, i in enumerate(shown)}
+    return [sorted(g, key=lambda i: order[id(i)]) for g in groups]
+
+
+def indicators_figure(
+    indicators: Sequence[IndicatorSummary],
+    *,
+    period_label: str,
+    previous_label: str | None = None,
+    limit: int = 12,
+) -> Figure:
+    """The figure of `indicators_chart`: one panel per group of comparable indicators, each on a common
+    axis of real values (whole-number ticks for counts), short labels, not-applicable ones left out."""
+    w = words()["chart"]
+    shown = applicable(indicators, limit)
+    with_previous = previous_label is not None and any(i.previous is not None for i in shown)
+    period_label, previous_label = _plain(period_label), _plain(previous_label or "")
+    groups = magnitude_groups(shown) or [[]]
+    sizes = [max(len(g), 1) for g in groups]
+    height = 1.4 + 0.62 * sum(sizes) + 0.5 * len(groups)
+    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+    axes = fig.subplots(len(groups), 1, gridspec_kw={"height_ratios": sizes}, squeeze=False)[:, 0]
+    title = (
+        w["indicators_title"].format(period=period_label, previous=previous_label)
+        if with_previous
+        else w["indicators_title_alone"].format(period=period_label)
+    )
+    fig.suptitle(title, fontfamily=FONT, fontsize=12, fontweight="bold")
+    if not shown:
+        axes[0].text(0.5, 0.5, w["no_data"], ha="center", va="center", fontfamily=FONT, fontsize=11)
+        axes[0].set_axis_off()
+        return fig
+    bar = 0.38 if with_previous else 0.6
+    for ax, group in zip(axes, groups, strict=True):
+        top = max(max(_float(i.total), _float(i.previous) if with_previous else 0.0) for i in group) or 1.0
+        for y, ind in enumerate(group):
+            pairs = [(_float(ind.total), CURRENT_COLOUR, -bar / 2 if with_previous else 0.0)]
+            if with_previous:
+                pairs.append((_float(ind.previous), PREVIOUS_COLOUR, bar / 2))
+            for value, colour, offset in pairs:
+                ax.barh(y + offset, value, height=bar, color=colour)
+                known = colour == CURRENT_COLOUR or ind.previous is not None
+                text = vn_number_rounded(value) if known else "—"
+                ax.text(value + top * 0.01, y + offset, text, va="center", fontfamily=FONT, fontsize=9)
+        ax.set_yticks(
+            range(len(group)),
+            [_short(i.question.short_label, 40, 2) for i in group],
+            fontfamily=FONT,
+            fontsize=8,
+        )
+        ax.invert_yaxis()
+        ax.set_xlim(0, top * 1.15)
+        whole = all(_float(i.total).is_integer() and _float(i.previous).is_integer() for i in group)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=whole, min_n_ticks=2))
+        ax.tick_params(axis="x", labelsize=8)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    handles = [Patch(color=CURRENT_COLOUR, label=f"{w['current']}: {period_label}")]
+    if with_previous:
+        handles.append(Patch(color=PREVIOUS_COLOUR, label=f"{w['previous']}: {previous_label}"))
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=2,
+        frameon=False,
+        prop={"family": FONT, "size": 9},
+    )
+    return fig
 
 
 def indicators_chart(
@@ -137,61 +232,17 @@ def indicators_chart(
     previous_label: str | None = None,
     limit: int = 12,
 ) -> bytes:
-    """The main numeric indicators, this period against the previous one, as grouped bars (PNG bytes).
-
-    Each indicator has its own scale (sessions and people differ a hundredfold): bars are drawn relative
-    to the larger of the two values, and the values are written beside them.
-    """
-    w = words()["chart"]
-    shown = [i for i in indicators if i.kind == "number"][:limit]
-    with_previous = previous_label is not None and any(i.previous is not None for i in shown)
-    period_label, previous_label = _plain(period_label), _plain(previous_label or "")
-    height = 1.6 + 0.62 * max(len(shown), 1)
-    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
-    ax = fig.subplots()
-    title = (
-        w["indicators_title"].format(period=period_label, previous=previous_label)
-        if with_previous
-        else w["indicators_title_alone"].format(period=period_label)
+    """The main numeric indicators, this period against the previous one, as grouped bars (PNG bytes)."""
+    return _png(
+        indicators_figure(indicators, period_label=period_label, previous_label=previous_label, limit=limit)
     )
-    ax.set_title(title, fontfamily=FONT, fontsize=12, fontweight="bold", loc="left")
-    if not shown:
-        ax.text(0.5, 0.5, w["no_data"], ha="center", va="center", fontfamily=FONT, fontsize=11)
-        ax.set_axis_off()
-        return _png(fig)
-    bar = 0.38 if with_previous else 0.6
-    for y, ind in enumerate(shown):
-        now, before = _float(ind.total), _float(ind.previous)
-        scale = max(now, before if with_previous else 0.0) or 1.0
-        pairs = [(now, CURRENT_COLOUR, -bar / 2 if with_previous else 0.0)]
-        if with_previous:
-            pairs.append((before, PREVIOUS_COLOUR, bar / 2))
-        for value, colour, offset in pairs:
-            ax.barh(y + offset, value / scale, height=bar, color=colour)
-            text = vn_number_rounded(value) if (colour == CURRENT_COLOUR or ind.previous is not None) else "—"
-            ax.text(value / scale + 0.01, y + offset, text, va="center", fontfamily=FONT, fontsize=9)
-    ax.set_yticks(
-        range(len(shown)), [_short(i.question.label, 46, 2) for i in shown], fontfamily=FONT, fontsize=8
-    )
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.18)
-    ax.set_xticks([])
-    for side in ("top", "right", "bottom"):
-        ax.spines[side].set_visible(False)
-    handles = [Patch(color=CURRENT_COLOUR, label=f"{w['current']}: {period_label}")]
-    if with_previous:
-        handles.append(Patch(color=PREVIOUS_COLOUR, label=f"{w['previous']}: {previous_label}"))
-    ax.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=2,
-        frameon=False,
-        title=w["scale_note"],
-        title_fontproperties={"family": FONT, "size": 8, "style": "italic"},
-        prop={"family": FONT, "size": 9},
-    )
-    return _png(fig)
 
 
-__all__ = ["completeness_chart", "indicators_chart"]
+__all__ = [
+    "applicable",
+    "completeness_chart",
+    "completeness_figure",
+    "indicators_chart",
+    "indicators_figure",
+    "magnitude_groups",
+]

@@ -91,6 +91,13 @@ class Column:
     question: Question | None = None
     total: bool = False
 
+    @property
+    def full(self) -> str | None:
+        """The whole question put to the village head, when the header shows its short label instead."""
+        if self.question is None or self.question.short_label == self.question.label:
+            return None
+        return self.question.label
+
 
 def _kind(question: Question) -> str:
     return type_of(question).export_kind
@@ -108,7 +115,7 @@ def columns(form: Form) -> list[Column]:
         Column("version", w["version"], "int", 9),
     ]
     for q in form.answerable:
-        header = q.label + (w["items_suffix"] if type_of(q).group else "")
+        header = q.short_label + (w["items_suffix"] if type_of(q).group else "")
         cols.append(
             Column(
                 f"q:{q.id}", header, _kind(q), type_of(q).export_width, q, total=_kind(q) in ("int", "number")
@@ -176,7 +183,7 @@ def item_columns(group: Question) -> list[Column]:
     for sub in group.questions:
         if type_of(sub).answered:
             cols.append(
-                Column(f"q:{group.id}.{sub.id}", sub.label, _kind(sub), type_of(sub).export_width, sub)
+                Column(f"q:{group.id}.{sub.id}", sub.short_label, _kind(sub), type_of(sub).export_width, sub)
             )
     return cols
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -94,12 +95,13 @@ def _header(ws: WriteOnlyWorksheet, cols: Sequence[Column]) -> None:
     ws.print_title_rows = "1:1"
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = "9"  # A4
-    ws.append(
-        [
-            text_cell(ws, c.header, font=_BOLD, fill=_HEADER_FILL, border=_HEADER_BORDER, alignment=_WRAP)
-            for c in cols
-        ]
-    )
+    cells = []
+    for c in cols:
+        cell = text_cell(ws, c.header, font=_BOLD, fill=_HEADER_FILL, border=_HEADER_BORDER, alignment=_WRAP)
+        if c.full is not None and not isinstance(cell, str):  # the whole question, on hover
+            cell.comment = Comment(clean_text(c.full)[:EXCEL_MAX_TEXT], words()["comment_author"])
+        cells.append(cell)
+    ws.append(cells)
 
 
 def write_xlsx(session: Session, scope: ExportScope) -> bytes:

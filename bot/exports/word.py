@@ -363,7 +363,7 @@ def _indicator_view(ind: IndicatorSummary, item_kinds: dict[str, int]) -> dict[s
         counts, kind = [], ind.kind
     return {
         "id": ind.question.id,
-        "label": _one_line(ind.question.label),
+        "label": _one_line(ind.question.short_label),
         "kind": kind,  # number | items | choice | date
         "total": ind.total if ind.answered else None,
         "previous": ind.previous,
@@ -389,7 +389,7 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
         if q.id in by_id:
             view = _indicator_view(by_id[q.id], compiled.item_kinds.get(q.id, {}))
         elif q.id in texts:
-            view = {"id": q.id, "label": _one_line(q.label), "kind": "text", "texts": texts[q.id]}
+            view = {"id": q.id, "label": _one_line(q.short_label), "kind": "text", "texts": texts[q.id]}
             view.update(total=None, previous=None, delta=None, answered=len(texts[q.id]), counts=[])
             view.update(first=None, last=None)
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.handlers import export, fallback, incidents, nudge, report, start, summary  # noqa: F401  (they register)
+from bot.handlers import export, fallback, incidents, nudge, reopen, report, start, summary  # noqa: F401  (they register)
 from bot.handlers.registry import REGISTRY, Registry
 
 

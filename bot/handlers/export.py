@@ -19,12 +19,11 @@ from bot.exports import (
     build_export,
     normalise_format,
     periodic_forms,
-    periods_of,
     record_export,
     resolve_words,
 )
 from bot.handlers.registry import REGISTRY
-from bot.services import directory
+from bot.services import directory, police_focus
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
 from bot.services.reminders import commune_zone
@@ -36,7 +35,9 @@ from storage.models import Commune, Period
 
 CB_EXPORT = "xe"
 CB_COMMUNE = "xc"
+CB_PERIOD = "xp"
 MAX_COMMUNE_BUTTONS = 30
+MAX_OTHER_PERIODS = 8  # "another period" buttons under the offer (with the 3 formats: ≤ 12 in all)
 
 
 def visible_communes(ctx: Ctx) -> list[Commune]:
@@ -50,10 +51,21 @@ def _match_commune(communes: list[Commune], text: str) -> Commune | None:
     return next((c for c in communes if c.code.casefold() == key or normalize_name(c.name) == key), None)
 
 
-def _usage(ctx: Ctx, problem: str = "", *, code: str = "", name: str = "", **lists: Any) -> None:
-    """The usage text, with what went wrong (`problem` from the export service, or a `code`)."""
+def _usage(
+    ctx: Ctx,
+    problem: str = "",
+    *,
+    code: str = "",
+    name: str = "",
+    commune: Commune | None = None,
+    **lists: Any,
+) -> None:
+    """The usage text, with what went wrong (`problem` from the export service, or a `code`); with the
+    commune, its periods in play as buttons."""
+    menu = police_focus.period_menu(ctx.session, commune.id, ctx.now) if commune is not None else []
     ctx.reply(
         "export/usage.html",
+        buttons=_period_rows(menu),
         problem=problem,
         code=code,
         name=name,
@@ -91,7 +103,7 @@ async def export_command(ctx: Ctx) -> None:
     try:
         form, period = resolve_words(ctx.session, commune, args, ctx.now)
     except ExportError as problem:
-        _usage(ctx, problem.message, forms=problem.forms, periods=problem.periods)
+        _usage(ctx, problem.message, commune=commune, forms=problem.forms, periods=problem.periods)
         return
     if fmt is not None:
         _send_export(ctx, commune, period, fmt)
@@ -109,11 +121,14 @@ def _pick_commune(ctx: Ctx, communes: list[Commune]) -> None:
 
 def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
     done = completeness(ctx.session, period, ctx.now, progress=False)
-    others = [p.code for p in periods_of(ctx.session, commune, form.id, ctx.now) if p.id != period.id]
+    menu = police_focus.period_menu(
+        ctx.session, commune.id, ctx.now, exclude=period.id, size=MAX_OTHER_PERIODS
+    )
     buttons = (
         tuple(
             ReplyButton(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS
         ),
+        *_period_rows(menu),
     )
     ctx.reply(
         "export/choose.html",
@@ -126,7 +141,15 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
         due=period.due_at.astimezone(commune_zone(commune, ctx.deps.settings.timezone.key)),
         submitted=done.submitted,
         total=done.total,
-        other_periods=others[:8],
+        other_periods=[p.code for p in menu],
+    )
+
+
+def _period_rows(periods: list[Period]) -> tuple[tuple[ReplyButton, ...], ...]:
+    """One "🗓 period" button a row (`xp:<period>`)."""
+    return tuple(
+        (ReplyButton(render("export/period_button.html", label=p.label, code=p.code), f"{CB_PERIOD}:{p.id}"),)
+        for p in periods
     )
 
 
@@ -160,6 +183,28 @@ async def pick_commune(ctx: Ctx) -> None:
         form, period = resolve_words(ctx.session, commune, [], ctx.now)
     except ExportError as problem:
         _usage(ctx, problem.message, forms=problem.forms, periods=problem.periods)
+        return
+    _offer(ctx, commune, form, period)
+
+
+@REGISTRY.callback(CB_PERIOD, need=Need.POLICE)
+async def pick_period(ctx: Ctx) -> None:
+    """Another period (any form) of a commune the sender may export: `xp:<period_id>` offers it."""
+    data = ctx.update.callback_query.data or ""
+    parts = data.split(":")
+    try:
+        period_id = int(parts[1])
+    except (ValueError, IndexError):
+        ctx.answer_callback("common/stale_button.html")
+        return
+    period = ctx.session.get(Period, period_id)
+    commune = next((c for c in visible_communes(ctx) if period and c.id == period.commune_id), None)
+    if period is None or commune is None or len(parts) != 2:
+        _refuse(ctx, data)
+        return
+    form = next((f for f in periodic_forms(ctx.session, commune) if f.id == period.form_id), None)
+    if form is None or not period.active or period.opens_at > ctx.now:
+        ctx.answer_callback("common/stale_button.html")
         return
     _offer(ctx, commune, form, period)
 

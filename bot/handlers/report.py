@@ -11,13 +11,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.auth import Need, police_commune_ids
+from bot.auth import Need
 from bot.forms import inputs
 from bot.forms.events import Submitted
 from bot.handlers.registry import REGISTRY
 from bot.services import directory, incidents, reports
-from bot.services.accounts import normalize_name, village_reporters
-from bot.services.outbox_messages import BY_NAME_SLOT, KIND_NOTICE, queue_message
+from bot.services.outbox_messages import BY_NAME_SLOT
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
 from bot.updates.context import Ctx
@@ -335,56 +334,3 @@ def _alert_police(ctx: Ctx, outcome: reports.Outcome, village: Village, commune:
         )
     )
     return bool(chats)
-
-
-@REGISTRY.command("molai", need=Need.POLICE)
-async def reopen_command(ctx: Ctx) -> None:
-    """Police: reopen a village's report after the deadline: /molai TÊN THÔN [MÃ KỲ]."""
-    # Only communes where the sender is police: a village head of commune X who is also police of
-    # commune Y must not reopen X's villages (ctx.actor.communes holds the communes of every role).
-    police_of = set(police_commune_ids(ctx.actor))
-    communes = [c for c in ctx.actor.communes.values() if c.id in police_of]
-    villages = directory.active_villages(ctx.session, [c.id for c in communes])
-    periods = directory.opened_periods(ctx.session, [c.id for c in communes], ctx.now)
-    args = list(ctx.args)
-    period = None
-    if args and any(p.code == args[-1] for p in periods):
-        period = next(p for p in periods if p.code == args[-1])
-        args = args[:-1]
-    elif periods:
-        past_due = [p for p in periods if p.due_at <= ctx.now]
-        period = past_due[0] if past_due else periods[0]
-    name = " ".join(args).strip()
-    village = (
-        next((v for v in villages if normalize_name(v.name) == normalize_name(name)), None) if name else None
-    )
-    if village is None or period is None:
-        ctx.reply(
-            "report/reopen_usage.html",
-            example_period=period.code if period else "2026-6T",
-            missing=name,
-            villages=[v.name for v in villages][:40],
-            periods=sorted({p.code for p in periods})[:12],
-        )
-        return
-    row = reports.reopen(ctx.session, police=ctx.actor.person, village=village, period=period, now=ctx.now)
-    commune = ctx.session.get(Commune, village.commune_id)
-    until = _local(ctx, row.until, commune)
-    ctx.reply("report/reopened.html", period=period.label, village=village.name, until=until)
-    notice = render("report/reopened_notice.html", period=period.label, until=until)
-    for person in village_reporters(ctx.session, village.id):
-        if person.chat_id is not None:
-            row_id = queue_message(
-                ctx.session,
-                key=f"reopen:{row.id}:{person.id}",
-                kind=KIND_NOTICE,
-                chat_id=person.chat_id,
-                text=notice,
-                now=ctx.now,
-                person_id=person.id,
-                village_id=village.id,
-                period_id=period.id,
-            )
-            if row_id is not None:
-                ctx.urgent.append(row_id)
-                ctx.replies[-1].unsent_note = render("report/reopened_notice_pending.html")

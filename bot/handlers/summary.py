@@ -12,21 +12,20 @@ from typing import Any
 from bot.auth import Need, police_commune_ids, supervised_provinces, supervises
 from bot.forms.types import type_of
 from bot.handlers.registry import REGISTRY
-from bot.services import summaries
+from bot.services import police_focus, summaries
 from bot.services.completeness import completeness, province_scope
 from bot.services.forms import (
     PeriodChoiceError,
-    default_period,
     form_periods,
     get_form,
     periodic_forms,
-    resolve_args,
 )
 from bot.services.province_forms import province_codes, province_default, province_forms
 from bot.updates.context import Ctx
 from bot.views.summary import (
     CB,
     PERIODS_SHOWN,
+    Buttons,
     Message,
     communes_page,
     form_buttons,
@@ -45,6 +44,8 @@ from storage.models import Commune, CommuneForm, Period, Village
 
 log = logging.getLogger(__name__)
 
+CODES_SHOWN = 8  # period codes listed per form after a wrong one (the periods in play are also buttons)
+
 
 # ---------------------------------------------------------------------------------------------- /summary
 
@@ -53,16 +54,19 @@ def _unknown(
     ctx: Ctx, *, commune: Commune | None, province: str | None, form_arg: str | None, code_arg: str
 ) -> None:
     forms: list[dict[str, Any]] = []
+    buttons: Buttons = ()
     if commune is not None:
         for f in periodic_forms(ctx.session, commune.id):
             periods = form_periods(ctx.session, commune.id, f.id)
-            forms.append({"id": f.id, "title": f.title, "codes": [p.code for p in periods][:PERIODS_SHOWN]})
+            forms.append({"id": f.id, "title": f.title, "codes": [p.code for p in periods][:CODES_SHOWN]})
+        buttons = period_buttons(police_focus.period_menu(ctx.session, commune.id, ctx.now), -1)
     elif province is not None:
         for form_id, title, _ in province_forms(ctx.session, province):
             codes = [r[0] for r in province_codes(ctx.session, province, form_id)]
-            forms.append({"id": form_id, "title": title, "codes": codes[:PERIODS_SHOWN]})
+            forms.append({"id": form_id, "title": title, "codes": codes[:CODES_SHOWN]})
     ctx.reply(
         "summary/unknown.html",
+        buttons=buttons,
         commune=commune.name if commune else "",
         province=province,
         form_arg=(form_arg or "")[:64],
@@ -76,17 +80,17 @@ def _send(ctx: Ctx, messages: Sequence[Message]) -> None:
         ctx.reply_html(text, buttons)
 
 
-def _show_commune(ctx: Ctx, period: Period) -> None:
+def _show_commune(ctx: Ctx, period: Period, page: int = 0) -> None:
     commune = ctx.session.get(Commune, period.commune_id)
     tz = zone(commune, ctx.deps.settings.timezone)
-    messages = render_summary_messages(ctx.session, period, ctx.actor, ctx.now, tz=tz)
+    messages = render_summary_messages(ctx.session, period, ctx.actor, ctx.now, tz=tz, page=page)
     if not messages:  # the form's definition is missing from the database
         ctx.reply("summary/no_form.html", commune=commune.name if commune else "")
     _send(ctx, messages)
 
 
-def _show_province(ctx: Ctx, period: Period, province: str) -> None:
-    messages = render_summary_messages(ctx.session, period, province, ctx.now)
+def _show_province(ctx: Ctx, period: Period, province: str, page: int = 0) -> None:
+    messages = render_summary_messages(ctx.session, period, province, ctx.now, page=page)
     if not messages:
         ctx.reply("summary/no_form.html", commune=province)
     _send(ctx, messages)
@@ -116,7 +120,7 @@ async def summary_command(ctx: Ctx) -> None:
 
 def _commune_command(ctx: Ctx, commune: Commune, args: list[str]) -> None:
     try:
-        choice = resolve_args(ctx.session, commune.id, args, ctx.now)
+        choice = police_focus.choose(ctx.session, commune.id, args, ctx.now)
     except PeriodChoiceError as wrong:
         if wrong.code == "no_form":
             ctx.reply("summary/no_form.html", commune=commune.name)
@@ -202,16 +206,16 @@ def _supervised_period(ctx: Ctx, period_id: int) -> tuple[Period, str] | None:
     return period, commune.province or ""
 
 
-async def _on_period(ctx: Ctx, period_id: int) -> None:
+async def _on_period(ctx: Ctx, period_id: int, page: int = 0) -> None:
     found = _visible_period(ctx, period_id)
     if found is not None:
-        _show_commune(ctx, found[0])
+        _show_commune(ctx, found[0], page)
 
 
-async def _on_rollup(ctx: Ctx, period_id: int) -> None:
+async def _on_rollup(ctx: Ctx, period_id: int, page: int = 0) -> None:
     found = _supervised_period(ctx, period_id)
     if found is not None:
-        _show_province(ctx, *found)
+        _show_province(ctx, *found, page)
 
 
 async def _on_periods(ctx: Ctx, period_id: int) -> None:
@@ -269,7 +273,7 @@ async def _on_form(ctx: Ctx, commune_form_id: int) -> None:
     if cf is None or commune is None or not commune.active or not ctx.actor.can_see_commune(commune):
         _refuse(ctx, "commune_form", [commune_form_id])
         return
-    period = default_period(form_periods(ctx.session, commune.id, cf.form_id), ctx.now)
+    period = police_focus.focus_period(ctx.session, commune.id, ctx.now, form_id=cf.form_id)
     if period is None:
         form = get_form(ctx.session, cf.form_id)
         ctx.reply(
@@ -331,7 +335,7 @@ def _village_of(ctx: Ctx, period: Period, village_id: int) -> Village | None:
     return village
 
 
-async def _on_village(ctx: Ctx, period_id: int, village_id: int) -> None:
+async def _on_village(ctx: Ctx, period_id: int, village_id: int, page: int = 0) -> None:
     found = _visible_period(ctx, period_id)
     if found is None:
         return
@@ -348,10 +352,10 @@ async def _on_village(ctx: Ctx, period_id: int, village_id: int) -> None:
         )
         _send(ctx, village_missing_messages(village, period, status, overdue=ctx.now >= period.due_at))
         return
-    _send(ctx, village_messages(village, commune, period, report, tz))
+    _send(ctx, village_messages(village, commune, period, report, tz, page))
 
 
-async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int) -> None:
+async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int, page: int = 0) -> None:
     found = _visible_period(ctx, period_id)
     if found is None:
         return
@@ -369,7 +373,7 @@ async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int) -
     if question is None or text is None:
         ctx.answer_callback("common/stale_button.html")
         return
-    _send(ctx, full_text_messages(village, period, question, text))
+    _send(ctx, full_text_messages(village, period, question, text, index, page))
 
 
 async def _on_communes(ctx: Ctx, period_id: int, page: int = 0) -> None:
@@ -386,10 +390,11 @@ async def _on_communes(ctx: Ctx, period_id: int, page: int = 0) -> None:
 # p (a commune's period), r (province roll-up anchored at a period), l / L (other periods of the commune /
 # province), f / g (the commune's forms / one of them), F / G (the province's forms / one of them),
 # v (villages of a period, paged), s (one village's report), t (one long answer in full),
-# c (communes of a roll-up, paged); the value: the handler and the numbers of ids it takes
+# c (communes of a roll-up, paged); p, r, s and t take a page number as their last id (default: the first);
+# the value: the handler and the numbers of ids it takes
 _ACTIONS: dict[str, tuple[Callable[..., Awaitable[None]], tuple[int, ...]]] = {
-    "p": (_on_period, (1,)),
-    "r": (_on_rollup, (1,)),
+    "p": (_on_period, (1, 2)),
+    "r": (_on_rollup, (1, 2)),
     "l": (_on_periods, (1,)),
     "L": (_on_province_periods, (1,)),
     "f": (_on_forms, (1,)),
@@ -397,8 +402,8 @@ _ACTIONS: dict[str, tuple[Callable[..., Awaitable[None]], tuple[int, ...]]] = {
     "F": (_on_province_forms, (1,)),
     "G": (_on_province_form, (1,)),
     "v": (_on_villages, (1, 2)),
-    "s": (_on_village, (2,)),
-    "t": (_on_full_text, (3,)),
+    "s": (_on_village, (2, 3)),
+    "t": (_on_full_text, (3, 4)),
     "c": (_on_communes, (1, 2)),
 }
 

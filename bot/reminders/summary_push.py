@@ -27,8 +27,7 @@ from bot.services.reminders import (
 from bot.services.summaries import build_summary
 from bot.setup_file import code_slug
 from bot.texts.templates import render
-from bot.views.form import split_html
-from bot.views.summary import commune_summary_messages
+from bot.views.summary import commune_summary_pages, pack
 from storage.models import (
     Commune,
     Outbox,
@@ -46,7 +45,7 @@ DUE: Final = "due"
 COMPLETE: Final = "complete"
 AFTER_DIGEST: Final = timedelta(minutes=2)  # the digest (due at the due time) goes first
 PUSH_STALE: Final = timedelta(days=3)  # a push not sent by then is news no longer
-MAX_PARTS: Final = 8  # text parts per push at most (the rest: /tonghop in a private chat)
+MAX_PARTS: Final = 8  # text parts per push at most, each a phone page (the rest: /tonghop in a private chat)
 
 
 def summary_key(period_id: int, chat_id: int, occasion: str) -> str:
@@ -265,7 +264,7 @@ def render_summary_push(
     if occasion == COMPLETE and summary.completeness.missing:
         return None
     tz = commune_zone(commune, _zone_name(default_tz))
-    messages = commune_summary_messages(session, summary, commune, tz)
+    pages = commune_summary_pages(summary, commune, tz)
     heading = render(
         "summary/push_heading.html",
         occasion=occasion,
@@ -277,9 +276,9 @@ def render_summary_push(
         total=summary.completeness.total,
     )
     footer = render("summary/push_footer.html", code=period.code, form_id=period.form_id)
-    texts = split_html("\n\n".join([heading, *(text for text, _ in messages), footer]))
+    texts = pack("\n\n".join([heading, *pages, footer.strip()]), max_marks=10**6)
     if len(texts) > MAX_PARTS:
-        texts = [*texts[: MAX_PARTS - 1], footer]
+        texts = [*texts[: MAX_PARTS - 1], footer.strip()]
     photos: tuple[OutboxPhoto, ...] = ()
     if charts:
         try:

@@ -68,7 +68,7 @@ def answer_rows(
     locations: list[tuple[str, tuple[float, float]]] = []
 
     def visit(question: Question, value: Any, prefix: str = "") -> None:
-        label = f"{prefix}{question.label}"
+        label = f"{prefix}{question.short_label}"
         if value is None:
             return
         if type_of(question).needs_input == "photo" and isinstance(value, dict) and value.get("file_id"):
@@ -85,7 +85,7 @@ def answer_rows(
             continue
         value = answers[question.id]
         if type_of(question).group and isinstance(value, list):
-            rows.append({"label": question.label, "value": str(len(value))})
+            rows.append({"label": question.short_label, "value": str(len(value))})
             for index, item in enumerate(value, start=1):
                 if not isinstance(item, dict):
                     continue

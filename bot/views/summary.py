@@ -1,10 +1,12 @@
 """The summary screens (/tonghop): texts and `sm:<action>:<ids>` buttons of a summary and its pages.
 
-Texts from `templates/summary/`, cut at line boundaries into messages of at most 4096 characters."""
+Texts from `templates/summary/`, cut into phone pages (`pack`: ≤ 1,200 characters and ≤ 12 buttons a page,
+whole paragraphs while they fit); a page number rides as the last id of the button that shows it."""
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,16 +25,20 @@ from bot.services.reminders import commune_zone
 from bot.texts.filters import vn_date, vn_number
 from bot.texts.templates import render
 from bot.views.buttons import ReplyButton as Button
-from bot.views.form import split_html
+from bot.views.form import split_html, tg_len
 from storage.models import Commune, Period, Village
 
 CB = "sm"
 MAX_CALLBACK_BYTES = 64
-NAMES_SHOWN = 40  # village names per list in a summary before "và N thôn khác"
-NO_SHOWN = 20  # villages named under a yes/no question
-COMMUNES_SHOWN = 40  # lines of the per-commune table in a roll-up message
-PAGE = 90  # list buttons per message (Telegram allows 100 in all)
-PERIODS_SHOWN = 24
+NAMES_SHOWN = 12  # village names per list in a summary before "và N thôn khác" (all of them: "Theo thôn")
+NO_SHOWN = 12  # villages named under a yes/no question
+COMMUNES_SHOWN = 40  # lines of the per-commune table in a roll-up (paged like the rest)
+PAGE = 8  # list buttons per page (two a row), leaving room for "◀ · back · ▶" (≤ 11 in all)
+PAGE_CHARS = 1200  # a phone screen: characters of a page, its "Trang i/n" line included
+PAGE_BUTTONS = 12  # buttons of a page
+FOOTER_ROOM = 40  # kept free on every page for the "Trang i/n" line
+MAX_MARKS = 5  # "xem đủ" buttons a page at most (with ≤ 4 navigation and 2 page buttons: ≤ 11)
+PERIODS_SHOWN = PAGE_BUTTONS  # "Kỳ khác": one button a period, the newest
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 Buttons = tuple[tuple[Button, ...], ...]
@@ -60,6 +66,73 @@ def _messages(text: str, buttons: Buttons = ()) -> list[Message]:
     return [(part, buttons if i == len(parts) - 1 else ()) for i, part in enumerate(parts)]
 
 
+_MARK = re.compile(r"\[(\d+)\]$")  # "[3]" at the end of a line: the number of a "xem đủ" button
+
+
+def _marks(text: str) -> list[int]:
+    return [int(m.group(1)) for line in text.split("\n") if (m := _MARK.search(line))]
+
+
+def pack(text: str, limit: int = PAGE_CHARS - FOOTER_ROOM, *, max_marks: int = MAX_MARKS) -> list[str]:
+    """Cut Telegram HTML into phone pages of at most `limit` characters: whole paragraphs (blank-line
+    separated) while they fit, else line by line (a line too long is cut between words), at most
+    `max_marks` numbered lines ("… [3]") a page."""
+    units: list[tuple[str, str]] = []  # (separator before it, text)
+    for paragraph in re.split(r"\n\s*\n", text.strip("\n")):
+        paragraph = paragraph.strip("\n")
+        if not paragraph.strip():
+            continue
+        if tg_len(paragraph) <= limit and len(_marks(paragraph)) <= max_marks:
+            units.append(("\n\n", paragraph))
+            continue
+        sep = "\n\n"
+        for line in paragraph.split("\n"):
+            for piece in split_html(line, limit) if tg_len(line) > limit else [line]:
+                units.append((sep, piece))
+                sep = "\n"
+    pages: list[str] = []
+    current, marks = "", 0
+    for sep, unit in units:
+        n = len(_marks(unit))
+        candidate = f"{current}{sep}{unit}" if current else unit
+        if current and (tg_len(candidate) > limit or marks + n > max_marks):
+            pages.append(current)
+            current, marks = unit, n
+        else:
+            current, marks = candidate, marks + n
+    if current or not pages:
+        pages.append(current)
+    return pages
+
+
+def _paged(
+    pages: Sequence[str],
+    page: int,
+    data: str,
+    nav: Buttons = (),
+    marks: dict[int, str] | None = None,
+) -> Message:
+    """Page `page` (clamped) of `pages` with its "Trang i/n" line, its "xem đủ" buttons, "◀ / ▶" buttons
+    (`{data}:{page}`) and the navigation rows `nav`."""
+    count = max(len(pages), 1)
+    page = min(max(page, 0), count - 1)
+    text = pages[page] if pages else ""
+    if count > 1:
+        text += "\n\n" + render("summary/page_footer.html", page=page + 1, pages=count).strip()
+    rows: list[tuple[Button, ...]] = []
+    numbered = [_button("full_text", marks[n], n) for n in _marks(text) if marks and n in marks]
+    rows += _rows(numbered, 3)
+    pager = []
+    if page > 0:
+        pager.append(_button("prev_page", f"{data}:{page - 1}"))
+    if page + 1 < count:
+        pager.append(_button("next_page", f"{data}:{page + 1}"))
+    if pager:
+        rows.append(tuple(pager))
+    rows += list(nav)
+    return text, tuple(rows)
+
+
 def _tz(commune: Commune | None, default: ZoneInfo | None = None) -> ZoneInfo:
     return commune_zone(commune, (default or DEFAULT_TZ).key)
 
@@ -81,7 +154,7 @@ def _capped(items: Sequence[str], limit: int) -> tuple[list[str], int]:
 def _indicator(i: summaries.IndicatorSummary, *, roll_up: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": i.kind,
-        "label": i.question.label.rstrip(" ?.:"),
+        "label": i.question.short_label.rstrip(" ?.:"),
         "answered": i.answered,
         "reports": i.reports,
         "has_previous": i.previous is not None,
@@ -139,35 +212,30 @@ def _nav_province(session: Session, scope: Scope) -> Buttons:
     return ((_button("communes", f"{CB}:c:{anchor}:0"),), tuple(second))
 
 
-def _free_text_messages(summary: summaries.Summary) -> list[Message]:
+def _free_texts(summary: summaries.Summary) -> tuple[str, dict[int, str]]:
+    """The free texts, each shortened one numbered "[n]", and the data of each number's "xem đủ" button."""
     groups: list[dict[str, Any]] = []
-    buttons: list[Button] = []
-    not_numbered = 0
+    marks: dict[int, str] = {}
     for t in summary.free_texts:
         if not groups or groups[-1]["qid"] != t.question.id:
-            groups.append({"qid": t.question.id, "label": t.question.label, "rows": []})
+            groups.append({"qid": t.question.id, "label": t.question.short_label, "rows": []})
         number = None
         if t.truncated:
-            if len(buttons) < PAGE:
-                number = len(buttons) + 1
-                data = f"{CB}:t:{t.period_id}:{t.village_id}:{t.question_index}"
-                buttons.append(_button("full_text", data, number))
-            else:
-                not_numbered += 1
+            number = len(marks) + 1
+            marks[number] = f"{CB}:t:{t.period_id}:{t.village_id}:{t.question_index}"
         groups[-1]["rows"].append({"village": t.village, "text": t.text, "number": number})
     text = render(
         "summary/free_texts.html",
         period_label=summary.scope.label,
         groups=groups,
-        shortened=bool(buttons),
-        not_numbered=not_numbered,
+        shortened=bool(marks),
+        not_numbered=0,
     )
-    return _messages(text, tuple(_rows(buttons, 5)))
+    return text, marks
 
 
-def _commune_messages(
-    session: Session, summary: summaries.Summary, commune: Commune, tz: ZoneInfo, *, province_button: bool
-) -> list[Message]:
+def _commune_text(summary: summaries.Summary, commune: Commune, tz: ZoneInfo) -> tuple[str, dict[int, str]]:
+    """The whole commune summary as one text (free texts included), and its "xem đủ" buttons' data."""
     comp = summary.completeness
     assert comp is not None
     period = summary.scope.period
@@ -203,20 +271,42 @@ def _commune_messages(
         prev_label=summary.previous.label if summary.previous else None,
         free_texts=bool(summary.free_texts),
     )
-    messages = _messages(text, _nav_commune(session, period, province_button=province_button))
-    if summary.free_texts:
-        messages += _free_text_messages(summary)
-    return messages
+    if not summary.free_texts:
+        return text, {}
+    free, marks = _free_texts(summary)
+    return f"{text}\n\n{free}", marks
+
+
+def _commune_messages(
+    session: Session,
+    summary: summaries.Summary,
+    commune: Commune,
+    tz: ZoneInfo,
+    *,
+    province_button: bool,
+    page: int = 0,
+) -> list[Message]:
+    text, marks = _commune_text(summary, commune, tz)
+    period = summary.scope.period
+    nav = _nav_commune(session, period, province_button=province_button)
+    return [_paged(pack(text), page, f"{CB}:p:{period.id}", nav, marks)]
+
+
+def commune_summary_pages(summary: summaries.Summary, commune: Commune, tz: ZoneInfo) -> list[str]:
+    """A built commune summary as phone pages without buttons or page numbers (for pushes)."""
+    return pack(_commune_text(summary, commune, tz)[0])
 
 
 def commune_summary_messages(
     session: Session, summary: summaries.Summary, commune: Commune, tz: ZoneInfo
 ) -> list[Message]:
-    """A built commune summary as /tonghop messages, without the supervisor's roll-up button (for pushes)."""
+    """A built commune summary as its first /tonghop page, without the supervisor's roll-up button."""
     return _commune_messages(session, summary, commune, tz, province_button=False)
 
 
-def _province_messages(session: Session, summary: summaries.Summary, now: datetime) -> list[Message]:
+def _province_messages(
+    session: Session, summary: summaries.Summary, now: datetime, page: int = 0
+) -> list[Message]:
     rows = summary.communes
     totals = {
         "total": sum(r.total for r in rows),
@@ -252,7 +342,8 @@ def _province_messages(session: Session, summary: summaries.Summary, now: dateti
         prev_label=summary.previous.label if summary.previous else None,
         free_text_count=summary.free_text_count,
     )
-    return _messages(text, _nav_province(session, summary.scope))
+    data = f"{CB}:r:{summary.scope.period.id}"
+    return [_paged(pack(text), page, data, _nav_province(session, summary.scope))]
 
 
 def render_summary_messages(
@@ -262,8 +353,9 @@ def render_summary_messages(
     now: datetime,
     *,
     tz: ZoneInfo | None = None,
+    page: int = 0,
 ) -> list[Message]:
-    """The /summary messages for a period: [(Telegram HTML ≤ 4096 characters, button rows)].
+    """The /summary page `page` of a period: [(Telegram HTML ≤ 1,200 characters, ≤ 12 buttons in rows)].
 
     `actor_or_scope`: an Actor (checked with `can_see_commune`, PermissionError if not allowed; a
     supervisor also gets the "Toàn tỉnh" button), a Scope, a province name (the roll-up of the period's
@@ -289,8 +381,10 @@ def render_summary_messages(
     if summary is None:
         return []
     if scope.is_province:
-        return _province_messages(session, summary, now)
-    return _commune_messages(session, summary, commune, _tz(commune, tz), province_button=province_button)
+        return _province_messages(session, summary, now, page)
+    return _commune_messages(
+        session, summary, commune, _tz(commune, tz), province_button=province_button, page=page
+    )
 
 
 # ---------------------------------------------------------------------------------------------- lists and pages
@@ -334,6 +428,8 @@ def villages_page(period: Period, commune: Commune, comp: Completeness, page: in
     ]
     rows = _rows(buttons, 2)
     nav = [_button("back_summary", f"{CB}:p:{period.id}")]
+    if page > 0:
+        nav.insert(0, _button("prev_page", f"{CB}:v:{period.id}:{page - 1}"))
     if page + 1 < pages:
         nav.append(_button("next_page", f"{CB}:v:{period.id}:{page + 1}"))
     rows.append(tuple(nav))
@@ -366,9 +462,9 @@ def village_missing_messages(
 
 
 def village_messages(
-    village: Village, commune: Commune, period: Period, report: Any, tz: ZoneInfo
+    village: Village, commune: Commune, period: Period, report: Any, tz: ZoneInfo, page: int = 0
 ) -> list[Message]:
-    """One village's current report for the period, answer by answer."""
+    """One village's current report for the period, answer by answer, page `page` of it."""
     text = render(
         "summary/village.html",
         village=village.name,
@@ -382,19 +478,24 @@ def village_messages(
         late=_delay(report.late_by),
         rows=report.rows,
     )
-    return _messages(text, _village_back(period))
+    return [
+        _paged(pack(text, max_marks=10**6), page, f"{CB}:s:{period.id}:{village.id}", _village_back(period))
+    ]
 
 
-def full_text_messages(village: Village, period: Period, question: Question, text: str) -> list[Message]:
-    """One long answer in full."""
+def full_text_messages(
+    village: Village, period: Period, question: Question, text: str, index: int = 0, page: int = 0
+) -> list[Message]:
+    """One long answer in full (page `page` of it; `index`: the question's position, for the page buttons)."""
     body = render(
         "summary/full_text.html",
         village=village.name,
         period_label=period.label,
-        label=question.label,
+        label=question.short_label,
         text=text,
     )
-    return _messages(body)
+    data = f"{CB}:t:{period.id}:{village.id}:{index}"
+    return [_paged(pack(body, max_marks=10**6), page, data, _village_back(period))]
 
 
 def communes_page(period: Period, province: str, rows: Sequence[Any], page: int) -> Message:
@@ -407,6 +508,8 @@ def communes_page(period: Period, province: str, rows: Sequence[Any], page: int)
     ]
     out = _rows(buttons, 2)
     nav = [_button("back_summary", f"{CB}:r:{period.id}")]
+    if page > 0:
+        nav.insert(0, _button("prev_page", f"{CB}:c:{period.id}:{page - 1}"))
     if page + 1 < pages:
         nav.append(_button("next_page", f"{CB}:c:{period.id}:{page + 1}"))
     out.append(tuple(nav))
@@ -428,9 +531,11 @@ __all__ = [
     "Buttons",
     "Message",
     "commune_summary_messages",
+    "commune_summary_pages",
     "communes_page",
     "form_buttons",
     "full_text_messages",
+    "pack",
     "period_buttons",
     "province_form_buttons",
     "province_period_buttons",

@@ -69,6 +69,8 @@ EXPECTED_NEEDS: dict[tuple[str, str], Need] = {
     ("callback", "xc"): Need.POLICE,
     ("callback", "in"): Need.POLICE,
     ("callback", "inn"): Need.VILLAGE_HEAD,
+    ("callback", "xp"): Need.POLICE,
+    ("callback", "mo"): Need.POLICE,
     ("message", "text"): Need.ANYONE,
     ("message", "unknown_command"): Need.ANYONE,
     ("message", "edited"): Need.ANYONE,
