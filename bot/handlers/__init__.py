@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.handlers import export, fallback, nudge, report, start, summary  # noqa: F401  (they register)
+from bot.handlers import export, fallback, nudge, report, requests, start, summary  # noqa: F401  (they register)
 from bot.handlers.registry import REGISTRY, Registry
 
 
