@@ -253,6 +253,7 @@ class PendingRequest(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id", primary_key=True)
     step: str = Field(max_length=12)  # commune | form | due | units | confirm
     commune_id: int | None = Field(default=None, foreign_key="commune.id")
+    province: str | None = Field(default=None, max_length=200)  # the roll-up role: every commune of it
     form_id: str | None = Field(default=None, max_length=64)
     due_on: date | None = None  # the last local day of the deadline
     # chosen villages; None: every village of the commune

@@ -399,3 +399,72 @@ def test_baocao_request_bad_arguments_are_one_line(cli_env, engine, world, capsy
     err = capsys.readouterr().err
     assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
     assert request_periods(engine) == []
+
+
+# ---------------------------------------------------------------------------------------------- the roll-up role
+
+SANG = FakeUser(2020, "Sáng")  # supervisor of Thái Nguyên
+TAM = FakeUser(2021, "Tâm")  # supervisor of another province
+
+
+def add_supervisors(engine) -> None:
+    """A second commune of Thái Nguyên using the form, with one village; Sáng supervises the province."""
+    with session_scope(engine) as s:
+        ben = Commune(code="xa-ben", name="Xã Bên", province="Thái Nguyên", created_at=NOW, updated_at=NOW)
+        s.add(ben)
+        s.flush()
+        s.add(Village(commune_id=ben.id, name="Thôn Bên", created_at=NOW, updated_at=NOW))
+        s.add(CommuneForm(commune_id=ben.id, form_id=FORM))
+        s.flush()
+        for user, province in ((SANG, "Thái Nguyên"), (TAM, "Lào Cai")):
+            code = create_invite(s, role="supervisor", province=province, now=NOW, actor="t").code
+            redeem_invite(s, code, TelegramUser(user.id, user.id, user.first_name), now=NOW)
+
+
+async def test_the_roll_up_role_asks_every_commune_of_its_province(bot) -> None:
+    w = bot.world
+    add_supervisors(bot.engine)
+    await bot.send(SANG, "/yeucau")
+    labels = [label for label, _ in bot.buttons(SANG)]
+    assert (
+        labels[0] == "Tất cả các xã — Thái Nguyên (2 xã)"
+        and "Xã Hiệp Lực" in labels
+        and "Xã Khác" not in labels
+    )
+    await bot.press_button(SANG, "Tất cả các xã")
+    assert "tất cả 2 xã của Thái Nguyên" in bot.last_text(SANG)
+    await bot.press_button(SANG, "Báo cáo 6 tháng")
+    await bot.send(SANG, "thứ hai")
+    confirm = bot.last_text(SANG)
+    assert "hết ngày 11/05/2026 (thứ hai)" in confirm and "tất cả 15 thôn" in confirm
+    await bot.press_button(SANG, "Gửi yêu cầu")
+    sent = bot.last_text(SANG)
+    assert "tới 2 xã của Thái Nguyên" in sent and "Xã Hiệp Lực: 2 thôn nhận, 12 thôn chưa có" in sent
+    periods = request_periods(bot.engine)
+    assert len(periods) == 2 and {p.code for p in periods} == {"YC-0605-1"}
+    assert {p.due_at for p in periods} == {local(5, 12)}
+    assert "yêu cầu báo cáo đột xuất" in bot.last_text(DUNG)
+    with session_scope(bot.engine) as s:
+        assert {r.by_person_id for r in s.exec(select(PeriodRequest))} == {bot.person(SANG).id}
+    assert w.commune_id in {p.commune_id for p in periods}
+    rollup = "\n".join(await bot.ask(SANG, "/tonghop YC-0605-1"))
+    assert "Thái Nguyên" in rollup and "Yêu cầu đột xuất ngày 06/05/2026" in rollup
+
+
+async def test_the_roll_up_role_of_another_province_reaches_nothing_here(bot) -> None:
+    w = bot.world
+    add_supervisors(bot.engine)
+    await bot.send(TAM, "/yeucau")  # Lào Cai has no commune here yet: nothing to ask
+    assert "chưa được gắn với xã nào" in bot.last_text(TAM)
+    with session_scope(bot.engine) as s:
+        s.add(Commune(code="xa-lao", name="Xã Lào", province="Lào Cai", created_at=NOW, updated_at=NOW))
+    await bot.send(TAM, "/yeucau")
+    assert [label for label, _ in bot.buttons(TAM)] == ["Tất cả các xã — Lào Cai (1 xã)", "Xã Lào", "❌ Hủy"]
+    await bot.press(TAM, f"yc:c:{w.commune_id}")  # forged: Hiệp Lực is not in Lào Cai
+    assert "không có quyền" in bot.last_text(TAM)
+    await bot.press(TAM, "yc:t:1")  # forged: a province index it does not have
+    assert "không có quyền" in bot.last_text(TAM)
+    await bot.send(CUONG, "/yeucau")
+    await bot.press(CUONG, "yc:t:0")  # police, not the roll-up role
+    assert "không có quyền" in bot.last_text(CUONG)
+    assert request_periods(bot.engine) == []

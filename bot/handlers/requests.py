@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from datetime import date
 
-from bot.auth import Need, police_commune_ids
+from bot.auth import Need, police_commune_ids, supervised_provinces
 from bot.handlers.registry import REGISTRY
 from bot.services import requests
 from bot.services.reminders import commune_zone
@@ -37,9 +37,13 @@ def _cancel_row() -> tuple[ReplyButton, ...]:
 
 
 def _communes(ctx: Ctx) -> list[Commune]:
-    """Active communes where the sender is police (not merely a village head, nor a supervisor)."""
+    """Active communes the sender may ask: where they are police (not merely a village head), and every
+    commune of a province they supervise (the roll-up role)."""
     ids = set(police_commune_ids(ctx.actor))
-    return sorted((c for c in ctx.actor.communes.values() if c.id in ids and c.active), key=lambda c: c.name)
+    found = {c.id: c for c in ctx.actor.communes.values() if c.id in ids and c.active}
+    for province in supervised_provinces(ctx.actor):
+        found |= {c.id: c for c in requests.province_communes(ctx.session, province)}
+    return sorted(found.values(), key=lambda c: c.name)
 
 
 def _tz_name(ctx: Ctx) -> str:
@@ -77,9 +81,20 @@ def _show(
 ) -> None:
     """The screen of the request's current step (`problem`: why the typed deadline `typed` was refused)."""
     if row.step == requests.STEP_COMMUNE:
-        communes = _communes(ctx)[:MAX_CHOICES]
-        buttons = (*tuple((_button("label", f"c:{c.id}", label=c.name),) for c in communes), _cancel_row())
-        ctx.reply("request/pick_commune.html", buttons=buttons)
+        provinces = supervised_provinces(ctx.actor)
+        rows = [
+            (_button("province", f"t:{i}", label=p, count=len(requests.province_communes(ctx.session, p))),)
+            for i, p in enumerate(provinces)
+        ]
+        communes = _communes(ctx)
+        if len(communes) + len(rows) > MAX_CHOICES:  # a province's communes do not fit: its own ones only
+            own = set(police_commune_ids(ctx.actor))
+            communes = [c for c in communes if c.id in own]
+        rows += [(_button("label", f"c:{c.id}", label=c.name),) for c in communes[: MAX_CHOICES - len(rows)]]
+        ctx.reply("request/pick_commune.html", buttons=(*rows, _cancel_row()))
+        return
+    if row.province is not None:
+        _show_province(ctx, row, problem=problem, typed=typed)
         return
     commune = _commune_of(ctx, row)
     if commune is None:  # no longer police there: start again
@@ -173,7 +188,8 @@ async def request_command(ctx: Ctx) -> None:
     if not communes or ctx.actor.person is None:
         ctx.reply("request/no_commune.html")
         return
-    commune_id = communes[0].id if len(communes) == 1 else None
+    alone = len(communes) == 1 and not supervised_provinces(ctx.actor)
+    commune_id = communes[0].id if alone else None
     row = requests.start_pending(ctx.session, ctx.actor.person, ctx.now, commune_id)
     _show(ctx, row)
 
@@ -199,7 +215,11 @@ async def on_text(ctx: Ctx) -> None:
     if row is None:  # pragma: no cover - has_pending was checked just before
         return
     text = (message.text or "") if message is not None else ""
-    commune = _commune_of(ctx, row) if row.commune_id is not None else None
+    if row.province is not None:
+        communes = _province_of(ctx, row)
+        commune = communes[0] if communes else None
+    else:
+        commune = _commune_of(ctx, row) if row.commune_id is not None else None
     if row.step != requests.STEP_DUE or commune is None or not text.strip():
         ctx.reply("request/use_buttons.html")
         _show(ctx, row)
@@ -209,7 +229,8 @@ async def on_text(ctx: Ctx) -> None:
     except requests.DeadlineError as exc:
         _show(ctx, row, problem=exc.reason, typed=text.strip()[:40])
         return
-    requests.save_pending(ctx.session, row, ctx.now, due_on=day, step=requests.STEP_UNITS, page=0)
+    step = requests.STEP_CONFIRM if row.province is not None else requests.STEP_UNITS
+    requests.save_pending(ctx.session, row, ctx.now, due_on=day, step=step, page=0)
     _show(ctx, row)
 
 
@@ -229,7 +250,7 @@ def _refuse(ctx: Ctx, data: str) -> None:
 
 @REGISTRY.callback(CB, need=Need.POLICE)
 async def request_button(ctx: Ctx) -> None:
-    """A button of the request screens: `yc:c:<commune>`, `yc:f:<i>`, `yc:d:<quick>`, `yc:a`, `yc:v:<village>`,
+    """A button of the request screens: `yc:c:<commune>`, `yc:t:<province>`, `yc:f:<i>`, `yc:d:<quick>`, `yc:a`, `yc:v:<village>`,
     `yc:p:<page>`, `yc:n`, `yc:ok`, `yc:x`."""
     data = ctx.update.callback_query.data or ""
     parts = data.split(":")
@@ -248,8 +269,23 @@ async def request_button(ctx: Ctx) -> None:
         if commune is None:
             _refuse(ctx, data)
             return
-        requests.save_pending(ctx.session, row, ctx.now, commune_id=commune.id, step=requests.STEP_FORM)
+        requests.save_pending(
+            ctx.session, row, ctx.now, commune_id=commune.id, province=None, step=requests.STEP_FORM
+        )
         _show(ctx, row)
+        return
+    if action == "t":
+        provinces = supervised_provinces(ctx.actor)
+        if not arg.isdigit() or int(arg) >= len(provinces):
+            _refuse(ctx, data)
+            return
+        requests.save_pending(
+            ctx.session, row, ctx.now, commune_id=None, province=provinces[int(arg)], step=requests.STEP_FORM
+        )
+        _show(ctx, row)
+        return
+    if row.province is not None:
+        _province_step(ctx, row, action, arg, data)
         return
     commune = _commune_of(ctx, row) if row.commune_id is not None else None
     if commune is None:
@@ -360,4 +396,129 @@ def _send(ctx: Ctx, row: PendingRequest, commune: Commune) -> None:
         due=due_on,
         told=len(made.told),
         no_head=made.no_head,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- the roll-up role
+
+
+def _province_of(ctx: Ctx, row: PendingRequest) -> list[Commune]:
+    """The active communes of the request's province, if the sender (still) supervises it."""
+    if row.province is None or row.province not in supervised_provinces(ctx.actor):
+        return []
+    return requests.province_communes(ctx.session, row.province)
+
+
+def _show_province(ctx: Ctx, row: PendingRequest, *, problem: str | None, typed: str) -> None:
+    """The screens of a request to every commune of a province: form, deadline, confirmation."""
+    communes = _province_of(ctx, row)
+    if not communes:
+        requests.drop_pending(ctx.session, ctx.actor.person)
+        ctx.reply("request/refused.html")
+        return
+    place = render("request/province_place.html", province=row.province, count=len(communes))
+    forms = requests.province_forms(ctx.session, communes)
+    if row.step == requests.STEP_FORM:
+        if not forms:
+            requests.drop_pending(ctx.session, ctx.actor.person)
+            ctx.reply("request/no_form.html", commune=place)
+            return
+        buttons = (
+            *tuple(
+                (_button("label", f"f:{i}", label=cut(f.title, 60)),)
+                for i, f in enumerate(forms[:MAX_CHOICES])
+            ),
+            _cancel_row(),
+        )
+        ctx.reply("request/pick_form.html", commune=place, buttons=buttons)
+        return
+    title = next((cut(f.title, MAX_TITLE_SHOWN) for f in forms if f.id == row.form_id), str(row.form_id))
+    if row.step == requests.STEP_DUE:
+        today = _today(ctx, communes[0])
+        buttons = (
+            (_button("today", "d:today"), _button("3d", "d:3d")),
+            (_button("fri", "d:fri"), _button("7d", "d:7d")),
+            _cancel_row(),
+        )
+        ctx.reply(
+            "request/pick_due.html",
+            form_title=title,
+            commune=place,
+            today=today,
+            latest=today + requests.MAX_AHEAD,
+            buttons=buttons,
+            problem=problem,
+            typed=typed,
+        )
+        return
+    ctx.reply(
+        "request/confirm.html",
+        commune=place,
+        form_title=title,
+        due=row.due_on,
+        all=True,
+        count=sum(len(requests.commune_villages(ctx.session, c.id)) for c in communes),
+        names=[],
+        more=0,
+        buttons=((_button("send", "ok"), _button("cancel", "x")),),
+    )
+
+
+def _province_step(ctx: Ctx, row: PendingRequest, action: str, arg: str, data: str) -> None:
+    """A button of a province-wide request: a form, a quick deadline, or sending it."""
+    communes = _province_of(ctx, row)
+    if not communes:
+        requests.drop_pending(ctx.session, ctx.actor.person)
+        _refuse(ctx, data)
+        return
+    forms = requests.province_forms(ctx.session, communes)
+    if action == "f" and arg.isdigit() and int(arg) < len(forms):
+        requests.save_pending(ctx.session, row, ctx.now, form_id=forms[int(arg)].id, step=requests.STEP_DUE)
+    elif action == "d" and arg in requests.QUICK and row.form_id is not None:
+        day = requests.quick_deadline(arg, _today(ctx, communes[0]))
+        requests.save_pending(ctx.session, row, ctx.now, due_on=day, step=requests.STEP_CONFIRM)
+    elif action == "ok" and row.step == requests.STEP_CONFIRM and row.due_on and row.form_id:
+        _send_province(ctx, row, communes)
+        return
+    else:
+        ctx.answer_callback("common/stale_button.html")
+    _show(ctx, row)
+
+
+def _send_province(ctx: Ctx, row: PendingRequest, communes: list[Commune]) -> None:
+    """One period per commune of the province (one code), every head told at once."""
+    assert row.due_on is not None and row.form_id is not None and row.province is not None
+    due_on, person, tz = row.due_on, ctx.actor.person, _tz_name(ctx)
+    try:
+        requests.check_deadline(due_on, _today(ctx, communes[0]))
+        made = requests.create_province_request(
+            ctx.session,
+            province=row.province,
+            form_id=row.form_id,
+            due_on=due_on,
+            now=ctx.now,
+            by=person,
+            by_name=html.escape(person.full_name if person else ""),
+            notice=lambda commune: request_notice(commune, commune_zone(commune, tz)),
+            default_tz=tz,
+        )
+    except requests.DeadlineError as exc:
+        requests.save_pending(ctx.session, row, ctx.now, step=requests.STEP_DUE, due_on=None)
+        _show(ctx, row, problem=exc.reason, typed=f"{due_on:%d/%m/%Y}")
+        return
+    except requests.RequestError:
+        requests.save_pending(ctx.session, row, ctx.now, step=requests.STEP_FORM, form_id=None)
+        ctx.reply("request/refused.html")
+        _show(ctx, row)
+        return
+    for one in made:
+        ctx.urgent.extend(one.outbox_ids)
+    requests.drop_pending(ctx.session, person)
+    ctx.reply(
+        "request/sent_province.html",
+        form_title=made[0].form_title,
+        code=made[0].period.code,
+        due=due_on,
+        province=row.province,
+        communes=[(m.commune.name, len(m.told), len(m.no_head)) for m in made],
     )

@@ -150,7 +150,8 @@ def start_pending(session: Session, person: Person, now: datetime, commune_id: i
     if row is None:
         row = PendingRequest(person_id=person.id, step=STEP_COMMUNE, updated_at=now)
         session.add(row)
-    row.commune_id, row.form_id, row.due_on, row.village_ids, row.page = commune_id, None, None, None, 0
+    row.commune_id, row.province, row.form_id, row.due_on = commune_id, None, None, None
+    row.village_ids, row.page = None, 0
     row.step = STEP_FORM if commune_id is not None else STEP_COMMUNE
     row.updated_at = now
     session.flush()
@@ -182,6 +183,26 @@ def request_forms(session: Session, commune_id: int) -> list[PeriodicForm]:
     return periodic_forms(session, commune_id)
 
 
+def province_communes(session: Session, province: str) -> list[Commune]:
+    """The active communes of a province, by name (the roll-up role asks them all at once)."""
+    return list(
+        session.exec(
+            select(Commune).where(Commune.province == province, Commune.active).order_by(Commune.name)
+        )
+    )
+
+
+def province_forms(session: Session, communes: Sequence[Commune]) -> list[PeriodicForm]:
+    """The periodic forms every one of `communes` uses (in the first commune's order)."""
+    if not communes:
+        return []
+    forms = request_forms(session, communes[0].id)
+    for commune in communes[1:]:
+        used = {f.id for f in request_forms(session, commune.id)}
+        forms = [f for f in forms if f.id in used]
+    return forms
+
+
 def commune_villages(session: Session, commune_id: int) -> list[Village]:
     """The commune's active villages by name."""
     return list(
@@ -207,13 +228,14 @@ class RequestMade:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-def _next_code(session: Session, commune_id: int, form_id: str, today: date) -> tuple[str, int]:
-    """("YC-0712-2", 2): the first free code of today's requests of this commune and form."""
+def next_code(session: Session, commune_ids: Sequence[int], form_id: str, today: date) -> tuple[str, int]:
+    """("YC-0712-2", 2): the first code of today's requests free in all these communes for this form (one code
+    for a province's communes, so that the province roll-up finds them together)."""
     prefix = f"{CODE_PREFIX}-{today:%d%m}-"
     taken = set(
         session.exec(
             select(Period.code).where(
-                Period.commune_id == commune_id,
+                Period.commune_id.in_(list(commune_ids)),  # type: ignore[attr-defined]
                 Period.form_id == form_id,
                 Period.code.startswith(prefix),  # type: ignore[attr-defined]
             )
@@ -237,10 +259,12 @@ def create_request(
     by_name: str,
     notice: Any,
     default_tz: str,
+    code: tuple[str, int] | None = None,
 ) -> RequestMade:
     """Create the ad hoc period (open now, due at the end of `due_on` local time, late reports taken for
     LATE_WINDOW), limit it to `village_ids` (None: every village), record who asked, and owe each registered
-    head of those villages a notice (`notice(period, form_title) -> (text, buttons)`), sent at once."""
+    head of those villages a notice (`notice(period, form_title) -> (text, buttons)`), sent at once. `code`:
+    (code, number) chosen by the caller (a province's request), else the commune's next free one."""
     forms = {f.id: f for f in request_forms(session, commune.id)}
     if form_id not in forms:
         raise RequestError(f"Xã {commune.name} không dùng biểu mẫu định kỳ '{form_id}'.")
@@ -255,7 +279,7 @@ def create_request(
         villages = [v for v in villages if v.id in wanted]
         if not villages or len(villages) != len(wanted):
             raise RequestError("Có thôn không thuộc xã hoặc đã ngừng; chọn lại các thôn.")
-    code, n = _next_code(session, commune.id, form_id, today)
+    code, n = code or next_code(session, [commune.id], form_id, today)
     label = f"Yêu cầu đột xuất ngày {today:%d/%m/%Y}" + (f" ({n})" if n > 1 else "")
     due = due_at(commune, due_on, default_tz)
     period = Period(
@@ -321,3 +345,44 @@ def create_request(
     )
     session.flush()
     return made
+
+
+def create_province_request(
+    session: Session,
+    *,
+    province: str,
+    form_id: str,
+    due_on: date,
+    now: datetime,
+    by: Person | None,
+    by_name: str,
+    notice: Any,
+    default_tz: str,
+) -> list[RequestMade]:
+    """The roll-up role's request: one period (same code) in every active commune of `province` that uses the
+    form, for all their villages; RequestError when none does."""
+    communes = [
+        c
+        for c in province_communes(session, province)
+        if form_id in {f.id for f in request_forms(session, c.id)}
+    ]
+    if not communes:
+        raise RequestError(f"Không xã nào của {province} dùng biểu mẫu định kỳ '{form_id}'.")
+    today = local_today(communes[0], now, default_tz)
+    code = next_code(session, [c.id for c in communes], form_id, today)
+    return [
+        create_request(
+            session,
+            commune=commune,
+            form_id=form_id,
+            due_on=due_on,
+            village_ids=None,
+            now=now,
+            by=by,
+            by_name=by_name,
+            notice=notice(commune),
+            default_tz=default_tz,
+            code=code,
+        )
+        for commune in communes
+    ]

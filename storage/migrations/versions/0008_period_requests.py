@@ -37,6 +37,7 @@ def upgrade() -> None:
     sa.Column('person_id', sa.Integer(), nullable=False),
     sa.Column('step', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
     sa.Column('commune_id', sa.Integer(), nullable=True),
+    sa.Column('province', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('form_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('due_on', sa.Date(), nullable=True),
     sa.Column('village_ids', sa.JSON(), nullable=True),
