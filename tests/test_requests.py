@@ -468,3 +468,53 @@ async def test_the_roll_up_role_of_another_province_reaches_nothing_here(bot) ->
     await bot.press(CUONG, "yc:t:0")  # police, not the roll-up role
     assert "không có quyền" in bot.last_text(CUONG)
     assert request_periods(bot.engine) == []
+
+
+# ---------------------------------------------------------------------------------------------- summarised and exported
+
+
+def test_a_request_is_in_the_digest_for_its_units_only_and_exported(cli_env, engine, world, tmp_path) -> None:
+    from bot.reminders.content import render_outbox
+    from bot.services.reports import new_receipt
+    from storage.models import Submission
+
+    w = world
+    with session_scope(engine) as s:
+        made = requests.create_request(
+            s,
+            commune=s.get(Commune, w.commune_id),
+            form_id=FORM,
+            due_on=date(2026, 5, 12),
+            village_ids=[w.na_lang, w.ban_duom],
+            now=NOW,
+            by=None,
+            by_name="cli",
+            notice=lambda period, title: ("yêu cầu", []),
+            default_tz="Asia/Ho_Chi_Minh",
+        )
+        period_id = made.period.id
+        s.add(
+            Submission(
+                village_id=w.na_lang,
+                form_id=FORM,
+                period_id=period_id,
+                form_version=1,
+                answers={},
+                sent_at=local(5, 11, 9),
+                received_at=local(5, 11, 9),
+                on_time=True,
+                receipt=new_receipt(),
+            )
+        )
+    at = local(5, 13, 12)  # the day after the deadline
+    with session_scope(engine) as s:
+        reminders.plan(s, at)
+    with session_scope(engine) as s:
+        digests = s.exec(select(Outbox).where(Outbox.period_id == period_id, Outbox.kind == "digest")).all()
+        assert digests
+        text = render_outbox(s, digests[0], at).text
+    assert "Yêu cầu đột xuất ngày 06/05/2026" in text and "Thôn Nà Làng" in text and "Thôn Bản Duồm" in text
+    assert "Thôn Khuổi Ổ" not in text and "Thôn Pác Cáp" not in text  # not asked
+    out = tmp_path / "yc.xlsx"
+    assert main(["export", "--commune", "hiep-luc", "--period", made.period.code, "-o", str(out)]) == 0
+    assert out.stat().st_size > 1000
