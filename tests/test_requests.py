@@ -518,3 +518,31 @@ def test_a_request_is_in_the_digest_for_its_units_only_and_exported(cli_env, eng
     out = tmp_path / "yc.xlsx"
     assert main(["export", "--commune", "hiep-luc", "--period", made.period.code, "-o", str(out)]) == 0
     assert out.stat().st_size > 1000
+
+
+async def test_every_screen_fits_a_phone_in_a_big_commune(bot) -> None:
+    w = bot.world
+    with session_scope(bot.engine) as s:
+        for n in range(40):
+            name = f"Thôn Bản Làng Phía Trên Đồi Cao Số {n:02d}"
+            s.add(Village(commune_id=w.commune_id, name=name, created_at=NOW, updated_at=NOW))
+    await choose_form_and_typed_deadline(bot, "7 ngày")
+    for _ in range(7):
+        await bot.press_button(CUONG, "Trang sau")
+    for label in [label for label, _ in bot.buttons(CUONG) if label.startswith("Thôn")]:
+        await bot.press_button(CUONG, label)
+    assert "Đã chọn: 5/54 thôn · trang 8/8" in bot.last_text(CUONG)
+    await bot.press_button(CUONG, "Xong")
+    await bot.press_button(CUONG, "Gửi yêu cầu")
+    await bot.send(CUONG, "/yeucau")
+    await bot.press_button(CUONG, "Báo cáo 6 tháng")
+    await bot.press_button(CUONG, "3 ngày")
+    await bot.press_button(CUONG, "Tất cả các thôn (54)")
+    await bot.press_button(CUONG, "Gửi yêu cầu")
+    assert "52 thôn chưa có trưởng thôn" in bot.last_text(CUONG) and "và 39 thôn khác" in bot.last_text(CUONG)
+    assert len(request_periods(bot.engine)) == 2
+    for call in bot.request.sent(CUONG.id):
+        text = call.params.get("text") or ""
+        markup = call.params.get("reply_markup") or {}
+        assert len(text) <= 1200, text
+        assert sum(len(row) for row in markup.get("inline_keyboard", [])) <= 12

@@ -2,7 +2,7 @@
 confirmation (`request_command`, `request_button`, `on_text`); the request in progress lives in the database
 (bot.services.requests), so a restart loses nothing. `/huy` cancels it.
 
-Design notes: docs/design-notes.md#bothandlersrequestspy
+Design notes: docs/design-notes.md#botservicesrequestspy
 """
 
 from __future__ import annotations
@@ -25,7 +25,20 @@ from storage.models import Commune, PendingRequest
 CB = "yc"
 PAGE = 7  # villages per page: with "all", two page buttons, "done" and "cancel", 12 buttons in all
 MAX_CHOICES = 11  # communes or forms on one screen, with "cancel"
-MAX_NAMES = 25  # village names spelled out on the confirmation
+NAMES_BUDGET = 500  # characters of village names spelled out on one screen (the rest: "và N thôn khác")
+
+
+def _fitting(names: list[str], budget: int = NAMES_BUDGET) -> tuple[list[str], int]:
+    """The first names that fit in `budget` characters, and how many are left out."""
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        name = cut(name, 50)
+        if shown and used + len(name) + 2 > budget:
+            break
+        shown.append(name)
+        used += len(name) + 2
+    return shown, len(names) - len(shown)
 
 
 def _button(name: str, data: str, **context: object) -> ReplyButton:
@@ -165,6 +178,7 @@ def _show(
             ctx.reply_html(text, tuple(rows))
         return
     names = [v.name for v in villages if row.village_ids is None or v.id in set(row.village_ids)]
+    shown, more = _fitting(names)
     ctx.reply(
         "request/confirm.html",
         commune=commune.name,
@@ -172,8 +186,8 @@ def _show(
         due=row.due_on,
         all=row.village_ids is None,
         count=len(names),
-        names=names[:MAX_NAMES],
-        more=max(0, len(names) - MAX_NAMES),
+        names=shown,
+        more=more,
         buttons=((_button("send", "ok"), _button("cancel", "x")),),
     )
 
@@ -395,7 +409,8 @@ def _send(ctx: Ctx, row: PendingRequest, commune: Commune) -> None:
         code=made.period.code,
         due=due_on,
         told=len(made.told),
-        no_head=made.no_head,
+        no_head=_fitting(made.no_head)[0],
+        no_head_count=len(made.no_head),
     )
 
 
