@@ -4,7 +4,6 @@ the heads' notices wait in the outbox for the running bot, which sends them at o
 from __future__ import annotations
 
 import argparse
-import html
 
 from bot.cli.common import CliError, open_engine
 from bot.cli.parser import EXIT_USAGE
@@ -65,7 +64,7 @@ def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
                 village_ids=village_ids,
                 now=now,
                 by=None,
-                by_name=html.escape(args.by or ""),
+                by_name=args.by or "",
                 notice=request_notice(commune, commune_zone(commune, tz)),
                 default_tz=tz,
             )

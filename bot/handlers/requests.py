@@ -7,7 +7,6 @@ Design notes: docs/design-notes.md#botservicesrequestspy
 
 from __future__ import annotations
 
-import html
 from datetime import date
 
 from bot.auth import Need, police_commune_ids, supervised_provinces
@@ -392,7 +391,7 @@ def _send(ctx: Ctx, row: PendingRequest, commune: Commune) -> None:
             village_ids=row.village_ids,
             now=ctx.now,
             by=person,
-            by_name=html.escape(person.full_name if person else ""),
+            by_name="",  # the person is named by id: erased with them when they are forgotten
             notice=request_notice(commune, commune_zone(commune, _tz_name(ctx))),
             default_tz=_tz_name(ctx),
         )
@@ -513,7 +512,7 @@ def _send_province(ctx: Ctx, row: PendingRequest, communes: list[Commune]) -> No
             due_on=due_on,
             now=ctx.now,
             by=person,
-            by_name=html.escape(person.full_name if person else ""),
+            by_name="",  # the person is named by id: erased with them when they are forgotten
             notice=lambda commune: request_notice(commune, commune_zone(commune, tz)),
             default_tz=tz,
         )
