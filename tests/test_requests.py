@@ -546,3 +546,28 @@ async def test_every_screen_fits_a_phone_in_a_big_commune(bot) -> None:
         markup = call.params.get("reply_markup") or {}
         assert len(text) <= 1200, text
         assert sum(len(row) for row in markup.get("inline_keyboard", [])) <= 12
+
+
+async def test_bare_tonghop_shows_the_open_request_then_the_scheduled_period_again(
+    engine, database_url, world
+) -> None:
+    w = world
+    with session_scope(engine) as s:
+        requests.create_request(
+            s,
+            commune=s.get(Commune, w.commune_id),
+            form_id=FORM,
+            due_on=date(2026, 5, 8),
+            village_ids=None,
+            now=NOW,
+            by=None,
+            by_name="cli",
+            notice=lambda period, title: ("yêu cầu", []),
+            default_tz="Asia/Ho_Chi_Minh",
+        )
+    clock = FixedClock(local(5, 7, 9))
+    async with running_bot(engine, database_url, clock, world=world) as client:
+        assert "Yêu cầu đột xuất ngày 06/05/2026" in "\n".join(await client.ask(CUONG, "/tonghop"))
+        clock.advance(days=9)  # 16/05: the request no longer takes reports, 2026-6T still does
+        text = "\n".join(await client.ask(CUONG, "/tonghop"))
+        assert "6 tháng đầu năm 2026" in text and "Kỳ: <b>Yêu cầu" not in text
