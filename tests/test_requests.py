@@ -17,6 +17,7 @@ from storage.models import (
     AuditLog,
     Commune,
     CommuneForm,
+    Membership,
     Outbox,
     PendingRequest,
     Period,
@@ -571,3 +572,23 @@ async def test_bare_tonghop_shows_the_open_request_then_the_scheduled_period_aga
         clock.advance(days=9)  # 16/05: the request no longer takes reports, 2026-6T still does
         text = "\n".join(await client.ask(CUONG, "/tonghop"))
         assert "6 tháng đầu năm 2026" in text and "Kỳ: <b>Yêu cầu" not in text
+
+
+async def test_police_of_several_communes_pick_the_commune_first(bot) -> None:
+    with session_scope(bot.engine) as s:  # invites give one police role; a second one set by hand
+        other = s.exec(select(Commune).where(Commune.code == "xa-khac")).one()
+        s.add(Membership(person_id=bot.world.cuong, role="police", commune_id=other.id, created_at=NOW))
+    await bot.send(CUONG, "/yeucau")
+    assert "Đồng chí chọn xã" in bot.last_text(CUONG)
+    assert [label for label, _ in bot.buttons(CUONG)] == ["Xã Hiệp Lực", "Xã Khác", "❌ Hủy"]
+    await bot.press_button(CUONG, "Xã Khác")
+    assert "Xã Khác" in bot.last_text(CUONG) and "chọn biểu mẫu" in bot.last_text(CUONG)
+    await bot.press_button(CUONG, "Báo cáo 6 tháng")
+    await bot.press_button(CUONG, "Thứ sáu này")
+    await bot.press_button(CUONG, "Thôn Xa")
+    await bot.press_button(CUONG, "Xong")
+    assert "1 thôn — Thôn Xa" in bot.last_text(CUONG)
+    await bot.press_button(CUONG, "Gửi yêu cầu")
+    assert "1 thôn chưa có trưởng thôn đăng ký" in bot.last_text(CUONG)
+    (period,) = request_periods(bot.engine)
+    assert period.commune_id != bot.world.commune_id
