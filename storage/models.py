@@ -5,7 +5,7 @@ Datetimes are timezone-aware and stored as UTC (sqlmodel UTCDateTime); local tim
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any
 
@@ -232,6 +232,43 @@ class Period(SQLModel, table=True):
     upward_to: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     active: bool = Field(default=True)
     created_at: datetime
+    updated_at: datetime
+
+
+class PeriodRequest(SQLModel, table=True):
+    """An ad hoc period ("yêu cầu đột xuất") and who asked for it: a police officer in Telegram or the CLI."""
+
+    __tablename__ = "period_request"
+
+    period_id: int = Field(foreign_key="period.id", primary_key=True)
+    by_person_id: int | None = Field(default=None, foreign_key="person.id")
+    by_name: str = Field(default="", max_length=200)
+    at: datetime
+
+
+class PeriodUnit(SQLModel, table=True):
+    """A village a period is limited to; a period with no rows is for every village of its commune."""
+
+    __tablename__ = "period_unit"
+
+    period_id: int = Field(foreign_key="period.id", primary_key=True)
+    village_id: int = Field(foreign_key="village.id", primary_key=True)
+
+
+class PendingRequest(SQLModel, table=True):
+    """A police officer's `/yeucau` in progress (one per person), kept so that a restart loses nothing."""
+
+    __tablename__ = "pending_request"
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    step: str = Field(max_length=12)  # commune | form | due | units | confirm
+    commune_id: int | None = Field(default=None, foreign_key="commune.id")
+    province: str | None = Field(default=None, max_length=200)  # the roll-up role: every commune of it
+    form_id: str | None = Field(default=None, max_length=64)
+    due_on: date | None = None  # the last local day of the deadline
+    # chosen villages; None: every village of the commune
+    village_ids: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    page: int = Field(default=0)
     updated_at: datetime
 
 

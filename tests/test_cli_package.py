@@ -25,6 +25,7 @@ ONE_OF_EACH = [
     ["remind", "--dry-run"],
     ["remind", "--now"],
     ["export", "--commune", "x"],
+    ["request", "--commune", "x", "--form", "f", "--due", "20/12"],
     ["serve"],
     ["webhook", "info"],
 ]

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "remind": "bot.cli.reminders",
     "remind --now": "bot.cli.send_now",
     "export": "bot.cli.exports",
+    "request": "bot.cli.requests",
 }
 RUNNER = "bot.cli.common"  # settings, logging and errors around every command: `execute(args, command)`
 
@@ -239,6 +240,22 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def add_request_parser(sub: Any) -> None:
+    """Add `request --commune X --form F --due D [--villages "A,B"] [--by NAME]` (as /yeucau)."""
+    request = sub.add_parser(
+        "request",
+        help="yêu cầu các thôn báo cáo đột xuất (như /yeucau): tạo kỳ mới, báo ngay cho trưởng thôn",
+    )
+    request.add_argument("--commune", required=True, help="mã hoặc tên xã")
+    request.add_argument("--form", required=True, help="mã biểu mẫu định kỳ của xã, ví dụ bao-cao-6-thang")
+    request.add_argument(
+        "--due", required=True, help='hạn, tính đến hết ngày: "20/12", "20/12/2026", "thứ sáu", "3 ngày"'
+    )
+    request.add_argument("--villages", help='chỉ các thôn này, cách nhau bởi dấu phẩy: "Thôn A,Thôn B"')
+    request.add_argument("--by", help="ai yêu cầu (ghi vào nhật ký)")
+    _handled_by(request, "request", "cmd_request")
+
+
 def add_serve_parsers(sub: Any) -> None:
     """Add `serve` (webhook mode) and `webhook set | delete | info`."""
     serve = sub.add_parser(
@@ -277,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_forms_parser(sub)
     add_periods_and_remind_parsers(sub)
     add_export_parser(sub)
+    add_request_parser(sub)
     add_serve_parsers(sub)
     return parser
 

@@ -109,11 +109,16 @@ class Stored:
 
 
 def stored_steps(
-    text: str, photos: Sequence[tuple[str, str]] = (), pins: Sequence[tuple[str, tuple[float, float]]] = ()
+    text: str,
+    photos: Sequence[tuple[str, str]] = (),
+    pins: Sequence[tuple[str, tuple[float, float]]] = (),
+    buttons: Sequence[Sequence[tuple[str, str]]] = (),
 ) -> list[dict[str, Any]]:
-    """The JSON steps of a stored message: the text, then each (caption, file id) photo, then each (caption,
-    (latitude, longitude)) pin as its caption and the pin."""
+    """The JSON steps of a stored message: the text (with `buttons`, rows of (label, data), under it), then
+    each (caption, file id) photo, then each (caption, (latitude, longitude)) pin as its caption and the pin."""
     steps: list[dict[str, Any]] = [{"text": text}]
+    if buttons:
+        steps[0]["buttons"] = [[[label, data] for label, data in row] for row in buttons]
     steps += [{"photo_id": file_id, "text": caption[:1024]} for caption, file_id in photos]
     for caption, (lat, lon) in pins:
         steps += [{"text": caption}, {"location": [lat, lon]}]
@@ -131,6 +136,9 @@ def render_stored(row: Outbox) -> Stored | None:
                 text=str(raw.get("text", "")).replace(BY_NAME_SLOT, name),
                 photo_id=raw.get("photo_id"),
                 location=(float(location[0]), float(location[1])) if location else None,
+                markup=inline_keyboard(
+                    [[(str(b[0]), str(b[1])) for b in row] for row in raw.get("buttons") or ()]
+                ),
             )
         )
     return Stored(tuple(steps)) if steps else None

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bot.handlers import export, fallback, incidents, nudge, reopen, report, start, summary  # noqa: F401  (they register)
+from bot.handlers import (  # noqa: F401  (they register)
+    export,
+    fallback,
+    incidents,
+    nudge,
+    reopen,
+    report,
+    requests,
+    start,
+    summary,
+)
 from bot.handlers.registry import REGISTRY, Registry
 
 

@@ -19,8 +19,9 @@ from sqlmodel import Session, select
 from bot.forms import engine
 from bot.forms.state import DraftState
 from bot.services.forms import get_form
+from bot.services.period_units import in_period_units
 from storage.dialect import is_postgres
-from storage.models import Commune, Draft, Period, Submission, Village
+from storage.models import Commune, Draft, Period, PeriodRequest, Submission, Village
 
 MAX_PROGRESS = 200  # drafts whose progress is computed (each one walks its form once)
 
@@ -95,13 +96,18 @@ def province_scope(period: Period, province: str) -> Scope:
 
 
 def previous_period(session: Session, period: Period) -> Period | None:
-    """The period of the same schedule rule (same form, same commune) due just before this one."""
+    """The period of the same schedule rule (same form, same commune) due just before this one; a request
+    ("yêu cầu đột xuất") has none and is never one."""
+    requests = select(PeriodRequest.period_id)
     return session.exec(
         select(Period)
         .where(
             Period.commune_id == period.commune_id,
             Period.form_id == period.form_id,
             Period.series == period.series if period.series is not None else True,
+            Period.id.not_in(requests),  # type: ignore[union-attr]
+            # a request's own previous: none (the same query, so no extra round trip)
+            ~exists(requests.where(PeriodRequest.period_id == period.id)) if period.series is None else True,
             Period.active,
             Period.due_at < period.due_at,
             Period.id != period.id,
@@ -268,7 +274,9 @@ def completeness(session: Session, period: Period, now: datetime, *, progress: b
         select(Village.id, Village.name, first.c.first_sent_at, first.c.version_no, current_sent, draft_id)
         .select_from(Village)
         .outerjoin(first, first.c.village_id == Village.id)
-        .where(Village.commune_id == period.commune_id, Village.active)
+        .where(
+            Village.commune_id == period.commune_id, Village.active, in_period_units(period.id, Village.id)
+        )
         .order_by(Village.id)
     ).all()
     statuses: list[VillageStatus] = []
@@ -373,7 +381,14 @@ def commune_completeness(session: Session, scope: Period | Scope) -> list[Commun
         )
         .select_from(Period)
         .join(Commune, Commune.id == Period.commune_id)
-        .join(Village, and_(Village.commune_id == Period.commune_id, Village.active))
+        .join(
+            Village,
+            and_(
+                Village.commune_id == Period.commune_id,
+                Village.active,
+                in_period_units(Period.id, Village.id),
+            ),
+        )
         .outerjoin(first, and_(first.c.village_id == Village.id, first.c.period_id == Period.id))
         .where(scope.where_period(Period.id))
         .group_by(Commune.id, Commune.name, Period.id, Period.due_at)

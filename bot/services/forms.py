@@ -363,8 +363,10 @@ def form_periods(
 
 
 def default_period(periods: Sequence[Period], now: datetime) -> Period | None:
-    """The current or just-closed period: the latest one already opened, else the next to open."""
+    """The current or just-closed period: the latest one already opened (still taking reports if one is: a
+    closed ad hoc request does not hide the scheduled period still open), else the next to open."""
     opened = [p for p in periods if p.opens_at <= now]
+    opened = [p for p in opened if p.closes_at > now] or opened
     if opened:
         return max(opened, key=lambda p: (p.opens_at, p.due_at, p.id or 0))
     return min(periods, key=lambda p: (p.opens_at, p.id or 0)) if periods else None

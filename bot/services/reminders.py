@@ -33,6 +33,7 @@ from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours, ReminderRules
 from bot.forms import engine
 from bot.forms.state import DraftState
 from bot.services.forms import commune_forms, get_form
+from bot.services.period_units import units_of_periods
 from storage import audit
 from storage.models import (
     Commune,
@@ -263,11 +264,15 @@ def load_inputs(
         .order_by(PoliceChat.id)
     ):
         chats[commune_id].append(chat_id)
+    limited = units_of_periods(session, period_ids)  # requests to some villages only
     out = []
     for period in periods:
         commune = communes[period.commune_id]
         villages = []
+        chosen = limited.get(period.id)
         for village_id, name in villages_by_commune[period.commune_id]:
+            if chosen is not None and village_id not in chosen:
+                continue
             key = (village_id, period.id)
             sub = submitted.get(key)
             villages.append(

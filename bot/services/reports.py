@@ -26,6 +26,7 @@ from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
 from bot.services.codes import ALPHABET
 from bot.services.forms import commune_forms, get_form
+from bot.services.period_units import in_period_units, takes_part
 from bot.services.report_notices import (
     Amending,
     Closed,
@@ -279,6 +280,7 @@ def open_reports(session: Session, village: Village, now: datetime) -> list[Open
             Period.opens_at <= now,
             Period.closes_at > now,
             Period.form_id.in_(forms),  # type: ignore[attr-defined]
+            in_period_units(Period.id, village.id),  # a request to some villages only
         )
         .order_by(Period.due_at)
     ).all()
@@ -416,6 +418,7 @@ def _begin_periodic(
         or period.commune_id != village.commune_id
         or not period.active
         or period.opens_at > now
+        or not takes_part(session, period.id, village.id)  # a request to other villages
     ):
         raise ReportRefused(NotOpen())
     form = _latest_form(session, period.form_id)
