@@ -30,6 +30,8 @@ from sqlmodel import Session
 
 from bot.exports import ExportError
 from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
+from bot.exports.prose import changes, lower_label, section_view, split_texts
+from bot.forms.model import Question
 from bot.forms.types import type_of
 from bot.services.completeness import Completeness, completeness
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
@@ -349,31 +351,51 @@ def compile_report(session: Session, scope: ExportScope) -> Compiled:
 
 def _indicator_view(ind: IndicatorSummary, item_kinds: dict[str, int]) -> dict[str, Any]:
     answer = words()["answer"]
+    yes = no = 0
+    no_names: list[str] = []
     if ind.kind in ("choice", "multi"):
         counts = [(c.label, c.count) for c in ind.counts if c.count]
         kind = "choice"
-    elif ind.kind == "yes_no" and not ind.answered:
-        counts, kind = [], "choice"
     elif ind.kind == "yes_no":
-        counts = [(answer["true"], ind.yes), (answer["false"], ind.no)]
-        kind = "choice"
+        counts = [(answer["true"], ind.yes), (answer["false"], ind.no)] if ind.answered else []
+        kind, yes, no = "yes_no", ind.yes, ind.no
+        no_names = [_one_line(v.name) for v in ind.no_villages]
     elif ind.kind == "items":
         counts, kind = list(item_kinds.items()), "items"
     else:
         counts, kind = [], ind.kind
+    short = _one_line(ind.question.short_label)
     return {
         "id": ind.question.id,
-        "label": _one_line(ind.question.label),
-        "kind": kind,  # number | items | choice | date
+        "label": short,  # the short label: a report upward never quotes the question
+        "short": short,
+        "short_lower": lower_label(short),
+        "question": _one_line(ind.question.label),
+        "kind": kind,  # number | mean | items | choice | yes_no | date | text
         "total": ind.total if ind.answered else None,
         "previous": ind.previous,
         "delta": ind.change,
         "answered": ind.answered,
         "counts": [(_one_line(label), n) for label, n in counts],
+        "yes": yes,
+        "no": no,
+        "no_names": no_names,
         "first": ind.first,
         "last": ind.last,
         "texts": [],
+        "said_nothing": 0,
     }
+
+
+def _text_view(q: Question, texts: list[tuple[str, str]]) -> dict[str, Any]:
+    """A free-text question: the villages' real answers; bare "ko" / "không" only counted."""
+    kept, nothing = split_texts(texts)
+    short = _one_line(q.short_label)
+    view = {"id": q.id, "label": short, "short": short, "short_lower": lower_label(short)}
+    view.update(question=_one_line(q.label), kind="text", texts=kept, said_nothing=nothing)
+    view.update(total=None, previous=None, delta=None, answered=len(kept), counts=[], yes=0, no=0)
+    view.update(no_names=[], first=None, last=None)
+    return view
 
 
 def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
@@ -384,21 +406,20 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
     for t in compiled.free_texts:
         texts.setdefault(t.question.id, []).append((_one_line(t.village), _one_line(t.text)))
     views: list[dict[str, Any]] = []
-    sections: list[dict[str, Any]] = []
+    grouped: list[tuple[str, list[dict[str, Any]]]] = []
     for q in scope.form.answerable:
         if q.id in by_id:
             view = _indicator_view(by_id[q.id], compiled.item_kinds.get(q.id, {}))
-        elif q.id in texts:
-            view = {"id": q.id, "label": _one_line(q.label), "kind": "text", "texts": texts[q.id]}
-            view.update(total=None, previous=None, delta=None, answered=len(texts[q.id]), counts=[])
-            view.update(first=None, last=None)
+        elif type_of(q).free_text:
+            view = _text_view(q, texts.get(q.id, []))
         else:
             continue
         views.append(view)
         title = _one_line(q.section or "")
-        if not sections or sections[-1]["title"] != title:
-            sections.append({"title": title, "indicators": []})
-        sections[-1]["indicators"].append(view)
+        if not grouped or grouped[-1][0] != title:
+            grouped.append((title, []))
+        grouped[-1][1].append(view)
+    sections = [section_view(title, group) for title, group in grouped]
     period = scope.period
     has_previous = scope.previous is not None and any(i.previous is not None for i in compiled.indicators)
     return {
@@ -427,6 +448,8 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
             "draft_names": [_one_line(v.name) for v in done.draft],
         },
         "sections": sections,
+        "indicators": views,
+        "changes": changes(views) if has_previous else [],
         "q": {view["id"]: view for view in views},
         "generated_at": scope.local(scope.generated_at),
     }
