@@ -22,7 +22,7 @@ _NOTHING = re.compile(
     r"kho khan vuong mac|gi ca|ai|truong hop nao|van de gi)?"
     r")(?:\s?(?:a|ah|nhe|ca))?$"
 )
-KINDS_WITH_CHANGE = ("number", "items")  # a rise or a fall of these is worth a sentence
+KINDS_WITH_CHANGE = ("number", "items", "count")  # a rise or a fall of these is worth a sentence
 
 
 def _folded(text: str) -> str:
@@ -58,7 +58,7 @@ def is_nil(view: dict[str, Any]) -> bool:
     kind = view["kind"]
     if not view.get("answered"):
         return False
-    if kind in ("number", "items"):
+    if kind in ("number", "items", "count"):
         total, previous = _number(view.get("total")), _number(view.get("previous"))
         return total == 0 and not previous
     if kind == "yes_no":
@@ -69,6 +69,8 @@ def is_nil(view: dict[str, Any]) -> bool:
 def has_figure(view: dict[str, Any]) -> bool:
     """Whether an indicator has something to say in the results (an answer that is not "none")."""
     kind = view["kind"]
+    if view.get("derived"):
+        return view.get("total") is not None  # a share out of 0, or nothing reported: left out
     if kind == "text":
         return bool(view.get("texts"))
     if kind == "choice":

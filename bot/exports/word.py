@@ -10,7 +10,7 @@ import copy
 import io
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -31,11 +31,13 @@ from sqlmodel import Session
 from bot.exports import ExportError
 from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
 from bot.exports.prose import changes, lower_label, section_view, split_texts
-from bot.forms.model import Question
+from bot.forms.derived import DerivedValue, compute_all
+from bot.forms.model import Form, Question
 from bot.forms.types import type_of
 from bot.services.completeness import Completeness, completeness
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
 from bot.texts.templates import renderer
+from storage.models import Period
 
 FONT = "Times New Roman"
 PAGE_WIDTH, PAGE_HEIGHT = Mm(210), Mm(297)
@@ -317,9 +319,18 @@ class Compiled:
     indicators: list[IndicatorSummary]
     free_texts: list[FreeText]
     item_kinds: dict[str, dict[str, int]]  # repeat group id → item label → items
+    derived: dict[str, DerivedValue] = field(default_factory=dict)  # the form's `derived:` figures
+    derived_before: dict[str, DerivedValue] = field(default_factory=dict)  # … in the previous period
 
 
-def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int]]:
+def _answers(session: Session, period: Period | None, form: Form) -> list[dict[str, Any]]:
+    """The current answers of every village that reported in `period` (none without a period)."""
+    if period is None:
+        return []
+    return [row.answers for row in village_rows(session, period, form) if row.answers is not None]
+
+
+def _item_kinds(scope: ExportScope, reports: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Items of each repeat group by the group's first single-choice sub-question (e.g. incidents by kind)."""
     groups = {}
     for group in repeat_groups(scope.form):
@@ -327,11 +338,9 @@ def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int
         if choice is not None:
             groups[group.id] = choice
     out: dict[str, dict[str, int]] = {gid: {} for gid in groups}
-    if not groups:
-        return out
-    for row in village_rows(session, scope.period, scope.form):
+    for answers in reports if groups else ():
         for gid, choice in groups.items():
-            items = (row.answers or {}).get(gid)
+            items = answers.get(gid)
             for item in items if isinstance(items, list) else ():
                 if isinstance(item, dict) and item.get(choice.id) is not None:
                     label = choice.choice_label(str(item[choice.id]))
@@ -340,13 +349,36 @@ def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int
 
 
 def compile_report(session: Session, scope: ExportScope) -> Compiled:
-    """Completeness, indicator totals (with the previous period) and free texts of the period."""
+    """Completeness, indicator totals (with the previous period), free texts and derived figures."""
+    form = scope.form
+    needs_answers = bool(form.derived) or any(
+        type_of(sub).summary == "choice" for group in repeat_groups(form) for sub in group.questions
+    )
+    reports = _answers(session, scope.period, form) if needs_answers else []
+    before = _answers(session, scope.previous, form) if form.derived else []
     return Compiled(
         completeness(session, scope.period, scope.generated_at, progress=False),
-        indicator_totals(session, scope.period, scope.form, previous=scope.previous),
-        free_texts(session, scope.period, scope.form, limit=FREE_TEXT_LIMIT),
-        _item_kinds(session, scope),
+        indicator_totals(session, scope.period, form, previous=scope.previous),
+        free_texts(session, scope.period, form, limit=FREE_TEXT_LIMIT),
+        _item_kinds(scope, reports),
+        compute_all(form.derived, reports),
+        compute_all(form.derived, before) if before else {},
     )
+
+
+def _derived_view(value: DerivedValue, before: DerivedValue | None) -> dict[str, Any]:
+    """A derived figure as the templates see an indicator: kind "share" (a percentage), "number" (a sum)
+    or "count" (villages meeting the condition); `part`/`whole` behind a share or a count."""
+    d = value.derived
+    previous = before.value if before is not None else None
+    delta = value.value - previous if value.value is not None and previous is not None else None
+    short = _one_line(d.short)
+    kind = {"share": "share", "sum": "number", "count": "count"}[d.kind]
+    view = {"id": d.id, "label": short, "short": short, "short_lower": lower_label(short), "question": short}
+    view.update(kind=kind, derived=True, total=value.value, previous=previous, delta=delta)
+    view.update(answered=value.reports if value.value is not None else 0, part=value.part, whole=value.whole)
+    view.update(counts=[], yes=0, no=0, no_names=[], first=None, last=None, texts=[], said_nothing=0)
+    return view
 
 
 def _indicator_view(ind: IndicatorSummary, item_kinds: dict[str, int]) -> dict[str, Any]:
@@ -419,6 +451,16 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
         if not grouped or grouped[-1][0] != title:
             grouped.append((title, []))
         grouped[-1][1].append(view)
+    section_of = {q.id: _one_line(q.section or "") for q in scope.form.answerable}
+    for d in scope.form.derived:
+        view = _derived_view(compiled.derived[d.id], compiled.derived_before.get(d.id))
+        views.append(view)
+        title = _one_line(d.section) if d.section else next((section_of[q] for q in d.questions), "")
+        group = next((g for t, g in grouped if t == title), None)
+        if group is None:
+            grouped.append((title, []))
+            group = grouped[-1][1]
+        group.append(view)
     sections = [section_view(title, group) for title, group in grouped]
     period = scope.period
     has_previous = scope.previous is not None and any(i.previous is not None for i in compiled.indicators)

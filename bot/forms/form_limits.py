@@ -6,7 +6,7 @@ import re
 
 from bot.forms.types import TYPES
 
-FORM_KEYS = ("id", "title", "version", "kind", "description", "sections", "questions", "checks")
+FORM_KEYS = ("id", "title", "version", "kind", "description", "sections", "questions", "checks", "derived")
 SECTION_KEYS = ("title", "questions")
 QUESTION_KEYS = (
     "id",

@@ -89,6 +89,23 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A figure the form computes from the villages' answers (`derived:`; see `bot.forms.derived`).
+
+    kind "share": `questions` = (of, out_of), a percentage; "sum": the questions added up; "count": the
+    villages whose answers meet `condition` (the language of `relevant`). `section`: where reports show it
+    (None: the section of the first question it names).
+    """
+
+    id: str
+    short: str
+    kind: str  # "share" | "sum" | "count"
+    questions: tuple[str, ...] = ()
+    condition: str | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True)
 class Form:
     """A versioned questionnaire."""
 
@@ -100,6 +117,7 @@ class Form:
     kind: str = "periodic"  # "periodic" (scheduled) or "incident" (any time, alerts police at once)
     description: str | None = None
     source: str | None = None  # file it came from, for error messages
+    derived: tuple[Derived, ...] = ()  # computed figures, shown in reports (never asked)
     _index: dict[str, Question] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
