@@ -348,3 +348,28 @@ def test_the_deployment_rewords_the_closing_sections(
     body = _body(build_export(session, commune, form, period, "docx", EXPORT_NOW).content)
     plan = body[body.index("IV. PHƯƠNG HƯỚNG, NHIỆM VỤ KỲ TỚI") + 1 : -1]
     assert plan == ["- Nhiệm vụ riêng của xã."]
+
+
+@pytest.mark.parametrize(
+    ("mistake", "line"),
+    [("{{ khong_co_bien }}", 3), ("{% if %}", 3)],  # a runtime error inside a macro, a syntax error
+)
+def test_a_broken_phrase_file_is_named_with_its_line(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mistake: str, line: int
+) -> None:
+    from bot.exports import ExportError
+
+    commune, form, period, _before, _villages = _controlled(session)
+    root = _templates_copy(tmp_path, monkeypatch)
+    phrases = root / "export" / "report_phrases.txt"
+    text = phrases.read_text(encoding="utf-8")
+    start = text.index("{%- macro phuong_huong(done) -%}")
+    phrases.write_text(
+        text[:start].replace("\n", " ", text[:start].count("\n"))
+        + "\n{%- macro phuong_huong(done) -%}\n"
+        + mistake
+        + "\n{%- endmacro -%}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ExportError, match=rf"report_phrases\.txt, dòng {line}\)"):
+        build_export(session, commune, form, period, "docx", EXPORT_NOW)

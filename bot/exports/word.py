@@ -291,24 +291,27 @@ def place_date_line(place: str, day: date) -> str:
 
 
 def render_text(name: str, commune_code: str, context: dict[str, Any]) -> str:
-    """Render a Word text template (the commune's own copy first); errors name the file and line."""
+    """Render a Word text template (the commune's own copy first); errors name the file and line (the body's
+    or that of report_phrases.txt, which the body imports)."""
     try:
         return renderer().render_document(name, commune_code, context)
     except TemplateError as exc:
-        line = _template_line(exc, name)
-        where = f"export/{name}" + (f", dòng {line}" if line else "")
+        file, line = _template_line(exc, name)
+        where = f"export/{file}" + (f", dòng {line}" if line else "")
         raise TemplateProblem(f"Mẫu báo cáo Word ({where}) có lỗi: {exc}") from exc
 
 
-def _template_line(exc: TemplateError, name: str) -> int | None:
-    """The template line of a syntax error, or of the template frame a runtime error came from."""
+def _template_line(exc: TemplateError, name: str) -> tuple[str, int | None]:
+    """The template and line of a syntax error, or of the innermost template frame a runtime error came from."""
+    file = getattr(exc, "name", None) or name
     line = getattr(exc, "lineno", None)
     tb = exc.__traceback__
     while tb is not None:  # Jinja rewrites tracebacks so template frames carry the template's lines
-        if tb.tb_frame.f_code.co_filename.endswith(name):
-            line = tb.tb_lineno
+        path = tb.tb_frame.f_code.co_filename
+        if path.endswith(".txt"):
+            file, line = path.replace("\\", "/").rsplit("/", 1)[-1], tb.tb_lineno
         tb = tb.tb_next
-    return line
+    return file, line
 
 
 @dataclass(frozen=True)
