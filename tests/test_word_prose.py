@@ -373,3 +373,42 @@ def test_a_broken_phrase_file_is_named_with_its_line(
     )
     with pytest.raises(ExportError, match=rf"report_phrases\.txt, dòng {line}\)"):
         build_export(session, commune, form, period, "docx", EXPORT_NOW)
+
+
+def test_a_generated_commune_paragraph_by_paragraph(session: Session) -> None:
+    """The test_exports commune (late, amended, draft and missing villages, a previous period), one village
+    answering "ko" / "không" / "Không có" to the free texts: no paragraph quotes a question or a bare no, the
+    amended village is quoted from its current version only, and both closing sections are there."""
+    from tests.test_exports import seed_reports
+
+    seeded = seed_reports(session)
+    ko = session.exec(
+        select(Submission).where(
+            Submission.village_id == seeded.villages[0].id, Submission.period_id == seeded.period.id
+        )
+    ).one()
+    ko.answers = {**ko.answers, "de_xuat": "ko", "kho_khan": "không", "de_nghi_khen_thuong": "Không có"}
+    session.add(ko)
+    session.commit()
+    content = build_export(session, seeded.commune, seeded.form, seeded.period, "docx", EXPORT_NOW).content
+    body = _body(content)
+    questions = [q for q in seeded.form.answerable if q.short and q.short != q.label]
+    for paragraph in body:
+        assert not any(q.label in paragraph for q in questions), paragraph
+        assert "xin đồng chí" not in paragraph.casefold(), paragraph
+        assert not paragraph.startswith(f"- {seeded.villages[0].name}:"), paragraph
+    versions = session.exec(select(Submission).where(Submission.village_id == seeded.amended.id,
+                                                     Submission.period_id == seeded.period.id)).all()  # fmt: skip
+    current = next(s for s in versions if s.is_current)
+    old = next(s for s in versions if not s.is_current)
+    for qid in ("de_xuat", "kho_khan"):
+        now_text, old_text = current.answers.get(qid), old.answers.get(qid)
+        if now_text and not is_nothing(now_text):
+            assert f"- {seeded.amended.name}: {now_text}" in body
+        if old_text and old_text != now_text:
+            assert f"- {seeded.amended.name}: {old_text}" not in body
+    assert f"Còn 1 thôn nộp báo cáo muộn ({seeded.late.name})." in " ".join(body)
+    missing = ", ".join(v.name for v in (seeded.draft, *seeded.missing))
+    assert f"Còn 3 thôn chưa nộp báo cáo ({missing})." in " ".join(body)
+    heads = [body.index(h) for h in ("III. ĐÁNH GIÁ CHUNG", "1. Ưu điểm", "2. Hạn chế")]
+    assert heads == sorted(heads) and body.index("IV. PHƯƠNG HƯỚNG, NHIỆM VỤ KỲ TỚI") > heads[-1]
