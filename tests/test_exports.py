@@ -543,10 +543,12 @@ def test_word_title_body_table_recipients_and_signature(session: Session, seeded
     now_totals = expected_totals(session, seeded.form, seeded.period)
     before = expected_totals(session, seeded.form, seeded.previous)
     q = seeded.form.question("so_buoi_tuyen_truyen")
-    line = next(p.text for p in body if p.text.startswith(f"- {q.short_label}"))
+    # the short name, never the question
+    line = next(p.text for p in body if p.text.startswith(f"{q.short_label}: "))
     delta = now_totals[q.id] - before[q.id]
-    change = f"tăng {delta}" if delta > 0 else f"giảm {-delta}" if delta < 0 else "không đổi"
-    assert f"Tổng cộng: {now_totals[q.id]} (kỳ trước: {before[q.id]}, {change})" in line
+    change = f"tăng {delta}" if delta > 0 else f"giảm {-delta}" if delta < 0 else "bằng"
+    assert f"{q.short_label}: {now_totals[q.id]} ({change} " in line and "6 tháng đầu năm 2025)" in line
+    assert not any(q.label in p.text for p in body)
 
     table = d.tables[1]
     assert table.style.name == "Table Grid"

@@ -10,7 +10,7 @@ import copy
 import io
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -30,10 +30,14 @@ from sqlmodel import Session
 
 from bot.exports import ExportError
 from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
+from bot.exports.prose import changes, lower_label, section_view, split_texts
+from bot.forms.derived import DerivedValue, compute_all
+from bot.forms.model import Form, Question
 from bot.forms.types import type_of
 from bot.services.completeness import Completeness, completeness
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
 from bot.texts.templates import renderer
+from storage.models import Period
 
 FONT = "Times New Roman"
 PAGE_WIDTH, PAGE_HEIGHT = Mm(210), Mm(297)
@@ -287,24 +291,27 @@ def place_date_line(place: str, day: date) -> str:
 
 
 def render_text(name: str, commune_code: str, context: dict[str, Any]) -> str:
-    """Render a Word text template (the commune's own copy first); errors name the file and line."""
+    """Render a Word text template (the commune's own copy first); errors name the file and line (the body's
+    or that of report_phrases.txt, which the body imports)."""
     try:
         return renderer().render_document(name, commune_code, context)
     except TemplateError as exc:
-        line = _template_line(exc, name)
-        where = f"export/{name}" + (f", dòng {line}" if line else "")
+        file, line = _template_line(exc, name)
+        where = f"export/{file}" + (f", dòng {line}" if line else "")
         raise TemplateProblem(f"Mẫu báo cáo Word ({where}) có lỗi: {exc}") from exc
 
 
-def _template_line(exc: TemplateError, name: str) -> int | None:
-    """The template line of a syntax error, or of the template frame a runtime error came from."""
+def _template_line(exc: TemplateError, name: str) -> tuple[str, int | None]:
+    """The template and line of a syntax error, or of the innermost template frame a runtime error came from."""
+    file = getattr(exc, "name", None) or name
     line = getattr(exc, "lineno", None)
     tb = exc.__traceback__
     while tb is not None:  # Jinja rewrites tracebacks so template frames carry the template's lines
-        if tb.tb_frame.f_code.co_filename.endswith(name):
-            line = tb.tb_lineno
+        path = tb.tb_frame.f_code.co_filename
+        if path.endswith(".txt"):
+            file, line = path.replace("\\", "/").rsplit("/", 1)[-1], tb.tb_lineno
         tb = tb.tb_next
-    return line
+    return file, line
 
 
 @dataclass(frozen=True)
@@ -315,9 +322,18 @@ class Compiled:
     indicators: list[IndicatorSummary]
     free_texts: list[FreeText]
     item_kinds: dict[str, dict[str, int]]  # repeat group id → item label → items
+    derived: dict[str, DerivedValue] = field(default_factory=dict)  # the form's `derived:` figures
+    derived_before: dict[str, DerivedValue] = field(default_factory=dict)  # … in the previous period
 
 
-def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int]]:
+def _answers(session: Session, period: Period | None, form: Form) -> list[dict[str, Any]]:
+    """The current answers of every village that reported in `period` (none without a period)."""
+    if period is None:
+        return []
+    return [row.answers for row in village_rows(session, period, form) if row.answers is not None]
+
+
+def _item_kinds(scope: ExportScope, reports: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Items of each repeat group by the group's first single-choice sub-question (e.g. incidents by kind)."""
     groups = {}
     for group in repeat_groups(scope.form):
@@ -325,11 +341,9 @@ def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int
         if choice is not None:
             groups[group.id] = choice
     out: dict[str, dict[str, int]] = {gid: {} for gid in groups}
-    if not groups:
-        return out
-    for row in village_rows(session, scope.period, scope.form):
+    for answers in reports if groups else ():
         for gid, choice in groups.items():
-            items = (row.answers or {}).get(gid)
+            items = answers.get(gid)
             for item in items if isinstance(items, list) else ():
                 if isinstance(item, dict) and item.get(choice.id) is not None:
                     label = choice.choice_label(str(item[choice.id]))
@@ -338,42 +352,85 @@ def _item_kinds(session: Session, scope: ExportScope) -> dict[str, dict[str, int
 
 
 def compile_report(session: Session, scope: ExportScope) -> Compiled:
-    """Completeness, indicator totals (with the previous period) and free texts of the period."""
+    """Completeness, indicator totals (with the previous period), free texts and derived figures."""
+    form = scope.form
+    needs_answers = bool(form.derived) or any(
+        type_of(sub).summary == "choice" for group in repeat_groups(form) for sub in group.questions
+    )
+    reports = _answers(session, scope.period, form) if needs_answers else []
+    before = _answers(session, scope.previous, form) if form.derived else []
     return Compiled(
         completeness(session, scope.period, scope.generated_at, progress=False),
-        indicator_totals(session, scope.period, scope.form, previous=scope.previous),
-        free_texts(session, scope.period, scope.form, limit=FREE_TEXT_LIMIT),
-        _item_kinds(session, scope),
+        indicator_totals(session, scope.period, form, previous=scope.previous),
+        free_texts(session, scope.period, form, limit=FREE_TEXT_LIMIT),
+        _item_kinds(scope, reports),
+        compute_all(form.derived, reports),
+        compute_all(form.derived, before) if before else {},
     )
+
+
+def _derived_view(value: DerivedValue, before: DerivedValue | None) -> dict[str, Any]:
+    """A derived figure as the templates see an indicator: kind "share" (a percentage), "number" (a sum)
+    or "count" (villages meeting the condition); `part`/`whole` behind a share or a count."""
+    d = value.derived
+    previous = before.value if before is not None else None
+    delta = value.value - previous if value.value is not None and previous is not None else None
+    short = _one_line(d.short)
+    kind = {"share": "share", "sum": "number", "count": "count"}[d.kind]
+    view = {"id": d.id, "label": short, "short": short, "short_lower": lower_label(short), "question": short}
+    view.update(kind=kind, derived=True, total=value.value, previous=previous, delta=delta)
+    view.update(answered=value.reports if value.value is not None else 0, part=value.part, whole=value.whole)
+    view.update(counts=[], yes=0, no=0, no_names=[], first=None, last=None, texts=[], said_nothing=0)
+    return view
 
 
 def _indicator_view(ind: IndicatorSummary, item_kinds: dict[str, int]) -> dict[str, Any]:
     answer = words()["answer"]
+    yes = no = 0
+    no_names: list[str] = []
     if ind.kind in ("choice", "multi"):
         counts = [(c.label, c.count) for c in ind.counts if c.count]
         kind = "choice"
-    elif ind.kind == "yes_no" and not ind.answered:
-        counts, kind = [], "choice"
     elif ind.kind == "yes_no":
-        counts = [(answer["true"], ind.yes), (answer["false"], ind.no)]
-        kind = "choice"
+        counts = [(answer["true"], ind.yes), (answer["false"], ind.no)] if ind.answered else []
+        kind, yes, no = "yes_no", ind.yes, ind.no
+        no_names = [_one_line(v.name) for v in ind.no_villages]
     elif ind.kind == "items":
         counts, kind = list(item_kinds.items()), "items"
     else:
         counts, kind = [], ind.kind
+    short = _one_line(ind.question.short_label)
     return {
         "id": ind.question.id,
-        "label": _one_line(ind.question.short_label),
-        "kind": kind,  # number | items | choice | date
+        "label": short,  # the short label: a report upward never quotes the question
+        "short": short,
+        "short_lower": lower_label(short),
+        "question": _one_line(ind.question.label),
+        "kind": kind,  # number | mean | items | choice | yes_no | date | text
         "total": ind.total if ind.answered else None,
         "previous": ind.previous,
         "delta": ind.change,
         "answered": ind.answered,
         "counts": [(_one_line(label), n) for label, n in counts],
+        "yes": yes,
+        "no": no,
+        "no_names": no_names,
         "first": ind.first,
         "last": ind.last,
         "texts": [],
+        "said_nothing": 0,
     }
+
+
+def _text_view(q: Question, texts: list[tuple[str, str]]) -> dict[str, Any]:
+    """A free-text question: the villages' real answers; bare "ko" / "không" only counted."""
+    kept, nothing = split_texts(texts)
+    short = _one_line(q.short_label)
+    view = {"id": q.id, "label": short, "short": short, "short_lower": lower_label(short)}
+    view.update(question=_one_line(q.label), kind="text", texts=kept, said_nothing=nothing)
+    view.update(total=None, previous=None, delta=None, answered=len(kept), counts=[], yes=0, no=0)
+    view.update(no_names=[], first=None, last=None)
+    return view
 
 
 def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
@@ -384,21 +441,30 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
     for t in compiled.free_texts:
         texts.setdefault(t.question.id, []).append((_one_line(t.village), _one_line(t.text)))
     views: list[dict[str, Any]] = []
-    sections: list[dict[str, Any]] = []
+    grouped: list[tuple[str, list[dict[str, Any]]]] = []
     for q in scope.form.answerable:
         if q.id in by_id:
             view = _indicator_view(by_id[q.id], compiled.item_kinds.get(q.id, {}))
-        elif q.id in texts:
-            view = {"id": q.id, "label": _one_line(q.short_label), "kind": "text", "texts": texts[q.id]}
-            view.update(total=None, previous=None, delta=None, answered=len(texts[q.id]), counts=[])
-            view.update(first=None, last=None)
+        elif type_of(q).free_text:
+            view = _text_view(q, texts.get(q.id, []))
         else:
             continue
         views.append(view)
         title = _one_line(q.section or "")
-        if not sections or sections[-1]["title"] != title:
-            sections.append({"title": title, "indicators": []})
-        sections[-1]["indicators"].append(view)
+        if not grouped or grouped[-1][0] != title:
+            grouped.append((title, []))
+        grouped[-1][1].append(view)
+    section_of = {q.id: _one_line(q.section or "") for q in scope.form.answerable}
+    for d in scope.form.derived:
+        view = _derived_view(compiled.derived[d.id], compiled.derived_before.get(d.id))
+        views.append(view)
+        title = _one_line(d.section) if d.section else next((section_of[q] for q in d.questions), "")
+        group = next((g for t, g in grouped if t == title), None)
+        if group is None:
+            grouped.append((title, []))
+            group = grouped[-1][1]
+        group.append(view)
+    sections = [section_view(title, group) for title, group in grouped]
     period = scope.period
     has_previous = scope.previous is not None and any(i.previous is not None for i in compiled.indicators)
     return {
@@ -427,6 +493,8 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
             "draft_names": [_one_line(v.name) for v in done.draft],
         },
         "sections": sections,
+        "indicators": views,
+        "changes": changes(views) if has_previous else [],
         "q": {view["id"]: view for view in views},
         "generated_at": scope.local(scope.generated_at),
     }

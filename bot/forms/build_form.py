@@ -12,6 +12,7 @@ from typing import Any
 from bot.forms.alert_rule import KEY as ALERT_KEY
 from bot.forms.alert_rule import check_alert_rule
 from bot.forms.check_form import cross_check, read_checks
+from bot.forms.derived import derived_to_dict, read_derived
 from bot.forms.form_errors import Report, read_string, unknown_keys
 from bot.forms.form_limits import FORM_ID_RE, FORM_KEYS, KINDS, MAX_ID_LENGTH, SECTION_KEYS, TEXT_MAX_LENGTH
 from bot.forms.model import Form, Question
@@ -56,6 +57,7 @@ def read_form(data: Any, rep: Report, source: str) -> Form | None:
     checks = read_checks(data.get("checks"), specs, rep)
     alert_early_when = read_string(data, ALERT_KEY, rep, None, "", required=False)
     check_alert_rule(alert_early_when, specs, kind, rep)
+    derived = read_derived(data.get("derived"), specs, rep)
     if specs and all(s.type is not None and not s.type.answered for s in specs):
         rep.add("biểu mẫu không có câu nào để trả lời (chỉ có ghi chú)")
     if len(rep.errors) > before or any(s.question is None for s in specs):
@@ -73,6 +75,7 @@ def read_form(data: Any, rep: Report, source: str) -> Form | None:
         description=description,
         source=source,
         alert_early_when=alert_early_when,
+        derived=derived,
     )
 
 
@@ -188,4 +191,6 @@ def form_to_dict(form: Form) -> dict[str, Any]:
             {"condition": c.condition, "message": c.message, "questions": list(c.questions)}
             for c in form.checks
         ]
+    if form.derived:
+        out["derived"] = [derived_to_dict(d) for d in form.derived]
     return out

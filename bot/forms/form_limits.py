@@ -16,6 +16,7 @@ FORM_KEYS = (
     "sections",
     "questions",
     "checks",
+    "derived",
 )
 SECTION_KEYS = ("title", "questions")
 QUESTION_KEYS = (

@@ -89,6 +89,23 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A figure the form computes from the villages' answers (`derived:`; see `bot.forms.derived`).
+
+    kind "share": `questions` = (of, out_of), a percentage; "sum": the questions added up; "count": the
+    villages whose answers meet `condition` (the language of `relevant`). `section`: where reports show it
+    (None: the section of the first question it names).
+    """
+
+    id: str
+    short: str
+    kind: str  # "share" | "sum" | "count"
+    questions: tuple[str, ...] = ()
+    condition: str | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True)
 class Form:
     """A versioned questionnaire."""
 
@@ -101,6 +118,7 @@ class Form:
     description: str | None = None
     source: str | None = None  # file it came from, for error messages
     alert_early_when: str | None = None  # incident forms: alert the police as soon as this holds
+    derived: tuple[Derived, ...] = ()  # computed figures, shown in reports (never asked)
     _index: dict[str, Question] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
