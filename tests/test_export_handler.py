@@ -14,7 +14,7 @@ import bot.handlers.export  # noqa: F401  (registers /xuat before the applicatio
 from bot.clock import FixedClock
 from bot.services.accounts import create_invite
 from storage.db import session_scope
-from storage.models import AuditLog, Commune, Period
+from storage.models import AuditLog, Commune, Period, Submission, Village
 from tests.support.client import BotClient, running_bot
 from tests.support.telegram import DocumentRecorder, FakeUser
 from tests.test_exports import seed_reports
@@ -73,8 +73,8 @@ async def test_police_pick_a_format_and_get_the_file(chat: BotClient, engine) ->
     assert "6 tháng đầu năm 2026" in offer and "Đã nộp: 11/14" in offer
     pid = _period_id(engine)
     keyboard = chat.last_keyboard(POLICE)[1]
-    assert keyboard[:3] == [f"xe:{pid}:xlsx", f"xe:{pid}:docx", f"xe:{pid}:csv"]
-    assert len(keyboard) <= 12 and all(d.startswith("xp:") for d in keyboard[3:])  # other periods
+    assert keyboard[:4] == [f"xe:{pid}:xlsx", f"xe:{pid}:docx", f"xe:{pid}:csv", "in:x"]
+    assert len(keyboard) <= 12 and all(d.startswith("xp:") for d in keyboard[4:])  # other periods
     assert chat.request.documents() == []
     await chat.press(POLICE, f"xe:{pid}:xlsx")
     ((filename, content, params),) = chat.request.documents(POLICE.id)
@@ -179,3 +179,35 @@ async def test_supervisor_with_several_communes_picks_one(chat: BotClient, engin
     assert filename.endswith(".csv") and content.startswith(b"\xef\xbb\xbf")
     await chat.send(SUPERVISOR, "/xuat son-duong")
     assert "Không tìm thấy xã “son-duong”" in chat.last_text(SUPERVISOR)
+
+
+async def test_xuat_offers_the_incidents_as_excel_too(chat: BotClient) -> None:
+    """/xuat exports the incidents as well ("🚨 Báo cáo đột xuất (Excel)", the file of /suco's list)."""
+    await chat.send(POLICE, "/xuat")
+    assert "in:x" in chat.last_keyboard(POLICE)[1]
+    await chat.press(POLICE, "in:x")  # none yet: said, no empty file
+    assert "Chưa có sự việc đột xuất nào" in chat.last_text(POLICE)
+    assert chat.request.documents(POLICE.id) == []
+    with session_scope(chat.engine) as s:
+        vid = s.exec(select(Village.id).where(Village.name == "Thôn Nà Làng")).one()
+        s.add(
+            Submission(
+                village_id=vid,
+                form_id="su-co",
+                period_id=None,
+                form_version=2,
+                version_no=1,
+                answers={"loai_su_co": "co_bac", "muc_do": "trong_ngay", "mo_ta": "Đánh bạc ở bãi sông"},
+                sent_at=NOW,
+                received_at=NOW,
+                on_time=True,
+                receipt="BC-XUAT01",
+            )
+        )
+    await chat.press(POLICE, "in:x")
+    ((filename, content, _params),) = chat.request.documents(POLICE.id)
+    assert filename.endswith(".xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+    assert any("BC-XUAT01" in [str(v) for v in row] for row in rows)
+    await chat.press(HEAD, "in:x")  # a village head pressing the same data gets no file
+    assert [name for name, _, _ in chat.request.documents(HEAD.id)] == []

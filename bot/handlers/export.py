@@ -37,7 +37,10 @@ CB_EXPORT = "xe"
 CB_COMMUNE = "xc"
 CB_PERIOD = "xp"
 MAX_COMMUNE_BUTTONS = 30
-MAX_OTHER_PERIODS = 8  # "another period" buttons under the offer (with the 3 formats: ≤ 12 in all)
+MAX_OTHER_PERIODS = 8  # "another period" buttons under the offer (3 formats + incidents: ≤ 12 in all)
+INCIDENTS_EXCEL = (
+    "in:x"  # the incidents' Excel file, answered by bot.handlers.incidents (which imports this one)
+)
 
 
 def visible_communes(ctx: Ctx) -> list[Commune]:
@@ -128,6 +131,7 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
         tuple(
             ReplyButton(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS
         ),
+        (ReplyButton(render("export/incidents_button.html"), INCIDENTS_EXCEL),),
         *_period_rows(menu),
     )
     ctx.reply(
