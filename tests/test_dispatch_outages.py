@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
+from telegram import Bot
 
 import bot.delivery.dispatcher as dispatch_module
 from bot.clock import FixedClock
@@ -25,10 +26,34 @@ from bot.delivery import marks
 from bot.delivery.dispatcher import dispatch_due, send_now
 from bot.delivery.marks import ledger_for
 from bot.delivery.outbox import SendOutcome
+from bot.delivery.ratelimit import ManualTime, RateLimiter
+from bot.emulator.server import EmulatorServer
 from storage.models import Outbox, OutboxStatus
 from storage.outage import is_outage
-from tests.test_dispatch import NOW, add_people, add_rows, delivered, parts_render, render, rows_by_id
-from tests.test_dispatch import limiter, server, tg, vtime  # noqa: F401  (fixtures)
+from tests.test_dispatch import NOW, TOKEN, add_people, add_rows, delivered, parts_render, render, rows_by_id
+
+
+@pytest.fixture(name="server")
+async def _server() -> AsyncIterator[EmulatorServer]:
+    """The emulator, listening in the test's loop."""
+    srv = EmulatorServer(token=TOKEN)
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture(name="tg")
+async def _tg(server: EmulatorServer) -> AsyncIterator[Bot]:
+    """A PTB Bot talking to it."""
+    async with Bot(TOKEN, base_url=server.base_url) as bot:
+        yield bot
+
+
+@pytest.fixture(name="limiter")
+def _limiter() -> RateLimiter:
+    """Telegram's limits, waiting in virtual time."""
+    vtime = ManualTime(1000.0)
+    return RateLimiter(clock=vtime.clock, sleep=vtime.sleep)
 
 
 class Outage:
@@ -104,7 +129,11 @@ def test_outage_errors_are_told_from_bugs() -> None:
 
 
 async def test_a_cut_after_telegrams_ok_marks_later_and_never_sends_twice(
-    engine, server, tg, limiter, sends
+    engine,
+    server,
+    tg,
+    limiter,
+    sends,
 ) -> None:
     clock = FixedClock(NOW)
     outage = Outage(engine, clock)
@@ -139,7 +168,11 @@ async def test_a_cut_after_telegrams_ok_marks_later_and_never_sends_twice(
 
 
 async def test_a_claim_that_fails_pauses_and_the_run_resumes_by_itself(
-    engine, server, tg, limiter, sends
+    engine,
+    server,
+    tg,
+    limiter,
+    sends,
 ) -> None:
     outage = Outage(engine)
     chats = add_people(engine, server, 3)
@@ -151,7 +184,12 @@ async def test_a_claim_that_fails_pauses_and_the_run_resumes_by_itself(
 
 
 async def test_a_stop_during_the_outage_keeps_the_mark_and_the_next_run_records_it_first(
-    engine, server, tg, limiter, sends, monkeypatch
+    engine,
+    server,
+    tg,
+    limiter,
+    sends,
+    monkeypatch,
 ) -> None:
     monkeypatch.setattr(dispatch_module, "STOP_MARK_WAIT", 0.0)
     clock = FixedClock(NOW)
@@ -188,7 +226,11 @@ async def test_a_stop_during_the_outage_keeps_the_mark_and_the_next_run_records_
 
 
 async def test_a_part_sent_during_the_cut_is_recorded_before_the_next_part(
-    engine, server, tg, limiter, sends
+    engine,
+    server,
+    tg,
+    limiter,
+    sends,
 ) -> None:
     outage = Outage(engine)
     sends.hooks["outage"] = outage
