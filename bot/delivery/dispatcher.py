@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -47,6 +45,7 @@ from storage.db import session_scope
 from storage.models import Outbox, OutboxStatus
 from storage.outage import is_outage
 from storage.outbox_claims import Claimed, claim_due, claim_rows, mark_connection
+from storage.watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ DEFAULT_BATCH: Final = 30
 DEFAULT_CONCURRENCY: Final = 8
 MAX_ATTEMPTS: Final = 10
 MAX_FLOOD_RETRIES: Final = 20  # 429s for one message before it is handed back for later
-MARK_TIMEOUT: Final = 5.0  # seconds a `sent` mark may take before it is kept for a recovery (hung database)
+MARK_TIMEOUT: Final = 3.0  # seconds a mark on the loop may take (then its socket is cut, the mark kept)
 STOP_MARK_WAIT: Final = (
     20.0  # seconds a stopping run still tries to record what it sent (then kept in memory)
 )
@@ -98,11 +97,9 @@ class _Dispatch:
     ) -> None:
         self.db_threads = db_threads
         self.only = only  # claim just these rows, once
-        # the marks' own threads (one per sender: never a queue between Telegram's ok and the commit), each
-        # with its autocommit connection; bounded in time, so a hung database never stalls the event loop
-        self.mark_threads = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="outbox-mark")
-        self.mark_local = threading.local()
-        self.mark_conns: list[Connection] = []
+        # the marks' autocommit connection, used on the event loop only (no queue between Telegram's ok and
+        # the commit); each mark bounded by the watchdog, so a hung database cannot stall the loop for long
+        self.mark_conn: Connection | None = None
         self.engine, self.bot, self.render, self.limiter = engine, bot, render, limiter
         self.worker_id, self.batch, self.concurrency, self.lease = worker_id, batch, concurrency, lease
         self.clock, self.stop, self.max_attempts = clock, stop, max_attempts
@@ -127,10 +124,7 @@ class _Dispatch:
         finally:
             for task in workers:
                 task.cancel()
-            self.mark_threads.shutdown(wait=False)
-            for conn in self.mark_conns:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            self._close_mark_connection()
             leftover = list(self.queue)
             self.queue.clear()
             if leftover:
@@ -411,13 +405,11 @@ class _Dispatch:
     async def _record(
         self, mark: PendingMark, inline: Callable[[], bool], ok_at: float | None
     ) -> bool | None:
-        """Write `mark` at once in this run's mark threads (no queueing between Telegram's ok and the commit)
-        when the database answers, else keep it in the ledger and wait for a recovery to record it."""
+        """Write `mark` at once on the loop (no queueing between Telegram's ok and the commit; bounded by the
+        watchdog) when the database answers, else keep it in the ledger and wait for a recovery to record it."""
         if self.ledger.healthy:
             try:
-                done = await asyncio.wait_for(
-                    asyncio.get_running_loop().run_in_executor(self.mark_threads, inline), MARK_TIMEOUT
-                )
+                done = inline()
             except Exception as err:
                 log.warning("outbox row %s was sent but not marked yet", mark.row_id, exc_info=True)
                 self.ledger.trip(err)
@@ -499,16 +491,15 @@ class _Dispatch:
         return done
 
     def _mark_connection(self) -> Connection:
-        """This mark thread's connection for the `sent` marks, in autocommit: one round trip per mark."""
-        conn = getattr(self.mark_local, "conn", None)
+        """A connection of its own for the `sent` marks, in autocommit: one round trip per mark."""
+        conn = self.mark_conn
         if conn is None or conn.closed or conn.invalidated:
-            conn = mark_connection(self.engine)
-            self.mark_local.conn = conn
-            self.mark_conns.append(conn)
+            conn = mark_connection(self.engine, busy_timeout=MARK_TIMEOUT)
+            self.mark_conn = conn
         return conn
 
     def _close_mark_connection(self) -> None:
-        conn, self.mark_local.conn = getattr(self.mark_local, "conn", None), None
+        conn, self.mark_conn = self.mark_conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -518,7 +509,8 @@ class _Dispatch:
         payload = {**self.payloads.get(row.id, {}), PARTS_SENT: parts_done}
         conn = self._mark_connection()
         try:
-            done = outbox.record_progress(conn, row.id, self.worker_id, payload)
+            with WATCHDOG.guard(conn, MARK_TIMEOUT):
+                done = outbox.record_progress(conn, row.id, self.worker_id, payload)
         except Exception:
             self._close_mark_connection()
             raise
@@ -529,7 +521,8 @@ class _Dispatch:
     def _mark_sent(self, row: Claimed, message_id: int | None) -> bool:
         conn = self._mark_connection()
         try:  # a single statement in autocommit: committed when it returns
-            return outbox.mark_sent(conn, row.id, self.clock(), message_id)
+            with WATCHDOG.guard(conn, MARK_TIMEOUT):
+                return outbox.mark_sent(conn, row.id, self.clock(), message_id)
         except Exception:
             self._close_mark_connection()
             raise

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from bot.delivery import outbox
 from storage.outbox_claims import mark_connection
+from storage.watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +142,16 @@ def _record(engine: Engine, marks: list[PendingMark]) -> dict[int, bool]:
     results: dict[int, bool] = {}
     conn = mark_connection(engine)
     try:
-        if not marks:
-            conn.execute(text("SELECT 1")).scalar_one()
-        for mark in marks:
-            if mark.progress is not None:
-                results[mark.row_id] = outbox.record_progress(
-                    conn, mark.row_id, mark.worker_id, mark.progress
-                )
-            else:
-                results[mark.row_id] = outbox.mark_sent(conn, mark.row_id, mark.at, mark.message_id)
+        with WATCHDOG.guard(conn, ATTEMPT_TIMEOUT):  # a hung database: the thread is freed too
+            if not marks:
+                conn.execute(text("SELECT 1")).scalar_one()
+            for mark in marks:
+                if mark.progress is not None:
+                    results[mark.row_id] = outbox.record_progress(
+                        conn, mark.row_id, mark.worker_id, mark.progress
+                    )
+                else:
+                    results[mark.row_id] = outbox.mark_sent(conn, mark.row_id, mark.at, mark.message_id)
     except Exception as err:
         with contextlib.suppress(Exception):
             conn.invalidate()
