@@ -56,9 +56,7 @@ DEFAULT_CONCURRENCY: Final = 8
 MAX_ATTEMPTS: Final = 10
 MAX_FLOOD_RETRIES: Final = 20  # 429s for one message before it is handed back for later
 MARK_TIMEOUT: Final = 3.0  # seconds a mark on the loop may take (then its socket is cut, the mark kept)
-STOP_MARK_WAIT: Final = (
-    20.0  # seconds a stopping run still tries to record what it sent (then kept in memory)
-)
+STOP_MARK_WAIT: Final = 20.0  # seconds a stopping run still tries its kept marks (then left in memory)
 LEASE_GUARD_CAP: Final = timedelta(seconds=60)  # renew before sending when less than this is left
 ERROR_LEN: Final = 300
 
