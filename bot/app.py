@@ -45,7 +45,9 @@ def build_application(
     """
     use_renderer(Renderer(settings.templates_dir))  # BAOCAO_TEMPLATES_DIR, from the environment or .env
     if deps is None:
-        deps = Deps(engine=make_engine(settings.database_url), clock=clock, settings=settings)
+        deps = Deps(
+            engine=make_engine(settings.database_url, **settings.db_options), clock=clock, settings=settings
+        )
     builder = (
         Application.builder()
         .token(settings.require_token())

@@ -52,6 +52,23 @@ class Settings:
     ca_file: str | None = None  # SSL_CERT_FILE: PEM bundle the Bot API server is checked against
     ca_dir: str | None = None  # SSL_CERT_DIR: the same as a hashed directory (neither: certifi's)
     templates_dir: str | None = None  # BAOCAO_TEMPLATES_DIR: deployment / per-commune template overrides
+    db_connect_timeout: float = 5.0  # BAOCAO_DB_CONNECT_TIMEOUT: seconds to open a connection (PostgreSQL)
+    db_statement_timeout: float = (
+        60.0  # BAOCAO_DB_STATEMENT_TIMEOUT: seconds one statement may run (PostgreSQL)
+    )
+    db_lock_timeout: float = (
+        15.0  # BAOCAO_DB_LOCK_TIMEOUT: seconds to wait for a lock (both; SQLite's busy timeout)
+    )
+    update_timeout: float = 20.0  # BAOCAO_UPDATE_TIMEOUT: seconds an update's database work may take
+
+    @property
+    def db_options(self) -> dict[str, float]:
+        """The timeouts `storage.db.make_engine` takes, as keyword arguments."""
+        return {
+            "connect_timeout": self.db_connect_timeout,
+            "statement_timeout": self.db_statement_timeout,
+            "lock_timeout": self.db_lock_timeout,
+        }
 
     @property
     def base_url(self) -> str:
@@ -320,6 +337,26 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         ca_file=_check_ca("SSL_CERT_FILE", environ.get("SSL_CERT_FILE"), directory=False),
         ca_dir=_check_ca("SSL_CERT_DIR", environ.get("SSL_CERT_DIR"), directory=True),
         templates_dir=_check_templates_dir(environ.get("BAOCAO_TEMPLATES_DIR")),
+        db_connect_timeout=_check_seconds(
+            "BAOCAO_DB_CONNECT_TIMEOUT",
+            environ.get("BAOCAO_DB_CONNECT_TIMEOUT"),
+            5.0,
+            minimum=1,
+            zero_ok=False,
+        ),
+        db_statement_timeout=_check_seconds(
+            "BAOCAO_DB_STATEMENT_TIMEOUT",
+            environ.get("BAOCAO_DB_STATEMENT_TIMEOUT"),
+            60.0,
+            minimum=1,
+            zero_ok=False,
+        ),
+        db_lock_timeout=_check_seconds(
+            "BAOCAO_DB_LOCK_TIMEOUT", environ.get("BAOCAO_DB_LOCK_TIMEOUT"), 15.0, minimum=0.1, zero_ok=False
+        ),
+        update_timeout=_check_seconds(
+            "BAOCAO_UPDATE_TIMEOUT", environ.get("BAOCAO_UPDATE_TIMEOUT"), 20.0, minimum=1, zero_ok=False
+        ),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -17,10 +18,25 @@ from sqlmodel import Session, create_engine
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to open a connection (PostgreSQL; a hung server or network)
+DEFAULT_STATEMENT_TIMEOUT = 60.0  # seconds one statement may run (PostgreSQL's statement_timeout)
+DEFAULT_LOCK_TIMEOUT = 15.0  # seconds to wait for a lock (PostgreSQL's lock_timeout, SQLite's busy timeout)
+
+
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout (`lock_timeout`); PostgreSQL a connect
+    timeout, statement and lock timeouts, TCP keepalives and a pool that waits no longer than a connect."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": lock_timeout}
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
@@ -31,7 +47,26 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if url.startswith(("postgresql", "postgres")):
+        connect_args = {
+            "connect_timeout": max(1, round(connect_timeout)),
+            "options": f"-c statement_timeout={round(statement_timeout * 1000)} "
+            f"-c lock_timeout={round(lock_timeout * 1000)}",
+            # a server or network that went silent is noticed in ~25 s instead of the kernel's ~2 h
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": round((connect_timeout + statement_timeout) * 1000),
+        }
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_timeout=connect_timeout + lock_timeout,
+        connect_args=connect_args,
+    )
 
 
 @contextmanager

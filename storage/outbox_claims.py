@@ -94,14 +94,16 @@ def _claim_where(
     return sorted(rows, key=lambda r: (r.due_at, r.id))
 
 
-def mark_connection(engine: Engine) -> Connection:
+def mark_connection(engine: Engine, *, busy_timeout: float | None = None) -> Connection:
     """A connection of its own for the `sent` marks, in autocommit: one round trip per mark.
 
     On PostgreSQL with `synchronous_commit = off`: durable against a crash of this process at once; the
     server flushes its WAL within ~0.6 s (like SQLite's synchronous=NORMAL), so no fsync wait between
-    Telegram's ok and the commit.
+    Telegram's ok and the commit. On SQLite, `busy_timeout` (seconds) replaces the engine's for it.
     """
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     if is_postgres(engine):
         conn.exec_driver_sql("SET synchronous_commit TO OFF")
+    elif busy_timeout is not None:  # SQLite: a locked database gives up sooner here (the mark is kept)
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
     return conn

@@ -37,7 +37,7 @@ class CliError(Exception):
 
 def open_engine(settings: Settings) -> Engine:
     """The engine of DATABASE_URL, migrated to the newest revision; CliError (exit 2) if unreachable."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **settings.db_options)
     try:
         upgrade(engine)
     except DatabaseError as exc:

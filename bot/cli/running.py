@@ -40,7 +40,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_polling(settings: Settings, **kwargs: Any) -> None:
     """Migrate the database, then long-poll until interrupted (with the status server if configured)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **settings.db_options)
     upgrade(engine)
     application = build_application(settings, deps=Deps(engine=engine, clock=system_clock, settings=settings))
     if settings.status_listen is not None:

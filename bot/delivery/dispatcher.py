@@ -23,6 +23,8 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, Tele
 from bot import metrics
 from bot.clock import Clock
 from bot.delivery import outbox
+from bot.delivery.marks import PendingMark, ledger_for
+from bot.delivery.marks import retry_delay as recovery_delay
 from bot.delivery.outbox import (
     KIND_ALERT,
     PARTS_SENT,
@@ -41,7 +43,9 @@ from bot.delivery.ratelimit import RateLimiter
 from bot.delivery.telegram_send import retry_seconds, send_part
 from storage.db import session_scope
 from storage.models import Outbox, OutboxStatus
+from storage.outage import is_outage
 from storage.outbox_claims import Claimed, claim_due, claim_rows, mark_connection
+from storage.watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ DEFAULT_BATCH: Final = 30
 DEFAULT_CONCURRENCY: Final = 8
 MAX_ATTEMPTS: Final = 10
 MAX_FLOOD_RETRIES: Final = 20  # 429s for one message before it is handed back for later
-MARK_RETRY_DELAYS: Final = (0.05, 0.25, 1.0, 3.0)  # seconds between tries of the `sent` commit
+MARK_TIMEOUT: Final = 3.0  # seconds a mark on the loop may take (then its socket is cut, the mark kept)
+STOP_MARK_WAIT: Final = 20.0  # seconds a stopping run still tries its kept marks (then left in memory)
 LEASE_GUARD_CAP: Final = timedelta(seconds=60)  # renew before sending when less than this is left
 ERROR_LEN: Final = 300
 
@@ -90,7 +95,9 @@ class _Dispatch:
     ) -> None:
         self.db_threads = db_threads
         self.only = only  # claim just these rows, once
-        self.mark_conn: Connection | None = None  # used on the event loop only
+        # the marks' autocommit connection, used on the event loop only (no queue between Telegram's ok and
+        # the commit); each mark bounded by the watchdog, so a hung database cannot stall the loop for long
+        self.mark_conn: Connection | None = None
         self.engine, self.bot, self.render, self.limiter = engine, bot, render, limiter
         self.worker_id, self.batch, self.concurrency, self.lease = worker_id, batch, concurrency, lease
         self.clock, self.stop, self.max_attempts = clock, stop, max_attempts
@@ -103,6 +110,8 @@ class _Dispatch:
         self.blocked: set[int] = set()
         self.exhausted = False
         self.claim_lock = asyncio.Lock()
+        self.ledger = ledger_for(engine)  # what this process sent and could not record yet; the circuit
+        self.stop_seen: float | None = None
 
     # ------------------------------------------------------------------ the run
 
@@ -117,7 +126,10 @@ class _Dispatch:
             leftover = list(self.queue)
             self.queue.clear()
             if leftover:
-                await self._db(self._release_unsent, [row.id for row in leftover])
+                try:
+                    await self._db(self._release_unsent, [row.id for row in leftover])
+                except Exception as err:  # never sent: they go again when their lease ends
+                    log.warning("could not hand back %s unsent row(s): %s", len(leftover), _short(err))
                 self.report.results.extend(
                     self._result(row, SendOutcome.RELEASED, "dừng trước khi gửi") for row in leftover
                 )
@@ -133,30 +145,74 @@ class _Dispatch:
         return self.stop is not None and self.stop.is_set()
 
     async def _next(self) -> Claimed | None:
-        if self._stopping():
-            return None
-        if not self.queue and not self.exhausted:
-            async with self.claim_lock:
-                if not self.queue and not self.exhausted and not self._stopping():
-                    if self.deadline is not None and time.monotonic() >= self.deadline:
-                        self.exhausted = True
-                        self.report.more = True
-                    else:
-                        rows = await self._db(self._claim)
-                        self.report.claimed += len(rows)
-                        self.queue.extend(rows)
-                        self.exhausted = not rows or self.only is not None
-        return self.queue.popleft() if self.queue and not self._stopping() else None
+        """The next claimed row (claiming a batch when none is left); None when done or stopping.
+
+        Nothing is claimed or handed out while the circuit is open: the marks kept in memory are recorded
+        first (`_recovered`).
+        """
+        while not self._stopping():
+            if not await self._recovered():
+                return None
+            if not self.queue and not self.exhausted:
+                async with self.claim_lock:
+                    if not self.queue and not self.exhausted and not self._stopping():
+                        if self.deadline is not None and time.monotonic() >= self.deadline:
+                            self.exhausted = True
+                            self.report.more = True
+                        else:
+                            try:
+                                rows = await self._db(self._claim)
+                            except Exception as err:
+                                if not is_outage(err):
+                                    raise
+                                self.ledger.trip(err)
+                                continue
+                            self.report.claimed += len(rows)
+                            self.queue.extend(rows)
+                            self.exhausted = not rows or self.only is not None
+            return self.queue.popleft() if self.queue and not self._stopping() else None
+        return None
+
+    async def _recovered(self) -> bool:
+        """Wait until the kept marks are recorded and the database answers; False when stopping first."""
+        tries = 0
+        while not self.ledger.healthy:
+            if self._stopping():
+                return False
+            if await self.ledger.recover():
+                break
+            await asyncio.sleep(recovery_delay(tries))
+            tries += 1
+        return True
+
+    def _give_up_marks(self) -> bool:
+        """A stopping run waits STOP_MARK_WAIT more for its marks, then leaves them kept in memory."""
+        if not self._stopping():
+            return False
+        if self.stop_seen is None:
+            self.stop_seen = time.monotonic()
+        return time.monotonic() - self.stop_seen >= STOP_MARK_WAIT
 
     async def _worker(self) -> None:
         while (row := await self._next()) is not None:
             try:
-                result = await self._handle(row)
+                try:
+                    result = await self._handle(row)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    if is_outage(err):
+                        raise
+                    log.exception("dispatching outbox row %s failed", row.id)  # a bug: handed back for later
+                    result = await self._db(self._retry_later, row, _short(err))
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # a bug or an unexpected error: hand the row back for later
-                log.exception("dispatching outbox row %s failed", row.id)
-                result = await self._db(self._retry_later, row, _short(err))
+            except Exception as err:  # the database went away before this row was sent: again once it is back
+                if not is_outage(err):
+                    raise
+                self.ledger.trip(err)
+                self.queue.appendleft(row)
+                continue
             self.report.results.append(result)
             metrics.record_dispatch(result.outcome)
             if result.outcome is SendOutcome.SENT and (row.kind == KIND_ALERT or result.chat_id < 0):
@@ -204,8 +260,9 @@ class _Dispatch:
         floods = 0
         last = index == count - 1
         while True:
-            if not await self._acquire(chat_id):
-                await self._db(self._release_unsent, [row.id])
+            if not await self._acquire(chat_id) or not await self._recovered():
+                with contextlib.suppress(Exception):  # else it goes again when its lease ends
+                    await self._db(self._release_unsent, [row.id])
                 return self._result(row, SendOutcome.RELEASED, "dừng trước khi gửi")
             if not await self._hold_lease(row):
                 return self._result(row, SendOutcome.LOST, "đã có dispatcher khác giữ")
@@ -242,6 +299,7 @@ class _Dispatch:
                     log.warning("outbox row %s: photo %s refused (%s), skipped", row.id, index + 1, err)
                     if await self._progress_retrying(row, index + 1) is None:
                         self.report.unmarked += 1
+                        return self._result(row, SendOutcome.RELEASED, "dừng khi chưa ghi được phần đã gửi")
                     return chat_id
                 await self._db(self._finish, row, OutboxStatus.FAILED, _short(err))
                 return self._result(row, SendOutcome.FAILED, _short(err))
@@ -303,55 +361,71 @@ class _Dispatch:
             return err
         ok_at = time.perf_counter()
         if not last:
-            if await self._progress_retrying(row, parts_done) is None:
-                self.report.unmarked += 1
-            else:
-                self.report.commit_windows.append(time.perf_counter() - ok_at)
+            if await self._progress_retrying(row, parts_done, ok_at) is None:
+                self.report.unmarked += 1  # kept in memory; the next part is not sent by this run
+                return self._result(row, SendOutcome.RELEASED, "dừng khi chưa ghi được phần đã gửi")
             return None
-        fresh = await self._mark_sent_retrying(row, message.message_id)
+        fresh = await self._mark_sent_retrying(row, message.message_id, ok_at)
         if fresh is None:
             self.report.unmarked += 1
             return self._result(
                 row,
                 SendOutcome.SENT,
-                "đã gửi nhưng chưa ghi được vào cơ sở dữ liệu; sẽ gửi lại khi hết hạn giữ",
+                "đã gửi nhưng chưa ghi được vào cơ sở dữ liệu; giữ trong bộ nhớ, không gửi lại",
                 message_id=message.message_id,
                 chat_id=chat_id,
             )
-        self.report.commit_windows.append(time.perf_counter() - ok_at)
         if not fresh:
             self.report.already_sent += 1
             log.warning("outbox row %s was already marked sent by another dispatcher", row.id)
         return self._result(row, SendOutcome.SENT, message_id=message.message_id, chat_id=chat_id)
 
-    async def _progress_retrying(self, row: Claimed, parts_done: int) -> bool | None:
-        """Record `parts_done` in the row, tried again on a database error (None: it never went through)."""
-        for delay in (*MARK_RETRY_DELAYS, None):
-            try:
-                return self._mark_progress(row, parts_done)
-            except Exception:
-                log.warning("outbox row %s: part %s sent, progress not recorded yet", row.id, parts_done)
-                if delay is None:
-                    log.error("outbox row %s: part %s may be sent again after the lease", row.id, parts_done)
-                    return None
-                await asyncio.sleep(delay)
-        return None  # pragma: no cover - the loop always returns
+    async def _progress_retrying(
+        self, row: Claimed, parts_done: int, ok_at: float | None = None
+    ) -> bool | None:
+        """Record `parts_done` in the row; on a database error kept in memory and recorded when the database
+        answers again (None: this run stopped first — the mark stays kept for the next run)."""
+        payload = {**self.payloads.get(row.id, {}), PARTS_SENT: parts_done}
+        mark = PendingMark(row.id, self.worker_id, self.clock(), progress=payload)
+        done = await self._record(mark, lambda: self._mark_progress(row, parts_done), ok_at)
+        if done:
+            self.payloads[row.id] = payload
+        return done
 
-    async def _mark_sent_retrying(self, row: Claimed, message_id: int | None) -> bool | None:
-        """The `sent` commit, tried again on a database error (None: it never went through)."""
-        for delay in (*MARK_RETRY_DELAYS, None):
+    async def _mark_sent_retrying(
+        self, row: Claimed, message_id: int | None, ok_at: float | None = None
+    ) -> bool | None:
+        """The `sent` commit; on a database error kept in memory and recorded when the database answers again
+        (None: this run stopped first — the mark stays kept for the next run, never sent again meanwhile)."""
+        mark = PendingMark(row.id, self.worker_id, self.clock(), message_id=message_id)
+        return await self._record(mark, lambda: self._mark_sent(row, message_id), ok_at)
+
+    async def _record(
+        self, mark: PendingMark, inline: Callable[[], bool], ok_at: float | None
+    ) -> bool | None:
+        """Write `mark` at once on the loop (no queueing between Telegram's ok and the commit; bounded by the
+        watchdog) when the database answers, else keep it in the ledger and wait for a recovery to record it."""
+        if self.ledger.healthy:
             try:
-                # on the loop, not in a worker thread: no queueing between Telegram's ok and the commit
-                return self._mark_sent(row, message_id)
-            except Exception:
-                log.warning("outbox row %s was sent but not marked yet", row.id, exc_info=True)
-                if delay is None:
-                    log.error(
-                        "outbox row %s: sent, never marked; it will be sent again after its lease", row.id
-                    )
-                    return None
-                await asyncio.sleep(delay)
-        return None  # pragma: no cover - the loop always returns
+                done = inline()
+            except Exception as err:
+                log.warning("outbox row %s was sent but not marked yet", mark.row_id, exc_info=True)
+                self.ledger.trip(err)
+            else:
+                if ok_at is not None:
+                    self.report.commit_windows.append(time.perf_counter() - ok_at)
+                return done
+        self.ledger.keep(mark)
+        done = await self.ledger.wait_recorded(mark, self._give_up_marks)
+        if done is None:
+            log.error(
+                "outbox row %s: sent, still not recorded at stop; kept in memory, recorded when the database "
+                "answers (another process may send it again after its lease if this one ends first)",
+                mark.row_id,
+            )
+        else:
+            self.report.late_marks += 1
+        return done
 
     def _result(
         self,
@@ -388,7 +462,7 @@ class _Dispatch:
                 )
         # a row of ours whose lease ran out while a worker of this run still holds it (e.g. waiting out
         # a long 429) is not taken twice: that worker renews the lease before sending
-        rows = [row for row in rows if row.id not in self.leases]
+        rows = [row for row in rows if row.id not in self.leases and row.id not in self.ledger.pending]
         for row in rows:
             self.leases[row.id] = row.claimed_until
         return rows
@@ -418,7 +492,7 @@ class _Dispatch:
         """A connection of its own for the `sent` marks, in autocommit: one round trip per mark."""
         conn = self.mark_conn
         if conn is None or conn.closed or conn.invalidated:
-            conn = mark_connection(self.engine)
+            conn = mark_connection(self.engine, busy_timeout=MARK_TIMEOUT)
             self.mark_conn = conn
         return conn
 
@@ -433,7 +507,8 @@ class _Dispatch:
         payload = {**self.payloads.get(row.id, {}), PARTS_SENT: parts_done}
         conn = self._mark_connection()
         try:
-            done = outbox.record_progress(conn, row.id, self.worker_id, payload)
+            with WATCHDOG.guard(conn, MARK_TIMEOUT):
+                done = outbox.record_progress(conn, row.id, self.worker_id, payload)
         except Exception:
             self._close_mark_connection()
             raise
@@ -444,7 +519,8 @@ class _Dispatch:
     def _mark_sent(self, row: Claimed, message_id: int | None) -> bool:
         conn = self._mark_connection()
         try:  # a single statement in autocommit: committed when it returns
-            return outbox.mark_sent(conn, row.id, self.clock(), message_id)
+            with WATCHDOG.guard(conn, MARK_TIMEOUT):
+                return outbox.mark_sent(conn, row.id, self.clock(), message_id)
         except Exception:
             self._close_mark_connection()
             raise

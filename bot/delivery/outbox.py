@@ -209,7 +209,8 @@ class DispatchReport:
     claimed: int = 0
     flood_waits: int = 0  # 429s answered by pausing and sending again
     already_sent: int = 0  # marks that found the row sent by someone else (a duplicate happened)
-    unmarked: int = 0  # sent, but the `sent` commit failed every try (will be sent again after the lease)
+    unmarked: int = 0  # sent, not recorded when the run stopped: kept in memory, recorded when the DB answers
+    late_marks: int = 0  # sent, recorded only after the database answered again (never sent twice)
     more: bool = False  # stopped by the time budget with rows possibly still due
     commit_windows: list[float] = field(default_factory=list)  # seconds from Telegram's ok to commit
 

@@ -164,6 +164,7 @@ class EmulatorServer(EmulatorState):
         self.max_poll_timeout = max_poll_timeout
         self._flood = FloodController(flood_control) if flood_control else None
         self._faults = FaultInjector(faults) if faults else None
+        self._latency: dict[str, float] = {}  # method (lower case) -> seconds its answer is held after it ran
         self._poll_generation = 0
         self._waiting_polls = 0
         self._runner: web.AppRunner | None = None
@@ -206,6 +207,14 @@ class EmulatorServer(EmulatorState):
         """Turn flood control on with ``limits`` (fresh windows) or off with None."""
         with self._lock:
             self._flood = FloodController(limits) if limits else None
+
+    def set_latency(self, method: str, seconds: float) -> None:
+        """Hold every answer to `method` `seconds` after executing it (0 removes): sends in flight."""
+        with self._lock:
+            if seconds > 0:
+                self._latency[method.lower()] = seconds
+            else:
+                self._latency.pop(method.lower(), None)
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Install a fault plan (streams restart from the first call) or remove it with None."""
@@ -474,6 +483,9 @@ class EmulatorServer(EmulatorState):
             else:
                 self._log(method, params, wall, started, error.code, error.description, fault)
             return self._api_response(error=error)
+        latency = self._latency.get(method.lower(), 0.0)
+        if latency > 0:  # executed (the chat shows it); the answer comes later
+            await self._hold(latency)
         if fault == "timeout_after":
             await self._hold(self._faults.plan.hold_seconds if self._faults else 0.0)
             self._log(

@@ -8,10 +8,13 @@ Design notes: docs/design-notes.md#botupdatespipelinepy
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
+import functools
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from telegram import Update
@@ -119,12 +122,22 @@ async def _handle(
     fields: dict[str, Any],
     in_group: Handler,
 ) -> str:
-    """The work of `run_update`; returns the outcome (ok, refused, group, duplicate)."""
+    """The work of `run_update`; returns the outcome (ok, refused, group, duplicate).
+
+    The transaction runs in a worker thread (`in_db_thread`), so a slow, locked or hung database never stalls
+    the event loop: other chats, the sends and /readyz go on. It may take `settings.update_timeout` seconds,
+    waiting for SQLite's one-writer gate included; after that the person is told to try again in a few
+    minutes (DatabaseUnavailable, answered by the application's error handler) and the transaction, should it
+    ever go on, is rolled back instead of committed.
+    """
     now = deps.clock()
     user = update.effective_user
     chat = update.effective_chat
-    gate = deps.db_gate if is_sqlite(deps.engine) else contextlib.nullcontext()
-    async with gate:  # updates of other chats run meanwhile (their sends, or their whole work on PostgreSQL)
+    budget = deps.settings.update_timeout
+    deadline = time.monotonic() + budget
+    box: dict[str, Any] = {}
+
+    async def transaction(abandoned: threading.Event) -> str:
         with session_scope(deps.engine) as session:
             lock_id = chat.id if chat is not None else (user.id if user is not None else None)
             if lock_id is not None:
@@ -133,7 +146,7 @@ async def _handle(
                 return "duplicate"
             actor = load_actor(session, user.id if user else None)
             fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
-            ctx = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
+            ctx = box["ctx"] = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
             if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
                 outcome = "group"
                 await in_group(ctx)
@@ -145,6 +158,28 @@ async def _handle(
             else:
                 outcome = "ok"
                 await spec.handler(ctx)
+            if abandoned.is_set():  # the person was already told to try again: no commit behind their back
+                raise DatabaseUnavailable("the update outlasted its time; rolled back")
+            return outcome
+
+    gate = deps.db_gate if is_sqlite(deps.engine) else None
+    if gate is not None:  # updates of other chats run meanwhile (their sends); SQLite has one writer
+        try:
+            await asyncio.wait_for(gate.acquire(), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            fields["outcome"] = "db_timeout"
+            raise DatabaseUnavailable(f"database busy: no turn within {budget:g}s") from None
+    try:
+        outcome = await in_db_thread(transaction, max(0.0, deadline - time.monotonic()))
+    except DatabaseUnavailable:
+        fields["outcome"] = "db_timeout"
+        raise
+    finally:
+        if gate is not None:
+            gate.release()
+    if outcome == "duplicate":
+        return outcome
+    ctx = box["ctx"]
     bot = context.bot
     replies = ctx.replies
     if ctx.urgent and not await send_urgent(deps, bot, context.bot_data, ctx.urgent):
@@ -160,6 +195,36 @@ async def _handle(
     for action in ctx.after_commit:
         await quietly(action, bot)
     return outcome
+
+
+class DatabaseUnavailable(Exception):
+    """An update's database work did not finish in time (a hung or locked database)."""
+
+
+DB_THREADS = 16  # updates whose database work may run at once (each holds a pooled connection)
+_EXECUTOR = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="update-db")
+_LOCAL = threading.local()
+
+
+def _run_in_thread(work: Callable[[threading.Event], Awaitable[Any]], abandoned: threading.Event) -> Any:
+    """In a worker thread: drive the coroutine on that thread's own event loop (made once per thread)."""
+    runner = getattr(_LOCAL, "runner", None)
+    if runner is None:
+        runner = _LOCAL.runner = asyncio.Runner()
+    return runner.run(work(abandoned))
+
+
+async def in_db_thread(work: Callable[[threading.Event], Awaitable[Any]], timeout: float) -> Any:
+    """Run `work(abandoned)` in a worker thread; DatabaseUnavailable after `timeout` seconds (then `abandoned`
+    is set: the work must not commit). A try that never started is dropped."""
+    abandoned = threading.Event()
+    call = functools.partial(contextvars.copy_context().run, _run_in_thread, work, abandoned)
+    future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, call)
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except TimeoutError:
+        abandoned.set()
+        raise DatabaseUnavailable(f"database work took more than {timeout:.0f}s") from None
 
 
 def chat_lock_key(chat_id: int) -> int:
