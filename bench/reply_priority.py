@@ -4,7 +4,7 @@ The real `baocao run` process (reminders ticking every second) against the Bot A
 global limit (30 sends in any second; nothing per chat, so that only the shared global window is measured).
 `--heads` village heads each open the report from their reminder and answer a long form of whole-number
 questions, `--think` seconds (± half, at random) after each reply (a person reading the next question). After `--floor` seconds of
-answering with nothing else going on, `--wave` more village heads are written into the database: the next tick
+answering with nothing else going on (counted once every head has its first question), `--wave` more village heads are written into the database: the next tick
 plans their reminders and the wave runs while the heads keep answering, until every reminder is delivered.
 
 Reported: the reply delay (the head's answer to the next question arriving, measured by the head) with no wave
@@ -261,6 +261,7 @@ class Head(threading.Thread):
         self.client = EmulatorClient(url, timeout=30)
         self.user = UserSession(self.client, HEAD_UID + index, f"Trưởng {index}")
         self.turns: list[Turn] = []
+        self.ready = threading.Event()  # the first question is on screen
         self.random = random.Random(index)  # think times vary, as people do (half to one and a half times)
 
     def run(self) -> None:
@@ -273,6 +274,7 @@ class Head(threading.Thread):
                 return
             self.user.press(data=reminder.flat_buttons[0].callback_data, message_id=reminder.message_id)
             self._until(label(1))
+            self.ready.set()
             for n in range(1, self.scenario.questions + 1):
                 if self.stop_event.wait(self.scenario.think * self.random.uniform(0.5, 1.5)):
                     break  # told to stop while reading: no last answer all at once
@@ -346,11 +348,14 @@ def run_scenario(database_url: str, workdir: Path, scenario: Scenario, *, log: A
                 global_per_second=scenario.global_rate, per_chat_per_second=None, per_group_per_minute=None
             )
         )
+        # sessions first: a session reads what the bot sends from its creation on, the reminder included
+        heads = [Head(i, emulator.url, scenario, stop, out) for i in range(scenario.heads)]
         with log_path.open("wb") as bot_log:
             proc = subprocess.Popen([BAOCAO, "run"], env=env, stdout=bot_log, stderr=subprocess.STDOUT)
-        heads = [Head(i, emulator.url, scenario, stop, out) for i in range(scenario.heads)]
         for head in heads:
             head.start()
+        for head in heads:  # every head in its report (the start-up bursts are over), then the floor phase
+            head.ready.wait(120)
         log(f"{scenario.heads} heads answering; floor phase {scenario.floor_seconds:g} s")
         time.sleep(scenario.floor_seconds)
 

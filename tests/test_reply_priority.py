@@ -100,15 +100,16 @@ async def test_a_wave_with_no_replies_keeps_95_percent_of_the_configured_rate() 
 async def test_replies_flowing_during_a_saturated_wave_never_meet_flood_control() -> None:
     vt = VirtualTime()
     limiter, telegram = limiter_on(vt), Telegram(vt)
-    # heads already answering when the wave starts (t=2): a steady 8 replies a second, plus 3 at once (the
-    # floor) every 7 s, for a minute
+    # heads already answering when the wave starts (t=2): a steady 8 replies a second, plus 3 at once (within
+    # the floor) every 7 s, for a minute
     times = [i / 8 for i in range(8 * 60)] + [7 * k + 0.01 * j for k in range(1, 8) for j in range(3)]
     await vt.run(heads(vt, limiter, telegram, times), *wave(vt, limiter, telegram, until=60.0, start=2.0))
     assert telegram.replies_refused == 0
     assert len(telegram.replies) == len(times)
     assert telegram.bulk_refused == 0
-    # the wave still moves: what the replies leave, less the small reserve
-    assert len(telegram.bulk) / 58.0 >= 15, len(telegram.bulk)
+    # the wave still moves: what the replies leave, less the reserve (floor and bursts)
+    floor = limiter.limits.reply_floor
+    assert len(telegram.bulk) / 58.0 >= GLOBAL / 1.05 - floor - 8 - 3 - 1, len(telegram.bulk)
     assert max_in_window(telegram.bulk + telegram.replies, 1.0) <= GLOBAL
 
 
@@ -169,19 +170,19 @@ def test_the_reserve_adapts_to_the_replies_seen() -> None:
     mt = ManualTime(100.0)
     limiter = limiter_on(mt)
     assert limiter.reserve() == 0  # never a reply: the whole window is the wave's
+    floor, memory = limiter.limits.reply_floor, limiter.limits.reply_peak_seconds
     for _ in range(12):  # a burst of 12 in one second
         limiter.note_reply(5)
-    assert limiter.reserve() == 3 + 12  # the floor on top of the busiest second
+    assert limiter.reserve() == floor + 12  # the floor on top of the busiest second
     mt.advance(1.2)  # the burst left the window; another like it may come
-    assert limiter.reserve() == 3 + 12
-    for _ in range(4):  # now a steady 4 a second
+    assert limiter.reserve() == floor + 12
+    for _ in range(memory + 1):  # now a steady 4 a second, until the burst is older than reply_peak_seconds
         for _ in range(4):
             limiter.note_reply(5)
             mt.advance(0.25)
-    mt.advance(2.0)  # the burst is older than reply_peak_seconds
-    assert limiter.reserve() == 3 + 4
-    mt.advance(6.0)  # no reply for a while: just the floor
-    assert limiter.reserve() == 3
+    assert limiter.reserve() == floor + 4
+    mt.advance(memory + 2.0)  # no reply for a while: just the floor
+    assert limiter.reserve() == floor
     mt.advance(60.0)  # no reply for reply_memory: no reserve at all
     assert limiter.reserve() == 0
 
@@ -199,12 +200,12 @@ def test_the_wave_keeps_a_share_however_many_replies() -> None:
 def test_bulk_takes_what_the_reserve_leaves_of_the_window() -> None:
     mt = ManualTime(10.0)
     limiter = limiter_on(mt)
-    limiter.note_reply(1)  # t=10.0: one reply → reserve = floor 3 + 1
+    limiter.note_reply(1)  # t=10.0: one reply → reserve = floor + 1
     mt.advance(0.5)
     granted = 0
     while limiter.try_acquire(1000 + granted) == 0:
         granted += 1
-    assert granted == GLOBAL - 3 - 1
+    assert granted == GLOBAL - limiter.limits.reply_floor - 1
     assert limiter.delay(5000) == pytest.approx(1.05)  # when the first of them leaves the window
 
 
@@ -240,7 +241,13 @@ def test_off_means_replies_are_neither_counted_nor_reserved() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "floor", "reserving"),
-    [("", 3, True), ("5", 5, True), (" 2 ", 2, True), ("off", 0, False), ("0", 0, False)],
+    [
+        ("", SendLimits().reply_floor, True),
+        ("7", 7, True),
+        (" 2 ", 2, True),
+        ("off", 0, False),
+        ("0", 0, False),
+    ],
 )
 def test_the_reserve_is_read_from_the_environment(raw: str, floor: int, reserving: bool) -> None:
     limits = SendLimits.from_env({RESERVE_ENV: raw} if raw else {})

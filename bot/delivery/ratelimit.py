@@ -39,9 +39,9 @@ class SendLimits:
     per_chat_per_second: int | None = 1
     per_group_per_minute: int | None = 20
     margin: float = 0.05  # seconds added to every window (network jitter)
-    reply_floor: int = 3  # global sends a window kept free for replies while replies are flowing
+    reply_floor: int = 5  # global sends a window kept free for replies while replies are flowing
     reply_memory: float = 60.0  # seconds a reply keeps the headroom on (0: never reserve)
-    reply_peak_seconds: int = 5  # the reserve follows the busiest second of replies this far back
+    reply_peak_seconds: int = 10  # the reserve follows the busiest second of replies this far back
     bulk_share: float = 0.1  # bulk always keeps at least this share of the global limit (at least 1)
 
     @classmethod
