@@ -306,3 +306,19 @@ async def test_with_no_counter_replies_go_as_before() -> None:
     bot = FakeBot()
     await replies_module.send_replies(bot, [OutgoingReply(text="một")], chat_id=7)
     assert bot.calls == ["sendMessage"]
+
+
+async def test_a_counter_that_fails_never_stops_a_reply(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_chat_id: int) -> None:
+        raise TypeError("unhashable")
+
+    replies_module.count_replies_with(broken)
+    try:
+        bot = FakeBot()
+        await replies_module.send_replies(
+            bot, [OutgoingReply(text="một"), OutgoingReply(text="hai")], chat_id=7
+        )
+    finally:
+        replies_module.count_replies_with(None)
+    assert bot.calls == ["sendMessage", "sendMessage"]
+    assert "could not count a reply" in caplog.text

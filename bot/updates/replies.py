@@ -41,10 +41,15 @@ def count_replies_with(counter: ReplyCounter | None) -> None:
 
 
 def _count(chat_id: int | None, sends: int = 1) -> None:
-    """Tell the limiter about `sends` sends to `chat_id` about to go out (they never wait for it)."""
-    if _count_reply is not None and chat_id is not None:
+    """Tell the limiter about `sends` sends to `chat_id` about to go out (they never wait for it); counting
+    never stops a reply."""
+    if _count_reply is None or chat_id is None:
+        return
+    try:
         for _ in range(sends):
             _count_reply(chat_id)
+    except Exception:
+        log.warning("could not count a reply in the send limiter", exc_info=True)
 
 
 def keyboard(buttons: ButtonRows) -> InlineKeyboardMarkup | None:
