@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from telegram import Bot, Update
@@ -12,7 +13,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.clock import Clock, system_clock
 from bot.config import Settings
-from bot.delivery.ratelimit import RateLimiter
+from bot.delivery.ratelimit import RateLimiter, SendLimits
 from bot.deps import Deps
 from bot.handlers import Registry, load_all
 from bot.handlers.menu import set_default_menu
@@ -21,6 +22,7 @@ from bot.reminders.scheduler import LIMITER_KEY, start_reminders, stop_reminders
 from bot.telegram_request import AiohttpRequest, tls_context
 from bot.texts.templates import Renderer, render, use_renderer
 from bot.update_order import DEFAULT_CONCURRENCY, ChatOrderedProcessor
+from bot.updates.replies import count_replies_with
 from storage.db import make_engine
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,15 @@ def build_application(
     application = builder.build()
     application.bot_data[OWN_REMINDER_POOL_KEY] = request is None  # see bot_api_request
     application.bot_data["deps"] = deps
-    application.bot_data[LIMITER_KEY] = RateLimiter()  # shared by everything sent in bulk
+    # shared by everything sent in bulk; replies are counted in it and given headroom (BAOCAO_REPLY_RESERVE)
+    try:
+        limits = SendLimits.from_env(os.environ)
+    except ValueError as err:  # a wrong knob must not keep the bot down: the default reserve
+        log.error("%s; using the default reply reserve", err)
+        limits = SendLimits()
+    limiter = RateLimiter(limits)
+    application.bot_data[LIMITER_KEY] = limiter
+    count_replies_with(limiter.note_reply if limiter.limits.reserving else None)
     (registry or load_all()).install(application, deps)
     application.add_error_handler(_on_error)
     return application

@@ -1,5 +1,14 @@
-"""Send-rate limits shared by everything the bot sends in bulk: 30/s in all, 1/s per chat, 20/min per group.
-`RateLimiter` (`acquire`, `pause`), `SendLimits`, and `ManualTime` for tests in virtual time.
+"""Send-rate limits shared by everything the bot sends: 30/s in all, 1/s per chat, 20/min per group.
+`RateLimiter` (`acquire` for bulk senders, `note_reply` for interactive replies, `pause`), `SendLimits`, and
+`ManualTime` for tests in virtual time.
+
+Interactive replies go first: they never wait here, they are only counted (`note_reply`), and bulk senders
+(reminders, pushes, outbox) leave them headroom in the shared global window. While replies were seen in the
+last `reply_memory` seconds, bulk sends may fill at most `global − reserve` of a window, the reserve being
+`reply_floor` plus the most replies seen in about a second (a window of 4 quarter-second buckets) over the
+last `reply_peak_seconds`, or in the current window if more; with no reply for `reply_memory` seconds the
+reserve is 0 and a wave runs at the full configured rate. `SendLimits.from_env` reads BAOCAO_REPLY_RESERVE
+("off" turns it all off).
 
 Design notes: docs/design-notes.md#botdeliveryratelimitpy
 """
@@ -7,15 +16,18 @@ Design notes: docs/design-notes.md#botdeliveryratelimitpy
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 Sleep = Callable[[float], Awaitable[None]]
 MonotonicClock = Callable[[], float]
 
 LIMITER_KEY = "send_limiter"  # the application's shared limiter, in bot_data (bot.app puts it there)
+RESERVE_ENV = "BAOCAO_REPLY_RESERVE"  # the reply floor, or "off" (replies neither counted nor reserved)
+_QUARTERS = 4  # reply buckets a second
 _PRUNE_EVERY = 1024  # sends between sweeps of idle per-chat windows
 
 
@@ -27,10 +39,36 @@ class SendLimits:
     per_chat_per_second: int | None = 1
     per_group_per_minute: int | None = 20
     margin: float = 0.05  # seconds added to every window (network jitter)
+    reply_floor: int = 5  # global sends a window kept free for replies while replies are flowing
+    reply_memory: float = 60.0  # seconds a reply keeps the headroom on (0: never reserve)
+    reply_peak_seconds: int = 10  # the reserve follows the busiest second of replies this far back
+    bulk_share: float = 0.1  # bulk always keeps at least this share of the global limit (at least 1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SendLimits:
+        """Telegram's limits, with BAOCAO_REPLY_RESERVE as the reply floor ("off" or "0": no reserve)."""
+        raw = environ.get(RESERVE_ENV, "").strip().lower()
+        if not raw:
+            return cls()
+        if raw in {"off", "0", "no", "false"}:
+            return cls(reply_floor=0, reply_memory=0.0)
+        try:
+            floor = int(raw)
+        except ValueError:
+            raise ValueError(f"{RESERVE_ENV} must be a whole number or 'off', not {raw!r}") from None
+        if floor < 0:
+            raise ValueError(f"{RESERVE_ENV} must not be negative")
+        return cls(reply_floor=floor)
+
+    @property
+    def reserving(self) -> bool:
+        """Whether replies are counted and given headroom at all."""
+        return self.reply_memory > 0 and bool(self.global_per_second)
 
 
 class RateLimiter:
-    """Sliding-window limiter with a global pause; one instance per process, shared by all bulk senders."""
+    """Sliding-window limiter with a global pause; one instance per process, shared by all bulk senders,
+    which leave headroom for the interactive replies it is told about (`note_reply`)."""
 
     def __init__(
         self,
@@ -49,9 +87,14 @@ class RateLimiter:
         )
         self._chats: dict[int, deque[float]] = {}
         self._groups: dict[int, deque[float]] = {}
+        # replies: their send times (a window's worth) and replies per quarter second (reply_peak_seconds' worth)
+        self._replies: deque[float] = deque(maxlen=max(1, lim.global_per_second or 1))
+        self._reply_quarters: deque[list[int]] = deque(maxlen=_QUARTERS * (lim.reply_peak_seconds + 1))
+        self._last_reply = float("-inf")
         self._paused_until = float("-inf")
         self._since_prune = 0
         self.granted = 0  # sends counted so far
+        self.replies = 0  # replies counted so far (note_reply)
         self.waited = 0.0  # seconds spent waiting in acquire, summed over callers
         self.pauses = 0  # how many times pause() was called
 
@@ -71,7 +114,7 @@ class RateLimiter:
         wait = self._paused_until - now
         lim = self.limits
         if self._global is not None and lim.global_per_second:
-            wait = max(wait, _window_wait(self._global, lim.global_per_second, 1.0 + lim.margin, now))
+            wait = max(wait, self._global_wait(lim.global_per_second, now))
         if lim.per_chat_per_second:
             window = self._chats.get(chat_id)
             if window is not None:
@@ -107,6 +150,56 @@ class RateLimiter:
             self._prune(now)
         return 0.0
 
+    def note_reply(self, chat_id: int) -> None:
+        """Count an interactive reply (or edit) to `chat_id` about to be sent; it never waits here."""
+        self.replies += 1
+        lim = self.limits
+        if not lim.reserving:  # BAOCAO_REPLY_RESERVE=off: replies are not counted at all
+            return
+        now = self._clock()
+        self._last_reply = now
+        if lim.global_per_second:
+            self._replies.append(now)
+            quarter = math.floor(now * _QUARTERS)
+            if self._reply_quarters and self._reply_quarters[-1][0] == quarter:
+                self._reply_quarters[-1][1] += 1
+            else:
+                self._reply_quarters.append([quarter, 1])
+        if lim.per_chat_per_second:  # a reminder to the same chat waits its turn after the reply
+            window = self._chats.get(chat_id)
+            if window is None:
+                window = self._chats[chat_id] = deque(maxlen=lim.per_chat_per_second)
+            window.append(now)
+        self._since_prune += 1
+        if self._since_prune >= _PRUNE_EVERY:
+            self._prune(now)
+
+    def reserve(self) -> int:
+        """Global sends a window now kept free for replies (0 when none were seen for `reply_memory` s)."""
+        lim = self.limits
+        if not lim.global_per_second or not lim.reserving:
+            return 0
+        now = self._clock()
+        if now - self._last_reply > lim.reply_memory:
+            return 0
+        peak = _busiest_second(self._reply_quarters, math.floor(now * _QUARTERS), lim.reply_peak_seconds)
+        in_window = _count_since(self._replies, now - (1.0 + lim.margin))
+        wanted = lim.reply_floor + max(peak, in_window)
+        most = lim.global_per_second - max(1, math.ceil(lim.global_per_second * lim.bulk_share))
+        return max(0, min(wanted, most))
+
+    def _global_wait(self, limit: int, now: float) -> float:
+        """Seconds until the bulk sends in the global window leave room for one more beside the reserve."""
+        assert self._global is not None
+        span = 1.0 + self.limits.margin
+        allowed = limit - self.reserve()  # at least 1 (bulk_share)
+        since = now - span
+        recent = [t for t in self._global if t > since]
+        excess = len(recent) - allowed + 1  # how many of the oldest must leave the window first
+        if excess <= 0:
+            return 0.0
+        return recent[excess - 1] + span - now
+
     async def acquire(self, chat_id: int) -> float:
         """Wait until a send to `chat_id` fits every window and the pause, count it; return seconds waited."""
         waited = 0.0
@@ -128,6 +221,28 @@ class RateLimiter:
         group_span = 60.0 + self.limits.margin
         self._chats = {k: w for k, w in self._chats.items() if w and w[-1] > now - chat_span}
         self._groups = {k: w for k, w in self._groups.items() if w and w[-1] > now - group_span}
+
+
+def _busiest_second(quarters: deque[list[int]], current: int, seconds: int) -> int:
+    """The most replies in 4 consecutive quarter-second buckets of the last `seconds` (to `current`)."""
+    oldest = current - _QUARTERS * seconds
+    counts = {q: n for q, n in quarters if q >= oldest}
+    if not counts:
+        return 0
+    best = 0
+    for start in counts:  # a window starting at a bucket with replies is as busy as any
+        best = max(best, sum(counts.get(start + i, 0) for i in range(_QUARTERS)))
+    return best
+
+
+def _count_since(window: deque[float], since: float) -> int:
+    """How many times in the (sorted) `window` are later than `since`."""
+    count = 0
+    for t in reversed(window):
+        if t <= since:
+            break
+        count += 1
+    return count
 
 
 def _window_wait(window: deque[float], limit: int, span: float, now: float) -> float:

@@ -1,6 +1,7 @@
 """Sending a handler's queued replies after the commit: in order, each retried (429s waited out for up to
 REPLY_FLOOD_BUDGET, network errors REPLY_TRIES times), the pressed button answered at the same time, and the
-`alongside` calls started once the first reply is out."""
+`alongside` calls started once the first reply is out. Each send is counted in the shared send limiter
+(`count_replies_with`, wired by bot.app), so that bulk senders leave replies their headroom."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from bot.views.buttons import ReplyKeyboard
 log = logging.getLogger(__name__)
 
 Action = Callable[[Any], Awaitable[None]]
+ReplyCounter = Callable[[int], None]
+
+_count_reply: ReplyCounter | None = None  # RateLimiter.note_reply of the running application
 
 REPLY_TRIES = 3  # a reply is tried this often on network errors, then given up
 REPLY_WAIT_CAP = 30.0  # seconds: longest wait for one retry_after; the chat's next update waits meanwhile
@@ -35,6 +39,24 @@ REPLY_FLOOD_BUDGET = 300.0  # seconds: flood control (429) is waited out as ofte
 REPLY_POLICY = RetryPolicy(
     tries=REPLY_TRIES, wait_cap=REPLY_WAIT_CAP, label="reply", flood_budget=REPLY_FLOOD_BUDGET
 )
+
+
+def count_replies_with(counter: ReplyCounter | None) -> None:
+    """Have every reply, edit and `alongside` call counted by `counter(chat_id)` (None: not counted)."""
+    global _count_reply
+    _count_reply = counter
+
+
+def _count(chat_id: int | None, sends: int = 1) -> None:
+    """Tell the limiter about `sends` sends to `chat_id` about to go out (they never wait for it); counting
+    never stops a reply."""
+    if _count_reply is None or chat_id is None:
+        return
+    try:
+        for _ in range(sends):
+            _count_reply(chat_id)
+    except Exception:
+        log.warning("could not count a reply in the send limiter", exc_info=True)
 
 
 def keyboard(buttons: ButtonRows) -> InlineKeyboardMarkup | None:
@@ -117,6 +139,7 @@ async def send_replies(
 
     def start_alongside() -> None:
         if not started:
+            _count(chat_id, len(alongside))  # as a rule an edit of the pressed message: one send each
             started.extend(asyncio.create_task(quietly(action, bot)) for action in alongside)
 
     try:
@@ -124,6 +147,7 @@ async def send_replies(
             target = reply.chat_id if reply.chat_id is not None else chat_id
             if target is None:
                 raise ValueError("a reply without a chat, for an update without one")
+            _count(target, 2 if reply.location is not None else 1)  # a map pin follows its text
             await send_reply(bot, reply, target)
             start_alongside()
     except asyncio.CancelledError:  # shutdown: stop the alongside calls too, and wait until they have
