@@ -144,6 +144,31 @@ def cross_check(specs: list[QuestionSpec], rep: Report) -> None:
             earlier.setdefault(spec.id, spec)
 
 
+def check_top_level_names(
+    cond: Condition, top: Mapping[str, QuestionSpec], subs_of: Mapping[str, str], rep: Report, at: str
+) -> bool:
+    """A form-level condition (a check, a derived count) names answerable top-level questions only, and its
+    counts and literals fit them; every problem reported; True when it does."""
+    ok = True
+    for ref in sorted(cond.names):
+        spec = top.get(ref)
+        if spec is None:
+            ok = False
+            if ref in subs_of:
+                rep.add(
+                    f"{at}: '{ref}' là câu con trong nhóm lặp '{subs_of[ref]}'; chỉ dùng count({subs_of[ref]})"
+                )
+            else:
+                rep.add(f"{at}: nhắc tới câu không có '{ref}'{did_you_mean(ref, list(top))}")
+        elif spec.type is not None and not spec.type.answered:
+            ok = False
+            rep.add(f"{at}: '{ref}' là câu ghi chú (note), không có câu trả lời")
+    if ok:
+        _lint_counts(cond, top, rep, None, at)
+        _lint_literals(cond, top, rep, None, at)
+    return ok
+
+
 def read_checks(items: Any, specs: list[QuestionSpec], rep: Report) -> tuple[Check, ...]:
     if items is None:
         return ()
@@ -169,24 +194,8 @@ def read_checks(items: Any, specs: list[QuestionSpec], rep: Report) -> tuple[Che
                 cond = compile_condition(text)
             except ConditionError as exc:
                 rep.add(f"{at}: điều kiện '{text}' lỗi: {exc}")
-        named_ok = True
         if cond is not None:
-            for ref in sorted(cond.names):
-                spec = top.get(ref)
-                if spec is None:
-                    named_ok = False
-                    if ref in subs_of:
-                        rep.add(
-                            f"{at}: '{ref}' là câu con trong nhóm lặp '{subs_of[ref]}'; chỉ dùng count({subs_of[ref]})"
-                        )
-                    else:
-                        rep.add(f"{at}: nhắc tới câu không có '{ref}'{did_you_mean(ref, list(top))}")
-                elif spec.type is not None and not spec.type.answered:
-                    named_ok = False
-                    rep.add(f"{at}: '{ref}' là câu ghi chú (note), không có câu trả lời")
-            if named_ok:
-                _lint_counts(cond, top, rep, None, at)
-                _lint_literals(cond, top, rep, None, at)
+            check_top_level_names(cond, top, subs_of, rep, at)
         questions: tuple[str, ...] = ()
         listed = raw.get("questions")
         if listed is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from bot.forms.check_form import _lint_counts, _lint_literals
+from bot.forms.check_form import check_top_level_names
 from bot.forms.conditions import RESERVED_WORDS, ConditionError, compile_condition
 from bot.forms.form_errors import Report, read_string, unknown_keys
 from bot.forms.form_limits import MAX_ID_LENGTH, QUESTION_ID_RE
@@ -149,23 +149,7 @@ def _read_condition(
     except ConditionError as exc:
         rep.add(f"{at}: điều kiện '{value.strip()}' lỗi: {exc}")
         return None
-    ok = True
-    for ref in sorted(cond.names):
-        spec = top.get(ref)
-        if spec is None:
-            ok = False
-            if ref in subs_of:
-                rep.add(
-                    f"{at}: '{ref}' là câu con trong nhóm lặp '{subs_of[ref]}'; chỉ dùng count({subs_of[ref]})"
-                )
-            else:
-                rep.add(f"{at}: nhắc tới câu không có '{ref}'{did_you_mean(ref, list(top))}")
-        elif spec.type is not None and not spec.type.answered:
-            ok = False
-            rep.add(f"{at}: '{ref}' là câu ghi chú (note), không có câu trả lời")
-    if ok:
-        _lint_counts(cond, top, rep, None, at)
-        _lint_literals(cond, top, rep, None, at)
+    check_top_level_names(cond, top, subs_of, rep, at)
     return cond.source
 
 

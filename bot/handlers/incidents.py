@@ -123,17 +123,7 @@ async def incident_button(ctx: Ctx) -> None:
 
 
 def _refuse(ctx: Ctx, data: str) -> None:
-    ctx.reply("incidents/not_found.html")
-    ctx.answer_callback("auth/refused_short.html")
-    audit.record(
-        ctx.session,
-        at=ctx.now,
-        actor=f"telegram:{ctx.actor.telegram_user_id}",
-        action="auth.refused",
-        entity="handler",
-        entity_id=f"callback:{CB_INCIDENTS}",
-        data=data[:64],
-    )
+    ctx.refuse_button("incidents/not_found.html", CB_INCIDENTS, data)
 
 
 def _names(communes: Sequence[Commune]) -> str:

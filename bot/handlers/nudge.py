@@ -13,7 +13,6 @@ from bot.services.reports import reopened_until
 from bot.texts.templates import render
 from bot.updates.context import Ctx
 from bot.views.buttons import ButtonRows, ReplyButton
-from storage import audit
 from storage.models import Commune, Period, Role, Village
 
 CB_NUDGE = "nudge"
@@ -162,17 +161,7 @@ def _which_village(
 
 
 def _refuse(ctx: Ctx, data: str) -> None:
-    ctx.reply("remind/nudge_not_yours.html")
-    ctx.answer_callback("auth/refused_short.html")
-    audit.record(
-        ctx.session,
-        at=ctx.now,
-        actor=f"telegram:{ctx.actor.telegram_user_id}",
-        action="auth.refused",
-        entity="handler",
-        entity_id="callback:nudge",
-        data=data[:64],
-    )
+    ctx.refuse_button("remind/nudge_not_yours.html", "nudge", data)
 
 
 @REGISTRY.callback(CB_NUDGE, need=Need.POLICE, in_groups=True)

@@ -18,7 +18,6 @@ from bot.services.outbox_messages import KIND_NOTICE, queue_message
 from bot.texts.templates import render
 from bot.updates.context import Ctx
 from bot.views.buttons import ButtonRows, ReplyButton
-from storage import audit
 from storage.models import Commune, Period, Village
 
 CB_REOPEN = "mo"
@@ -184,17 +183,7 @@ def _reopen(ctx: Ctx, village: Village, period: Period) -> None:
 
 
 def _refuse(ctx: Ctx, data: str) -> None:
-    ctx.reply("report/reopen_refused.html")
-    ctx.answer_callback("auth/refused_short.html")
-    audit.record(
-        ctx.session,
-        at=ctx.now,
-        actor=f"telegram:{ctx.actor.telegram_user_id}",
-        action="auth.refused",
-        entity="handler",
-        entity_id="callback:reopen",
-        data=data[:64],
-    )
+    ctx.refuse_button("report/reopen_refused.html", "reopen", data)
 
 
 @REGISTRY.callback(CB_REOPEN, need=Need.POLICE)

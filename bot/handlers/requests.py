@@ -18,7 +18,6 @@ from bot.texts.values import MAX_TITLE_SHOWN, cut
 from bot.updates.context import Ctx, OutgoingReply
 from bot.views.buttons import ButtonRows, ReplyButton
 from bot.views.requests import request_notice
-from storage import audit
 from storage.models import Commune, PendingRequest
 
 CB = "yc"
@@ -248,17 +247,7 @@ async def on_text(ctx: Ctx) -> None:
 
 
 def _refuse(ctx: Ctx, data: str) -> None:
-    ctx.reply("request/refused.html")
-    ctx.answer_callback("auth/refused_short.html")
-    audit.record(
-        ctx.session,
-        at=ctx.now,
-        actor=f"telegram:{ctx.actor.telegram_user_id}",
-        action="auth.refused",
-        entity="handler",
-        entity_id=f"callback:{CB}",
-        data=data[:64],
-    )
+    ctx.refuse_button("request/refused.html", CB, data)
 
 
 @REGISTRY.callback(CB, need=Need.POLICE)

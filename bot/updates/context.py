@@ -15,6 +15,7 @@ from bot.auth import Actor
 from bot.deps import Deps
 from bot.texts.templates import render
 from bot.views.buttons import ButtonRows, ReplyKeyboard
+from storage import audit
 
 
 @dataclass
@@ -91,3 +92,17 @@ class Ctx:
     def answer_callback(self, template: str, /, **context: Any) -> None:
         """Set the short toast shown when a button is pressed."""
         self.callback_answer = render(template, **context)
+
+    def refuse_button(self, template: str, handler: str, data: str) -> None:
+        """A button the sender may not press: `template` in the chat, a short toast, and an audit row."""
+        self.reply(template)
+        self.answer_callback("auth/refused_short.html")
+        audit.record(
+            self.session,
+            at=self.now,
+            actor=f"telegram:{self.actor.telegram_user_id}",
+            action="auth.refused",
+            entity="handler",
+            entity_id=f"callback:{handler}",
+            data=data[:64],
+        )
