@@ -372,3 +372,27 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=300)
     sent_at: datetime | None = None
     telegram_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class ReportNote(SQLModel, table=True):
+    """What an officer wrote in Telegram for one part of a period's Word report ("assessment": Đánh giá chung,
+    "direction": Phương hướng), used instead of the bot's draft; the latest text only (changes audited)."""
+
+    __tablename__ = "report_note"
+
+    period_id: int = Field(foreign_key="period.id", primary_key=True)
+    part: str = Field(max_length=12, primary_key=True)
+    text: str = Field(max_length=3000)
+    by_person_id: int | None = Field(default=None, foreign_key="person.id")
+    at: datetime
+
+
+class PendingNote(SQLModel, table=True):
+    """An officer about to type one part of a report (their next text message is it); one per person."""
+
+    __tablename__ = "pending_note"
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    period_id: int = Field(foreign_key="period.id")
+    part: str = Field(max_length=12)
+    at: datetime

@@ -35,6 +35,7 @@ from bot.forms.derived import DerivedValue, compute_all
 from bot.forms.model import Form, Question
 from bot.forms.types import type_of
 from bot.services.completeness import Completeness, completeness
+from bot.services.report_notes import notes_of
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
 from bot.texts.templates import renderer
 from storage.models import Period
@@ -658,6 +659,7 @@ def write_docx(session: Session, scope: ExportScope) -> bytes:
     """The report as a .docx file."""
     compiled = compile_report(session, scope)
     context = template_context(scope, compiled)
+    context["notes"] = notes_of(session, scope.period.id)  # what an officer wrote in place of the drafts
     subject = _one_line(render_text(SUBJECT_TEMPLATE, scope.commune.code, context))
     body = render_text(BODY_TEMPLATE, scope.commune.code, context)
 

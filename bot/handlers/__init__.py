@@ -9,6 +9,7 @@ from bot.handlers import (  # noqa: F401  (they register)
     nudge,
     reopen,
     report,
+    report_notes,
     requests,
     start,
     summary,

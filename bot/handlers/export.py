@@ -36,8 +36,9 @@ from storage.models import Commune, Period
 CB_EXPORT = "xe"
 CB_COMMUNE = "xc"
 CB_PERIOD = "xp"
+CB_NOTES = "xn"  # the report's own assessment and direction (bot.handlers.report_notes)
 MAX_COMMUNE_BUTTONS = 30
-MAX_OTHER_PERIODS = 8  # "another period" buttons under the offer (3 formats + incidents: ≤ 12 in all)
+MAX_OTHER_PERIODS = 7  # "another period" buttons under the offer (3 formats, incidents, notes: ≤ 12 in all)
 INCIDENTS_EXCEL = (
     "in:x"  # the incidents' Excel file, answered by bot.handlers.incidents (which imports this one)
 )
@@ -131,6 +132,7 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
         tuple(
             ReplyButton(render("export/button.html", fmt=f), f"{CB_EXPORT}:{period.id}:{f}") for f in FORMATS
         ),
+        (ReplyButton(render("export/notes_button.html"), f"{CB_NOTES}:{period.id}"),),
         (ReplyButton(render("export/incidents_button.html"), INCIDENTS_EXCEL),),
         *_period_rows(menu),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.auth import Need
-from bot.handlers import report, requests
+from bot.handlers import report, report_notes, requests
 from bot.handlers.registry import REGISTRY
 from bot.handlers.start import redeem
 from bot.services.accounts import looks_like_code
@@ -19,6 +19,8 @@ async def any_message(ctx: Ctx) -> None:
         await report.on_message(ctx)
     elif requests.has_pending(ctx):  # police making a /yeucau: a typed deadline
         await requests.on_text(ctx)
+    elif report_notes.has_pending(ctx):  # police writing the report's assessment or direction
+        await report_notes.on_text(ctx)
     elif ctx.actor.is_stranger and message is not None and message.text and looks_like_code(message.text):
         redeem(ctx, message.text)  # a bare invite code in a private chat is taken as `/start CODE`
     elif ctx.actor.is_stranger:

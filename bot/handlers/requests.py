@@ -11,7 +11,7 @@ from datetime import date
 
 from bot.auth import Need, police_commune_ids, supervised_provinces
 from bot.handlers.registry import REGISTRY
-from bot.services import requests
+from bot.services import report_notes, requests
 from bot.services.reminders import commune_zone
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
@@ -208,9 +208,11 @@ async def request_command(ctx: Ctx) -> None:
 
 @REGISTRY.command("huy", need=Need.MEMBER, in_menu=False)
 async def cancel_command(ctx: Ctx) -> None:
-    """Cancel the request being made."""
+    """Cancel the request being made, or the part of a report being typed."""
     if requests.drop_pending(ctx.session, ctx.actor.person):
         ctx.reply("request/cancelled.html")
+    elif report_notes.drop_pending_note(ctx.session, ctx.actor.person):
+        ctx.reply("export/notes_cancelled.html")
     else:
         ctx.reply("request/nothing_to_cancel.html")
 

@@ -74,6 +74,7 @@ EXPECTED_NEEDS: dict[tuple[str, str], Need] = {
     ("callback", "xp"): Need.POLICE,
     ("callback", "mo"): Need.POLICE,
     ("callback", "yc"): Need.POLICE,
+    ("callback", "xn"): Need.POLICE,
     ("message", "text"): Need.ANYONE,
     ("message", "unknown_command"): Need.ANYONE,
     ("message", "edited"): Need.ANYONE,
