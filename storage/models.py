@@ -47,6 +47,8 @@ class Commune(SQLModel, table=True):
     # No reminders between these local times (the window may wrap midnight); None: 21:00–06:30.
     quiet_start: time | None = None
     quiet_end: time | None = None
+    # Who issues and signs its Word report (bot.setup_file.specs.ReportIdentity.to_json); None: Công an xã
+    report: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     active: bool = Field(default=True)
     created_at: datetime
     updated_at: datetime

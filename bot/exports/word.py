@@ -38,7 +38,7 @@ from bot.services.completeness import Completeness, completeness
 from bot.services.report_notes import notes_of
 from bot.services.summaries import FreeText, IndicatorSummary, free_texts, indicator_totals, village_rows
 from bot.texts.templates import renderer
-from storage.models import Period
+from storage.models import Commune, Period
 
 FONT = "Times New Roman"
 PAGE_WIDTH, PAGE_HEIGHT = Mm(210), Mm(297)
@@ -522,8 +522,10 @@ def _setup_page(doc: DocumentType) -> None:
 
 
 def _header_block(doc: DocumentType, scope: ExportScope) -> None:
-    w = words()["word"]
+    own = _own(scope.commune)
+    w = {**words()["word"], **own}
     superior, issuer = issuing_bodies(scope.commune.name, scope.commune.province)
+    superior, issuer = own.get("superior", superior), own.get("issuer", issuer)
     table = doc.add_table(rows=2, cols=2)
     _borderless(table, (HEADER_LEFT, HEADER_RIGHT))
     left, right = table.cell(0, 0), table.cell(0, 1)
@@ -635,8 +637,14 @@ def _row_flags(row: Any, *tags: str) -> None:
         tr_pr.append(OxmlElement(tag))
 
 
-def _closing(doc: DocumentType, commune_name: str) -> None:
-    w = words()["word"]
+def _own(commune: Commune) -> dict[str, Any]:
+    """The commune's own report identity from its setup file (`report:`), empty when it has none."""
+    return dict(commune.report or {})
+
+
+def _closing(doc: DocumentType, commune: Commune) -> None:
+    w = {**words()["word"], **_own(commune)}
+    commune_name = commune.name
     table = doc.add_table(rows=1, cols=2)
     _borderless(table, (CLOSING_LEFT, CLOSING_RIGHT))
     left, right = table.cell(0, 0), table.cell(0, 1)
@@ -646,9 +654,9 @@ def _closing(doc: DocumentType, commune_name: str) -> None:
     label.paragraph_format.space_before = Pt(12)
     for item in w["recipients"]:
         _para(left, item, 11, align=WD_ALIGN_PARAGRAPH.LEFT)
-    title = _para(
-        right, w["signer_title"].format(unit=_commune_unit(commune_name)), 14, bold=True, first=True
-    )
+    own = _own(commune)  # written as the setup file has it (no placeholders filled in)
+    signer = own.get("signer_title") or w["signer_title"].format(unit=_commune_unit(commune_name))
+    title = _para(right, signer, 14, bold=True, first=True)
     title.paragraph_format.space_before = Pt(12)
     for _ in range(4):  # room for the signature and the seal
         _para(right, "", 14)
@@ -681,7 +689,7 @@ def write_docx(session: Session, scope: ExportScope) -> bytes:
             lines.add(line[3:].strip(), heading=True)
         else:
             lines.add(line, heading=False)
-    _closing(doc, scope.commune.name)
+    _closing(doc, scope.commune)
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()

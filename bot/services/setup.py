@@ -160,8 +160,21 @@ class _Run:
             else:
                 counts.unchanged += 1
         assert row.id is not None
+        self.report_identity(row, spec)
         self.villages(row, spec)
         self.police_chats(row, spec)
+
+    def report_identity(self, commune: Commune, spec: CommuneSpec) -> None:
+        """Who issues and signs the commune's Word report (`report:`; absent: the shipped wording)."""
+        wanted = spec.report.to_json() if spec.report is not None else None
+        if (commune.report or None) == (wanted or None):
+            return
+        self.audit("setup.commune.report", "commune", commune.id, before=commune.report, after=wanted)
+        commune.report, commune.updated_at = wanted or None, self.now
+        self.report.changes.append(
+            f"{spec.name}: báo cáo Word "
+            + ("do " + (wanted.get("issuer") or "Công an xã") + " ban hành" if wanted else "theo mẫu có sẵn")
+        )
 
     # --- villages
 

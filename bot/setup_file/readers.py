@@ -23,7 +23,7 @@ from bot.setup_file.checking import (
     read_text,
 )
 from bot.setup_file.names import code_slug, name_key
-from bot.setup_file.specs import KIND_LABELS, CommuneSpec, PoliceChatSpec, VillageSpec
+from bot.setup_file.specs import KIND_LABELS, CommuneSpec, PoliceChatSpec, ReportIdentity, VillageSpec
 from bot.yamlkit.messages import TEXTS, describe_value
 from bot.yamlkit.suggest import closest
 from storage.models import VillageKind
@@ -376,8 +376,45 @@ def _read_quiet_hours(ctx: Context, value: Any, where: Where) -> QuietHours | In
     return quiet
 
 
+def _read_report_line(ctx: Context, value: Any, where: Where) -> str | Invalid:
+    return read_text(ctx, value, where, "dòng chữ", max_length=MAX_REPORT_LINE)
+
+
+def _read_recipients(ctx: Context, value: Any, where: Where) -> tuple[str, ...] | Invalid:
+    items = read_list(ctx, value, where, "nơi nhận")
+    if items is INVALID:
+        return INVALID
+    if not items or len(items) > MAX_RECIPIENTS:
+        return ctx.error(where, f"cần từ 1 đến {MAX_RECIPIENTS} dòng nơi nhận, ví dụ '- UBND tỉnh (để b/c);'")
+    lines = [
+        _read_report_line(ctx, item, where.item(i, ctx.line_of(items, i))) for i, item in enumerate(items)
+    ]
+    return INVALID if any(line is INVALID for line in lines) else tuple(str(line) for line in lines)
+
+
+def _read_report(ctx: Context, value: Any, where: Where) -> ReportIdentity | Invalid | None:
+    """The Word report's identity: who issues it (superior, issuer), its number, recipients and signer."""
+    if value is None:
+        return None
+    fields = read_mapping(ctx, value, where, REPORT_IDENTITY_KEYS)
+    if fields is INVALID or not all_valid(fields):
+        return INVALID
+    return ReportIdentity(**fields)
+
+
 # ---------------------------------------------------------------------------------------------
 # The key tables (one per level) — add new keys here.
+
+MAX_REPORT_LINE: Final = 200
+MAX_RECIPIENTS: Final = 10
+REPORT_IDENTITY_KEYS: dict[str, Key] = {
+    "superior": Key(_read_report_line, default=None),
+    "issuer": Key(_read_report_line, default=None),
+    "number": Key(_read_report_line, default=None),
+    "recipients": Key(_read_recipients, default=None),
+    "signer_title": Key(_read_report_line, default=None),
+    "signer_name": Key(_read_report_line, default=None),
+}
 
 TOP_KEYS: dict[str, Key] = {
     "version": Key(_read_version, required=True, hint="ghi 'version: 1' ở đầu tệp"),
@@ -394,6 +431,7 @@ COMMUNE_KEYS: dict[str, Key] = {
     "forms": Key(_read_forms, default=()),
     "schedules": Key(_read_schedules, default=()),
     "quiet_hours": Key(_read_quiet_hours, default=DEFAULT_QUIET),
+    "report": Key(_read_report, default=None),
 }
 
 POLICE_CHAT_KEYS: dict[str, Key] = {

@@ -61,6 +61,33 @@ class CommuneSpec:
     forms: tuple[Path, ...] = ()
     schedules: tuple[Schedule, ...] = ()
     quiet_hours: QuietHours = DEFAULT_QUIET
+    # The Word report's own identity (`report:`): superior, issuer, number, recipients, signer_title,
+    # signer_name; None keeps the shipped wording (Công an xã)
+    report: ReportIdentity | None = None
+
+
+@dataclass(frozen=True)
+class ReportIdentity:
+    """Who issues and signs the commune's Word report, and to whom it goes (each None: the shipped wording)."""
+
+    superior: str | None = None
+    issuer: str | None = None
+    number: str | None = None
+    recipients: tuple[str, ...] | None = None
+    signer_title: str | None = None
+    signer_name: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The fields that are set, as stored on the commune."""
+        out: dict[str, object] = {}
+        for key in REPORT_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+REPORT_KEYS: Final = ("superior", "issuer", "number", "recipients", "signer_title", "signer_name")
 
 
 @dataclass(frozen=True)
