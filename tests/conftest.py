@@ -33,6 +33,29 @@ def _postgres_url() -> str | None:
     return None
 
 
+DB_FIXTURES = frozenset({"_session_database", "db_backend"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With BAOCAO_TESTS_DB_ONLY=1 on a PostgreSQL run (CI's second pass), keep only the tests that touch the
+    database under test: those using its fixtures, or whose file reads DATABASE_URL. The database-free ones
+    (parsers, engine, views…) already ran on the SQLite pass."""
+    if not (_postgres_url() and os.environ.get("BAOCAO_TESTS_DB_ONLY") == "1"):
+        return
+    mentions: dict[str, bool] = {}
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        path = str(item.path)
+        if path not in mentions:
+            mentions[path] = "DATABASE_URL" in Path(path).read_text(encoding="utf-8")
+        uses = DB_FIXTURES & set(getattr(item, "fixturenames", ()))
+        (keep if uses or mentions[path] else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def db_backend() -> str:
     """'postgresql' when the run targets PostgreSQL, else 'sqlite'."""
