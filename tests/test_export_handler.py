@@ -73,8 +73,8 @@ async def test_police_pick_a_format_and_get_the_file(chat: BotClient, engine) ->
     assert "6 tháng đầu năm 2026" in offer and "Đã nộp: 11/14" in offer
     pid = _period_id(engine)
     keyboard = chat.last_keyboard(POLICE)[1]
-    assert keyboard[:4] == [f"xe:{pid}:xlsx", f"xe:{pid}:docx", f"xe:{pid}:csv", "in:x"]
-    assert len(keyboard) <= 12 and all(d.startswith("xp:") for d in keyboard[4:])  # other periods
+    assert keyboard[:5] == [f"xe:{pid}:xlsx", f"xe:{pid}:docx", f"xe:{pid}:csv", f"xn:{pid}", "in:x"]
+    assert len(keyboard) <= 12 and all(d.startswith("xp:") for d in keyboard[5:])  # other periods
     assert chat.request.documents() == []
     await chat.press(POLICE, f"xe:{pid}:xlsx")
     ((filename, content, params),) = chat.request.documents(POLICE.id)

@@ -464,10 +464,9 @@ async def test_a_full_disk_gets_a_clear_message_keeps_the_draft_and_corrupts_not
         await fresh.send(AN, "/baocao")  # opens the database (and its -shm) while there is room
         assert "câu 2/" in request.texts(AN.id)[-1].lower()
         filler = small_disk / "filler"
-        with filler.open("wb") as f, pytest.raises(OSError):  # fill the disk to the last byte
+        with filler.open("wb", buffering=0) as f, pytest.raises(OSError):  # fill the disk to the last byte
             while True:
-                f.write(b"\0" * 65536)
-                f.flush()
+                f.write(b"\0" * 65536)  # unbuffered: a full disk raises here, closing has nothing to write
         before = len(request.texts(AN.id))
         await fresh.send(AN, "30")
         (reply,) = request.texts(AN.id)[before:]

@@ -2,7 +2,8 @@
 
 Each send's answer is held 0.6 s by the emulator (the message is in the chat at once), so at the moment of
 the cut about eight sends are in flight: Telegram took them, their `sent` mark cannot be written. Leases are
-3 s, shorter than the 8 s and 30 s cuts. Every reminder, notice and alert arrives exactly once, every row ends
+3 s, shorter than the 8 s and 30 s cuts. Every reminder, notice, alert and summary push part arrives exactly
+once, every row ends
 `sent`, and the dispatcher resumes on its own within a few seconds of the database coming back.
 
 Then a hang (the proxy accepts and stops forwarding) of 30 s, PostgreSQL only, and on the SQLite run another
@@ -29,8 +30,9 @@ from sqlmodel import Session, select
 
 from bot.emulator.client import EmulatorClient, UserSession
 from bot.emulator.server import EmulatorServer
+from bot.reminders.summary_push import DUE, KIND_SUMMARY, summary_key
 from storage.db import make_engine, session_scope
-from storage.models import Outbox, OutboxStatus, Person
+from storage.models import Outbox, OutboxStatus, Period, Person, PoliceChat
 from tests.e2e.conftest import HCM, BotProcess, child_env, free_port, invite, say, write_setup
 from tests.e2e.test_reminders_e2e import ReminderBot, wave
 from tests.support.tcpproxy import TcpProxy, wait_until
@@ -96,6 +98,36 @@ def add_stored_rows(database_url: str, chats: list[int]) -> list[int]:
         engine.dispose()
 
 
+POLICE_GROUP = -100_930_000  # the commune's police group, where the summary push goes
+
+
+def add_summary_push(database_url: str, emulator: EmulatorServer) -> int:
+    """The police group of the wave's commune, and the period's summary push owed to it now (several text
+    parts and two charts, sent part by part and recorded part by part)."""
+    EmulatorClient(emulator.url).add_group(POLICE_GROUP, "Công an xã Nhắc Việc", [])
+    now = datetime.now(UTC)
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            period = session.exec(select(Period).where(Period.code == "E2E-NHAC")).one()
+            session.add(PoliceChat(commune_id=period.commune_id, chat_id=POLICE_GROUP, title="Công an xã"))
+            row = Outbox(
+                key=summary_key(period.id, POLICE_GROUP, DUE),
+                kind=KIND_SUMMARY,
+                chat_id=POLICE_GROUP,
+                period_id=period.id,
+                rule=DUE,
+                payload={"occasion": DUE, "due_at": period.due_at.isoformat()},
+                due_at=now,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+    finally:
+        engine.dispose()
+
+
 def outbox_rows(database_url: str) -> list[Outbox]:
     engine = make_engine(database_url)
     try:
@@ -136,7 +168,8 @@ def test_a_cut_during_a_wave_with_sends_in_flight_delivers_everything_exactly_on
 ) -> None:
     chats = wave(proxied_bot, emulator, database_url, tmp_path, 50)
     stored = add_stored_rows(database_url, chats[:15])
-    total = 50 + len(stored)
+    add_summary_push(database_url, emulator)
+    total = 50 + len(stored) + 1
     emulator.set_latency("sendMessage", LATENCY)
     proxied_bot.start()
 
@@ -175,14 +208,19 @@ def test_a_cut_during_a_wave_with_sends_in_flight_delivers_everything_exactly_on
     repeats = {k: n for k, n in Counter(sent).items() if n > 1}
     assert not repeats, f"sent twice: {repeats}"
     expected = Counter(chats) + Counter({c: 2 for c in chats[:15]})
-    assert Counter(chat for chat, _ in sent) == expected
+    assert Counter(chat for chat, _ in sent if chat != POLICE_GROUP) == expected
+    push_parts = [text for chat, text in sent if chat == POLICE_GROUP]  # each once (the repeats check above)
+    charts = [r for r in emulator.requests_for("sendPhoto") if r.status == 200]
+    assert push_parts and "Đã hết hạn nộp báo cáo" in push_parts[0], push_parts[:1]
+    assert len(charts) <= 2, f"{len(charts)} charts sent for two"
     log = proxied_bot.log()
     assert "kept in memory, it will not be sent again" in log
     assert "dispatching resumes" in log
     resumed_after = None if first_after is None else round(first_after - restored, 2)
     print(
         f"\ncut {cut_seconds}s: {held} send(s) in flight at the cut, {during} delivered before it, "
-        f"{total} messages, 0 repeated, first send {resumed_after}s after the database came back"
+        f"{total} messages (the push in {len(push_parts)} parts and {len(charts)} charts), 0 repeated, "
+        f"first send {resumed_after}s after the database came back"
     )
     if first_after is not None:
         assert first_after - restored < 5, "dispatching resumes within a few seconds"
