@@ -90,13 +90,7 @@ def configure_logging(
     kept = [s for s in secrets if s]
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(kept) if fmt == "json" else RedactingFormatter(kept))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    _install(handler, verbose)
     return handler
 
 
@@ -123,6 +117,13 @@ def configure_file_logging(
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(LocalTimeFormatter(tz, [s for s in secrets if s]))
+    _install(handler, verbose)
+    logging.captureWarnings(True)
+    return handler
+
+
+def _install(handler: logging.Handler, verbose: bool) -> None:
+    """Make `handler` the root logger's only one, at INFO (DEBUG when verbose), the chatty libraries quieter."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -130,5 +131,3 @@ def configure_file_logging(
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.captureWarnings(True)
-    return handler

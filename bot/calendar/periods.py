@@ -298,19 +298,11 @@ def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
                 f"{here}: ghi hạn của các thôn bằng units_due hoặc bằng due/due_before, không cả hai"
             )
             return None
-    due, due_raw = None, None
+    due = None
     if units_due_days is None:
-        if ("due_before" in raw) == ("due" in raw):
-            errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
-            return None
-        due_raw = raw.get("due_before", raw.get("due"))
-        due = parse_when(due_raw, last="due" in raw)
+        due = _read_due(raw, here, errors)
         if due is None:
-            errors.append(
-                f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], 'tháng 11/2026' hoặc "
-                "'quý I/2026', là ngày có thật"
-            )
-            ok = False
+            return None
     if not ok or opens is None or ("upward" in raw and upward is None):
         return None
     anchor = due if due is not None else upward.due  # type: ignore[union-attr]
@@ -337,6 +329,22 @@ def _parse_rule(raw: Any, here: str, errors: list[str]) -> PeriodRule | None:
     return rule
 
 
+def _read_due(raw: dict[str, Any], here: str, errors: list[str]) -> DayMonth | None:
+    """Exactly one of `due_before` (trước ngày) or `due` (hạn chót), read as a day, a month or a quarter;
+    None, with the error listed, when it is missing, doubled or not a real date."""
+    if ("due_before" in raw) == ("due" in raw):
+        errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
+        return None
+    due_raw = raw.get("due_before", raw.get("due"))
+    due = parse_when(due_raw, last="due" in raw)
+    if due is None:
+        errors.append(
+            f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], 'tháng 11/2026' hoặc "
+            "'quý I/2026', là ngày có thật"
+        )
+    return due
+
+
 def _parse_upward(raw: Any, here: str, errors: list[str]) -> Upward | None:
     """`upward: {due_before: "15/06", to: [Công an tỉnh, UBND tỉnh]}`."""
     if not isinstance(raw, dict):
@@ -346,13 +354,8 @@ def _parse_upward(raw: Any, here: str, errors: list[str]) -> Upward | None:
         return None
     for key in sorted(set(raw) - UPWARD_KEYS):
         errors.append(f"{here}: khóa lạ '{key}' (dùng: {', '.join(sorted(UPWARD_KEYS))})")
-    if ("due_before" in raw) == ("due" in raw):
-        errors.append(f"{here}: cần đúng một trong 'due_before' (trước ngày) hoặc 'due' (hạn chót)")
-        return None
-    due_raw = raw.get("due_before", raw.get("due"))
-    due = parse_when(due_raw, last="due" in raw)
+    due = _read_due(raw, here, errors)
     if due is None:
-        errors.append(f"{here}: hạn '{due_raw}' phải có dạng dd/mm hoặc dd/mm/yyyy [hh:mm], là ngày có thật")
         return None
     to_raw = raw.get("to", [])
     if isinstance(to_raw, str):

@@ -50,17 +50,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         record_export(
             session, at=now, actor=audit.cli_actor(), commune=commune, period=period, fmt=fmt, file=file
         )
-    if args.output == "-":
-        sys.stdout.buffer.write(file.content)
-        sys.stdout.buffer.flush()
-        return 0
-    name = file.ascii_filename if args.ascii_name else file.filename
-    path = Path(args.output) if args.output else Path.cwd() / name
-    if path.is_dir():
-        path = path / name
-    path.write_bytes(file.content)
-    print(f"Đã ghi {path} ({len(file.content):,} byte): {form.title}, {period.label}, {commune.name}.")
-    return 0
+    return _write(args, file, f"{form.title}, {period.label}, {commune.name}")
 
 
 def _export_incidents(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,6 +79,7 @@ def _export_incidents(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _write(args: argparse.Namespace, file: ExportFile, what: str) -> int:
+    """Write the file to stdout (`-o -`), a path or a folder (its own name), and say what was written."""
     if args.output == "-":
         sys.stdout.buffer.write(file.content)
         sys.stdout.buffer.flush()

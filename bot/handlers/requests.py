@@ -47,6 +47,15 @@ def _cancel_row() -> tuple[ReplyButton, ...]:
     return (_button("cancel", "x"),)
 
 
+def _due_buttons() -> tuple[tuple[ReplyButton, ...], ...]:
+    """The quick deadlines ("Hết hôm nay", "3 ngày", "Thứ sáu này", "7 ngày") and "Hủy"."""
+    return (
+        (_button("today", "d:today"), _button("3d", "d:3d")),
+        (_button("fri", "d:fri"), _button("7d", "d:7d")),
+        _cancel_row(),
+    )
+
+
 def _communes(ctx: Ctx) -> list[Commune]:
     """Active communes the sender may ask: where they are police (not merely a village head), and every
     commune of a province they supervise (the roll-up role)."""
@@ -127,11 +136,7 @@ def _show(
     title = _form_title(ctx, commune, row.form_id) or str(row.form_id)
     if row.step == requests.STEP_DUE:
         today = _today(ctx, commune)
-        buttons = (
-            (_button("today", "d:today"), _button("3d", "d:3d")),
-            (_button("fri", "d:fri"), _button("7d", "d:7d")),
-            _cancel_row(),
-        )
+        buttons = _due_buttons()
         ctx.reply(
             "request/pick_due.html",
             form_title=title,
@@ -440,11 +445,7 @@ def _show_province(ctx: Ctx, row: PendingRequest, *, problem: str | None, typed:
     title = next((cut(f.title, MAX_TITLE_SHOWN) for f in forms if f.id == row.form_id), str(row.form_id))
     if row.step == requests.STEP_DUE:
         today = _today(ctx, communes[0])
-        buttons = (
-            (_button("today", "d:today"), _button("3d", "d:3d")),
-            (_button("fri", "d:fri"), _button("7d", "d:7d")),
-            _cancel_row(),
-        )
+        buttons = _due_buttons()
         ctx.reply(
             "request/pick_due.html",
             form_title=title,

@@ -15,6 +15,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from bot.delivery.outbox import OutboxPhoto, Parts
+from bot.services import directory
 from bot.services.completeness import Scope
 from bot.services.reminders import (
     DEFAULT_TZ,
@@ -119,13 +120,7 @@ def completion_times(session: Session, periods: list[Period]) -> dict[int, datet
         )
     }
     commune_ids = sorted({p.commune_id for p in periods})
-    villages = dict(
-        session.exec(
-            select(Village.commune_id, func.count())
-            .where(Village.commune_id.in_(commune_ids), Village.active)  # type: ignore[attr-defined]
-            .group_by(Village.commune_id)
-        ).all()
-    )
+    villages = directory.active_village_counts(session, commune_ids)
     out: dict[int, datetime | None] = {}
     for p in periods:
         count, last = done.get(p.id, (0, None))

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from bot.forms import engine
 from bot.forms.state import DraftState
 from bot.services.forms import get_form
-from bot.services.period_units import in_period_units
+from bot.services.period_units import in_period_units, villages_of_period
 from storage.dialect import is_postgres
 from storage.models import Commune, Draft, Period, PeriodRequest, Submission, Village
 
@@ -381,14 +381,7 @@ def commune_completeness(session: Session, scope: Period | Scope) -> list[Commun
         )
         .select_from(Period)
         .join(Commune, Commune.id == Period.commune_id)
-        .join(
-            Village,
-            and_(
-                Village.commune_id == Period.commune_id,
-                Village.active,
-                in_period_units(Period.id, Village.id),
-            ),
-        )
+        .join(Village, villages_of_period())
         .outerjoin(first, and_(first.c.village_id == Village.id, first.c.period_id == Period.id))
         .where(scope.where_period(Period.id))
         .group_by(Commune.id, Commune.name, Period.id, Period.due_at)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from storage.models import Commune, Period, PoliceChat, Village
@@ -68,4 +68,15 @@ def communes_visible(session: Session, commune_ids: Iterable[int], provinces: It
             )
             .order_by(Commune.id)
         )
+    )
+
+
+def active_village_counts(session: Session, commune_ids: Iterable[int]) -> dict[int, int]:
+    """commune id → how many active villages it has (communes without any are left out)."""
+    return dict(
+        session.exec(
+            select(Village.commune_id, func.count())
+            .where(Village.commune_id.in_(list(commune_ids)), Village.active)  # type: ignore[attr-defined]
+            .group_by(Village.commune_id)
+        ).all()
     )

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import exists, not_, or_
+from sqlalchemy import and_, exists, not_, or_
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, select
 
-from storage.models import Period, PeriodUnit
+from storage.models import Period, PeriodUnit, Village
 
 
 def in_period_units(period_id: Any, village_id: Any) -> ColumnElement[bool]:
@@ -18,6 +18,13 @@ def in_period_units(period_id: Any, village_id: Any) -> ColumnElement[bool]:
     limited = exists().where(PeriodUnit.period_id == period_id)
     chosen = exists().where(PeriodUnit.period_id == period_id, PeriodUnit.village_id == village_id)
     return or_(not_(limited), chosen)
+
+
+def villages_of_period() -> ColumnElement[bool]:
+    """SQL join condition: the commune's active villages that take part in `Period` (its units, if limited)."""
+    return and_(
+        Village.commune_id == Period.commune_id, Village.active, in_period_units(Period.id, Village.id)
+    )
 
 
 def period_village_ids(session: Session, period: Period | int) -> set[int] | None:

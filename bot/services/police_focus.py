@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from bot.services import directory
 from bot.services.forms import (
     PeriodChoice,
     PeriodChoiceError,
@@ -67,13 +68,7 @@ def still_working(session: Session, periods: Sequence[Period], now: datetime) ->
     if not accepting:
         return reopened
     commune_ids = {p.commune_id for p in accepting}
-    villages = dict(
-        session.exec(
-            select(Village.commune_id, func.count())
-            .where(Village.commune_id.in_(commune_ids), Village.active)  # type: ignore[attr-defined]
-            .group_by(Village.commune_id)
-        ).all()
-    )
+    villages = directory.active_village_counts(session, commune_ids)
     submitted = dict(
         session.exec(
             select(Submission.period_id, func.count(func.distinct(Submission.village_id)))

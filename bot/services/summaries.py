@@ -42,7 +42,7 @@ from bot.services.completeness import (
     province_scope,
 )
 from bot.services.forms import form_of, get_form
-from bot.services.period_units import in_period_units
+from bot.services.period_units import villages_of_period
 from bot.texts.values import format_value
 from storage.answers_sql import (
     answer_columns,
@@ -725,14 +725,7 @@ def village_rows(
         )
         .select_from(Period)
         .join(Commune, Commune.id == Period.commune_id)
-        .join(
-            Village,
-            and_(
-                Village.commune_id == Period.commune_id,
-                Village.active,
-                in_period_units(Period.id, Village.id),
-            ),
-        )
+        .join(Village, villages_of_period())
         .outerjoin(
             Submission,
             and_(
