@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.calendar.periods import Schedule, expand, schedules_to_json
+from bot.calendar.periods import Schedule, expand, police_mark, schedules_to_json
 from bot.calendar.reminder_rules import DEFAULT_QUIET
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
@@ -166,6 +166,7 @@ def sync_periods(
                     series=dates.series,
                     upward_due_at=dates.upward_due_at,
                     upward_to=list(dates.upward_to) or None,
+                    reporter=police_mark(dates.reporter),
                     created_at=now,
                     updated_at=now,
                 )
@@ -175,6 +176,8 @@ def sync_periods(
                 f"{commune.name}: kỳ {dates.code} ({dates.label}), hạn {_local(dates.due_at, tz)}{upward}."
             )
             continue
+        if row.reporter != police_mark(dates.reporter):
+            row.reporter = police_mark(dates.reporter)  # a schedule turned into the police's own, or back
         if row.series != dates.series:
             row.series = dates.series  # a period made before series were kept, or a rule renamed in place
         if (row.upward_due_at, row.upward_to) != (dates.upward_due_at, list(dates.upward_to) or None):
