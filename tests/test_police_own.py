@@ -194,3 +194,57 @@ def test_village_heads_get_no_reminder_of_the_polices_own_report(engine: Engine,
         assert commune is not None
         village_rows = s.exec(select(Outbox).where(Outbox.chat_id.in_(heads))).all()  # type: ignore[attr-defined]
         assert all(r.period_id != period.id for r in village_rows)
+
+
+# --- "còn N ngày" as a person counts, and the receipt's addressee ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("today", "left", "shown"),
+    [
+        (at(5, 16, 9), 3, "còn 3 ngày"),
+        (at(5, 18, 9), 1, "còn 1 ngày — mai là ngày cuối"),  # "trước ngày 20/5": the last day is 19/5
+        (at(5, 19, 7), 0, "hôm nay là ngày cuối"),
+        (at(5, 19, 23), 0, "hôm nay là ngày cuối"),
+    ],
+)
+def test_days_left_counts_to_the_last_day(today: datetime, left: int, shown: str) -> None:
+    from bot.calendar.periods import days_left
+    from bot.texts.templates import render
+
+    due = datetime(2026, 5, 20, tzinfo=HCM)  # due_before: "20/05"
+    assert days_left(due, today, HCM) == left
+    text = render(
+        "remind/upward.html",
+        police_own=True,
+        commune="Xã Hiệp Lực",
+        form_title="Báo cáo",
+        period="Kỳ",
+        to=["Công an tỉnh"],
+        due=due,
+        days_left=left,
+        submitted=0,
+        total=0,
+    )
+    assert f"({shown})" in text
+
+
+def test_the_receipt_names_the_addressee_and_escapes_it() -> None:
+    from bot.texts.templates import render
+
+    sent = datetime(2026, 5, 18, 9, tzinfo=HCM)
+    common = dict(
+        form_title="Báo cáo 6 tháng",
+        period="6 tháng đầu năm 2026",
+        sent_at=sent,
+        on_time=True,
+        receipt="AB12",
+        version=1,
+        can_amend_until=None,
+        village="Thôn 1",
+    )
+    assert "• Gửi: UBND xã (qua Công an xã)\n" in render(
+        "report/receipt.html", addressee="UBND xã (qua Công an xã)", **common
+    )
+    assert "&lt;b&gt;" in render("report/receipt.html", addressee="<b>", **common)
+    assert "Gửi:" not in render("report/receipt.html", addressee="", **common)
