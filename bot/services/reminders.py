@@ -14,7 +14,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, or_, update
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, select
 
 from bot.calendar import reminder_planner as planner
@@ -112,15 +112,22 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 
 def in_use(query: Select) -> Select:
-    """`query` over Period limited to periods in use: the period, its commune and the commune's form active."""
+    """`query` over Period limited to the units' periods in use: the period, its commune and the commune's form
+    active, and not a report the police write themselves (`reporter: police`: no unit reminder, digest or
+    summary push; its reminders are `bot.services.upward`'s)."""
     return (
         query.join(Commune, Commune.id == Period.commune_id)
         .join(
             CommuneForm,
             (CommuneForm.commune_id == Period.commune_id) & (CommuneForm.form_id == Period.form_id),
         )
-        .where(Period.active, Commune.active, CommuneForm.active)
+        .where(Period.active, Commune.active, CommuneForm.active, units_report())
     )
+
+
+def units_report() -> ColumnElement[bool]:
+    """SQL: the period is one the units file (not the police's own report)."""
+    return or_(Period.reporter.is_(None), Period.reporter != REPORTER_POLICE)  # type: ignore[union-attr]
 
 
 def police_target(session: Session, row: Outbox) -> tuple[Period, Commune] | None:
@@ -653,7 +660,9 @@ def nudge_period(session: Session, commune_id: int, now: datetime, code: str | N
     With `code`, the period of that code (any form). Periods that are closed (and not reopened) are skipped.
     """
 
-    query = select(Period).where(Period.commune_id == commune_id, Period.active, Period.opens_at <= now)
+    query = select(Period).where(
+        Period.commune_id == commune_id, Period.active, Period.opens_at <= now, units_report()
+    )
     if code is not None:
         query = query.where(Period.code == code)
     else:
