@@ -248,3 +248,30 @@ def test_the_receipt_names_the_addressee_and_escapes_it() -> None:
     )
     assert "&lt;b&gt;" in render("report/receipt.html", addressee="<b>", **common)
     assert "Gửi:" not in render("report/receipt.html", addressee="", **common)
+
+
+def test_the_polices_own_report_is_never_the_units_focus_nor_pushed(hiep_luc: Engine) -> None:
+    # 25/5: the villages' 2026-6T is past due, the police's CT09-15N (before 30/5) is the only one open; /tonghop,
+    # /xuat and /nhacnho still mean the villages' period, and no summary of "0 thôn" is pushed for the police's
+    from bot.reminders.summary_push import plan_summary_pushes
+    from bot.services.police_focus import focus_period
+
+    with session_scope(hiep_luc) as s:
+        commune = s.exec(select(Commune).where(Commune.code == "hiep-luc")).one()
+        focus = focus_period(s, commune.id, at(5, 25))
+        assert focus is not None and focus.code == "2026-6T"
+        nudged = reminders.nudge_period(s, commune.id, at(5, 25))
+        assert nudged is None or nudged.reporter is None
+        for day in (30, 31):
+            plan_summary_pushes(s, at(5, day, 12))
+        police_period = _period(s, "CT09-15N").id
+        assert not s.exec(select(Outbox).where(Outbox.period_id == police_period)).all()
+
+
+def test_upward_addressees_are_checked_the_same_way() -> None:
+    entry = police_entry(reporter="units")
+    entry[0]["periods"][0]["upward"] = {"due": "tháng 12/2026", "to": ["Công an tỉnh", "\x1b[31m"]}
+    _, errors = parse_schedules(entry)
+    assert errors == [
+        "schedules[0].periods[0].upward.to[1]: nơi nhận '?[31m' có ký tự điều khiển — chỉ ghi chữ trên một dòng"
+    ]

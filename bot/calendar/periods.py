@@ -507,17 +507,11 @@ def _parse_upward(raw: Any, here: str, errors: list[str]) -> Upward | None:
     due = _read_due(raw, here, errors)
     if due is None:
         return None
-    to_raw = raw.get("to", [])
-    if isinstance(to_raw, str):
-        to_raw = [to_raw]
-    if (
-        not isinstance(to_raw, list)
-        or not all(isinstance(t, str) and t.strip() for t in to_raw)
-        or len(to_raw) > 8
-    ):
-        errors.append(f"{here}: 'to' là danh sách nơi nhận, ví dụ [Công an tỉnh, UBND tỉnh]")
+    count = len(errors)
+    to = parse_addressees(raw.get("to") or None, f"{here}.to", errors)  # `to: []`: no addressee named
+    if len(errors) > count:
         return None
-    return Upward(due, "due_before" in raw, tuple(t.strip() for t in to_raw))
+    return Upward(due, "due_before" in raw, to)
 
 
 def _instant(day: date, dm: DayMonth, before: bool, tz: ZoneInfo) -> datetime:

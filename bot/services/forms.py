@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.calendar.periods import Schedule, expand, police_mark, schedules_to_json
+from bot.calendar.periods import REPORTER_POLICE, Schedule, expand, police_mark, schedules_to_json
 from bot.calendar.reminder_rules import DEFAULT_QUIET
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
@@ -172,6 +172,9 @@ def sync_periods(
                 )
             )
             upward = f"; {_upward_line(dates, tz)}" if dates.upward_due_at is not None else ""
+            if dates.reporter == REPORTER_POLICE:  # no unit deadline: say whose report it is
+                lines.append(f"{commune.name}: kỳ {dates.code} ({dates.label}), {_upward_line(dates, tz)}.")
+                continue
             lines.append(
                 f"{commune.name}: kỳ {dates.code} ({dates.label}), hạn {_local(dates.due_at, tz)}{upward}."
             )
@@ -222,6 +225,8 @@ def _upward_line(dates: Any, tz: ZoneInfo) -> str:
     if dates.upward_due_at is None:
         return "không còn hạn gửi báo cáo lên"
     to = f" ({', '.join(dates.upward_to)})" if dates.upward_to else ""
+    if dates.reporter == REPORTER_POLICE:
+        return f"Công an xã tự báo cáo{to}, không thôn nào phải nộp: hạn {_local(dates.upward_due_at, tz)}"
     return f"xã gửi báo cáo lên{to}: hạn {_local(dates.upward_due_at, tz)}"
 
 
