@@ -432,7 +432,11 @@ def test_last_day_in_another_zone() -> None:
 
 def test_without_after_rules() -> None:
     got = rule_times(DEFAULT_RULES, local(2026, 5, 20), HCM, with_after=False)
-    assert [r.rule_id for r in got] == ["b7d", "b3d", "last_day"]  # no "1d" beside last_day (midnight deadline)
+    assert [r.rule_id for r in got] == [
+        "b7d",
+        "b3d",
+        "last_day",
+    ]  # no "1d" beside last_day (midnight deadline)
     assert not any(r.overdue for r in got)
 
 
