@@ -275,3 +275,49 @@ def test_upward_addressees_are_checked_the_same_way() -> None:
     assert errors == [
         "schedules[0].periods[0].upward.to[1]: nơi nhận '?[31m' có ký tự điều khiển — chỉ ghi chữ trên một dòng"
     ]
+
+
+# --- in Telegram: the receipt names the addressee; a village head never sees the police's own report -------
+
+
+def _world_with_addressee_and_police_report(tmp_path: Path) -> Path:
+    """deploy/hiep-luc.yaml with `to`/`via` on its semiannual schedule and a police report open in May."""
+    from tests.support.world import HIEP_LUC as WORLD_FILE
+
+    (tmp_path / "forms").symlink_to(WORLD_FILE.parent / "forms")
+    text = WORLD_FILE.read_text(encoding="utf-8")
+    marker = "      - form: bao-cao-6-thang\n"
+    assert marker in text
+    text = text.replace(marker, marker + "        to: UBND xã\n        via: Công an xã\n", 1)
+    text += """      - form: bao-cao-6-thang
+        reporter: police
+        to: Công an tỉnh
+        periods:
+          - id: CT09-15N
+            label: "Tổng kết 15 năm thực hiện Chỉ thị 09"
+            opens: "01/05/2026"
+            due_before: "30/05/2026"
+"""
+    own = tmp_path / "hiep-luc.yaml"
+    own.write_text(text, encoding="utf-8")
+    return own
+
+
+async def test_the_receipt_says_to_whom_and_baocao_lists_no_police_report(
+    engine: Engine, database_url: str, clock, tmp_path: Path
+) -> None:
+    from tests.support.client import running_bot
+    from tests.support.telegram import FakeUser, RecordingRequest
+
+    an = FakeUser(2001, "An", "Hoàng Văn")
+    with session_scope(engine) as s:
+        apply_setup_file(s, _world_with_addressee_and_police_report(tmp_path), now=clock())
+    invites = [(FakeUser(an.id, "x"), {"role": "village_head", "village": "Thôn Nà Làng", "deputy": False})]
+    async with running_bot(engine, database_url, clock, request=RecordingRequest(), invites=invites) as bot:
+        await bot.send(an, "/baocao")
+        listing = bot.texts(an)[-1]
+        assert "6 tháng đầu năm 2026" in listing and "Chỉ thị 09" not in listing
+        await bot.submit_report(an)
+        receipt = bot.texts(an)[-1]
+        assert "Đã gửi báo cáo" in receipt and "Gửi: UBND xã (qua Công an xã)" in receipt
+        assert "Chỉ thị 09" not in "\n".join(bot.texts(an))
