@@ -232,6 +232,9 @@ class Period(SQLModel, table=True):
     # upward deadline set in the file.
     upward_due_at: datetime | None = Field(default=None)
     upward_to: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # "police": a report the commune police write themselves (`reporter: police` of the schedule): no unit takes
+    # part, its deadline is `upward_due_at`; None: the units' report.
+    reporter: str | None = Field(default=None, max_length=16)
     active: bool = Field(default=True)
     created_at: datetime
     updated_at: datetime

@@ -62,6 +62,7 @@ class Due:
     units: datetime
     upward: datetime | None = None
     to: tuple[str, ...] = ()
+    police: bool = False  # a report the commune police write themselves (`reporter: police`)
 
 
 def periods(engine: Engine, code: str) -> dict[str, Due]:
@@ -70,7 +71,9 @@ def periods(engine: Engine, code: str) -> dict[str, Due]:
         commune = s.exec(select(Commune).where(Commune.code == code)).one()
         rows = s.exec(select(Period).where(Period.commune_id == commune.id)).all()
         return {
-            p.code: Due(local(p.due_at), local(p.upward_due_at), tuple(p.upward_to or ()))  # type: ignore[arg-type]
+            p.code: Due(
+                local(p.due_at), local(p.upward_due_at), tuple(p.upward_to or ()), p.reporter == "police"
+            )  # type: ignore[arg-type]
             for p in rows
         }
 
@@ -195,6 +198,9 @@ def test_son_duong_2026_2030_every_year_and_nothing_after(engine: Engine) -> Non
         )
     expected["SK-2026-2028"] = Due(end_of(date(2028, 9, 30)))  # commune's choice: in 9/2028
     expected["TK-2026-2030"] = Due(end_of(date(2030, 9, 30)))  # commune's choice: in 9/2030
+    # registration as "điển hình" in Q1/2026 on 2025's results: the police's own report, no unit files it
+    q1 = end_of(date(2026, 3, 31))
+    expected["DK-DH-2026"] = Due(q1, upward=q1, to=("Công an tỉnh", "UBND tỉnh"), police=True)
     assert periods(engine, "son-duong") == expected
     assert max(opening_years(engine, "son-duong")) == 2030  # no period in 2031 or later
 
@@ -207,23 +213,43 @@ def test_hung_dao_before_15_10_every_year(engine: Engine) -> None:
     assert periods(engine, "hung-dao") == expected  # "hằng năm" from 2026: none in 2025, one a year after
 
 
-def test_hiep_luc_2026_the_dated_upward_deadlines(engine: Engine) -> None:
+def test_hiep_luc_2026_the_police_write_the_dated_reports_themselves(engine: Engine) -> None:
     # Hiệp Lực 2026 | trưởng thôn → UBND xã, no date | commune police report upward: 15-year review of
-    # Directive 09 before 30/5/2026; 5-year review of Circular 124 in 11/2026
+    # Directive 09 before 30/5/2026; 5-year review of Circular 124 in 11/2026; "điển hình" dossier in Q4/2026
     setup_at(engine, "hiep-luc-2026.yaml", at(2026, 2, 15))
     walk(engine, 2027, 2028)  # a one-year plan: the running bot adds nothing
+    to = ("Công an tỉnh",)
     assert periods(engine, "hiep-luc") == {
-        "2026-6T": Due(
-            before(date(2026, 5, 23)),  # commune's choice: 7 days before the upward deadline
-            upward=before(date(2026, 5, 30)),
-            to=("Công an tỉnh",),
-        ),
-        "2026-CN": Due(
-            end_of(date(2026, 11, 20)),  # commune's choice: 10 days before the end of November
-            upward=end_of(date(2026, 11, 30)),
-            to=("Công an tỉnh",),
-        ),
+        "2026-6T": Due(before(date(2026, 5, 23))),  # commune's choice: a week before the 15-year review
+        "2026-CN": Due(end_of(date(2026, 11, 20))),  # commune's choice: 10 days before the end of November
+        "CT09-15N": Due(before(date(2026, 5, 30)), before(date(2026, 5, 30)), to, police=True),
+        "TT124-5N": Due(end_of(date(2026, 11, 30)), end_of(date(2026, 11, 30)), to, police=True),
+        "DH-2026": Due(end_of(date(2026, 12, 31)), end_of(date(2026, 12, 31)), to, police=True),
     }
+
+
+def test_the_units_addressees_are_stored_with_each_schedule(engine: Engine) -> None:
+    from bot.services.addressees import period_addressee
+
+    for name in (
+        "hop-thanh-2024.yaml",
+        "son-duong-2026-2030.yaml",
+        "hiep-luc-2026.yaml",
+        "lai-chau-2026.yaml",
+    ):
+        setup_at(engine, name, at(2026, 2, 15))
+    with session_scope(engine) as s:
+        shown = {
+            (p.commune_id, p.code): period_addressee(s, p)
+            for p in s.exec(select(Period).where(Period.code.in_(["2026-6T", "2026-CN", "CT09-15N"])))  # type: ignore[attr-defined]
+        }
+        codes = {c.id: c.code for c in s.exec(select(Commune))}
+    by_code = {(codes[cid], code): text for (cid, code), text in shown.items()}
+    assert by_code[("hop-thanh", "2026-6T")] == "BCĐ 138 xã (qua Công an xã)"
+    assert by_code[("son-duong", "2026-CN")] == "UBND xã (qua Công an xã)"
+    assert by_code[("hiep-luc", "2026-6T")] == "UBND xã"
+    assert by_code[("hiep-luc", "CT09-15N")] == "Công an tỉnh"
+    assert by_code[("vp-ubnd-lai-chau", "2026-6T")] == "UBND tỉnh, Công an tỉnh (qua Văn phòng UBND tỉnh)"
 
 
 def test_lai_chau_2026_before_30_5_and_before_30_10(engine: Engine) -> None:

@@ -151,7 +151,7 @@ CASES = [
         {
             "b7d": at(5, 13),
             "b3d": at(5, 17),
-            "b1d": at(5, 19),
+            # no "1d" at 19/05 00:00 (issue #16): for "trước ngày 20/5" the last day's reminder is last_day
             "last_day": at(5, 19, 7, 30),
             "a1": at(5, 21),
             "a2": at(5, 22),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,8 +21,34 @@ _ID = re.compile(r"^[A-Za-z0-9{}][A-Za-z0-9_.{}-]{0,31}$")
 PERIOD_KEYS = {"id", "label", "opens", "due_before", "due", "upward", "units_due"}
 UPWARD_KEYS = {"due_before", "due", "to"}
 _UNITS_DUE = re.compile(r"^\s*(\d{1,3})\s*d(?:\s+before)?\s*$", re.IGNORECASE)
-SCHEDULE_KEYS = {"form", "main", "periods", "late_days", "reminders", "from", "until"}
+SCHEDULE_KEYS = {
+    "form",
+    "main",
+    "periods",
+    "late_days",
+    "reminders",
+    "from",
+    "until",
+    "reporter",
+    "to",
+    "via",
+}
 DEFAULT_LATE_DAYS = 30
+REPORTER_UNITS = "units"  # the units (thôn, tổ dân phố, cơ quan…) file the form; the default
+REPORTER_POLICE = (
+    "police"  # the commune police write the report themselves: no unit deadline, no unit reminders
+)
+_REPORTERS = {
+    "units": REPORTER_UNITS,
+    "unit": REPORTER_UNITS,
+    "don vi": REPORTER_UNITS,
+    "thon": REPORTER_UNITS,
+    "police": REPORTER_POLICE,
+    "cong an": REPORTER_POLICE,
+    "cong an xa": REPORTER_POLICE,
+}
+MAX_ADDRESSEE = 100  # characters in one addressee ("Ban Chỉ đạo 138 xã Hợp Thành")
+MAX_ADDRESSEES = 8
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,14 @@ class Schedule:
     reminders: ReminderRules = DEFAULT_RULES
     starts: date | None = None  # `from:` — no period opens before this day (the plan's first day)
     ends: date | None = None  # `until:` — no period opens after this day (the plan's last day)
+    reporter: str = REPORTER_UNITS  # `reporter: police`: the commune police write it themselves
+    to: tuple[str, ...] = ()  # `to:` — to whom the reports are addressed ("UBND xã", "BCĐ 138 xã")
+    via: str = ""  # `via:` — through whom they go ("Công an xã")
+
+    @property
+    def police_own(self) -> bool:
+        """True when the commune police write this report themselves (no unit files it)."""
+        return self.reporter == REPORTER_POLICE
 
     def covers(self, opens_on: date) -> bool:
         """Whether a period opening on `opens_on` (local day) lies within the plan's bounds."""
@@ -98,6 +132,29 @@ class PeriodDates:
     series: str = ""  # the rule's id as written ("{nam}-6T"): "the previous period" is the previous of it
     upward_due_at: datetime | None = None  # the commune's own report is due upward then
     upward_to: tuple[str, ...] = ()  # … to these bodies (Công an tỉnh, UBND tỉnh)
+    reporter: str = REPORTER_UNITS  # REPORTER_POLICE: the police's own report (due_at == upward_due_at)
+
+
+def schedule_of_series(schedules: tuple[Schedule, ...], series: str | None) -> Schedule | None:
+    """The schedule whose rule `series` ("{nam}-6T") a period comes from; None for an ad hoc period."""
+    if not series:
+        return None
+    return next((s for s in schedules if any(r.id == series for r in s.periods)), None)
+
+
+def addressee_text(schedule: Schedule | None) -> str:
+    """Whom a schedule's reports go to, as a receipt says it: "UBND xã (qua Công an xã)"; "" when unset."""
+    if schedule is None or not (schedule.to or schedule.via):
+        return ""
+    to = ", ".join(schedule.to)
+    if not schedule.via:
+        return to
+    return f"{to} (qua {schedule.via})" if to else f"qua {schedule.via}"
+
+
+def police_mark(reporter: str) -> str | None:
+    """The value stored in `period.reporter`: "police" for the police's own report, None for the units'."""
+    return REPORTER_POLICE if reporter == REPORTER_POLICE else None
 
 
 def days_left(deadline: datetime, now: datetime, tz: Any) -> int:
@@ -203,13 +260,106 @@ def parse_schedules(raw: Any, where: str = "schedules") -> tuple[tuple[Schedule,
         ends = _parse_bound(entry.get("until"), first=False, here=f"{here}.until", errors=errors)
         if starts is not None and ends is not None and ends < starts:
             errors.append(f"{here}: 'until' ({ends:%d/%m/%Y}) phải sau 'from' ({starts:%d/%m/%Y})")
+        reporter = _parse_reporter(entry.get("reporter"), f"{here}.reporter", errors)
+        to = parse_addressees(entry.get("to"), f"{here}.to", errors)
+        via = _parse_via(entry.get("via"), f"{here}.via", errors)
+        if reporter == REPORTER_POLICE:
+            _check_police_schedule(entry, rules, here, errors)
         schedules.append(
-            Schedule(form, tuple(rules), bool(entry.get("main", False)), late_days, reminders, starts, ends)
+            Schedule(
+                form,
+                tuple(rules),
+                bool(entry.get("main", False)),
+                late_days,
+                reminders,
+                starts,
+                ends,
+                reporter,
+                to,
+                via,
+            )
         )
     _check_shared_forms(schedules, where, errors)
     if sum(s.main for s in schedules) > 1:
         errors.append(f"{where}: chỉ một biểu mẫu được đánh dấu main: true")
     return tuple(schedules), errors
+
+
+def _parse_reporter(value: Any, here: str, errors: list[str]) -> str:
+    """`reporter:` — "units" (the default: the units file the form) or "police" (the commune police write it)."""
+    if value is None:
+        return REPORTER_UNITS
+    if isinstance(value, str):
+        folded = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
+        folded = " ".join("".join(c for c in folded if not unicodedata.combining(c)).lower().split())
+        if folded in _REPORTERS:
+            return _REPORTERS[folded]
+    errors.append(
+        f"{here}: '{_shown(value)}' không dùng được — ghi 'units' (các đơn vị báo cáo) hoặc 'police' (Công an xã tự viết)"
+    )
+    return REPORTER_UNITS
+
+
+def _shown(value: Any) -> str:
+    """A bad value as one printable line (control characters replaced, cut at 60 characters)."""
+    text = "".join("?" if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in str(value))
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _addressee(value: Any, here: str, errors: list[str]) -> str | None:
+    """One addressee: non-empty text, at most MAX_ADDRESSEE characters, no control characters."""
+    if not isinstance(value, str) or not value.strip():
+        errors.append(f"{here}: nơi nhận phải là chữ, không để trống (ví dụ 'UBND xã')")
+        return None
+    text = unicodedata.normalize("NFC", value.strip())
+    if any(unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} for c in text):
+        errors.append(f"{here}: nơi nhận '{_shown(text)}' có ký tự điều khiển — chỉ ghi chữ trên một dòng")
+        return None
+    if len(text) > MAX_ADDRESSEE:
+        errors.append(f"{here}: nơi nhận dài {len(text)} ký tự — tối đa {MAX_ADDRESSEE}")
+        return None
+    return text
+
+
+def parse_addressees(value: Any, here: str, errors: list[str]) -> tuple[str, ...]:
+    """`to:` — one addressee or a list of them ("UBND xã", [Công an tỉnh, UBND tỉnh]); () when absent."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        errors.append(f"{here}: ghi một nơi nhận ('UBND xã') hoặc một danh sách ([Công an tỉnh, UBND tỉnh])")
+        return ()
+    if len(items) > MAX_ADDRESSEES:
+        errors.append(f"{here}: tối đa {MAX_ADDRESSEES} nơi nhận")
+        return ()
+    out = [
+        _addressee(item, here if len(items) == 1 else f"{here}[{i}]", errors) for i, item in enumerate(items)
+    ]
+    return tuple(t for t in out if t is not None) if all(t is not None for t in out) else ()
+
+
+def _parse_via(value: Any, here: str, errors: list[str]) -> str:
+    """`via:` — the body the reports go through ("Công an xã"); "" when absent."""
+    if value is None:
+        return ""
+    return _addressee(value, here, errors) or ""
+
+
+def _check_police_schedule(
+    entry: dict[str, Any], rules: list[PeriodRule], here: str, errors: list[str]
+) -> None:
+    """A report the police write themselves has one deadline (their own): no `upward:`, `units_due` or `via`."""
+    if entry.get("via") is not None:
+        errors.append(
+            f"{here}: 'via' chỉ dùng khi các đơn vị báo cáo (reporter: police thì Công an xã tự gửi)"
+        )
+    raw_periods = entry.get("periods") if isinstance(entry.get("periods"), list) else []
+    for j, raw in enumerate(raw_periods):
+        if isinstance(raw, dict) and ("upward" in raw or "units_due" in raw):
+            errors.append(
+                f"{here}.periods[{j}]: báo cáo do Công an xã tự viết chỉ có một hạn — ghi due_before/due "
+                "(hạn gửi lên) và nơi nhận ở 'to', không dùng upward/units_due"
+            )
 
 
 def _check_shared_forms(schedules: list[Schedule], where: str, errors: list[str]) -> None:
@@ -357,17 +507,11 @@ def _parse_upward(raw: Any, here: str, errors: list[str]) -> Upward | None:
     due = _read_due(raw, here, errors)
     if due is None:
         return None
-    to_raw = raw.get("to", [])
-    if isinstance(to_raw, str):
-        to_raw = [to_raw]
-    if (
-        not isinstance(to_raw, list)
-        or not all(isinstance(t, str) and t.strip() for t in to_raw)
-        or len(to_raw) > 8
-    ):
-        errors.append(f"{here}: 'to' là danh sách nơi nhận, ví dụ [Công an tỉnh, UBND tỉnh]")
+    count = len(errors)
+    to = parse_addressees(raw.get("to") or None, f"{here}.to", errors)  # `to: []`: no addressee named
+    if len(errors) > count:
         return None
-    return Upward(due, "due_before" in raw, tuple(t.strip() for t in to_raw))
+    return Upward(due, "due_before" in raw, to)
 
 
 def _instant(day: date, dm: DayMonth, before: bool, tz: ZoneInfo) -> datetime:
@@ -440,6 +584,10 @@ def expand(schedules: tuple[Schedule, ...], years: range, tz: ZoneInfo) -> list[
         for rule in schedule.periods:
             for year in [rule.opens.year] if rule.opens.year else years:
                 dates = expand_rule(schedule.form, rule, year, tz, schedule.late_days)
+                if schedule.police_own:  # the police's own deadline is the one upward, to the schedule's `to`
+                    dates = replace(
+                        dates, upward_due_at=dates.due_at, upward_to=schedule.to, reporter=REPORTER_POLICE
+                    )
                 if schedule.covers(dates.opens_at.astimezone(tz).date()):
                     out[(schedule.form, dates.code)] = dates
     return sorted(out.values(), key=lambda p: (p.due_at, p.form, p.code))
@@ -483,6 +631,9 @@ def schedule_to_json(schedule: Schedule) -> dict[str, Any]:
         "late_days": schedule.late_days,
         "from": schedule.starts.isoformat() if schedule.starts else None,
         "until": schedule.ends.isoformat() if schedule.ends else None,
+        "reporter": schedule.reporter,
+        "to": list(schedule.to),
+        "via": schedule.via,
     }
 
 
@@ -506,6 +657,9 @@ def schedule_from_json(form: str, data: dict[str, Any]) -> Schedule:
         late_days=int(data.get("late_days", DEFAULT_LATE_DAYS)),
         starts=date.fromisoformat(starts) if starts else None,
         ends=date.fromisoformat(ends) if ends else None,
+        reporter=REPORTER_POLICE if data.get("reporter") == REPORTER_POLICE else REPORTER_UNITS,
+        to=tuple(str(t) for t in data.get("to") or ()),
+        via=str(data.get("via") or ""),
     )
 
 

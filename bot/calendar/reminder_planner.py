@@ -105,6 +105,7 @@ class PeriodInput:
     villages: tuple[VillageInput, ...] = ()
     police_chats: tuple[int, ...] = ()
     commune_name: str = ""
+    police_own: bool = False  # the police write this report themselves: no village reminder, no digest
 
     @property
     def zone(self) -> ZoneInfo:
@@ -259,7 +260,7 @@ def plan_period(period: PeriodInput, now: datetime) -> list[Planned]:
             if mine:
                 out.append(_reminder(period, village, reporter, mine[-1]))
     at = digest_time(period)
-    if at <= now < at + DIGEST_STALE:
+    if not period.police_own and at <= now < at + DIGEST_STALE:
         for chat_id in dict.fromkeys(period.police_chats):
             out.append(
                 Planned(

@@ -366,12 +366,26 @@ class RuleTime:
     overdue: bool
 
 
+def at_midnight(deadline: datetime, tz: ZoneInfo) -> bool:
+    """Whether a deadline falls at local midnight ("trước ngày 20/5" is due at 20/5 00:00: the last day to
+    send is 19/5)."""
+    return deadline.astimezone(tz).time().replace(tzinfo=None) == time(0, 0)
+
+
 def rule_times(
     rules: ReminderRules, deadline: datetime, tz: ZoneInfo, *, with_after: bool = True
 ) -> list[RuleTime]:
-    """Every rule's instant for a deadline, before quiet hours; before-rules at or after it are dropped."""
+    """Every rule's instant for a deadline, before quiet hours; before-rules at or after it are dropped.
+
+    A "1d" rule on a deadline at local midnight ("trước ngày D": the last day is D−1) would fall at the first
+    minute of the last day, the same day as a `last_day` rule: quiet hours pushed it beside `last_day`, where
+    spacing dropped it, or (without quiet hours) it woke people at midnight. When there is a `last_day` rule,
+    it is not used for such a deadline: `last_day` is that day's reminder."""
     out: list[RuleTime] = []
+    has_last_day = any(r.offset is None for r in rules.before)
     for rule in rules.before:
+        if rule.offset == timedelta(days=1) and has_last_day and at_midnight(deadline, tz):
+            continue
         if rule.offset is not None:
             at = deadline - rule.offset
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bot.calendar.periods import days_left
+from bot.calendar.periods import REPORTER_POLICE, days_left
 from bot.cli.common import commune_id, open_engine, parse_at
 from bot.clock import system_clock as wall_clock
 from bot.config import Settings
@@ -44,9 +44,14 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 state = f"đã quá hạn, nhận muộn đến {vn_due(p.closes_at.astimezone(tz))}"
             print(f"    {p.code:<10} {p.label} — {line.form_title}")
+            if p.reporter == REPORTER_POLICE:  # the police's own report: no unit deadline, no unit counted
+                print(f"               mở {p.opens_at.astimezone(tz):%d/%m/%Y} · {_upward(p, tz)} ({state})")
+                continue
             print(f"               mở {p.opens_at.astimezone(tz):%d/%m/%Y} · hạn {vn_due(due)} ({state})")
             if p.upward_due_at is not None:
                 print(f"               {_upward(p, tz)}")
+            if line.addressee:
+                print(f"               các thôn gửi {line.addressee}")
             late = f" ({line.late} muộn)" if line.late else ""
             print(
                 f"               {line.total} thôn: đã nộp {line.submitted}{late} · đang làm {line.drafts}"
@@ -56,6 +61,12 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
             print("  Kỳ tới:")
         for line in coming:
             p = line.period
+            if p.reporter == REPORTER_POLICE:
+                print(
+                    f"    {p.code:<10} {p.label} — {line.form_title}: mở {p.opens_at.astimezone(tz):%d/%m/%Y}"
+                    f" · {_upward(p, tz)}"
+                )
+                continue
             print(
                 f"    {p.code:<10} {p.label} — {line.form_title}: mở {p.opens_at.astimezone(tz):%d/%m/%Y}"
                 f" · hạn {vn_due(p.due_at.astimezone(tz))}"
@@ -65,6 +76,10 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _upward(period: Period, tz: Any) -> str:
-    """The commune's own deadline upward: "xã gửi lên Công an tỉnh, UBND tỉnh: hạn hết ngày 14/06/2026"."""
+    """The commune's own deadline upward: "xã gửi lên Công an tỉnh, UBND tỉnh: hạn hết ngày 14/06/2026", or for
+    a report the police write themselves "Công an xã tự báo cáo, gửi Công an tỉnh: hạn …"."""
     to = f" {', '.join(period.upward_to)}" if period.upward_to else ""
+    if period.reporter == REPORTER_POLICE:
+        sent = f", gửi{to}" if to else ""
+        return f"Công an xã tự báo cáo{sent}: hạn {vn_due(period.upward_due_at.astimezone(tz))}"  # type: ignore[union-attr]
     return f"xã gửi lên{to}: hạn {vn_due(period.upward_due_at.astimezone(tz))}"  # type: ignore[union-attr]

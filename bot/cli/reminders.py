@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.calendar.periods import REPORTER_POLICE
 from bot.calendar.reminder_planner import KIND_DIGEST, upcoming
 from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
@@ -30,7 +31,14 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
             session, now, default_tz=str(settings.timezone), commune_id=wanted
         )
         upward = [
-            (slot.at, slot.period.code, slot.period.upward_due_at, slot.rule_id, slot.commune.name)
+            (
+                slot.at,
+                slot.period.code,
+                slot.period.upward_due_at,
+                slot.rule_id,
+                slot.commune.name,
+                slot.period.reporter == REPORTER_POLICE,
+            )
             for slot in upward_slots(
                 session, now, now + timedelta(days=args.days), default_tz=str(settings.timezone)
             )
@@ -87,11 +95,12 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if upward:
         print("Nhắc Công an xã hạn gửi báo cáo lên cấp trên:")
-    for at, code, due, rule, commune in upward:
+    for at, code, due, rule, commune, own in upward:
         state = "đến hạn" if at <= now else "sắp tới"
+        what = "báo cáo Công an xã tự viết, hạn" if own else "hạn gửi lên"
         print(
             f"  {_short(at.astimezone(settings.timezone))}  {rule:<10} → nhóm công an {commune} — {code}, "
-            f"hạn gửi lên {vn_due(due.astimezone(settings.timezone))} ({state})"
+            f"{what} {vn_due(due.astimezone(settings.timezone))} ({state})"
         )
     ahead = upcoming(inputs, now, now + timedelta(days=args.days))
     if ahead:

@@ -16,6 +16,7 @@ from bot.forms import inputs
 from bot.forms.events import Submitted
 from bot.handlers.registry import REGISTRY
 from bot.services import directory, incidents, reports
+from bot.services.addressees import period_addressee
 from bot.services.outbox_messages import BY_NAME_SLOT
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
@@ -264,6 +265,7 @@ def show(ctx: Ctx, outcome: reports.Outcome, village: Village) -> None:
         version=1 if submission.period_id is None else submission.version_no,  # incidents: never "bản sửa"
         can_amend_until=_local(ctx, until, commune),
         village=village.name,
+        addressee=period_addressee(ctx.session, period),
     )
     incident = outcome.form is not None and outcome.form.kind == "incident"
     if incident and _alert_police(ctx, outcome, village, commune):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.calendar.periods import Schedule, expand, schedules_to_json
+from bot.calendar.periods import REPORTER_POLICE, Schedule, expand, police_mark, schedules_to_json
 from bot.calendar.reminder_rules import DEFAULT_QUIET
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
@@ -166,15 +166,21 @@ def sync_periods(
                     series=dates.series,
                     upward_due_at=dates.upward_due_at,
                     upward_to=list(dates.upward_to) or None,
+                    reporter=police_mark(dates.reporter),
                     created_at=now,
                     updated_at=now,
                 )
             )
             upward = f"; {_upward_line(dates, tz)}" if dates.upward_due_at is not None else ""
+            if dates.reporter == REPORTER_POLICE:  # no unit deadline: say whose report it is
+                lines.append(f"{commune.name}: kỳ {dates.code} ({dates.label}), {_upward_line(dates, tz)}.")
+                continue
             lines.append(
                 f"{commune.name}: kỳ {dates.code} ({dates.label}), hạn {_local(dates.due_at, tz)}{upward}."
             )
             continue
+        if row.reporter != police_mark(dates.reporter):
+            row.reporter = police_mark(dates.reporter)  # a schedule turned into the police's own, or back
         if row.series != dates.series:
             row.series = dates.series  # a period made before series were kept, or a rule renamed in place
         if (row.upward_due_at, row.upward_to) != (dates.upward_due_at, list(dates.upward_to) or None):
@@ -219,6 +225,8 @@ def _upward_line(dates: Any, tz: ZoneInfo) -> str:
     if dates.upward_due_at is None:
         return "không còn hạn gửi báo cáo lên"
     to = f" ({', '.join(dates.upward_to)})" if dates.upward_to else ""
+    if dates.reporter == REPORTER_POLICE:
+        return f"Công an xã tự báo cáo{to}, không thôn nào phải nộp: hạn {_local(dates.upward_due_at, tz)}"
     return f"xã gửi báo cáo lên{to}: hạn {_local(dates.upward_due_at, tz)}"
 
 

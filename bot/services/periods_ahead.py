@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Table
 from sqlmodel import Session, select
 
-from bot.calendar.periods import expand, schedules_from_json
+from bot.calendar.periods import expand, police_mark, schedules_from_json
 from bot.services.reminders import commune_zone
 from storage.dialect import is_postgres
 from storage.models import Commune, CommuneForm, Period
@@ -74,6 +74,7 @@ def extend_periods(
                     "series": dates.series,
                     "upward_due_at": dates.upward_due_at,
                     "upward_to": list(dates.upward_to) or None,
+                    "reporter": police_mark(dates.reporter),
                     "active": True,
                     "created_at": now,
                     "updated_at": now,

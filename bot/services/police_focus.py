@@ -28,6 +28,7 @@ from bot.services.forms import (
     periodic_forms,
     resolve_args,
 )
+from bot.services.reminders import units_report
 from storage.models import Membership, Period, Person, Reopening, Role, Submission, Village
 
 MENU_SIZE = 8  # periods offered as buttons at most
@@ -45,6 +46,7 @@ def _candidates(session: Session, commune_id: int, form_id: str | None) -> tuple
             Period.commune_id == commune_id,
             Period.active,
             Period.form_id.in_(forms),  # type: ignore[attr-defined]
+            units_report(),  # the police's own reports (`reporter: police`) have no units to sum up
         )
     ).all()
     return list(rows), forms

@@ -14,10 +14,11 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, or_, update
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, select
 
 from bot.calendar import reminder_planner as planner
+from bot.calendar.periods import REPORTER_POLICE
 from bot.calendar.reminder_planner import (
     DEFAULT_TZ,
     DIGEST_STALE,
@@ -32,6 +33,7 @@ from bot.calendar.reminder_planner import (
 from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours, ReminderRules
 from bot.forms import engine
 from bot.forms.state import DraftState
+from bot.services.addressees import addressees_by_series
 from bot.services.forms import commune_forms, get_form
 from bot.services.period_units import units_of_periods
 from storage import audit
@@ -110,15 +112,22 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 
 def in_use(query: Select) -> Select:
-    """`query` over Period limited to periods in use: the period, its commune and the commune's form active."""
+    """`query` over Period limited to the units' periods in use: the period, its commune and the commune's form
+    active, and not a report the police write themselves (`reporter: police`: no unit reminder, digest or
+    summary push; its reminders are `bot.services.upward`'s)."""
     return (
         query.join(Commune, Commune.id == Period.commune_id)
         .join(
             CommuneForm,
             (CommuneForm.commune_id == Period.commune_id) & (CommuneForm.form_id == Period.form_id),
         )
-        .where(Period.active, Commune.active, CommuneForm.active)
+        .where(Period.active, Commune.active, CommuneForm.active, units_report())
     )
+
+
+def units_report() -> ColumnElement[bool]:
+    """SQL: the period is one the units file (not the police's own report)."""
+    return or_(Period.reporter.is_(None), Period.reporter != REPORTER_POLICE)  # type: ignore[union-attr]
 
 
 def police_target(session: Session, row: Outbox) -> tuple[Period, Commune] | None:
@@ -270,7 +279,8 @@ def load_inputs(
         commune = communes[period.commune_id]
         villages = []
         chosen = limited.get(period.id)
-        for village_id, name in villages_by_commune[period.commune_id]:
+        police_own = period.reporter == REPORTER_POLICE  # no unit files it: no unit reminder, no digest
+        for village_id, name in () if police_own else villages_by_commune[period.commune_id]:
             if chosen is not None and village_id not in chosen:
                 continue
             key = (village_id, period.id)
@@ -303,6 +313,7 @@ def load_inputs(
                 villages=tuple(villages),
                 police_chats=tuple(chats[commune.id]),
                 commune_name=commune.name,
+                police_own=police_own,
             )
         )
     return out
@@ -649,7 +660,9 @@ def nudge_period(session: Session, commune_id: int, now: datetime, code: str | N
     With `code`, the period of that code (any form). Periods that are closed (and not reopened) are skipped.
     """
 
-    query = select(Period).where(Period.commune_id == commune_id, Period.active, Period.opens_at <= now)
+    query = select(Period).where(
+        Period.commune_id == commune_id, Period.active, Period.opens_at <= now, units_report()
+    )
     if code is not None:
         query = query.where(Period.code == code)
     else:
@@ -680,6 +693,7 @@ class PeriodLine:
     late: int = 0
     drafts: int = 0
     not_started: int = 0
+    addressee: str = ""  # whom the units' reports go to ("UBND xã (qua Công an xã)"), from the schedule
 
 
 def periods_overview(
@@ -712,6 +726,7 @@ def periods_overview(
             {d.period_id: d for d in load_inputs(session, scope, default_tz=default_tz)} if open_now else {}
         )
         lines = []
+        addressees = {form_id: addressees_by_series(session, commune.id, form_id) for form_id in forms}
         for p in open_now:
             villages = data[p.id].villages if p.id in data else ()
             lines.append(
@@ -719,6 +734,7 @@ def periods_overview(
                     p,
                     titles.get(p.form_id, p.form_id),
                     True,
+                    addressee=addressees.get(p.form_id, {}).get(p.series or "", ""),
                     total=len(villages),
                     submitted=sum(v.submitted_at is not None for v in villages),
                     late=sum(v.submitted_at is not None and v.on_time is False for v in villages),

@@ -1,5 +1,6 @@
 """The commune police's own deadline: reminders of the report the commune sends upward (`upward:` of a
-schedule), to the commune's police chats, on the form's reminder rules and outside quiet hours
+schedule, or a whole schedule with `reporter: police` — a report the police write themselves), to the
+commune's police chats only, on the form's reminder rules and outside quiet hours
 (`plan_upward_reminders`; `upward_slots` for dry runs)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.calendar.periods import days_left
+from bot.calendar.periods import REPORTER_POLICE, days_left
 from bot.calendar.reminder_rules import ReminderRules, rule_times
 from bot.services import directory
 from bot.services.forms import get_form
@@ -97,6 +98,7 @@ def upward_text(session: Session, period: Period, commune: Commune, now: datetim
     due = _aware(period.upward_due_at)
     return render(
         "remind/upward.html",
+        police_own=period.reporter == REPORTER_POLICE,
         commune=commune.name,
         form_title=form.title if form is not None else period.form_id,
         period=period.label,
