@@ -302,6 +302,11 @@ def test_the_pushed_summary_shows_the_same_derived_figures(bot, derived_world) -
     lines = "\n".join(parts.texts).split("\n")
     for line in expected_lines(now, before):
         assert line in lines, (line, parts.texts)
+    with Session(bot.engine) as s:  # with charts: the indicators chart comes along (it holds the figures)
+        drawn = render_summary_push(s, row, at, default_tz="Asia/Ho_Chi_Minh")
+    assert drawn is not None and drawn.texts == parts.texts
+    names = [p.filename for p in drawn.photos]
+    assert len(names) == 2 and names[0].endswith("-nop-bao-cao.png") and names[1].endswith("-chi-tieu.png")
 
 
 # ---------------------------------------------------------------------------------------------- exports

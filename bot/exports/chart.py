@@ -252,7 +252,8 @@ def indicators_figure(
             fontsize=8,
         )
         ax.invert_yaxis()
-        ax.set_xlim(0, top * 1.15)
+        percent = all(getattr(i, "unit", "") == "%" for i in group)
+        ax.set_xlim(0, max(top * 1.15, 115.0) if percent else top * 1.15)  # shares on a 0–100 scale
         whole = all(_float(i.total).is_integer() and _float(i.previous).is_integer() for i in group)
         ax.xaxis.set_major_locator(MaxNLocator(integer=whole, min_n_ticks=2))
         ax.tick_params(axis="x", labelsize=8)
