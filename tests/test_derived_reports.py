@@ -445,6 +445,15 @@ def test_the_chart_draws_the_derived_figures_with_their_values(bot, derived_worl
     assert png.startswith(b"\x89PNG")
 
 
+def test_derived_bars_are_kept_when_the_chart_is_full(bot, derived_world) -> None:  # noqa: F811
+    with Session(bot.engine) as s:
+        summary = build_summary(s, Scope(s.get(Period, derived_world["period"])), NOW)
+    assert summary is not None
+    bars = chart_bars(summary.indicators, summary.derived, limit=4)
+    assert [b.label for b in bars] == ["Buổi tuyên truyền", "Tỷ lệ hộ ký cam kết", "Tổng số buổi tuyên truyền",
+                                       "Thôn đạt chuẩn ANTT"]  # fmt: skip
+
+
 def test_percentages_get_a_panel_of_their_own() -> None:
     from bot.exports.chart import Bar, magnitude_groups
 

@@ -160,17 +160,24 @@ def chart_bars(
     indicators: Sequence[IndicatorSummary], derived: Sequence[DerivedSummary] = (), limit: int = 12
 ) -> list[Bar]:
     """What the indicators chart draws: the applicable numeric indicators, then the derived figures that
-    have a value (a share out of 0 has none and is left out), at most `limit` bars in all."""
-    bars = [Bar(i.question.short_label, i.total, i.previous) for i in applicable(indicators, limit)]
+    have a value (a share out of 0 has none and is left out); at most `limit` bars, the derived ones kept
+    first when there are too many (the form's author chose them)."""
+    extra = []
     for figure in derived:
         value = figure.value
         if value.value is None:
             continue
         previous = figure.previous.value if figure.previous is not None else None
-        bars.append(
-            Bar(value.derived.short, value.value, previous, "%" if value.derived.kind == "share" else "")
-        )
-    return bars[:limit]
+        unit = "%" if value.derived.kind == "share" else ""
+        extra.append(Bar(value.derived.short, value.value, previous, unit))
+    extra = extra[:limit]
+    room = limit - len(extra)
+    bars = (
+        [Bar(i.question.short_label, i.total, i.previous) for i in applicable(indicators, room)]
+        if room
+        else []
+    )
+    return bars + extra
 
 
 def magnitude_groups(shown: Sequence[Any], ratio: float = 20.0) -> list[list[Any]]:
