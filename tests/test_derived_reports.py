@@ -284,6 +284,26 @@ async def test_unauthorised_users_never_see_derived_figures(bot, derived_world) 
     assert "Xã Yên Sơn" in "\n".join(await bot.ask(KHOA, "/tonghop"))  # their own commune, no test form there
 
 
+async def test_one_villages_page_shows_its_own_derived_figures(bot, derived_world) -> None:  # noqa: F811
+    villages = per_village(bot.engine, derived_world["period"])
+    with Session(bot.engine) as s:
+        ids = {v.name: v.id for v in villages_of(s, "hiep-luc")}
+    reported = {name: a for name, a in villages.items() if a is not None}
+    zero = next(name for name, a in reported.items() if a["tong_so_ho"] == 0)  # the seed gives one
+    some = next(name for name, a in reported.items() if a["tong_so_ho"] > 0)
+    for name in (zero, some):
+        one = expected([reported[name]])
+        text, _ = await all_pages(bot, CUONG, f"sm:s:{derived_world['period']}:{ids[name]}")
+        share = "—" if one["ty_le_cam_ket"] is None else f"{vn(one['ty_le_cam_ket'])}%"
+        assert f"• Tỷ lệ hộ ký cam kết: <b>{share}</b>" in text, text
+        assert f"• Tổng số buổi tuyên truyền: <b>{vn(one['tong_buoi'])}</b>" in text
+        met = "Đạt" if one["thon_dat_chuan"] else "Không đạt"
+        assert f"• Thôn đạt chuẩn ANTT: <b>{met}</b>" in text
+        assert "• Tỷ lệ đi cai nghiện: <b>—</b>" in text
+        refused = "\n".join(await bot.tap(AN, f"sm:s:{derived_world['period']}:{ids[name]}"))
+        assert "Tỷ lệ" not in refused and "Thôn đạt chuẩn" not in refused
+
+
 # ---------------------------------------------------------------------------------------------- the push
 
 

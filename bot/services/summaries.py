@@ -220,6 +220,7 @@ class VillageReport:
     form: Form
     rows: list[dict[str, str]]
     first_sent_at: datetime
+    derived: tuple[DerivedValue, ...] = ()  # the form's derived figures over this village's answers alone
 
     @property
     def on_time(self) -> bool:
@@ -841,7 +842,9 @@ def village_submission(session: Session, village: Village, period: Period) -> Vi
         )
     ).one()
     rows, _, _ = answer_rows(form, submission.answers)
-    return VillageReport(village, period, submission, form, rows, first_sent or submission.sent_at)
+    latest = get_form(session, submission.form_id) or form  # the figures the summary shows
+    derived = tuple(compute_all(latest.derived, [submission.answers]).values())
+    return VillageReport(village, period, submission, form, rows, first_sent or submission.sent_at, derived)
 
 
 # ---------------------------------------------------------------------------------------------- derived

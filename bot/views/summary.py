@@ -502,6 +502,13 @@ def village_missing_messages(
     return _messages(text, _village_back(period))
 
 
+def _village_derived(value: Any) -> dict[str, Any]:
+    """One derived figure over one village's answers: its share, sum, or whether it meets the condition."""
+    d = value.derived
+    shown = vn_number(value.value) if value.value is not None else None
+    return {"label": d.short.rstrip(" ?.:"), "kind": d.kind, "value": shown, "met": bool(value.value)}
+
+
 def village_messages(
     village: Village, commune: Commune, period: Period, report: Any, tz: ZoneInfo, page: int = 0
 ) -> list[Message]:
@@ -518,6 +525,7 @@ def village_messages(
         version=report.submission.version_no,
         late=_delay(report.late_by),
         rows=report.rows,
+        derived=[_village_derived(v) for v in report.derived],
     )
     return [
         _paged(pack(text, max_marks=10**6), page, f"{CB}:s:{period.id}:{village.id}", _village_back(period))
