@@ -525,7 +525,7 @@ def village_messages(
         version=report.submission.version_no,
         late=_delay(report.late_by),
         rows=report.rows,
-        derived=[_village_derived(v) for v in report.derived],
+        derived=[_village_derived(v) for v in getattr(report, "derived", ())],
     )
     return [
         _paged(pack(text, max_marks=10**6), page, f"{CB}:s:{period.id}:{village.id}", _village_back(period))
