@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from matplotlib.figure import Figure
@@ -18,8 +20,8 @@ from matplotlib.ticker import MaxNLocator
 
 from bot.exports.data import clean_text, words
 from bot.services.completeness import Completeness, VillageState
-from bot.services.summaries import IndicatorSummary
-from bot.texts.filters import vn_number_rounded
+from bot.services.summaries import DerivedSummary, IndicatorSummary
+from bot.texts.filters import vn_number, vn_number_rounded
 
 FONT = "DejaVu Sans"
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -143,20 +145,69 @@ def applicable(indicators: Sequence[IndicatorSummary], limit: int = 12) -> list[
     return [i for i in indicators if i.kind == "number" and i.answered > 0][:limit]
 
 
-def magnitude_groups(shown: Sequence[IndicatorSummary], ratio: float = 20.0) -> list[list[IndicatorSummary]]:
-    """The indicators in panels of comparable size (largest ≤ `ratio` × smallest, in form order within a
-    panel), so bars on one axis can be compared: sessions and people reached differ a hundredfold."""
-    ranked = sorted(shown, key=lambda i: -max(_float(i.total), _float(i.previous)))
-    groups: list[list[IndicatorSummary]] = []
-    for ind in ranked:
-        size = max(_float(ind.total), _float(ind.previous), 1.0)
-        top = max(_float(groups[-1][0].total), _float(groups[-1][0].previous), 1.0) if groups else 0.0
-        if groups and top <= ratio * size:
-            groups[-1].append(ind)
-        else:
-            groups.append([ind])
+@dataclass(frozen=True)
+class Bar:
+    """One bar pair of the indicators chart: a short label, this period's and the previous value, and
+    "%" for a derived share (drawn in its own panel, never on the axis of counts)."""
+
+    label: str
+    total: int | Decimal | None
+    previous: int | Decimal | None
+    unit: str = ""
+
+
+def chart_bars(
+    indicators: Sequence[IndicatorSummary], derived: Sequence[DerivedSummary] = (), limit: int = 12
+) -> list[Bar]:
+    """What the indicators chart draws: the applicable numeric indicators, then the derived figures that
+    have a value (a share out of 0 has none and is left out); at most `limit` bars, the derived ones kept
+    first when there are too many (the form's author chose them)."""
+    extra = []
+    for figure in derived:
+        value = figure.value
+        if value.value is None:
+            continue
+        previous = figure.previous.value if figure.previous is not None else None
+        unit = "%" if value.derived.kind == "share" else ""
+        extra.append(Bar(value.derived.short, value.value, previous, unit))
+    extra = extra[:limit]
+    room = limit - len(extra)
+    bars = (
+        [Bar(i.question.short_label, i.total, i.previous) for i in applicable(indicators, room)]
+        if room
+        else []
+    )
+    return bars + extra
+
+
+def magnitude_groups(shown: Sequence[Any], ratio: float = 20.0) -> list[list[Any]]:
+    """The indicators (or bars) in panels of comparable size (largest ≤ `ratio` × smallest, in form order
+    within a panel), so bars on one axis can be compared: sessions and people reached differ a hundredfold.
+    Percentages (`unit` "%") get panels of their own."""
+    groups: list[list[Any]] = []
+    for unit in dict.fromkeys(getattr(i, "unit", "") for i in shown):
+        same = [i for i in shown if getattr(i, "unit", "") == unit]
+        ranked = sorted(same, key=lambda i: -max(_float(i.total), _float(i.previous)))
+        start = len(groups)
+        for ind in ranked:
+            size = max(_float(ind.total), _float(ind.previous), 1.0)
+            top = (
+                max(_float(groups[-1][0].total), _float(groups[-1][0].previous), 1.0)
+                if len(groups) > start
+                else 0.0
+            )
+            if len(groups) > start and top <= ratio * size:
+                groups[-1].append(ind)
+            else:
+                groups.append([ind])
     order = {id(i): n for n, i in enumerate(shown)}
     return [sorted(g, key=lambda i: order[id(i)]) for g in groups]
+
+
+def _bar_text(value: float, unit: str) -> str:
+    if unit == "%":
+        return vn_number(Decimal(repr(round(value, 3)))) + "%"
+    return vn_number_rounded(value)
 
 
 def indicators_figure(
@@ -165,11 +216,13 @@ def indicators_figure(
     period_label: str,
     previous_label: str | None = None,
     limit: int = 12,
+    derived: Sequence[DerivedSummary] = (),
 ) -> Figure:
     """The figure of `indicators_chart`: one panel per group of comparable indicators, each on a common
-    axis of real values (whole-number ticks for counts), short labels, not-applicable ones left out."""
+    axis of real values (whole-number ticks for counts), short labels, not-applicable ones left out;
+    the form's derived figures after them (shares in a panel of percentages)."""
     w = words()["chart"]
-    shown = applicable(indicators, limit)
+    shown = chart_bars(indicators, derived, limit)
     with_previous = previous_label is not None and any(i.previous is not None for i in shown)
     period_label, previous_label = _plain(period_label), _plain(previous_label or "")
     groups = magnitude_groups(shown) or [[]]
@@ -197,16 +250,17 @@ def indicators_figure(
             for value, colour, offset in pairs:
                 ax.barh(y + offset, value, height=bar, color=colour)
                 known = colour == CURRENT_COLOUR or ind.previous is not None
-                text = vn_number_rounded(value) if known else "—"
+                text = _bar_text(value, ind.unit) if known else "—"
                 ax.text(value + top * 0.01, y + offset, text, va="center", fontfamily=FONT, fontsize=9)
         ax.set_yticks(
             range(len(group)),
-            [_short(i.question.short_label, 40, 2) for i in group],
+            [_short(i.label, 40, 2) for i in group],
             fontfamily=FONT,
             fontsize=8,
         )
         ax.invert_yaxis()
-        ax.set_xlim(0, top * 1.15)
+        percent = all(getattr(i, "unit", "") == "%" for i in group)
+        ax.set_xlim(0, max(top * 1.15, 115.0) if percent else top * 1.15)  # shares on a 0–100 scale
         whole = all(_float(i.total).is_integer() and _float(i.previous).is_integer() for i in group)
         ax.xaxis.set_major_locator(MaxNLocator(integer=whole, min_n_ticks=2))
         ax.tick_params(axis="x", labelsize=8)
@@ -231,15 +285,21 @@ def indicators_chart(
     period_label: str,
     previous_label: str | None = None,
     limit: int = 12,
+    derived: Sequence[DerivedSummary] = (),
 ) -> bytes:
-    """The main numeric indicators, this period against the previous one, as grouped bars (PNG bytes)."""
+    """The main numeric indicators and derived figures, this period against the previous one, as grouped
+    bars (PNG bytes)."""
     return _png(
-        indicators_figure(indicators, period_label=period_label, previous_label=previous_label, limit=limit)
+        indicators_figure(
+            indicators, period_label=period_label, previous_label=previous_label, limit=limit, derived=derived
+        )
     )
 
 
 __all__ = [
+    "Bar",
     "applicable",
+    "chart_bars",
     "completeness_chart",
     "completeness_figure",
     "indicators_chart",

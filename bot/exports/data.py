@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bot.forms.model import Form, Question
+from bot.forms.derived import DerivedValue, compute, compute_all
+from bot.forms.model import Derived, Form, Question
 from bot.forms.types import type_of
 from bot.services.summaries import VillageRow, VillageState
 from bot.texts.templates import templates_dir
@@ -90,6 +91,7 @@ class Column:
     width: float
     question: Question | None = None
     total: bool = False
+    derived: Derived | None = None  # a computed figure of the form (`derived:`), per village
 
     @property
     def full(self) -> str | None:
@@ -121,7 +123,82 @@ def columns(form: Form) -> list[Column]:
                 f"q:{q.id}", header, _kind(q), type_of(q).export_width, q, total=_kind(q) in ("int", "number")
             )
         )
-    return cols
+    return cols + derived_columns(form)
+
+
+def derived_columns(form: Form) -> list[Column]:
+    """One column per derived figure, after the questions: a village's share (%), sum, or Đạt/Không đạt."""
+    w = words()["derived"]
+    out = []
+    for d in form.derived:
+        header = d.short + (w["percent_suffix"] if d.kind == "share" else "")
+        kind = "text" if d.kind == "count" else "number"
+        out.append(Column(f"d:{d.id}", header, kind, 14, derived=d))
+    return out
+
+
+def derived_cell(value: DerivedValue) -> Any:
+    """A derived figure as a cell: the number (a share in percent, rounded as the form says), "Đạt" /
+    "Không đạt" for one village's count, "—" for a share out of 0 or not answered."""
+    w = words()["derived"]
+    if value.value is None:
+        return w["no_value"] if value.reports else None
+    return value.value
+
+
+def village_derived(derived: Derived, answers: dict[str, Any] | None) -> Any:
+    """One village's value of a derived figure (None when it has not reported)."""
+    if answers is None:
+        return None
+    value = compute(derived, [answers])
+    if derived.kind == "count":
+        w = words()["derived"]
+        return w["met"] if value.value else w["not_met"]
+    return derived_cell(value)
+
+
+class DerivedTotals:
+    """The commune's derived figures, worked out while an export's village rows go by (`add` each row)."""
+
+    def __init__(self, form: Form) -> None:
+        self.form = form
+        self._answers: list[dict[str, Any]] = []
+
+    def add(self, row: VillageRow) -> None:
+        """Count this village's current answers (a village that has not reported adds nothing)."""
+        if self.form.derived and row.answers is not None:
+            self._answers.append(row.answers)
+
+    def values(self) -> dict[str, DerivedValue]:
+        """Every derived figure over the rows added so far, by id."""
+        return compute_all(self.form.derived, self._answers)
+
+    def total_cell(self, col: Column) -> Any:
+        """The totals row's cell of a derived column: the commune's figure (share, sum or villages met)."""
+        if col.derived is None:
+            return None
+        return derived_cell(compute(col.derived, self._answers))
+
+    def sheet_rows(self) -> list[list[Any]]:
+        """The "Chỉ tiêu tính toán" block: a header, then one row per figure (none when the form has none)."""
+        if not self.form.derived:
+            return []
+        w = words()["derived"]
+        rows: list[list[Any]] = [[w["indicator"], w["value"], w["part"], w["whole"], w["reports"]]]
+        for value in self.values().values():
+            d = value.derived
+            label = clean_text(d.short + (w["percent_suffix"] if d.kind == "share" else ""))
+            shown = value.value is not None
+            rows.append(
+                [
+                    label,
+                    derived_cell(value),
+                    value.part if shown else None,
+                    value.whole if shown else None,
+                    value.reports,
+                ]
+            )
+        return rows
 
 
 def status_text(state: VillageState) -> str:
@@ -153,6 +230,8 @@ def row_cells(scope: ExportScope, cols: Sequence[Column], index: int, row: Villa
     for col in cols:
         if col.question is not None:
             out.append(cell_value(col.question, answers.get(col.question.id)))
+        elif col.derived is not None:
+            out.append(village_derived(col.derived, row.answers))
         elif col.key == "number":
             out.append(index)
         elif col.key == "village":

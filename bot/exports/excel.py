@@ -24,6 +24,7 @@ from sqlmodel import Session
 from bot.exports.data import (
     EXCEL_MAX_TEXT,
     Column,
+    DerivedTotals,
     ExportScope,
     clean_text,
     columns,
@@ -128,9 +129,11 @@ def write_xlsx(session: Session, scope: ExportScope) -> bytes:
 
     totals: list[int | Decimal | None] = [None] * len(cols)
     count = submitted = 0
+    derived = DerivedTotals(scope.form)
     for count, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
         values = row_cells(scope, cols, count, row)
         submitted += int(row.submitted)
+        derived.add(row)
         for i, col in enumerate(cols):
             if col.total and isinstance(values[i], (int, Decimal)):
                 totals[i] = values[i] if totals[i] is None else totals[i] + values[i]
@@ -149,9 +152,16 @@ def write_xlsx(session: Session, scope: ExportScope) -> bytes:
             if col.kind == "int":
                 cell.number_format = INT_FORMAT
             total_row.append(cell)
+        elif col.derived is not None:
+            total_row.append(_cell(main, derived.total_cell(col)))
         else:
             total_row.append(None)
     main.append(total_row)
+    if rows := derived.sheet_rows():  # the form's derived figures for the whole commune
+        sheet = wb.create_sheet(sheet_title(w["derived"]["sheet"], used))
+        _header(sheet, [Column("", str(h), "text", 30 if i == 0 else 16) for i, h in enumerate(rows[0])])
+        for values in rows[1:]:
+            sheet.append([_cell(sheet, v) for v in values])
 
     info = wb.create_sheet(sheet_title(w["sheets"]["info"], used))
     _write_info(info, scope, count, submitted, sheets_of_groups)

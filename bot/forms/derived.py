@@ -6,6 +6,7 @@ of villages meeting a condition. `read_derived` checks them when the form loads 
       - id: ty_le_ho_cam_ket
         short: Tỷ lệ hộ ký cam kết
         share: { of: so_ho_cam_ket, out_of: tong_so_ho }
+        places: 1          # decimals of the percentage (0–3; default 1)
       - id: tong_hoat_dong
         short: Hoạt động tuyên truyền, PCCC
         sum: [so_buoi_tuyen_truyen, so_hoat_dong_pccc_atgt]
@@ -29,12 +30,14 @@ from bot.forms.model import Derived
 from bot.forms.read_questions import QuestionSpec
 from bot.yamlkit.suggest import did_you_mean
 
-DERIVED_KEYS = ("id", "short", "section", "share", "sum", "count_villages")
+DERIVED_KEYS = ("id", "short", "section", "places", "share", "sum", "count_villages")
 KINDS = {"share": "share", "sum": "sum", "count_villages": "count"}
 SHARE_KEYS = ("of", "out_of")
 MAX_DERIVED = 50
 MAX_SUM_TERMS = 30
 PERCENT_PLACES = Decimal("0.1")  # a share is shown to one decimal, half up: 2/3 → 66,7%
+DEFAULT_PLACES = 1
+MAX_PLACES = 3
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -92,6 +95,12 @@ def _read_one(
     if section is not None and section not in sections:
         hint = did_you_mean(section, list(sections)) or (f" (có: {', '.join(sections)})" if sections else "")
         rep.add(f"{at}: không có phần '{section}'{hint}")
+    places = raw.get("places", DEFAULT_PLACES)
+    if isinstance(places, bool) or not isinstance(places, int) or not 0 <= places <= MAX_PLACES:
+        rep.add(f"{at}: 'places' (số chữ số thập phân của tỷ lệ) phải là số nguyên từ 0 đến {MAX_PLACES}")
+        places = DEFAULT_PLACES
+    elif "places" in raw and "share" not in raw:
+        rep.add(f"{at}: 'places' chỉ dùng cho chỉ tiêu tỷ lệ (share)")
     given = [key for key in KINDS if key in raw]
     if len(given) != 1:
         rep.add(f"{at}: cần đúng một trong share, sum, count_villages (đang có {len(given)})")
@@ -133,7 +142,13 @@ def _read_one(
     if len(rep.errors) > before or short is None or not isinstance(did, str):
         return None
     return Derived(
-        id=did, short=short, kind=KINDS[key], questions=questions, condition=condition, section=section
+        id=did,
+        short=short,
+        kind=KINDS[key],
+        questions=questions,
+        condition=condition,
+        section=section,
+        places=places,
     )
 
 
@@ -182,6 +197,8 @@ def derived_to_dict(d: Derived) -> dict[str, Any]:
         out["section"] = d.section
     if d.kind == "share":
         out["share"] = {"of": d.questions[0], "out_of": d.questions[1]}
+        if d.places != DEFAULT_PLACES:
+            out["places"] = d.places
     elif d.kind == "sum":
         out["sum"] = list(d.questions)
     else:
@@ -223,11 +240,12 @@ def _plain(d: Decimal) -> int | Decimal:
     return int(d) if d == d.to_integral_value() else d.normalize()
 
 
-def percent(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
-    """100 × part / whole to one decimal, half up; None when the whole is 0."""
+def percent(part: Decimal | int, whole: Decimal | int, places: int = DEFAULT_PLACES) -> Decimal | None:
+    """100 × part / whole to `places` decimals (one by default), half up; None when the whole is 0."""
     if not whole:
         return None
-    return (Decimal(part) * 100 / Decimal(whole)).quantize(PERCENT_PLACES, rounding=ROUND_HALF_UP)
+    step = Decimal(1).scaleb(-places)
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(step, rounding=ROUND_HALF_UP)
 
 
 def compute(derived: Derived, reports: Iterable[Mapping[str, Any] | None]) -> DerivedValue:
@@ -248,7 +266,8 @@ def compute(derived: Derived, reports: Iterable[Mapping[str, Any] | None]) -> De
             part, whole, used = part + a, whole + b, used + 1
         if not used:
             return DerivedValue(derived, None, None, None, len(rows))
-        return DerivedValue(derived, percent(part, whole), _plain(part), _plain(whole), len(rows))
+        value = percent(part, whole, derived.places)
+        return DerivedValue(derived, value, _plain(part), _plain(whole), len(rows))
     total, seen = Decimal(0), False
     for r in rows:
         for qid in derived.questions:

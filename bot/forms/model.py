@@ -94,7 +94,7 @@ class Derived:
 
     kind "share": `questions` = (of, out_of), a percentage; "sum": the questions added up; "count": the
     villages whose answers meet `condition` (the language of `relevant`). `section`: where reports show it
-    (None: the section of the first question it names).
+    (None: the section of the first question it names). `places`: a share's decimals.
     """
 
     id: str
@@ -103,6 +103,7 @@ class Derived:
     questions: tuple[str, ...] = ()
     condition: str | None = None
     section: str | None = None
+    places: int = 1  # a share's decimal places (`places:`, 0–3)
 
 
 @dataclass(frozen=True)

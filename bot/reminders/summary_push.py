@@ -216,13 +216,14 @@ def _charts(summary: Any, commune: Commune, tz: ZoneInfo) -> tuple[OutboxPhoto, 
         )
     ]
     numbers = [i for i in summary.indicators if i.kind == "number" and i.answered]
-    if numbers:
+    if numbers or any(f.value.value is not None for f in summary.derived):
         photos.append(
             OutboxPhoto(
                 indicators_chart(
                     summary.indicators,
                     period_label=period.label,
                     previous_label=summary.previous.label if summary.previous else None,
+                    derived=summary.derived,
                 ),
                 f"{stem}-chi-tieu.png",
                 render(

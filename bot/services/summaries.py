@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, select
 
-from bot.forms.model import Form, Question
+from bot.forms.derived import DerivedValue, compute_all
+from bot.forms.model import Derived, Form, Question
 from bot.forms.types import TYPES, type_of
 from bot.services.completeness import (
     CommuneCompleteness,
@@ -219,6 +220,7 @@ class VillageReport:
     form: Form
     rows: list[dict[str, str]]
     first_sent_at: datetime
+    derived: tuple[DerivedValue, ...] = ()  # the form's derived figures over this village's answers alone
 
     @property
     def on_time(self) -> bool:
@@ -229,6 +231,32 @@ class VillageReport:
     def late_by(self) -> timedelta | None:
         """How late the first version was."""
         return None if self.on_time else self.first_sent_at - self.period.due_at
+
+
+@dataclass(frozen=True)
+class DerivedSummary:
+    """One derived figure of the form (`derived:`) over a scope, with the previous period's value.
+
+    `value.value`: the percentage (share), sum, or number of villages meeting the condition (count);
+    None when there is nothing to compute from (no report, or a share out of 0).
+    """
+
+    value: DerivedValue
+    previous: DerivedValue | None = None  # None: no previous period (or no report in it)
+
+    @property
+    def derived(self) -> Derived:
+        """The figure as the form declares it."""
+        return self.value.derived
+
+    @property
+    def change(self) -> int | Decimal | None:
+        """This period's value minus the previous one's (percentage points for a share)."""
+        now = self.value.value
+        before = self.previous.value if self.previous is not None else None
+        if now is None or before is None:
+            return None
+        return now - before
 
 
 @dataclass(frozen=True)
@@ -244,6 +272,7 @@ class Summary:
     free_texts: list[FreeText] = field(default_factory=list)
     free_text_count: int = 0
     previous: Scope | None = None
+    derived: list[DerivedSummary] = field(default_factory=list)  # the form's computed figures, in form order
 
 
 # ---------------------------------------------------------------------------------------------- SQL pieces
@@ -813,7 +842,34 @@ def village_submission(session: Session, village: Village, period: Period) -> Vi
         )
     ).one()
     rows, _, _ = answer_rows(form, submission.answers)
-    return VillageReport(village, period, submission, form, rows, first_sent or submission.sent_at)
+    latest = get_form(session, submission.form_id) or form  # the figures the summary shows
+    derived = tuple(compute_all(latest.derived, [submission.answers]).values())
+    return VillageReport(village, period, submission, form, rows, first_sent or submission.sent_at, derived)
+
+
+# ---------------------------------------------------------------------------------------------- derived
+
+
+def scope_answers(session: Session, scope: Period | Scope | None, form: Form) -> Iterator[dict[str, Any]]:
+    """The current answers of every active village that reported in the scope (streamed; none without one)."""
+    if scope is None:
+        return
+    for row in village_rows(session, scope, form):
+        if row.answers is not None:
+            yield row.answers
+
+
+def derived_figures(
+    session: Session, scope: Period | Scope, form: Form, previous: Period | Scope | None = None
+) -> list[DerivedSummary]:
+    """The form's derived figures over the scope's current reports, each with the previous scope's value."""
+    if not form.derived:
+        return []
+    now = compute_all(form.derived, scope_answers(session, scope, form))
+    before = compute_all(form.derived, scope_answers(session, previous, form)) if previous else {}
+    if not any(v.reports for v in before.values()):
+        before = {}
+    return [DerivedSummary(now[d.id], before.get(d.id)) for d in form.derived]
 
 
 # ---------------------------------------------------------------------------------------------- everything
@@ -840,6 +896,7 @@ def build_summary(
             communes=commune_completeness(session, scope),
             free_text_count=text_count,
             previous=prev,
+            derived=derived_figures(session, scope, form, prev),
         )
     texts = free_texts(session, scope, form)
     return Summary(
@@ -851,6 +908,7 @@ def build_summary(
         free_texts=texts,
         free_text_count=len(texts),
         previous=prev,
+        derived=derived_figures(session, scope, form, prev),
     )
 
 
@@ -859,6 +917,7 @@ __all__ = [
     "ChoiceCount",
     "CommuneCompleteness",
     "Completeness",
+    "DerivedSummary",
     "FreeText",
     "IndicatorSummary",
     "Scope",
@@ -871,6 +930,7 @@ __all__ = [
     "commune_completeness",
     "compatible_versions",
     "completeness",
+    "derived_figures",
     "format_value",
     "free_text_count",
     "free_texts",
@@ -879,6 +939,7 @@ __all__ = [
     "previous_period",
     "previous_scope",
     "province_scope",
+    "scope_answers",
     "shorten",
     "village_rows",
     "village_submission",

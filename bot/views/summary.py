@@ -182,14 +182,55 @@ def _indicator(i: summaries.IndicatorSummary, *, roll_up: bool) -> dict[str, Any
     return out
 
 
-def _sections(indicators: Sequence[summaries.IndicatorSummary], *, roll_up: bool) -> list[dict[str, Any]]:
+def _change(change: int | Decimal | None) -> dict[str, str] | None:
+    if change is None:
+        return None
+    return {"dir": "up" if change > 0 else "down" if change < 0 else "same", "value": vn_number(abs(change))}
+
+
+def derived_row(figure: summaries.DerivedSummary) -> dict[str, Any]:
+    """A derived figure as a summary line sees it: kind "share" / "sum" / "count", the value in Vietnamese
+    digits ("—" when there is nothing to compute from, e.g. a share out of 0) and the change."""
+    value = figure.value
+    out: dict[str, Any] = {
+        "kind": f"derived_{value.derived.kind}",
+        "label": value.derived.short.rstrip(" ?.:"),
+        "reports": value.reports,
+        "has_previous": figure.change is not None,
+        "total": vn_number(value.value) if value.value is not None else "—",
+        "missing": value.value is None,
+    }
+    shown = value.value is not None and value.part is not None and value.whole is not None
+    out["part"] = vn_number(value.part) if shown and value.part is not None else None
+    out["whole"] = vn_number(value.whole) if shown and value.whole is not None else None
+    if (change := _change(figure.change)) is not None:
+        out["change"] = change
+    return out
+
+
+def _sections(
+    indicators: Sequence[summaries.IndicatorSummary],
+    *,
+    roll_up: bool,
+    derived: Sequence[summaries.DerivedSummary] = (),
+) -> list[dict[str, Any]]:
     sections: list[dict[str, Any]] = []
+    section_of: dict[str, str | None] = {}
     for i in indicators:
+        section_of[i.question.id] = i.question.section
         if i.kind in ("choice", "multi", "yes_no", "date") and i.answered == 0 and i.reports == 0:
             continue
         if not sections or sections[-1]["title"] != i.question.section:
             sections.append({"title": i.question.section, "rows": []})
         sections[-1]["rows"].append(_indicator(i, roll_up=roll_up))
+    for figure in derived:  # in its section (declared, or its first question's), else after the rest
+        d = figure.derived
+        title = d.section or next((section_of[q] for q in d.questions if q in section_of), None)
+        section = next((s for s in sections if s["title"] == title), None)
+        if section is None:
+            section = {"title": title, "rows": []}
+            sections.append(section)
+        section["rows"].append(derived_row(figure))
     return sections
 
 
@@ -267,7 +308,7 @@ def _commune_text(summary: summaries.Summary, commune: Commune, tz: ZoneInfo) ->
         due=period.due_at.astimezone(tz),
         overdue=comp.overdue,
         c=c,
-        sections=_sections(summary.indicators, roll_up=False),
+        sections=_sections(summary.indicators, roll_up=False, derived=summary.derived),
         prev_label=summary.previous.label if summary.previous else None,
         free_texts=bool(summary.free_texts),
     )
@@ -338,7 +379,7 @@ def _province_messages(
         t=totals,
         communes=lines,
         communes_more=max(len(rows) - COMMUNES_SHOWN, 0),
-        sections=_sections(summary.indicators, roll_up=True),
+        sections=_sections(summary.indicators, roll_up=True, derived=summary.derived),
         prev_label=summary.previous.label if summary.previous else None,
         free_text_count=summary.free_text_count,
     )
@@ -461,6 +502,13 @@ def village_missing_messages(
     return _messages(text, _village_back(period))
 
 
+def _village_derived(value: Any) -> dict[str, Any]:
+    """One derived figure over one village's answers: its share, sum, or whether it meets the condition."""
+    d = value.derived
+    shown = vn_number(value.value) if value.value is not None else None
+    return {"label": d.short.rstrip(" ?.:"), "kind": d.kind, "value": shown, "met": bool(value.value)}
+
+
 def village_messages(
     village: Village, commune: Commune, period: Period, report: Any, tz: ZoneInfo, page: int = 0
 ) -> list[Message]:
@@ -477,6 +525,7 @@ def village_messages(
         version=report.submission.version_no,
         late=_delay(report.late_by),
         rows=report.rows,
+        derived=[_village_derived(v) for v in getattr(report, "derived", ())],
     )
     return [
         _paged(pack(text, max_marks=10**6), page, f"{CB}:s:{period.id}:{village.id}", _village_back(period))
@@ -533,6 +582,7 @@ __all__ = [
     "commune_summary_messages",
     "commune_summary_pages",
     "communes_page",
+    "derived_row",
     "form_buttons",
     "full_text_messages",
     "pack",
