@@ -250,3 +250,13 @@ def test_limits_on_another_type_are_refused() -> None:
 def test_mode_stays_asking_between_files() -> None:
     state, _ = feed(THREE, pdf(1))
     assert state.mode == Mode.ASKING and state.position is not None and state.position.qid == "hs"
+
+
+def test_skip_after_files_keeps_them() -> None:
+    state, events = feed(THREE, pdf(1), "skip")
+    assert [f["name"] for f in state.answers["hs"]] == ["ho-so-1.pdf"] and asked(events).question.id == "so"
+    state, events = feed(ONE_OF_TWO, pdf(1), Text("bỏ qua"))
+    assert len(state.answers["hs"]) == 1 and asked(events).question.id == "so"
+
+
+ONE_OF_TWO = make_form({"id": "hs", "type": "document", "label": "Gửi hồ sơ", "max_files": 2})

@@ -589,6 +589,8 @@ class _Run:
                 return self.back(state, flow)
             if name == "review":
                 return self.to_review(state, flow)
+            if name == "skip" and document.files_of(flow.current_value(pos)):
+                name = "done"  # files are in: skipping the rest of the list keeps them
             if name == "skip":
                 if q.required:
                     raise _Reject("required")
