@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ import yaml
 from sqlmodel import select
 
 from bot.exports import build_export
+from bot.exports.documents import ZIP_MAX_BYTES, ZipEntry, build_zip
+from bot.forms.loader import load_form_file
 from bot.services.forms import get_form
 from bot.texts.templates import render
+from bot.views.documents import zip_rows
 from storage.db import session_scope
 from storage.models import AuditLog, Commune, Period
 from tests.support.client import BotClient, running_bot
@@ -251,3 +255,54 @@ async def test_a_report_without_files_has_no_annex(bot) -> None:
             bot.clock(),
         ).content
     assert "PHỤ LỤC: HỒ SƠ KÈM THEO" not in [p.text for p in docx.Document(io.BytesIO(word)).paragraphs]
+
+
+async def test_xuat_offers_the_files_as_a_zip_to_the_communes_police_only(bot) -> None:
+    await submitted(bot)
+    period = bot.period_id(code="2026-HS", form="ho-so-dien-hinh")
+    await bot.send(CUONG, "/xuat")
+    buttons = dict(bot.buttons(CUONG))
+    assert buttons["🗂 Hồ sơ (zip)"] == f"hz:{period}"
+    await bot.press(YEN, f"hz:{period}")
+    assert "xã đồng chí không phụ trách" in bot.last_text(YEN)
+    assert not any(r.action == "document.zip" for r in bot.audit())
+    for bogus in ("hz:999999", "hz:abc", f"hz:{period}:1"):
+        await bot.press(CUONG, bogus)
+        assert bot.answers()[-1] == render("common/stale_button.html")
+    await bot.press(CUONG, f"hz:{period}")
+    said = "\n".join(bot.said(CUONG))
+    assert "Đang tải 2 tệp hồ sơ" in said
+    # the recording Bot API has no files to give: the officer is told, nothing half-made is sent
+    assert "Không tải được tệp hồ sơ nào" in said
+    assert [r.entity_id for r in bot.audit("document.zip")] == [str(period)]
+
+
+async def test_nothing_to_zip_yet(bot) -> None:
+    period = bot.period_id(code="2026-HS", form="ho-so-dien-hinh")
+    await bot.press(CUONG, f"hz:{period}")
+    assert "chưa có thôn nào gửi tệp" in bot.last_text(CUONG)
+
+
+def test_no_zip_button_for_a_form_without_files() -> None:
+    result = load_form_file(ROOT / "deploy" / "forms" / "bao-cao-nam.yaml")
+    assert result.ok and zip_rows(result.forms[0], 1) == ()
+
+
+async def test_build_zip_names_files_by_unit_and_leaves_out_what_fails() -> None:
+    entries = [
+        ZipEntry("Thôn Nà Làng/01. a.pdf", "A", 3),
+        ZipEntry("Thôn Nà Làng/02. b.pdf", "GONE", 3),
+        ZipEntry("Thôn Bản Duồm/01. lon.pdf", "BIG", ZIP_MAX_BYTES),
+        ZipEntry("Thôn Bản Duồm/02. c.jpg", "C", None),
+    ]
+
+    async def fetch(file_id: str) -> bytes:
+        if file_id == "GONE":
+            raise RuntimeError("file not found")
+        return file_id.encode() * 3
+
+    result = await build_zip(entries, fetch)
+    archive = zipfile.ZipFile(io.BytesIO(result.content))
+    assert archive.namelist() == ["Thôn Nà Làng/01. a.pdf", "Thôn Bản Duồm/02. c.jpg"]
+    assert archive.read("Thôn Nà Làng/01. a.pdf") == b"AAA" and result.included == 2
+    assert result.missing == ["Thôn Nà Làng/02. b.pdf", "Thôn Bản Duồm/01. lon.pdf"]

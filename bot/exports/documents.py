@@ -1,8 +1,14 @@
 """The documents of an export: the Word report's annex "Phụ lục: hồ sơ kèm theo" (file name, unit, size),
-one table after the signature block, written only when the period's reports hold files (`add_annex`)."""
+one table after the signature block, written only when the period's reports hold files (`add_annex`); and
+the zip of a period's files, downloaded through the Bot API (`zip_plan`, `build_zip`)."""
 
 from __future__ import annotations
 
+import io
+import logging
+import zipfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -13,9 +19,13 @@ from docx.shared import Mm, Pt
 from sqlmodel import Session
 
 from bot.exports.data import ExportScope, clean_text
+from bot.forms.model import Form
 from bot.forms.types.document import human_size
 from bot.services.documents import period_files
 from bot.texts.templates import templates_dir
+from storage.models import Period
+
+log = logging.getLogger(__name__)
 
 FONT_PT = 12
 WIDTHS = (Mm(12), Mm(40), Mm(55), Mm(35), Mm(23))  # 165 mm: the text width
@@ -71,3 +81,68 @@ def add_annex(doc: DocumentType, session: Session, scope: ExportScope) -> int:
             cell.width = width
             _cell(cell, text, center=i in (0, 4))
     return len(files)
+
+
+ZIP_MAX_BYTES = 49 * 1024 * 1024  # the Bot API sends documents up to 50 MB
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    """One file to put in the period's zip: its name inside the zip, Telegram file id and size if known."""
+
+    name: str
+    file_id: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class ZipResult:
+    """The zip's bytes, the files in it, and those left out (not downloadable, or over the size limit)."""
+
+    content: bytes
+    included: int
+    missing: list[str]
+
+
+def _safe(text: str) -> str:
+    """A file or folder name a zip tool takes on any system (no separators or control characters)."""
+    cleaned = "".join("_" if ch in '\\/:*?"<>|' or ord(ch) < 32 else ch for ch in clean_text(text)).strip(
+        " ."
+    )
+    return cleaned[:120] or "tep"
+
+
+def zip_plan(session: Session, period: Period, form: Form) -> list[ZipEntry]:
+    """The period's files as zip entries "<unit>/<n>. <file name>" (numbered per unit, names never clash)."""
+    out: list[ZipEntry] = []
+    counts: dict[str, int] = {}
+    for unit, item in period_files(session, period, form):
+        counts[unit] = counts.get(unit, 0) + 1
+        name = f"{_safe(unit)}/{counts[unit]:02d}. {_safe(item.name or 'tep')}"
+        out.append(ZipEntry(name, item.file_id, item.size))
+    return out
+
+
+async def build_zip(entries: Sequence[ZipEntry], fetch: Callable[[str], Awaitable[bytes]]) -> ZipResult:
+    """Download every entry with `fetch(file_id)` and zip them; a failed or too-large one is left out."""
+    buffer = io.BytesIO()
+    missing: list[str] = []
+    included = total = 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in entries:
+            if entry.size is not None and total + entry.size > ZIP_MAX_BYTES:
+                missing.append(entry.name)
+                continue
+            try:
+                data = await fetch(entry.file_id)
+            except Exception:  # a file Telegram no longer has, or a network error: said in the caption
+                log.warning("document %s could not be downloaded", entry.file_id[:16], exc_info=True)
+                missing.append(entry.name)
+                continue
+            if total + len(data) > ZIP_MAX_BYTES:
+                missing.append(entry.name)
+                continue
+            archive.writestr(entry.name, data)
+            total += len(data)
+            included += 1
+    return ZipResult(buffer.getvalue(), included, missing)

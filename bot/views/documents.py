@@ -6,11 +6,13 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from bot.forms.model import Form
 from bot.forms.types.document import human_size
-from bot.services.documents import Attached
+from bot.services.documents import Attached, has_documents
 from bot.texts.templates import render
 from bot.views.buttons import ButtonRows, ReplyButton
 
+CB_ZIP = "hz"  # hz:<period>: the period's files in one zip (the /xuat offer)
 CB_FILES = "hs"  # hs:f:<submission>:<n> sends file n again; hs:l:<submission>:<page> shows a page of the list
 PAGE = 8  # files a page: with the page buttons, ≤ 10 buttons
 
@@ -62,3 +64,10 @@ def file_caption(village: str, item: Attached) -> str:
         village=village,
         label=item.label,
     )
+
+
+def zip_rows(form: Form, period_id: int) -> ButtonRows:
+    """The "🗂 Hồ sơ (zip)" row of the /xuat offer when the form asks for files (none otherwise)."""
+    if not has_documents(form):
+        return ()
+    return ((ReplyButton(render("documents/zip_button.html").strip(), f"{CB_ZIP}:{period_id}"),),)

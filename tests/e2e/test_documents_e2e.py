@@ -1,9 +1,12 @@
 """The real bot process and the Bot API emulator: a village head sends the "điển hình" dossier as files, a
-refused file is explained, the bot is killed mid-way and keeps the files, and the officer gets a file back."""
+refused file is explained, the bot is killed mid-way and keeps the files, the officer gets a file back and
+the period's files as a zip (downloaded by the bot with getFile)."""
 
 from __future__ import annotations
 
+import io
 import shutil
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -108,6 +111,24 @@ def test_a_dossier_sent_as_files_survives_a_kill_and_reaches_the_officer(
     documents = [m.document for m in police.messages() if m.document]
     assert documents and documents[-1]["file_unique_id"] == stored["file_unique_id"]
     assert client.file_bytes(documents[-1]["file_id"]) == PDF  # the very file, fetched again by its id
+
+    say(police, "/xuat")  # the period's files in one zip: the bot downloads them with getFile
+    press_data(police, "hz:")
+
+    def zips() -> list:
+        return [
+            m for m in police.messages() if m.document and m.document.get("file_name", "").endswith(".zip")
+        ]
+
+    if not zips():  # "Đang tải …" comes first, then the zip
+        police.wait_reply(timeout=30)
+    zipped = zips()
+    assert zipped, [m.plain for m in police.messages()[-3:]]
+    assert "1 tệp" in zipped[-1].plain and "Chưa đưa vào" not in zipped[-1].plain
+    archive = zipfile.ZipFile(io.BytesIO(client.file_bytes(zipped[-1].document["file_id"])))
+    assert archive.namelist() == ["Thôn Nà Làng/01. bao-cao-thanh-tich.pdf"]
+    assert archive.read("Thôn Nà Làng/01. bao-cao-thanh-tich.pdf") == PDF
+    assert emulator.requests_for("getFile")
 
 
 def press_data(user, prefix: str) -> None:

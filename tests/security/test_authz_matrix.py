@@ -76,6 +76,7 @@ EXPECTED_NEEDS: dict[tuple[str, str], Need] = {
     ("callback", "yc"): Need.POLICE,
     ("callback", "xn"): Need.POLICE,
     ("callback", "hs"): Need.POLICE,  # a report's file sent again (the report's commune only)
+    ("callback", "hz"): Need.POLICE,  # a period's files as one zip (the period's commune only)
     ("message", "text"): Need.ANYONE,
     ("message", "unknown_command"): Need.ANYONE,
     ("message", "edited"): Need.ANYONE,
