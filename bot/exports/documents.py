@@ -69,6 +69,9 @@ def add_annex(doc: DocumentType, session: Session, scope: ExportScope) -> int:
     c = w["columns"]
     table = doc.add_table(rows=1, cols=5)
     table.style = doc.styles["Table Grid"]
+    table.autofit = False
+    for column, width in zip(table.columns, WIDTHS, strict=True):
+        column.width = width  # the grid LibreOffice and Word lay the table out by
     for cell, text, width in zip(
         table.rows[0].cells, (c["number"], c["unit"], c["file"], c["content"], c["size"]), WIDTHS, strict=True
     ):
