@@ -230,7 +230,9 @@ async def test_exports_name_the_files(bot) -> None:
     document = docx.Document(io.BytesIO(word))
     paragraphs = [p.text for p in document.paragraphs]
     assert "PHỤ LỤC: HỒ SƠ KÈM THEO" in paragraphs
-    assert not [p for p in paragraphs if "Xin đồng chí" in p or "gửi hồ sơ đề nghị" in p]  # no question quoted
+    assert not [
+        p for p in paragraphs if "Xin đồng chí" in p or "gửi hồ sơ đề nghị" in p
+    ]  # no question quoted
     annex = document.tables[-1]
     table = [[c.text for c in row.cells] for row in annex.rows]
     assert table[0] == ["STT", "Đơn vị", "Tên tệp", "Nội dung", "Dung lượng"]
