@@ -304,7 +304,7 @@ ERRORS: list[tuple[str, str, set[tuple[str | None, str]]]] = [
             (
                 "a",
                 "kiểu câu hỏi không hợp lệ 'intger' — có phải 'integer'? (các kiểu: integer, decimal, text, "
-                "long_text, yes_no, single_choice, multi_choice, date, photo, location, note, repeat, percent)",
+                "long_text, yes_no, single_choice, multi_choice, date, photo, location, note, repeat, percent, document)",
             )
         },
     ),
@@ -315,7 +315,7 @@ ERRORS: list[tuple[str, str, set[tuple[str | None, str]]]] = [
             (
                 "a",
                 "thiếu khóa 'type' (các kiểu: integer, decimal, text, long_text, yes_no, single_choice, "
-                "multi_choice, date, photo, location, note, repeat, percent)",
+                "multi_choice, date, photo, location, note, repeat, percent, document)",
             )
         },
     ),
@@ -766,7 +766,7 @@ FILE_ERRORS: list[tuple[str, str, set[tuple[str | None, str | None, str]]]] = [
                 "thu",
                 "b",
                 "kiểu câu hỏi không hợp lệ 'intger' — có phải 'integer'? (các kiểu: integer, decimal, text, "
-                "long_text, yes_no, single_choice, multi_choice, date, photo, location, note, repeat, percent)",
+                "long_text, yes_no, single_choice, multi_choice, date, photo, location, note, repeat, percent, document)",
             ),
         },
     ),
@@ -852,7 +852,7 @@ def test_a_file_with_many_mistakes_reports_them_all(tmp_path: Path) -> None:
     assert [str(e) for e in result.errors] == [
         f"{path}: form bao-cao-thu: câu so_buoi: kiểu câu hỏi không hợp lệ 'intger' — có phải 'integer'? "
         "(các kiểu: integer, decimal, text, long_text, yes_no, single_choice, multi_choice, date, photo, "
-        "location, note, repeat, percent)",
+        "location, note, repeat, percent, document)",
         f"{path}: form bao-cao-thu: câu so_nguoi: khóa lạ 'lable' — có phải 'label'?",
         f"{path}: form bao-cao-thu: câu so_nguoi: thiếu khóa 'label'",
         f"{path}: form bao-cao-thu: câu so_nguoi: min (10) lớn hơn max (1)",
@@ -930,7 +930,7 @@ def test_form_from_dict_validates_the_same_way() -> None:
     )
     assert {str(e) for e in result.errors} == {
         "<dict>: form thu: câu a: thiếu khóa 'type' (các kiểu: integer, decimal, text, long_text, yes_no, "
-        "single_choice, multi_choice, date, photo, location, note, repeat, percent)",
+        "single_choice, multi_choice, date, photo, location, note, repeat, percent, document)",
         "<dict>: form thu: câu a: thiếu khóa 'label'",
     }
     assert form_from_dict([1, 2]).errors[0].reason.startswith("biểu mẫu phải là một mapping")  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ line. Every prompt and help line is in Vietnamese.
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import sys
 import threading
@@ -27,7 +28,8 @@ PROMPT = "Bạn: "
 HELP_TEXT = (
     "Gõ tin nhắn rồi nhấn Enter để gửi cho bot; gõ một số (ví dụ 12) là trả lời bằng số đó.\n"
     "Gõ #số (ví dụ #1) để bấm nút tương ứng của bàn phím mới nhất.\n"
-    "/anh — gửi một ảnh mẫu; /vitri 21.59 105.84 — gửi vị trí (vĩ độ, kinh độ);\n"
+    "/anh — gửi một ảnh mẫu; /tep [đường dẫn] — gửi một tệp (mặc định: một tệp PDF mẫu);\n"
+    "/vitri 21.59 105.84 — gửi vị trí (vĩ độ, kinh độ);\n"
     "/giup — xem lại hướng dẫn này; /thoat hoặc Ctrl-D — thoát."
 )
 BUTTON_RE = re.compile(r"#\s*(\d{1,3})")
@@ -329,6 +331,21 @@ def run_terminal_chat(
     )
 
 
+SAMPLE_PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def _document(path: str) -> tuple[str, bytes | None, str | None]:
+    """What `/tep [PATH]` sends: the file at PATH (name, bytes, MIME type), or a small sample PDF."""
+    if not path:
+        return "ho-so-mau.pdf", SAMPLE_PDF, "application/pdf"
+    file = Path(path).expanduser()
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return path, None, None
+    return file.name, data, mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+
+
 def _start_chats(world: _World) -> None:
     """Send each chat's start text: the current chat shows the answer, the others keep it for later."""
     for chat in world.chats:
@@ -373,6 +390,15 @@ def _handle(world: _World, text: str) -> bool:
     if command in ("/anh", "/ảnh"):
         session.send_photo(sample_png())
         out("(Đã gửi một ảnh mẫu.)")
+        chat.await_bot()
+        return True
+    if command in ("/tep", "/tệp"):
+        name, data, mime = _document(" ".join(args))
+        if data is None:
+            out(f"Không đọc được tệp {name}.")
+            return True
+        session.send_document(data, name, mime)
+        out(f"(Đã gửi tệp {name}, {len(data)} byte.)")
         chat.await_bot()
         return True
     if command in ("/vitri", "/vịtrí", "/vị_trí"):

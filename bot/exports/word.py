@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from bot.exports import ExportError
 from bot.exports.data import ExportScope, clean_text, repeat_groups, status_text, timeliness_text, words
+from bot.exports.documents import add_annex
 from bot.exports.prose import changes, lower_label, section_view, split_texts
 from bot.forms.derived import DerivedValue, compute_all
 from bot.forms.model import Form, Question
@@ -690,6 +691,7 @@ def write_docx(session: Session, scope: ExportScope) -> bytes:
         else:
             lines.add(line, heading=False)
     _closing(doc, scope.commune)
+    add_annex(doc, session, scope)  # "Phụ lục: hồ sơ kèm theo" when the reports hold files
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()

@@ -18,6 +18,7 @@ from bot.forms.form_limits import FORM_ID_RE, FORM_KEYS, KINDS, MAX_ID_LENGTH, S
 from bot.forms.model import Form, Question
 from bot.forms.read_questions import QuestionSpec, read_question
 from bot.forms.types import TYPES
+from bot.forms.types.document import limits_to_dict
 from bot.yamlkit.suggest import did_you_mean
 
 
@@ -158,6 +159,7 @@ def _question_to_dict(q: Question) -> dict[str, Any]:
         out["max_length"] = q.max_length
     if q.choices:
         out["choices"] = [{"value": c.value, "label": c.label} for c in q.choices]
+    out.update(limits_to_dict(q))
     if TYPES[q.type].group:
         out["questions"] = [_question_to_dict(s) for s in q.questions]
         if q.max_count is not None:

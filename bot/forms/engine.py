@@ -34,7 +34,7 @@ from bot.forms.events import (
     Submitted,
 )
 from bot.forms.flow import Flow, group_items
-from bot.forms.inputs import Action, Input, Location, Photo, Resume, Start, Text, parse_token
+from bot.forms.inputs import Action, Document, Input, Location, Photo, Resume, Start, Text, parse_token
 from bot.forms.model import Form, Question
 from bot.forms.state import (
     DraftState,
@@ -46,7 +46,7 @@ from bot.forms.state import (
     to_json_value,
     typed_answers,
 )
-from bot.forms.types import type_of
+from bot.forms.types import document, type_of
 from bot.forms.types.base import NOTHING, fold
 from bot.forms.types.base import Refusal as _Reject
 
@@ -516,7 +516,7 @@ class _Run:
                 cmd = _command(inp.text)
                 if cmd is not None:
                     token = (cmd, None)
-            elif not isinstance(inp, (Photo, Location)):
+            elif not isinstance(inp, (Photo, Document, Location)):
                 return Step(state, (Stale(),))
         if token is not None and token[0] == "pause":
             new = state.bump()
@@ -589,6 +589,8 @@ class _Run:
                 return self.back(state, flow)
             if name == "review":
                 return self.to_review(state, flow)
+            if name == "skip" and document.files_of(flow.current_value(pos)):
+                name = "done"  # files are in: skipping the rest of the list keeps them
             if name == "skip":
                 if q.required:
                     raise _Reject("required")
@@ -623,12 +625,18 @@ class _Run:
                         raise _Reject("required")
                     return self.accept(state, flow, pos, None)
                 return self.accept(state, flow, pos, self.validate(q, chosen))
+            if name == "clear" and type_of(q).needs_input == "document":
+                return self.clear_files(state, flow, pos)
             pressed = type_of(q).on_button(q, name, index, self._today())
             if pressed is not NOTHING:
                 return self.accept(state, flow, pos, pressed)
             if isinstance(inp, Action):
                 return Step(state, (Stale(),))
         needs = type_of(q).needs_input
+        if needs == "document" and isinstance(inp, (Document, Photo)):
+            return self.add_file(state, flow, pos, q, inp)
+        if isinstance(inp, Document):
+            raise _Reject("unexpected_document")
         if isinstance(inp, Photo):
             if needs != "photo":  # at a location question: say what it does want
                 raise _Reject("need_location" if needs == "location" else "unexpected_photo")
@@ -655,6 +663,33 @@ class _Run:
         value = self.validate(q, value)
         self.read_back = _read_back(q, inp.text, value)
         return self.accept(state, flow, pos, value)
+
+    def add_file(
+        self, state: DraftState, flow: Flow, pos: Position, q: Question, inp: Document | Photo
+    ) -> Step:
+        """A file at a document question: refused (type, size), or added; the list full moves on."""
+        if isinstance(inp, Photo):  # a picture sent as a photo: a JPEG without a name or size
+            inp = Document(inp.file_id, inp.file_unique_id, document.PHOTO_NAME, "image/jpeg", None)
+        item = document.new_file(q, inp.file_id, inp.file_unique_id, inp.name, inp.mime, inp.size)
+        files = document.with_file(q, flow.current_value(pos), item)
+        if len(files) >= document.max_files_of(q):
+            return self.accept(state, flow, pos, self.validate(q, files))
+        answers = self.set_answer(state.answers, pos, files)
+        new = state.bump(answers=answers, pending=None, selection=None)
+        return Step(new, self.present(new, Flow(self.form, answers), came_from=pos))
+
+    def clear_files(self, state: DraftState, flow: Flow, pos: Position) -> Step:
+        """Drop the files sent so far at a document question; ask it again."""
+        answers = dict(state.answers)
+        if pos.kind == "question":
+            answers.pop(pos.qid, None)
+        else:
+            items = [dict(item) for item in group_items(answers, pos.qid)]
+            if pos.item is not None and pos.item < len(items):
+                items[pos.item].pop(pos.sub or "", None)
+                answers[pos.qid] = items
+        new = state.bump(answers=answers, pending=None, selection=None)
+        return Step(new, self.present(new, Flow(self.form, answers), came_from=pos))
 
     def on_confirming(
         self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
@@ -715,6 +750,8 @@ class _Run:
             elif isinstance(inp, Action):
                 return Step(state, (Stale(),))
         if answer is None:
+            if isinstance(inp, Document):
+                raise _Reject("unexpected_document")
             if isinstance(inp, Photo):
                 raise _Reject("unexpected_photo")
             if isinstance(inp, Location):

@@ -35,6 +35,9 @@ QUESTION_KEYS = (
     "questions",
     "max_count",
     "add_prompt",
+    "accept",
+    "max_mb",
+    "max_files",
 )
 CHOICE_KEYS = ("value", "label")
 CHECK_KEYS = ("condition", "message", "questions")

@@ -1,4 +1,4 @@
-"""What a user can send to the engine: text, a photo, a location, a button press, start/resume
+"""What a user can send to the engine: text, a photo, a document, a location, a button press, start/resume
 (`Text`, `Photo`, `Location`, `Action`, `Start`, `Resume`), and the button tokens (`parse_token`).
 
 Design notes: docs/design-notes.md#botformsinputspy
@@ -31,6 +31,7 @@ FIXED_TOKENS = frozenset(
         "submit",
         "confirm",
         "cancel",
+        "clear",
     }
 )
 INDEXED_PREFIXES = ("c", "t", "ok", "e", "p")  # p:N shows page N of the review
@@ -50,6 +51,18 @@ class Photo:
 
     file_id: str
     file_unique_id: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """A file sent as a document: Telegram's ids, its file name, MIME type and size in bytes (as Telegram
+    gives them; any may be missing)."""
+
+    file_id: str
+    file_unique_id: str
+    name: str | None = None
+    mime: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,7 @@ class Resume:
     """Show again where the draft stands (after a pause, a restart, a stale button)."""
 
 
-Input = Text | Photo | Location | Action | Start | Resume
+Input = Text | Photo | Document | Location | Action | Start | Resume
 
 
 def parse_token(token: str) -> tuple[str, int | None] | None:
@@ -96,6 +109,7 @@ __all__ = [
     "INDEXED_PREFIXES",
     "MAX_TOKEN_BYTES",
     "Action",
+    "Document",
     "Input",
     "Location",
     "Photo",

@@ -23,6 +23,7 @@ class QType(StrEnum):
     MULTI_CHOICE = "multi_choice"
     DATE = "date"
     PHOTO = "photo"
+    DOCUMENT = "document"  # files (PDF, Word, Excel, images) sent as documents
     LOCATION = "location"
     NOTE = "note"  # shown, never answered
     REPEAT = "repeat"  # a group asked again and again ("thêm một vụ nữa?")
@@ -61,6 +62,10 @@ class Question:
     questions: tuple[Question, ...] = ()
     max_count: int | None = None
     add_prompt: str | None = None
+    # document questions only (bot.forms.types.document): extensions accepted, MB per file, files at most
+    accept: tuple[str, ...] = ()
+    max_mb: float | None = None
+    max_files: int | None = None
 
     @property
     def short_label(self) -> str:

@@ -28,6 +28,7 @@ from bot.forms.form_limits import (
 from bot.forms.model import Choice, Question
 from bot.forms.types import TYPES, QuestionType
 from bot.forms.types.base import LoadProblems
+from bot.forms.types.document import read_limits
 from bot.forms.types.number import is_number
 from bot.yamlkit.suggest import did_you_mean
 
@@ -116,6 +117,9 @@ def read_question(
     subs, max_count, add_prompt = _read_repeat(raw, qtype, rep, name, at)
     spec.subs = subs
     default = _read_default(raw, qtype, bounds, max_length, choices, rep, name, at)
+    accept, max_mb, max_files = read_limits(
+        raw, qtype is not None and qtype.name == "document", lambda m: rep.add(m, name), at
+    )
 
     if group and qtype is not None and qtype.group:
         rep.add(f"{at}nhóm lặp không được lồng trong nhóm lặp '{group}'", name)
@@ -140,6 +144,9 @@ def read_question(
         questions=tuple(s.question for s in subs if s.question is not None),
         max_count=max_count,
         add_prompt=add_prompt,
+        accept=accept,
+        max_mb=max_mb,
+        max_files=max_files,
     )
     return spec
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.handlers import (  # noqa: F401  (they register)
+    documents,
     export,
     fallback,
     incidents,

@@ -30,6 +30,7 @@ from bot.services.reminders import commune_zone
 from bot.texts.templates import render
 from bot.updates.context import Ctx
 from bot.views.buttons import ReplyButton
+from bot.views.documents import zip_rows
 from storage import audit
 from storage.models import Commune, Period
 
@@ -125,8 +126,9 @@ def _pick_commune(ctx: Ctx, communes: list[Commune]) -> None:
 
 def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
     done = completeness(ctx.session, period, ctx.now, progress=False)
+    files = zip_rows(form, period.id)  # "🗂 Hồ sơ (zip)" when the form asks for files (bot.handlers.documents)
     menu = police_focus.period_menu(
-        ctx.session, commune.id, ctx.now, exclude=period.id, size=MAX_OTHER_PERIODS
+        ctx.session, commune.id, ctx.now, exclude=period.id, size=MAX_OTHER_PERIODS - len(files)
     )
     buttons = (
         tuple(
@@ -134,6 +136,7 @@ def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
         ),
         (ReplyButton(render("export/notes_button.html"), f"{CB_NOTES}:{period.id}"),),
         (ReplyButton(render("export/incidents_button.html"), INCIDENTS_EXCEL),),
+        *files,
         *_period_rows(menu),
     )
     ctx.reply(

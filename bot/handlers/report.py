@@ -165,7 +165,7 @@ def has_active_draft(ctx: Ctx) -> bool:
 
 
 async def on_message(ctx: Ctx) -> None:
-    """A message from a village head with an open draft: text, photo or location become answers."""
+    """A message from a village head with an open draft: text, photo, document or location become answers."""
     message = ctx.update.effective_message
     person = ctx.actor.person
     # From here to the commit the draft row is locked (FOR UPDATE on PostgreSQL) and the DB work runs on
@@ -181,6 +181,9 @@ async def on_message(ctx: Ctx) -> None:
     elif message.photo:
         largest = message.photo[-1]
         inp = inputs.Photo(largest.file_id, largest.file_unique_id)
+    elif message.document is not None:
+        doc = message.document
+        inp = inputs.Document(doc.file_id, doc.file_unique_id, doc.file_name, doc.mime_type, doc.file_size)
     elif message.location is not None:
         inp = inputs.Location(message.location.latitude, message.location.longitude)
     else:

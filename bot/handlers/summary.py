@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.auth import Need, police_commune_ids, supervised_provinces, supervises
 from bot.forms.types import type_of
+from bot.handlers.documents import show_files
 from bot.handlers.registry import REGISTRY
 from bot.services import police_focus, summaries
 from bot.services.completeness import completeness, province_scope
@@ -353,6 +354,8 @@ async def _on_village(ctx: Ctx, period_id: int, village_id: int, page: int = 0) 
         _send(ctx, village_missing_messages(village, period, status, overdue=ctx.now >= period.due_at))
         return
     _send(ctx, village_messages(village, commune, period, report, tz, page))
+    if page == 0 and report.submission.id is not None:
+        show_files(ctx, report.submission.id)  # the report's files, a button each to get one again
 
 
 async def _on_full_text(ctx: Ctx, period_id: int, village_id: int, index: int, page: int = 0) -> None:

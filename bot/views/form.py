@@ -34,7 +34,7 @@ from bot.forms.events import (
 )
 from bot.forms.model import Form, Question
 from bot.forms.state import DraftState
-from bot.forms.types import TYPES
+from bot.forms.types import TYPES, document
 from bot.texts.filters import vn_date, vn_number
 from bot.texts.templates import render
 from bot.texts.values import cut, display, format_answer, format_value
@@ -292,7 +292,7 @@ def _ask(form: Form, ev: Ask) -> list[Screen]:
         total=ev.progress[1],
         current=display(q, ev.current) if ev.has_current else None,
         selected=[q.choice_label(v) for v in ev.selected],
-        bounds={"min": _bound(q.min), "max": _bound(q.max)},
+        bounds={"min": _bound(q.min), "max": _bound(q.max), **document.limit_words(q)},
         error=None if location else ev.error,
         detail=_detail(ev.detail),
     )

@@ -75,6 +75,8 @@ EXPECTED_NEEDS: dict[tuple[str, str], Need] = {
     ("callback", "mo"): Need.POLICE,
     ("callback", "yc"): Need.POLICE,
     ("callback", "xn"): Need.POLICE,
+    ("callback", "hs"): Need.POLICE,  # a report's file sent again (the report's commune only)
+    ("callback", "hz"): Need.POLICE,  # a period's files as one zip (the period's commune only)
     ("message", "text"): Need.ANYONE,
     ("message", "unknown_command"): Need.ANYONE,
     ("message", "edited"): Need.ANYONE,

@@ -13,6 +13,7 @@ from bot.forms.model import Question
 from bot.forms.types import (
     date,
     decimal,
+    document,
     integer,
     media,
     multi_choice,
@@ -42,6 +43,7 @@ TYPES: Mapping[str, QuestionType] = MappingProxyType(
             note.TYPE,
             repeat.TYPE,
             percent.TYPE,
+            document.TYPE,
         )
     }
 )
