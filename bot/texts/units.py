@@ -40,6 +40,7 @@ class UnitTable:
     residential: tuple[str, ...]
     mixed: UnitWords
     collector: str
+    staff: str
 
 
 @cache
@@ -49,7 +50,8 @@ def unit_table() -> UnitTable:
         data = yaml.safe_load(fh)
     kinds = {str(k): UnitWords(**v) for k, v in data["kinds"].items()}
     residential = tuple(str(k) for k in data["residential"])
-    return UnitTable(kinds, residential, UnitWords(**data["mixed"]), str(data["collector"]))
+    mixed = UnitWords(**data["mixed"])
+    return UnitTable(kinds, residential, mixed, str(data["collector"]), str(data["staff"]))
 
 
 def words_of(kind: str | None) -> UnitWords:
@@ -139,6 +141,11 @@ class Wording:
     def collector(self) -> str:
         """The body that collects the reports: "Công an xã" unless the commune's `report: collector:` says."""
         return self.collector_name or unit_table().collector
+
+    @property
+    def staff(self) -> str:
+        """Whose officer one is, after "cán bộ": "Công an" unless the commune names its collector."""
+        return self.collector_name or unit_table().staff
 
     def count(self, n: int) -> str:
         """ "6 thôn", "3 tổ dân phố", "6 đơn vị"."""
