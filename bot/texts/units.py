@@ -41,6 +41,7 @@ class UnitTable:
     mixed: UnitWords
     collector: str
     staff: str
+    formal: str
 
 
 @cache
@@ -51,7 +52,9 @@ def unit_table() -> UnitTable:
     kinds = {str(k): UnitWords(**v) for k, v in data["kinds"].items()}
     residential = tuple(str(k) for k in data["residential"])
     mixed = UnitWords(**data["mixed"])
-    return UnitTable(kinds, residential, mixed, str(data["collector"]), str(data["staff"]))
+    return UnitTable(
+        kinds, residential, mixed, str(data["collector"]), str(data["staff"]), str(data["formal"])
+    )
 
 
 def words_of(kind: str | None) -> UnitWords:
@@ -117,10 +120,20 @@ class Wording:
     collector_name: str | None = None
 
     @cached_property
+    def kinds(self) -> tuple[str, ...]:
+        """The distinct kinds of the units, in the table's order (asked once)."""
+        return _ordered(self.source() if callable(self.source) else self.source)
+
+    @cached_property
     def words(self) -> UnitWords:
-        """The unit words for these kinds (asked once)."""
-        kinds = self.source() if callable(self.source) else self.source
-        return words_for(kinds)
+        """The unit words for these kinds."""
+        return words_for(self.kinds)
+
+    @property
+    def units_formal(self) -> str:
+        """The units named in documents: "thôn, tổ dân phố" while all are residential, else `units`."""
+        table = unit_table()
+        return table.formal if all(k in table.residential for k in self.kinds) else self.units
 
     @property
     def unit(self) -> str:
