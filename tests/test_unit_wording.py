@@ -5,23 +5,29 @@ phố hears "tổ trưởng" and "5 tổ dân phố", a provincial office's depa
 from __future__ import annotations
 
 import copy
+import io
 import re
 import textwrap
 from typing import Any
 
+import docx
+import openpyxl
 import pytest
 import yaml
 from sqlmodel import select
 
 from bot.clock import FixedClock
+from bot.exports import build_export
+from bot.exports.incidents import words as incident_words
 from bot.reminders.content import render_outbox
 from bot.services import reminders
 from bot.services.accounts import create_invite
+from bot.services.forms import get_form
 from bot.setup_file import loads_setup
 from bot.texts.templates import environment, render
 from bot.texts.units import speaking_for, units_count, wording
 from storage.db import session_scope
-from storage.models import Commune, Outbox
+from storage.models import Commune, Outbox, Period
 from tests.support.client import running_bot
 from tests.support.telegram import FakeUser
 from tests.support.world import HIEP_LUC, apply_setup_file, local, sign_up_commune
@@ -253,3 +259,43 @@ def test_an_unknown_kind_is_an_error() -> None:
     )
     (error,) = loads_setup(text, "xa.yaml").errors
     assert "loại" in str(error) and "\n" not in str(error)
+
+
+# --- the files: Word, Excel, the incidents sheet --------------------------------------------------------
+
+
+def export_of(engine, data: dict[str, Any], fmt: str) -> bytes:
+    """The 2026-6T export of bao-cao-6-thang of the commune set up from `data` (outside any update)."""
+    with session_scope(engine) as s:
+        apply_setup_file(s, data, now=local(4, 20))
+    with session_scope(engine) as s:
+        commune = s.exec(select(Commune)).one()
+        period = s.exec(select(Period).where(Period.commune_id == commune.id, Period.code == "2026-6T")).one()
+        return build_export(s, commune, get_form(s, "bao-cao-6-thang"), period, fmt, local(5, 25)).content
+
+
+def test_an_office_s_word_report_and_excel_name_its_departments(engine) -> None:
+    data = setup_data("phong_ban", OFFICE_COLLECTOR)
+    document = docx.Document(io.BytesIO(export_of(engine, data, "docx")))
+    cells = [c.text for t in document.tables for row in t.rows for c in row.cells]
+    text = "\n".join([p.text for p in document.paragraphs] + cells)
+    assert "I. TÌNH HÌNH NỘP BÁO CÁO CỦA CÁC PHÒNG, BAN" in text
+    assert "Tổng số 14 phòng, ban; đã nộp 0" in text
+    assert f"{OFFICE_COLLECTOR} xã Hiệp Lực tổng hợp báo cáo" in text
+    assert "thôn, tổ dân phố" not in text.lower() and "Công an xã Hiệp Lực tổng hợp" not in text
+    sheet = openpyxl.load_workbook(io.BytesIO(export_of(engine, data, "xlsx"))).worksheets[0]
+    assert sheet.title == "Các phòng, ban" and [c.value for c in sheet[1]][:2] == ["STT", "Phòng, ban"]
+
+
+def test_a_thon_commune_s_files_read_as_before(engine) -> None:
+    document = docx.Document(io.BytesIO(export_of(engine, setup_data(None), "docx")))
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert "I. TÌNH HÌNH NỘP BÁO CÁO CỦA CÁC THÔN, TỔ DÂN PHỐ" in text
+    assert "Công an xã Hiệp Lực tổng hợp báo cáo" in text
+
+
+def test_the_incidents_sheet_names_the_collector() -> None:
+    with speaking_for(wording(["phong_ban"], OFFICE_COLLECTOR)):
+        columns = incident_words()["columns"]
+    assert (columns["village"], columns["alert"]) == ("Phòng, ban", f"Báo {OFFICE_COLLECTOR}")
+    assert incident_words()["columns"]["alert"] == "Báo Công an xã"

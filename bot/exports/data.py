@@ -21,6 +21,7 @@ from bot.forms.model import Form, Question
 from bot.forms.types import type_of
 from bot.services.summaries import VillageRow, VillageState
 from bot.texts.templates import templates_dir
+from bot.texts.units import current_wording, fill_marks
 from storage.models import Commune, Period
 
 EXCEL_MAX_TEXT = 32_767  # characters an Excel cell holds
@@ -32,10 +33,20 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @lru_cache(maxsize=1)
-def words() -> dict[str, Any]:
-    """The fixed words of the exports (column headers, states, sheet names) from templates/export/words.yaml."""
+def _words_file() -> dict[str, Any]:
     with (templates_dir() / "export" / "words.yaml").open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+@lru_cache(maxsize=32)
+def _words_for(marks: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return fill_marks(_words_file(), marks)
+
+
+def words() -> dict[str, Any]:
+    """The fixed words of the exports (column headers, states, sheet names) from templates/export/words.yaml,
+    the units named by kind ({Units_formal}: "Thôn, tổ dân phố", "Phòng, ban"; bot.texts.units)."""
+    return _words_for(current_wording().marks)
 
 
 # ---------------------------------------------------------------------------------------------- text safety

@@ -32,15 +32,8 @@ def descriptions() -> dict[str, str]:
     for key, value in _commands_file().items():
         if key in _LIST_KEYS:
             continue
-        text = str(value)
-        for mark in _MARKS:
-            if "{" + mark + "}" in text:  # the units' kinds are asked only when a text names them
-                text = text.replace("{" + mark + "}", getattr(who, mark))
-        out[str(key)] = text
+        out[str(key)] = who.fill(str(value))  # the units' kinds are asked only when a text names them
     return out
-
-
-_MARKS = ("units", "unit", "head", "collector")
 
 
 def menu_aliases() -> frozenset[str]:

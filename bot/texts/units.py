@@ -164,6 +164,57 @@ class Wording:
         """ "6 thôn", "3 tổ dân phố", "6 đơn vị"."""
         return f"{vn_number(n)} {self.unit}"
 
+    @cached_property
+    def marks(self) -> tuple[tuple[str, str], ...]:
+        """What {unit_noun}, {units_noun}, {units_formal}, {head_title}, {collector} (and {Unit_noun}…
+        capitalised) stand for in data files (templates/commands.yaml, templates/*/words.yaml)."""
+        out: list[tuple[str, str]] = []
+        for name, attribute in MARKS.items():
+            value = str(getattr(self, attribute))
+            out += [("{" + name + "}", value), ("{" + name[0].upper() + name[1:] + "}", upper_first(value))]
+        return tuple(out)
+
+    def fill(self, text: str) -> str:
+        """`text` with its marks ({units_noun}, {Head_title}, {collector}…) replaced; the kinds are asked
+        only if it has one."""
+        return replace_marks(text, self.marks) if has_marks(text) else text
+
+
+# a mark in a data file → the `Wording` attribute it stands for (names that no `str.format` field uses)
+MARKS: Final = {
+    "unit_noun": "unit",
+    "units_noun": "units",
+    "units_formal": "units_formal",
+    "head_title": "head",
+    "collector": "collector",
+}
+_MARK_NAMES: Final = tuple("{" + n + "}" for n in MARKS) + tuple(
+    "{" + n[0].upper() + n[1:] + "}" for n in MARKS
+)
+
+
+def has_marks(text: str) -> bool:
+    """Whether `text` names units, heads or the collector by a mark ({units_noun}, {collector}…)."""
+    return "{" in text and any(mark in text for mark in _MARK_NAMES)
+
+
+def replace_marks(text: str, marks: tuple[tuple[str, str], ...]) -> str:
+    """`text` with every mark replaced by its word (`Wording.marks`)."""
+    for mark, value in marks:
+        text = text.replace(mark, value)
+    return text
+
+
+def fill_marks(data: Any, marks: tuple[tuple[str, str], ...]) -> Any:
+    """A copy of YAML data (dicts, lists, strings) with every string's marks replaced (`Wording.marks`)."""
+    if isinstance(data, str):
+        return replace_marks(data, marks) if has_marks(data) else data
+    if isinstance(data, dict):
+        return {k: fill_marks(v, marks) for k, v in data.items()}
+    if isinstance(data, list):
+        return [fill_marks(v, marks) for v in data]
+    return data
+
 
 def wording(kinds: Iterable[str | None] | None = None, collector: str | None = None) -> Wording:
     """A `Wording` for these unit kinds (None: a thôn) and this collector (None: the shipped one)."""
@@ -222,13 +273,17 @@ UNIT_FILTERS: Final[dict[str, Callable[[Any], str]]] = {
 
 __all__ = [
     "DEFAULT_WORDING",
+    "MARKS",
     "UNIT_FILTERS",
     "WHO",
     "UnitWords",
     "Wording",
     "current_wording",
+    "fill_marks",
+    "has_marks",
     "head_title",
     "lazy_wording",
+    "replace_marks",
     "speaking_for",
     "unit_noun",
     "unit_table",
