@@ -299,3 +299,26 @@ def test_the_incidents_sheet_names_the_collector() -> None:
         columns = incident_words()["columns"]
     assert (columns["village"], columns["alert"]) == ("Phòng, ban", f"Báo {OFFICE_COLLECTOR}")
     assert incident_words()["columns"]["alert"] == "Báo Công an xã"
+
+
+async def test_a_stranger_of_a_one_office_deployment_hears_its_collector(engine, database_url) -> None:
+    with session_scope(engine) as s:
+        apply_setup_file(s, setup_data("phong_ban", OFFICE_COLLECTOR), now=local(4, 20))
+    stranger = FakeUser(2077, "Lạ")
+    async with running_bot(engine, database_url, FixedClock(local(5, 15, 9))) as bot:
+        await bot.send(stranger, "/start")
+        assert f"cần có <b>mã mời</b> do {OFFICE_COLLECTOR} cấp" in bot.last_text(stranger)
+        await bot.send(stranger, "/tonghop")
+        assert f"Hãy xin {OFFICE_COLLECTOR} một <b>mã mời</b>" in bot.last_text(stranger)
+        for text in bot.texts(stranger):
+            assert leaks(text) == [], text
+
+
+async def test_a_stranger_of_several_communes_hears_the_shipped_words(engine, database_url) -> None:
+    with session_scope(engine) as s:
+        apply_setup_file(s, setup_data("phong_ban", OFFICE_COLLECTOR), now=local(4, 20))
+        s.add(Commune(code="xa-khac", name="Xã Khác", created_at=local(4, 20), updated_at=local(4, 20)))
+    stranger = FakeUser(2078, "Lạ")
+    async with running_bot(engine, database_url, FixedClock(local(5, 15, 9))) as bot:
+        await bot.send(stranger, "/start")
+        assert "cần có <b>mã mời</b> do Công an xã cấp" in bot.last_text(stranger)

@@ -40,7 +40,8 @@ def village_wording(village: Village, commune: Commune | None) -> Wording:
 
 def actor_wording(session: Session, actor: Actor) -> Wording | None:
     """The words for the texts an actor reads: a head's own unit; police, their commune's units; a supervisor,
-    the units of the communes they oversee (asked when used). None for a stranger (the shipped words)."""
+    the units of the communes they oversee; a stranger, the deployment's when it has one commune (all asked
+    when a text uses them). None otherwise (the shipped words)."""
     for m in actor.memberships:
         if m.role == Role.VILLAGE_HEAD and m.village_id in actor.villages:
             village = actor.villages[m.village_id]
@@ -52,7 +53,18 @@ def actor_wording(session: Session, actor: Actor) -> Wording | None:
     provinces = sorted({m.province for m in actor.memberships if m.role == Role.SUPERVISOR and m.province})
     if provinces:
         return lazy_wording(lambda: _province_kinds(session, provinces))
+    if actor.is_stranger:  # a deployment of one commune (a provincial office) speaks as it even to strangers
+        return lazy_wording(
+            lambda: commune_kinds(session, [c.id for c in _sole_commune(session) if c.id]),
+            lambda: next((collector_of(c) for c in _sole_commune(session)), None),
+        )
     return None
+
+
+def _sole_commune(session: Session) -> list[Commune]:
+    """The deployment's only active commune, or nothing when it has none or several."""
+    communes = list(session.exec(select(Commune).where(Commune.active).limit(2)))
+    return communes if len(communes) == 1 else []
 
 
 def _province_kinds(session: Session, provinces: list[str]) -> list[str]:

@@ -113,11 +113,11 @@ class Wording:
     """What templates call `who`: the units' noun (`unit`, `units` after "các"), the head's title (`head`),
     the collecting body (`collector`) and `count(n)` ("6 thôn"), for one unit or all units of a commune.
 
-    `kinds` may be a callable, asked the first time a text uses a word (so that a text naming nobody costs
-    no query)."""
+    The kinds (`source`) and the collector may be callables, asked the first time a text uses a word (so
+    that a text naming nobody costs no query)."""
 
     source: tuple[str, ...] | Callable[[], Iterable[str | None]] = (DEFAULT_KIND,)
-    collector_name: str | None = None
+    collector_source: str | Callable[[], str | None] | None = None
 
     @cached_property
     def kinds(self) -> tuple[str, ...]:
@@ -154,6 +154,12 @@ class Wording:
     def collector(self) -> str:
         """The body that collects the reports: "Công an xã" unless the commune's `report: collector:` says."""
         return self.collector_name or unit_table().collector
+
+    @cached_property
+    def collector_name(self) -> str | None:
+        """The collector as set up for the commune (None: the shipped one), asked once."""
+        source = self.collector_source
+        return source() if callable(source) else source
 
     @property
     def staff(self) -> str:
@@ -221,8 +227,10 @@ def wording(kinds: Iterable[str | None] | None = None, collector: str | None = N
     return Wording(tuple(str(k) for k in kinds if k) if kinds is not None else (DEFAULT_KIND,), collector)
 
 
-def lazy_wording(kinds: Callable[[], Iterable[str | None]], collector: str | None = None) -> Wording:
-    """A `Wording` whose kinds are asked only when a text first uses the unit words."""
+def lazy_wording(
+    kinds: Callable[[], Iterable[str | None]], collector: str | Callable[[], str | None] | None = None
+) -> Wording:
+    """A `Wording` whose kinds (and collector, if a callable) are asked only when a text first uses them."""
     return Wording(kinds, collector)
 
 
