@@ -23,7 +23,8 @@ from bot.reminders.content import render_outbox
 from bot.services import reminders
 from bot.services.accounts import create_invite
 from bot.services.forms import get_form
-from bot.setup_file import loads_setup
+from bot.services.setup import apply_setup
+from bot.setup_file import loads_setup, parse_setup
 from bot.texts.templates import environment, render
 from bot.texts.units import speaking_for, units_count, wording
 from storage.db import session_scope
@@ -236,6 +237,11 @@ def test_a_collector_is_read_and_stored(engine) -> None:
         commune = s.exec(select(Commune)).one()
         assert commune.report == {"collector": OFFICE_COLLECTOR}
     assert read_collector('"Văn phòng"') == []
+    changed = parse_setup(setup_data("phong_ban", "Văn phòng"), HIEP_LUC).setup
+    assert changed is not None
+    with session_scope(engine) as s:
+        report = apply_setup(s, changed, now=local(4, 21), actor="test")
+    assert "Xã Hiệp Lực: báo cáo Word do Công an xã ban hành; nơi tổng hợp: Văn phòng" in report.changes
 
 
 @pytest.mark.parametrize(
