@@ -9,6 +9,7 @@ import io
 import re
 import textwrap
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import docx
 import openpyxl
@@ -24,9 +25,11 @@ from bot.services import reminders
 from bot.services.accounts import create_invite
 from bot.services.forms import get_form
 from bot.services.setup import apply_setup
+from bot.services.upward import upward_text
 from bot.setup_file import loads_setup, parse_setup
 from bot.texts.templates import environment, render
 from bot.texts.units import speaking_for, units_count, wording
+from bot.views.requests import request_notice
 from storage.db import session_scope
 from storage.models import Commune, Outbox, Period
 from tests.support.client import running_bot
@@ -328,3 +331,16 @@ async def test_a_stranger_of_several_communes_hears_the_shipped_words(engine, da
     async with running_bot(engine, database_url, FixedClock(local(5, 15, 9))) as bot:
         await bot.send(stranger, "/start")
         assert "cần có <b>mã mời</b> do Công an xã cấp" in bot.last_text(stranger)
+
+
+def test_the_upward_reminder_and_a_request_notice_outside_an_update(engine) -> None:
+    with session_scope(engine) as s:
+        apply_setup_file(s, setup_data("phong_ban", OFFICE_COLLECTOR), now=local(4, 20))
+    with session_scope(engine) as s:
+        commune = s.exec(select(Commune)).one()
+        period = s.exec(select(Period).where(Period.commune_id == commune.id, Period.code == "2026-6T")).one()
+        period.upward_due_at = local(5, 30)
+        text = upward_text(s, period, commune, local(5, 25), default_tz="Asia/Ho_Chi_Minh")
+        notice, _ = request_notice(commune, ZoneInfo("Asia/Ho_Chi_Minh"))(period, "Báo cáo nhanh")
+    assert "Các phòng, ban đã nộp: <b>0/14</b>" in text and leaks(text) == []
+    assert f"<b>{OFFICE_COLLECTOR} yêu cầu báo cáo đột xuất</b>" in notice and leaks(notice) == []

@@ -16,6 +16,7 @@ from bot.services import directory
 from bot.services.forms import get_form
 from bot.services.outbox_messages import KIND_NOTICE, queue_message
 from bot.services.reminders import commune_quiet, commune_zone
+from bot.services.wording import commune_wording
 from bot.texts.templates import render
 from storage.models import Commune, CommuneForm, Period, Submission, Village
 
@@ -97,6 +98,8 @@ def upward_text(session: Session, period: Period, commune: Commune, now: datetim
     due = _aware(period.upward_due_at)
     return render(
         "remind/upward.html",
+        None,
+        who=commune_wording(session, commune),  # "Các thôn đã nộp", "Các phòng, ban đã nộp"
         commune=commune.name,
         form_title=form.title if form is not None else period.form_id,
         period=period.label,
