@@ -199,6 +199,29 @@ _MARK_NAMES: Final = tuple("{" + n + "}" for n in MARKS) + tuple(
 )
 
 
+def words_file(load: Callable[[], Any]) -> Callable[[], Any]:
+    """A reader of a YAML data file's words with their marks filled for the current wording. The exports
+    ask for their words per cell, so the last answer is kept for the same `Wording` (an identity check), and
+    the filled copies per set of words (`Wording.marks`); the file is read once."""
+    load = cache(load)
+    by_marks: dict[tuple[tuple[str, str], ...], Any] = {}
+    last: list[Any] = [None, None]  # [wording, data]
+    current = _CURRENT.get
+
+    def words() -> Any:
+        w = current()
+        if last[0] is w:
+            return last[1]
+        marks = w.marks
+        data = by_marks.get(marks)
+        if data is None:
+            data = by_marks[marks] = fill_marks(load(), marks)
+        last[:] = [w, data]  # a racing thread at worst fills it again
+        return data
+
+    return words
+
+
 def has_marks(text: str) -> bool:
     """Whether `text` names units, heads or the collector by a mark ({units_noun}, {collector}…)."""
     return "{" in text and any(mark in text for mark in _MARK_NAMES)
@@ -298,6 +321,7 @@ __all__ = [
     "units_count",
     "upper_first",
     "wording",
+    "words_file",
     "words_for",
     "words_of",
 ]
