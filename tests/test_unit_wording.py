@@ -344,3 +344,15 @@ def test_the_upward_reminder_and_a_request_notice_outside_an_update(engine) -> N
         notice, _ = request_notice(commune, ZoneInfo("Asia/Ho_Chi_Minh"))(period, "Báo cáo nhanh")
     assert "Các phòng, ban đã nộp: <b>0/14</b>" in text and leaks(text) == []
     assert f"<b>{OFFICE_COLLECTOR} yêu cầu báo cáo đột xuất</b>" in notice and leaks(notice) == []
+
+
+def test_a_commune_of_thon_and_to_dan_pho_counts_them_together() -> None:
+    context = {"one_village": False, "owing": 5, "period": "6 tháng đầu năm 2026", "commune": "Phường A"}
+    empty = {key: [] for key in ("queued", "recent", "submitted", "closed", "no_head", "blocked")}
+    with speaking_for(wording(["thon", "to_dan_pho"])):
+        text = render("remind/nudge_result.html", **context, **{**empty, "no_head": ["Tổ 3"]})
+    assert text.startswith("📋 <b>5 thôn, tổ dân phố</b> còn nợ báo cáo")
+    assert "👤 Chưa có trưởng thôn, tổ trưởng đăng ký, không nhắc được: Tổ 3" in text
+    with speaking_for(wording(["thon", "to_dan_pho", "truong_hoc"])):
+        text = render("remind/nudge_result.html", **context, **{**empty, "no_head": ["Trường A"]})
+    assert text.startswith("📋 <b>5 đơn vị</b> còn nợ") and "Chưa có người đứng đầu đơn vị đăng ký" in text
