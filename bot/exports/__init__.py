@@ -29,7 +29,9 @@ from bot.services.forms import (
 from bot.services.forms import periodic_forms as service_forms
 from bot.services.police_focus import choose
 from bot.services.reminders import commune_zone
+from bot.services.wording import commune_wording
 from bot.texts.templates import render_plain
+from bot.texts.units import speaking_for
 from storage import audit
 from storage.models import Commune, Period, Village
 
@@ -138,7 +140,8 @@ def build_export(
         tz=commune_zone(commune, default_tz.key),
         generated_at=now,
     )
-    content = _writer(fmt)(session, scope)  # a broken Word template raises ExportError (TemplateProblem)
+    with speaking_for(commune_wording(session, commune)):  # "các thôn, tổ dân phố" or "các phòng, ban"
+        content = _writer(fmt)(session, scope)  # a broken Word template raises ExportError (TemplateProblem)
     return ExportFile(
         filename=export_filename(form.title, commune.name, period.code, fmt),
         ascii_filename=ascii_filename(form.id, commune.code, period.code, fmt),

@@ -22,6 +22,7 @@ from bot.forms.model import Derived, Form, Question
 from bot.forms.types import type_of
 from bot.services.summaries import VillageRow, VillageState
 from bot.texts.templates import templates_dir
+from bot.texts.units import words_file
 from storage.models import Commune, Period
 
 EXCEL_MAX_TEXT = 32_767  # characters an Excel cell holds
@@ -32,11 +33,20 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # ---------------------------------------------------------------------------------------------- words
 
 
-@lru_cache(maxsize=1)
-def words() -> dict[str, Any]:
-    """The fixed words of the exports (column headers, states, sheet names) from templates/export/words.yaml."""
+def _words_file() -> dict[str, Any]:
     with (templates_dir() / "export" / "words.yaml").open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+words = words_file(_words_file)
+"""The fixed words of the exports (column headers, states, sheet names) from templates/export/words.yaml,
+the units named by kind ({Units_formal}: "Thôn, tổ dân phố", "Phòng, ban"; bot.texts.units)."""
+
+
+@lru_cache(maxsize=1)
+def _answer_words() -> dict[str, Any]:
+    """The answers' words ("Có", "Không"), which name no unit: read once, asked per cell."""
+    return dict(_words_file()["answer"])
 
 
 # ---------------------------------------------------------------------------------------------- text safety
@@ -219,7 +229,7 @@ def cell_value(question: Question, value: Any) -> Any:
     """A stored JSON answer as a typed cell value: int/Decimal, date, or text (choice labels, Có/Không)."""
     if value is None:
         return None
-    cell = type_of(question).export_cell(question, value, words()["answer"])
+    cell = type_of(question).export_cell(question, value, _answer_words())
     return clean_text(cell) if isinstance(cell, str) else cell
 
 

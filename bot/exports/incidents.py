@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,16 +20,20 @@ from bot.exports.excel import DATETIME_FORMAT, sheet_title, text_cell
 from bot.exports.filenames import ascii_filename, export_filename
 from bot.services.incidents import Incident
 from bot.texts.templates import templates_dir
+from bot.texts.units import words_file
 from storage.models import Commune
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-@lru_cache(maxsize=1)
-def words() -> dict[str, Any]:
-    """The fixed words of the incidents export."""
+def _words_file() -> dict[str, Any]:
     with (templates_dir() / "incidents" / "words.yaml").open(encoding="utf-8") as fh:
         return dict(yaml.safe_load(fh))
+
+
+words = words_file(_words_file)
+"""The fixed words of the incidents export, the units and the collector named as set up ({Units_formal},
+{collector}: bot.texts.units)."""
 
 
 def incident_table(

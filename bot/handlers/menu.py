@@ -11,6 +11,7 @@ from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from bot.auth import Actor
 from bot.handlers.registry import REGISTRY
 from bot.texts.templates import templates_dir
+from bot.texts.units import current_wording
 
 MENU_ALIASES_KEY = "menu_aliases"
 NOT_IN_HELP_KEY = "not_in_help"
@@ -24,8 +25,15 @@ def _commands_file() -> dict[str, Any]:
 
 
 def descriptions() -> dict[str, str]:
-    """Command descriptions from templates/commands.yaml."""
-    return {str(k): str(v) for k, v in _commands_file().items() if k not in _LIST_KEYS}
+    """Command descriptions from templates/commands.yaml, with {units} and {collector} in the words of the
+    units being rendered for ("các thôn", "các phòng, ban"; "Công an xã", "Văn phòng")."""
+    who = current_wording()
+    out = {}
+    for key, value in _commands_file().items():
+        if key in _LIST_KEYS:
+            continue
+        out[str(key)] = who.fill(str(value))  # the units' kinds are asked only when a text names them
+    return out
 
 
 def menu_aliases() -> frozenset[str]:

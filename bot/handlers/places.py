@@ -16,6 +16,7 @@ def places_of(actor: Actor) -> list[dict[str, object]]:
                 "role": m.role,
                 "deputy": m.is_deputy,
                 "village": village.name if village else None,
+                "kind": village.kind if village else None,  # the unit's kind: "trưởng thôn", "tổ trưởng", …
                 "commune": commune.name if commune else None,
                 "province": m.province,
             }

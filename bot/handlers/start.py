@@ -7,6 +7,8 @@ from bot.handlers.menu import chat_menu_setter, help_commands
 from bot.handlers.places import places_of
 from bot.handlers.registry import REGISTRY
 from bot.services.accounts import RedeemOutcome, TelegramUser, format_code, normalize_code, redeem_invite
+from bot.services.wording import actor_wording, collector_of, village_wording
+from bot.texts.units import speaking_for, wording
 from bot.updates.context import Ctx
 
 
@@ -34,19 +36,30 @@ def redeem(ctx: Ctx, typed: str) -> None:
     )
     if result.outcome in (RedeemOutcome.OK, RedeemOutcome.ALREADY):
         ctx.actor = load_actor(ctx.session, user.id)
-        _welcome(ctx, again=result.outcome == RedeemOutcome.ALREADY)
-        ctx.alongside.append(chat_menu_setter(ctx.chat_id, ctx.actor))
+        with speaking_for(actor_wording(ctx.session, ctx.actor)):  # the new head's unit, not a stranger's
+            _welcome(ctx, again=result.outcome == RedeemOutcome.ALREADY)
+            ctx.alongside.append(chat_menu_setter(ctx.chat_id, ctx.actor))
         return
     current = ""
     if result.outcome == RedeemOutcome.HAS_OTHER_ROLE and result.membership is not None:
         actor = load_actor(ctx.session, user.id)
         place = places_of(actor)[0] if actor.memberships else {}
         current = place.get("village") or place.get("commune") or place.get("province") or ""
+    place_wording = None  # the code's own unit and commune, when known
+    if result.village is not None:
+        place_wording = village_wording(result.village, result.commune)
+    elif result.commune is not None:
+        place_wording = wording(None, collector_of(result.commune))
+    with speaking_for(place_wording):
+        _refused(ctx, code, result.outcome, result.village.name if result.village else "", current)
+
+
+def _refused(ctx: Ctx, code: str, outcome: RedeemOutcome, village: str, current: str) -> None:
     ctx.reply(
         "start/refused.html",
-        outcome=str(result.outcome),
+        outcome=str(outcome),
         code=format_code(normalize_code(code))[:40],
-        village=result.village.name if result.village else "",
+        village=village,
         current=current,
     )
 

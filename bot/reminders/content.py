@@ -24,9 +24,11 @@ from bot.calendar.reminder_planner import (
 )
 from bot.delivery.outbox import STORED_KINDS, render_stored
 from bot.services import reminders as service
+from bot.services.wording import commune_wording, village_wording
 from bot.setup_file import code_slug
 from bot.texts.filters import vn_span
 from bot.texts.templates import render
+from bot.texts.units import Wording, speaking_for
 from bot.views.form import MAX_TEXT, split_html, tg_len
 from storage.models import (
     Commune,
@@ -237,7 +239,8 @@ def _render_reminder(session: Session, row: Outbox, now: datetime, default_tz: s
         name = "remind/draft.html"
     else:
         name = "remind/not_started.html"
-    text = render(name, commune.code, **context)
+    with speaking_for(village_wording(target.village, commune)):
+        text = render(name, commune.code, **context)
     return Outgoing(_fit(text), _report_button(commune, period, context["has_draft"]))
 
 
@@ -253,7 +256,8 @@ def _render_nudge(session: Session, row: Outbox, now: datetime, default_tz: str)
         return None
     deadline = state.reopening.until if state.reopen_owed and state.reopening else period.due_at
     context = _report_context(session, target, state, deadline, now, default_tz)
-    text = render("remind/nudge.html", commune.code, **context)
+    with speaking_for(village_wording(target.village, commune)):
+        text = render("remind/nudge.html", commune.code, **context)
     return Outgoing(_fit(text), _report_button(commune, period, context["has_draft"]))
 
 
@@ -312,14 +316,15 @@ def _render_digest(session: Session, row: Outbox, now: datetime, default_tz: str
     period, commune = found
     context = digest_context(session, period, commune, now, default_tz)
     text = ""
-    for limit in DIGEST_LIMITS:
-        text = render("remind/digest.html", commune.code, limit=limit, **context)
-        if tg_len(text) <= MAX_TEXT:
-            break
     buttons: Buttons = ()
-    if context["owed"]:
-        label = render("remind/nudge_button.html", commune.code, count=context["owed"])
-        buttons = (((label, _check(f"{CB_NUDGE}:all:{period.id}")),),)
+    with speaking_for(commune_wording(session, commune)):
+        for limit in DIGEST_LIMITS:
+            text = render("remind/digest.html", commune.code, limit=limit, **context)
+            if tg_len(text) <= MAX_TEXT:
+                break
+        if context["owed"]:
+            label = render("remind/nudge_button.html", commune.code, count=context["owed"])
+            buttons = (((label, _check(f"{CB_NUDGE}:all:{period.id}")),),)
     return Outgoing(_fit(text), buttons)
 
 
@@ -343,5 +348,13 @@ def render_outbox(
     if row.kind == "summary":
         from bot.reminders.summary_push import render_summary_push  # lazy: matplotlib only when a push is due
 
-        return render_summary_push(session, row, now, default_tz=default_tz)  # type: ignore[return-value]
+        with speaking_for(_period_wording(session, row)):
+            return render_summary_push(session, row, now, default_tz=default_tz)  # type: ignore[return-value]
     return None
+
+
+def _period_wording(session: Session, row: Outbox) -> Wording | None:
+    """The words for the units of the commune of the row's period (None: no such period)."""
+    period = session.get(Period, row.period_id) if row.period_id is not None else None
+    commune = session.get(Commune, period.commune_id) if period is not None else None
+    return commune_wording(session, commune) if commune is not None else None

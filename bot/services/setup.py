@@ -171,9 +171,11 @@ class _Run:
             return
         self.audit("setup.commune.report", "commune", commune.id, before=commune.report, after=wanted)
         commune.report, commune.updated_at = wanted or None, self.now
+        collector = f"; nơi tổng hợp: {wanted['collector']}" if wanted and wanted.get("collector") else ""
         self.report.changes.append(
             f"{spec.name}: báo cáo Word "
             + ("do " + (wanted.get("issuer") or "Công an xã") + " ban hành" if wanted else "theo mẫu có sẵn")
+            + collector
         )
 
     # --- villages

@@ -17,6 +17,7 @@ from bot.services import directory
 from bot.services.forms import get_form
 from bot.services.outbox_messages import KIND_NOTICE, queue_message
 from bot.services.reminders import commune_quiet, commune_zone
+from bot.services.wording import commune_wording
 from bot.texts.templates import render
 from storage.models import Commune, CommuneForm, Period, Submission, Village
 
@@ -98,7 +99,9 @@ def upward_text(session: Session, period: Period, commune: Commune, now: datetim
     due = _aware(period.upward_due_at)
     return render(
         "remind/upward.html",
+        None,
         police_own=period.reporter == REPORTER_POLICE,
+        who=commune_wording(session, commune),  # "Các thôn đã nộp", "Các phòng, ban đã nộp"
         commune=commune.name,
         form_title=form.title if form is not None else period.form_id,
         period=period.label,

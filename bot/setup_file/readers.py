@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -380,6 +381,16 @@ def _read_report_line(ctx: Context, value: Any, where: Where) -> str | Invalid:
     return read_text(ctx, value, where, "dòng chữ", max_length=MAX_REPORT_LINE)
 
 
+def _read_collector(ctx: Context, value: Any, where: Where) -> str | Invalid:
+    """The body that collects the units' reports, as messages name it ("Công an xã", "Văn phòng"): one short
+    line without control characters."""
+    if isinstance(value, str) and any(unicodedata.category(ch) == "Cc" for ch in value):
+        return ctx.error(
+            where, "tên nơi tổng hợp có ký tự điều khiển (không in được): hãy gõ lại tên, ví dụ 'Văn phòng'"
+        )
+    return read_text(ctx, value, where, "tên nơi tổng hợp", max_length=MAX_COLLECTOR)
+
+
 def _read_recipients(ctx: Context, value: Any, where: Where) -> tuple[str, ...] | Invalid:
     items = read_list(ctx, value, where, "nơi nhận")
     if items is INVALID:
@@ -407,6 +418,7 @@ def _read_report(ctx: Context, value: Any, where: Where) -> ReportIdentity | Inv
 
 MAX_REPORT_LINE: Final = 200
 MAX_RECIPIENTS: Final = 10
+MAX_COLLECTOR: Final = 60  # named in one-line messages: "đã gửi Công an xã", "Hãy xin … một mã mời"
 REPORT_IDENTITY_KEYS: dict[str, Key] = {
     "superior": Key(_read_report_line, default=None),
     "issuer": Key(_read_report_line, default=None),
@@ -414,6 +426,7 @@ REPORT_IDENTITY_KEYS: dict[str, Key] = {
     "recipients": Key(_read_recipients, default=None),
     "signer_title": Key(_read_report_line, default=None),
     "signer_name": Key(_read_report_line, default=None),
+    "collector": Key(_read_collector, default=None),
 }
 
 TOP_KEYS: dict[str, Key] = {

@@ -76,6 +76,7 @@ class ReportIdentity:
     recipients: tuple[str, ...] | None = None
     signer_title: str | None = None
     signer_name: str | None = None
+    collector: str | None = None  # who collects the units' reports, in every message ("Văn phòng")
 
     def to_json(self) -> dict[str, object]:
         """The fields that are set, as stored on the commune."""
@@ -87,7 +88,15 @@ class ReportIdentity:
         return out
 
 
-REPORT_KEYS: Final = ("superior", "issuer", "number", "recipients", "signer_title", "signer_name")
+REPORT_KEYS: Final = (
+    "superior",
+    "issuer",
+    "number",
+    "recipients",
+    "signer_title",
+    "signer_name",
+    "collector",
+)
 
 
 @dataclass(frozen=True)

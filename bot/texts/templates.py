@@ -14,20 +14,18 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from bot.texts.filters import FILTERS
+from bot.texts.paths import templates_dir
+from bot.texts.units import UNIT_FILTERS, WHO
 
-_PACKAGE_DATA = Path(__file__).resolve().parent.parent / "_data" / "templates"
-_SOURCE_TREE = Path(__file__).resolve().parent.parent.parent / "templates"
 _TAG = re.compile(r"<[^>]+>")
 
 
-def templates_dir() -> Path:
-    """Where the shipped templates are (installed wheel or source checkout)."""
-    return _PACKAGE_DATA if _PACKAGE_DATA.is_dir() else _SOURCE_TREE
-
-
 def _configured(env: Environment) -> Environment:
-    """`env` with the Vietnamese filters registered (bot/texts/filters.py)."""
+    """`env` with the Vietnamese filters registered (bot/texts/filters.py) and the units' words (`who`,
+    `unit_noun`, `head_title`, `units_count`: bot/texts/units.py)."""
     env.filters.update(FILTERS)
+    env.filters.update(UNIT_FILTERS)
+    env.globals["who"] = WHO
     return env
 
 

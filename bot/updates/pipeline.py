@@ -25,7 +25,9 @@ from telegram.ext import ContextTypes
 from bot import metrics
 from bot.auth import Need, load_actor
 from bot.deps import Deps
+from bot.services.wording import actor_wording
 from bot.texts.templates import render
+from bot.texts.units import speaking_for
 from bot.updates.context import Ctx
 from bot.updates.replies import deliver, quietly
 from bot.updates.urgent import send_urgent, with_notes
@@ -147,17 +149,8 @@ async def _handle(
             actor = load_actor(session, user.id if user else None)
             fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
             ctx = box["ctx"] = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
-            if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
-                outcome = "group"
-                await in_group(ctx)
-            elif not actor.satisfies(spec.need):
-                outcome = "refused"
-                ctx.reply("auth/refused.html", need=str(spec.need), stranger=actor.is_stranger)
-                ctx.callback_answer = render("auth/refused_short.html")
-                _audit_refusal(ctx, spec)
-            else:
-                outcome = "ok"
-                await spec.handler(ctx)
+            with speaking_for(actor_wording(session, actor)):  # "thôn" or "tổ dân phố", "Công an xã" or …
+                outcome = await _dispatch(ctx, spec, chat, in_group)
             if abandoned.is_set():  # the person was already told to try again: no commit behind their back
                 raise DatabaseUnavailable("the update outlasted its time; rolled back")
             return outcome
@@ -195,6 +188,20 @@ async def _handle(
     for action in ctx.after_commit:
         await quietly(action, bot)
     return outcome
+
+
+async def _dispatch(ctx: Ctx, spec: Declared, chat: Any, in_group: Handler) -> str:
+    """Run the handler (or the group or refusal answer) for one update; returns the outcome."""
+    if chat is not None and chat.type != ChatType.PRIVATE and not spec.in_groups:
+        await in_group(ctx)
+        return "group"
+    if not ctx.actor.satisfies(spec.need):
+        ctx.reply("auth/refused.html", need=str(spec.need), stranger=ctx.actor.is_stranger)
+        ctx.callback_answer = render("auth/refused_short.html")
+        _audit_refusal(ctx, spec)
+        return "refused"
+    await spec.handler(ctx)
+    return "ok"
 
 
 class DatabaseUnavailable(Exception):

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from bot.services.wording import collector_of
 from bot.texts.templates import render
+from bot.texts.units import wording
 from storage.models import Commune, Period
 
 CB_PICK = "rp"  # bot.handlers.report.CB_PICK: starts or resumes the period's report
@@ -20,7 +22,8 @@ def request_notice(commune: Commune, tz: ZoneInfo) -> Callable[[Period, str], No
 
     def build(period: Period, form_title: str) -> Notice:
         last_day = (period.due_at.astimezone(tz) - timedelta(seconds=1)).date()
-        text = render("request/notice.html", commune.code, form_title=form_title, due=last_day)
+        who = wording(None, collector_of(commune))  # "Công an xã yêu cầu …" or the commune's own collector
+        text = render("request/notice.html", commune.code, form_title=form_title, due=last_day, who=who)
         label = render("request/button.html", commune.code, name="notice")
         return text, [[(label, f"{CB_PICK}:{period.id}")]]
 
