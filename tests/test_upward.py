@@ -85,7 +85,7 @@ def test_an_explicit_units_deadline_may_go_with_an_upward_one() -> None:
         ({"due_before": "10/06", "upward": {"due_before": "15/06", "cc": 1}}, "khóa lạ 'cc'"),
         ({"due_before": "10/06", "upward": {"to": ["Công an tỉnh"]}}, "cần đúng một trong"),
         ({"due_before": "10/06", "upward": {"due_before": "31/06"}}, "là ngày có thật"),
-        ({"due_before": "10/06", "upward": {"due_before": "15/06", "to": [1, 2]}}, "danh sách nơi nhận"),
+        ({"due_before": "10/06", "upward": {"due_before": "15/06", "to": [1, 2]}}, "nơi nhận phải là chữ"),
         ({"due_before": "10/06", "upward": "15/06"}, "cần due_before (hoặc due) và to"),
         ({"due_before": "10/06", "upward": {"due_before": "15/06/2026"}}, "cùng có năm"),
     ],
@@ -148,7 +148,8 @@ def test_no_police_chat_no_row_and_an_inactive_chat_gets_nothing(engine) -> None
     with session_scope(engine) as s:
         assert plan_upward_reminders(s, at(2026, 6, 8, 7)) == 0
         slots = upward_slots(s, at(2026, 6, 1), at(2026, 6, 15), default_tz="Asia/Ho_Chi_Minh")
-    assert [x.rule_id for x in slots] == ["b7d", "b3d", "b1d", "last_day"]
+    # "trước ngày 15/6": "1d" would fall at 00:00 of the last day, so the last day's reminder is last_day alone
+    assert [x.rule_id for x in slots] == ["b7d", "b3d", "last_day"]
 
 
 def test_periods_shows_the_upward_deadline(engine, database_url, monkeypatch, tmp_path, capsys) -> None:

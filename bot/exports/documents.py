@@ -9,7 +9,6 @@ import logging
 import zipfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -23,6 +22,7 @@ from bot.forms.model import Form
 from bot.forms.types.document import human_size
 from bot.services.documents import period_files
 from bot.texts.templates import templates_dir
+from bot.texts.units import words_file
 from storage.models import Period
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,13 @@ FONT_PT = 12
 WIDTHS = (Mm(12), Mm(40), Mm(55), Mm(35), Mm(23))  # 165 mm: the text width
 
 
-@lru_cache(maxsize=1)
-def annex_words() -> dict[str, Any]:
-    """The annex's fixed words (templates/documents/annex.yaml)."""
+def _load_annex_words() -> dict[str, Any]:
     with (templates_dir() / "documents" / "annex.yaml").open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+annex_words: Callable[[], dict[str, Any]] = words_file(_load_annex_words)
+"""The annex's fixed words (templates/documents/annex.yaml), with {collector} and the unit marks filled."""
 
 
 def _cell(cell: Any, text: str, *, bold: bool = False, center: bool = False) -> None:
