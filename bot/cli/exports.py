@@ -10,10 +10,7 @@ from bot.cli.common import open_engine
 from bot.clock import system_clock
 from bot.config import Settings
 from bot.exports import ExportError, ExportFile, build_export, normalise_format, record_export, resolve
-from bot.exports.incidents import incidents_xlsx
 from bot.services.accounts import find_commune
-from bot.services.incidents import all_incidents
-from bot.services.reminders import commune_zone
 from storage import audit
 from storage.db import session_scope
 
@@ -55,6 +52,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export_incidents(args: argparse.Namespace, settings: Settings) -> int:
     """`baocao export --incidents --commune X`: the commune's incidents as an Excel file."""
+    from bot.exports.incidents import incidents_xlsx  # lazy: the incidents pull in the outbox and Telegram
+    from bot.services.incidents import all_incidents
+    from bot.services.reminders import commune_zone
+
     if args.form or args.period or (args.format and args.format != "xlsx"):
         print("Lỗi: --incidents xuất tệp Excel của cả xã; bỏ --form, --period và --format.", file=sys.stderr)
         return 1
