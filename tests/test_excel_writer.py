@@ -10,13 +10,22 @@ import io
 from typing import Any
 
 import openpyxl
+import pytest
 from sqlmodel import Session
 
 from bot.exports import build_export
 from bot.exports.data import ExportScope
 from bot.services.completeness import previous_period
 from tests.support.openpyxl_export import write_xlsx as old_write_xlsx
-from tests.test_exports import EXPORT_NOW, TZ, Seeded, seeded  # noqa: F401  (the fixture)
+from tests.test_exports import EXPORT_NOW, TZ, Seeded, seed_reports
+
+
+@pytest.fixture
+def seeded(session: Session) -> Seeded:
+    """The seeded commune of tests/test_exports.py, committed."""
+    data = seed_reports(session)
+    session.commit()
+    return data
 
 
 def _book(content: bytes) -> openpyxl.Workbook:

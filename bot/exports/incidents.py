@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+
 from bot.exports import ExportFile
 from bot.exports.excel import Sheet, finish, new_workbook, set_width, sheet_title
 from bot.exports.filenames import ascii_filename, export_filename
