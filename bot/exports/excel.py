@@ -145,9 +145,33 @@ class Sheet:
             self.text(col, str(value))
 
     def append(self, values: Iterable[Any]) -> None:
-        """One row of typed values."""
+        """One row of typed values (any text is cleaned first)."""
         for col, v in enumerate(values):
             if v is not None:
+                self.value(col, v)
+        self.row += 1
+
+    def append_clean(self, values: Sequence[Any]) -> None:
+        """One row of typed values whose texts are clean already (`bot.exports.data` cleans every text
+        it gives out): the villages' rows, written with no second pass over their texts."""
+        ws, row, styles = self.ws, self.row, self.styles
+        number, string, when = ws.write_number, ws.write_string, ws.write_datetime
+        for col, v in enumerate(values):
+            kind = v.__class__
+            if v is None:
+                continue
+            if kind is int or kind is Decimal or kind is float:
+                number(row, col, v)
+            elif kind is str:
+                if len(v) > EXCEL_MAX_TEXT:
+                    v = v[: EXCEL_MAX_TEXT - 1] + "…"
+                if v:
+                    string(row, col, v, styles.quoted if looks_like_formula(v) else None)
+            elif kind is datetime:
+                when(row, col, v, styles.datetime)
+            elif kind is date:
+                when(row, col, v, styles.date)
+            else:
                 self.value(col, v)
         self.row += 1
 
@@ -197,12 +221,14 @@ def totals_row(
     sheet.row += 1
 
 
-def add_up(totals: list[int | Decimal | None], cols: Sequence[Column], values: Sequence[Any]) -> None:
-    """Add one row's numbers into the running totals of the summed columns."""
-    for i, col in enumerate(cols):
+def add_up(totals: list[int | Decimal | None], summed: Sequence[int], values: Sequence[Any]) -> None:
+    """Add one row's numbers into the running totals of the summed columns (their indexes in `summed`)."""
+    for i in summed:
         v = values[i]
-        if col.total and isinstance(v, (int, Decimal)) and not isinstance(v, bool):
-            totals[i] = v if totals[i] is None else totals[i] + v
+        kind = v.__class__
+        if kind is int or kind is Decimal:
+            total = totals[i]
+            totals[i] = v if total is None else total + v
 
 
 def write_xlsx(session: Session, scope: ExportScope) -> bytes:
@@ -226,15 +252,16 @@ def write_xlsx(session: Session, scope: ExportScope) -> bytes:
     sheets_of_groups = [(sheet.title, group.label) for group, _, sheet in details]
 
     totals: list[int | Decimal | None] = [None] * len(cols)
+    summed = [i for i, col in enumerate(cols) if col.total]
     count = submitted = 0
     for count, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
         values = row_cells(scope, cols, count, row)
         submitted += int(row.submitted)
-        add_up(totals, cols, values)
-        main.append(values)
+        add_up(totals, summed, values)
+        main.append_clean(values)
         for group, group_cols, sheet in details:
             for item in item_rows(group, group_cols, row):
-                sheet.append(item)
+                sheet.append_clean(item)
     totals_row(main, cols, totals, w["total"])
 
     info = Sheet(wb, styles, sheet_title(w["sheets"]["info"], used))
