@@ -29,6 +29,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     """Write one export file; 1 with the valid forms/periods listed when a name is wrong."""
     if getattr(args, "incidents", False):
         return _export_incidents(args, settings)
+    if getattr(args, "province", None):
+        return _export_province(args, settings)
     fmt = _format(args)
     engine = open_engine(settings)
     now = system_clock()
@@ -48,6 +50,42 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             session, at=now, actor=audit.cli_actor(), commune=commune, period=period, fmt=fmt, file=file
         )
     return _write(args, file, f"{form.title}, {period.label}, {commune.name}")
+
+
+def _export_province(args: argparse.Namespace, settings: Settings) -> int:
+    """`baocao export --province NAME`: the roll-up of the province's communes (one row per commune)."""
+    from bot.exports.rollup import find_province, resolve_rollup
+    from bot.exports.rollup_export import build_rollup_export
+    from bot.services.province_forms import provinces
+
+    if getattr(args, "incidents", False):
+        print("Lỗi: --incidents xuất sự việc của một xã; dùng --commune.", file=sys.stderr)
+        return 1
+    fmt = _format(args)
+    engine = open_engine(settings)
+    now = system_clock()
+    with session_scope(engine) as session:
+        try:
+            province = find_province(session, args.province, provinces(session))
+            communes, form, period = resolve_rollup(session, province, args.form, args.period, now)
+            file = build_rollup_export(
+                session, province, communes, form, period, fmt, now, default_tz=settings.timezone
+            )
+        except ExportError as exc:
+            print(f"Lỗi: {exc.message}", file=sys.stderr)
+            return 1
+        audit.record(
+            session,
+            at=now,
+            actor=audit.cli_actor(),
+            action="export.province",
+            entity="period",
+            entity_id=period.id,
+            format=fmt,
+            province=province,
+            bytes=len(file.content),
+        )
+    return _write(args, file, f"{form.title}, {period.label}, {province} ({len(communes)} xã)")
 
 
 def _export_incidents(args: argparse.Namespace, settings: Settings) -> int:

@@ -75,6 +75,7 @@ EXPECTED_NEEDS: dict[tuple[str, str], Need] = {
     ("callback", "mo"): Need.POLICE,
     ("callback", "yc"): Need.POLICE,
     ("callback", "xn"): Need.POLICE,
+    ("callback", "xr"): Need.POLICE,
     ("message", "text"): Need.ANYONE,
     ("message", "unknown_command"): Need.ANYONE,
     ("message", "edited"): Need.ANYONE,
