@@ -6,6 +6,7 @@ Design notes: docs/design-notes.md#bothandlersexportpy
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from telegram import InputFile
@@ -330,16 +331,16 @@ def _province_offer(
     ctx: Ctx, province: str, form_arg: str | None, period_arg: str | None, fmt: str | None
 ) -> None:
     try:
-        try:
-            communes, form, period = resolve_rollup(ctx.session, province, form_arg, period_arg, ctx.now)
-        except ExportError:
-            if form_arg is not None or period_arg is None:
-                raise
-            # one word: a form id rather than a period code
-            communes, form, period = resolve_rollup(ctx.session, province, period_arg, None, ctx.now)
+        communes, form, period = resolve_rollup(ctx.session, province, form_arg, period_arg, ctx.now)
     except ExportError as problem:
-        ctx.reply("export/failed.html", form_gone="", commune=province, problem=problem.message)
-        return
+        found = None
+        if form_arg is None and period_arg is not None:  # one word: a form id rather than a period code
+            with contextlib.suppress(ExportError):
+                found = resolve_rollup(ctx.session, province, period_arg, None, ctx.now)
+        if found is None:
+            ctx.reply("export/failed.html", form_gone="", commune=province, problem=problem.message)
+            return
+        communes, form, period = found
     if fmt is not None:
         _send_rollup(ctx, province, period, fmt)
         return
