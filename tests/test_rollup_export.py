@@ -186,3 +186,33 @@ def test_bad_input_gets_a_vietnamese_message(session: Session, world) -> None:
     communes, form, period = resolve_rollup(session, "Tỉnh A", None, None, NOW)
     with pytest.raises(ExportError, match="Định dạng “pdf” không có"):
         build_rollup_export(session, "Tỉnh A", communes, form, period, "pdf", NOW)
+
+
+def test_baocao_export_province_writes_the_rollup(
+    world, tmp_path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`baocao export --province NAME`: the same file, a one-line Vietnamese error for a wrong name."""
+    from bot.cli.exports import cmd_export
+    from bot.cli.parser import add_export_parser, resolve_command
+    from bot.config import settings_from
+
+    def cli(*argv: str) -> int:
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        add_export_parser(parser.add_subparsers())
+        args = parser.parse_args(["export", *argv])
+        assert resolve_command(args) is cmd_export
+        return cmd_export(args, settings_from({"DATABASE_URL": database_url}))
+
+    out = tmp_path / "tinh-a.csv"
+    assert cli("--province", "tỉnh a", "--period", "2026-6T", "-o", str(out)) == 0
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert [r[1] for r in rows[1:]] == ["Xã xa-a", "Xã xa-b"]
+    assert "Đã ghi" in capsys.readouterr().out
+    assert cli("--province", "Hà Giang", "-o", str(out)) == 1
+    assert "Lỗi: Không có tỉnh “Hà Giang”" in capsys.readouterr().err
+    assert cli("--province", "Tỉnh A", "--period", "2099-6T", "-o", str(out)) == 1
+    assert "Không có kỳ “2099-6T”" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --commune and --province together: argparse refuses
+        cli("--province", "Tỉnh A", "--commune", "xa-a")
