@@ -216,3 +216,24 @@ def test_baocao_export_province_writes_the_rollup(
     assert "Không có kỳ “2099-6T”" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --commune and --province together: argparse refuses
         cli("--province", "Tỉnh A", "--commune", "xa-a")
+
+
+def test_a_communes_row_equals_its_own_exports_totals_row(session: Session, world) -> None:
+    """The roll-up adds up the same typed cells as the commune's own Excel: the two always agree."""
+    from bot.exports import build_export
+
+    a, b, _ = world
+    ws = openpyxl.load_workbook(io.BytesIO(_export(session, "Tỉnh A", "xlsx")))["Các xã"]
+    header = [c.value for c in ws[1]]
+    rollup_rows = {r[1]: r for r in ws.iter_rows(min_row=2, values_only=True)}
+    for w in (a, b):
+        own = openpyxl.load_workbook(
+            io.BytesIO(build_export(session, w.commune, FORM, w.current, "xlsx", NOW).content)
+        )["Các thôn"]
+        own_header = [c.value for c in own[1]]
+        own_totals = dict(
+            zip(own_header, next(own.iter_rows(min_row=own.max_row, values_only=True)), strict=True)
+        )
+        row = dict(zip(header, rollup_rows[w.commune.name], strict=True))
+        for label in header[8:]:
+            assert (row[label] or 0) == pytest.approx(own_totals[label] or 0), label  # empty: 0 in both
