@@ -64,6 +64,8 @@ def expected(world: Commune_) -> dict[str, Any]:
                 total = (total or 0) + len(v)
         if q.type in (QType.INTEGER, QType.DECIMAL, QType.REPEAT):
             sums[q.short_label + (" (số mục)" if q.type == QType.REPEAT else "")] = total
+        if q.type == QType.YES_NO:  # villages that answered "Có"
+            sums[q.short_label + " (số thôn Có)"] = sum(sub.answers.get(q.id) is True for sub in subs)
     villages = len(world.villages)
     return {
         "villages": villages,
@@ -121,6 +123,8 @@ def test_excel_one_row_per_commune_equals_sums_of_the_raw_answers(session: Sessi
     # the province's totals agree with the summaries' own SQL roll-up
     scope = summaries.province_scope(a.current, "Tỉnh A")
     for ind in summaries.indicator_totals(session, scope, FORM, previous=False):
+        if ind.kind == "yes_no":
+            assert total[header.index(ind.question.short_label + " (số thôn Có)")] == ind.yes
         if ind.kind in ("number", "items"):
             label = ind.question.short_label + (" (số mục)" if ind.kind == "items" else "")
             assert total[header.index(label)] == pytest.approx(float(ind.total or 0)), label
@@ -236,4 +240,6 @@ def test_a_communes_row_equals_its_own_exports_totals_row(session: Session, worl
         )
         row = dict(zip(header, rollup_rows[w.commune.name], strict=True))
         for label in header[8:]:
+            if label.endswith("(số thôn Có)"):
+                continue  # the commune's own sheet has the answers, not a count
             assert (row[label] or 0) == pytest.approx(own_totals[label] or 0), label  # empty: 0 in both

@@ -24,7 +24,8 @@ from sqlmodel import Session
 from bot.exports import ExportError
 from bot.exports.csv_export import BOM, csv_value
 from bot.exports.data import Column, ExportScope, columns, neutralise, row_cells
-from bot.forms.model import Form
+from bot.forms.model import Form, Question
+from bot.forms.types import type_of
 from bot.services.completeness import Scope, VillageState, previous_scope, province_scope
 from bot.services.forms import get_form
 from bot.services.province_forms import province_codes, province_default, province_forms
@@ -133,6 +134,7 @@ class CommuneLine:
     late: int = 0
     draft: int = 0
     totals: list[int | Decimal | None] = field(default_factory=list)
+    yes: list[int] = field(default_factory=list)  # per yes/no question: villages that answered "Có"
     answers: list[dict[str, Any]] = field(default_factory=list)  # kept only when asked (derived figures)
 
     @property
@@ -158,8 +160,14 @@ def indicator_columns(form: Form) -> list[Column]:
     return [c for c in columns(form) if c.total]
 
 
+def yes_no_questions(form: Form) -> list[Question]:
+    """The form's yes/no questions: a commune's figure is how many of its villages answered "Có"."""
+    return [q for q in form.answerable if type_of(q).summary == "yes_no"]
+
+
 def rollup_columns(form: Form) -> list[Column]:
-    """The roll-up sheet's columns: number, commune, villages by state, share reported, then the indicators."""
+    """The roll-up sheet's columns: number, commune, villages by state, share reported, the summed
+    indicators, then the villages answering "Có" to each yes/no question."""
     w = rollup_words()["columns"]
     fixed = [
         Column("number", w["number"], "int", 6),
@@ -171,7 +179,11 @@ def rollup_columns(form: Form) -> list[Column]:
         Column("missing", w["missing"], "int", 9, total=True),
         Column("percent", w["percent"], "number", 10),
     ]
-    return fixed + indicator_columns(form)
+    yes = [
+        Column(f"yes:{q.id}", q.short_label + w["yes_suffix"], "int", 12, q, total=True)
+        for q in yes_no_questions(form)
+    ]
+    return fixed + indicator_columns(form) + yes
 
 
 def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool = False) -> list[CommuneLine]:
@@ -179,6 +191,7 @@ def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool =
     rows (the same typed values the commune's own export shows, so the two always agree)."""
     cols = columns(rollup.form)
     summed = [i for i, c in enumerate(cols) if c.total]
+    yes_no = [q.id for q in yes_no_questions(rollup.form)]
     by_id = {c.id: c for c in rollup.communes}
     scopes: dict[int, ExportScope] = {}
     lines: dict[int, CommuneLine] = {}
@@ -186,7 +199,7 @@ def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool =
         line = lines.get(row.commune_id)
         if line is None:
             line = lines[row.commune_id] = CommuneLine(
-                row.commune_id, row.commune, totals=[None] * len(summed)
+                row.commune_id, row.commune, totals=[None] * len(summed), yes=[0] * len(yes_no)
             )
         line.villages += 1
         if row.state == VillageState.ON_TIME:
@@ -199,6 +212,8 @@ def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool =
             continue
         if keep_answers:
             line.answers.append(row.answers)
+        for j, qid in enumerate(yes_no):
+            line.yes[j] += row.answers.get(qid) is True
         scope = scopes.get(row.commune_id)
         if scope is None:
             commune = by_id.get(row.commune_id) or session.get(Commune, row.commune_id)
@@ -216,7 +231,7 @@ def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool =
 def line_values(n: int, line: CommuneLine) -> list[Any]:
     """One commune's typed values, in `rollup_columns` order."""
     fixed = [n, line.name, line.villages, line.submitted, line.on_time, line.late, line.missing, line.percent]
-    return fixed + list(line.totals)
+    return fixed + list(line.totals) + list(line.yes)
 
 
 def _sum(rows: Sequence[list[Any]], width: int) -> list[int | Decimal | None]:
