@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -208,9 +208,14 @@ def finish(wb: Workbook, buffer: io.BytesIO) -> bytes:
 
 
 def totals_row(
-    sheet: Sheet, cols: Sequence[Column], totals: Sequence[int | Decimal | None], label: str
+    sheet: Sheet,
+    cols: Sequence[Column],
+    totals: Sequence[int | Decimal | None],
+    label: str,
+    others: Mapping[int, Any] | None = None,
 ) -> None:
-    """The bold totals row: `label` under the name column, each summed column's total (0 when empty)."""
+    """The bold totals row: `label` under the name column, each summed column's total (0 when empty), and
+    the values of `others` (column index → value, e.g. a derived figure over the whole commune) as they are."""
     styles = sheet.styles
     for i, col in enumerate(cols):
         if col.key in ("village", "commune"):
@@ -218,6 +223,8 @@ def totals_row(
         elif col.total:
             value = totals[i] if totals[i] is not None else 0
             sheet.ws.write_number(sheet.row, i, value, styles.bold_int if col.kind == "int" else styles.bold)
+        elif others and i in others:
+            sheet.value(i, others[i])
     sheet.row += 1
 
 
