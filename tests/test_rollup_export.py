@@ -9,6 +9,7 @@ import io
 import random
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import docx
 import openpyxl
@@ -23,6 +24,8 @@ from bot.services import summaries
 from bot.services.province_forms import provinces
 from storage.models import Commune
 from tests.test_summaries import FORMS, NOW, T0, Commune_, make_commune, store_test_forms
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 FORM = FORMS[2]
 
@@ -243,3 +246,40 @@ def test_a_communes_row_equals_its_own_exports_totals_row(session: Session, worl
             if label.endswith("(số thôn Có)"):
                 continue  # the commune's own sheet has the answers, not a count
             assert (row[label] or 0) == pytest.approx(own_totals[label] or 0), label  # empty: 0 in both
+
+
+def test_derived_figures_per_commune_and_for_the_province(session: Session, world) -> None:
+    """A form's `derived:` figures get a column: each commune's share over its own villages, the
+    province's over all of them in the totals row (recomputed here from the raw answers)."""
+    from bot.exports.rollup import RollupScope, write_rollup_xlsx
+    from bot.forms.loader import form_from_dict
+    from tests.test_summaries import form_dict
+
+    data = form_dict(2)
+    data["derived"] = [
+        {"id": "buoi_moi_ho", "short": "Buổi trên số hộ", "share": {"of": "so_buoi", "out_of": "so_ho"}}
+    ]
+    result = form_from_dict(data)
+    assert result.ok, result.errors
+    form = result.forms[0]
+    a, b, _ = world
+    communes, _, period = resolve_rollup(session, "Tỉnh A", None, None, NOW)
+    rollup = RollupScope("Tỉnh A", form, period, communes, TZ, NOW)
+    ws = openpyxl.load_workbook(io.BytesIO(write_rollup_xlsx(session, rollup)))["Các xã"]
+    header = [c.value for c in ws[1]]
+    col = header.index("Buổi trên số hộ (%)")
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+
+    def share(subs: list[Any]) -> float | None:
+        counted = [
+            s.answers
+            for s in subs
+            if isinstance(s.answers.get("so_buoi"), int) and isinstance(s.answers.get("so_ho"), int)
+        ]
+        whole = sum(x["so_ho"] for x in counted)
+        return round(sum(x["so_buoi"] for x in counted) * 100 / whole, 1) if whole else None
+
+    for w, row in zip((a, b), rows, strict=False):
+        assert row[col] == pytest.approx(share(w.current_subs(w.current)))
+    both = a.current_subs(a.current) + b.current_subs(b.current)
+    assert rows[-1][col] == pytest.approx(share(both))

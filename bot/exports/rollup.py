@@ -24,6 +24,7 @@ from sqlmodel import Session
 from bot.exports import ExportError
 from bot.exports.csv_export import BOM, csv_value
 from bot.exports.data import Column, ExportScope, columns, neutralise, row_cells
+from bot.forms.derived import compute_all
 from bot.forms.model import Form, Question
 from bot.forms.types import type_of
 from bot.services.completeness import Scope, VillageState, previous_scope, province_scope
@@ -135,6 +136,9 @@ class CommuneLine:
     draft: int = 0
     totals: list[int | Decimal | None] = field(default_factory=list)
     yes: list[int] = field(default_factory=list)  # per yes/no question: villages that answered "Có"
+    derived: list[int | Decimal | None] = field(
+        default_factory=list
+    )  # the form's derived figures, per commune
     answers: list[dict[str, Any]] = field(default_factory=list)  # kept only when asked (derived figures)
 
     @property
@@ -183,12 +187,27 @@ def rollup_columns(form: Form) -> list[Column]:
         Column(f"yes:{q.id}", q.short_label + w["yes_suffix"], "int", 12, q, total=True)
         for q in yes_no_questions(form)
     ]
-    return fixed + indicator_columns(form) + yes
+    derived = [
+        Column(f"d:{d.id}", d.short + (w["percent_suffix"] if d.kind == "share" else ""), "number", 14)
+        for d in form.derived
+    ]
+    return fixed + indicator_columns(form) + yes + derived
+
+
+def derived_values(form: Form, answers: Sequence[dict[str, Any]]) -> list[int | Decimal | None]:
+    """The form's derived figures (`derived:`) over these villages' answers, in the form's order: a share
+    in per cent, a sum, or the number of villages meeting the condition (None for a share out of 0)."""
+    if not form.derived:
+        return []
+    values = compute_all(form.derived, list(answers))
+    return [values[d.id].value for d in form.derived]
 
 
 def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool = False) -> list[CommuneLine]:
     """Every commune of the roll-up that has the period, in the summaries' order, added up from its villages'
-    rows (the same typed values the commune's own export shows, so the two always agree)."""
+    rows (the same typed values the commune's own export shows, so the two always agree). With
+    `keep_answers` (or derived figures in the form) each line keeps its villages' answers."""
+    keep_answers = keep_answers or bool(rollup.form.derived)
     cols = columns(rollup.form)
     summed = [i for i, c in enumerate(cols) if c.total]
     yes_no = [q.id for q in yes_no_questions(rollup.form)]
@@ -225,13 +244,15 @@ def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool =
             v = values[i]
             if isinstance(v, (int, Decimal)) and not isinstance(v, bool):
                 line.totals[j] = v if line.totals[j] is None else line.totals[j] + v  # type: ignore[operator]
+    for line in lines.values():
+        line.derived = derived_values(rollup.form, line.answers)
     return list(lines.values())
 
 
 def line_values(n: int, line: CommuneLine) -> list[Any]:
     """One commune's typed values, in `rollup_columns` order."""
     fixed = [n, line.name, line.villages, line.submitted, line.on_time, line.late, line.missing, line.percent]
-    return fixed + list(line.totals) + list(line.yes)
+    return fixed + list(line.totals) + list(line.yes) + list(line.derived)
 
 
 def _sum(rows: Sequence[list[Any]], width: int) -> list[int | Decimal | None]:
@@ -261,7 +282,9 @@ def write_rollup_xlsx(session: Session, rollup: RollupScope) -> bytes:
     rows = [line_values(n, line) for n, line in enumerate(lines, start=1)]
     for row in rows:
         main.append(row)
-    totals_row(main, cols, _sum(rows, len(cols)), w["total"])
+    province = derived_values(rollup.form, [a for line in lines for a in line.answers])
+    first = len(cols) - len(province)  # the derived figures of the whole province under their columns
+    totals_row(main, cols, _sum(rows, len(cols)), w["total"], {first + i: v for i, v in enumerate(province)})
     info = Sheet(wb, styles, sheet_title(w["sheets"]["info"], used))
     i = w["info"]
     info_sheet(
