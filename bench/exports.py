@@ -10,6 +10,12 @@ the process's peak RSS during those runs and its growth over the RSS after the w
     .venv/bin/python bench/exports.py                        # both backends, every case
     .venv/bin/python bench/exports.py --backend sqlite --skip-country --repeat 3
     .venv/bin/python bench/exports.py --format docx             # the Word report; --format csv
+    .venv/bin/python bench/exports.py --make-db /tmp/exports.db --skip-country   # for whole commands
+
+`--make-db PATH` only writes the generated SQLite database to PATH (the 30- and 3,000-village communes are
+xa-1 and xa-2 … see the printed lines) and prints the whole commands that gate 3 of issue 18 compares: the
+export as `baocao export`, and the floor of its writer as `bench/export_floor.py` (bench/README.md, "Exports
+at their writer's floor").
 """
 
 from __future__ import annotations
@@ -120,6 +126,29 @@ def measure(url: str, anchor: dict[str, Any], fmt: str, repeat: int) -> dict[str
     return result
 
 
+def make_db(path: Path, *, skip_country: bool) -> int:
+    """Generate the cases into a SQLite file at `path` and print the whole commands to compare."""
+    if path.exists():
+        path.unlink()
+    info = data.generate(f"sqlite:///{path.resolve()}", skip_country=skip_country)
+    print(f"{path}: {info['villages']:,} villages, {info['submissions']:,} submissions")
+    env = f"DATABASE_URL=sqlite:///{path.resolve()} TELEGRAM_BOT_TOKEN=123456789:{'A' * 35}"
+    for case, anchor in info["anchors"].items():
+        commune = f"xa-{anchor['commune_id']}"
+        print(f"  {CASES[case][2]:>7,} villages: --commune {commune} --period 2026-6T")
+    big = f"xa-{info['anchors']['3000']['commune_id']}"
+    print("Whole commands (run each alternately with the other, e.g. under /usr/bin/time -v):")
+    for fmt in ("xlsx", "csv"):
+        print(
+            f"  {env} .venv/bin/baocao export --commune {big} --period 2026-6T --format {fmt} -o /tmp/ours.{fmt}"
+        )
+        print(f"  .venv/bin/python bench/export_floor.py --format {fmt} -o /tmp/floor.{fmt}")
+        print(
+            f"  .venv/bin/python bench/export_floor.py --format {fmt} --with-bot-imports -o /tmp/floor.{fmt}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generate, measure, print a table (and JSON with --json)."""
     parser = argparse.ArgumentParser(
@@ -133,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=["xlsx", "csv", "docx"], default="xlsx")
     parser.add_argument("--skip-country", action="store_true", help="leave out the 100,000-village commune")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--make-db", metavar="PATH", help="write the generated SQLite database here and stop")
     args = parser.parse_args(argv)
     data.PROVINCES = CASES  # one commune per case instead of the summary's provinces
+    if args.make_db:
+        return make_db(Path(args.make_db), skip_country=args.skip_country)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     report: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),

@@ -171,7 +171,7 @@ async def test_supervisor_with_several_communes_picks_one(chat: BotClient, engin
     await chat.send(SUPERVISOR, "/xuat")
     with session_scope(engine) as s:
         ids = {c.code: c.id for c in s.exec(select(Commune))}
-    assert chat.last_keyboard(SUPERVISOR)[1] == [f"xc:{ids['hiep-luc']}", f"xc:{ids['phu-thinh']}"]
+    assert chat.last_keyboard(SUPERVISOR)[1] == ["xr:p0", f"xc:{ids['hiep-luc']}", f"xc:{ids['phu-thinh']}"]
     await chat.press(SUPERVISOR, f"xc:{ids['hiep-luc']}")
     assert f"xe:{_period_id(engine)}:xlsx" in chat.last_keyboard(SUPERVISOR)[1]
     await chat.send(SUPERVISOR, "/xuat hiep-luc 2026-6T csv")
@@ -211,3 +211,54 @@ async def test_xuat_offers_the_incidents_as_excel_too(chat: BotClient) -> None:
     assert any("BC-XUAT01" in [str(v) for v in row] for row in rows)
     await chat.press(HEAD, "in:x")  # a village head pressing the same data gets no file
     assert [name for name, _, _ in chat.request.documents(HEAD.id)] == []
+
+
+# ---------------------------------------------------------------------------------------------- roll-up
+
+
+async def test_a_supervisor_gets_the_province_rollup(chat: BotClient, engine) -> None:
+    await chat.send(SUPERVISOR, "/xuat tinh")
+    offer = chat.last_text(SUPERVISOR)
+    assert "Báo cáo tổng hợp của Thái Nguyên" in offer and "1 xã, phường" in offer
+    pid = _period_id(engine)
+    assert chat.last_keyboard(SUPERVISOR)[1] == [f"xr:{pid}:xlsx", f"xr:{pid}:docx", f"xr:{pid}:csv"]
+    await chat.press(SUPERVISOR, f"xr:{pid}:xlsx")
+    ((filename, content, params),) = chat.request.documents(SUPERVISOR.id)
+    assert filename == "Tổng hợp Báo cáo 6 tháng — Thái Nguyên — 2026-6T.xlsx"
+    assert "Thái Nguyên" in params["caption"]
+    ws = openpyxl.load_workbook(io.BytesIO(content))["Các xã"]
+    assert ws.cell(2, 2).value == "Xã Hiệp Lực" and ws.cell(2, 3).value == 14 and ws.cell(2, 4).value == 11
+    await chat.send(SUPERVISOR, "/xuat tinh 2025-6T word")
+    names = [name for name, _, _ in chat.request.documents(SUPERVISOR.id)]
+    assert names[-1] == "Tổng hợp Báo cáo 6 tháng — Thái Nguyên — 2025-6T.docx"
+    with session_scope(engine) as s:
+        rows = s.exec(select(AuditLog).where(AuditLog.action == "export.province")).all()
+        assert [r.detail["format"] for r in rows] == ["xlsx", "docx"]
+
+
+async def test_the_rollup_is_refused_to_commune_police_and_heads(chat: BotClient, engine) -> None:
+    pid = _period_id(engine)
+    await chat.send(POLICE, "/xuat tinh excel")
+    assert "chỉ dành cho đồng chí theo dõi các xã của tỉnh" in chat.last_text(POLICE)
+    await chat.press(POLICE, f"xr:{pid}:xlsx")  # a forged button
+    assert "không có quyền" in chat.last_text(POLICE)
+    await chat.press(POLICE, "xr:p0")
+    await chat.send(HEAD, "/xuat tinh excel")
+    await chat.press(HEAD, f"xr:{pid}:xlsx")
+    await chat.press(OTHER_SUPERVISOR, f"xr:{pid}:docx")  # Hiệp Lực is not in Tuyên Quang
+    assert chat.request.documents() == []
+    with session_scope(engine) as s:
+        refused = s.exec(select(AuditLog).where(AuditLog.action == "export.refused")).all()
+        assert {r.entity_id for r in refused} >= {f"xr:{pid}:xlsx", "xr:p0", f"xr:{pid}:docx"}
+
+
+async def test_rollup_bad_input_is_answered_in_vietnamese(chat: BotClient, engine) -> None:
+    await chat.send(OTHER_SUPERVISOR, "/xuat tinh")  # Tuyên Quang: a commune without forms
+    assert "chưa có biểu mẫu báo cáo định kỳ" in chat.last_text(OTHER_SUPERVISOR)
+    await chat.send(SUPERVISOR, "/xuat tinh 2099-6T excel")
+    assert "Không có kỳ “2099-6T”" in chat.last_text(SUPERVISOR)
+    await chat.send(SUPERVISOR, "/xuat tinh a b c")
+    assert "quá nhiều" in chat.last_text(SUPERVISOR)
+    for forged in ("xr:999999:xlsx", "xr:abc", "xr:p9", f"xr:{_period_id(engine)}:exe"):
+        await chat.press(SUPERVISOR, forged)
+    assert chat.request.documents() == []

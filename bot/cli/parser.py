@@ -216,9 +216,14 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "export",
         help="xuất báo cáo tổng hợp một kỳ của xã: Excel, Word hoặc CSV",
-        description="Xuất báo cáo tổng hợp một kỳ của xã (cùng tệp với lệnh /xuat trong Telegram).",
+        description="Xuất báo cáo tổng hợp một kỳ của xã, hoặc của cả tỉnh với --province "
+        "(cùng tệp với lệnh /xuat trong Telegram).",
     )
-    parser.add_argument("--commune", required=True, help="mã hoặc tên xã, ví dụ hiep-luc")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--commune", help="mã hoặc tên xã, ví dụ hiep-luc")
+    where.add_argument(
+        "--province", help="tên tỉnh: báo cáo tổng hợp các xã của tỉnh (mỗi xã một dòng), ví dụ 'Thái Nguyên'"
+    )
     parser.add_argument("--form", help="mã biểu mẫu (mặc định: biểu mẫu chính của xã)")
     parser.add_argument("--period", help="mã kỳ, ví dụ 2026-6T (mặc định: kỳ đang mở hoặc vừa kết thúc)")
     parser.add_argument(

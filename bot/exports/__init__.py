@@ -72,9 +72,9 @@ class ExportFile:
 
 
 def _writer(fmt: str) -> Callable[[Session, ExportScope], bytes]:
-    """The writer of one format; openpyxl and python-docx are imported only when that format is asked for."""
+    """The writer of one format; xlsxwriter and python-docx are imported only when that format is asked for."""
     if fmt == "xlsx":
-        from bot.exports.excel import write_xlsx  # lazy: openpyxl is used only by this export
+        from bot.exports.excel import write_xlsx  # lazy: xlsxwriter is used only by this export
 
         return write_xlsx
     if fmt == "docx":

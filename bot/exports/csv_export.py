@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.exports.data import ExportScope, columns, neutralise, row_cells
+from bot.exports.data import ExportScope, columns, looks_like_formula, neutralise, row_cells
 from bot.services.summaries import village_rows
 
 BOM = "\ufeff"
@@ -35,6 +35,17 @@ def csv_value(value: Any) -> str:
     return neutralise(str(value))
 
 
+def _clean_value(value: Any) -> Any:
+    """`csv_value` of a value from `row_cells` (texts clean already): only formula-like text and
+    non-text values need work; plain text and numbers go to the csv module as they are."""
+    kind = value.__class__
+    if kind is str:
+        return "'" + value if looks_like_formula(value) else value
+    if kind is int or value is None:
+        return value  # the csv module writes None as an empty field
+    return csv_value(value)
+
+
 def write_csv(session: Session, scope: ExportScope) -> bytes:
     """The CSV file as bytes (UTF-8 with BOM, comma-separated, CRLF line ends).
 
@@ -49,7 +60,7 @@ def write_csv(session: Session, scope: ExportScope) -> bytes:
     writer = csv.writer(text)
     writer.writerow([neutralise(c.header) for c in cols])
     for index, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
-        writer.writerow([csv_value(v) for v in row_cells(scope, cols, index, row)])
+        writer.writerow([_clean_value(v) for v in row_cells(scope, cols, index, row)])
     text.flush()
     text.detach()  # leave `raw` open
     return raw.getvalue()

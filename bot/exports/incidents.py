@@ -4,19 +4,15 @@ order they first appear. Words from templates/incidents/words.yaml."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.utils import get_column_letter
 
 from bot.exports import ExportFile
-from bot.exports.excel import DATETIME_FORMAT, sheet_title, text_cell
+from bot.exports.excel import Sheet, finish, new_workbook, set_width, sheet_title
 from bot.exports.filenames import ascii_filename, export_filename
 from bot.services.incidents import Incident
 from bot.texts.templates import templates_dir
@@ -84,31 +80,22 @@ def incidents_xlsx(
 ) -> ExportFile:
     """The Excel file of these incidents (of `communes`), named after the first commune and today's date."""
     headers, rows = incident_table(incidents, tz, {c.id: c.name for c in communes})
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(sheet_title(words()["sheet"], set()))
-    for index in range(1, len(headers) + 1):
-        ws.column_dimensions[get_column_letter(index)].width = 8 if index == 1 else 22
-    ws.freeze_panes = "C2"
-    ws.append([text_cell(ws, h) for h in headers])
+    wb, buffer, styles = new_workbook(words()["file"])
+    sheet = Sheet(wb, styles, sheet_title(words()["sheet"], set()))
+    for index in range(len(headers)):
+        set_width(sheet.ws, index, 8 if index == 0 else 22)
+    sheet.ws.freeze_panes(1, 2)
+    for col, header in enumerate(headers):
+        sheet.text(col, header)
+    sheet.row += 1
     for row in rows:
-        cells: list[Any] = []
-        for value in row:
-            if isinstance(value, datetime):
-                cell = WriteOnlyCell(ws, value=value)
-                cell.number_format = DATETIME_FORMAT
-                cells.append(cell)
-            elif isinstance(value, str):
-                cells.append(text_cell(ws, value))
-            else:
-                cells.append(value)
-        ws.append(cells)
-    buffer = io.BytesIO()
-    wb.save(buffer)
+        sheet.append(row)
+    content = finish(wb, buffer)
     first = communes[0] if communes else None
     day = now.astimezone(tz).strftime("%Y-%m-%d")
     return ExportFile(
         filename=export_filename(words()["file"], first.name if first else "", day, "xlsx"),
         ascii_filename=ascii_filename("su-viec", first.code if first else "xa", day, "xlsx"),
-        content=buffer.getvalue(),
+        content=content,
         mime=XLSX_MIME,
     )

@@ -435,16 +435,16 @@ def _text_view(q: Question, texts: list[tuple[str, str]]) -> dict[str, Any]:
     return view
 
 
-def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
-    """What the Word templates see (documented at the top of report_body.txt)."""
-    done = compiled.completeness
+def indicator_sections(form: Form, compiled: Compiled) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every indicator as the templates see it (questions in form order, then the derived figures in their
+    sections), and the sections of the results (`bot.exports.prose.section_view`)."""
     by_id = {ind.question.id: ind for ind in compiled.indicators}
     texts: dict[str, list[tuple[str, str]]] = {}
     for t in compiled.free_texts:
         texts.setdefault(t.question.id, []).append((_one_line(t.village), _one_line(t.text)))
     views: list[dict[str, Any]] = []
     grouped: list[tuple[str, list[dict[str, Any]]]] = []
-    for q in scope.form.answerable:
+    for q in form.answerable:
         if q.id in by_id:
             view = _indicator_view(by_id[q.id], compiled.item_kinds.get(q.id, {}))
         elif type_of(q).free_text:
@@ -456,8 +456,8 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
         if not grouped or grouped[-1][0] != title:
             grouped.append((title, []))
         grouped[-1][1].append(view)
-    section_of = {q.id: _one_line(q.section or "") for q in scope.form.answerable}
-    for d in scope.form.derived:
+    section_of = {q.id: _one_line(q.section or "") for q in form.answerable}
+    for d in form.derived:
         view = _derived_view(compiled.derived[d.id], compiled.derived_before.get(d.id))
         views.append(view)
         title = _one_line(d.section) if d.section else next((section_of[q] for q in d.questions), "")
@@ -466,7 +466,13 @@ def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
             grouped.append((title, []))
             group = grouped[-1][1]
         group.append(view)
-    sections = [section_view(title, group) for title, group in grouped]
+    return views, [section_view(title, group) for title, group in grouped]
+
+
+def template_context(scope: ExportScope, compiled: Compiled) -> dict[str, Any]:
+    """What the Word templates see (documented at the top of report_body.txt)."""
+    done = compiled.completeness
+    views, sections = indicator_sections(scope.form, compiled)
     period = scope.period
     has_previous = scope.previous is not None and any(i.previous is not None for i in compiled.indicators)
     return {
@@ -527,6 +533,16 @@ def _header_block(doc: DocumentType, scope: ExportScope) -> None:
     w = {**words()["word"], **own}
     superior, issuer = issuing_bodies(scope.commune.name, scope.commune.province)
     superior, issuer = own.get("superior", superior), own.get("issuer", issuer)
+    local_day = scope.generated_at.astimezone(scope.tz).date()
+    line = place_date_line(commune_place(scope.commune.name), local_day)
+    header_table(doc, superior, issuer, w["number"], line)
+
+
+def header_table(doc: DocumentType, superior: str, issuer: str, number: str, place_date: str) -> None:
+    """The decree's two header blocks: the issuing body and its superior on the left (a short rule under
+    the issuer), the national name and motto on the right (a rule as wide as the motto), then the number
+    line and the place-and-date line."""
+    w = words()["word"]
     table = doc.add_table(rows=2, cols=2)
     _borderless(table, (HEADER_LEFT, HEADER_RIGHT))
     left, right = table.cell(0, 0), table.cell(0, 1)
@@ -537,10 +553,8 @@ def _header_block(doc: DocumentType, scope: ExportScope) -> None:
     _para(right, w["national_name"], 12, bold=True, first=True)
     _para(right, w["motto"], 13, bold=True)
     _rule(right, text_width(w["motto"], 13, bold=True), HEADER_RIGHT - 2 * CELL_PADDING)
-    _para(table.cell(1, 0), w["number"], 13, first=True).paragraph_format.space_before = Pt(6)
-    local_day = scope.generated_at.astimezone(scope.tz).date()
-    line = place_date_line(commune_place(scope.commune.name), local_day)
-    _para(table.cell(1, 1), line, 14, italic=True, first=True).paragraph_format.space_before = Pt(6)
+    _para(table.cell(1, 0), number, 13, first=True).paragraph_format.space_before = Pt(6)
+    _para(table.cell(1, 1), place_date, 14, italic=True, first=True).paragraph_format.space_before = Pt(6)
 
 
 def _title(doc: DocumentType, subject: str) -> None:
@@ -645,23 +659,27 @@ def _own(commune: Commune) -> dict[str, Any]:
 
 def _closing(doc: DocumentType, commune: Commune) -> None:
     w = {**words()["word"], **_own(commune)}
-    commune_name = commune.name
+    own = _own(commune)  # written as the setup file has it (no placeholders filled in)
+    signer = own.get("signer_title") or w["signer_title"].format(unit=_commune_unit(commune.name))
+    closing_table(doc, w["recipients_label"], w["recipients"], signer, w["signer_name"])
+
+
+def closing_table(
+    doc: DocumentType, label: str, recipients: Sequence[str], signer_title: str, signer_name: str
+) -> None:
+    """ "Nơi nhận" and its list on the left, the signer's title, room for the signature and the name on the right."""
     table = doc.add_table(rows=1, cols=2)
     _borderless(table, (CLOSING_LEFT, CLOSING_RIGHT))
     left, right = table.cell(0, 0), table.cell(0, 1)
-    label = _para(
-        left, w["recipients_label"], 12, bold=True, italic=True, align=WD_ALIGN_PARAGRAPH.LEFT, first=True
-    )
-    label.paragraph_format.space_before = Pt(12)
-    for item in w["recipients"]:
+    head = _para(left, label, 12, bold=True, italic=True, align=WD_ALIGN_PARAGRAPH.LEFT, first=True)
+    head.paragraph_format.space_before = Pt(12)
+    for item in recipients:
         _para(left, item, 11, align=WD_ALIGN_PARAGRAPH.LEFT)
-    own = _own(commune)  # written as the setup file has it (no placeholders filled in)
-    signer = own.get("signer_title") or w["signer_title"].format(unit=_commune_unit(commune_name))
-    title = _para(right, signer, 14, bold=True, first=True)
+    title = _para(right, signer_title, 14, bold=True, first=True)
     title.paragraph_format.space_before = Pt(12)
     for _ in range(4):  # room for the signature and the seal
         _para(right, "", 14)
-    _para(right, w["signer_name"], 14, bold=True)
+    _para(right, signer_name, 14, bold=True)
 
 
 def write_docx(session: Session, scope: ExportScope) -> bytes:

@@ -6,6 +6,7 @@ Design notes: docs/design-notes.md#bothandlersexportpy
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from telegram import InputFile
@@ -22,6 +23,8 @@ from bot.exports import (
     record_export,
     resolve_words,
 )
+from bot.exports.rollup import resolve_rollup
+from bot.exports.rollup_export import build_rollup_export
 from bot.handlers.registry import REGISTRY
 from bot.services import directory, police_focus
 from bot.services.accounts import normalize_name
@@ -38,6 +41,10 @@ CB_EXPORT = "xe"
 CB_COMMUNE = "xc"
 CB_PERIOD = "xp"
 CB_NOTES = "xn"  # the report's own assessment and direction (bot.handlers.report_notes)
+CB_ROLLUP = (
+    "xr"  # the province roll-up: `xr:<anchor period id>:<format>`, or `xr:p<province index>` to offer it
+)
+PROVINCE_WORDS = {"tinh", "tỉnh", "province"}  # `/xuat tinh …`: the province roll-up
 MAX_COMMUNE_BUTTONS = 30
 MAX_OTHER_PERIODS = 7  # "another period" buttons under the offer (3 formats, incidents, notes: ≤ 12 in all)
 INCIDENTS_EXCEL = (
@@ -83,14 +90,17 @@ def _usage(
 @REGISTRY.command("xuat", "export", need=Need.POLICE)
 async def export_command(ctx: Ctx) -> None:
     """Offer (or send) the compiled report of a period: /xuat [XÃ] [BIỂU-MẪU] [KỲ] [excel|word|csv]."""
-    communes = visible_communes(ctx)
-    if not communes:
-        ctx.reply("export/refused.html")
-        return
     args = list(ctx.args)
     fmt = normalise_format(args[-1]) if args else None
     if fmt is not None:
         args.pop()
+    if args and normalize_name(args[0]) in PROVINCE_WORDS:
+        _province_command(ctx, args[1:], fmt)
+        return
+    communes = visible_communes(ctx)
+    if not communes:
+        ctx.reply("export/refused.html")
+        return
     commune = _match_commune(communes, args[0]) if args else None
     if commune is not None:
         args.pop(0)
@@ -120,8 +130,12 @@ def _pick_commune(ctx: Ctx, communes: list[Commune]) -> None:
     if len(communes) > MAX_COMMUNE_BUTTONS:
         _usage(ctx, communes=[c.code for c in communes])
         return
+    provinces = tuple(
+        (ReplyButton(render("export/rollup_province_button.html", province=p), f"{CB_ROLLUP}:p{i}"),)
+        for i, p in enumerate(supervised_provinces(ctx.actor))
+    )
     buttons = tuple((ReplyButton(c.name, f"{CB_COMMUNE}:{c.id}"),) for c in communes)
-    ctx.reply("export/pick_commune.html", buttons=buttons)
+    ctx.reply("export/pick_commune.html", buttons=provinces + buttons)
 
 
 def _offer(ctx: Ctx, commune: Commune, form: Any, period: Period) -> None:
@@ -290,3 +304,124 @@ def document_sender(chat_id: int, file: ExportFile, caption: str) -> Any:
         )
 
     return send
+
+
+# ---------------------------------------------------------------------------------------------- roll-up
+
+
+def _province_command(ctx: Ctx, args: list[str], fmt: str | None) -> None:
+    """`/xuat tinh [BIỂU-MẪU] [KỲ] [excel|word|csv]`: the roll-up of the province the sender supervises."""
+    provinces = supervised_provinces(ctx.actor)
+    if not provinces:
+        ctx.reply("export/rollup_refused.html")
+        audit.record(
+            ctx.session,
+            at=ctx.now,
+            actor=f"telegram:{ctx.actor.telegram_user_id}",
+            action="export.refused",
+            entity="province",
+            entity_id="",
+        )
+        return
+    if len(args) > 2:
+        _usage(ctx, code="too_many")
+        return
+    form_arg, period_arg = (args[0], args[1]) if len(args) == 2 else (None, args[0] if args else None)
+    _province_offer(ctx, provinces[0], form_arg, period_arg, fmt)
+
+
+def _province_offer(
+    ctx: Ctx, province: str, form_arg: str | None, period_arg: str | None, fmt: str | None
+) -> None:
+    try:
+        communes, form, period = resolve_rollup(ctx.session, province, form_arg, period_arg, ctx.now)
+    except ExportError as problem:
+        found = None
+        if form_arg is None and period_arg is not None:  # one word: a form id rather than a period code
+            with contextlib.suppress(ExportError):
+                found = resolve_rollup(ctx.session, province, period_arg, None, ctx.now)
+        if found is None:
+            ctx.reply("export/failed.html", form_gone="", commune=province, problem=problem.message)
+            return
+        communes, form, period = found
+    if fmt is not None:
+        _send_rollup(ctx, province, period, fmt)
+        return
+    buttons = (
+        tuple(
+            ReplyButton(render("export/button.html", fmt=f), f"{CB_ROLLUP}:{period.id}:{f}") for f in FORMATS
+        ),
+    )
+    ctx.reply(
+        "export/rollup_choose.html",
+        buttons=buttons,
+        province=province,
+        communes=len(communes),
+        form_title=form.title,
+        period_label=period.label,
+        period_code=period.code,
+    )
+
+
+@REGISTRY.callback(CB_ROLLUP, need=Need.POLICE)
+async def pick_rollup(ctx: Ctx) -> None:
+    """`xr:p<i>` offers the roll-up of the sender's i-th province; `xr:<period>:<format>` sends it."""
+    data = ctx.update.callback_query.data or ""
+    parts = data.split(":")
+    provinces = supervised_provinces(ctx.actor)
+    if len(parts) == 2 and parts[1].startswith("p"):
+        try:
+            province = provinces[int(parts[1][1:])]
+        except (ValueError, IndexError):
+            _refuse(ctx, data)
+            return
+        ctx.answer_callback("export/preparing.html")
+        _province_offer(ctx, province, None, None, None)
+        return
+    try:
+        period_id, fmt = int(parts[1]), parts[2]
+    except (ValueError, IndexError):
+        ctx.answer_callback("common/stale_button.html")
+        return
+    period = ctx.session.get(Period, period_id)
+    if period is None:
+        ctx.answer_callback("common/stale_button.html")
+        return
+    commune = ctx.session.get(Commune, period.commune_id)
+    province = commune.province if commune is not None else None
+    if province not in provinces or fmt not in FORMATS or len(parts) != 3:
+        _refuse(ctx, data)
+        return
+    ctx.answer_callback("export/preparing.html")
+    _send_rollup(ctx, province, period, fmt)
+
+
+def _send_rollup(ctx: Ctx, province: str, period: Period, fmt: str) -> None:
+    """Build the province's roll-up of `period`'s form and code now; send it after the commit."""
+    try:
+        communes, form, anchor = resolve_rollup(ctx.session, province, period.form_id, period.code, ctx.now)
+        file = build_rollup_export(
+            ctx.session, province, communes, form, anchor, fmt, ctx.now, default_tz=ctx.deps.settings.timezone
+        )
+    except ExportError as problem:
+        ctx.reply("export/failed.html", form_gone="", commune=province, problem=problem.message)
+        return
+    audit.record(
+        ctx.session,
+        at=ctx.now,
+        actor=f"telegram:{ctx.actor.telegram_user_id}",
+        action="export.province",
+        entity="period",
+        entity_id=anchor.id,
+        format=fmt,
+        province=province,
+        bytes=len(file.content),
+    )
+    caption = render(
+        "export/caption.html",
+        form_title=form.title,
+        commune=province,
+        period_label=anchor.label,
+        at=ctx.now.astimezone(ctx.deps.settings.timezone),
+    )
+    ctx.after_commit.append(document_sender(ctx.chat_id, file, caption))

@@ -11,6 +11,14 @@ from sqlmodel import Session, select
 from storage.models import Commune, CommuneForm, FormVersion, Period
 
 
+def provinces(session: Session) -> list[str]:
+    """The provinces that have an active commune, by name."""
+    rows = session.exec(
+        select(Commune.province).where(Commune.active, Commune.province.is_not(None)).distinct()  # type: ignore[union-attr]
+    ).all()
+    return sorted(p for p in rows if p)
+
+
 def province_forms(session: Session, province: str) -> list[tuple[str, str, int]]:
     """Periodic forms used in the province: (form id, title, a representative commune_form id), main first."""
     rows = session.exec(
@@ -58,4 +66,4 @@ def province_default(session: Session, province: str, form_id: str, now: datetim
     return session.get(Period, pick[2]) if pick else None
 
 
-__all__ = ["province_codes", "province_default", "province_forms"]
+__all__ = ["province_codes", "province_default", "province_forms", "provinces"]

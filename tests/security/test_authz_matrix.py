@@ -77,6 +77,7 @@ EXPECTED_NEEDS: dict[tuple[str, str], Need] = {
     ("callback", "xn"): Need.POLICE,
     ("callback", "hs"): Need.POLICE,  # a report's file sent again (the report's commune only)
     ("callback", "hz"): Need.POLICE,  # a period's files as one zip (the period's commune only)
+    ("callback", "xr"): Need.POLICE,  # the province roll-up export (a supervisor of that province only)
     ("message", "text"): Need.ANYONE,
     ("message", "unknown_command"): Need.ANYONE,
     ("message", "edited"): Need.ANYONE,
