@@ -68,6 +68,14 @@ def _elapsed_clock(start: datetime) -> Clock:
     return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
+def _not_sent(ticket: SendTicket | None, paid: PaidBroadcast | None) -> None:
+    """A granted send that was not made: its limiter slot freed, its paid message back in the budget."""
+    if ticket is not None:
+        ticket.answered()
+    if paid is not None:
+        paid.unused()
+
+
 def _short(err: BaseException | str) -> str:
     text = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
     return text[:ERROR_LEN]
@@ -291,20 +299,23 @@ class _Dispatch:
         last = index == count - 1
         while True:
             paid = await self._paid_for(row)
-            ticket = await self._acquire(chat_id, self.limiter if paid is None else paid.limiter)
-            if ticket is None or not await self._recovered():
-                if ticket is not None:
-                    ticket.answered()
-                if paid is not None:
-                    paid.unused()
+            ticket: SendTicket | None = None
+            try:
+                ticket = await self._acquire(chat_id, self.limiter if paid is None else paid.limiter)
+                ready = ticket is not None and await self._recovered()
+                held = ready and await self._hold_lease(row)
+            except BaseException:  # e.g. the database went away renewing the lease: nothing was sent
+                _not_sent(ticket, paid)
+                raise
+            if not ready:
+                _not_sent(ticket, paid)
                 with contextlib.suppress(Exception):  # else it goes again when its lease ends
                     await self._db(self._release_unsent, [row.id])
                 return self._result(row, SendOutcome.RELEASED, "dừng trước khi gửi")
-            if not await self._hold_lease(row):
-                ticket.answered()
-                if paid is not None:
-                    paid.unused()
+            if not held:
+                _not_sent(ticket, paid)
                 return self._result(row, SendOutcome.LOST, "đã có dispatcher khác giữ")
+            assert ticket is not None
             sending = asyncio.ensure_future(
                 self._send_and_mark(row, chat_id, step, index + 1, last, ticket, paid is not None)
             )
