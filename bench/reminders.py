@@ -16,6 +16,14 @@ switched off to measure throughput; the wave's duration at Telegram's 30 message
     .venv/bin/python bench/reminders.py                       # 100,000 heads, SQLite
     .venv/bin/python bench/reminders.py --heads 10000 --pg-url postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/reminders.py --plan-only           # planning only (fast)
+    .venv/bin/python bench/reminders.py --heads 3000 --rate 30            # limiter on, emulator's 30/s on
+    .venv/bin/python bench/reminders.py --heads 6000 --paid-rate 300 --paid-stars 1000 --concurrency 32
+
+With `--rate` or `--paid-rate` the limits are on, as in production: the emulator enforces Telegram's 30/s
+(and 1,000/s for sends with `allow_paid_broadcast`), our limiter runs at `--rate` (free) and, with
+`--paid-rate`, bulk rows go out as paid broadcasts (`bot.delivery.paid_broadcast`) under a cap of
+`--paid-stars` a day; the figures then include the wave's rate (successful sends a second, first to last,
+as the emulator saw them), its share of the configured rate, 429s, paid sends and duplicates.
 """
 
 from __future__ import annotations
@@ -185,8 +193,12 @@ def seed(url: str, heads: int, communes: int) -> dict[str, float]:
     return {"seed_s": time.perf_counter() - started}
 
 
-def serve_emulator(first: int, count: int) -> None:
-    """Child process: the emulator with `count` started users; prints its url, runs until stdin closes."""
+def serve_emulator(first: int, count: int, flood: bool = False) -> None:
+    """Child process: the emulator with `count` started users (Telegram's flood limits on if `flood`, 30/s and
+    1,000/s paid, nothing per chat); prints its url, runs until stdin closes, then prints its figures."""
+    from collections import Counter
+
+    from bot.emulator.limits import FloodLimits
     from bot.emulator.server import EmulatorServer
 
     server = EmulatorServer(token=TOKEN)
@@ -194,12 +206,26 @@ def serve_emulator(first: int, count: int) -> None:
         server.add_user(uid, f"Trưởng thôn {uid}")
         server.send_text(uid, "/start")
     server.drop_pending_updates()
+    if flood:
+        server.set_flood_control(FloodLimits(per_chat_per_second=None, per_group_per_minute=None))
     server.start_in_thread()
     print(server.url, flush=True)
     sys.stdin.read()
     stats = server.stats()
-    ok = sum(1 for r in server.requests if r.method == "sendMessage" and r.status == 200)
-    print(json.dumps({"send_ok": ok, "requests": stats["requests"]}), flush=True)
+    sends = [r for r in server.requests if r.method == "sendMessage"]
+    ok = [r for r in sends if r.status == 200]
+    times = sorted(r.time for r in ok)
+    per_chat = Counter(int(r.params["chat_id"]) for r in ok)
+    figures = {
+        "send_ok": len(ok),
+        "requests": stats["requests"],
+        "send_429": sum(1 for r in sends if r.status == 429),
+        "paid_sends": server.counters["paid_broadcast"],
+        "stars": server.counters["paid_broadcast"] / 10,
+        "duplicates": sum(1 for n in per_chat.values() if n > 1),
+        "wave_rate": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
+    }
+    print(json.dumps(figures), flush=True)
     server.stop_thread()
 
 
@@ -211,10 +237,10 @@ class Emulator:
     url: str
 
     @classmethod
-    def start(cls, count: int) -> Emulator:
-        """Start it with `count` users and wait for its url."""
+    def start(cls, count: int, *, flood: bool = False) -> Emulator:
+        """Start it with `count` users (flood limits on if `flood`) and wait for its url."""
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-emulator", str(FIRST_UID), str(count)],
+            [sys.executable, __file__, "--serve-emulator", str(FIRST_UID), str(count), str(int(flood))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -247,8 +273,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(url: str, heads: int, *, plan_only: bool, render_kind: str, concurrency: int) -> dict[str, Any]:
-    """Plan (twice: new rows, then the idempotent re-plan every tick does) and dispatch the wave."""
+def measure(
+    url: str,
+    heads: int,
+    *,
+    plan_only: bool,
+    render_kind: str,
+    concurrency: int,
+    rate: int | None = None,
+    paid_rate: int | None = None,
+    paid_stars: int = 0,
+) -> dict[str, Any]:
+    """Plan (twice: new rows, then the idempotent re-plan every tick does) and dispatch the wave (limits off,
+    or our limiter at `rate` and the emulator's on; with `paid_rate`, as paid broadcasts)."""
     from sqlalchemy import func, select
     from telegram import Bot
     from telegram.request import HTTPXRequest
@@ -277,7 +314,8 @@ def measure(url: str, heads: int, *, plan_only: bool, render_kind: str, concurre
         engine.dispose()
         return out
 
-    emulator = Emulator.start(heads)
+    limited = rate is not None or paid_rate is not None
+    emulator = Emulator.start(heads, flood=limited)
     render = render_outbox
     if render_kind == "simple":
         from bot.reminders.content import Outgoing
@@ -286,16 +324,28 @@ def measure(url: str, heads: int, *, plan_only: bool, render_kind: str, concurre
             return Outgoing("⏰ <b>Nhắc báo cáo</b>", ((("Làm báo cáo", f"rp:{row.period_id}"),),))
 
     async def run() -> Any:
+        from zoneinfo import ZoneInfo
+
+        from bot.delivery.paid_broadcast import PAID_BATCH, PaidBroadcast
+
         request = HTTPXRequest(connection_pool_size=concurrency + 4, read_timeout=30, write_timeout=30)
+        limits = SendLimits(rate, None, None) if limited else SendLimits(None, None, None)
+        paid = None
+        if paid_rate is not None:
+            paid = PaidBroadcast(
+                engine, rate=paid_rate, max_stars=paid_stars, timezone=ZoneInfo("Asia/Ho_Chi_Minh")
+            )
         async with Bot(TOKEN, base_url=f"{emulator.url}/bot", request=request) as bot:
             return await dispatch_due(
                 engine,
                 bot,
                 NOW,
                 render=render,
-                limiter=RateLimiter(SendLimits(None, None, None)),
+                limiter=RateLimiter(limits),
                 worker_id="bench",
                 concurrency=concurrency,
+                batch=PAID_BATCH if paid is not None else 30,
+                paid=paid,
             )
 
     try:
@@ -308,6 +358,14 @@ def measure(url: str, heads: int, *, plan_only: bool, render_kind: str, concurre
         engine.dispose()
     out["sent"] = sent.sent
     out["emulator_send_ok"] = emu.get("send_ok")
+    if limited:
+        configured = paid_rate if paid_rate is not None else rate
+        out["limits"] = {"rate": rate, "paid_rate": paid_rate, "paid_stars": paid_stars}
+        out["wave_rate"] = round(emu["wave_rate"], 2)
+        out["wave_rate_share"] = round(emu["wave_rate"] / configured, 3) if configured else None
+        for key in ("send_429", "paid_sends", "stars", "duplicates"):
+            out[key] = emu[key]
+        out["flood_waits"] = sent.flood_waits
     out["other_outcomes"] = {o: sent.count(o) for o in ("failed", "obsolete", "retry", "lost")}
     out["dispatch_cpu_ms_per_msg"] = out["dispatch_cpu_s"] * 1000 / max(1, sent.sent)
     out["dispatch_wall_ms_per_msg"] = out["dispatch_wall_s"] * 1000 / max(1, sent.sent)
@@ -372,8 +430,8 @@ def _pg_database(pg_url: str) -> tuple[str, Any]:
 
 def main() -> int:
     """Parse arguments, seed, measure, print JSON."""
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve-emulator":
-        serve_emulator(int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve-emulator":
+        serve_emulator(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1")
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heads", type=int, default=100_000)
@@ -382,6 +440,11 @@ def main() -> int:
     parser.add_argument("--plan-only", action="store_true")
     parser.add_argument("--render", choices=("real", "simple"), default="real")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=int, help="limits on: our free rate (the emulator enforces 30/s)")
+    parser.add_argument("--paid-rate", type=int, help="limits on, bulk rows as paid broadcasts at this rate")
+    parser.add_argument(
+        "--paid-stars", type=int, default=100_000, help="the day's cap in Stars (--paid-rate)"
+    )
     args = parser.parse_args()
     communes = args.communes or max(1, args.heads // 100)
 
@@ -409,6 +472,9 @@ def main() -> int:
                 plan_only=args.plan_only,
                 render_kind=args.render,
                 concurrency=args.concurrency,
+                rate=args.rate if args.rate is not None or args.paid_rate is None else TELEGRAM_RATE,
+                paid_rate=args.paid_rate,
+                paid_stars=args.paid_stars,
             ),
         }
     finally:

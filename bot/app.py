@@ -13,6 +13,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.clock import Clock, system_clock
 from bot.config import Settings
+from bot.delivery.paid_broadcast import PAID_CONCURRENCY
 from bot.delivery.ratelimit import RateLimiter, SendLimits
 from bot.deps import Deps
 from bot.handlers import Registry, load_all
@@ -86,8 +87,8 @@ def build_application(
     return application
 
 
-def bot_api_request(settings: Settings, *, long_poll: bool = False) -> BaseRequest:
-    """A Bot API connection pool: 8 connections, a send waits up to 5 s for a free one; for getUpdates
+def bot_api_request(settings: Settings, *, long_poll: bool = False, connections: int = 8) -> BaseRequest:
+    """A Bot API connection pool: `connections` (8), a send waits up to 5 s for a free one; for getUpdates
     (`long_poll`) one connection whose reads may last the whole poll.
 
     aiohttp by default (`bot/telegram_request.py`: about a quarter of httpx's CPU a call), httpx with
@@ -99,7 +100,7 @@ def bot_api_request(settings: Settings, *, long_poll: bool = False) -> BaseReque
     if long_poll:
         size, timeouts = 1, {"connect_timeout": 10, "read_timeout": 40}
     else:
-        size = 8
+        size = connections
         timeouts = {"pool_timeout": 5, "connect_timeout": 10, "read_timeout": 20, "write_timeout": 20}
     tls = tls_context(settings.ca_file, settings.ca_dir)  # SSL_CERT_FILE / SSL_CERT_DIR, else certifi's
     if settings.http_client == "httpx":
@@ -122,7 +123,8 @@ async def _reminder_bot(application: Application) -> ExtBot[Any]:
     settings = application.bot_data["deps"].settings
     if not application.bot_data.get(OWN_REMINDER_POOL_KEY) or settings.tick_seconds <= 0:
         return application.bot  # tests' recording request, or no reminders at all
-    request = bot_api_request(settings)
+    # paid broadcasts keep PAID_CONCURRENCY sends in flight (hundreds a second at Telegram's round trips)
+    request = bot_api_request(settings, connections=PAID_CONCURRENCY if settings.paid_broadcast else 8)
     bot: ExtBot[Any] = ExtBot(
         settings.require_token(),
         base_url=settings.base_url,

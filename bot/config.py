@@ -22,6 +22,7 @@ SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")  # Telegram allows 1-256 of t
 DEFAULT_LISTEN = ("127.0.0.1", 8080)
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 LOG_FORMATS = ("text", "json")
+PAID_BROADCAST_MAX_RATE = 1000  # messages a second Telegram allows with allow_paid_broadcast
 
 
 class ConfigError(Exception):
@@ -60,6 +61,9 @@ class Settings:
         15.0  # BAOCAO_DB_LOCK_TIMEOUT: seconds to wait for a lock (both; SQLite's busy timeout)
     )
     update_timeout: float = 20.0  # BAOCAO_UPDATE_TIMEOUT: seconds an update's database work may take
+    paid_broadcast: bool = False  # BAOCAO_PAID_BROADCAST: bulk sends as paid broadcasts (0.1 Star each)
+    paid_broadcast_rate: int = PAID_BROADCAST_MAX_RATE  # BAOCAO_PAID_BROADCAST_RATE: messages a second
+    paid_broadcast_max_stars: int = 0  # BAOCAO_PAID_BROADCAST_MAX_STARS: Stars a day at most (required)
 
     @property
     def db_options(self) -> dict[str, float]:
@@ -296,6 +300,40 @@ def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
     return value
 
 
+def _check_paid_broadcast(environ: Mapping[str, str]) -> tuple[bool, int, int]:
+    """BAOCAO_PAID_BROADCAST (on/off), its rate (1–1000 a second) and its daily cap in Stars (required when on)."""
+    raw = (environ.get("BAOCAO_PAID_BROADCAST") or "").strip().lower()
+    if raw in {"", "0", "off", "no", "false"}:
+        return False, PAID_BROADCAST_MAX_RATE, 0
+    if raw not in {"1", "on", "yes", "true"}:
+        raise ConfigError(f"BAOCAO_PAID_BROADCAST={raw!r} không hợp lệ: đặt 1 (bật) hoặc 0 (tắt).")
+    rate = _whole(
+        "BAOCAO_PAID_BROADCAST_RATE", environ.get("BAOCAO_PAID_BROADCAST_RATE"), PAID_BROADCAST_MAX_RATE
+    )
+    if not 1 <= rate <= PAID_BROADCAST_MAX_RATE:
+        raise ConfigError(
+            f"BAOCAO_PAID_BROADCAST_RATE={rate}: Telegram cho phép từ 1 đến {PAID_BROADCAST_MAX_RATE} tin/giây."
+        )
+    stars = _whole("BAOCAO_PAID_BROADCAST_MAX_STARS", environ.get("BAOCAO_PAID_BROADCAST_MAX_STARS"), None)
+    if stars < 1:
+        raise ConfigError(
+            "BAOCAO_PAID_BROADCAST_MAX_STARS: đặt số Telegram Stars tối đa được chi mỗi ngày (mỗi tin 0,1 Star), "
+            "ví dụ 1000 cho 10.000 tin."
+        )
+    return True, rate, stars
+
+
+def _whole(name: str, raw: str | None, default: int | None) -> int:
+    """A whole number setting (`default` when empty; None: required)."""
+    value = (raw or "").strip()
+    if not value and default is not None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} không hợp lệ: cần một số nguyên.") from None
+
+
 def _check_templates_dir(raw: str | None) -> str | None:
     value = (raw or "").strip()
     if value and not Path(value).is_dir():
@@ -310,6 +348,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
     webhook_url = _check_webhook_url(environ.get("BAOCAO_WEBHOOK_URL"))
     listen_host, listen_port = _check_listen(environ.get("BAOCAO_LISTEN")) or DEFAULT_LISTEN
+    paid = _check_paid_broadcast(environ)
     return Settings(
         token=_check_token(environ.get("TELEGRAM_BOT_TOKEN")),
         api_url=_check_api_url(environ.get("TELEGRAM_API_URL")),
@@ -357,6 +396,9 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         update_timeout=_check_seconds(
             "BAOCAO_UPDATE_TIMEOUT", environ.get("BAOCAO_UPDATE_TIMEOUT"), 20.0, minimum=1, zero_ok=False
         ),
+        paid_broadcast=paid[0],
+        paid_broadcast_rate=paid[1],
+        paid_broadcast_max_stars=paid[2],
     )
 
 

@@ -401,3 +401,13 @@ class PendingNote(SQLModel, table=True):
     period_id: int = Field(foreign_key="period.id")
     part: str = Field(max_length=12)
     at: datetime
+
+
+class PaidBroadcastDay(SQLModel, table=True):
+    """Paid broadcast messages (0.1 Telegram Star each) reserved on one day (BAOCAO_TIMEZONE): the spending cap
+    survives restarts. A count of reservations: never less than what was sent."""
+
+    __tablename__ = "paid_broadcast_day"
+
+    day: str = Field(max_length=10, primary_key=True)  # YYYY-MM-DD, local
+    messages: int = Field(default=0)

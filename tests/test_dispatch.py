@@ -28,7 +28,7 @@ from bot.config import settings_from
 from bot.delivery.dispatcher import dispatch_due, plan_now
 from bot.delivery.outbox import BACKOFF_CAP, retry_delay
 from bot.delivery.outbox import SendOutcome as Outcome
-from bot.delivery.ratelimit import ManualTime, RateLimiter
+from bot.delivery.ratelimit import ManualTime, RateLimiter, SendTicket
 from bot.emulator.limits import FaultPlan, FloodLimits
 from bot.emulator.server import EmulatorServer
 from bot.reminders.content import render_outbox
@@ -196,16 +196,17 @@ async def test_rows_for_one_chat_are_a_second_apart(engine, server, tg, vtime) -
     add_rows(engine, [{"chat_id": chat, "key": f"k{i}"} for i in range(4)])
     granted: list[float] = []
     limiter = RateLimiter(clock=vtime.clock, sleep=vtime.sleep)
-    real_acquire = limiter.acquire
+    real_acquire = limiter.acquire_send
 
-    async def acquire(chat_id: int) -> float:
-        waited = await real_acquire(chat_id)
+    async def acquire_send(chat_id: int) -> SendTicket:
+        ticket = await real_acquire(chat_id)
         granted.append(vtime.now)
-        return waited
+        return ticket
 
-    limiter.acquire = acquire  # type: ignore[method-assign]
+    limiter.acquire_send = acquire_send  # type: ignore[method-assign]
     report = await dispatch(engine, tg, limiter)
     assert report.sent == 4 and delivered(server) == Counter({chat: 4})
+    assert len(granted) == 4
     granted.sort()
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(granted))
 

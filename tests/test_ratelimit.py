@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.delivery.ratelimit import ManualTime, RateLimiter, SendLimits
+from bot.delivery.ratelimit import IN_FLIGHT_POLL, ManualTime, RateLimiter, SendLimits
 
 
 class VirtualTime:
@@ -213,3 +213,23 @@ async def test_idle_chat_windows_are_dropped() -> None:
         await limiter.acquire(chat)
         mt.advance(0.01)
     assert limiter.tracked_chats() < 1200  # pruned every 1024 sends, not 5000 kept
+
+
+async def test_a_ticketed_send_holds_a_slot_in_flight_and_counts_from_its_answer() -> None:
+    vt = ManualTime(0.0)
+    lim = SendLimits(
+        global_per_second=2, per_chat_per_second=None, per_group_per_minute=None, reply_memory=0.0
+    )
+    limiter = RateLimiter(lim, clock=vt.clock, sleep=vt.sleep)
+    first, second = await limiter.acquire_send(1), await limiter.acquire_send(2)
+    assert limiter.in_flight == 2 and limiter.delay(3) == IN_FLIGHT_POLL  # both slots held until answered
+    vt.advance(0.3)
+    first.answered()
+    first.answered()  # once only
+    assert limiter.in_flight == 1 and limiter.delay(3) == pytest.approx(1.0 + lim.answer_margin)
+    vt.advance(0.2)
+    second.answered()
+    assert limiter.delay(3) == pytest.approx(0.81)
+    vt.advance(0.81)  # a second and the answer margin after the first answer, not after its grant + 1.05
+    assert limiter.delay(3) == 0
+    assert limiter.try_acquire(3) == 0 and limiter.delay(4) > 0  # the second's slot is still counted

@@ -17,10 +17,8 @@ from bot.cli.parser import EXIT_USAGE
 from bot.clock import system_clock
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
-from bot.services.accounts import AccountError, find_commune
-from bot.texts.templates import Renderer, use_renderer
-from storage.copy import safe_url
 from storage.db import make_engine, upgrade
+from storage.schema_version import at_head
 
 DB_URL_FALLBACK = "DATABASE_URL"  # how messages name a DATABASE_URL that cannot be read as a URL
 
@@ -36,11 +34,19 @@ class CliError(Exception):
 
 
 def open_engine(settings: Settings) -> Engine:
-    """The engine of DATABASE_URL, migrated to the newest revision; CliError (exit 2) if unreachable."""
+    """The engine of DATABASE_URL, migrated to the newest revision; CliError (exit 2) if unreachable.
+
+    A database already at the shipped head is not handed to Alembic (its imports are most of a short
+    command's start-up); any other state runs the real upgrade.
+    """
     engine = make_engine(settings.database_url, **settings.db_options)
+    if at_head(engine):
+        return engine
     try:
         upgrade(engine)
     except DatabaseError as exc:
+        from storage.copy import safe_url  # only on this error path: it imports Alembic
+
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         if _damaged(reason):
             raise CliError(
@@ -78,14 +84,18 @@ def parse_at(raw: str | None, settings: Settings) -> datetime:
 
 def commune_id(session: Session, ref: str | None) -> int | None:
     """The id of the commune named by `--commune` (code or name), None when not given."""
-    return find_commune(session, ref).id if ref else None
+    if not ref:
+        return None
+    from bot.services.accounts import find_commune  # the accounts service imports the forms engine
+
+    return find_commune(session, ref).id
 
 
 def execute(args: argparse.Namespace, command: Command) -> int:
     """Load the settings, set up texts and logging, run `command`; its errors become one line and a code."""
     try:
         settings = load_settings(args.env_file)
-        use_renderer(Renderer(settings.templates_dir))  # every command that renders a text sees them
+        _install_renderer(settings.templates_dir)
         configure_logging(
             settings.log_format, verbose=args.verbose, secrets=(settings.token, settings.webhook_secret)
         )
@@ -93,8 +103,29 @@ def execute(args: argparse.Namespace, command: Command) -> int:
     except ConfigError as exc:
         print(f"Lỗi cấu hình: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (CliError, AccountError) as exc:
+    except CliError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
-        return getattr(exc, "code", 1)
+        return exc.code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _account_error(exc):
+            raise
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 1)
+
+
+def _install_renderer(templates_dir: str | None) -> None:
+    """Install the deployment's texts for every command that renders one; Jinja2 is not imported for those
+    that do not (a renderer imported later starts as `Renderer(None)`, which is what it would be given)."""
+    if templates_dir is None and "bot.texts.templates" not in sys.modules:
+        return
+    from bot.texts.templates import Renderer, use_renderer
+
+    use_renderer(Renderer(templates_dir))
+
+
+def _account_error(exc: Exception) -> bool:
+    """Whether `exc` is the accounts service's AccountError (only possible once that module was imported)."""
+    accounts = sys.modules.get("bot.services.accounts")
+    return accounts is not None and isinstance(exc, accounts.AccountError)

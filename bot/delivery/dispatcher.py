@@ -39,7 +39,8 @@ from bot.delivery.outbox import (
     message_steps,
     retry_delay,
 )
-from bot.delivery.ratelimit import RateLimiter
+from bot.delivery.paid_broadcast import PaidBroadcast
+from bot.delivery.ratelimit import RateLimiter, SendTicket
 from bot.delivery.telegram_send import retry_seconds, send_part
 from storage.db import session_scope
 from storage.models import Outbox, OutboxStatus
@@ -67,6 +68,14 @@ def _elapsed_clock(start: datetime) -> Clock:
     return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
+def _not_sent(ticket: SendTicket | None, paid: PaidBroadcast | None) -> None:
+    """A granted send that was not made: its limiter slot freed, its paid message back in the budget."""
+    if ticket is not None:
+        ticket.answered()
+    if paid is not None:
+        paid.unused()
+
+
 def _short(err: BaseException | str) -> str:
     text = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
     return text[:ERROR_LEN]
@@ -92,8 +101,10 @@ class _Dispatch:
         max_seconds: float | None,
         db_threads: bool,
         only: list[int] | None = None,
+        paid: PaidBroadcast | None = None,
     ) -> None:
         self.db_threads = db_threads
+        self.paid = paid  # bulk kinds go out as paid broadcasts while today's Stars last
         self.only = only  # claim just these rows, once
         # the marks' autocommit connection, used on the event loop only (no queue between Telegram's ok and
         # the commit); each mark bounded by the watchdog, so a hung database cannot stall the loop for long
@@ -110,6 +121,7 @@ class _Dispatch:
         self.blocked: set[int] = set()
         self.exhausted = False
         self.claim_lock = asyncio.Lock()
+        self.prefetch: asyncio.Future[None] | None = None  # the next batch claimed while the last rows go
         self.ledger = ledger_for(engine)  # what this process sent and could not record yet; the circuit
         self.stop_seen: float | None = None
 
@@ -122,7 +134,12 @@ class _Dispatch:
         finally:
             for task in workers:
                 task.cancel()
+            if self.prefetch is not None and not self.prefetch.done():
+                with contextlib.suppress(BaseException):
+                    await self.prefetch  # its rows join the queue and are handed back below
             self._close_mark_connection()
+            if self.paid is not None:
+                await self.paid.close(self._db)
             leftover = list(self.queue)
             self.queue.clear()
             if leftover:
@@ -148,30 +165,51 @@ class _Dispatch:
         """The next claimed row (claiming a batch when none is left); None when done or stopping.
 
         Nothing is claimed or handed out while the circuit is open: the marks kept in memory are recorded
-        first (`_recovered`).
+        first (`_recovered`). When few rows are left, the next batch is claimed in the background while they
+        go out, so the senders do not stand idle for a claim's round trip at every batch (a wave kept the
+        limiter's slots empty for one claim a second).
         """
         while not self._stopping():
             if not await self._recovered():
                 return None
-            if not self.queue and not self.exhausted:
-                async with self.claim_lock:
-                    if not self.queue and not self.exhausted and not self._stopping():
-                        if self.deadline is not None and time.monotonic() >= self.deadline:
-                            self.exhausted = True
-                            self.report.more = True
-                        else:
-                            try:
-                                rows = await self._db(self._claim)
-                            except Exception as err:
-                                if not is_outage(err):
-                                    raise
-                                self.ledger.trip(err)
-                                continue
-                            self.report.claimed += len(rows)
-                            self.queue.extend(rows)
-                            self.exhausted = not rows or self.only is not None
+            if (
+                self.queue
+                and len(self.queue) <= self.concurrency
+                and not self.exhausted
+                and self.only is None
+                and (self.prefetch is None or self.prefetch.done())
+                and not self.claim_lock.locked()
+            ):
+                self.prefetch = asyncio.ensure_future(self._claim_more(background=True))
+            if not self.queue and not self.exhausted and await self._claim_more(background=False):
+                continue  # the database went away: wait for it (`_recovered`), then claim again
             return self.queue.popleft() if self.queue and not self._stopping() else None
         return None
+
+    async def _claim_more(self, *, background: bool) -> bool:
+        """Claim the next batch into the queue (unless another claim filled it or the run is over); True when
+        the database went away (the circuit is open)."""
+        async with self.claim_lock:
+            if self.exhausted or self._stopping() or (self.queue and not background):
+                return False
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.exhausted = True
+                self.report.more = True
+                return False
+            try:
+                rows = await self._db(self._claim)
+            except Exception as err:
+                if background and not is_outage(err):  # the next claim in the foreground raises it
+                    log.warning("claiming the next batch failed: %s", _short(err))
+                    return False
+                if not is_outage(err):
+                    raise
+                self.ledger.trip(err)
+                return True
+            self.report.claimed += len(rows)
+            self.queue.extend(rows)
+            self.exhausted = not rows or self.only is not None
+            return False
 
     async def _recovered(self) -> bool:
         """Wait until the kept marks are recorded and the database answers; False when stopping first."""
@@ -260,21 +298,37 @@ class _Dispatch:
         floods = 0
         last = index == count - 1
         while True:
-            if not await self._acquire(chat_id) or not await self._recovered():
+            paid = await self._paid_for(row)
+            ticket: SendTicket | None = None
+            try:
+                ticket = await self._acquire(chat_id, self.limiter if paid is None else paid.limiter)
+                ready = ticket is not None and await self._recovered()
+                held = ready and await self._hold_lease(row)
+            except BaseException:  # e.g. the database went away renewing the lease: nothing was sent
+                _not_sent(ticket, paid)
+                raise
+            if not ready:
+                _not_sent(ticket, paid)
                 with contextlib.suppress(Exception):  # else it goes again when its lease ends
                     await self._db(self._release_unsent, [row.id])
                 return self._result(row, SendOutcome.RELEASED, "dừng trước khi gửi")
-            if not await self._hold_lease(row):
+            if not held:
+                _not_sent(ticket, paid)
                 return self._result(row, SendOutcome.LOST, "đã có dispatcher khác giữ")
-            sending = asyncio.ensure_future(self._send_and_mark(row, chat_id, step, index + 1, last))
+            assert ticket is not None
+            sending = asyncio.ensure_future(
+                self._send_and_mark(row, chat_id, step, index + 1, last, ticket, paid is not None)
+            )
             answer = await asyncio.shield(sending)
             if isinstance(answer, DispatchResult):
                 return answer
             if answer is None:
                 return chat_id
             err = answer
+            if paid is not None:
+                paid.unused()  # Telegram charges only for messages it delivered
             if isinstance(err, RetryAfter):
-                self.limiter.pause(retry_seconds(err))
+                (self.limiter if paid is None else paid.limiter).pause(retry_seconds(err))
                 self.report.flood_waits += 1
                 metrics.record_429()
                 floods += 1
@@ -311,24 +365,34 @@ class _Dispatch:
             self.report.unmarked += 1
         return self._result(row, SendOutcome.SENT, chat_id=chat_id)
 
-    async def _acquire(self, chat_id: int) -> bool:
-        """Wait for the limiter; False when a stop was asked for first."""
+    async def _paid_for(self, row: Claimed) -> PaidBroadcast | None:
+        """The paid broadcast setting when this row goes out paid: a bulk kind (never a stored alert or notice,
+        never `send_now`'s urgent rows) while today's Stars last; None: the free rate."""
+        paid = self.paid
+        if paid is None or self.only is not None or row.kind in STORED_KINDS:
+            return None
+        return paid if await paid.take(self._db) else None
+
+    async def _acquire(self, chat_id: int, limiter: RateLimiter) -> SendTicket | None:
+        """Wait for `limiter`; its ticket (answer it once Telegram did), None when a stop was asked for first."""
         if self.stop is None:
-            await self.limiter.acquire(chat_id)
-            return True
+            return await limiter.acquire_send(chat_id)
         if self.stop.is_set():
-            return False
-        acquiring = asyncio.ensure_future(self.limiter.acquire(chat_id))
+            return None
+        acquiring = asyncio.ensure_future(limiter.acquire_send(chat_id))
         stopping = asyncio.ensure_future(self.stop.wait())
         try:
             await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
         if acquiring.done() and not acquiring.cancelled():
-            acquiring.result()
-            return not self.stop.is_set()
+            ticket = acquiring.result()
+            if self.stop.is_set():
+                ticket.answered()  # granted but not sent
+                return None
+            return ticket
         acquiring.cancel()
-        return False
+        return None
 
     async def _hold_lease(self, row: Claimed) -> bool:
         until = self.leases.get(row.id, row.claimed_until)
@@ -338,9 +402,18 @@ class _Dispatch:
         return renewed
 
     async def _send_and_mark(
-        self, row: Claimed, chat_id: int, step: SendStep, parts_done: int, last: bool
+        self,
+        row: Claimed,
+        chat_id: int,
+        step: SendStep,
+        parts_done: int,
+        last: bool,
+        ticket: SendTicket,
+        paid: bool = False,
     ) -> DispatchResult | TelegramError | None:
         """The critical section: the request, then at once the commit (run shielded).
+
+        The limiter's slot is stamped when Telegram answers (`ticket`); `paid` sends it as a paid broadcast.
 
         The last part is followed by the `sent` mark (its result returned); any other part by the
         number of parts sent, stored in the row's payload (None returned), so a retry after a crash or
@@ -356,9 +429,12 @@ class _Dispatch:
                 markup=step.markup,
                 photo_id=step.photo_id,
                 location=step.location,
+                paid=paid,
             )
         except TelegramError as err:
             return err
+        finally:
+            ticket.answered()
         ok_at = time.perf_counter()
         if not last:
             if await self._progress_retrying(row, parts_done, ok_at) is None:
@@ -594,12 +670,14 @@ async def dispatch_due(
     max_attempts: int = MAX_ATTEMPTS,
     max_seconds: float | None = None,
     db_threads: bool = True,
+    paid: PaidBroadcast | None = None,
 ) -> DispatchReport:
     """Send every outbox row due by `now` (and any that fall due while it runs) exactly once; see module doc.
 
     `clock` gives the times written to the database (default: `now` moved on by the real time
     elapsed); `stop` ends the run gracefully; `max_seconds` stops claiming after that long
-    (`report.more` then says rows may be left).
+    (`report.more` then says rows may be left); `paid` sends bulk kinds as paid broadcasts
+    (BAOCAO_PAID_BROADCAST) at its own rate while its daily Stars last.
     """
     if now.tzinfo is None:
         raise ValueError("dispatch_due needs an aware datetime")
@@ -617,6 +695,7 @@ async def dispatch_due(
         max_attempts=max_attempts,
         max_seconds=max_seconds,
         db_threads=db_threads,
+        paid=paid,
     )
     return await run.run()
 

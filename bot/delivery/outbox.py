@@ -13,17 +13,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
-from telegram import InlineKeyboardMarkup
 
-from bot.delivery.telegram_send import inline_keyboard
 from storage import audit
 from storage.models import Outbox, OutboxStatus, Person, PoliceChat, Village
 from storage.outbox_claims import OUTBOX, Claimed
+
+if TYPE_CHECKING:  # python-telegram-bot is imported when a message is sent, not when one is queued
+    from telegram import InlineKeyboardMarkup
 
 BACKOFF_BASE: Final = timedelta(seconds=30)
 BACKOFF_CAP: Final = timedelta(hours=1)
@@ -127,6 +128,8 @@ def stored_steps(
 
 def render_stored(row: Outbox) -> Stored | None:
     """The message of a stored-kind row as written, the actor's name put in (None when it holds no step)."""
+    from bot.delivery.telegram_send import inline_keyboard
+
     steps = []
     name = str((row.payload or {}).get("by_name", ""))
     for raw in (row.payload or {}).get("steps", ()):
@@ -149,6 +152,8 @@ def message_steps(out: Outgoing) -> list[SendStep]:
     message's steps as they are."""
     if isinstance(out, Stored):
         return list(out.steps)
+    from bot.delivery.telegram_send import inline_keyboard
+
     photos = tuple(getattr(out, "photos", ()) or ())
     texts = tuple(getattr(out, "texts", ()) or ()) or (out.text,)
     markup = inline_keyboard(out.buttons)

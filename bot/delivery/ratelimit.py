@@ -2,6 +2,14 @@
 `RateLimiter` (`acquire` for bulk senders, `note_reply` for interactive replies, `pause`), `SendLimits`, and
 `ManualTime` for tests in virtual time.
 
+The global window of a bulk send taken with `acquire_send` is stamped when Telegram answers (its
+`SendTicket.answered()`), not when it was granted: Telegram counted the request at some moment between the
+two, so a send granted `1 s + answer_margin` after the previous one's answer reaches Telegram more than a
+second after it whatever the network's jitter, and the window needs no margin for jitter. A slot stays taken
+while its request is in flight. Stamping at the grant (`acquire`, `try_acquire`) needs `margin` (0.05 s)
+against jitter, which caps a wave at 30 / 1.05 = 95.2 % of the limit before any 429 (each one pauses every
+sender for a second): the reminder waves measured 0.93–0.95 of 30/s that way.
+
 Interactive replies go first: they never wait here, they are only counted (`note_reply`), and bulk senders
 (reminders, pushes, outbox) leave them headroom in the shared global window. While replies were seen in the
 last `reply_memory` seconds, bulk sends may fill at most `global − reserve` of a window, the reserve being
@@ -29,6 +37,7 @@ LIMITER_KEY = "send_limiter"  # the application's shared limiter, in bot_data (b
 RESERVE_ENV = "BAOCAO_REPLY_RESERVE"  # the reply floor, or "off" (replies neither counted nor reserved)
 _QUARTERS = 4  # reply buckets a second
 _PRUNE_EVERY = 1024  # sends between sweeps of idle per-chat windows
+IN_FLIGHT_POLL = 0.005  # seconds between looks while every free slot is a send in flight
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class SendLimits:
     reply_memory: float = 60.0  # seconds a reply keeps the headroom on (0: never reserve)
     reply_peak_seconds: int = 10  # the reserve follows the busiest second of replies this far back
     bulk_share: float = 0.1  # bulk always keeps at least this share of the global limit (at least 1)
+    answer_margin: float = 0.01  # seconds added to the global window of a send stamped at its answer
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SendLimits:
@@ -82,9 +92,10 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         lim = self.limits
-        self._global: deque[float] | None = (
-            deque(maxlen=lim.global_per_second) if lim.global_per_second else None
-        )
+        # when each counted bulk send leaves the global window (appended in time order), and the sends
+        # granted with a ticket whose answer has not come yet (they hold a slot until it does)
+        self._global: deque[float] | None = deque() if lim.global_per_second else None
+        self._in_flight = 0
         self._chats: dict[int, deque[float]] = {}
         self._groups: dict[int, deque[float]] = {}
         # replies: their send times (a window's worth) and replies per quarter second (reply_peak_seconds' worth)
@@ -127,13 +138,20 @@ class RateLimiter:
 
     def try_acquire(self, chat_id: int) -> float:
         """Count a send to `chat_id` if allowed now and return 0, else return the seconds to wait."""
+        return self._try(chat_id, ticket=False)
+
+    def _try(self, chat_id: int, *, ticket: bool) -> float:
+        """Count a send if allowed now (0), else the seconds to wait; a ticketed send holds an in-flight slot."""
         wait = self.delay(chat_id)
         if wait > 0:
             return wait
         now = self._clock()
         lim = self.limits
         if self._global is not None:
-            self._global.append(now)
+            if ticket:
+                self._in_flight += 1
+            else:
+                self._global.append(now + 1.0 + lim.margin)
         if lim.per_chat_per_second:
             window = self._chats.get(chat_id)
             if window is None:
@@ -190,15 +208,41 @@ class RateLimiter:
 
     def _global_wait(self, limit: int, now: float) -> float:
         """Seconds until the bulk sends in the global window leave room for one more beside the reserve."""
-        assert self._global is not None
-        span = 1.0 + self.limits.margin
+        window = self._global
+        assert window is not None
+        while window and window[0] <= now:
+            window.popleft()
         allowed = limit - self.reserve()  # at least 1 (bulk_share)
-        since = now - span
-        recent = [t for t in self._global if t > since]
-        excess = len(recent) - allowed + 1  # how many of the oldest must leave the window first
+        excess = len(window) + self._in_flight - allowed + 1  # how many must leave the window first
         if excess <= 0:
             return 0.0
-        return recent[excess - 1] + span - now
+        if excess > len(window):  # sends in flight hold the slots: look again shortly
+            return IN_FLIGHT_POLL
+        return max(IN_FLIGHT_POLL / 10, window[excess - 1] - now)
+
+    def answered(self) -> None:
+        """A ticketed send got Telegram's answer (or was not made): its slot is counted from now for 1 s."""
+        if self._global is None:
+            return
+        self._in_flight = max(0, self._in_flight - 1)
+        self._global.append(self._clock() + 1.0 + self.limits.answer_margin)
+
+    @property
+    def in_flight(self) -> int:
+        """Ticketed sends granted and not answered yet."""
+        return self._in_flight
+
+    async def acquire_send(self, chat_id: int) -> SendTicket:
+        """Wait until a send to `chat_id` fits, count it as in flight; call the ticket's `answered()` when
+        Telegram answers (or the send is given up) — the global window then counts it from that moment."""
+        waited = 0.0
+        while True:
+            wait = self._try(chat_id, ticket=True)
+            if wait <= 0:
+                self.waited += waited
+                return SendTicket(self)
+            await self._sleep(wait)
+            waited += wait
 
     async def acquire(self, chat_id: int) -> float:
         """Wait until a send to `chat_id` fits every window and the pause, count it; return seconds waited."""
@@ -221,6 +265,23 @@ class RateLimiter:
         group_span = 60.0 + self.limits.margin
         self._chats = {k: w for k, w in self._chats.items() if w and w[-1] > now - chat_span}
         self._groups = {k: w for k, w in self._groups.items() if w and w[-1] > now - group_span}
+
+
+class SendTicket:
+    """A granted bulk send; `answered()` (idempotent) when Telegram answered or the send was not made."""
+
+    __slots__ = ("_limiter", "_open")
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        """Hold one in-flight slot of `limiter`."""
+        self._limiter: RateLimiter = limiter
+        self._open = True
+
+    def answered(self) -> None:
+        """Free the in-flight slot; the send counts in the global window for a second from now."""
+        if self._open:
+            self._open = False
+            self._limiter.answered()
 
 
 def _busiest_second(quarters: deque[list[int]], current: int, seconds: int) -> int:

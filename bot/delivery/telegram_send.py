@@ -50,15 +50,18 @@ async def send_part(
     markup: InlineKeyboardMarkup | None = None,
     photo_id: str | None = None,
     location: tuple[float, float] | None = None,
+    paid: bool = False,
 ) -> Any:
     """One request of an outbox message: a photo (content, file name, caption), a photo by its Telegram file
-    id (`text` as caption), a map pin, or an HTML text."""
+    id (`text` as caption), a map pin, or an HTML text; `paid` sends it as a paid broadcast
+    (`allow_paid_broadcast`, 0.1 Star: bot/delivery/paid_broadcast.py)."""
+    extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
     if photo_id is not None:
         return await bot.send_photo(
-            chat_id=chat_id, photo=photo_id, caption=text[:1024] or None, parse_mode=ParseMode.HTML
+            chat_id=chat_id, photo=photo_id, caption=text[:1024] or None, parse_mode=ParseMode.HTML, **extra
         )
     if location is not None:
-        return await bot.send_location(chat_id=chat_id, latitude=location[0], longitude=location[1])
+        return await bot.send_location(chat_id=chat_id, latitude=location[0], longitude=location[1], **extra)
     if photo is not None:
         content, filename, caption = photo
         return await bot.send_photo(
@@ -67,8 +70,11 @@ async def send_part(
             caption=caption or None,
             parse_mode=ParseMode.HTML,
             reply_markup=markup,
+            **extra,
         )
-    return await bot.send_message(chat_id=chat_id, text=text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    return await bot.send_message(
+        chat_id=chat_id, text=text, parse_mode=ParseMode.HTML, reply_markup=markup, **extra
+    )
 
 
 @dataclass(frozen=True)

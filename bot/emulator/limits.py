@@ -37,11 +37,12 @@ class FloodLimits:
     global_per_second: int | None = 30
     per_chat_per_second: int | None = 1
     per_group_per_minute: int | None = 20
+    paid_per_second: int | None = 1000  # sends with allow_paid_broadcast (0.1 Star each), outside the 30/s
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FloodLimits:
         """Build from a JSON object with any of the three field names."""
-        known = {"global_per_second", "per_chat_per_second", "per_group_per_minute"}
+        known = {"global_per_second", "per_chat_per_second", "per_group_per_minute", "paid_per_second"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown flood limit fields: {sorted(unknown)}")
@@ -53,6 +54,7 @@ class FloodLimits:
             "global_per_second": self.global_per_second,
             "per_chat_per_second": self.per_chat_per_second,
             "per_group_per_minute": self.per_group_per_minute,
+            "paid_per_second": self.paid_per_second,
         }
 
 
@@ -64,6 +66,7 @@ class FloodController:
         self.limits = limits
         self._clock = clock
         self._global: deque[float] = deque()
+        self._paid: deque[float] = deque()  # paid broadcasts: their own global window
         self._per_chat: dict[int, deque[float]] = {}
         self._per_group: dict[int, deque[float]] = {}
 
@@ -77,12 +80,15 @@ class FloodController:
             return None
         return window[0] + span - now
 
-    def check(self, chat_id: int | None, *, is_group: bool) -> int | None:
-        """Return None and count the send when allowed, else the seconds to wait (>= 1)."""
+    def check(self, chat_id: int | None, *, is_group: bool, paid: bool = False) -> int | None:
+        """Return None and count the send when allowed, else the seconds to wait (>= 1); a `paid` broadcast
+        counts against `paid_per_second` instead of the global 30 a second (per-chat limits still apply)."""
         now = self._clock()
         waits: list[float] = []
         checks: list[tuple[deque[float], int | None, float]] = [
-            (self._global, self.limits.global_per_second, 1.0)
+            (self._paid, self.limits.paid_per_second, 1.0)
+            if paid
+            else (self._global, self.limits.global_per_second, 1.0)
         ]
         if chat_id is not None:
             checks.append((self._per_chat.setdefault(chat_id, deque()), self.limits.per_chat_per_second, 1.0))

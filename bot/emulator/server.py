@@ -58,6 +58,8 @@
 #     GET    /_emu/webhook                      the webhook (secret hidden) and every POST made to it
 #     GET    /_emu/stats                        counters (requests, statuses, 429s, faults, updates)
 #     GET|POST /_emu/flood                      FloodLimits fields, or {"enabled": false}
+#                                               (sends with allow_paid_broadcast: paid_per_second, counted
+#                                               in the stats as "paid_broadcast", 0.1 Star each)
 #     GET|POST /_emu/faults                     FaultPlan fields, or {"enabled": false}
 #     GET    /_emu/commands                     everything setMyCommands stored (scope, language, commands)
 #     GET    /_emu/files/{file_id}              the raw bytes of a stored file
@@ -451,13 +453,16 @@ class EmulatorServer(EmulatorState):
             self._log(method, params, wall, started, error.code, error.description, fault)
             return self._api_response(error=error)
 
+        paid = method in FLOOD_METHODS and params.flag("allow_paid_broadcast")
         if self._flood is not None and method in FLOOD_METHODS:
             try:
                 chat_id = params.integer("chat_id")
             except ApiError:
                 chat_id = None
             with self._lock:
-                retry_after = self._flood.check(chat_id, is_group=chat_id is not None and chat_id < 0)
+                retry_after = self._flood.check(
+                    chat_id, is_group=chat_id is not None and chat_id < 0, paid=paid
+                )
                 if retry_after is not None:
                     self.counters["flood_429"] += 1
             if retry_after is not None:
@@ -492,6 +497,9 @@ class EmulatorServer(EmulatorState):
                 method, params, wall, started, 0, "executed, answer dropped (timeout_after fault)", fault
             )
             return self._drop(request)
+        if paid:  # Telegram charges a delivered paid broadcast 0.1 Star
+            with self._lock:
+                self.counters["paid_broadcast"] += 1
         self._log(method, params, wall, started, 200, None, fault)
         return self._api_response(result)
 

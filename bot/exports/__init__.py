@@ -84,10 +84,12 @@ def _writer(fmt: str) -> Callable[[Session, ExportScope], bytes]:
     return write_csv
 
 
-WORD_MAX_VILLAGES = 5000
+WORD_MAX_VILLAGES = 3000
 """Largest commune the Word report is built for. A commune has tens of villages; python-docx holds the whole
 document as a tree, ~46 KiB a village (3,000: +140 MiB of RSS; 100,000: 5.4 GiB, bench/exports.py), so a
-bigger scope would take the bot's memory with it. Excel and CSV stream and have no such limit."""
+bigger scope would take the bot's memory with it. Excel and CSV stream and have no such limit. 3,000 keeps the
+export under 300 MB (bench/exports.py peak RSS, 2026-12-07: 249 MiB at 3,000 villages, 278 MiB at 3,500, 361 MiB
+at 5,000, the limit before)."""
 
 
 def _problem(code: str, **context: str) -> str:

@@ -17,7 +17,6 @@ from markupsafe import Markup
 from telegram.constants import ChatType
 
 from bot.auth import Need, police_commune_ids, supervised_provinces
-from bot.exports.incidents import incidents_xlsx
 from bot.handlers import report
 from bot.handlers.export import document_sender
 from bot.handlers.groups import answer_group
@@ -223,6 +222,8 @@ def _send_export(ctx: Ctx, communes: Sequence[Commune]) -> None:
     if not every:
         ctx.reply("incidents/empty.html", communes=_names(communes))
         return
+    from bot.exports.incidents import incidents_xlsx  # openpyxl only when someone asks (idle memory)
+
     file = incidents_xlsx(every, communes, ctx.now, _tz(ctx, communes))
     audit.record(
         ctx.session,

@@ -23,6 +23,7 @@ from bot import metrics
 from bot.clock import Clock, system_clock
 from bot.delivery.dispatcher import DEFAULT_BATCH, DEFAULT_CONCURRENCY, DEFAULT_LEASE, dispatch_due
 from bot.delivery.outbox import DispatchReport, RenderFn, default_worker_id
+from bot.delivery.paid_broadcast import PAID_BATCH, PAID_CONCURRENCY, PaidBroadcast, paid_broadcast_of
 from bot.delivery.ratelimit import LIMITER_KEY, RateLimiter
 from bot.reminders.content import render_outbox
 from bot.reminders.summary_push import plan_summary_pushes
@@ -119,8 +120,9 @@ class ReminderScheduler:
         concurrency: int = DEFAULT_CONCURRENCY,
         cycle_seconds: float | None = None,
         default_tz: str | None = None,
+        paid: PaidBroadcast | None = None,
     ) -> None:
-        """Configure; nothing runs until `start()` (or `run_cycle()` in tests)."""
+        """Configure; nothing runs until `start()` (or `run_cycle()` in tests); `paid`: paid broadcasts."""
         self.engine, self.bot, self.clock = engine, bot, clock
         self.tick_seconds = tick_seconds
         self.limiter = limiter or RateLimiter()
@@ -128,6 +130,9 @@ class ReminderScheduler:
         self.default_tz = default_tz  # for the default planner and renderer (BAOCAO_TIMEZONE)
         self.worker_id = worker_id or default_worker_id()
         self.lease, self.batch, self.concurrency = lease, batch, concurrency
+        self.paid = paid
+        if paid is not None:  # hundreds a second need more sends in flight than Telegram's free 30
+            self.batch, self.concurrency = max(batch, PAID_BATCH), max(concurrency, PAID_CONCURRENCY)
         # while a big wave drains, plan again every 5 minutes (planning 100,000 heads takes ~20 s)
         self.cycle_seconds = cycle_seconds if cycle_seconds is not None else max(300.0, tick_seconds)
         self.ticks = 0
@@ -200,6 +205,7 @@ class ReminderScheduler:
                     clock=self.clock,
                     stop=self._stop,
                     max_seconds=self.cycle_seconds,
+                    paid=self.paid,
                 )
             except Exception:
                 log.exception("reminders: dispatch failed; the next tick tries again")
@@ -341,6 +347,7 @@ def start_reminders(application: Application, bot: Bot | None = None) -> Reminde
         limiter=limiter,
         lease=timedelta(seconds=settings.send_lease_seconds),
         default_tz=str(settings.timezone),
+        paid=paid_broadcast_of(settings, deps.engine, deps.clock),
     )
     scheduler.start()
     application.bot_data[SCHEDULER_KEY] = scheduler
