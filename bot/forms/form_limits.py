@@ -35,7 +35,10 @@ QUESTION_KEYS = (
     "questions",
     "max_count",
     "add_prompt",
+    "plausible",
 )
+PLAUSIBLE_KEYS = ("factor",)
+DEFAULT_PLAUSIBLE_FACTOR = 10
 CHOICE_KEYS = ("value", "label")
 CHECK_KEYS = ("condition", "message", "questions")
 KINDS = ("periodic", "incident")
