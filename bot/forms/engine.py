@@ -480,6 +480,8 @@ class _Run:
         """
         if q.plausible is None or value is None or not state.context:
             return None
+        if state.answers.get(q.id) == value:
+            return None  # the answer the draft holds: taken (or confirmed) before, not asked again
         previous = (state.context.get("previous") or {}).get(q.id)
         now, before = _number(value), _number(previous)
         if now is None or before is None or now == before:
