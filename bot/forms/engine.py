@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -36,7 +36,7 @@ from bot.forms.events import (
 from bot.forms.flow import Flow, group_items
 from bot.forms.inputs import Action, Input, Location, Photo, Resume, Start, Text, parse_token
 from bot.forms.model import Form, Question
-from bot.forms.period_text import fill_question
+from bot.forms.period_text import fill_form
 from bot.forms.state import (
     DraftState,
     IncompatibleValue,
@@ -1134,7 +1134,7 @@ def start(
 
     `context`: the period's facts for question texts and the previous answers (see `DraftState.context`).
     """
-    return _with_period(form, _start(form, now, answers, context=context))
+    return _start(_for_period(form, context), now, answers, context=context)
 
 
 def _start(
@@ -1164,31 +1164,10 @@ def with_context(state: DraftState, context: Mapping[str, Any] | None) -> DraftS
     return state if new == state.context else replace(state, context=new)
 
 
-def _with_period(form: Form, step: Step) -> Step:
-    """The step's events with the period's facts put in the question texts (`{ky}`, `{nam}`…)."""
-    if not form.templated:
-        return step
-    facts = step.state.context
-    cache: dict[int, Question] = {}
-
-    def fill(value: Any) -> Any:
-        if isinstance(value, Question):
-            if id(value) not in cache:
-                cache[id(value)] = fill_question(value, facts)
-            return cache[id(value)]
-        if isinstance(value, tuple):
-            return tuple(fill(v) for v in value)
-        if is_dataclass(value) and not isinstance(value, type) and not isinstance(value, (Position, Option)):
-            changes = {}
-            for f in fields(value):
-                old = getattr(value, f.name)
-                new = fill(old)
-                if new is not old:
-                    changes[f.name] = new
-            return replace(value, **changes) if changes else value  # type: ignore[type-var]
-        return value
-
-    return Step(step.state, tuple(fill(e) for e in step.events))
+def _for_period(form: Form, context: Mapping[str, Any] | None) -> Form:
+    """The form with the period's facts put in its question texts (`{ky}`, `{nam}`…), so that every event
+    carries them; the form itself when it has none (cached per period: see `fill_form`)."""
+    return fill_form(form, context) if form.templated else form
 
 
 def resume(form: Form, state: DraftState) -> Step:
@@ -1203,7 +1182,7 @@ def handle(form: Form, state: DraftState | None, inp: Input, now: datetime | Non
     "yesterday", reading typed dates). On an internal error the draft is repaired (first unanswered
     question, answers kept); only if that fails too does the form start again.
     """
-    return _with_period(form, _handle(form, state, inp, now))
+    return _handle(_for_period(form, state.context if state is not None else None), state, inp, now)
 
 
 def _handle(form: Form, state: DraftState | None, inp: Input, now: datetime | None) -> Step:

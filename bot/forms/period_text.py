@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from bot.forms.model import Question
+from bot.forms.model import Form, Question
 
 PLACEHOLDERS = ("ky", "nam", "tu_ngay", "den_ngay")
 TEXT_KEYS = ("label", "hint", "add_prompt")  # where a placeholder may stand
@@ -74,6 +74,24 @@ def fill(text: str | None, facts: Mapping[str, Any] | None) -> str | None:
     return _TOKEN.sub(one, text)
 
 
+_FILLED: dict[tuple[int, tuple[str, ...]], tuple[Form, Form]] = {}
+_FILLED_MAX = 512  # forms in use × periods open at once; cleared when full
+
+
+def fill_form(form: Form, facts: Mapping[str, Any] | None) -> Form:
+    """The form with every question filled in for these facts (cached: forms are immutable, and a period's
+    facts are the same for every village, so an answer turn costs one dictionary look-up)."""
+    key = (id(form), tuple(str((facts or {}).get(name) or "") for name in PLACEHOLDERS))
+    hit = _FILLED.get(key)
+    if hit is not None and hit[0] is form:
+        return hit[1]
+    filled = replace(form, questions=tuple(fill_question(q, facts) for q in form.questions))
+    if len(_FILLED) >= _FILLED_MAX:
+        _FILLED.clear()
+    _FILLED[key] = (form, filled)  # the form is held, so its id is not reused while cached
+    return filled
+
+
 def fill_question(q: Question, facts: Mapping[str, Any] | None) -> Question:
     """The question with its label, hint and add_prompt (and its sub-questions') filled in."""
     subs = tuple(fill_question(s, facts) for s in q.questions)
@@ -88,4 +106,4 @@ def fill_question(q: Question, facts: Mapping[str, Any] | None) -> Question:
     )
 
 
-__all__ = ["FALLBACK", "PLACEHOLDERS", "TEXT_KEYS", "fill", "fill_question", "names", "problems"]
+__all__ = ["FALLBACK", "PLACEHOLDERS", "TEXT_KEYS", "fill", "fill_form", "fill_question", "names", "problems"]
