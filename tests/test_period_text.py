@@ -197,3 +197,17 @@ async def test_previous_period_answer_is_shown_and_confirmed_through_the_bot(bot
         assert draft.state["answers"] == {"so_buoi_tuyen_truyen": 40}
         assert draft.state["context"]["previous"] == {"so_buoi_tuyen_truyen": 3}
         assert draft.state["context"]["nam"] == "2026"
+
+
+async def test_a_draft_begun_before_drafts_kept_the_period_gets_it_on_the_next_answer(bot, engine) -> None:  # noqa: F811
+    await bot.open_report(AN)
+    with session_scope(engine) as s:  # as stored before this version: no "context"
+        draft = s.exec(select(Draft)).one()
+        draft.state = {k: v for k, v in draft.state.items() if k != "context"}
+        s.add(draft)
+    await bot.send(AN, "2")
+    assert "Các buổi đó có tổng cộng bao nhiêu lượt người" in bot.texts(AN)[-1]
+    await bot.send(AN, "40")
+    assert "Trong 6 tháng đầu năm 2026, thôn có tuyên truyền" in bot.texts(AN)[-1]
+    with session_scope(engine) as s:
+        assert s.exec(select(Draft)).one().state["context"]["ky"] == "6 tháng đầu năm 2026"

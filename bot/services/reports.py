@@ -641,6 +641,10 @@ def _feed(
         person.active_draft_id = None
         raise
     _point_at(person, draft.id)
+    if state.context is None and draft.period_id is not None:  # a draft begun before drafts kept them: once
+        period_now = session.get(Period, draft.period_id)
+        if period_now is not None:
+            state = engine.with_context(state, draft_context(session, form, period_now, draft.village_id))
     seen = (draft.seen or {}).get(str(person.id))
     if not isinstance(inp, Action) and seen is not None and seen != state.seq:
         # Another reporter of the village moved the shared draft on: show where it is now.
