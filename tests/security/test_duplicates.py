@@ -186,7 +186,9 @@ async def test_two_processes_racing_on_one_draft_lose_no_acknowledged_answer(
                     s, person, set(actor.villages), draft_id, inputs.Text(text), now=NOW, sent_at=NOW
                 )
                 told_moved = any(notice_template(n)[0] == "report/moved_on.html" for n in out.notices)
-            outcomes[key] = "moved_on" if told_moved else "acknowledged"
+                # applied second, the message answers the next question (a yes/no): refused, and said so
+                refused = any(getattr(e, "error", None) for e in out.events)
+            outcomes[key] = "moved_on" if told_moved else "refused" if refused else "acknowledged"
         except Exception as err:  # a conflict surfaces as an error: the sender is told to try again
             outcomes[key] = f"error: {type(err).__name__}"
 
