@@ -70,7 +70,7 @@ def test_a_changed_form_without_a_new_version_is_refused_and_nothing_written(env
 
 def test_forms_check(env, capsys) -> None:
     assert main(["forms", "check", *map(str, sorted((env / "forms").glob("*.yaml")))]) == 0
-    assert "OK  bao-cao-6-thang v1" in capsys.readouterr().out
+    assert "OK  bao-cao-6-thang v2" in capsys.readouterr().out
     broken = env / "forms" / "broken.yaml"
     broken.write_text("id: Bad Id\ntitle: x\nversion: 0\nkind: periodic\nquestions: []\n", encoding="utf-8")
     assert main(["forms", "check", str(broken)]) == 1

@@ -13,10 +13,13 @@ Step keys (one input per step):
   switch_form: {...}           the form gets a new version (no input is sent)
   expect: [...]                matchers, see `_match`
   screen: ["text", …]          substrings the rendered (plain-text) screens must contain
+  not_on_screen: ["text", …]   substrings they must not contain
   answers: {...}               the draft's answers after the step
 
-File keys: `form` (required), `now` (ISO datetime, default 2026-05-15 09:00 +07:00),
-`start: {answers: …}` (an amendment), `expect_start`, `steps`, and the final `answers` / `mode`.
+File keys: `form` (inline) or `form_file` (a path from the repository root, e.g. a shipped form), `now` (ISO
+datetime, default 2026-05-15 09:00 +07:00), `context` (the period's facts and previous answers the service
+gives a period's draft: ky, nam, tu_ngay, den_ngay, previous, previous_ky), `start: {answers: …}` (an
+amendment), `expect_start`, `screen_start`, `steps`, and the final `answers` / `mode`.
 Matchers: `ask: id | group[n].sub` (+ error, detail, current, progress, options, …),
 `confirm: id` (+ readings, reason), `more: group` (+ count, current), `review` (+ rows, missing,
 failing), `confirm_submit`, `submitted: {…}`, `paused: [i, n]`, `stale`, `already_submitted`,
@@ -51,12 +54,13 @@ from bot.forms.events import (
     Submitted,
 )
 from bot.forms.inputs import Action, Input, Location, Photo, Resume, Start, Text, parse_token
-from bot.forms.loader import form_from_dict
+from bot.forms.loader import form_from_dict, load_form_file
 from bot.forms.model import Form
 from bot.forms.state import DraftState, Position
 from bot.views.form import Screen, render_events, screen_plain
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 5, 15, 9, 0, tzinfo=timezone(timedelta(hours=7)))
 FILES = sorted(SCENARIOS.glob("*.yaml"))
 
@@ -141,6 +145,8 @@ def _match(matcher: Mapping[str, Any], ev: Event, where: str) -> None:
             assert list(ev.readings) == matcher["readings"], f"{where}: readings {ev.readings}"
         if "reason" in matcher:
             assert ev.reason == matcher["reason"], f"{where}: reason {ev.reason}"
+        if "detail" in matcher:
+            _subset(matcher["detail"], {k: _plain(v) for k, v in ev.detail.items()}, f"{where}.detail")
     elif kind == "more":
         assert isinstance(ev, AskAddAnother), f"{where}: expected more {matcher['more']}, got {got}"
         assert ev.group.id == matcher["more"], f"{where}: got {got}"
@@ -242,13 +248,20 @@ def run_scenario(path: Path) -> None:
     """Play one scenario file."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     now = datetime.fromisoformat(data["now"]) if "now" in data else NOW
-    form = build_form(data["form"], path.name)
+    if "form_file" in data:
+        loaded = load_form_file(ROOT / data["form_file"])
+        assert loaded.ok, "\n".join(str(e) for e in loaded.errors)
+        form = loaded.forms[0]
+    else:
+        form = build_form(data["form"], path.name)
     begin = data.get("start") or {}
-    step: Step = start(form, now, begin.get("answers"))
+    step: Step = start(form, now, begin.get("answers"), context=data.get("context"))
     if "expect_start" in data:
         _expect(data["expect_start"], step, "start")
     state = roundtrip(step.state)
     screens = render_events(form, state, step.events)
+    if "screen_start" in data:
+        _screen_has(screens, data["screen_start"], f"{path.name} start")
     for n, spec in enumerate(data["steps"], 1):
         where = (
             f"{path.name} step {n} {dict((k, v) for k, v in spec.items() if k not in ('expect', 'screen'))}"
@@ -268,18 +281,33 @@ def run_scenario(path: Path) -> None:
             else:
                 screens = check_screens = render_events(form, state, step.events)
             if "screen" in spec:
-                text = "\n".join(
-                    screen_plain(s) + "\n" + " | ".join(b.label for row in s.buttons for b in row)
-                    for s in check_screens
-                )
-                for needle in spec["screen"]:
-                    assert needle in text, f"{where}: {needle!r} not on screen:\n{text}"
+                _screen_has(check_screens, spec["screen"], where)
+            if "not_on_screen" in spec:
+                _screen_lacks(check_screens, spec["not_on_screen"], where)
         if "answers" in spec:
             assert state.answers == spec["answers"], f"{where}: answers {state.answers!r}"
     if "answers" in data:
         assert state.answers == data["answers"], f"{path.name}: final answers {state.answers!r}"
     if "mode" in data:
         assert state.mode.value == data["mode"], f"{path.name}: final mode {state.mode}"
+
+
+def _screen_text(screens: list[Screen]) -> str:
+    return "\n".join(
+        screen_plain(s) + "\n" + " | ".join(b.label for row in s.buttons for b in row) for s in screens
+    )
+
+
+def _screen_has(screens: list[Screen], needles: list[str], where: str) -> None:
+    text = _screen_text(screens)
+    for needle in needles:
+        assert needle in text, f"{where}: {needle!r} not on screen:\n{text}"
+
+
+def _screen_lacks(screens: list[Screen], needles: list[str], where: str) -> None:
+    text = _screen_text(screens)
+    for needle in needles:
+        assert needle not in text, f"{where}: {needle!r} on screen:\n{text}"
 
 
 def _expect(spec: Any, step: Step, where: str) -> None:

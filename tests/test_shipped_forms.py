@@ -16,28 +16,54 @@ from bot.forms.types import CHOICE_TYPES, NUMERIC_TYPES
 FORMS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "forms"
 PERIODIC = ("bao-cao-6-thang", "bao-cao-nam")
 
-# The 11 indicator groups of DOMAIN.md -> question ids that cover them in both periodic forms.
+# The indicator groups of DOMAIN.md -> question ids that cover them in both periodic forms.
 INDICATORS: dict[str, tuple[str, ...]] = {
-    "1 tuyên truyền, vận động": ("so_buoi_tuyen_truyen", "so_luot_nguoi_du"),
-    "2 mô hình tự quản": ("so_mo_hinh", "so_mo_hinh_moi"),
-    "3 Ngày hội toàn dân bảo vệ ANTQ": ("ngay_hoi_da_to_chuc", "ngay_hoi_ngay", "ngay_hoi_so_nguoi"),
+    "1 tuyên truyền, vận động; trên không gian mạng": (
+        "so_buoi_tuyen_truyen",
+        "so_luot_nguoi_du",
+        "tuyen_truyen_mang",
+        "so_tin_bai_mang",
+    ),
+    "2 mô hình tự quản (hiệu quả: 6 tháng và năm)": ("so_mo_hinh", "so_mo_hinh_moi", "so_mo_hinh_hieu_qua"),
     "4 An toàn về ANTT": ("tong_so_ho", "so_ho_cam_ket"),
-    "5 tự phân loại phong trào (QĐ 510)": ("xep_loai",),
-    "6 tội phạm, tệ nạn xã hội": (
+    "6 điển hình": ("dien_hinh_dang_ky", "dien_hinh_tieu_chi"),
+    "7 tội phạm, tệ nạn xã hội": (
         "so_vu_viec",
         "vu_viec",
         "so_tin_bao",
         "so_truy_na_dau_thu",
+        "co_nguoi_su_dung_ma_tuy",
+        "so_nguoi_su_dung_ma_tuy",
         "so_nguoi_cai_nghien",
+        "co_thanh_thieu_nien_hu",
+        "so_thanh_thieu_nien_hu",
+        "so_tttn_duoc_giup_do",
     ),
-    "7 hòa giải": ("so_vu_hoa_giai",),
-    "8 giao nộp vũ khí, vật liệu nổ, pháo": ("so_luot_giao_nop",),
-    "9 PCCC và ATGT": ("so_hoat_dong_pccc_atgt",),
-    "10 quản lý, giáo dục; lực lượng ở cơ sở": ("so_nguoi_giao_duc", "so_thanh_vien_luc_luong"),
-    "11 khen thưởng, khó khăn, đề xuất": ("de_nghi_khen_thuong", "kho_khan", "de_xuat"),
+    "8 hòa giải": ("so_vu_hoa_giai",),
+    "9 giao nộp vũ khí, vật liệu nổ, pháo": ("so_luot_giao_nop",),
+    "10 PCCC và ATGT, hai con số": ("so_hoat_dong_pccc", "so_hoat_dong_atgt"),
+    "11 quản lý, giáo dục; lực lượng ở cơ sở": ("so_nguoi_giao_duc", "so_thanh_vien_luc_luong"),
+    "12 bảo vệ bầu cử": ("bau_cu_tham_gia", "so_luot_bao_ve_bau_cu", "so_vu_viec_bau_cu"),
+    "13 khen thưởng, khó khăn, đề xuất": ("de_nghi_khen_thuong", "kho_khan", "de_xuat"),
 }
 SEMIANNUAL_ONLY = ("dang_ky_an_toan",)
-ANNUAL_ONLY = ("an_toan_antt", "so_mo_hinh_hieu_qua")
+# Ngày hội is on 19/8, after the semiannual deadlines; the classification (QĐ 510) is yearly.
+ANNUAL_ONLY = (
+    "an_toan_antt",
+    "ngay_hoi_da_to_chuc",
+    "ngay_hoi_ngay",
+    "ngay_hoi_so_nguoi",
+    "xep_loai",
+    "dien_hinh_ho_so",
+)
+# The optional sections: a yes/no gate, and questions asked only after "Có".
+GATES = {
+    "tuyen_truyen_mang": ("so_tin_bai_mang",),
+    "dien_hinh_dang_ky": ("dien_hinh_tieu_chi",),
+    "co_nguoi_su_dung_ma_tuy": ("so_nguoi_su_dung_ma_tuy", "so_nguoi_cai_nghien"),
+    "co_thanh_thieu_nien_hu": ("so_thanh_thieu_nien_hu", "so_tttn_duoc_giup_do"),
+    "bau_cu_tham_gia": ("so_luot_bao_ve_bau_cu", "so_vu_viec_bau_cu"),
+}
 INCIDENT = (
     "loai_su_co",
     "muc_do",
@@ -80,8 +106,10 @@ def test_periodic_forms_cover_every_indicator_group(forms: dict[str, Form], form
 def test_year_level_items(forms: dict[str, Form]) -> None:
     for qid in ANNUAL_ONLY:
         assert forms["bao-cao-nam"].has_question(qid)
+        assert not forms["bao-cao-6-thang"].has_question(qid), qid
     for qid in SEMIANNUAL_ONLY:
         assert forms["bao-cao-6-thang"].has_question(qid)
+        assert not forms["bao-cao-nam"].has_question(qid), qid
     assert [c.value for c in forms["bao-cao-nam"].question("an_toan_antt").choices] == [
         "dat",
         "chua_dat",
@@ -90,9 +118,57 @@ def test_year_level_items(forms: dict[str, Form]) -> None:
 
 
 @pytest.mark.parametrize("form_id", PERIODIC)
-def test_periodic_forms_have_15_to_25_questions(forms: dict[str, Form], form_id: str) -> None:
-    assert 15 <= len(forms[form_id].answerable) <= 25
-    assert len({q.section for q in forms[form_id].questions}) >= 6
+def test_periodic_forms_ask_at_most_25_questions_of_everyone(forms: dict[str, Form], form_id: str) -> None:
+    """Questions behind a relevance condition (a "Không" at a gate) are not asked of every village."""
+    always = [q for q in forms[form_id].answerable if q.relevant is None]
+    assert 15 <= len(always) <= 25
+    assert len(forms[form_id].answerable) <= 40
+    assert len({q.section for q in forms[form_id].questions}) >= 10
+
+
+@pytest.mark.parametrize("form_id", PERIODIC)
+def test_optional_sections_have_a_yes_no_gate(forms: dict[str, Form], form_id: str) -> None:
+    form = forms[form_id]
+    for gate, behind in GATES.items():
+        assert form.question(gate).type == QType.YES_NO
+        for qid in behind:
+            assert _relevant(form, qid, {gate: True}), qid
+            assert not _relevant(form, qid, {gate: False}), qid
+            assert form.question(qid).section == form.question(gate).section, qid
+
+
+@pytest.mark.parametrize("form_id", PERIODIC)
+def test_every_indicator_has_a_short_label(forms: dict[str, Form], form_id: str) -> None:
+    for q in _all_questions(forms[form_id]):
+        if q.type != QType.NOTE:
+            assert q.short, q.id
+
+
+@pytest.mark.parametrize("form_id", PERIODIC)
+def test_texts_name_the_period_not_this_year(forms: dict[str, Form], form_id: str) -> None:
+    """A yearly report filed in January asks about its own year: "{nam}", never "năm nay"."""
+    texts = [t for q in _all_questions(forms[form_id]) for t in (q.label, q.hint or "") if t]
+    assert not [t for t in texts if "năm nay" in t.lower() or "6 tháng qua" in t.lower()]
+    assert any("{ky}" in t for t in texts) and forms[form_id].templated
+    if form_id == "bao-cao-nam":
+        assert "{nam}" in forms[form_id].question("xep_loai").label
+
+
+@pytest.mark.parametrize("form_id", PERIODIC)
+def test_plausible_numbers(forms: dict[str, Form], form_id: str) -> None:
+    form = forms[form_id]
+    plausible = {q.id: q.plausible for q in form.questions if q.plausible is not None}
+    assert plausible["so_buoi_tuyen_truyen"] == 10
+    assert plausible["tong_so_ho"] == 3
+    assert all(form.question(qid).type in NUMERIC_TYPES for qid in plausible)
+
+
+@pytest.mark.parametrize("form_id", PERIODIC)
+def test_derived_share_of_households(forms: dict[str, Form], form_id: str) -> None:
+    derived = {d.id: d for d in forms[form_id].derived}
+    share = derived["ty_le_ho_cam_ket"]
+    assert (share.kind, share.questions) == ("share", ("so_ho_cam_ket", "tong_so_ho"))
+    assert derived["so_thon_dang_ky_dien_hinh"].kind == "count"
 
 
 def test_shared_questions_are_the_same_kind_of_answer(forms: dict[str, Form]) -> None:
@@ -109,7 +185,7 @@ def test_shared_questions_are_the_same_kind_of_answer(forms: dict[str, Form]) ->
 
 
 def test_classification_is_decision_510(forms: dict[str, Form]) -> None:
-    for form_id in PERIODIC:
+    for form_id in ("bao-cao-nam",):
         q = forms[form_id].question("xep_loai")
         assert q.type == QType.SINGLE_CHOICE
         assert [(c.value, c.label) for c in q.choices] == [
@@ -193,9 +269,10 @@ def _relevant(form: Form, qid: str, answers: dict[str, Any]) -> bool:
 @pytest.mark.parametrize("form_id", PERIODIC)
 def test_relevance(forms: dict[str, Form], form_id: str) -> None:
     form = forms[form_id]
-    assert _relevant(form, "ngay_hoi_ngay", {"ngay_hoi_da_to_chuc": True})
-    assert not _relevant(form, "ngay_hoi_ngay", {"ngay_hoi_da_to_chuc": False})
-    assert not _relevant(form, "ngay_hoi_so_nguoi", {})
+    if form_id == "bao-cao-nam":
+        assert _relevant(form, "ngay_hoi_ngay", {"ngay_hoi_da_to_chuc": True})
+        assert not _relevant(form, "ngay_hoi_ngay", {"ngay_hoi_da_to_chuc": False})
+        assert not _relevant(form, "ngay_hoi_so_nguoi", {})
     assert _relevant(form, "so_luot_nguoi_du", {"so_buoi_tuyen_truyen": 2})
     assert not _relevant(form, "so_luot_nguoi_du", {"so_buoi_tuyen_truyen": 0})
     assert not _relevant(form, "vu_viec", {"so_vu_viec": 0})
@@ -224,6 +301,8 @@ def test_checks(forms: dict[str, Form], form_id: str) -> None:
         "so_mo_hinh_hieu_qua": 3,
         "tong_so_ho": 150,
         "so_ho_cam_ket": 150,
+        "so_thanh_thieu_nien_hu": 2,
+        "so_tttn_duoc_giup_do": 2,
         "so_vu_viec": 2,
         "vu_viec": [{"ngay": date(2026, 3, 1), "loai": "trom_cap", "mo_ta": "Mất xe máy"}],
     }
@@ -233,12 +312,18 @@ def test_checks(forms: dict[str, Form], form_id: str) -> None:
         "so_luot_nguoi_du": 2,
         "so_mo_hinh_moi": 5,
         "so_ho_cam_ket": 151,
+        "so_tttn_duoc_giup_do": 3,
+        "so_mo_hinh_hieu_qua": 9,
         "vu_viec": [{}, {}, {}],
     }
-    expected = {"so_luot_nguoi_du", "so_mo_hinh_moi", "so_ho_cam_ket", "so_vu_viec"}
-    if form_id == "bao-cao-nam":
-        bad["so_mo_hinh_hieu_qua"] = 9
-        expected.add("so_mo_hinh_hieu_qua")
+    expected = {
+        "so_luot_nguoi_du",
+        "so_mo_hinh_moi",
+        "so_mo_hinh_hieu_qua",
+        "so_ho_cam_ket",
+        "so_vu_viec",
+        "so_tttn_duoc_giup_do",
+    }
     assert _failing(form, bad) == expected
 
 

@@ -16,6 +16,8 @@ from bot.forms.derived import derived_to_dict, read_derived
 from bot.forms.form_errors import Report, read_string, unknown_keys
 from bot.forms.form_limits import FORM_ID_RE, FORM_KEYS, KINDS, MAX_ID_LENGTH, SECTION_KEYS, TEXT_MAX_LENGTH
 from bot.forms.model import Form, Question
+from bot.forms.period_text import PLACEHOLDERS
+from bot.forms.period_text import names as placeholder_names
 from bot.forms.read_questions import QuestionSpec, read_question
 from bot.forms.types import TYPES
 from bot.forms.types.document import limits_to_dict
@@ -59,6 +61,7 @@ def read_form(data: Any, rep: Report, source: str) -> Form | None:
     alert_early_when = read_string(data, ALERT_KEY, rep, None, "", required=False)
     check_alert_rule(alert_early_when, specs, kind, rep)
     derived = read_derived(data.get("derived"), specs, rep)
+    check_period_texts(data, specs, kind, rep)
     if specs and all(s.type is not None and not s.type.answered for s in specs):
         rep.add("biểu mẫu không có câu nào để trả lời (chỉ có ghi chú)")
     if len(rep.errors) > before or any(s.question is None for s in specs):
@@ -78,6 +81,35 @@ def read_form(data: Any, rep: Report, source: str) -> Form | None:
         alert_early_when=alert_early_when,
         derived=derived,
     )
+
+
+def check_period_texts(data: Mapping[Any, Any], specs: list[QuestionSpec], kind: Any, rep: Report) -> None:
+    """Period placeholders only where a period exists (not in incident forms) and only in question texts;
+    `plausible` only in periodic forms (an incident has no previous period)."""
+    for key in ("title", "description"):
+        text = data.get(key)
+        if isinstance(text, str) and set(placeholder_names(text)) & set(PLACEHOLDERS):
+            rep.add(
+                f"'{key}' không dùng chỗ thay kỳ ({{ky}}, {{nam}}…); chỉ dùng trong label, hint, add_prompt"
+            )
+    checks = data.get("checks")
+    for n, check in enumerate(checks if isinstance(checks, list) else [], 1):
+        message = check.get("message") if isinstance(check, Mapping) else None
+        if isinstance(message, str) and set(placeholder_names(message)) & set(PLACEHOLDERS):
+            rep.add(f"kiểm tra thứ {n}: 'message' không dùng chỗ thay kỳ ({{ky}}, {{nam}}…)")
+    if kind != "incident":
+        return
+    for spec in [s for top in specs for s in (top, *top.subs)]:
+        q = spec.question
+        if q is None:
+            continue
+        if any(placeholder_names(t or "") for t in (q.label, q.hint, q.add_prompt)):
+            rep.add(
+                "biểu mẫu đột xuất (incident) không gắn với kỳ nào: không dùng {ky}, {nam}, {tu_ngay}, {den_ngay}",
+                spec.name,
+            )
+        if q.plausible is not None:
+            rep.add("biểu mẫu đột xuất (incident) không có kỳ trước để so: bỏ 'plausible'", spec.name)
 
 
 def _read_body(data: Mapping[Any, Any], rep: Report) -> list[QuestionSpec]:
@@ -166,6 +198,9 @@ def _question_to_dict(q: Question) -> dict[str, Any]:
             out["max_count"] = q.max_count
         if q.add_prompt is not None:
             out["add_prompt"] = q.add_prompt
+    if q.plausible is not None:
+        factor = q.plausible
+        out["plausible"] = {"factor": int(factor) if factor == int(factor) else factor}
     return out
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
-from decimal import InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.forms import parsing
@@ -36,6 +36,7 @@ from bot.forms.events import (
 from bot.forms.flow import Flow, group_items
 from bot.forms.inputs import Action, Document, Input, Location, Photo, Resume, Start, Text, parse_token
 from bot.forms.model import Form, Question
+from bot.forms.period_text import fill_form
 from bot.forms.state import (
     DraftState,
     IncompatibleValue,
@@ -115,6 +116,7 @@ class _Run:
         self.now = now
         self.read_back: ReadBack | None = None  # set just before `accept` when the input needs one
         self.accepted: tuple[Position, Any] | None = None  # where an answer was stored, and its value
+        self.plausible_ok = False  # the answer being accepted was confirmed against the previous period
 
     # ------------------------------------------------------------------ presenting the current step
 
@@ -172,6 +174,28 @@ class _Run:
         q = flow.question_of(pos)
         group = self.form.question(pos.qid) if pos.kind == "sub" else None
         items = max(len(group_items(state.answers, pos.qid)), (pos.item or 0) + 1) if group else 0
+        if mode == Mode.CONFIRMING and state.pending and state.pending.get("reason") == "implausible":
+            readings = tuple(state.pending.get("values") or ())
+            return (
+                ConfirmValue(
+                    question=q,
+                    position=pos,
+                    progress=progress,
+                    raw=str(state.pending.get("raw", "")),
+                    readings=readings,
+                    options=(
+                        Option("ok:0", "plausible_yes", readings[0] if readings else None),
+                        Option("retry", "plausible_edit"),
+                        Option("back", "back"),
+                        Option("pause", "pause"),
+                    ),
+                    reason="implausible",
+                    detail=dict(state.pending.get("detail") or {}),
+                    group=group,
+                    item=pos.item,
+                    items=items,
+                ),
+            )
         if mode == Mode.CONFIRMING and state.pending:
             readings = tuple(state.pending.get("values") or ())
             return (
@@ -431,6 +455,13 @@ class _Run:
             failing = new_flow.failing_checks(involving=pos.qid)
             if failing:
                 return self.reject(state, flow, "check_failed", {"message": failing[0].message})
+            doubt = None if self.plausible_ok else self.implausible(state, flow.question_of(pos), value)
+            if doubt is not None:
+                read_back, self.read_back = self.read_back, None
+                raw = read_back.raw if read_back is not None and read_back.raw else None
+                pending = {"raw": raw or "", "values": [value], "reason": "implausible", "detail": doubt}
+                new = state.bump(mode=Mode.CONFIRMING, pending=pending, selection=None)
+                return Step(new, self.present(new, flow, came_from=pos))
         changes: dict[str, Any] = {}
         if pos.kind == "sub" and (pos.item or 0) >= len(group_items(state.answers, pos.qid)):
             changes["adding"] = pos.qid  # a new item was started
@@ -441,6 +472,28 @@ class _Run:
         if read_back is None:
             return step
         return Step(step.state, _attach(step.events, read_back=read_back))
+
+    def implausible(self, state: DraftState, q: Question, value: Any) -> dict[str, Any] | None:
+        """Why `value` needs a confirmation against the village's previous answer (None: it does not).
+
+        Far means `q.plausible` times the previous answer or more, or that many times less (both above 0).
+        """
+        if q.plausible is None or value is None or not state.context:
+            return None
+        if state.answers.get(q.id) == value:
+            return None  # the answer the draft holds: taken (or confirmed) before, not asked again
+        previous = (state.context.get("previous") or {}).get(q.id)
+        now, before = _number(value), _number(previous)
+        if now is None or before is None or now == before:
+            return None
+        factor = Decimal(str(q.plausible))
+        high, low = max(now, before), min(now, before)
+        if low <= 0 or high < factor * low:
+            return None
+        detail: dict[str, Any] = {"previous": previous, "factor": _jsonable(_plain_number(factor))}
+        if state.context.get("previous_ky"):
+            detail["previous_ky"] = state.context["previous_ky"]
+        return detail
 
     def validate(self, q: Question, value: Any) -> Any:
         """Check a candidate JSON value against the question's limits; raise `_Reject`."""
@@ -596,6 +649,7 @@ class _Run:
                     raise _Reject("required")
                 return self.accept(state, flow, pos, None)
             if name == "keep" and flow.has_answer(pos):
+                self.plausible_ok = True  # kept as it stands: it was taken (or confirmed) before
                 return self.accept(state, flow, pos, self.validate(q, flow.current_value(pos)))
             if name == "def":
                 default = self._default_value(q)
@@ -701,6 +755,8 @@ class _Run:
         readings = list(state.pending.get("values") or [])
         raw = str(state.pending.get("raw") or "")
         asking = replace(state, mode=Mode.ASKING, pending=None)
+        if state.pending.get("reason") == "implausible":
+            return self.on_implausible(state, asking, flow, inp, token, readings[0] if readings else None)
         if token is not None:
             name, index = token
             if name == "ok" and index is not None and index < len(readings):
@@ -726,6 +782,45 @@ class _Run:
                 new = asking.bump()
                 return Step(new, self.present(new, flow, came_from=pos))
         return self.on_asking(asking, flow, inp, token)
+
+    def on_implausible(
+        self,
+        state: DraftState,
+        asking: DraftState,
+        flow: Flow,
+        inp: Input,
+        token: tuple[str, int | None] | None,
+        value: Any,
+    ) -> Step:
+        """ "Kỳ trước thôn báo 3; đồng chí xác nhận 300?": Đúng keeps it (once), Sửa asks again."""
+        pos = state.position
+        assert pos is not None
+        q = flow.question_of(pos)
+        if token is not None:
+            name, _index = token
+            if name == "ok":
+                self.plausible_ok = True
+                return self.accept(asking, flow, pos, self.validate(q, value))
+            if name == "retry":
+                new = asking.bump()
+                return Step(new, self.present(new, flow, came_from=pos))
+            if name == "back":
+                return self.back(asking, flow)
+            if name == "review":
+                return self.on_asking(asking, flow, inp, token)
+            if isinstance(inp, Action):
+                return Step(state, (Stale(),))
+        if isinstance(inp, Text):
+            answer = _yes_no(inp.text)
+            if answer is None and fold(inp.text) in ("dung", "xac nhan", "dung roi"):
+                answer = True
+            if answer is True:
+                self.plausible_ok = True
+                return self.accept(asking, flow, pos, self.validate(q, value))
+            if answer is False or fold(inp.text) == "sua":
+                new = asking.bump()
+                return Step(new, self.present(new, flow, came_from=pos))
+        return self.on_asking(asking, flow, inp, token)  # a new number: read and checked again
 
     def on_more(
         self, state: DraftState, flow: Flow, inp: Input, token: tuple[str, int | None] | None
@@ -902,6 +997,21 @@ def _with_left(
     return Step(step.state, _attach(step.events, left=LeftInput(q, needs, how, value)))
 
 
+def _number(value: Any) -> Decimal | None:
+    """A JSON number answer as a Decimal (None when it is not one)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() else None
+
+
+def _plain_number(d: Decimal) -> int | Decimal:
+    return int(d) if d == d.to_integral_value() else d.normalize()
+
+
 def _valid_location(loc: Location) -> bool:
     try:
         return -90 <= float(loc.lat) <= 90 and -180 <= float(loc.lon) <= 180
@@ -1051,19 +1161,50 @@ def _group_row(flow: Flow, gid: str, number: int) -> ReviewRow:
 # ---------------------------------------------------------------------------------------- public API
 
 
-def start(form: Form, now: datetime, answers: Mapping[str, Any] | None = None) -> Step:
-    """A fresh draft at the first question, or (with `answers`) an amendment opened on the review."""
-    return _start(form, now, answers)
+def start(
+    form: Form,
+    now: datetime,
+    answers: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> Step:
+    """A fresh draft at the first question, or (with `answers`) an amendment opened on the review.
+
+    `context`: the period's facts for question texts and the previous answers (see `DraftState.context`).
+    """
+    return _start(_for_period(form, context), now, answers, context=context)
 
 
-def _start(form: Form, now: datetime | None, answers: Mapping[str, Any] | None = None, seq: int = 0) -> Step:
+def _start(
+    form: Form,
+    now: datetime | None,
+    answers: Mapping[str, Any] | None = None,
+    seq: int = 0,
+    context: Mapping[str, Any] | None = None,
+) -> Step:
     run = _Run(form, now)
-    base = DraftState(form_id=form.id, form_version=form.version, seq=seq - 1)
+    base = DraftState(
+        form_id=form.id,
+        form_version=form.version,
+        seq=seq - 1,
+        context=dict(context) if context is not None else None,
+    )
     if answers is not None:
         clean, _dropped = sanitize_answers(form, answers)
         return run.goto(replace(base, answers=clean), None)
     flow = Flow(form, {})
     return run.goto(base, flow.slots[0] if flow.slots else None, flow=flow, fresh=True)
+
+
+def with_context(state: DraftState, context: Mapping[str, Any] | None) -> DraftState:
+    """The draft with the period's facts replaced (the service refreshes them when a draft opens)."""
+    new = dict(context) if context is not None else None
+    return state if new == state.context else replace(state, context=new)
+
+
+def _for_period(form: Form, context: Mapping[str, Any] | None) -> Form:
+    """The form with the period's facts put in its question texts (`{ky}`, `{nam}`…), so that every event
+    carries them; the form itself when it has none (cached per period: see `fill_form`)."""
+    return fill_form(form, context) if form.templated else form
 
 
 def resume(form: Form, state: DraftState) -> Step:
@@ -1078,6 +1219,10 @@ def handle(form: Form, state: DraftState | None, inp: Input, now: datetime | Non
     "yesterday", reading typed dates). On an internal error the draft is repaired (first unanswered
     question, answers kept); only if that fails too does the form start again.
     """
+    return _handle(_for_period(form, state.context if state is not None else None), state, inp, now)
+
+
+def _handle(form: Form, state: DraftState | None, inp: Input, now: datetime | None) -> Step:
     run = _Run(form, now)
     try:
         step = run.handle(state, inp)
@@ -1101,10 +1246,10 @@ def handle(form: Form, state: DraftState | None, inp: Input, now: datetime | Non
         log.exception("recovery failed; starting the form again")
     try:
         clean, _ = sanitize_answers(form, state.answers) if state is not None else ({}, ())
-        return _start(form, now, clean or None, seq=seq)
+        return _start(form, now, clean or None, seq=seq, context=state.context if state else None)
     except Exception:
         log.exception("could not keep the answers; starting empty")
-        return _start(form, now, None, seq=seq)
+        return _start(form, now, None, seq=seq, context=state.context if state else None)
 
 
 def _migrate(form: Form, state: DraftState, now: datetime | None) -> tuple[DraftState, FormChanged]:
@@ -1112,7 +1257,9 @@ def _migrate(form: Form, state: DraftState, now: datetime | None) -> tuple[Draft
     clean, dropped = sanitize_answers(form, state.answers if state.form_id == form.id else {})
     if state.form_id != form.id:
         dropped = tuple(state.answers)
-    base = DraftState(form_id=form.id, form_version=form.version, answers=clean, seq=state.seq + 1)
+    base = DraftState(
+        form_id=form.id, form_version=form.version, answers=clean, seq=state.seq + 1, context=state.context
+    )
     flow = Flow(form, clean)
     pos = run.first_unanswered(base, flow)
     if state.mode == Mode.DONE:
@@ -1157,4 +1304,5 @@ __all__ = [
     "start",
     "submitted_answers",
     "typed_answers",
+    "with_context",
 ]

@@ -38,7 +38,10 @@ QUESTION_KEYS = (
     "accept",
     "max_mb",
     "max_files",
+    "plausible",
 )
+PLAUSIBLE_KEYS = ("factor",)
+DEFAULT_PLAUSIBLE_FACTOR = 10
 CHOICE_KEYS = ("value", "label")
 CHECK_KEYS = ("condition", "message", "questions")
 KINDS = ("periodic", "incident")

@@ -66,6 +66,9 @@ class Question:
     accept: tuple[str, ...] = ()
     max_mb: float | None = None
     max_files: int | None = None
+    # `plausible: {factor: 10}`: a number this many times the village's previous answer (or a tenth of it)
+    # is confirmed once before it is kept (numbers only; the previous answers come with the draft)
+    plausible: float | None = None
 
     @property
     def short_label(self) -> str:
@@ -134,6 +137,13 @@ class Form:
             for sub in q.questions:
                 index[f"{q.id}.{sub.id}"] = sub
         object.__setattr__(self, "_index", index)
+        texts = (getattr(q, key) for q in index.values() for key in ("label", "hint", "add_prompt"))
+        object.__setattr__(self, "_templated", any(t and ("{" in t or "}" in t) for t in texts))
+
+    @property
+    def templated(self) -> bool:
+        """Whether a question text holds a period placeholder or an escaped brace (see `period_text`)."""
+        return bool(getattr(self, "_templated", False))
 
     def question(self, qid: str) -> Question:
         """Look a question up by id (`group.sub` for a repeat group's sub-question)."""

@@ -17,15 +17,20 @@ from bot.forms.form_errors import Report, head, read_string, unknown_keys
 from bot.forms.form_limits import (
     CHOICE_KEYS,
     CHOICE_VALUE_RE,
+    DEFAULT_PLAUSIBLE_FACTOR,
     MAX_CHOICE_LABEL,
     MAX_CHOICES,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
+    PLAUSIBLE_KEYS,
     QUESTION_ID_RE,
     QUESTION_KEYS,
     TYPE_NAMES,
 )
 from bot.forms.model import Choice, Question
+from bot.forms.period_text import PLACEHOLDERS
+from bot.forms.period_text import names as placeholder_names
+from bot.forms.period_text import problems as placeholder_problems
 from bot.forms.types import TYPES, QuestionType
 from bot.forms.types.base import LoadProblems
 from bot.forms.types.document import read_limits
@@ -110,6 +115,15 @@ def read_question(
         else:
             rep.add(f"{at}'relevant' phải là một điều kiện (chuỗi), không phải {relevant!r}", name)
 
+    for key, text in (("label", label), ("hint", hint), ("add_prompt", raw.get("add_prompt"))):
+        if isinstance(text, str):
+            for problem in placeholder_problems(text):
+                rep.add(f"{at}'{key}': {problem}", name)
+    if short is not None and set(placeholder_names(short)) & set(PLACEHOLDERS):
+        rep.add(
+            f"{at}'short' không dùng chỗ thay kỳ ({{ky}}, {{nam}}…): nhãn ngắn dùng chung cho mọi kỳ", name
+        )
+    plausible = _read_plausible(raw, qtype, rep, name, at, group)
     bounds = _read_bounds(raw, qtype, rep, name, at)
     max_length = _read_max_length(raw, qtype, rep, name, at)
     choices = _read_choices(raw, qtype, rep, name, at)
@@ -147,8 +161,42 @@ def read_question(
         accept=accept,
         max_mb=max_mb,
         max_files=max_files,
+        plausible=plausible,
     )
     return spec
+
+
+def _read_plausible(
+    raw: Mapping[Any, Any],
+    qtype: QuestionType | None,
+    rep: Report,
+    name: str | None,
+    at: str,
+    group: str | None,
+) -> float | None:
+    """`plausible: {factor: 10}` (or `plausible: true`, factor 10): a number question only, not in a group."""
+    if "plausible" not in raw:
+        return None
+    value = raw["plausible"]
+    if value is False or value is None:
+        return None
+    if qtype is not None and not qtype.numeric:
+        rep.add(f"{at}'plausible' chỉ dùng cho câu số (integer, decimal), câu này kiểu {qtype.name}", name)
+        return None
+    if group:
+        rep.add(f"{at}'plausible' không dùng trong nhóm lặp (không có câu trả lời kỳ trước để so)", name)
+        return None
+    if value is True:
+        return float(DEFAULT_PLAUSIBLE_FACTOR)
+    if not isinstance(value, Mapping):
+        rep.add(f"{at}'plausible' phải là {{factor: 10}} hoặc true, không phải {value!r}", name)
+        return None
+    unknown_keys(value, PLAUSIBLE_KEYS, rep, name, f"{at}plausible: ")
+    factor = value.get("factor", DEFAULT_PLAUSIBLE_FACTOR)
+    if not is_number(factor) or isinstance(factor, bool) or not 1 < factor <= 1_000_000:
+        rep.add(f"{at}plausible.factor phải là một số lớn hơn 1 (ví dụ 10), không phải {factor!r}", name)
+        return None
+    return float(factor)
 
 
 def _read_bounds(

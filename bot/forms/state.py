@@ -102,6 +102,11 @@ class DraftState:
     adding: str | None = None
     page: int = 0  # the review page shown (0-based; kept while an edit started there is under way)
     seq: int = 0
+    # The period's facts, given by the service when the draft opens (never read from the clock): "ky",
+    # "nam", "tu_ngay", "den_ngay" for question texts (bot.forms.period_text), and "previous" — the
+    # village's answers of the previous period of the same series ({id: JSON value}) with "previous_ky",
+    # its label — for `plausible`. None: an incident, or a draft without a period.
+    context: dict[str, Any] | None = None
 
     @property
     def returning_to_review(self) -> bool:
@@ -128,6 +133,7 @@ class DraftState:
             "adding": self.adding,
             "page": self.page,
             "seq": self.seq,
+            **({"context": _json_copy(self.context)} if self.context is not None else {}),
         }
 
     @classmethod
@@ -152,6 +158,9 @@ class DraftState:
                 raise ValueError("edit_base must be an integer")
             if pending is not None and not isinstance(pending, dict):
                 raise ValueError("pending must be an object")
+            context = data.get("context")
+            if context is not None and not isinstance(context, dict):
+                raise ValueError("context must be an object")
             return cls(
                 form_id=str(data["form_id"]),
                 form_version=version,
@@ -165,6 +174,7 @@ class DraftState:
                 adding=data.get("adding"),
                 page=page,
                 seq=seq,
+                context=_json_copy(context),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed draft state: {exc}") from exc

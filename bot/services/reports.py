@@ -26,6 +26,7 @@ from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
 from bot.services.codes import ALPHABET
 from bot.services.forms import commune_forms, get_form
+from bot.services.period_facts import draft_context
 from bot.services.period_units import in_period_units, takes_part
 from bot.services.report_notices import (
     Amending,
@@ -426,17 +427,18 @@ def _begin_periodic(
         raise ReportRefused(FormMissing())
     draft = _period_draft(session, village.id, period, lock=True)
     if draft is not None:
-        return _resume(session, person, draft, now, period)
+        return _resume(session, person, draft, now, period, village.id)
     submission = current_submission(session, village.id, period.form_id, period.id)
     if submission is not None:
         if not can_change(session, village.id, period, now):
             raise ReportRefused(Closed(period=period.label, receipt=submission.receipt))
-        step = engine.start(form, now, answers=submission.answers)
+        context = draft_context(session, form, period, village.id)
+        step = engine.start(form, now, answers=submission.answers, context=context)
         notices: list[Notice] = [Amending(version=submission.version_no, receipt=submission.receipt)]
     elif now >= period.closes_at and not can_change(session, village.id, period, now):
         raise ReportRefused(NotOpen())
     else:
-        step = engine.start(form, now)
+        step = engine.start(form, now, context=draft_context(session, form, period, village.id))
         notices = [_intro(form)]
     draft = Draft(
         village_id=village.id,
@@ -550,8 +552,17 @@ def _newest_now(session: Session, draft: Draft) -> Form | None:
     return _latest_form(session, draft.form_id, used_by_commune=village.commune_id) if village else None
 
 
-def _resume(session: Session, person: Person, draft: Draft, now: datetime, period: Period | None) -> Outcome:
+def _resume(
+    session: Session,
+    person: Person,
+    draft: Draft,
+    now: datetime,
+    period: Period | None,
+    village_id: int | None = None,
+) -> Outcome:
     form, state, notices = _load(session, draft, now)
+    if period is not None and village_id is not None:  # the period's facts as they stand now
+        state = engine.with_context(state, draft_context(session, form, period, village_id))
     step = _shown(engine.resume(form, state), state)
     _save(draft, person, step.state, now)
     _point_at(person, draft.id)
@@ -630,6 +641,10 @@ def _feed(
         person.active_draft_id = None
         raise
     _point_at(person, draft.id)
+    if state.context is None and draft.period_id is not None:  # a draft begun before drafts kept them: once
+        period_now = session.get(Period, draft.period_id)
+        if period_now is not None:
+            state = engine.with_context(state, draft_context(session, form, period_now, draft.village_id))
     seen = (draft.seen or {}).get(str(person.id))
     if not isinstance(inp, Action) and seen is not None and seen != state.seq:
         # Another reporter of the village moved the shared draft on: show where it is now.

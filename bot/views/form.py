@@ -109,7 +109,7 @@ class Screen:
 def _label(option: Option, question: Question | None = None) -> str:
     """A button label from `form/button.html` (plain text: Telegram does not parse HTML in buttons)."""
     shown: Any = option.value
-    if option.role in ("default", "keep", "reading") and question is not None:
+    if option.role in ("default", "keep", "reading", "plausible_yes") and question is not None:
         shown = format_value(question, option.value)
     if type(shown) in _CACHED_LABEL_TYPES:
         return _label_text(option.role, shown, option.selected)
@@ -148,7 +148,16 @@ def _layout(
         if opt.role in ("choice", "toggle"):
             answer.append(button)
             short = short and len(opt.value or "") <= SHORT_LABEL
-        elif opt.role in ("yes", "no", "today", "yesterday", "more_yes", "more_no"):
+        elif opt.role in (
+            "yes",
+            "no",
+            "today",
+            "yesterday",
+            "more_yes",
+            "more_no",
+            "plausible_yes",
+            "plausible_edit",
+        ):
             answer.append(button)
         elif opt.role in ("back", "pause"):
             nav.append(button)
@@ -364,12 +373,14 @@ def _detail(detail: Mapping[str, Any]) -> dict[str, Any]:
 
 def _confirm(form: Form, ev: ConfirmValue) -> list[Screen]:
     readings = [format_value(ev.question, v) for v in ev.readings]
+    previous = ev.detail.get("previous") if ev.reason == "implausible" else None
     text = render(
         "form/confirm_value.html",
         form=form,
         q=ev.question,
         ev=ev,
         readings=readings,
+        previous=format_value(ev.question, previous) if previous is not None else None,
         index=ev.progress[0],
         total=ev.progress[1],
     )

@@ -68,13 +68,24 @@ def _evil_form(path: Path, *, big: bool, at_limits: bool = False) -> None:
     form = yaml.safe_load((ROOT / "deploy" / "forms" / "bao-cao-6-thang.yaml").read_text(encoding="utf-8"))
     prefix = TEN_KB if big or at_limits else EVIL
 
-    def grow(text: str, limit: int) -> str:
-        return f"{prefix[: limit - len(text) - 1]} {text}" if at_limits else f"{prefix} {text}"
+    def grow(text: str, limit: int, literal: str | None = None) -> str:
+        start = literal or prefix
+        if not at_limits:
+            return f"{start} {text}"
+        cut = start[: limit - len(text) - 1]
+        for brace in "{}":  # a cut between the two braces of "{{" would leave a lone one: fill its place
+            if (len(cut) - len(cut.rstrip(brace))) % 2:
+                cut = cut[:-1] + "x"
+        return f"{cut} {text}"
+
+    # A question text may name the period ({ky}); a brace meant literally is written twice (docs/forms.md).
+    # TEN_KB's braces are pairs already ("{{ 1 }}"); EVIL's are written twice so they show as they are.
+    literal_label = prefix if prefix is TEN_KB else prefix.replace("{", "{{").replace("}", "}}")
 
     def walk(questions: list[dict[str, Any]]) -> None:
         for q in questions:
             if "label" in q:
-                q["label"] = grow(q["label"], MAX_LABEL)
+                q["label"] = grow(q["label"], MAX_LABEL, literal_label)
             for choice in q.get("choices") or []:
                 if isinstance(choice, dict) and not big:
                     choice["label"] = (
