@@ -15,7 +15,9 @@ from sqlmodel import Session
 
 from bot.exports import build_export
 from bot.exports.data import ExportScope
+from bot.forms.period_text import fill_form
 from bot.services.completeness import previous_period
+from bot.services.period_facts import period_facts
 from tests.support.openpyxl_export import write_xlsx as old_write_xlsx
 from tests.test_exports import EXPORT_NOW, TZ, Seeded, seed_reports
 
@@ -59,7 +61,7 @@ def _both(session: Session, seeded: Seeded) -> tuple[openpyxl.Workbook, openpyxl
     new = build_export(session, seeded.commune, seeded.form, seeded.period, "xlsx", EXPORT_NOW).content
     scope = ExportScope(
         seeded.commune,
-        seeded.form,
+        fill_form(seeded.form, period_facts(seeded.period, TZ)),  # as build_export fills it for its period
         seeded.period,
         previous_period(session, seeded.period),
         TZ,

@@ -37,8 +37,10 @@ from bot.exports.data import clean_text, looks_like_formula, neutralise
 from bot.exports.filenames import ascii_filename, export_filename
 from bot.exports.word import issuing_bodies, place_date_line, text_width
 from bot.forms.model import Form, QType, Question
+from bot.forms.period_text import fill_form
 from bot.services.completeness import completeness
 from bot.services.forms import get_form, store_setup_forms
+from bot.services.period_facts import period_facts
 from bot.services.setup import apply_setup
 from bot.services.summaries import indicator_totals
 from bot.setup_file import load_setup
@@ -224,13 +226,26 @@ def test_excel_villages_sheet_cell_by_cell(session: Session, seeded: Seeded) -> 
     assert file.filename == "Báo cáo 6 tháng — Xã Hiệp Lực — 2026-6T.xlsx"
     assert file.ascii_filename == "bao-cao-6-thang_hiep-luc_2026-6T.xlsx"
     wb = workbook(file.content)
-    assert wb.sheetnames == ["Các thôn", "Chi tiết", "Thông tin"]
+    assert wb.sheetnames == [
+        "Các thôn",
+        "Chi tiết",
+        "Chỉ tiêu tính toán",
+        "Thông tin",
+    ]  # v2 declares derived figures
     ws = wb["Các thôn"]
-    questions = list(seeded.form.answerable)
+    # the questions as the file shows them: "{ky}" filled with the period ("Trong 6 tháng đầu năm 2026, …")
+    questions = list(fill_form(seeded.form, period_facts(seeded.period, TZ)).answerable)
+    assert any("{ky}" in q.label for q in seeded.form.answerable) and not any(
+        "{" in q.label for q in questions
+    )
     header = [c.value for c in ws[1]]
     fixed = ["STT", "Thôn, tổ dân phố", "Tình trạng", "Thời gian nộp", "Đúng hạn / Muộn", "Lần nộp"]
     assert header[:6] == fixed
-    assert header[6:] == [q.short_label + (" (số mục)" if q.type == QType.REPEAT else "") for q in questions]
+    n = len(questions)
+    assert header[6 : 6 + n] == [
+        q.short_label + (" (số mục)" if q.type == QType.REPEAT else "") for q in questions
+    ]
+    assert len(header) == 6 + n + len(seeded.form.derived)  # then one column per derived figure
     assert any(q.short_label != q.label for q in questions)  # the shipped form has short labels
     for i, q in enumerate(questions, start=7):  # the whole question stays on the header, as a comment
         comment = ws.cell(1, i).comment

@@ -211,3 +211,11 @@ async def test_a_draft_begun_before_drafts_kept_the_period_gets_it_on_the_next_a
     assert "Trong 6 tháng đầu năm 2026, thôn có tuyên truyền" in bot.texts(AN)[-1]
     with session_scope(engine) as s:
         assert s.exec(select(Draft)).one().state["context"]["ky"] == "6 tháng đầu năm 2026"
+
+
+def test_a_label_with_a_placeholder_and_no_short_label_reads_as_plain_words() -> None:
+    from bot.forms.model import QType, Question
+
+    q = Question(id="x", type=QType.INTEGER, label="Trong {ky}, thôn tổ chức bao nhiêu buổi? ({{ghi số}})")
+    assert q.short_label == "Trong kỳ này, thôn tổ chức bao nhiêu buổi? ({ghi số})"
+    assert Question(id="y", type=QType.INTEGER, label="Trong {ky}?", short="Buổi").short_label == "Buổi"

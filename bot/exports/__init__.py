@@ -18,6 +18,7 @@ from bot.exports.csv_export import write_csv
 from bot.exports.data import ExportScope
 from bot.exports.filenames import ascii_filename, export_filename
 from bot.forms.model import Form
+from bot.forms.period_text import fill_form
 from bot.services.completeness import previous_period
 from bot.services.forms import (
     PeriodChoice,
@@ -27,6 +28,7 @@ from bot.services.forms import (
     resolve_period,
 )
 from bot.services.forms import periodic_forms as service_forms
+from bot.services.period_facts import period_facts
 from bot.services.police_focus import choose
 from bot.services.reminders import commune_zone
 from bot.services.wording import commune_wording
@@ -134,12 +136,13 @@ def build_export(
                     limit=f"{WORD_MAX_VILLAGES:,}".replace(",", "."),
                 )
             )
+    tz = commune_zone(commune, default_tz.key)
     scope = ExportScope(
         commune=commune,
-        form=form,
+        form=fill_form(form, period_facts(period, tz)),  # "Trong {ky}, …" in a header note names the period
         period=period,
         previous=previous_period(session, period),
-        tz=commune_zone(commune, default_tz.key),
+        tz=tz,
         generated_at=now,
     )
     with speaking_for(commune_wording(session, commune)):  # "các thôn, tổ dân phố" or "các phòng, ban"

@@ -18,6 +18,8 @@ from bot.exports.rollup import (
     write_rollup_xlsx,
 )
 from bot.forms.model import Form
+from bot.forms.period_text import fill_form
+from bot.services.period_facts import period_facts
 from bot.services.reminders import commune_zone
 from storage.models import Commune, Period
 
@@ -38,7 +40,7 @@ def build_rollup_export(
     if fmt not in MIME:
         raise problem("bad_format", fmt=fmt[:20], formats=", ".join(MIME))
     tz = commune_zone(communes[0], default_tz.key) if communes else default_tz
-    rollup = RollupScope(province, form, period, communes, tz, now)
+    rollup = RollupScope(province, fill_form(form, period_facts(period, tz)), period, communes, tz, now)
     if fmt == "xlsx":
         content = write_rollup_xlsx(session, rollup)
     elif fmt == "csv":

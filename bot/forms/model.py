@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.forms.placeholders import fill
+
 
 class QType(StrEnum):
     """The names of the built-in question types (the table of types is `bot.forms.types.TYPES`)."""
@@ -72,8 +74,13 @@ class Question:
 
     @property
     def short_label(self) -> str:
-        """The short label when the form gives one, else the full question text."""
-        return self.short or self.label
+        """The short label when the form gives one, else the full question text (a period placeholder in it
+        read as plain words: "kỳ này", "năm nay" — a summary or export fills the form for its period first)."""
+        if self.short:
+            return self.short
+        if "{" in self.label or "}" in self.label:
+            return fill(self.label, None) or self.label
+        return self.label
 
     def choice_label(self, value: str) -> str:
         """The label of a choice value (the value itself if unknown, e.g. an old form version)."""

@@ -8,32 +8,24 @@ clock. Pure: no database, no clock.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from bot.forms.model import Form, Question
-
-PLACEHOLDERS = ("ky", "nam", "tu_ngay", "den_ngay")
-TEXT_KEYS = ("label", "hint", "add_prompt")  # where a placeholder may stand
-# What a draft with no period facts (an old draft, a preview) shows instead; incident forms refuse
-# placeholders when they load, so these are only a safety net.
-FALLBACK = {"ky": "kỳ này", "nam": "năm nay", "tu_ngay": "đầu kỳ", "den_ngay": "nay"}
-
-_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+from bot.forms.placeholders import FALLBACK, PLACEHOLDERS, TEXT_KEYS, TOKEN, fill, uses_placeholders
 
 
 def names(text: str) -> tuple[str, ...]:
     """The placeholder names a text uses, in order (escaped braces are not placeholders)."""
-    return tuple(m.group(1) for m in _TOKEN.finditer(text) if m.group(1) is not None)
+    return tuple(m.group(1) for m in TOKEN.finditer(text) if m.group(1) is not None)
 
 
 def problems(text: str) -> list[str]:
     """What is wrong with the placeholders of `text` (Vietnamese; empty when it is fine)."""
     out: list[str] = []
     known = ", ".join("{" + n + "}" for n in PLACEHOLDERS)
-    for m in _TOKEN.finditer(text):
+    for m in TOKEN.finditer(text):
         token = m.group(0)
         if token in ("{{", "}}"):
             continue
@@ -47,31 +39,6 @@ def problems(text: str) -> list[str]:
                 f"chỗ thay '{token}' không có (dùng được: {known}; dấu ngoặc nhọn thường gõ {{{{ }}}})"
             )
     return out
-
-
-def uses_placeholders(text: str | None) -> bool:
-    """Whether a text holds a placeholder or an escaped brace (so it must go through `fill`)."""
-    return bool(text) and ("{" in text or "}" in text)  # type: ignore[operator]
-
-
-def fill(text: str | None, facts: Mapping[str, Any] | None) -> str | None:
-    """`text` with the period's facts put in (a fact missing: the fallback wording); braces unescaped."""
-    if text is None or not uses_placeholders(text):
-        return text
-
-    def one(m: re.Match[str]) -> str:
-        token = m.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        name = (m.group(1) or "").strip()
-        if name not in PLACEHOLDERS:
-            return token  # the loader refuses these; shown as written rather than lost
-        value = (facts or {}).get(name)
-        return str(value) if value not in (None, "") else FALLBACK[name]
-
-    return _TOKEN.sub(one, text)
 
 
 _FILLED: dict[tuple[int, tuple[str, ...]], tuple[Form, Form]] = {}
