@@ -28,10 +28,16 @@ open the report, then all answer --turns questions at once. Latency is from just
 message is posted to the emulator until the emulator records the bot's first sendMessage in that chat.
 `--py-spy PREFIX` samples the bot process with py-spy for the whole run and adds its hottest functions.
 
+Gate 1 of issue 18 (`--mode gate`): --rounds rounds of the bare echo bot (its own process polling the
+emulator; each of --users heads sends --turns texts, each after the echo of the one before), then the
+latency run above on each backend; a round's ratio is the echo's turns/s over ours; medians of the rounds.
+`--before TREE` also runs the bot of another checkout (PYTHONPATH=TREE) in every round.
+
     .venv/bin/python bench/turns.py                              # in process, SQLite and PostgreSQL
     .venv/bin/python bench/turns.py --mode inprocess --backend sqlite --heads 20 --profile cprofile
     .venv/bin/python bench/turns.py --mode inprocess --backend both --heads 10 --transport http
     .venv/bin/python bench/turns.py --mode latency --users 500 --turns 10 --backend sqlite --py-spy /tmp/spy
+    .venv/bin/python bench/turns.py --mode gate --users 300 --turns 10 --rounds 3 --before /tmp/turns-before
 """
 
 from __future__ import annotations
