@@ -28,10 +28,16 @@ open the report, then all answer --turns questions at once. Latency is from just
 message is posted to the emulator until the emulator records the bot's first sendMessage in that chat.
 `--py-spy PREFIX` samples the bot process with py-spy for the whole run and adds its hottest functions.
 
+Gate 1 of issue 18 (`--mode gate`): --rounds rounds of the bare echo bot (its own process polling the
+emulator; each of --users heads sends --turns texts, each after the echo of the one before), then the
+latency run above on each backend; a round's ratio is the echo's turns/s over ours; medians of the rounds.
+`--before TREE` also runs the bot of another checkout (PYTHONPATH=TREE) in every round.
+
     .venv/bin/python bench/turns.py                              # in process, SQLite and PostgreSQL
     .venv/bin/python bench/turns.py --mode inprocess --backend sqlite --heads 20 --profile cprofile
     .venv/bin/python bench/turns.py --mode inprocess --backend both --heads 10 --transport http
     .venv/bin/python bench/turns.py --mode latency --users 500 --turns 10 --backend sqlite --py-spy /tmp/spy
+    .venv/bin/python bench/turns.py --mode gate --users 300 --turns 10 --rounds 3 --before /tmp/turns-before
 """
 
 from __future__ import annotations
@@ -655,6 +661,133 @@ def emulator_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
         emulator.wait(30)
 
 
+def serve_echo(emu_url: str) -> None:
+    """Child process: the bare python-telegram-bot echo bot polling the emulator (updates of different
+    chats handled at once, PTB's default HTTPXRequest), until killed."""
+    from telegram import Update
+    from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(message.text)  # type: ignore[arg-type]
+
+    app = Application.builder().token(TOKEN).base_url(f"{emu_url}/bot").concurrent_updates(True).build()
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    app.run_polling(poll_interval=0.0, timeout=10, drop_pending_updates=False)
+
+
+async def _drive_echo(url: str, heads: list[Head], turns: int, started: dict[str, float]) -> None:
+    """Every head sends `turns` texts one after the other, each after the echo of the one before."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=len(heads) + 16, max_keepalive_connections=len(heads) + 16)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
+        by_chat = {h.uid: h for h in heads}
+        stop = asyncio.Event()
+
+        async def call(verb: str, path: str, **kwargs: Any) -> Any:
+            body = (await http.request(verb, f"/_emu{path}", **kwargs)).json()
+            if not body.get("ok"):
+                raise RuntimeError(f"{verb} {path}: {body}")
+            return body["result"]
+
+        cursor = (await call("GET", ""))["event_seq"]
+
+        async def reader() -> None:
+            nonlocal cursor
+            while not stop.is_set():
+                result = await call(
+                    "GET", "/events", params={"after": cursor, "wait": 2, "count": 1, "types": "sent"}
+                )
+                for event in result["events"]:
+                    cursor = max(cursor, event["seq"])
+                    if event["chat_id"] in by_chat:
+                        by_chat[event["chat_id"]].events.put_nowait(event)
+
+        for chunk in range(0, len(heads), 100):
+            await asyncio.gather(
+                *(
+                    call("POST", "/users", json={"user_id": h.uid, "first_name": f"Trưởng thôn {h.uid}"})
+                    for h in heads[chunk : chunk + 100]
+                )
+            )
+        read_task = asyncio.create_task(reader())
+
+        async def answer(head: Head) -> None:
+            for n in range(turns):
+                posted = time.time()
+                await call("POST", f"/users/{head.uid}/send", json={"text": str(n + 1)})
+                first = await head.expect(lambda e: True, 600)
+                if first is None:
+                    raise RuntimeError(f"no echo for {head.uid}")
+                head.seen_by_client.append(time.time() - posted)
+                head.latencies.append(first["time"] - posted)
+                head.turns += 1
+
+        started["t"] = time.perf_counter()
+        await asyncio.gather(*(answer(h) for h in heads))
+        started["end"] = time.perf_counter()
+        stop.set()
+        await read_task
+
+
+def run_echo_latency(users: int, turns: int) -> dict[str, Any]:
+    """The floor of `run_latency`: as many heads over HTTP, each sending `turns` texts to the bare echo."""
+    with emulator_process() as (emu_url, emulator):
+        echo = subprocess.Popen(
+            [sys.executable, __file__, "--serve-echo", emu_url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            import httpx
+
+            for _ in range(600):
+                if httpx.get(f"{emu_url}/_emu/requests", params={"method": "getUpdates"}).json()["result"]:
+                    break
+                time.sleep(0.1)
+            heads = [Head(FIRST_UID + i, "") for i in range(users)]
+            times: dict[str, float] = {}
+            cpu_start = {"bot": cpu_seconds(echo.pid), "emulator": cpu_seconds(emulator.pid)}
+            asyncio.run(_drive_echo(emu_url, heads, turns, times))
+            cpu_end = {"bot": cpu_seconds(echo.pid), "emulator": cpu_seconds(emulator.pid)}
+        finally:
+            echo.terminate()
+            echo.wait(30)
+    return _latency_figures(heads, times, cpu_start, cpu_end, {"users": users, "turns_per_user": turns})
+
+
+def _latency_figures(
+    heads: list[Head],
+    times: dict[str, float],
+    cpu_start: dict[str, float],
+    cpu_end: dict[str, float],
+    out: dict[str, Any],
+) -> dict[str, Any]:
+    """Throughput, latency percentiles and CPU a turn of one latency run, added to `out`."""
+    latencies = [1000 * x for h in heads for x in h.latencies]
+    client = [1000 * x for h in heads for x in h.seen_by_client]
+    measured = sum(h.turns for h in heads)
+    wall = times["end"] - times["t"]
+    out.update(
+        turns=measured,
+        wall_s=wall,
+        throughput_turns_per_s=measured / wall,
+        latency_ms={
+            "p50": percentile(latencies, 0.5),
+            "p90": percentile(latencies, 0.9),
+            "p99": percentile(latencies, 0.99),
+            "max": max(latencies),
+            "mean": statistics.fmean(latencies),
+        },
+        seen_by_client_ms={"p50": percentile(client, 0.5), "p99": percentile(client, 0.99)},
+        bot_cpu_ms_per_turn=1000 * (cpu_end["bot"] - cpu_start["bot"]) / measured,
+        emulator_cpu_ms_per_turn=1000 * (cpu_end["emulator"] - cpu_start["emulator"]) / measured,
+    )
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -810,7 +943,12 @@ async def _drive(url: str, heads: list[Head], turns: int, started: dict[str, flo
 
 
 def run_latency(
-    url: str, users: int, turns: int, spy_path: str | None = None, http_client: str = "aiohttp"
+    url: str,
+    users: int,
+    turns: int,
+    spy_path: str | None = None,
+    http_client: str = "aiohttp",
+    tree: str | None = None,
 ) -> dict[str, Any]:
     """500 heads answering at once through the emulator and the real `baocao run` process.
 
@@ -819,7 +957,7 @@ def run_latency(
     """
     now = datetime.now(UTC)
     with emulator_process() as (emu_url, emulator):
-        return _run_latency(url, users, turns, now, emu_url, emulator, spy_path, http_client)
+        return _run_latency(url, users, turns, now, emu_url, emulator, spy_path, http_client, tree)
 
 
 def start_py_spy(pid: int, path: str) -> subprocess.Popen[bytes]:
@@ -878,6 +1016,7 @@ def _run_latency(
     emulator: subprocess.Popen[str],
     spy_path: str | None = None,
     http_client: str = "aiohttp",
+    tree: str | None = None,
 ) -> dict[str, Any]:
     baocao = str(Path(sys.executable).with_name("baocao"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BAOCAO_", "DATABASE_URL"))}
@@ -890,6 +1029,8 @@ def _run_latency(
         BAOCAO_HTTP_CLIENT=http_client,
         PYTHONUNBUFFERED="1",
     )
+    if tree:  # another checkout of the project (e.g. `git archive main`): its code runs the bot
+        env["PYTHONPATH"] = tree
     out: dict[str, Any] = {"users": users, "turns_per_user": turns, "http_client": http_client}
     with tempfile.TemporaryDirectory(prefix="baocao-latency-") as tmp:
         done = subprocess.run(
@@ -941,24 +1082,9 @@ def _run_latency(
         )
     too_old = sum("could not answer callback query" in line for line in lines)
     handler_ms = [float(m.group(1) or m.group(2)) for line in lines if (m := HANDLER_MS.search(line))]
-    latencies = [1000 * x for h in heads for x in h.latencies]
-    client = [1000 * x for h in heads for x in h.seen_by_client]
-    measured = sum(h.turns for h in heads)
-    wall = times["end"] - times["t"]
+    _latency_figures(heads, times, cpu_start, cpu_end, out)
+    measured = out["turns"]
     out.update(
-        turns=measured,
-        wall_s=wall,
-        throughput_turns_per_s=measured / wall,
-        latency_ms={
-            "p50": percentile(latencies, 0.5),
-            "p90": percentile(latencies, 0.9),
-            "p99": percentile(latencies, 0.99),
-            "max": max(latencies),
-            "mean": statistics.fmean(latencies),
-        },
-        seen_by_client_ms={"p50": percentile(client, 0.5), "p99": percentile(client, 0.99)},
-        bot_cpu_ms_per_turn=1000 * (cpu_end["bot"] - cpu_start["bot"]) / measured,
-        emulator_cpu_ms_per_turn=1000 * (cpu_end["emulator"] - cpu_start["emulator"]) / measured,
         no_new_keyboard=sum(h.anomalies for h in heads),
         bot_log_warnings=warnings,
         callback_answers_too_late=too_old,
@@ -967,6 +1093,51 @@ def _run_latency(
         measured_ms = handler_ms[-measured:]
         out["bot_handler_ms"] = {"p50": percentile(measured_ms, 0.5), "p99": percentile(measured_ms, 0.99)}
     return out
+
+
+def run_gate(
+    backends: tuple[str, ...],
+    pg_url: str,
+    users: int,
+    turns: int,
+    rounds: int,
+    http_client: str,
+    before: str | None = None,
+) -> dict[str, Any]:
+    """Issue 18 gate 1: `rounds` rounds of the bare echo then `baocao run` on each backend, the same heads
+    and turns over HTTP; each round's ratio is the echo's throughput over ours (= our time / the echo's);
+    the medians of the rounds. `before`: another checkout whose bot also runs in every round ("before")."""
+    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for n in range(rounds):
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        echo = run_echo_latency(users, turns)
+        echo["loadavg"] = load
+        runs["echo"].append(echo)
+        print(json.dumps({"round": n, "echo": echo["throughput_turns_per_s"], "load": load}), file=sys.stderr)
+        for backend in backends:
+            for name, tree in ((f"{backend}_before", before), (backend, None)):
+                if name.endswith("_before") and not before:
+                    continue
+                with database(backend, pg_url) as url:
+                    ours = run_latency(url, users, turns, None, http_client, tree)
+                ours["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
+                ours["ratio_to_echo"] = echo["throughput_turns_per_s"] / ours["throughput_turns_per_s"]
+                runs[name].append(ours)
+                figures = {"round": n, name: ours["throughput_turns_per_s"], "ratio": ours["ratio_to_echo"]}
+                print(json.dumps(figures), file=sys.stderr, flush=True)
+    summary: dict[str, Any] = {"users": users, "turns_per_user": turns, "rounds": rounds}
+    for name, items in runs.items():
+        summary[name] = {
+            "turns_per_s": statistics.median(r["throughput_turns_per_s"] for r in items),
+            "p50_ms": statistics.median(r["latency_ms"]["p50"] for r in items),
+            "p99_ms": statistics.median(r["latency_ms"]["p99"] for r in items),
+            "cpu_ms_a_turn": statistics.median(r["bot_cpu_ms_per_turn"] for r in items),
+        }
+        if name != "echo":
+            summary[name]["ratio_to_echo"] = statistics.median(r["ratio_to_echo"] for r in items)
+            summary[name]["ratios"] = [round(r["ratio_to_echo"], 3) for r in items]
+    summary["runs"] = runs
+    return summary
 
 
 # --------------------------------------------------------------------------- main
@@ -1012,8 +1183,11 @@ def main() -> int:
     if len(sys.argv) == 2 and sys.argv[1] == "--serve-emulator":
         serve_emulator()
         return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-echo":
+        serve_echo(sys.argv[2])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("inprocess", "latency", "both"), default="inprocess")
+    parser.add_argument("--mode", choices=("inprocess", "latency", "both", "gate"), default="inprocess")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pg-url", default=DEFAULT_PG)
     parser.add_argument("--heads", type=int, default=20, help="in process: measured heads (each ~30 turns)")
@@ -1036,6 +1210,8 @@ def main() -> int:
         default="aiohttp",
         help="our bot's Bot API client (BAOCAO_HTTP_CLIENT) over HTTP; the echo bots always use PTB's httpx",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="gate: interleaved rounds (echo, then ours)")
+    parser.add_argument("--before", metavar="TREE", help="gate: also run the bot of this checkout each round")
     parser.add_argument("--users", type=int, default=500, help="latency: simultaneous village heads")
     parser.add_argument("--turns", type=int, default=10, help="latency: answers each head sends")
     parser.add_argument(
@@ -1047,6 +1223,11 @@ def main() -> int:
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     result: dict[str, Any] = {"machine": machine(), "postgresql": pg_version(args.pg_url)}
     profiles = []
+    if args.mode == "gate":
+        result["gate"] = run_gate(
+            backends, args.pg_url, args.users, args.turns, args.rounds, args.http_client, args.before
+        )
+        backends = ()
     for backend in backends:
         if args.mode in ("inprocess", "both"):
             with database(backend, args.pg_url) as url:

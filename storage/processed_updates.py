@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import BigInteger, DateTime, Integer, bindparam, delete, select, text
 
 from storage.dialect import is_postgres
 from storage.models import ProcessedUpdate
@@ -30,15 +30,43 @@ def _mark_update(dialect: str) -> Any:
 _MARK_UPDATE = {"postgresql": _mark_update("postgresql"), "sqlite": _mark_update("sqlite")}
 
 
-def first_delivery(session: Any, update_id: int, now: datetime) -> bool:
+# PostgreSQL: try the chat's advisory lock and, only if it is held, record the update id, in one round trip.
+# The INSERT reads its row from the lock's CTE, so the lock is tried first and nothing is inserted without it.
+_LOCK_AND_MARK = text(
+    """WITH chat_lock AS (SELECT pg_try_advisory_xact_lock(:ns, :key) AS held),
+marked AS (
+    INSERT INTO processed_update (update_id, processed_at)
+    SELECT :uid, :at FROM chat_lock WHERE chat_lock.held
+    ON CONFLICT (update_id) DO NOTHING
+    RETURNING update_id
+)
+SELECT chat_lock.held, (SELECT count(*) FROM marked) FROM chat_lock"""
+).bindparams(
+    bindparam("ns", type_=Integer()),
+    bindparam("key", type_=Integer()),
+    bindparam("uid", type_=BigInteger()),
+    bindparam("at", type_=DateTime(timezone=True)),
+)
+
+
+def first_delivery(
+    session: Any, update_id: int, now: datetime, *, lock: tuple[int, int] | None = None
+) -> bool | None:
     """Record the update id; False when it was processed before (a redelivery).
 
     One `INSERT … ON CONFLICT DO NOTHING` in the update's own transaction: on PostgreSQL a second worker
     inserting the same id waits for the first one's transaction and then inserts nothing (or inserts, if
     the first rolled back), so the mark and the handler's writes are committed together or not at all.
+    `lock` (namespace, key): first try that transaction-level advisory lock, in the same statement on
+    PostgreSQL; None (nothing recorded) when another transaction holds it. SQLite has no such locks.
     """
-    stmt = _MARK_UPDATE["postgresql" if is_postgres(session) else "sqlite"]
-    return session.execute(stmt, {"uid": update_id, "at": now}).first() is not None
+    params = {"uid": update_id, "at": now}
+    if not is_postgres(session):
+        return session.execute(_MARK_UPDATE["sqlite"], params).first() is not None
+    if lock is None:
+        return session.execute(_MARK_UPDATE["postgresql"], params).first() is not None
+    held, marked = session.execute(_LOCK_AND_MARK, {**params, "ns": lock[0], "key": lock[1]}).one()
+    return bool(marked) if held else None
 
 
 def forget_old_updates(

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Protocol
 
 from telegram import Update
@@ -142,9 +143,7 @@ async def _handle(
     async def transaction(abandoned: threading.Event) -> str:
         with session_scope(deps.engine) as session:
             lock_id = chat.id if chat is not None else (user.id if user is not None else None)
-            if lock_id is not None:
-                await lock_chat(session, lock_id)
-            if not first_delivery(session, update.update_id, now):
+            if not await claim_update(session, update.update_id, now, lock_id):
                 return "duplicate"
             actor = load_actor(session, user.id if user else None)
             fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
@@ -242,6 +241,29 @@ def chat_lock_key(chat_id: int) -> int:
 def try_lock_chat(session: Any, chat_id: int) -> bool:
     """Try the chat's transaction-level advisory lock once; True when held (always on SQLite)."""
     return try_advisory_xact_lock(session, CHAT_LOCK_NAMESPACE, chat_lock_key(chat_id))
+
+
+async def claim_update(
+    session: Any, update_id: int, now: datetime, chat_id: int | None, *, wait: float = CHAT_LOCK_WAIT
+) -> bool:
+    """Hold the chat's advisory lock (as `lock_chat`) and record the update id, in one statement a try;
+    False when the update was processed before (a redelivery)."""
+    if chat_id is None:
+        return bool(first_delivery(session, update_id, now))
+    lock = (CHAT_LOCK_NAMESPACE, chat_lock_key(chat_id))
+    first = first_delivery(session, update_id, now, lock=lock)
+    if first is not None:
+        return first
+    deadline = time.monotonic() + wait
+    pause = _LOCK_POLL[0]
+    log.debug("chat %s busy in another worker, waiting", chat_id)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(pause)
+        first = first_delivery(session, update_id, now, lock=lock)
+        if first is not None:
+            return first
+        pause = min(pause * 2, _LOCK_POLL[1])
+    raise ChatBusy(f"chat {chat_id} still locked by another worker after {wait:g}s")
 
 
 async def lock_chat(session: Any, chat_id: int, *, wait: float = CHAT_LOCK_WAIT) -> None:

@@ -1,0 +1,97 @@
+"""What one answer costs the database, pinned as counts (not times): SQL statements and transactions.
+
+A text answer and a button answer each run in one transaction of four statements on either database:
+the update id recorded (on PostgreSQL together with the chat's advisory lock, in one statement), the
+person and their roles, the draft read locked with its form's newest version, the draft's compare-and-set.
+`bench/README.md` ("Conversation turns") has the round trips before and after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.test_report_conversation import AN, bot  # noqa: F401  (the fixture)
+
+CHOICES = ("more:n", "ok:0", "d:yday", "c:0", "n", "skip")  # as bench/turns.py answers a screen
+
+
+async def _start(bot) -> None:  # noqa: F811
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+
+
+async def _counted(bot, turn: Callable[[], Awaitable[Any]]) -> dict[str, Any]:  # noqa: F811
+    """The statements one update ran, and how many transactions began and committed."""
+    seen: dict[str, Any] = {"statements": [], "begin": 0, "commit": 0}
+
+    def statement(conn, cursor, text, params, context, executemany) -> None:
+        seen["statements"].append(" ".join(text.split())[:60])
+
+    def begin(conn) -> None:
+        seen["begin"] += 1
+
+    def commit(conn) -> None:
+        seen["commit"] += 1
+
+    listeners = (("before_cursor_execute", statement), ("begin", begin), ("commit", commit))
+    for name, fn in listeners:
+        event.listen(bot.engine, name, fn)
+    try:
+        await turn()
+    finally:
+        for name, fn in listeners:
+            event.remove(bot.engine, name, fn)
+    return seen
+
+
+def _kinds(statements: list[str]) -> list[str]:
+    return [" ".join(s.split()[:2]) for s in statements]
+
+
+async def test_a_text_answer_is_one_transaction_of_four_statements(bot, db_backend) -> None:  # noqa: F811
+    await _start(bot)
+    seen = await _counted(bot, lambda: bot.send(AN, "3"))
+    assert "Câu 2/" in bot.texts(AN)[-1]
+    assert (seen["begin"], seen["commit"]) == (1, 1)
+    first = "WITH chat_lock" if db_backend == "postgresql" else "INSERT INTO"
+    assert _kinds(seen["statements"]) == [first, "SELECT person.id,", "SELECT draft.id,", "UPDATE draft"], (
+        seen
+    )
+
+
+async def test_a_button_answer_is_one_transaction_of_four_statements(bot, db_backend) -> None:  # noqa: F811
+    await _start(bot)
+    for _ in range(40):  # answer numbers until a question with answer buttons comes
+        tokens = [d.rsplit(":", 1)[-1] for d in bot.last_keyboard(AN)[1]]
+        data = bot.last_keyboard(AN)[1]
+        pick = next((d for d in data for c in CHOICES if d.endswith(f":{c}")), None)
+        if pick is not None:
+            break
+        assert "confirm" not in tokens
+        await bot.send(AN, "3")
+    else:  # pragma: no cover - the assertion
+        raise AssertionError("no question with answer buttons")
+    before = len(bot.texts(AN))
+    seen = await _counted(bot, lambda: bot.press(AN, pick, message_id=bot.last_keyboard(AN)[0]))
+    assert len(bot.texts(AN)) > before
+    assert (seen["begin"], seen["commit"]) == (1, 1)
+    first = "WITH chat_lock" if db_backend == "postgresql" else "INSERT INTO"
+    assert _kinds(seen["statements"]) == [first, "SELECT person.id,", "SELECT draft.id,", "UPDATE draft"], (
+        seen
+    )
+
+
+async def test_a_redelivered_answer_costs_one_statement_and_changes_nothing(bot, db_backend) -> None:  # noqa: F811
+    from tests.support.client import text_update
+
+    await _start(bot)
+    update = text_update(AN, "3", 900_001)
+    await bot.feed(update)
+    texts = len(bot.texts(AN))
+    seen = await _counted(bot, lambda: bot.feed(update))
+    assert len(bot.texts(AN)) == texts  # not answered twice
+    first = "WITH chat_lock" if db_backend == "postgresql" else "INSERT INTO"
+    assert _kinds(seen["statements"]) == [first], seen
