@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from bot.forms.check_form import check_top_level_names
@@ -28,6 +28,7 @@ from bot.forms.form_errors import Report, read_string, unknown_keys
 from bot.forms.form_limits import MAX_ID_LENGTH, QUESTION_ID_RE
 from bot.forms.model import Derived
 from bot.forms.read_questions import QuestionSpec
+from bot.forms.types.number import answer_decimal, plain_number
 from bot.yamlkit.suggest import did_you_mean
 
 DERIVED_KEYS = ("id", "short", "section", "places", "share", "sum", "count_villages")
@@ -226,20 +227,6 @@ class DerivedValue:
     reports: int = 0
 
 
-def _as_number(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return d if d.is_finite() else None
-
-
-def _plain(d: Decimal) -> int | Decimal:
-    return int(d) if d == d.to_integral_value() else d.normalize()
-
-
 def percent(part: Decimal | int, whole: Decimal | int, places: int = DEFAULT_PLACES) -> Decimal | None:
     """100 × part / whole to `places` decimals (one by default), half up; None when the whole is 0."""
     if not whole:
@@ -260,21 +247,21 @@ def compute(derived: Derived, reports: Iterable[Mapping[str, Any] | None]) -> De
         part = whole = Decimal(0)
         used = 0
         for r in rows:
-            a, b = _as_number(r.get(of)), _as_number(r.get(out_of))
+            a, b = answer_decimal(r.get(of)), answer_decimal(r.get(out_of))
             if a is None or b is None:
                 continue  # a village that gave only one of the two is left out of both
             part, whole, used = part + a, whole + b, used + 1
         if not used:
             return DerivedValue(derived, None, None, None, len(rows))
         value = percent(part, whole, derived.places)
-        return DerivedValue(derived, value, _plain(part), _plain(whole), len(rows))
+        return DerivedValue(derived, value, plain_number(part), plain_number(whole), len(rows))
     total, seen = Decimal(0), False
     for r in rows:
         for qid in derived.questions:
-            n = _as_number(r.get(qid))
+            n = answer_decimal(r.get(qid))
             if n is not None:
                 total, seen = total + n, True
-    return DerivedValue(derived, _plain(total) if seen else None, reports=len(rows))
+    return DerivedValue(derived, plain_number(total) if seen else None, reports=len(rows))
 
 
 def compute_all(

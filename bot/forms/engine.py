@@ -50,6 +50,7 @@ from bot.forms.state import (
 from bot.forms.types import document, type_of
 from bot.forms.types.base import NOTHING, fold
 from bot.forms.types.base import Refusal as _Reject
+from bot.forms.types.number import answer_decimal, plain_number
 
 log = logging.getLogger(__name__)
 
@@ -174,30 +175,20 @@ class _Run:
         q = flow.question_of(pos)
         group = self.form.question(pos.qid) if pos.kind == "sub" else None
         items = max(len(group_items(state.answers, pos.qid)), (pos.item or 0) + 1) if group else 0
-        if mode == Mode.CONFIRMING and state.pending and state.pending.get("reason") == "implausible":
-            readings = tuple(state.pending.get("values") or ())
-            return (
-                ConfirmValue(
-                    question=q,
-                    position=pos,
-                    progress=progress,
-                    raw=str(state.pending.get("raw", "")),
-                    readings=readings,
-                    options=(
-                        Option("ok:0", "plausible_yes", readings[0] if readings else None),
-                        Option("retry", "plausible_edit"),
-                        Option("back", "back"),
-                        Option("pause", "pause"),
-                    ),
-                    reason="implausible",
-                    detail=dict(state.pending.get("detail") or {}),
-                    group=group,
-                    item=pos.item,
-                    items=items,
-                ),
-            )
         if mode == Mode.CONFIRMING and state.pending:
             readings = tuple(state.pending.get("values") or ())
+            reason = state.pending.get("reason")
+            # far from the unit's previous answer: "Đúng" keeps it, "Sửa" asks again
+            if reason == "implausible":
+                choose = (
+                    Option("ok:0", "plausible_yes", readings[0] if readings else None),
+                    Option("retry", "plausible_edit"),
+                )
+            else:  # a reading to pick ("mười hai" → 12?) or retype
+                choose = (
+                    *(Option(f"ok:{i}", "reading", v) for i, v in enumerate(readings)),
+                    Option("retry", "retry"),
+                )
             return (
                 ConfirmValue(
                     question=q,
@@ -205,13 +196,8 @@ class _Run:
                     progress=progress,
                     raw=str(state.pending.get("raw", "")),
                     readings=readings,
-                    options=(
-                        *(Option(f"ok:{i}", "reading", v) for i, v in enumerate(readings)),
-                        Option("retry", "retry"),
-                        Option("back", "back"),
-                        Option("pause", "pause"),
-                    ),
-                    reason=state.pending.get("reason"),
+                    options=(*choose, Option("back", "back"), Option("pause", "pause")),
+                    reason=reason,
                     detail=dict(state.pending.get("detail") or {}),
                     group=group,
                     item=pos.item,
@@ -483,14 +469,14 @@ class _Run:
         if state.answers.get(q.id) == value:
             return None  # the answer the draft holds: taken (or confirmed) before, not asked again
         previous = (state.context.get("previous") or {}).get(q.id)
-        now, before = _number(value), _number(previous)
+        now, before = answer_decimal(value), answer_decimal(previous)
         if now is None or before is None or now == before:
             return None
         factor = Decimal(str(q.plausible))
         high, low = max(now, before), min(now, before)
         if low <= 0 or high < factor * low:
             return None
-        detail: dict[str, Any] = {"previous": previous, "factor": _jsonable(_plain_number(factor))}
+        detail: dict[str, Any] = {"previous": previous, "factor": _jsonable(plain_number(factor))}
         if state.context.get("previous_ky"):
             detail["previous_ky"] = state.context["previous_ky"]
         return detail
@@ -995,21 +981,6 @@ def _with_left(
     if accepted is not None and accepted[0] == pos:
         how, value = ("skipped", None) if accepted[1] is None else ("answered", accepted[1])
     return Step(step.state, _attach(step.events, left=LeftInput(q, needs, how, value)))
-
-
-def _number(value: Any) -> Decimal | None:
-    """A JSON number answer as a Decimal (None when it is not one)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return d if d.is_finite() else None
-
-
-def _plain_number(d: Decimal) -> int | Decimal:
-    return int(d) if d == d.to_integral_value() else d.normalize()
 
 
 def _valid_location(loc: Location) -> bool:

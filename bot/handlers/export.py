@@ -179,13 +179,17 @@ def _period_rows(periods: list[Period]) -> tuple[tuple[ReplyButton, ...], ...]:
 def _refuse(ctx: Ctx, data: str) -> None:
     ctx.reply("export/refused.html")
     ctx.answer_callback("export/refused.html")
+    _record_refusal(ctx, "callback", data[:64])
+
+
+def _record_refusal(ctx: Ctx, entity: str, entity_id: str) -> None:
     audit.record(
         ctx.session,
         at=ctx.now,
         actor=f"telegram:{ctx.actor.telegram_user_id}",
         action="export.refused",
-        entity="callback",
-        entity_id=data[:64],
+        entity=entity,
+        entity_id=entity_id,
     )
 
 
@@ -314,14 +318,7 @@ def _province_command(ctx: Ctx, args: list[str], fmt: str | None) -> None:
     provinces = supervised_provinces(ctx.actor)
     if not provinces:
         ctx.reply("export/rollup_refused.html")
-        audit.record(
-            ctx.session,
-            at=ctx.now,
-            actor=f"telegram:{ctx.actor.telegram_user_id}",
-            action="export.refused",
-            entity="province",
-            entity_id="",
-        )
+        _record_refusal(ctx, "province", "")
         return
     if len(args) > 2:
         _usage(ctx, code="too_many")

@@ -28,6 +28,22 @@ def yaml_decimal(value: Any) -> Decimal:
     return Decimal(value)
 
 
+def answer_decimal(value: Any) -> Decimal | None:
+    """A stored numeric answer as a finite Decimal (None for anything else, booleans included)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() else None
+
+
+def plain_number(d: Decimal) -> int | Decimal:
+    """A Decimal as an int when it is whole, else normalised (12.50 → 12.5)."""
+    return int(d) if d == d.to_integral_value() else d.normalize()
+
+
 def to_number(value: Any) -> int | Decimal | None:
     """A stored numeric answer as int or Decimal (None for anything that is not a finite number)."""
     if value is None or isinstance(value, bool):
