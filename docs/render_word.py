@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sqlmodel import Session, select  # noqa: E402
 
 from bot.exports import build_export  # noqa: E402
+from bot.forms.conditions import compile_condition  # noqa: E402
 from bot.forms.model import Form, QType, Question  # noqa: E402
 from bot.services.completeness import previous_period  # noqa: E402
 from bot.services.forms import get_form, store_setup_forms  # noqa: E402
@@ -80,12 +81,18 @@ def answer(q: Question, rnd: random.Random, *, bare: bool) -> Any:
 
 
 def answers(form: Form, rnd: random.Random, *, bare: bool = False) -> dict[str, Any]:
-    """Answers to the form's questions (photos and locations left out: a report page shows none)."""
-    out = {}
-    for q in form.answerable:
-        value = answer(q, rnd, bare=bare)
-        if value is not None and (q.required or rnd.random() < 0.8):
-            out[q.id] = value
+    """Answers to the form's questions that pass its checks, as the bot would have taken them (photos and
+    locations left out: a report page shows none)."""
+    checks = [compile_condition(c.condition) for c in form.checks]
+    out: dict[str, Any] = {}
+    for _ in range(200):
+        out = {}
+        for q in form.answerable:
+            value = answer(q, rnd, bare=bare)
+            if value is not None and (q.required or rnd.random() < 0.8):
+                out[q.id] = value
+        if all(c.evaluate(out) for c in checks):
+            break
     return out
 
 
