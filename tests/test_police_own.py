@@ -321,3 +321,13 @@ async def test_the_receipt_says_to_whom_and_baocao_lists_no_police_report(
         receipt = bot.texts(an)[-1]
         assert "Đã gửi báo cáo" in receipt and "Gửi: UBND xã (qua Công an xã)" in receipt
         assert "Chỉ thị 09" not in "\n".join(bot.texts(an))
+
+
+def test_the_summary_says_to_whom_the_units_report(hiep_luc: Engine) -> None:
+    from bot.views.summary import render_summary_messages
+
+    with session_scope(hiep_luc) as s:
+        (text, _), *_ = render_summary_messages(s, _period(s, "2026-6T"), None, at(6, 1))
+        assert "</b>\nCác thôn gửi: UBND xã\n\n<b>Tình hình nộp" in text  # the schedule's `to:`, its own line
+        police_own = render_summary_messages(s, _period(s, "CT09-15N"), None, at(5, 1))
+    assert all("gửi: UBND xã" not in t for t, _ in police_own)

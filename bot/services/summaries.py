@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 from bot.forms.derived import DerivedValue, compute_all
 from bot.forms.model import Derived, Form, Question
 from bot.forms.types import TYPES, type_of
+from bot.services.addressees import period_addressee
 from bot.services.completeness import (
     CommuneCompleteness,
     Completeness,
@@ -273,6 +274,7 @@ class Summary:
     free_text_count: int = 0
     previous: Scope | None = None
     derived: list[DerivedSummary] = field(default_factory=list)  # the form's computed figures, in form order
+    addressee: str = ""  # whom the units' reports go to ("UBND xã (qua Công an xã)"), from the schedule
 
 
 # ---------------------------------------------------------------------------------------------- SQL pieces
@@ -909,6 +911,7 @@ def build_summary(
         free_text_count=len(texts),
         previous=prev,
         derived=derived_figures(session, scope, form, prev),
+        addressee=period_addressee(session, scope.period),
     )
 
 

@@ -311,6 +311,7 @@ def _commune_text(summary: summaries.Summary, commune: Commune, tz: ZoneInfo) ->
         sections=_sections(summary.indicators, roll_up=False, derived=summary.derived),
         prev_label=summary.previous.label if summary.previous else None,
         free_texts=bool(summary.free_texts),
+        addressee=summary.addressee,
     )
     if not summary.free_texts:
         return text, {}
