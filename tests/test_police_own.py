@@ -331,3 +331,19 @@ def test_the_summary_says_to_whom_the_units_report(hiep_luc: Engine) -> None:
         assert "</b>\nCác thôn gửi: UBND xã\n\n<b>Tình hình nộp" in text  # the schedule's `to:`, its own line
         police_own = render_summary_messages(s, _period(s, "CT09-15N"), None, at(5, 1))
     assert all("gửi: UBND xã" not in t for t, _ in police_own)
+
+
+def test_baocao_periods_names_an_offices_units_by_their_kind(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    for var in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "BAOCAO_TIMEZONE"):
+        monkeypatch.delenv(var, raising=False)
+    lai_chau = HIEP_LUC.parent / "lai-chau-2026.yaml"
+    assert main(["setup", str(lai_chau)]) == 0
+    capsys.readouterr()
+    assert main(["periods", "--at", "2026-05-20 08:00"]) == 0
+    out = capsys.readouterr().out
+    assert "6 đơn vị: đã nộp 0" in out and "các phòng, ban gửi UBND tỉnh" in out
+    assert " thôn" not in out  # a provincial office's departments are not villages

@@ -11,7 +11,9 @@ from bot.clock import system_clock as wall_clock
 from bot.config import Settings
 from bot.services.periods_ahead import extend_periods
 from bot.services.reminders import commune_zone, periods_overview
+from bot.services.wording import commune_kinds
 from bot.texts.filters import vn_due
+from bot.texts.units import words_for
 from storage.db import session_scope
 from storage.models import Period
 
@@ -26,11 +28,14 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
         overview = periods_overview(
             session, now, commune_id=commune_id(session, args.commune), default_tz=str(settings.timezone)
         )
+        # "14 tổ dân phố", "6 phòng, ban": each commune's units by their kind
+        units = {c.id: words_for(commune_kinds(session, [c.id or 0])) for c, _ in overview}
     if not overview:
         print("Chưa có xã nào (chạy baocao setup TỆP trước).")
         return 0
     for commune, lines in overview:
         tz = commune_zone(commune, str(settings.timezone))
+        unit = units[commune.id]
         print(f"{commune.name} ({commune.code}) — lúc {now.astimezone(tz):%H:%M ngày %d/%m/%Y}")
         opened = [line for line in lines if line.is_open]
         coming = sorted((line for line in lines if not line.is_open), key=lambda line: line.period.opens_at)
@@ -51,10 +56,10 @@ def cmd_periods(args: argparse.Namespace, settings: Settings) -> int:
             if p.upward_due_at is not None:
                 print(f"               {_upward(p, tz)}")
             if line.addressee:
-                print(f"               các thôn gửi {line.addressee}")
+                print(f"               các {unit.units} gửi {line.addressee}")
             late = f" ({line.late} muộn)" if line.late else ""
             print(
-                f"               {line.total} thôn: đã nộp {line.submitted}{late} · đang làm {line.drafts}"
+                f"               {line.total} {unit.unit}: đã nộp {line.submitted}{late} · đang làm {line.drafts}"
                 f" · chưa bắt đầu {line.not_started}"
             )
         if coming:

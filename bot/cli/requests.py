@@ -12,6 +12,8 @@ from bot.config import Settings
 from bot.services import requests
 from bot.services.accounts import find_commune, normalize_name
 from bot.services.reminders import commune_zone
+from bot.services.wording import commune_kinds
+from bot.texts.units import words_for
 from bot.views.requests import request_notice
 from storage.db import session_scope
 
@@ -44,6 +46,7 @@ def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
             due_on = requests.read_deadline(args.due, today)
         except requests.DeadlineError as exc:
             raise CliError(f'--due "{args.due}" {DEADLINE_WORDS[exc.reason]}.', EXIT_USAGE) from None
+        unit = words_for(commune_kinds(session, [commune.id or 0]))  # "thôn", "tổ dân phố", "đơn vị"…
         village_ids = None
         if args.villages is not None:
             villages = {normalize_name(v.name): v for v in requests.commune_villages(session, commune.id)}
@@ -51,7 +54,7 @@ def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
             unknown = [name for name in wanted if normalize_name(name) not in villages]
             if not wanted or unknown:
                 raise CliError(
-                    f"Không có thôn {', '.join(repr(n) for n in unknown) or '(trống)'} ở {commune.name}.",
+                    f"Không có {unit.unit} {', '.join(repr(n) for n in unknown) or '(trống)'} ở {commune.name}.",
                     EXIT_USAGE,
                 )
             village_ids = sorted({villages[normalize_name(name)].id for name in wanted})
@@ -73,7 +76,7 @@ def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
         code, title = made.period.code, made.form_title
         told, no_head = len(made.told), made.no_head
     print(f"Đã tạo yêu cầu {code}: {title}, {commune.name}, hạn hết ngày {due_on:%d/%m/%Y}.")
-    print(f"Đã xếp gửi tới {told} thôn (bot đang chạy gửi ngay).")
+    print(f"Đã xếp gửi tới {told} {unit.unit} (bot đang chạy gửi ngay).")
     if no_head:
-        print(f"{len(no_head)} thôn chưa có trưởng thôn đăng ký: {', '.join(no_head)}.")
+        print(f"{len(no_head)} {unit.unit} chưa có {unit.head} đăng ký: {', '.join(no_head)}.")
     return 0
