@@ -333,7 +333,7 @@ def test_the_summary_says_to_whom_the_units_report(hiep_luc: Engine) -> None:
     assert all("gửi: UBND xã" not in t for t, _ in police_own)
 
 
-def test_baocao_periods_names_an_offices_units_by_their_kind(
+def test_baocao_setup_and_periods_name_an_offices_units_by_their_kind(
     database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -342,7 +342,9 @@ def test_baocao_periods_names_an_offices_units_by_their_kind(
         monkeypatch.delenv(var, raising=False)
     lai_chau = HIEP_LUC.parent / "lai-chau-2026.yaml"
     assert main(["setup", str(lai_chau)]) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "Phòng, ban: 6 mới" in out and "gửi báo cáo tổng hợp lên (UBND tỉnh, Công an tỉnh)" in out
+    assert "Thôn, tổ dân phố:" not in out and "xã gửi báo cáo lên" not in out
     assert main(["periods", "--at", "2026-05-20 08:00"]) == 0
     out = capsys.readouterr().out
     assert "6 đơn vị: đã nộp 0" in out and "các phòng, ban gửi UBND tỉnh" in out

@@ -11,6 +11,7 @@ from bot.clock import system_clock
 from bot.config import Settings
 from bot.services.accounts import forget_person, list_people, remove_person
 from bot.texts.templates import render
+from bot.texts.units import head_title, unit_noun
 from storage import audit
 from storage.db import session_scope
 
@@ -33,7 +34,9 @@ def cmd_people(args: argparse.Namespace, settings: Settings) -> int:
         print("Chưa có ai đăng ký.")
     for r in rows:
         role = {
-            "village_head": "phó/2 thôn" if r.is_deputy else "trưởng thôn",
+            "village_head": f"phó/2 {unit_noun(r.village_kind)}"
+            if r.is_deputy
+            else head_title(r.village_kind),
             "police": "công an",
             "supervisor": "cấp trên",
         }

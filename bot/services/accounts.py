@@ -137,6 +137,9 @@ class PersonRow:
     is_deputy: bool
     since: datetime
     active: bool
+    village_kind: str | None = (
+        None  # the unit's kind, for the head's title ("tổ trưởng", "thủ trưởng đơn vị")
+    )
 
 
 def find_commune(session: Session, code_or_name: str) -> Commune:
@@ -469,6 +472,7 @@ def list_people(
                 role=membership.role,
                 commune=commune_row.name if commune_row else membership.province,
                 village=village.name if village else None,
+                village_kind=village.kind if village else None,
                 is_deputy=membership.is_deputy,
                 since=membership.created_at,
                 active=membership.ended_at is None and person.active,

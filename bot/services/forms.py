@@ -227,7 +227,7 @@ def _upward_line(dates: Any, tz: ZoneInfo) -> str:
     to = f" ({', '.join(dates.upward_to)})" if dates.upward_to else ""
     if dates.reporter == REPORTER_POLICE:
         return f"Công an xã tự báo cáo{to}, không thôn nào phải nộp: hạn {_local(dates.upward_due_at, tz)}"
-    return f"xã gửi báo cáo lên{to}: hạn {_local(dates.upward_due_at, tz)}"
+    return f"gửi báo cáo tổng hợp lên{to}: hạn {_local(dates.upward_due_at, tz)}"
 
 
 def _store_schedules(session: Session, commune: Commune, schedules: Sequence[Schedule]) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.setup_file import KIND_LABELS, CommuneSpec, SetupFile, VillageSpec, name_key
+from bot.texts.units import upper_first, wording
 from storage import audit
 from storage.models import Commune, Invite, Membership, PoliceChat, Village, VillageKind
 
@@ -55,6 +56,7 @@ class SetupReport:
 
     communes: Counts = field(default_factory=Counts)
     villages: Counts = field(default_factory=Counts)
+    unit_kinds: set[str] = field(default_factory=set)  # the kinds of the file's units, for their count's name
     police_chats: Counts = field(default_factory=Counts)
     changes: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -68,7 +70,7 @@ class SetupReport:
         """The count lines: xã, thôn/tổ dân phố, nơi nhận cảnh báo."""
         return [
             f"Xã: {self.communes}",
-            f"Thôn, tổ dân phố: {self.villages}",
+            f"{upper_first(wording(self.unit_kinds or None).units_formal)}: {self.villages}",
             f"Nơi nhận cảnh báo: {self.police_chats}",
         ]
 
@@ -225,6 +227,7 @@ class _Run:
 
     def village(self, commune: Commune, spec: VillageSpec, row: Village | None, *, renamed: bool) -> None:
         counts = self.report.villages
+        self.report.unit_kinds.add(spec.kind.value)
         wanted = {"name": spec.name, "kind": spec.kind.value}
         detail = {"commune": commune.code}
         if row is None:
