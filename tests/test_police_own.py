@@ -140,13 +140,18 @@ def test_the_police_are_reminded_of_their_own_report_and_nobody_else(hiep_luc: E
         assert inputs[0].villages == () and inputs[0].police_own
 
 
-def test_baocao_periods_and_dry_run_show_the_polices_own(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
-) -> None:
+def _cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> None:
+    """`baocao …` run in a test: its own folder and database, no token, the default time zone."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
     for var in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "BAOCAO_TIMEZONE"):
         monkeypatch.delenv(var, raising=False)
+
+
+def test_baocao_periods_and_dry_run_show_the_polices_own(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    _cli_env(monkeypatch, tmp_path, database_url)
     assert main(["setup", str(HIEP_LUC)]) == 0
     capsys.readouterr()
     assert main(["periods", "--commune", "hiep-luc", "--at", "2026-05-25 08:00"]) == 0
@@ -336,10 +341,7 @@ def test_the_summary_says_to_whom_the_units_report(hiep_luc: Engine) -> None:
 def test_baocao_setup_and_periods_name_an_offices_units_by_their_kind(
     database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    for var in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "BAOCAO_TIMEZONE"):
-        monkeypatch.delenv(var, raising=False)
+    _cli_env(monkeypatch, tmp_path, database_url)
     lai_chau = HIEP_LUC.parent / "lai-chau-2026.yaml"
     assert main(["setup", str(lai_chau)]) == 0
     out = capsys.readouterr().out

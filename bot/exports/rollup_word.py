@@ -10,30 +10,28 @@ import io
 from decimal import Decimal
 from typing import Any
 
-from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Mm, Pt
 from sqlmodel import Session
 
-from bot.exports.data import clean_text, words
+from bot.exports.data import words
 from bot.exports.prose import changes
 from bot.exports.rollup import CommuneLine, RollupScope, commune_lines, previous_rollup, rollup_words
 from bot.exports.word import (
     BODY_PT,
     Compiled,
-    _BodyLines,
     _fixed,
     _one_line,
-    _page_number_header,
     _para,
     _row_flags,
-    _setup_page,
     _title,
     closing_table,
     header_table,
     indicator_sections,
+    new_report,
     place_date_line,
     render_text,
+    write_body,
 )
 from bot.forms.derived import compute_all
 from bot.services.summaries import ROLLUP_NAMES, indicator_totals
@@ -172,25 +170,11 @@ def write_rollup_docx(session: Session, rollup: RollupScope) -> bytes:
     blank = words()["blank"]
     issuer = w["issuer"].format(province_kind=kind, province=name.upper() or blank)
 
-    doc = Document()
-    _setup_page(doc)
-    _page_number_header(doc)
-    doc.core_properties.title = clean_text(f"{w['doc_type']} {subject}")[:250]
-    doc.core_properties.author = "Báo cáo thôn"
+    doc = new_report(subject)
     day = rollup.generated_at.astimezone(rollup.tz).date()
     header_table(doc, w["superior"], issuer, w["number"], place_date_line(name or blank, day))
     _title(doc, subject)
-    body_lines = _BodyLines(doc)
-    for raw in body.split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
-        if line == TABLE_MARKER:
-            _communes_table(doc, lines)
-        elif line.startswith("## "):
-            body_lines.add(line[3:].strip(), heading=True)
-        else:
-            body_lines.add(line, heading=False)
+    write_body(doc, body, lambda: _communes_table(doc, lines), TABLE_MARKER)
     closing_table(doc, w["recipients_label"], w["recipients"], w["signer_title"], w["signer_name"])
     buffer = io.BytesIO()
     doc.save(buffer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -682,6 +682,32 @@ def closing_table(
     _para(right, signer_name, 14, bold=True)
 
 
+def new_report(subject: str) -> DocumentType:
+    """An empty report: A4 in the decree's margins, page numbers from page 2, titled "BÁO CÁO <subject>"."""
+    doc = Document()
+    _setup_page(doc)
+    _page_number_header(doc)
+    doc.core_properties.title = clean_text(f"{words()['word']['doc_type']} {subject}")[:250]
+    doc.core_properties.author = "Báo cáo thôn"
+    return doc
+
+
+def write_body(doc: DocumentType, body: str, table: Callable[[], None], marker: str = TABLE_MARKER) -> None:
+    """The rendered body template: "## " lines as headings, others as paragraphs, `table()` on the line that
+    is `marker` ([[BANG_TIEN_DO]] in the commune's report)."""
+    lines = _BodyLines(doc)
+    for raw in body.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if line == marker:
+            table()
+        elif line.startswith("## "):
+            lines.add(line[3:].strip(), heading=True)
+        else:
+            lines.add(line, heading=False)
+
+
 def write_docx(session: Session, scope: ExportScope) -> bytes:
     """The report as a .docx file."""
     compiled = compile_report(session, scope)
@@ -690,24 +716,10 @@ def write_docx(session: Session, scope: ExportScope) -> bytes:
     subject = _one_line(render_text(SUBJECT_TEMPLATE, scope.commune.code, context))
     body = render_text(BODY_TEMPLATE, scope.commune.code, context)
 
-    doc = Document()
-    _setup_page(doc)
-    _page_number_header(doc)
-    doc.core_properties.title = clean_text(f"{words()['word']['doc_type']} {subject}")[:250]
-    doc.core_properties.author = "Báo cáo thôn"
+    doc = new_report(subject)
     _header_block(doc, scope)
     _title(doc, subject)
-    lines = _BodyLines(doc)
-    for raw in body.split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
-        if line == TABLE_MARKER:
-            _completeness_table(doc, scope, compiled)
-        elif line.startswith("## "):
-            lines.add(line[3:].strip(), heading=True)
-        else:
-            lines.add(line, heading=False)
+    write_body(doc, body, lambda: _completeness_table(doc, scope, compiled))
     _closing(doc, scope.commune)
     add_annex(doc, session, scope)  # "Phụ lục: hồ sơ kèm theo" when the reports hold files
     buffer = io.BytesIO()

@@ -143,13 +143,19 @@ def client(emulator: EmulatorServer) -> Iterator[EmulatorClient]:
     c.close()
 
 
+def start_bot(emulator: EmulatorServer, database_url: str, tmp_path: Path, setup: Path) -> BotProcess:
+    """A bot process set up from the file `setup` and started (logs in `tmp_path/logs`); the caller stops it."""
+    (tmp_path / "logs").mkdir()
+    process = BotProcess(child_env(emulator, database_url), tmp_path / "logs", emulator)
+    process.cli("setup", str(setup))
+    process.start()
+    return process
+
+
 @pytest.fixture
 def bot(emulator: EmulatorServer, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
     """The configured commune and a running bot process."""
-    (tmp_path / "logs").mkdir()
-    process = BotProcess(child_env(emulator, database_url), tmp_path / "logs", emulator)
-    process.cli("setup", str(write_setup(tmp_path, datetime.now(HCM))))
-    process.start()
+    process = start_bot(emulator, database_url, tmp_path, write_setup(tmp_path, datetime.now(HCM)))
     yield process
     process.stop()
 

@@ -17,7 +17,7 @@ from sqlmodel import select
 from bot.emulator.server import EmulatorServer
 from storage.db import make_engine, session_scope
 from storage.models import Draft, Submission
-from tests.e2e.conftest import HCM, ROOT, BotProcess, child_env, invite, press, say, tokens
+from tests.e2e.conftest import HCM, ROOT, BotProcess, invite, press, say, start_bot, tokens
 
 pytestmark = pytest.mark.e2e
 
@@ -53,10 +53,7 @@ communes:
 @pytest.fixture
 def dossier_bot(emulator: EmulatorServer, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
     """The bot process with the dossier form set up."""
-    (tmp_path / "logs").mkdir()
-    process = BotProcess(child_env(emulator, database_url), tmp_path / "logs", emulator)
-    process.cli("setup", str(write_dossier_setup(tmp_path, datetime.now(HCM))))
-    process.start()
+    process = start_bot(emulator, database_url, tmp_path, write_dossier_setup(tmp_path, datetime.now(HCM)))
     yield process
     process.stop()
 
