@@ -49,6 +49,7 @@ FORM = ROOT / "tests" / "forms" / "su-co-kem-tep.yaml"
 SECOND_CHAT = -1009876543210  # a second police chat of Hiệp Lực
 AN = FakeUser(3101, "An", "Hoàng Văn")  # head of Thôn Nà Làng
 STRANGER = FakeUser(3109, "Lạ")
+CUONG = FakeUser(3103, "Cường", "Lý Văn")  # police of Hiệp Lực
 PDF = {
     "file_id": "DOC-1",
     "file_unique_id": "U1",
@@ -280,7 +281,10 @@ def setup_data() -> dict[str, Any]:
 async def files_bot(engine, database_url, clock) -> AsyncIterator[BotClient]:
     with session_scope(engine) as s:
         apply_setup_file(s, setup_data(), now=clock(), path=ROOT / "setup.yaml")
-    invites = [(AN, {"role": "village_head", "village": "Thôn Nà Làng"})]
+    invites = [
+        (AN, {"role": "village_head", "village": "Thôn Nà Làng"}),
+        (CUONG, {"role": "police", "commune": "hiep-luc"}),
+    ]
     async with running_bot(engine, database_url, clock, request=RecordingRequest(), invites=invites) as bot:
         yield bot
 
@@ -340,6 +344,11 @@ async def test_a_head_s_incident_with_files_reaches_every_police_chat_with_the_f
             rows = list(s.exec(select(Outbox).where(Outbox.kind == KIND_ALERT)))
             assert sorted(r.chat_id for r in rows) == sorted([POLICE_CHAT, SECOND_CHAT])
             assert {r.status for r in rows} == {OutboxStatus.SENT}
+        # the police open the incident in /suco: its details, then its files again
+        await bot.send(CUONG, "/suco")
+        await bot.press_button(CUONG, "🔎 1")
+        assert "Tệp kèm theo" in bot.texts(CUONG)[-1]
+        assert [d for m, d in sends(bot, CUONG.id) if m == "sendDocument"] == ["DOC-1", "DOC-2"]
         # a head who sends no file: the alert goes alone
         await bot.send(AN, "/suco")
         await bot.press_button(AN, "Việc khác")
