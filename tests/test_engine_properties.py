@@ -294,11 +294,14 @@ def expected_submission(form: Form, answers: Mapping[str, Any]) -> dict[str, Any
 
 
 def _check_persistence(form: Form, old: DraftState, new: DraftState) -> None:
-    """An answer leaves the draft (or changes) only where the user was asked."""
+    """An answer leaves the draft (or changes) only where the user was asked; it leaves it only by the
+    "🗑 Xóa các tệp đã gửi" button of a document question (`clear`), which starts that question over."""
     pos = old.position if old.mode in (Mode.ASKING, Mode.CONFIRMING, Mode.ADD_ANOTHER) else None
     for qid, value in old.answers.items():
-        assert qid in new.answers, f"answer {qid} vanished"
         q = form.question(qid)
+        if qid not in new.answers:
+            assert q.type == QType.DOCUMENT and pos == Position(qid), f"answer {qid} vanished at {pos}"
+            continue
         if q.type != QType.REPEAT:
             if new.answers[qid] != value:
                 assert pos == Position(qid), f"{qid} changed while at {pos}"
@@ -309,7 +312,10 @@ def _check_persistence(form: Form, old: DraftState, new: DraftState) -> None:
         assert len(new_items) >= len(old_items), f"items of {qid} vanished at {pos}"
         for i, item in enumerate(old_items):
             for sub, sub_value in item.items():
-                assert sub in new_items[i], f"{qid}[{i}].{sub} vanished"
+                if sub not in new_items[i]:
+                    cleared = form.question(f"{qid}.{sub}").type == QType.DOCUMENT
+                    assert cleared and pos == Position(qid, i, sub), f"{qid}[{i}].{sub} vanished at {pos}"
+                    continue
                 if new_items[i][sub] != sub_value:
                     assert pos == Position(qid, i, sub), f"{qid}[{i}].{sub} changed at {pos}"
 

@@ -10,6 +10,7 @@ Step keys (one input per step):
   stale: true                  (with press) the press comes from an old message (seq - 1)
   raw: true                    (with press) send the token as is, even if no button carries it
   photo: true | location: [lat, lon] | resume: true | start: true
+  document: {name, mime, size, id}   a file sent as a document (id: its file id, default "doc-file-id")
   switch_form: {...}           the form gets a new version (no input is sent)
   expect: [...]                matchers, see `_match`
   screen: ["text", …]          substrings the rendered (plain-text) screens must contain
@@ -53,7 +54,7 @@ from bot.forms.events import (
     Stale,
     Submitted,
 )
-from bot.forms.inputs import Action, Input, Location, Photo, Resume, Start, Text, parse_token
+from bot.forms.inputs import Action, Document, Input, Location, Photo, Resume, Start, Text, parse_token
 from bot.forms.loader import form_from_dict, load_form_file
 from bot.forms.model import Form
 from bot.forms.state import DraftState, Position
@@ -234,6 +235,10 @@ def _input(step: Mapping[str, Any], state: DraftState, screens: list[Screen], wh
         return Action(_find_button(screens, str(step["press"]), where), state.seq)
     if "photo" in step:
         return Photo("photo-file-id", "photo-unique-id")
+    if "document" in step:
+        file = step["document"]
+        file_id = str(file.get("id", "doc-file-id"))
+        return Document(file_id, f"u-{file_id}", file.get("name"), file.get("mime"), file.get("size"))
     if "location" in step:
         lat, lon = step["location"]
         return Location(lat, lon)

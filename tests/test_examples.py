@@ -105,7 +105,12 @@ def test_there_is_one_example_per_seed_plan_and_the_forms_link_stays_inside() ->
     assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == sorted(FILES)
     link = EXAMPLES / "forms"
     assert link.is_symlink() and Path(str(link.readlink())) == Path("../forms")
-    assert {p.name for p in link.glob("*.yaml")} == {"bao-cao-6-thang.yaml", "bao-cao-nam.yaml", "su-co.yaml"}
+    assert {p.name for p in link.glob("*.yaml")} == {
+        "bao-cao-6-thang.yaml",
+        "bao-cao-nam.yaml",
+        "ho-so-dien-hinh.yaml",
+        "su-co.yaml",
+    }
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -205,12 +210,24 @@ def test_son_duong_2026_2030_every_year_and_nothing_after(engine: Engine) -> Non
     assert max(opening_years(engine, "son-duong")) == 2030  # no period in 2031 or later
 
 
-def test_hung_dao_before_15_10_every_year(engine: Engine) -> None:
-    # Hưng Đạo 2026 | khu dân cư, cơ quan, doanh nghiệp, trường → UBND xã, qua Công an xã | – | before 15/10
+def test_hung_dao_before_15_10_every_year_with_the_dien_hinh_dossier(engine: Engine) -> None:
+    # Hưng Đạo 2026 | khu dân cư, cơ quan, doanh nghiệp, trường → UBND xã, qua Công an xã | – | before 15/10,
+    # with a dossier for "điển hình" recognition: the yearly report and the dossier form, the same deadline
     setup_at(engine, "hung-dao-2026.yaml", at(2026, 2, 1))
     walk(engine, 2027, 2028)
     expected = {f"{year}-CN": Due(before(date(year, 10, 15))) for year in range(2026, 2030)}
+    expected |= {f"{year}-HS": Due(before(date(year, 10, 15))) for year in range(2026, 2030)}
     assert periods(engine, "hung-dao") == expected  # "hằng năm" from 2026: none in 2025, one a year after
+    from bot.services.addressees import period_addressee
+
+    with session_scope(engine) as s:
+        commune = s.exec(select(Commune).where(Commune.code == "hung-dao")).one()
+        dossiers = s.exec(
+            select(Period).where(Period.commune_id == commune.id, Period.form_id == "ho-so-dien-hinh")
+        ).all()
+        assert sorted(p.code for p in dossiers) == [f"{year}-HS" for year in range(2026, 2030)]
+        assert {period_addressee(s, p) for p in dossiers} == {"UBND xã (qua Công an xã)"}
+        assert all(p.reporter != "police" for p in dossiers)  # the units send it, not the commune police
 
 
 def test_hiep_luc_2026_the_police_write_the_dated_reports_themselves(engine: Engine) -> None:

@@ -85,10 +85,11 @@ def forms() -> dict[str, Form]:
     return {f.id: f for f in result.forms}
 
 
-def test_the_three_forms_load(forms: dict[str, Form]) -> None:
-    assert sorted(forms) == ["bao-cao-6-thang", "bao-cao-nam", "su-co"]
+def test_the_four_forms_load(forms: dict[str, Form]) -> None:
+    assert sorted(forms) == ["bao-cao-6-thang", "bao-cao-nam", "ho-so-dien-hinh", "su-co"]
     assert forms["bao-cao-6-thang"].kind == "periodic"
     assert forms["bao-cao-nam"].kind == "periodic"
+    assert forms["ho-so-dien-hinh"].kind == "periodic"
     assert forms["su-co"].kind == "incident"
     for form in forms.values():
         assert form.source is not None and Path(form.source).parent == FORMS_DIR
@@ -227,11 +228,46 @@ def test_incident_form(forms: dict[str, Form]) -> None:
     assert len(form.answerable) <= 15  # someone may be standing at the scene
 
 
+def test_dossier_form(forms: dict[str, Form]) -> None:
+    """The "điển hình" dossier (QĐ 3554): the gate and criteria of the yearly report, files only from a unit
+    that meets every criterion, texts for a unit of any kind that name the period's year."""
+    form, year = forms["ho-so-dien-hinh"], forms["bao-cao-nam"]
+    assert [q.id for q in form.answerable] == [
+        "dien_hinh_dang_ky",
+        "dien_hinh_tieu_chi",
+        "dien_hinh_ket_qua",
+        "ho_so_dien_hinh",
+        "dien_hinh_kho_khan",
+    ]
+    for qid in ("dien_hinh_dang_ky", "dien_hinh_tieu_chi"):  # the same answer as in the yearly report
+        a, b = form.question(qid), year.question(qid)
+        assert (a.type, a.choices, a.short) == (b.type, b.choices, b.short), qid
+    files = form.question("ho_so_dien_hinh")
+    assert files.type == QType.DOCUMENT and files.required
+    assert {"pdf", "docx", "xlsx", "jpg", "png"} <= set(files.accept or ()) and files.max_mb == 20  # Bot API
+    assert files.max_files is not None and 5 <= files.max_files <= 20
+    assert _relevant(form, "ho_so_dien_hinh", {"dien_hinh_dang_ky": True, "dien_hinh_tieu_chi": "dat_het"})
+    assert not _relevant(
+        form, "ho_so_dien_hinh", {"dien_hinh_dang_ky": True, "dien_hinh_tieu_chi": "dat_mot_phan"}
+    )
+    for qid in ("dien_hinh_tieu_chi", "dien_hinh_ket_qua", "dien_hinh_kho_khan"):
+        assert _relevant(form, qid, {"dien_hinh_dang_ky": True}) and not _relevant(
+            form, qid, {"dien_hinh_dang_ky": False}
+        ), qid
+    assert form.question("dien_hinh_kho_khan").required is False
+    texts = [t for q in form.questions for t in (q.label, q.hint or "")]
+    assert all(q.short for q in form.answerable) and form.templated
+    assert "{nam}" in form.question("dien_hinh_dang_ky").label and "{nam}" in files.label
+    assert not [t for t in texts if "năm nay" in t.lower() or "thôn" in t.lower()]  # any kind of unit
+    derived = {d.id: d.kind for d in form.derived}
+    assert derived == {"so_don_vi_dang_ky_dien_hinh": "count", "so_don_vi_dat_tieu_chi_dien_hinh": "count"}
+
+
 def _all_questions(form: Form) -> list[Any]:
     return [q for top in form.questions for q in (top, *top.questions)]
 
 
-@pytest.mark.parametrize("form_id", ["bao-cao-6-thang", "bao-cao-nam", "su-co"])
+@pytest.mark.parametrize("form_id", ["bao-cao-6-thang", "bao-cao-nam", "ho-so-dien-hinh", "su-co"])
 def test_every_condition_compiles_and_names_known_questions(forms: dict[str, Form], form_id: str) -> None:
     form = forms[form_id]
     top = {q.id for q in form.questions}
@@ -246,7 +282,7 @@ def test_every_condition_compiles_and_names_known_questions(forms: dict[str, For
         assert check.message.endswith(".")
 
 
-@pytest.mark.parametrize("form_id", ["bao-cao-6-thang", "bao-cao-nam", "su-co"])
+@pytest.mark.parametrize("form_id", ["bao-cao-6-thang", "bao-cao-nam", "ho-so-dien-hinh", "su-co"])
 def test_texts_are_plain_vietnamese(forms: dict[str, Form], form_id: str) -> None:
     form = forms[form_id]
     for q in _all_questions(form):

@@ -349,8 +349,8 @@ class _Dispatch:
             if isinstance(err, BadRequest) and "chat not found" in str(err).lower():
                 return await self._db(self._retry_later, row, _short(err))  # may exist later: not dropped
             if isinstance(err, BadRequest):
-                if step.optional and not last:  # a picture or pin Telegram refuses: the text still goes
-                    log.warning("outbox row %s: photo %s refused (%s), skipped", row.id, index + 1, err)
+                if step.optional and not last:  # a picture, file or pin Telegram refuses: the text still goes
+                    log.warning("outbox row %s: part %s refused (%s), skipped", row.id, index + 1, err)
                     if await self._progress_retrying(row, index + 1) is None:
                         self.report.unmarked += 1
                         return self._result(row, SendOutcome.RELEASED, "dừng khi chưa ghi được phần đã gửi")
@@ -429,6 +429,7 @@ class _Dispatch:
                 markup=step.markup,
                 photo_id=step.photo_id,
                 location=step.location,
+                document_id=step.document_id,
                 paid=paid,
             )
         except TelegramError as err:

@@ -39,6 +39,7 @@ BY_NAME_SLOT: Final = "\u2063by-name\u2063"
 URGENT_BACKOFF_BASE: Final = timedelta(seconds=5)
 URGENT_BACKOFF_CAP: Final = timedelta(minutes=10)
 URGENT_MAX_ATTEMPTS: Final = 200
+CAPTION_MAX: Final = 1024  # Telegram's longest photo or file caption
 
 
 class Outgoing(Protocol):
@@ -81,19 +82,25 @@ class Parts:
 
 @dataclass(frozen=True)
 class SendStep:
-    """One request of a message: a photo (uploaded, or a Telegram file id with `text` as caption), a map pin
-    or a text, with the buttons if it is the last text."""
+    """One request of a message: a photo (uploaded, or a Telegram file id with `text` as caption), a file
+    (a Telegram file id with `text` as caption), a map pin or a text, with the buttons if it is the last text."""
 
     text: str = ""
     photo: OutboxPhoto | None = None
     markup: InlineKeyboardMarkup | None = None
     photo_id: str | None = None
     location: tuple[float, float] | None = None
+    document_id: str | None = None
 
     @property
     def optional(self) -> bool:
-        """A picture or a pin: skipped when Telegram refuses it (400), the rest still goes."""
-        return self.photo is not None or self.photo_id is not None or self.location is not None
+        """A picture, a file or a pin: skipped when Telegram refuses it (400), the rest still goes."""
+        return (
+            self.photo is not None
+            or self.photo_id is not None
+            or self.document_id is not None
+            or self.location is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,9 @@ class Stored:
     @property
     def text(self) -> str:
         """The first text (what a one-part reader shows)."""
-        return next((s.text for s in self.steps if s.text and s.photo_id is None), "")
+        return next(
+            (s.text for s in self.steps if s.text and s.photo_id is None and s.document_id is None), ""
+        )
 
 
 def stored_steps(
@@ -114,13 +123,16 @@ def stored_steps(
     photos: Sequence[tuple[str, str]] = (),
     pins: Sequence[tuple[str, tuple[float, float]]] = (),
     buttons: Sequence[Sequence[tuple[str, str]]] = (),
+    documents: Sequence[tuple[str, str]] = (),
 ) -> list[dict[str, Any]]:
     """The JSON steps of a stored message: the text (with `buttons`, rows of (label, data), under it), then
-    each (caption, file id) photo, then each (caption, (latitude, longitude)) pin as its caption and the pin."""
+    each (caption, file id) photo, then each (caption, file id) file (`documents`), then each
+    (caption, (latitude, longitude)) pin as its caption and the pin; captions cut to Telegram's 1024."""
     steps: list[dict[str, Any]] = [{"text": text}]
     if buttons:
         steps[0]["buttons"] = [[[label, data] for label, data in row] for row in buttons]
-    steps += [{"photo_id": file_id, "text": caption[:1024]} for caption, file_id in photos]
+    steps += [{"photo_id": file_id, "text": caption[:CAPTION_MAX]} for caption, file_id in photos]
+    steps += [{"document_id": file_id, "text": caption[:CAPTION_MAX]} for caption, file_id in documents]
     for caption, (lat, lon) in pins:
         steps += [{"text": caption}, {"location": [lat, lon]}]
     return steps
@@ -138,6 +150,7 @@ def render_stored(row: Outbox) -> Stored | None:
             SendStep(
                 text=str(raw.get("text", "")).replace(BY_NAME_SLOT, name),
                 photo_id=raw.get("photo_id"),
+                document_id=raw.get("document_id"),
                 location=(float(location[0]), float(location[1])) if location else None,
                 markup=inline_keyboard(
                     [[(str(b[0]), str(b[1])) for b in row] for row in raw.get("buttons") or ()]

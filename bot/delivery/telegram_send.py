@@ -1,4 +1,4 @@
-"""Sending to Telegram: the requests (`send_part`: HTML text, photo, edit, map pin), `retry_after` read
+"""Sending to Telegram: the requests (`send_part`: HTML text, photo, file, map pin), `retry_after` read
 without warnings, and `send_retrying`, one retry loop whose `RetryPolicy` each caller gives.
 
 Design notes: docs/design-notes.md#botdeliverytelegram_sendpy
@@ -51,11 +51,20 @@ async def send_part(
     photo_id: str | None = None,
     location: tuple[float, float] | None = None,
     paid: bool = False,
+    document_id: str | None = None,
 ) -> Any:
-    """One request of an outbox message: a photo (content, file name, caption), a photo by its Telegram file
-    id (`text` as caption), a map pin, or an HTML text; `paid` sends it as a paid broadcast
+    """One request of an outbox message: a photo (content, file name, caption), a photo or a file by its
+    Telegram file id (`text` as caption), a map pin, or an HTML text; `paid` sends it as a paid broadcast
     (`allow_paid_broadcast`, 0.1 Star: bot/delivery/paid_broadcast.py)."""
     extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
+    if document_id is not None:
+        return await bot.send_document(
+            chat_id=chat_id,
+            document=document_id,
+            caption=text[:1024] or None,
+            parse_mode=ParseMode.HTML,
+            **extra,
+        )
     if photo_id is not None:
         return await bot.send_photo(
             chat_id=chat_id, photo=photo_id, caption=text[:1024] or None, parse_mode=ParseMode.HTML, **extra

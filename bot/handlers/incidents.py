@@ -1,5 +1,6 @@
 """/suco (/incident) for everyone: a village head reports an incident (the form, bot/handlers/report.py), the
-police see their communes' incidents with the state of their alerts, open one (details, photo, map pin) and
+police see their communes' incidents with the state of their alerts, open one (details, photo, map pin, the
+files of its document questions) and
 export them as Excel (`incident_command`, `incident_button`, `new_incident_button`).
 
 Button data: `in:p:<page>` a page of the list, `in:o:<receipt>` one incident, `in:x` the Excel file;
@@ -11,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from telegram.constants import ChatType
+from telegram.constants import ChatType, ParseMode
 
 from bot.auth import Need, police_commune_ids, supervised_provinces
 from bot.handlers import report
@@ -174,7 +176,8 @@ def _show_list(ctx: Ctx, communes: Sequence[Commune], page: int, *, offer_new: b
 
 
 def _show_incident(ctx: Ctx, item: incidents.Incident, communes: Sequence[Commune]) -> None:
-    """Its details under short labels (more than a screen goes on in another message), its photos, its pins."""
+    """Its details under short labels (more than a screen goes on in another message), its photos, its pins,
+    then its files (sent again by their file ids after the commit)."""
     lines = item.lines()
     early, full = item.early, item.full
     context = {
@@ -214,6 +217,18 @@ def _show_incident(ctx: Ctx, item: incidents.Incident, communes: Sequence[Commun
     for label, point in lines.pins:
         caption = render("report/location_caption.html", label=label, village=item.village.name)
         ctx.replies.append(OutgoingReply(caption, location=point))
+    for label, file in lines.files:
+        caption = incidents.file_caption(label, item.village.name, file)
+        ctx.after_commit.append(_file_sender(ctx.chat_id, str(file["file_id"]), caption))
+
+
+def _file_sender(chat_id: int, file_id: str, caption: str) -> Any:
+    """An after-commit action that sends an incident's file again by its Telegram file id."""
+
+    async def send(bot: Any) -> None:
+        await bot.send_document(chat_id, file_id, caption=caption, parse_mode=ParseMode.HTML)
+
+    return send
 
 
 def _send_export(ctx: Ctx, communes: Sequence[Commune]) -> None:

@@ -1,6 +1,7 @@
 """Incidents (ad hoc reports) seen by the police: the short-label lines of an incident's answers and the
 urgency its alert opens with (`answer_lines`, `headline`), the alerts owed to the police chats (`queue_alert`,
-outbox rows of kind alert: the early one when the form's `alert_early_when` holds, the full one at submission),
+outbox rows of kind alert: the early one when the form's `alert_early_when` holds, the full one at submission;
+each row ends with the files of the answers' `document` questions, forwarded by their Telegram file ids),
 and the commune's incidents with the state of their alerts read from those rows (`recent_incidents`,
 `find_incident`).
 
@@ -22,8 +23,10 @@ from sqlmodel import Session, select
 from bot.forms.alert_rule import alert_due, alert_questions
 from bot.forms.model import Form, Question
 from bot.forms.types import type_of
+from bot.forms.types.document import files_of, human_size
 from bot.services.forms import get_form
 from bot.services.outbox_messages import KIND_ALERT, queue_message
+from bot.texts.templates import render
 from bot.texts.values import format_value
 from storage.models import FormVersion, Outbox, OutboxStatus, Person, PoliceChat, Submission, Village
 
@@ -31,6 +34,7 @@ STAGE_EARLY = "early"  # the alert sent when the form's alert_early_when first h
 STAGE_FULL = "full"  # the alert sent with the submission
 PAYLOAD_KEY = "incident"  # in an alert row's payload: {"receipt", "stage", "form", "version", "answers"}
 PAGE_SIZE = 8  # incidents on one page of the police list (buttons: 8 + 2 arrows + export + new ≤ 12)
+CAPTION_MAX = 1024  # Telegram's longest file caption (HTML as sent; Telegram counts the text it shows)
 
 
 class AlertStatus(StrEnum):
@@ -61,11 +65,13 @@ class Line:
 
 @dataclass(frozen=True)
 class Lines:
-    """An incident's answers: text lines, photos (label, file id) and map pins (label, (lat, lon))."""
+    """An incident's answers: text lines, photos (label, file id), map pins (label, (lat, lon)) and the files
+    of document questions (label, file item {"file_id", "name", "size", …})."""
 
     rows: list[Line] = field(default_factory=list)
     photos: list[tuple[str, str]] = field(default_factory=list)
     pins: list[tuple[str, tuple[float, float]]] = field(default_factory=list)
+    files: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ def answer_lines(form: Form, answers: Mapping[str, Any]) -> Lines:
                 out.pins.append((label, (float(value["lat"]), float(value["lon"]))))
             except (KeyError, TypeError, ValueError):
                 return
+        elif needs == "document":
+            out.files.extend((label, item) for item in files_of(value))
         out.rows.append(Line(label, format_value(question, value)))
 
     for question in form.questions:
@@ -143,6 +151,27 @@ def reporter_link(person: Person | None) -> str:
 # ---------------------------------------------------------------------------------------------- alerts
 
 
+def file_caption(label: str, village: str, item: Mapping[str, Any]) -> str:
+    """A forwarded file's HTML caption (name, size, short label, village), at most CAPTION_MAX characters: a
+    long name is cut before it is escaped, so no HTML entity is ever cut in two."""
+    name = str(item.get("name") or "")
+    size = human_size(item.get("size"))
+    for keep in (len(name), 120, 40):
+        shown = name if keep >= len(name) else name[:keep] + "…"
+        caption = render("incidents/file_caption.html", name=shown, size=size, label=label, village=village)
+        if len(caption) <= CAPTION_MAX:
+            return caption
+    return render("incidents/file_caption.html", name="", size="", label=label[:40], village=village[:40])
+
+
+def alert_files(form: Form, answers: Mapping[str, Any], village: Village) -> list[tuple[str, str]]:
+    """(caption, Telegram file id) of every file the answers hold, in form order: what an alert forwards."""
+    return [
+        (file_caption(label, village.name, item), str(item["file_id"]))
+        for label, item in answer_lines(form, answers).files
+    ]
+
+
 def queue_alert(
     session: Session,
     *,
@@ -160,8 +189,11 @@ def queue_alert(
     chat_ids: Iterable[int],
 ) -> list[int]:
     """One alert row per police chat (key unique per incident, stage and chat: never owed twice); the ids of
-    the rows written now. The reporter's linked name goes in `by_name` (erased if they are forgotten)."""
+    the rows written now. The text, then the photos, then the files of the answers' document questions
+    (`alert_files`), then the pins. The reporter's linked name goes in `by_name` (erased if they are
+    forgotten)."""
     prefix = f"alert:{submission_id}" if stage == STAGE_FULL else f"alert:{STAGE_EARLY}:{receipt}"
+    documents = alert_files(form, answers, village)
     written = []
     for chat_id in chat_ids:
         row_id = queue_message(
@@ -173,6 +205,7 @@ def queue_alert(
             now=now,
             photos=photos,
             pins=pins,
+            documents=documents,
             village_id=village.id,
             by=by.id,
             by_name=reporter_link(by),

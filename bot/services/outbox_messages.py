@@ -31,14 +31,16 @@ def queue_message(
     by: int | None = None,
     by_name: str = "",
     buttons: Sequence[Sequence[tuple[str, str]]] = (),
+    documents: Sequence[tuple[str, str]] = (),
 ) -> int | None:
-    """Write one message due now (text, then (caption, file id) photos, then (caption, point) pins); its id,
+    """Write one message due now (text, then (caption, file id) photos, then (caption, file id) files
+    (`documents`), then (caption, point) pins); its id,
     or None when a row with this `key` exists already (the same message is never owed twice). `by`: the person
     named in the text at BY_NAME_SLOT, `by_name` that name as HTML (erased when they are forgotten); `buttons`: rows
     of (label, callback data) under the text."""
     if session.exec(select(Outbox.id).where(Outbox.key == key)).first() is not None:
         return None
-    payload: dict[str, Any] = {"steps": stored_steps(text, photos, pins, buttons)}
+    payload: dict[str, Any] = {"steps": stored_steps(text, photos, pins, buttons, documents)}
     if by is not None:
         payload["by"], payload["by_name"] = by, by_name
     row = Outbox(
