@@ -11,7 +11,7 @@ from bot.calendar.periods import REPORTER_POLICE
 from bot.calendar.reminder_planner import KIND_DIGEST, upcoming
 from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
-from bot.services.reminders import dry_run, unit_kinds
+from bot.services.reminders import dry_run
 from bot.services.upward_times import upward_slots
 from bot.texts.filters import vn_due
 from bot.texts.units import head_title, words_for
@@ -45,8 +45,6 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
             )
             if wanted is None or slot.commune.id == wanted
         ]
-        # each unit's kind: "trưởng thôn" / "tổ trưởng" / "thủ trưởng cơ quan", "và 3 tổ dân phố khác"
-        kinds = unit_kinds(session, (v.village_id for period in inputs for v in period.villages))
     tz_name = str(settings.timezone)
     print(
         f"Chạy thử lúc {now.astimezone(settings.timezone):%H:%M ngày %d/%m/%Y} ({tz_name}) — "
@@ -81,7 +79,7 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             reminders_count += 1
             reporter, village = people[p.person_id]
-            role = "phó" if reporter.is_deputy else head_title(kinds.get(village.village_id))
+            role = "phó" if reporter.is_deputy else head_title(village.kind)  # "trưởng thôn", "tổ trưởng"…
             state = (
                 f"bản nháp câu {village.progress[0]}/{village.progress[1]}"
                 if village.progress
@@ -114,7 +112,7 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
         for (at, _pid, rule), items in sorted(grouped.items(), key=lambda kv: kv[0]):
             period = items[0].period
             names = sorted({u.village.name for u in items})
-            unit = words_for(kinds.get(u.village.village_id) for u in items).unit  # "thôn", "đơn vị"…
+            unit = words_for(u.village.kind for u in items).unit  # "thôn", "tổ dân phố", "đơn vị"…
             shown = ", ".join(names[:5]) + (f" và {len(names) - 5} {unit} khác" if len(names) > 5 else "")
             print(
                 f"  {_short(at.astimezone(period.zone))}  {rule:<10} → {len(items)} người ({shown}) — {period.code}"

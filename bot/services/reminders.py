@@ -190,13 +190,13 @@ def load_inputs(
         (cf.commune_id, cf.form_id): ReminderRules.from_json(cf.reminders)
         for cf in session.exec(select(CommuneForm).where(CommuneForm.commune_id.in_(commune_ids)))  # type: ignore[attr-defined]
     }
-    villages_by_commune: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for village_id, commune_id, name in session.execute(
-        select(Village.id, Village.commune_id, Village.name)
+    villages_by_commune: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for village_id, commune_id, name, kind in session.execute(
+        select(Village.id, Village.commune_id, Village.name, Village.kind)
         .where(Village.commune_id.in_(commune_ids), Village.active)  # type: ignore[attr-defined]
         .order_by(Village.name)
     ):
-        villages_by_commune[commune_id].append((village_id, name))
+        villages_by_commune[commune_id].append((village_id, name, kind))
     reporters: dict[int, list[Reporter]] = defaultdict(list)
     for (
         village_id,
@@ -277,7 +277,7 @@ def load_inputs(
         villages = []
         chosen = limited.get(period.id)
         police_own = period.reporter == REPORTER_POLICE  # no unit files it: no unit reminder, no digest
-        for village_id, name in () if police_own else villages_by_commune[period.commune_id]:
+        for village_id, name, kind in () if police_own else villages_by_commune[period.commune_id]:
             if chosen is not None and village_id not in chosen:
                 continue
             key = (village_id, period.id)
@@ -292,6 +292,7 @@ def load_inputs(
                     has_draft=key in drafts,
                     progress=drafts.get(key),
                     reopening=reopenings.get(key),
+                    kind=kind,
                 )
             )
         out.append(
@@ -813,12 +814,3 @@ def unit_counts(session: Session, period_ids: Sequence[int]) -> dict[int, tuple[
         .group_by(Period.id)
     )
     return {period_id: (total, done, late, drafts) for period_id, total, done, late, drafts in rows}
-
-
-def unit_kinds(session: Session, village_ids: Iterable[int]) -> dict[int, str]:
-    """village id → its kind ("thon", "to_dan_pho", "co_quan"…), in one query; none asked, none read."""
-    ids = sorted(set(village_ids))
-    if not ids:
-        return {}
-    rows = session.execute(select(Village.id, Village.kind).where(Village.id.in_(ids)))  # type: ignore[union-attr]
-    return {village_id: kind for village_id, kind in rows}
