@@ -319,9 +319,9 @@ def load_inputs(
 
 def draft_progress(session: Session, draft: Draft) -> tuple[int, int] | None:
     """("câu 7/18") where a stored draft stands, or None if its form cannot be read."""
-    # imported here, not at the top: only a draft's progress needs the forms engine and loader (~0.1 s of
+    # imported here, not at the top: only a draft's progress needs the forms' flow and loader (~0.1 s of
     # imports that `baocao periods` and a dry run over no draft never pay)
-    from bot.forms import engine
+    from bot.forms.flow import progress  # the engine's own `progress`, without the rest of the engine
     from bot.forms.state import DraftState
     from bot.services.forms import get_form
 
@@ -329,7 +329,7 @@ def draft_progress(session: Session, draft: Draft) -> tuple[int, int] | None:
     if form is None:
         return None
     try:
-        return engine.progress(form, DraftState.from_json(draft.state))
+        return progress(form, DraftState.from_json(draft.state))
     except Exception:
         return None
 
