@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +61,27 @@ def test_building_the_parser_imports_no_heavy_library() -> None:
 
 def _heavy_after(argv: list[str], env: dict[str, str]) -> list[str]:
     """The heavy libraries a fresh `baocao ARGV` process has imported when its command returns."""
+    return _imported_after(argv, env, HEAVY)
+
+
+# modules a reading command over SQLite has no use for (issue 18, gate 2: each was on its path before):
+# the forms engine and loader (only a draft's progress needs them), the upward reminders' texts and outbox,
+# PostgreSQL's dialect (imported by the upsert helper) and its async driver
+NOT_FOR_READING = (
+    "bot.forms.engine",
+    "bot.forms.loader",
+    "bot.services.forms",
+    "bot.services.upward",
+    "bot.services.outbox_messages",
+    "bot.texts.templates",
+    "sqlalchemy.dialects.postgresql",
+    "asyncpg",
+    "psycopg2",
+)
+
+
+def _imported_after(argv: list[str], env: dict[str, str], names: tuple[str, ...]) -> list[str]:
+    """Which of `names` (top-level packages or full module names) a fresh `baocao ARGV` process has imported."""
     code = (
         "import sys, contextlib, io, bot.cli\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
@@ -67,7 +89,8 @@ def _heavy_after(argv: list[str], env: dict[str, str]) -> list[str]:
         f"        bot.cli.main({argv!r})\n"
         "    except SystemExit:\n"
         "        pass\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+        f"names = set({names!r})\n"
+        "print(sorted({m for m in sys.modules if m in names} | {m.split('.')[0] for m in sys.modules} & names))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env
@@ -79,18 +102,53 @@ def test_help_imports_no_heavy_library() -> None:
     assert _heavy_after(["--help"], dict(os.environ)) == []
 
 
-@pytest.mark.parametrize("argv", [["periods"], ["remind", "--dry-run"]], ids=" ".join)
-def test_reading_commands_skip_alembic_telegram_and_the_writers(tmp_path, argv: list[str]) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"}
+READING = [["periods"], ["remind", "--dry-run"], ["periods", "--at", "2026-05-17 08:00"]]
+READING += [["remind", "--dry-run", "--at", "2026-05-17 08:00"]]
+
+
+@pytest.fixture(scope="module")
+def set_up_env(tmp_path_factory) -> dict[str, str]:
+    """The environment of a SQLite database migrated and set up from the shipped Hiệp Lực file."""
+    path = tmp_path_factory.mktemp("reading") / "b.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}", "TELEGRAM_BOT_TOKEN": f"123456789:{'A' * 35}"}
     env.pop("BAOCAO_TEMPLATES_DIR", None)
+    setup = Path(__file__).resolve().parent.parent / "deploy" / "hiep-luc.yaml"
     subprocess.run(
-        [sys.executable, "-c", "import bot.cli; bot.cli.main(['db', 'upgrade'])"],
+        [sys.executable, "-c", f"import bot.cli; bot.cli.main(['setup', {str(setup)!r}])"],
         check=True,
         env=env,
         capture_output=True,
         timeout=120,
     )
-    heavy = set(_heavy_after(argv, env))  # the database is at head: Alembic is not needed
+    return env
+
+
+@pytest.mark.parametrize("argv", READING, ids=" ".join)
+def test_reading_commands_skip_alembic_telegram_and_the_writers(set_up_env, argv: list[str]) -> None:
+    heavy = set(_heavy_after(argv, set_up_env))  # the database is at head: Alembic is not needed
     assert not heavy & {"alembic", "telegram", "openpyxl", "docx", "matplotlib", "httpx", "apscheduler"}
-    if argv == ["periods"]:
+    if argv[0] == "periods":
         assert "jinja2" not in heavy
+
+
+@pytest.mark.parametrize("argv", READING, ids=" ".join)
+def test_reading_commands_skip_the_forms_engine_upward_texts_and_postgresql(set_up_env, argv) -> None:
+    assert _imported_after(argv, set_up_env, NOT_FOR_READING) == []
+
+
+def test_a_dry_run_over_drafts_reads_their_progress_without_the_whole_engine(tmp_path) -> None:
+    """The other side of the laziness above: with drafts, their forms are loaded for "câu 2/34", by the
+    flow alone (the engine's `progress`), not the engine with its events and inputs."""
+    db = tmp_path / "drafts.db"
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, str(root / "bench" / "cli_startup.py"), "--make-db", str(db)],
+        check=True,
+        capture_output=True,
+        timeout=180,
+        cwd=root,
+    )
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "TELEGRAM_BOT_TOKEN": f"123456789:{'A' * 35}"}
+    argv = ["remind", "--dry-run", "--at", "2026-05-17 08:00"]
+    names = (*NOT_FOR_READING, "bot.forms.flow", "bot.forms.events", "bot.forms.inputs")
+    assert _imported_after(argv, env, names) == ["bot.forms.flow", "bot.forms.loader", "bot.services.forms"]

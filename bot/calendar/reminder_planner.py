@@ -72,6 +72,7 @@ class VillageInput:
     has_draft: bool = False
     progress: tuple[int, int] | None = None  # (question, total) of the draft, when known
     reopening: Reopen | None = None
+    kind: str | None = None  # the unit's kind ("thon", "to_dan_pho", "co_quan"…), for its head's title
 
     @property
     def status(self) -> VillageStatus:

@@ -59,7 +59,8 @@ def check_invite_args(args: argparse.Namespace) -> None:
         )
     if args.role is None:
         raise CliError(
-            "Cần --village TÊN (trưởng thôn), --commune XÃ --role police, hoặc --province TỈNH.", EXIT_USAGE
+            "Cần --village TÊN (người đứng đầu đơn vị), --commune XÃ --role police, hoặc --province TỈNH.",
+            EXIT_USAGE,
         )
     if args.days < 1 or args.days > 90:
         raise CliError("--days phải từ 1 đến 90.", EXIT_USAGE)

@@ -78,14 +78,14 @@ def add_run_and_demo_parsers(sub: Any) -> None:
         dest="as_role",
         choices=["village_head", "police"],
         default="village_head",
-        help="bắt đầu ở cuộc trò chuyện nào (mặc định trưởng thôn; đổi bằng :head, :police, :group)",
+        help="bắt đầu ở cuộc trò chuyện nào (mặc định người đứng đầu đơn vị; đổi bằng :head, :police, :group)",
     )
     demo.add_argument(
         "--reminder-in",
         type=float,
         default=60.0,
         metavar="GIÂY",
-        help="bot nhắc trưởng thôn sau bao nhiêu giây kể từ khi bắt đầu (mặc định 60)",
+        help="bot nhắc người đứng đầu đơn vị sau bao nhiêu giây kể từ khi bắt đầu (mặc định 60)",
     )
     demo.add_argument(
         "--deadline-after",
@@ -104,11 +104,13 @@ def add_setup_and_invite_parsers(sub: Any) -> None:
     _handled_by(setup, "setup", "cmd_setup")
 
     invite = sub.add_parser("invite", help="cấp, huỷ, liệt kê mã mời")
-    invite.add_argument("--village", help="tên thôn (trưởng thôn)")
-    invite.add_argument("--commune", help="mã hoặc tên xã (công an; hoặc để phân biệt thôn trùng tên)")
+    invite.add_argument(
+        "--village", help="tên đơn vị (thôn, tổ dân phố, cơ quan…): mã cho người đứng đầu đơn vị"
+    )
+    invite.add_argument("--commune", help="mã hoặc tên xã (công an; hoặc để phân biệt đơn vị trùng tên)")
     invite.add_argument("--province", help="tỉnh (vai trò cấp trên)")
     invite.add_argument("--role", choices=["village_head", "police", "supervisor"], default=None)
-    invite.add_argument("--deputy", action="store_true", help="người báo cáo thứ hai của thôn")
+    invite.add_argument("--deputy", action="store_true", help="người báo cáo thứ hai của đơn vị")
     invite.add_argument("--days", type=int, default=7, help="số ngày còn hạn (mặc định 7)")
     invite.add_argument("--json", action="store_true", help='in {"code": …, "link": …}')
     invite_sub = invite.add_subparsers(dest="invite_action", metavar="revoke|list")
@@ -129,14 +131,14 @@ def add_forget_parser(people_sub: Any) -> argparse.ArgumentParser:
 
 def add_people_parser(sub: Any) -> None:
     """Add `people [remove ID | forget ID]`."""
-    people = sub.add_parser("people", help="ai đang gắn với thôn/xã nào; gỡ người")
+    people = sub.add_parser("people", help="ai đang gắn với đơn vị/xã nào; gỡ người")
     people.add_argument("--commune", help="chỉ một xã")
     people.add_argument("--all", action="store_true", help="cả người đã gỡ")
     people.add_argument("--json", action="store_true")
     people_sub = people.add_subparsers(dest="people_action", metavar="remove|forget")
     remove = people_sub.add_parser("remove", help="gỡ một người (mất quyền ngay)")
     remove.add_argument("person_id", type=int, help="mã số trong cột đầu của baocao people")
-    remove.add_argument("--village", help="chỉ gỡ khỏi thôn này")
+    remove.add_argument("--village", help="chỉ gỡ khỏi đơn vị này")
     _handled_by(people, "people", "cmd_people")
     add_forget_parser(people_sub)
 
@@ -183,7 +185,7 @@ def add_forms_parser(sub: Any) -> None:
 def add_periods_and_remind_parsers(sub: Any) -> None:
     """Add `periods` (open and coming periods with their counts) and `remind --dry-run | --now`."""
     periods = sub.add_parser(
-        "periods", help="kỳ báo cáo đang mở và kỳ tới, số thôn đã nộp / đang làm / chưa làm"
+        "periods", help="kỳ báo cáo đang mở và kỳ tới, số đơn vị đã nộp / đang làm / chưa làm"
     )
     periods.add_argument("--commune", help="chỉ một xã (mã hoặc tên)")
     periods.add_argument(
@@ -249,14 +251,16 @@ def add_request_parser(sub: Any) -> None:
     """Add `request --commune X --form F --due D [--villages "A,B"] [--by NAME]` (as /yeucau)."""
     request = sub.add_parser(
         "request",
-        help="yêu cầu các thôn báo cáo đột xuất (như /yeucau): tạo kỳ mới, báo ngay cho trưởng thôn",
+        help="yêu cầu các đơn vị báo cáo đột xuất (như /yeucau): tạo kỳ mới, báo ngay cho người đứng đầu đơn vị",
     )
     request.add_argument("--commune", required=True, help="mã hoặc tên xã")
     request.add_argument("--form", required=True, help="mã biểu mẫu định kỳ của xã, ví dụ bao-cao-6-thang")
     request.add_argument(
         "--due", required=True, help='hạn, tính đến hết ngày: "20/12", "20/12/2026", "thứ sáu", "3 ngày"'
     )
-    request.add_argument("--villages", help='chỉ các thôn này, cách nhau bởi dấu phẩy: "Thôn A,Thôn B"')
+    request.add_argument(
+        "--villages", help='chỉ các đơn vị này, cách nhau bởi dấu phẩy: "Thôn A,Tổ dân phố 3"'
+    )
     request.add_argument("--by", help="ai yêu cầu (ghi vào nhật ký)")
     _handled_by(request, "request", "cmd_request")
 
@@ -287,7 +291,8 @@ def add_serve_parsers(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
-        prog="baocao", description="Báo cáo thôn — bot Telegram báo cáo của trưởng thôn."
+        prog="baocao",
+        description="Báo cáo thôn — bot Telegram nhận báo cáo định kỳ của các đơn vị (thôn, tổ dân phố, cơ quan…).",
     )
     parser.add_argument("--env-file", default=".env", help="tệp .env để đọc cấu hình (mặc định .env)")
     parser.add_argument("-v", "--verbose", action="store_true", help="ghi nhật ký chi tiết")

@@ -12,8 +12,9 @@ from bot.calendar.reminder_planner import KIND_DIGEST, upcoming
 from bot.cli.common import commune_id, open_engine, parse_at
 from bot.config import Settings
 from bot.services.reminders import dry_run
-from bot.services.upward import upward_slots
+from bot.services.upward_times import upward_slots
 from bot.texts.filters import vn_due
+from bot.texts.units import head_title, words_for
 from storage.db import session_scope
 
 
@@ -78,7 +79,7 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             reminders_count += 1
             reporter, village = people[p.person_id]
-            role = "phó" if reporter.is_deputy else "trưởng thôn"
+            role = "phó" if reporter.is_deputy else head_title(village.kind)  # "trưởng thôn", "tổ trưởng"…
             state = (
                 f"bản nháp câu {village.progress[0]}/{village.progress[1]}"
                 if village.progress
@@ -111,7 +112,8 @@ def cmd_remind_dry_run(args: argparse.Namespace, settings: Settings) -> int:
         for (at, _pid, rule), items in sorted(grouped.items(), key=lambda kv: kv[0]):
             period = items[0].period
             names = sorted({u.village.name for u in items})
-            shown = ", ".join(names[:5]) + (f" và {len(names) - 5} thôn khác" if len(names) > 5 else "")
+            unit = words_for(u.village.kind for u in items).unit  # "thôn", "tổ dân phố", "đơn vị"…
+            shown = ", ".join(names[:5]) + (f" và {len(names) - 5} {unit} khác" if len(names) > 5 else "")
             print(
                 f"  {_short(at.astimezone(period.zone))}  {rule:<10} → {len(items)} người ({shown}) — {period.code}"
             )

@@ -34,6 +34,7 @@ from bot.forms.events import (
     Submitted,
 )
 from bot.forms.flow import Flow, group_items
+from bot.forms.flow import progress as flow_progress
 from bot.forms.inputs import Action, Document, Input, Location, Photo, Resume, Start, Text, parse_token
 from bot.forms.model import Form, Question
 from bot.forms.period_text import fill_form
@@ -1249,10 +1250,7 @@ def migrate_state(old_state: DraftState, new_form: Form) -> DraftState:
 
 def progress(form: Form, state: DraftState) -> tuple[int, int]:
     """("câu 7/18") the number of the current main question and the total (see `Flow.progress`)."""
-    flow = Flow(form, state.answers)
-    return flow.progress(
-        state.position if state.mode in (Mode.ASKING, Mode.CONFIRMING, Mode.ADD_ANOTHER) else None
-    )
+    return flow_progress(form, state)
 
 
 def submitted_answers(form: Form, answers: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.forms.conditions import ConditionError, compile_condition
 from bot.forms.model import Check, Form, Question
-from bot.forms.state import IncompatibleValue, Position, from_json_value
+from bot.forms.state import DraftState, IncompatibleValue, Mode, Position, from_json_value
 from bot.forms.types import type_of
 
 log = logging.getLogger(__name__)
@@ -310,3 +310,12 @@ class Flow:
 
 
 __all__ = ["Flow", "group_items"]
+
+
+def progress(form: Form, state: DraftState) -> tuple[int, int]:
+    """("câu 7/18") the number of the draft's current main question and the total (`Flow.progress`); what
+    `bot.forms.engine.progress` answers, here so that a reader of drafts does not import the whole engine."""
+    flow = Flow(form, state.answers)
+    return flow.progress(
+        state.position if state.mode in (Mode.ASKING, Mode.CONFIRMING, Mode.ADD_ANOTHER) else None
+    )

@@ -1,5 +1,6 @@
 """To whom a period's reports are addressed (`to:`/`via:` of its schedule, stored on the commune form):
-`period_addressee` for a receipt, `addressees_by_series` for a commune form's periods at once."""
+`period_addressee` for a receipt, `addressees_by_series` for a commune form's periods at once
+(`addressees_of_schedule` from its stored schedule already read)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def addressees_by_series(session: Session, commune_id: int, form_id: str) -> dic
             CommuneForm.commune_id == commune_id, CommuneForm.form_id == form_id
         )
     ).first()
+    return addressees_of_schedule(form_id, stored)
+
+
+def addressees_of_schedule(form_id: str, stored: dict | None) -> dict[str, str]:
+    """Rule id → addressee for one commune form's stored schedule (`CommuneForm.schedule`, None: none)."""
     out: dict[str, str] = {}
     for schedule in schedules_from_json(form_id, stored or {}):
         text = addressee_text(schedule)

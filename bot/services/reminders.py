@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, case, distinct, exists, false, func, or_, update
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, select
 
@@ -31,11 +31,8 @@ from bot.calendar.reminder_planner import (
     VillageInput,
 )
 from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours, ReminderRules
-from bot.forms import engine
-from bot.forms.state import DraftState
-from bot.services.addressees import addressees_by_series
-from bot.services.forms import commune_forms, get_form
-from bot.services.period_units import units_of_periods
+from bot.services.addressees import addressees_of_schedule
+from bot.services.period_units import units_of_periods, villages_of_period
 from storage import audit
 from storage.models import (
     Commune,
@@ -193,13 +190,13 @@ def load_inputs(
         (cf.commune_id, cf.form_id): ReminderRules.from_json(cf.reminders)
         for cf in session.exec(select(CommuneForm).where(CommuneForm.commune_id.in_(commune_ids)))  # type: ignore[attr-defined]
     }
-    villages_by_commune: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for village_id, commune_id, name in session.execute(
-        select(Village.id, Village.commune_id, Village.name)
+    villages_by_commune: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for village_id, commune_id, name, kind in session.execute(
+        select(Village.id, Village.commune_id, Village.name, Village.kind)
         .where(Village.commune_id.in_(commune_ids), Village.active)  # type: ignore[attr-defined]
         .order_by(Village.name)
     ):
-        villages_by_commune[commune_id].append((village_id, name))
+        villages_by_commune[commune_id].append((village_id, name, kind))
     reporters: dict[int, list[Reporter]] = defaultdict(list)
     for (
         village_id,
@@ -280,7 +277,7 @@ def load_inputs(
         villages = []
         chosen = limited.get(period.id)
         police_own = period.reporter == REPORTER_POLICE  # no unit files it: no unit reminder, no digest
-        for village_id, name in () if police_own else villages_by_commune[period.commune_id]:
+        for village_id, name, kind in () if police_own else villages_by_commune[period.commune_id]:
             if chosen is not None and village_id not in chosen:
                 continue
             key = (village_id, period.id)
@@ -295,6 +292,7 @@ def load_inputs(
                     has_draft=key in drafts,
                     progress=drafts.get(key),
                     reopening=reopenings.get(key),
+                    kind=kind,
                 )
             )
         out.append(
@@ -321,12 +319,17 @@ def load_inputs(
 
 def draft_progress(session: Session, draft: Draft) -> tuple[int, int] | None:
     """("câu 7/18") where a stored draft stands, or None if its form cannot be read."""
+    # imported here, not at the top: only a draft's progress needs the forms' flow and loader (~0.1 s of
+    # imports that `baocao periods` and a dry run over no draft never pay)
+    from bot.forms.flow import progress  # the engine's own `progress`, without the rest of the engine
+    from bot.forms.state import DraftState
+    from bot.services.forms import get_form
 
     form = get_form(session, draft.form_id, draft.form_version)
     if form is None:
         return None
     try:
-        return engine.progress(form, DraftState.from_json(draft.state))
+        return progress(form, DraftState.from_json(draft.state))
     except Exception:
         return None
 
@@ -666,7 +669,7 @@ def nudge_period(session: Session, commune_id: int, now: datetime, code: str | N
     if code is not None:
         query = query.where(Period.code == code)
     else:
-        forms = [cf.form_id for cf in commune_forms(session, commune_id)]
+        forms = [cf.form_id for cf in active_forms(session, [commune_id])[commune_id]]
         periods_by_form = defaultdict(list)
         for p in session.exec(query.where(Period.closes_at > now)):
             periods_by_form[p.form_id].append(p)
@@ -696,50 +699,81 @@ class PeriodLine:
     addressee: str = ""  # whom the units' reports go to ("UBND xã (qua Công an xã)"), from the schedule
 
 
+def active_forms(session: Session, commune_ids: Sequence[int]) -> dict[int, list[CommuneForm]]:
+    """Each commune's active form links in file order (`bot.services.forms.commune_forms` for several
+    communes at once, without importing the forms loader)."""
+    out: dict[int, list[CommuneForm]] = {commune_id: [] for commune_id in commune_ids}
+    if not commune_ids:
+        return out
+    for link in session.exec(
+        select(CommuneForm)
+        .where(CommuneForm.commune_id.in_(commune_ids), CommuneForm.active)  # type: ignore[attr-defined]
+        .order_by(CommuneForm.commune_id, CommuneForm.position, CommuneForm.id)
+    ):
+        out[link.commune_id].append(link)
+    return out
+
+
 def periods_overview(
     session: Session, now: datetime, *, commune_id: int | None = None, default_tz: str = DEFAULT_TZ
 ) -> list[tuple[Commune, list[PeriodLine]]]:
-    """Per active commune: the periods open at `now` (with counts) and each form's next period."""
+    """Per active commune: the periods open at `now` (with counts) and each form's next period.
+
+    Five statements whatever the number of communes: the communes, their form links, the forms' titles
+    (not their definitions), their periods, and the open periods' counts (`unit_counts`).
+    """
 
     query = select(Commune).where(Commune.active).order_by(Commune.code)
     if commune_id is not None:
         query = query.where(Commune.id == commune_id)
+    communes = list(session.exec(query))
+    links = active_forms(session, [c.id for c in communes if c.id is not None])
+    form_ids = sorted({link.form_id for rows in links.values() for link in rows})
+    titles: dict[str, str] = {}
+    periods_of: dict[int, list[Period]] = defaultdict(list)
+    if form_ids:
+        for form_id, title in session.execute(
+            select(FormVersion.form_id, FormVersion.title)
+            .where(FormVersion.form_id.in_(form_ids))  # type: ignore[attr-defined]
+            .order_by(FormVersion.version)
+        ):
+            titles[form_id] = title  # the newest version's title wins
+        for period in session.exec(
+            select(Period)
+            .where(Period.commune_id.in_(list(links)), Period.active, Period.form_id.in_(form_ids))  # type: ignore[attr-defined]
+            .order_by(Period.due_at, Period.id)
+        ):
+            periods_of[period.commune_id].append(period)
+    open_now: dict[int, list[Period]] = {}
+    for commune in communes:
+        forms = {link.form_id for link in links.get(commune.id or 0, [])}
+        periods_of[commune.id or 0] = [p for p in periods_of[commune.id or 0] if p.form_id in forms]
+        open_now[commune.id or 0] = [
+            p for p in periods_of[commune.id or 0] if p.opens_at <= now < p.closes_at
+        ]
+    counts = unit_counts(session, [p.id for periods in open_now.values() for p in periods if p.id])
     out = []
-    for commune in session.exec(query):
-        forms = [cf.form_id for cf in commune_forms(session, commune.id)]
-        titles = {
-            row.form_id: row.title
-            for row in session.exec(
-                select(FormVersion).where(FormVersion.form_id.in_(forms)).order_by(FormVersion.version)
-            )  # type: ignore[attr-defined]
+    for commune in communes:
+        forms = [link.form_id for link in links.get(commune.id or 0, [])]
+        addressees = {
+            link.form_id: addressees_of_schedule(link.form_id, link.schedule)
+            for link in links.get(commune.id or 0, [])
         }
-        periods = list(
-            session.exec(
-                select(Period)
-                .where(Period.commune_id == commune.id, Period.active, Period.form_id.in_(forms))  # type: ignore[attr-defined]
-                .order_by(Period.due_at, Period.id)
-            )
-        )
-        open_now = [p for p in periods if p.opens_at <= now < p.closes_at]
-        scope = select(Period.id).where(Period.id.in_([p.id for p in open_now]))  # type: ignore[attr-defined]
-        data = (
-            {d.period_id: d for d in load_inputs(session, scope, default_tz=default_tz)} if open_now else {}
-        )
+        periods = periods_of[commune.id or 0]
         lines = []
-        addressees = {form_id: addressees_by_series(session, commune.id, form_id) for form_id in forms}
-        for p in open_now:
-            villages = data[p.id].villages if p.id in data else ()
+        for p in open_now[commune.id or 0]:
+            total, submitted, late, drafts = counts.get(p.id or 0, (0, 0, 0, 0))
             lines.append(
                 PeriodLine(
                     p,
                     titles.get(p.form_id, p.form_id),
                     True,
                     addressee=addressees.get(p.form_id, {}).get(p.series or "", ""),
-                    total=len(villages),
-                    submitted=sum(v.submitted_at is not None for v in villages),
-                    late=sum(v.submitted_at is not None and v.on_time is False for v in villages),
-                    drafts=sum(v.submitted_at is None and v.has_draft for v in villages),
-                    not_started=sum(v.submitted_at is None and not v.has_draft for v in villages),
+                    total=total,
+                    submitted=submitted,
+                    late=late,
+                    drafts=drafts,
+                    not_started=total - submitted - drafts,
                 )
             )
         for form_id in forms:
@@ -749,3 +783,34 @@ def periods_overview(
                 lines.append(PeriodLine(nxt, titles.get(form_id, form_id), False))
         out.append((commune, lines))
     return out
+
+
+def unit_counts(session: Session, period_ids: Sequence[int]) -> dict[int, tuple[int, int, int, int]]:
+    """period id → (units taking part, submitted, of which late, with a draft and not submitted), in one
+    query: the units `load_inputs` gives a period (its commune's active villages, only its chosen ones when
+    it is limited, none for a report the police write themselves) counted by their current submission and
+    whether a draft of the period exists."""
+    if not period_ids:
+        return {}
+    submitted = Submission.id.is_not(None)  # type: ignore[union-attr]
+    has_draft = exists().where(Draft.village_id == Village.id, Draft.period_id == Period.id)
+    rows = session.execute(
+        select(
+            Period.id,
+            func.count(distinct(Village.id)),
+            func.count(distinct(case((submitted, Village.id)))),
+            func.count(distinct(case((submitted & (Submission.on_time == false()), Village.id)))),
+            func.count(distinct(case((~submitted & has_draft, Village.id)))),
+        )
+        .select_from(Period)
+        .join(Village, villages_of_period())
+        .outerjoin(
+            Submission,
+            (Submission.village_id == Village.id)
+            & (Submission.period_id == Period.id)
+            & Submission.is_current,  # type: ignore[arg-type]
+        )
+        .where(Period.id.in_(list(period_ids)))  # type: ignore[union-attr]
+        .group_by(Period.id)
+    )
+    return {period_id: (total, done, late, drafts) for period_id, total, done, late, drafts in rows}

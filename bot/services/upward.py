@@ -1,67 +1,26 @@
 """The commune police's own deadline: reminders of the report the commune sends upward (`upward:` of a
 schedule, or a whole schedule with `reporter: police` — a report the police write themselves), to the
 commune's police chats only, on the form's reminder rules and outside quiet hours
-(`plan_upward_reminders`; `upward_slots` for dry runs)."""
+(`plan_upward_reminders`; `upward_slots`, from `bot.services.upward_times`, for dry runs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.calendar.periods import REPORTER_POLICE, days_left
-from bot.calendar.reminder_rules import ReminderRules, rule_times
 from bot.services import directory
 from bot.services.forms import get_form
 from bot.services.outbox_messages import KIND_NOTICE, queue_message
-from bot.services.reminders import commune_quiet, commune_zone
+from bot.services.reminders import commune_zone
+from bot.services.upward_times import CATCH_UP, UpwardSlot, aware, upward_slots
 from bot.services.wording import commune_wording
 from bot.texts.templates import render
-from storage.models import Commune, CommuneForm, Period, Submission, Village
+from storage.models import Commune, Period, Submission, Village
 
-CATCH_UP = timedelta(hours=12)  # a reminder missed for longer than this (the bot was down) is not sent late
-
-
-@dataclass(frozen=True)
-class UpwardSlot:
-    """One reminder of the upward deadline: when, for which period, under which rule."""
-
-    at: datetime
-    period: Period
-    commune: Commune
-    rule_id: str
-
-
-def upward_slots(session: Session, now: datetime, until: datetime, *, default_tz: str) -> list[UpwardSlot]:
-    """The upward reminders falling in (now − CATCH_UP, until], earliest first."""
-    rows = session.exec(
-        select(Period, Commune, CommuneForm)
-        .join(Commune, Commune.id == Period.commune_id)  # type: ignore[arg-type]
-        .join(
-            CommuneForm,
-            (CommuneForm.commune_id == Period.commune_id) & (CommuneForm.form_id == Period.form_id),  # type: ignore[arg-type]
-        )
-        .where(
-            Period.active,
-            Commune.active,
-            Period.upward_due_at.is_not(None),  # type: ignore[union-attr]
-            Period.upward_due_at > now,  # type: ignore[operator]
-            Period.opens_at <= until,
-        )
-    ).all()
-    slots: list[UpwardSlot] = []
-    for period, commune, link in rows:
-        tz = commune_zone(commune, default_tz)
-        quiet = commune_quiet(commune)
-        rules = ReminderRules.from_json(link.reminders)
-        due = _aware(period.upward_due_at)
-        for rt in rule_times(rules, due, tz, with_after=False):
-            at = quiet.shift(rt.at, tz)
-            if now - CATCH_UP < at <= until and at >= _aware(period.opens_at) and at < due:
-                slots.append(UpwardSlot(at, period, commune, rt.rule_id))
-    return sorted(slots, key=lambda s: (s.at, s.period.id, s.rule_id))
+__all__ = ["CATCH_UP", "UpwardSlot", "plan_upward_reminders", "upward_slots", "upward_text"]
 
 
 def plan_upward_reminders(session: Session, now: datetime, *, default_tz: str = "Asia/Ho_Chi_Minh") -> int:
@@ -96,7 +55,7 @@ def upward_text(session: Session, period: Period, commune: Commune, now: datetim
     submitted = session.exec(
         select(func.count(func.distinct(Submission.village_id))).where(Submission.period_id == period.id)
     ).one()
-    due = _aware(period.upward_due_at)
+    due = aware(period.upward_due_at)
     return render(
         "remind/upward.html",
         None,
@@ -111,9 +70,3 @@ def upward_text(session: Session, period: Period, commune: Commune, now: datetim
         submitted=submitted,
         total=total,
     )
-
-
-def _aware(at: datetime | None) -> datetime:
-    """A stored instant as aware UTC (the column type gives aware values; a bare one is UTC)."""
-    assert at is not None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
