@@ -40,7 +40,7 @@ class ExportRow:
 def export_rows(session: Session, period: Period, form_id: str, *, batch: int = 1000) -> Iterator[ExportRow]:
     """Every active village of the period's commune taking part in it, in setup order, with its current
     submission of `form_id`: streamed in batches of `batch` rows (a server-side cursor on PostgreSQL).
-    Consume it while the session is open."""
+    Consume it while the session is open. Read through the session's connection: plain rows, no ORM loading."""
     scope = Scope(period)
     first = first_versions(scope)
     drafts, has_draft = draft_flag(session, scope, form_id)
@@ -74,7 +74,7 @@ def export_rows(session: Session, period: Period, form_id: str, *, batch: int = 
         query = query.outerjoin(
             drafts, and_(drafts.c.village_id == Village.id, drafts.c.period_id == Period.id)
         )
-    result = session.execute(query, execution_options={"yield_per": batch})
+    result = session.connection().execute(query, execution_options={"yield_per": batch})
     on_time, late, draft, missing = (
         VillageState.ON_TIME,
         VillageState.LATE,
