@@ -1,7 +1,7 @@
 """The villages' rows of one commune's period, as the Excel and CSV exports read them (`export_rows`).
 
 `bot.services.summaries.village_rows` with only what those files show (name, state, current answers, sent at,
-version) and one read-only select: the same villages, order, states and answers (tests/test_export_rows.py
+version) and one read-only select: the same villages, order, states and answers (tests/test_exports_fast_path.py
 compares the two), without the summaries' imports (Jinja2, the PostgreSQL dialect), which a `baocao export`
 of a spreadsheet does not otherwise need.
 """

@@ -1,6 +1,6 @@
 """The CSV writer and the cell code of the exports as they were before the export was made faster (session
 9): kept for tests, which compare the new files with what this code writes on the same data (the CSV byte for
-byte in tests/test_csv_export.py; the Excel workbook cell by cell through tests/support/openpyxl_export.py).
+byte in tests/test_exports_fast_path.py; the Excel workbook cell by cell through tests/support/openpyxl_export.py).
 
 `village_rows` is the summaries' reader (bot.services.summaries), not the exports' own."""
 
