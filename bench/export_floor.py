@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "--with-bot-imports",
         action="store_true",
         help="first import what `baocao export` imports before it reads the database (bot.cli.common, "
-        "bot.cli.exports and the writer): the floor of the export's own work, start-up set apart",
+        "bot.cli.exports and the format's writer): the floor of the export's own work, start-up set apart",
     )
     args = parser.parse_args(argv)
     if args.with_bot_imports:
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         from pathlib import Path
 
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        for name in ("bot.cli.common", "bot.cli.exports", "bot.exports.excel", "bot.exports.csv_export"):
+        writer = "bot.exports.csv_export" if args.format == "csv" else "bot.exports.excel"
+        for name in ("bot.cli.common", "bot.cli.exports", writer):  # the command imports its format's only
             importlib.import_module(name)
     data = rows(args.villages)
     if args.format == "csv":

@@ -29,10 +29,8 @@ from bot.services.forms import (
 )
 from bot.services.forms import periodic_forms as service_forms
 from bot.services.period_facts import period_facts
-from bot.services.police_focus import choose
 from bot.services.reminders import commune_zone
 from bot.services.wording import commune_wording
-from bot.texts.templates import render_plain
 from bot.texts.units import speaking_for
 from storage import audit
 from storage.models import Commune, Period, Village
@@ -96,6 +94,8 @@ at 5,000, the limit before)."""
 
 def _problem(code: str, **context: str) -> str:
     """A plain-text problem line from templates/export/choice_error.html."""
+    from bot.texts.templates import render_plain  # lazy: Jinja2 only for a problem to tell
+
     names = ("form_arg", "period_arg", "form_id", "commune", "fmt", "formats", "villages", "limit")
     values = dict.fromkeys(names, "")
     return render_plain("export/choice_error.html", code=code, **{**values, **context})
@@ -222,6 +222,8 @@ def resolve(
     """The form and period to export: as named, or the main form's current (or just closed) period."""
     try:
         if period_code is None:  # the same default as /tonghop and /nhacnho
+            from bot.services.police_focus import choose  # lazy: only when the period is not named
+
             choice = choose(session, commune.id, [form_id] if form_id else [], now, opened_only=True)
         else:
             choice = resolve_period(
@@ -236,6 +238,8 @@ def resolve_words(
     session: Session, commune: Commune, words: Sequence[str], now: datetime
 ) -> tuple[Form, Period]:
     """`resolve` from a command's words: [], [FORM], [PERIOD] or [FORM, PERIOD]."""
+    from bot.services.police_focus import choose
+
     try:
         choice = choose(session, commune.id, words, now, opened_only=True)
     except PeriodChoiceError as wrong:

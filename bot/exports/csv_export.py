@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.exports.data import ExportScope, columns, looks_like_formula, neutralise, row_cells
-from bot.services.summaries import village_rows
+from bot.exports.data import ExportScope, columns, looks_like_formula, neutralise, row_maker
+from bot.exports.rows import export_rows
 
 BOM = "\ufeff"
 
@@ -36,7 +36,7 @@ def csv_value(value: Any) -> str:
 
 
 def _clean_value(value: Any) -> Any:
-    """`csv_value` of a value from `row_cells` (texts clean already): only formula-like text and
+    """`csv_value` of a value from `row_maker` (texts clean already): only formula-like text and
     non-text values need work; plain text and numbers go to the csv module as they are."""
     kind = value.__class__
     if kind is str:
@@ -59,8 +59,9 @@ def write_csv(session: Session, scope: ExportScope) -> bytes:
     text.write(BOM)
     writer = csv.writer(text)
     writer.writerow([neutralise(c.header) for c in cols])
-    for index, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
-        writer.writerow([_clean_value(v) for v in row_cells(scope, cols, index, row)])
+    cells, write = row_maker(scope, cols), writer.writerow
+    for index, row in enumerate(export_rows(session, scope.period, scope.form.id), start=1):
+        write([_clean_value(v) for v in cells(index, row)])
     text.flush()
     text.detach()  # leave `raw` open
     return raw.getvalue()

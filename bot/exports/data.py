@@ -1,5 +1,5 @@
 """What every export reads: the scope (`ExportScope`: commune, form, period), the columns (`columns`),
-and safe cell values (`cell_value`, `row_cells`, `clean_text`, `neutralise`).
+and safe cell values (`cell_value`, `row_maker` / `row_cells`, `clean_text`, `neutralise`).
 
 Design notes: docs/design-notes.md#botexportsdatapy
 """
@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from typing import Any
+from functools import cache
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import yaml
 
+from bot.forms.conditions import compile_condition
 from bot.forms.derived import DerivedValue, compute, compute_all
 from bot.forms.model import Derived, Form, Question
-from bot.forms.types import type_of
-from bot.services.summaries import VillageRow, VillageState
-from bot.texts.templates import templates_dir
+from bot.forms.types import integer, type_of
+from bot.services.completeness import VillageState
+from bot.texts.paths import templates_dir
 from bot.texts.units import words_file
 from storage.models import Commune, Period
 
@@ -33,9 +34,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # ---------------------------------------------------------------------------------------------- words
 
 
+@cache
 def _words_file() -> dict[str, Any]:
+    """templates/export/words.yaml, read once (libyaml's safe loader when PyYAML has it: the same data)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with (templates_dir() / "export" / "words.yaml").open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=loader)  # a safe loader either way
 
 
 words = words_file(_words_file)
@@ -43,7 +47,7 @@ words = words_file(_words_file)
 the units named by kind ({Units_formal}: "Thôn, tổ dân phố", "Phòng, ban"; bot.texts.units)."""
 
 
-@lru_cache(maxsize=1)
+@cache
 def _answer_words() -> dict[str, Any]:
     """The answers' words ("Có", "Không"), which name no unit: read once, asked per cell."""
     return dict(_words_file()["answer"])
@@ -174,7 +178,7 @@ class DerivedTotals:
         self.form = form
         self._answers: list[dict[str, Any]] = []
 
-    def add(self, row: VillageRow) -> None:
+    def add(self, row: RowLike) -> None:
         """Count this village's current answers (a village that has not reported adds nothing)."""
         if self.form.derived and row.answers is not None:
             self._answers.append(row.answers)
@@ -233,28 +237,99 @@ def cell_value(question: Question, value: Any) -> Any:
     return clean_text(cell) if isinstance(cell, str) else cell
 
 
-def row_cells(scope: ExportScope, cols: Sequence[Column], index: int, row: VillageRow) -> list[Any]:
-    """The typed values of one village's row, in column order."""
-    answers = row.answers or {}
-    out: list[Any] = []
+class RowLike(Protocol):
+    """What the cells of a village's row are read from (`bot.services.summaries.VillageRow`,
+    `bot.exports.rows.ExportRow`)."""
+
+    @property
+    def village(self) -> str: ...
+    @property
+    def state(self) -> VillageState: ...
+    @property
+    def answers(self) -> dict[str, Any] | None: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+    @property
+    def version_no(self) -> int | None: ...
+
+
+Cell = Callable[[int, RowLike, dict[str, Any]], Any]  # (index, row, its answers or {}) → the cell's value
+
+
+def _answer_cell(question: Question) -> Cell:
+    """The cell of one question's answer: `cell_value`, with whole numbers of an integer question as they are."""
+    qid, export = question.id, type_of(question).export_cell
+    answer_words = _answer_words()
+    is_integer = type_of(question) is integer.TYPE
+
+    def cell(index: int, row: RowLike, answers: dict[str, Any]) -> Any:
+        value = answers.get(qid)
+        if value is None:
+            return None
+        if is_integer and value.__class__ is int:
+            return value  # what IntegerType.export_cell gives an int (a bool is no int here)
+        out = export(question, value, answer_words)
+        return clean_text(out) if isinstance(out, str) else out
+
+    return cell
+
+
+def _derived_cell(derived: Derived) -> Cell:
+    """The cell of one derived figure for one village: `village_derived`, a count's condition compiled once."""
+    if derived.kind != "count":
+        return lambda index, row, answers: village_derived(derived, row.answers)
+    condition = compile_condition(derived.condition or "")
+    w = words()["derived"]
+    met, not_met = w["met"], w["not_met"]
+
+    def cell(index: int, row: RowLike, answers: dict[str, Any]) -> Any:
+        if row.answers is None:
+            return None
+        return met if condition.evaluate(row.answers) else not_met  # compute() over one village's answers
+
+    return cell
+
+
+def _fixed_cell(scope: ExportScope, key: str) -> Cell:
+    """The cell of one of the first columns (number, village, state, sent at, on time, version)."""
+    if key == "number":
+        return lambda index, row, answers: index
+    if key == "village":
+        return lambda index, row, answers: clean_text(row.village)
+    if key == "status":
+        states = {state: status_text(state) for state in VillageState}
+        return lambda index, row, answers: states[row.state]
+    if key == "sent_at":
+        return lambda index, row, answers: scope.local(row.sent_at)
+    if key == "on_time":
+        timeliness = {state: timeliness_text(state) for state in VillageState}
+        return lambda index, row, answers: timeliness[row.state]
+    if key == "version":
+        return lambda index, row, answers: row.version_no
+    return lambda index, row, answers: None  # pragma: no cover - columns() makes no other key
+
+
+def row_maker(scope: ExportScope, cols: Sequence[Column]) -> Callable[[int, RowLike], list[Any]]:
+    """`row_cells` for many rows: how each column's cell is made is worked out once, before the first row."""
+    cells: list[Cell] = []
     for col in cols:
         if col.question is not None:
-            out.append(cell_value(col.question, answers.get(col.question.id)))
+            cells.append(_answer_cell(col.question))
         elif col.derived is not None:
-            out.append(village_derived(col.derived, row.answers))
-        elif col.key == "number":
-            out.append(index)
-        elif col.key == "village":
-            out.append(clean_text(row.village))
-        elif col.key == "status":
-            out.append(status_text(row.state))
-        elif col.key == "sent_at":
-            out.append(scope.local(row.sent_at))
-        elif col.key == "on_time":
-            out.append(timeliness_text(row.state))
-        elif col.key == "version":
-            out.append(row.version_no)
-    return out
+            cells.append(_derived_cell(col.derived))
+        else:
+            cells.append(_fixed_cell(scope, col.key))
+
+    def make(index: int, row: RowLike) -> list[Any]:
+        answers = row.answers or {}
+        return [cell(index, row, answers) for cell in cells]
+
+    return make
+
+
+def row_cells(scope: ExportScope, cols: Sequence[Column], index: int, row: RowLike) -> list[Any]:
+    """The typed values of one village's row, in column order."""
+    return row_maker(scope, cols)(index, row)
 
 
 # ---------------------------------------------------------------------------------------------- repeat groups
@@ -277,16 +352,26 @@ def item_columns(group: Question) -> list[Column]:
     return cols
 
 
-def item_rows(group: Question, cols: Sequence[Column], row: VillageRow) -> Iterator[list[Any]]:
+def item_rows(group: Question, cols: Sequence[Column], row: RowLike) -> Iterator[list[Any]]:
     """One list of typed values per item the village gave in this repeat group."""
-    items = (row.answers or {}).get(group.id)
-    if not isinstance(items, list):
-        return
-    for number, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            continue
-        values: list[Any] = [clean_text(row.village), number]
-        values += [
-            cell_value(c.question, item.get(c.question.id)) for c in cols[2:] if c.question is not None
-        ]
-        yield values
+    return item_maker(group, cols)(row)
+
+
+def item_maker(group: Question, cols: Sequence[Column]) -> Callable[[RowLike], Iterator[list[Any]]]:
+    """`item_rows` for many rows: each sub-question's cell worked out once, before the first row."""
+    cells = [_answer_cell(c.question) for c in cols[2:] if c.question is not None]
+    gid = group.id
+
+    def items_of(row: RowLike) -> Iterator[list[Any]]:
+        items = (row.answers or {}).get(gid)
+        if not isinstance(items, list):
+            return
+        village = None
+        for number, item in enumerate(items, start=1):
+            if not isinstance(item, dict):
+                continue
+            if village is None:
+                village = clean_text(row.village)
+            yield [village, number, *[cell(number, row, item) for cell in cells]]
+
+    return items_of

@@ -28,13 +28,13 @@ from bot.exports.data import (
     clean_text,
     columns,
     item_columns,
-    item_rows,
+    item_maker,
     looks_like_formula,
     repeat_groups,
-    row_cells,
+    row_maker,
     words,
 )
-from bot.services.summaries import village_rows
+from bot.exports.rows import export_rows
 
 DATE_FORMAT = "dd/mm/yyyy"
 DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
@@ -256,21 +256,22 @@ def write_xlsx(session: Session, scope: ExportScope) -> bytes:
         sheet = Sheet(wb, styles, sheet_title(name, used))
         group_cols = item_columns(group)
         sheet.header(group_cols)
-        details.append((group, group_cols, sheet))
+        details.append((group, item_maker(group, group_cols), sheet))
     sheets_of_groups = [(sheet.title, group.label) for group, _, sheet in details]
 
     totals: list[int | Decimal | None] = [None] * len(cols)
     summed = [i for i, col in enumerate(cols) if col.total]
     count = submitted = 0
     derived = DerivedTotals(scope.form)
-    for count, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
-        values = row_cells(scope, cols, count, row)
+    cells = row_maker(scope, cols)
+    for count, row in enumerate(export_rows(session, scope.period, scope.form.id), start=1):
+        values = cells(count, row)
         submitted += int(row.submitted)
         derived.add(row)
         add_up(totals, summed, values)
         main.append_clean(values)
-        for group, group_cols, sheet in details:
-            for item in item_rows(group, group_cols, row):
+        for _, items_of, sheet in details:
+            for item in items_of(row):
                 sheet.append_clean(item)
     others = {i: derived.total_cell(col) for i, col in enumerate(cols) if col.derived is not None}
     totals_row(main, cols, totals, w["total"], others)

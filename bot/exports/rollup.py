@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from bot.exports import ExportError
 from bot.exports.csv_export import BOM, csv_value
-from bot.exports.data import Column, ExportScope, columns, neutralise, row_cells
+from bot.exports.data import Column, ExportScope, columns, neutralise, row_maker
 from bot.forms.derived import compute_all
 from bot.forms.model import Form, Question
 from bot.forms.types import type_of
@@ -212,7 +212,7 @@ def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool =
     summed = [i for i, c in enumerate(cols) if c.total]
     yes_no = [q.id for q in yes_no_questions(rollup.form)]
     by_id = {c.id: c for c in rollup.communes}
-    scopes: dict[int, ExportScope] = {}
+    makers: dict[int, Callable[[int, Any], list[Any]]] = {}  # a commune's row_maker
     lines: dict[int, CommuneLine] = {}
     for row in village_rows(session, rollup.scope, rollup.form):
         line = lines.get(row.commune_id)
@@ -233,13 +233,12 @@ def commune_lines(session: Session, rollup: RollupScope, *, keep_answers: bool =
             line.answers.append(row.answers)
         for j, qid in enumerate(yes_no):
             line.yes[j] += row.answers.get(qid) is True
-        scope = scopes.get(row.commune_id)
-        if scope is None:
+        cells = makers.get(row.commune_id)
+        if cells is None:
             commune = by_id.get(row.commune_id) or session.get(Commune, row.commune_id)
-            scope = scopes[row.commune_id] = ExportScope(
-                commune, rollup.form, rollup.period, None, rollup.tz, rollup.generated_at
-            )
-        values = row_cells(scope, cols, 0, row)
+            scope = ExportScope(commune, rollup.form, rollup.period, None, rollup.tz, rollup.generated_at)
+            cells = makers[row.commune_id] = row_maker(scope, cols)
+        values = cells(0, row)
         for j, i in enumerate(summed):
             v = values[i]
             if isinstance(v, (int, Decimal)) and not isinstance(v, bool):

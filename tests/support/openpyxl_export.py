@@ -1,5 +1,6 @@
 """The Excel writer as it was before xlsxwriter (openpyxl write-only), kept for tests: the new writer's
-workbook is compared with this one's cell by cell (tests/test_excel_writer.py)."""
+workbook is compared with this one's cell by cell (tests/test_excel_writer.py). Its cells come from the
+cell code as it was too (tests/support/exports_before.py), and its rows from the summaries' reader."""
 
 from __future__ import annotations
 
@@ -26,13 +27,12 @@ from bot.exports.data import (
     clean_text,
     columns,
     item_columns,
-    item_rows,
     looks_like_formula,
     repeat_groups,
-    row_cells,
     words,
 )
 from bot.services.summaries import village_rows
+from tests.support.exports_before import item_rows, row_cells  # the cells as they were, too
 
 DATE_FORMAT = "dd/mm/yyyy"
 DATETIME_FORMAT = "dd/mm/yyyy hh:mm"
