@@ -92,7 +92,7 @@ def _export_incidents(args: argparse.Namespace, settings: Settings) -> int:
     """`baocao export --incidents --commune X`: the commune's incidents as an Excel file."""
     from bot.exports.incidents import incidents_xlsx  # lazy: the incidents pull in the outbox and Telegram
     from bot.services.incidents import all_incidents
-    from bot.services.reminders import commune_zone
+    from bot.services.zones import commune_zone
 
     if args.form or args.period or (args.format and args.format != "xlsx"):
         print("Lỗi: --incidents xuất tệp Excel của cả xã; bỏ --form, --period và --format.", file=sys.stderr)

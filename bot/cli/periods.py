@@ -10,8 +10,9 @@ from bot.cli.common import commune_id, open_engine, parse_at
 from bot.clock import system_clock as wall_clock
 from bot.config import Settings
 from bot.services.periods_ahead import extend_periods
-from bot.services.reminders import commune_zone, periods_overview
+from bot.services.reminders import periods_overview
 from bot.services.wording import commune_kinds
+from bot.services.zones import commune_zone
 from bot.texts.filters import vn_due
 from bot.texts.units import words_for
 from storage.db import session_scope

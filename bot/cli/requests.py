@@ -11,8 +11,8 @@ from bot.clock import system_clock
 from bot.config import Settings
 from bot.services import requests
 from bot.services.accounts import find_commune, normalize_name
-from bot.services.reminders import commune_zone
 from bot.services.wording import commune_kinds
+from bot.services.zones import commune_zone
 from bot.texts.units import words_for
 from bot.views.requests import request_notice
 from storage.db import session_scope

@@ -29,8 +29,8 @@ from bot.services.forms import (
 )
 from bot.services.forms import periodic_forms as service_forms
 from bot.services.period_facts import period_facts
-from bot.services.reminders import commune_zone
 from bot.services.wording import commune_wording
+from bot.services.zones import commune_zone
 from bot.texts.units import speaking_for
 from storage import audit
 from storage.models import Commune, Period, Village

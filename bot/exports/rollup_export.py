@@ -20,7 +20,7 @@ from bot.exports.rollup import (
 from bot.forms.model import Form
 from bot.forms.period_text import fill_form
 from bot.services.period_facts import period_facts
-from bot.services.reminders import commune_zone
+from bot.services.zones import commune_zone
 from storage.models import Commune, Period
 
 

@@ -29,7 +29,7 @@ from bot.handlers.registry import REGISTRY
 from bot.services import directory, police_focus
 from bot.services.accounts import normalize_name
 from bot.services.completeness import completeness
-from bot.services.reminders import commune_zone
+from bot.services.zones import commune_zone
 from bot.texts.templates import render
 from bot.updates.context import Ctx
 from bot.views.buttons import ReplyButton

@@ -12,7 +12,7 @@ from datetime import date
 from bot.auth import Need, police_commune_ids, supervised_provinces
 from bot.handlers.registry import REGISTRY
 from bot.services import report_notes, requests
-from bot.services.reminders import commune_zone
+from bot.services.zones import commune_zone
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
 from bot.updates.context import Ctx, OutgoingReply

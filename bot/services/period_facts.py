@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from bot.forms.model import Form
 from bot.services.completeness import previous_period
-from bot.services.reminders import commune_zone
+from bot.services.zones import commune_zone
 from storage.models import Commune, Period, Submission
 
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")

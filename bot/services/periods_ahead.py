@@ -10,7 +10,7 @@ from sqlalchemy import Table
 from sqlmodel import Session, select
 
 from bot.calendar.periods import expand, police_mark, schedules_from_json
-from bot.services.reminders import commune_zone
+from bot.services.zones import commune_zone
 from storage.dialect import is_postgres
 from storage.models import Commune, CommuneForm, Period
 from storage.upsert import insert_ignoring

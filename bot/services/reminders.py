@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, distinct, exists, false, func, or_, update
 from sqlalchemy.sql import ColumnElement, Select
@@ -33,6 +32,7 @@ from bot.calendar.reminder_planner import (
 from bot.calendar.reminder_rules import DEFAULT_QUIET, QuietHours, ReminderRules
 from bot.services.addressees import addressees_of_schedule
 from bot.services.period_units import units_of_periods, villages_of_period
+from bot.services.zones import commune_zone
 from storage import audit
 from storage.models import (
     Commune,
@@ -83,17 +83,6 @@ class PlanReport:
             "existing": self.existing,
             "obsoleted": self.obsoleted,
         }
-
-
-def commune_zone(commune: Commune | None, default: str = DEFAULT_TZ) -> ZoneInfo:
-    """The commune's time zone (its own, else the default)."""
-    for name in (commune.timezone if commune is not None else None, default, DEFAULT_TZ):
-        if name:
-            try:
-                return ZoneInfo(name)
-            except Exception:
-                continue
-    return ZoneInfo(DEFAULT_TZ)
 
 
 def commune_quiet(commune: Commune) -> QuietHours:

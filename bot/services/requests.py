@@ -21,7 +21,7 @@ from bot.services.accounts import village_reporters
 from bot.services.forms import PeriodicForm, periodic_forms
 from bot.services.outbox_messages import KIND_NOTICE, queue_message
 from bot.services.period_units import in_period_units, period_village_ids, takes_part, units_of_periods
-from bot.services.reminders import commune_zone
+from bot.services.zones import commune_zone
 from storage import audit
 from storage.models import (
     Commune,

@@ -14,9 +14,9 @@ from bot.calendar.periods import REPORTER_POLICE, days_left
 from bot.services import directory
 from bot.services.forms import get_form
 from bot.services.outbox_messages import KIND_NOTICE, queue_message
-from bot.services.reminders import commune_zone
 from bot.services.upward_times import CATCH_UP, UpwardSlot, aware, upward_slots
 from bot.services.wording import commune_wording
+from bot.services.zones import commune_zone
 from bot.texts.templates import render
 from storage.models import Commune, Period, Submission, Village
 

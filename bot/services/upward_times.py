@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from bot.calendar.reminder_rules import ReminderRules, rule_times
-from bot.services.reminders import commune_quiet, commune_zone
+from bot.services.reminders import commune_quiet
+from bot.services.zones import commune_zone
 from storage.models import Commune, CommuneForm, Period
 
 CATCH_UP = timedelta(hours=12)  # a reminder missed for longer than this (the bot was down) is not sent late

@@ -21,7 +21,7 @@ from bot.services import summaries
 from bot.services.completeness import Completeness, Scope, VillageState, province_scope
 from bot.services.forms import periodic_forms
 from bot.services.province_forms import province_forms
-from bot.services.reminders import commune_zone
+from bot.services.zones import commune_zone
 from bot.texts.filters import vn_date, vn_number
 from bot.texts.templates import render
 from bot.views.buttons import ReplyButton as Button
