@@ -16,7 +16,6 @@ from sqlalchemy import and_, case, exists, func
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, select
 
-from bot.forms import engine
 from bot.forms.state import DraftState
 from bot.services.forms import get_form
 from bot.services.period_units import in_period_units, villages_of_period
@@ -313,6 +312,7 @@ def completeness(session: Session, period: Period, now: datetime, *, progress: b
 
 def _draft_progress(session: Session, draft_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """The progress ("câu 7/19") of each draft, read with its own form version."""
+    from bot.forms.flow import progress  # the engine's own `progress`: exports need not import the engine
 
     out: dict[int, tuple[int, int]] = {}
     for draft_id, form_id, version, state in session.exec(
@@ -324,7 +324,7 @@ def _draft_progress(session: Session, draft_ids: Sequence[int]) -> dict[int, tup
         if form is None:
             continue
         try:
-            out[draft_id] = engine.progress(form, DraftState.from_json(state))
+            out[draft_id] = progress(form, DraftState.from_json(state))
         except (ValueError, KeyError, TypeError):
             continue
     return out
