@@ -279,8 +279,9 @@ def _check_http_client(raw: str | None) -> str:
     return value
 
 
-def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
-    """A CA bundle (file) or hashed directories (`:`-separated, as OpenSSL reads them) that load."""
+def _check_ca(name: str, raw: str | None, *, directory: bool, load: bool = True) -> str | None:
+    """A CA bundle (file) or hashed directories (`:`-separated, as OpenSSL reads them) that exist and, with
+    `load`, load (a full system bundle takes ~35 ms to parse: commands that never call the Bot API skip it)."""
     value = (raw or "").strip()
     if not value:
         return None
@@ -291,6 +292,8 @@ def _check_ca(name: str, raw: str | None, *, directory: bool) -> str | None:
             f"{name}={raw!r}: không có {kind} chứng chỉ này. Đặt đường dẫn tới {kind} chứng chỉ CA "
             "(PEM) của máy chủ Bot API, hoặc bỏ biến này để dùng bộ chứng chỉ mặc định (certifi)."
         )
+    if not load:
+        return value
     try:  # a file with no certificate in it, or a broken one, fails here, not at the first call
         ssl.create_default_context(**({"capath": value} if directory else {"cafile": value}))
     except (ssl.SSLError, OSError) as err:
@@ -344,7 +347,7 @@ def _check_templates_dir(raw: str | None) -> str | None:
     return value or None
 
 
-def settings_from(environ: Mapping[str, str]) -> Settings:
+def settings_from(environ: Mapping[str, str], *, check_ca: bool = True) -> Settings:
     """Build settings from a mapping, raising ConfigError on the first bad value."""
     webhook_url = _check_webhook_url(environ.get("BAOCAO_WEBHOOK_URL"))
     listen_host, listen_port = _check_listen(environ.get("BAOCAO_LISTEN")) or DEFAULT_LISTEN
@@ -373,8 +376,8 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         log_format=_check_log_format(environ.get("BAOCAO_LOG_FORMAT")),
         status_listen=_check_listen(environ.get("BAOCAO_STATUS_LISTEN"), "BAOCAO_STATUS_LISTEN", 9090),
         http_client=_check_http_client(environ.get("BAOCAO_HTTP_CLIENT")),
-        ca_file=_check_ca("SSL_CERT_FILE", environ.get("SSL_CERT_FILE"), directory=False),
-        ca_dir=_check_ca("SSL_CERT_DIR", environ.get("SSL_CERT_DIR"), directory=True),
+        ca_file=_check_ca("SSL_CERT_FILE", environ.get("SSL_CERT_FILE"), directory=False, load=check_ca),
+        ca_dir=_check_ca("SSL_CERT_DIR", environ.get("SSL_CERT_DIR"), directory=True, load=check_ca),
         templates_dir=_check_templates_dir(environ.get("BAOCAO_TEMPLATES_DIR")),
         db_connect_timeout=_check_seconds(
             "BAOCAO_DB_CONNECT_TIMEOUT",
@@ -402,6 +405,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
     )
 
 
-def load_settings(env_file: str | Path = ".env") -> Settings:
-    """Settings from the process environment merged over `.env`."""
-    return settings_from(load_environment(env_file))
+def load_settings(env_file: str | Path = ".env", *, check_ca: bool = True) -> Settings:
+    """Settings from the process environment merged over `.env` (`check_ca=False`: the CA bundle is not
+    parsed, for commands that never call the Bot API)."""
+    return settings_from(load_environment(env_file), check_ca=check_ca)

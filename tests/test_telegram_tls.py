@@ -352,3 +352,33 @@ def test_ssl_cert_dir_may_list_several_directories(tmp_path: Path, ca_file: str)
     for wrong in (f"{both}:{tmp_path / 'c'}", f"{both}:", f"{tmp_path / 'a'}::{tmp_path / 'b'}"):
         with pytest.raises(ConfigError, match="SSL_CERT_DIR"):  # a missing or an empty entry
             settings_from({"SSL_CERT_DIR": wrong})
+
+
+def test_only_the_commands_that_call_telegram_parse_the_ca_bundle(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A broken SSL_CERT_FILE stops `remind --now` at start with the setting's name, but not `periods` or
+    `remind --dry-run`, which only read the database (parsing a system bundle costs every command ~35 ms)."""
+    from bot.cli import main
+    from bot.cli.parser import COMMANDS, OFFLINE
+
+    broken = tmp_path / "ca.pem"
+    broken.write_text("không phải chứng chỉ\n", encoding="utf-8")
+    monkeypatch.setenv("SSL_CERT_FILE", str(broken))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    assert main(["remind", "--now"]) == 2
+    assert "SSL_CERT_FILE" in capsys.readouterr().err
+    assert main(["periods"]) == 0
+    assert main(["remind", "--dry-run"]) == 0
+    assert "SSL_CERT_FILE" not in capsys.readouterr().err
+    monkeypatch.setenv(
+        "SSL_CERT_FILE", str(tmp_path / "missing.pem")
+    )  # a missing file: every command says so
+    assert main(["periods"]) == 2
+    assert "SSL_CERT_FILE" in capsys.readouterr().err
+    assert set(COMMANDS) > OFFLINE and not OFFLINE & {"run", "serve", "webhook", "invite", "remind --now"}
+    with pytest.raises(ConfigError, match="SSL_CERT_FILE"):
+        settings_from({"SSL_CERT_FILE": str(broken)})
+    assert settings_from({"SSL_CERT_FILE": str(broken)}, check_ca=False).ca_file == str(broken)

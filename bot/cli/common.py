@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session
 
-from bot.cli.parser import EXIT_USAGE
+from bot.cli.parser import EXIT_USAGE, OFFLINE
 from bot.clock import system_clock
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
@@ -94,7 +94,7 @@ def commune_id(session: Session, ref: str | None) -> int | None:
 def execute(args: argparse.Namespace, command: Command) -> int:
     """Load the settings, set up texts and logging, run `command`; its errors become one line and a code."""
     try:
-        settings = load_settings(args.env_file)
+        settings = load_settings(args.env_file, check_ca=getattr(args, "group", None) not in OFFLINE)
         _install_renderer(settings.templates_dir)
         configure_logging(
             settings.log_format, verbose=args.verbose, secrets=(settings.token, settings.webhook_secret)

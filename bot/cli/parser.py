@@ -30,6 +30,11 @@ COMMANDS: dict[str, str] = {
     "export": "bot.cli.exports",
     "request": "bot.cli.requests",
 }
+# commands that never call the Bot API (they read and write the database only): their settings do not parse
+# the CA bundle of SSL_CERT_FILE / SSL_CERT_DIR (only check that it exists)
+OFFLINE: frozenset[str] = frozenset(
+    {"setup", "people", "db", "forms", "periods", "remind", "export", "request"}
+)
 RUNNER = "bot.cli.common"  # settings, logging and errors around every command: `execute(args, command)`
 
 EXPORT_FORMATS = ("xlsx", "docx", "csv")
