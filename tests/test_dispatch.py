@@ -1082,3 +1082,41 @@ def test_the_sent_mark_built_once_writes_what_the_one_built_per_row_writes(engin
     assert [getattr(rows[a], c) for c in columns] == [getattr(rows[b], c) for c in columns]
     assert rows[a].status == OutboxStatus.SENT and rows[a].sent_at == at
     assert rows[a].telegram_message_id == 1_234_567_890_123 and rows[a].claimed_until is None
+
+
+async def test_a_row_rendered_with_one_whose_worker_was_cancelled_is_rendered_again(
+    engine, server, limiter
+) -> None:
+    import threading
+
+    from bot.delivery.dispatcher import _Dispatch
+
+    chats = add_people(engine, server, 3)
+    add_rows(engine, [{"chat_id": c} for c in chats])
+    release, started = threading.Event(), threading.Event()
+    rendered: list[int] = []
+
+    def slow_render(session: Session, row: Outbox, now: datetime) -> Out:
+        rendered.append(row.id)
+        started.set()
+        release.wait(10)
+        return Out(f"tin {row.id}")
+
+    run = _Dispatch(
+        engine, None, render=slow_render, limiter=limiter, worker_id="w", batch=30, concurrency=32,
+        lease=timedelta(minutes=2), clock=lambda: NOW, stop=None, max_attempts=3, max_seconds=None,
+        db_threads=True,
+    )  # fmt: skip
+    run.queue.extend(run._claim())
+    first, second, third = run.queue.popleft(), run.queue.popleft(), run.queue.popleft()
+    run.queue.extend([second, third])
+    taking = asyncio.create_task(run._rendered(first))  # renders the three in one step
+    await asyncio.to_thread(started.wait, 10)
+    taking.cancel()  # its worker is cancelled while the step runs
+    with pytest.raises(asyncio.CancelledError):
+        await taking
+    release.set()
+    run.queue.popleft()  # the next worker takes the second row
+    state, out, _ = await run._rendered(second)  # not the cancellation: rendered again, by itself
+    assert state == "ok" and out.text == f"tin {second.id}"
+    assert rendered == [first.id, second.id, third.id, second.id]
