@@ -209,8 +209,10 @@ def serve_emulator(first: int, count: int, flood: bool = False) -> None:
     if flood:
         server.set_flood_control(FloodLimits(per_chat_per_second=None, per_group_per_minute=None))
     server.start_in_thread()
+    cpu = time.process_time()  # from here on: serving the wave (and waiting for it)
     print(server.url, flush=True)
     sys.stdin.read()
+    cpu = time.process_time() - cpu
     stats = server.stats()
     sends = [r for r in server.requests if r.method == "sendMessage"]
     ok = [r for r in sends if r.status == 200]
@@ -224,6 +226,7 @@ def serve_emulator(first: int, count: int, flood: bool = False) -> None:
         "stars": server.counters["paid_broadcast"] / 10,
         "duplicates": sum(1 for n in per_chat.values() if n > 1),
         "wave_rate": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
+        "cpu_s": cpu,
     }
     print(json.dumps(figures), flush=True)
     server.stop_thread()
@@ -283,12 +286,15 @@ def measure(
     rate: int | None = None,
     paid_rate: int | None = None,
     paid_stars: int = 0,
+    http_client: str = "httpx",
 ) -> dict[str, Any]:
     """Plan (twice: new rows, then the idempotent re-plan every tick does) and dispatch the wave (limits off,
     or our limiter at `rate` and the emulator's on; with `paid_rate`, as paid broadcasts)."""
     from sqlalchemy import func, select
     from telegram import Bot
-    from telegram.request import HTTPXRequest
+    from telegram.constants import ParseMode
+    from telegram.ext import Defaults, ExtBot
+    from telegram.request import BaseRequest, HTTPXRequest
 
     from bot.delivery.dispatcher import dispatch_due, plan_now
     from bot.delivery.ratelimit import RateLimiter, SendLimits
@@ -328,14 +334,31 @@ def measure(
 
         from bot.delivery.paid_broadcast import PAID_BATCH, PaidBroadcast
 
-        request = HTTPXRequest(connection_pool_size=concurrency + 4, read_timeout=30, write_timeout=30)
+        request: BaseRequest
+        if (
+            http_client == "aiohttp"
+        ):  # what the running bot's reminder dispatcher uses (bot.app._reminder_bot)
+            from bot.telegram_request import AiohttpRequest
+
+            request = AiohttpRequest(concurrency + 4, read_timeout=30, write_timeout=30)
+        else:
+            request = HTTPXRequest(connection_pool_size=concurrency + 4, read_timeout=30, write_timeout=30)
         limits = SendLimits(rate, None, None) if limited else SendLimits(None, None, None)
         paid = None
         if paid_rate is not None:
             paid = PaidBroadcast(
                 engine, rate=paid_rate, max_stars=paid_stars, timezone=ZoneInfo("Asia/Ho_Chi_Minh")
             )
-        async with Bot(TOKEN, base_url=f"{emulator.url}/bot", request=request) as bot:
+        if http_client == "aiohttp":
+            bot: Bot = ExtBot(
+                TOKEN,
+                base_url=f"{emulator.url}/bot",
+                request=request,
+                defaults=Defaults(parse_mode=ParseMode.HTML),
+            )
+        else:
+            bot = Bot(TOKEN, base_url=f"{emulator.url}/bot", request=request)
+        async with bot:
             return await dispatch_due(
                 engine,
                 bot,
@@ -356,6 +379,7 @@ def measure(
     finally:
         emu = emulator.stop()
         engine.dispose()
+    out["emulator_cpu_s"] = emu.get("cpu_s", float("nan"))
     out["sent"] = sent.sent
     out["emulator_send_ok"] = emu.get("send_ok")
     if limited:
@@ -368,6 +392,7 @@ def measure(
         out["flood_waits"] = sent.flood_waits
     out["other_outcomes"] = {o: sent.count(o) for o in ("failed", "obsolete", "retry", "lost")}
     out["dispatch_cpu_ms_per_msg"] = out["dispatch_cpu_s"] * 1000 / max(1, sent.sent)
+    out["emulator_cpu_ms_per_msg"] = out["emulator_cpu_s"] * 1000 / max(1, sent.sent)
     out["dispatch_wall_ms_per_msg"] = out["dispatch_wall_s"] * 1000 / max(1, sent.sent)
     out["throughput_msg_s"] = sent.sent / out["dispatch_wall_s"]
     windows = [w * 1000 for w in sent.commit_windows]
@@ -440,6 +465,12 @@ def main() -> int:
     parser.add_argument("--plan-only", action="store_true")
     parser.add_argument("--render", choices=("real", "simple"), default="real")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--http-client",
+        choices=("httpx", "aiohttp"),
+        default="httpx",
+        help="the Bot API client: httpx and a plain Bot (sessions 1-8), or the running bot's (an ExtBot on aiohttp)",
+    )
     parser.add_argument("--rate", type=int, help="limits on: our free rate (the emulator enforces 30/s)")
     parser.add_argument("--paid-rate", type=int, help="limits on, bulk rows as paid broadcasts at this rate")
     parser.add_argument(
@@ -465,6 +496,7 @@ def main() -> int:
             "communes": communes,
             "render": args.render,
             "concurrency": args.concurrency,
+            "http_client": args.http_client,
             **seeded,
             **measure(
                 url,
@@ -475,6 +507,7 @@ def main() -> int:
                 rate=args.rate if args.rate is not None or args.paid_rate is None else TELEGRAM_RATE,
                 paid_rate=args.paid_rate,
                 paid_stars=args.paid_stars,
+                http_client=args.http_client,
             ),
         }
     finally:

@@ -959,3 +959,164 @@ async def test_a_part_sent_but_not_recorded_at_once_is_recorded_before_the_next(
     plain = [m["plain"] for m in server.bot_messages(chat)]
     assert plain == ["Phần 1 của parts", "Phần 2 của parts", "Phần 3 của parts"]
     assert rows_by_id(engine)[row_id].status == OutboxStatus.SENT
+
+
+# ------------------------------------------------------------------ rendering several rows in one step
+
+
+def test_rows_rendered_in_one_step_follow_the_sends_in_flight(engine, limiter) -> None:
+    from bot.delivery.dispatcher import RENDER_AHEAD, _Dispatch
+
+    def ahead(concurrency: int) -> int:
+        run = _Dispatch.__new__(_Dispatch)
+        _Dispatch.__init__(
+            run, engine, None, render=render, limiter=limiter, worker_id="w", batch=30, concurrency=concurrency,
+            lease=timedelta(minutes=2), clock=lambda: NOW, stop=None, max_attempts=3, max_seconds=None,
+            db_threads=False,
+        )  # fmt: skip
+        return run.render_ahead
+
+    # one row at a time below 8 sends in flight (each rendered just before its send), 8 for paid waves
+    assert [ahead(n) for n in (1, 3, 7, 8, 16, 32, 100)] == [1, 1, 1, 2, 4, 8, RENDER_AHEAD]
+
+
+async def test_rows_rendered_together_are_sent_once_each_and_one_bad_render_fails_only_its_row(
+    engine, server, tg, limiter
+) -> None:
+    chats = add_people(engine, server, 20)
+    ids = add_rows(engine, [{"chat_id": c} for c in chats])
+    broken = ids[5]
+    sessions: list[int] = []
+
+    def render_some(session: Session, row: Outbox, now: datetime) -> Out:
+        sessions.append(id(session))
+        if row.id == broken:
+            raise RuntimeError("template missing")
+        return Out(f"tin {row.id}")
+
+    report = await dispatch(engine, tg, limiter, render=render_some, concurrency=32, batch=200)
+    rows = rows_by_id(engine)
+    assert report.sent == 19 and report.retried == 1
+    assert delivered(server) == Counter(c for c in chats if c != chats[5]), "each other chat exactly once"
+    assert rows[broken].status == OutboxStatus.PENDING and "template missing" in rows[broken].last_error
+    assert len(sessions) == 20 and len(set(sessions)) < 20, "rows were rendered several to a session"
+
+
+async def test_a_row_taken_over_after_it_was_rendered_with_others_is_not_sent(
+    engine, server, tg, limiter, database_url
+) -> None:
+    chats = add_people(engine, server, 12)
+    ids = add_rows(engine, [{"chat_id": c} for c in chats])
+    other = make_engine(database_url)
+    clock = FixedClock(NOW)
+    taken = ids[3]
+    rendered: list[int] = []
+
+    def render_then_lose_one(session: Session, row: Outbox, now: datetime) -> Out:
+        rendered.append(row.id)
+        if row.id == taken:  # rendered with the first rows; then the lease runs out and another process
+            clock.advance(minutes=3)  # takes it over before it is sent
+            with other.begin() as conn:
+                conn.execute(
+                    update(Outbox)
+                    .where(Outbox.id == taken)
+                    .values(claimed_by="other:9", claimed_until=NOW + timedelta(days=1))
+                )
+        return Out(f"tin {row.id}")
+
+    try:
+        report = await dispatch(
+            engine, tg, limiter, render=render_then_lose_one, clock=clock, lease=timedelta(minutes=2),
+            concurrency=32, batch=200,
+        )  # fmt: skip
+    finally:
+        other.dispose()
+    assert rendered.index(taken) < 8, "rendered in the first step, with the first row"
+    assert report.count(Outcome.LOST) == 1 and report.sent == 11
+    assert delivered(server) == Counter(c for c in chats if c != chats[3])
+    assert rows_by_id(engine)[taken].claimed_by == "other:9"
+
+
+async def test_a_database_error_while_rows_are_rendered_together_pauses_then_sends_each_once(
+    engine, server, tg, limiter, monkeypatch
+) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from bot.delivery import marks
+
+    monkeypatch.setattr(marks, "RETRY_DELAYS", (0.001,))
+    chats = add_people(engine, server, 16)
+    add_rows(engine, [{"chat_id": c} for c in chats])
+    failed: list[str] = []
+
+    def cut_once(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+        if not failed and statement.lstrip().upper().startswith("SELECT") and " IN " in statement.upper():
+            failed.append(statement)
+            raise OperationalError(statement, params, ConnectionRefusedError("connection refused (test)"))
+
+    event.listen(engine, "before_cursor_execute", cut_once)
+    try:
+        report = await dispatch(engine, tg, limiter, concurrency=32, batch=200)
+    finally:
+        event.remove(engine, "before_cursor_execute", cut_once)
+    assert failed, "the rows of a step were read with one query"
+    assert report.sent == 16 and delivered(server) == Counter(chats)
+    assert {r.status for r in rows_by_id(engine).values()} == {OutboxStatus.SENT}
+
+
+def test_the_sent_mark_built_once_writes_what_the_one_built_per_row_writes(engine, server) -> None:
+    from bot.delivery import marks, outbox
+
+    chats = add_people(engine, server, 2)
+    held = {"status": OutboxStatus.SENDING, "claimed_by": "w", "claimed_until": NOW + timedelta(minutes=2)}
+    a, b = add_rows(engine, [{"chat_id": c, **held} for c in chats])
+    at = NOW + timedelta(seconds=5)
+    with engine.begin() as conn:
+        assert marks.mark_sent(conn, a, at, 1_234_567_890_123) is True
+        assert outbox.mark_sent(conn, b, at, 1_234_567_890_123) is True
+        assert marks.mark_sent(conn, a, at + timedelta(seconds=1), 7) is False  # marked before: not again
+        assert marks.mark_sent(conn, 10**9, at, 7) is False
+    rows = rows_by_id(engine)
+    columns = ("status", "sent_at", "telegram_message_id", "claimed_until", "last_error")
+    assert [getattr(rows[a], c) for c in columns] == [getattr(rows[b], c) for c in columns]
+    assert rows[a].status == OutboxStatus.SENT and rows[a].sent_at == at
+    assert rows[a].telegram_message_id == 1_234_567_890_123 and rows[a].claimed_until is None
+
+
+async def test_a_row_rendered_with_one_whose_worker_was_cancelled_is_rendered_again(
+    engine, server, limiter
+) -> None:
+    import threading
+
+    from bot.delivery.dispatcher import _Dispatch
+
+    chats = add_people(engine, server, 3)
+    add_rows(engine, [{"chat_id": c} for c in chats])
+    release, started = threading.Event(), threading.Event()
+    rendered: list[int] = []
+
+    def slow_render(session: Session, row: Outbox, now: datetime) -> Out:
+        rendered.append(row.id)
+        started.set()
+        release.wait(10)
+        return Out(f"tin {row.id}")
+
+    run = _Dispatch(
+        engine, None, render=slow_render, limiter=limiter, worker_id="w", batch=30, concurrency=32,
+        lease=timedelta(minutes=2), clock=lambda: NOW, stop=None, max_attempts=3, max_seconds=None,
+        db_threads=True,
+    )  # fmt: skip
+    run.queue.extend(run._claim())
+    first, second, third = run.queue.popleft(), run.queue.popleft(), run.queue.popleft()
+    run.queue.extend([second, third])
+    taking = asyncio.create_task(run._rendered(first))  # renders the three in one step
+    await asyncio.to_thread(started.wait, 10)
+    taking.cancel()  # its worker is cancelled while the step runs
+    with pytest.raises(asyncio.CancelledError):
+        await taking
+    release.set()
+    run.queue.popleft()  # the next worker takes the second row
+    state, out, _ = await run._rendered(second)  # not the cancellation: rendered again, by itself
+    assert state == "ok" and out.text == f"tin {second.id}"
+    assert rendered == [first.id, second.id, third.id, second.id]

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.engine import Connection, Engine
 
 from bot.delivery import outbox
-from storage.outbox_claims import mark_connection
+from storage.models import OutboxStatus
+from storage.outbox_claims import OUTBOX, mark_connection
 from storage.watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,34 @@ class MarkLedger:
         return mark.result
 
 
+def _mark_sent_statement() -> Any:
+    """`outbox.mark_sent`'s UPDATE with bound parameters (mark_row_id, mark_at, mark_message_id)."""
+    c = OUTBOX.c
+    return (
+        update(OUTBOX)
+        .where(c.id == bindparam("mark_row_id"), c.status != OutboxStatus.SENT.value)
+        .values(
+            status=OutboxStatus.SENT.value,
+            sent_at=bindparam("mark_at", type_=c.sent_at.type),
+            telegram_message_id=bindparam("mark_message_id", type_=c.telegram_message_id.type),
+            claimed_until=None,
+            last_error=None,
+        )
+    )
+
+
+# built once: building the UPDATE (and its cache key) for every message cost 4x its execution (py-spy, a
+# paid wave at 300/s: 0.67 ms of CPU a message, of which ~0.08 ms ran the statement)
+MARK_SENT: Final = _mark_sent_statement()
+
+
+def mark_sent(conn: Connection, row_id: int, at: datetime, message_id: int | None) -> bool:
+    """`status = 'sent'` unless it is already (as `outbox.mark_sent`, its statement built once); False when
+    someone else marked it first."""
+    params = {"mark_row_id": row_id, "mark_at": at, "mark_message_id": message_id}
+    return bool(conn.execute(MARK_SENT, params).rowcount)
+
+
 def retry_delay(tries: int) -> float:
     """Seconds to wait after the `tries`-th failed recovery try (the last delay repeats)."""
     return RETRY_DELAYS[min(tries, len(RETRY_DELAYS) - 1)] if RETRY_DELAYS else 0.0
@@ -151,7 +180,7 @@ def _record(engine: Engine, marks: list[PendingMark]) -> dict[int, bool]:
                         conn, mark.row_id, mark.worker_id, mark.progress
                     )
                 else:
-                    results[mark.row_id] = outbox.mark_sent(conn, mark.row_id, mark.at, mark.message_id)
+                    results[mark.row_id] = mark_sent(conn, mark.row_id, mark.at, mark.message_id)
     except Exception as err:
         with contextlib.suppress(Exception):
             conn.invalidate()
