@@ -391,8 +391,10 @@ class _Dispatch:
             if isinstance(err, BadRequest) and "chat not found" in str(err).lower():
                 return await self._db(self._retry_later, row, _short(err))  # may exist later: not dropped
             if isinstance(err, BadRequest):
-                if step.optional and not last:  # a picture, file or pin Telegram refuses: the text still goes
+                if step.optional and (index > 0 or not last):  # a picture, file or pin Telegram refuses
                     log.warning("outbox row %s: part %s refused (%s), skipped", row.id, index + 1, err)
+                    if last:  # the rest went out: the message is delivered without it
+                        return await self._finish_parts(row, chat_id)
                     if await self._progress_retrying(row, index + 1) is None:
                         self.report.unmarked += 1
                         return self._result(row, SendOutcome.RELEASED, "dừng khi chưa ghi được phần đã gửi")
