@@ -92,6 +92,16 @@ def load_actor(session: Session, telegram_user_id: int | None) -> Actor:
     if telegram_user_id is None:
         return Actor(None)
     rows = session.exec(_ACTOR_QUERY, params={"uid": telegram_user_id}).all()  # type: ignore[call-overload]
+    return actor_from_rows(telegram_user_id, rows)
+
+
+def actor_query() -> Any:
+    """The SELECT `load_actor` runs (person, membership, village, commune rows), for queries built on it."""
+    return _ACTOR_QUERY
+
+
+def actor_from_rows(telegram_user_id: int, rows: Any) -> Actor:
+    """The actor from the rows of `actor_query` (extra columns after the first four are ignored)."""
     if not rows:
         return Actor(telegram_user_id)
     person = rows[0][0]
@@ -100,7 +110,7 @@ def load_actor(session: Session, telegram_user_id: int | None) -> Actor:
     memberships: list[Membership] = []
     villages: dict[int, Village] = {}
     communes: dict[int, Commune] = {}
-    for _, membership, village, commune in rows:
+    for _, membership, village, commune, *_ in rows:
         if membership is None:  # no current membership: the one row of the outer join
             continue
         if village is not None and not village.active:

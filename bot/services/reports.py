@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
-from sqlalchemy.orm import object_session
+from sqlalchemy import bindparam, func, true, update
+from sqlalchemy.orm import aliased, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
+from bot.auth import Actor, actor_from_rows, actor_query
 from bot.forms import engine
 from bot.forms.alert_rule import alert_due
 from bot.forms.events import Stale, Submitted
@@ -191,12 +192,10 @@ def _locked(query: Any) -> Any:
     return for_update(query)
 
 
-def _draft_by_id_query() -> Any:
-    """A draft by id, locked like `_locked`, with (version, checksum) of its form's newest version in use
-    by its village's commune (what `_load` needs; NULLs when there is none), in one SELECT built once.
-
-    The two scalar subqueries are in the select list, not in FROM: FOR UPDATE locks the draft row only.
-    """
+def _draft_and_newest() -> Any:
+    """Drafts with (version, checksum) of their form's newest version in use by the village's commune
+    (what `_load` needs; NULLs when there is none), as two scalar subqueries in the select list (not in
+    FROM: FOR UPDATE then locks the draft row only)."""
     commune_id = (
         select(Village.commune_id).where(Village.id == Draft.village_id).correlate(Draft).scalar_subquery()
     )
@@ -214,23 +213,75 @@ def _draft_by_id_query() -> Any:
         .limit(1)
     )
     checksum = newest.with_only_columns(FormVersion.checksum)
-    return _locked(
-        select(Draft, newest.scalar_subquery(), checksum.scalar_subquery()).where(
-            Draft.id == bindparam("draft_id")
-        )
+    return select(
+        Draft,
+        newest.scalar_subquery().label("newest_version"),
+        checksum.scalar_subquery().label("newest_checksum"),
+    )
+
+
+def _draft_by_id_query() -> Any:
+    """A draft by id, locked like `_locked`, with its form's newest version (`_draft_and_newest`), built once."""
+    return _locked(_draft_and_newest().where(Draft.id == bindparam("draft_id")))
+
+
+def _actor_and_draft_query() -> Any:
+    """`load_actor`'s SELECT with a draft read locked as `_DRAFT_BY_ID` reads it, in one statement.
+
+    The draft is `:draft_id`, or the person's active draft when that is NULL. Its locked read is a CTE
+    (FOR UPDATE OF draft, only there: the actor's outer joins lock nothing), joined to every actor row.
+    """
+    active = (
+        select(Person.active_draft_id)
+        .where(Person.telegram_user_id == bindparam("uid"), Person.active_draft_id > 0)  # type: ignore[operator]
+        .scalar_subquery()
+    )
+    wanted = func.coalesce(bindparam("draft_id", type_=Draft.__table__.c.id.type), active)
+    locked = _draft_and_newest().where(Draft.id == wanted).with_for_update(of=Draft).cte("locked_draft")
+    draft = aliased(Draft, locked)
+    return (
+        actor_query()
+        .add_columns(draft, locked.c.newest_version, locked.c.newest_checksum)
+        .outerjoin(locked, true())
+        .execution_options(populate_existing=True)
     )
 
 
 _DRAFT_BY_ID = _draft_by_id_query()
+_ACTOR_AND_DRAFT = _actor_and_draft_query()
 _NEWEST_READ = "reports.newest_form"  # session.info key: draft id -> (version, checksum) read with it
+_READ_LOCKED = (
+    "reports.locked_draft"  # session.info key: draft id -> the draft (or None) read locked with the actor
+)
+
+
+def load_actor_with_draft(session: Session, telegram_user_id: int, draft_id: int | None = None) -> Actor:
+    """The actor (as `load_actor`) and, in the same statement, draft `draft_id` (default: the person's active
+    draft) read fresh and locked for the next `_locked_draft` of it in this transaction: one statement for
+    what an answer reads. The draft is only read here; whether the actor may touch it is checked by `feed`.
+    """
+    rows = session.execute(_ACTOR_AND_DRAFT, {"uid": telegram_user_id, "draft_id": draft_id}).all()
+    actor = actor_from_rows(telegram_user_id, rows)
+    if rows:
+        wanted = draft_id if draft_id is not None else rows[0][0].active_draft_id
+        draft, version, checksum = rows[0][4:7]
+        if wanted is not None and wanted > 0 and (draft is None or draft.id == wanted):
+            session.info.setdefault(_READ_LOCKED, {})[wanted] = draft
+            if draft is not None:
+                session.info.setdefault(_NEWEST_READ, {})[draft.id] = (version, checksum)
+    return actor
 
 
 def _locked_draft(session: Session, draft_id: int) -> Draft | None:
     """The draft `draft_id` read fresh and locked; its newest form version is kept for `_load`.
 
     The (version, checksum) read in the same SELECT waits in `session.info` (this transaction only)
-    and is taken by the next `_load` of that draft instead of querying it again.
+    and is taken by the next `_load` of that draft instead of querying it again. A draft already read
+    locked with the actor in this transaction (`load_actor_with_draft`) is taken once, not read again.
     """
+    early = session.info.get(_READ_LOCKED)
+    if early and draft_id in early:
+        return early.pop(draft_id)
     row = session.execute(_DRAFT_BY_ID, {"draft_id": draft_id}).first()
     if row is None:
         return None

@@ -26,6 +26,7 @@ from telegram.ext import ContextTypes
 from bot import metrics
 from bot.auth import Need, load_actor
 from bot.deps import Deps
+from bot.services import reports
 from bot.services.wording import actor_wording
 from bot.texts.templates import render
 from bot.texts.units import speaking_for
@@ -57,6 +58,8 @@ class Declared(Protocol):
 
     @property
     def kind(self) -> str: ...
+    @property
+    def on(self) -> str: ...
     @property
     def names(self) -> tuple[str, ...]: ...
     @property
@@ -145,7 +148,7 @@ async def _handle(
             lock_id = chat.id if chat is not None else (user.id if user is not None else None)
             if not await claim_update(session, update.update_id, now, lock_id):
                 return "duplicate"
-            actor = load_actor(session, user.id if user else None)
+            actor = _load_actor(session, spec, update)
             fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
             ctx = box["ctx"] = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
             with speaking_for(actor_wording(session, actor)):  # "thôn" or "tổ dân phố", "Công an xã" or …
@@ -187,6 +190,25 @@ async def _handle(
     for action in ctx.after_commit:
         await quietly(action, bot)
     return outcome
+
+
+ANSWER_CALLBACK = "f"  # a form screen's button (bot.handlers.report.CB_FORM): `f:<draft id>:<seq>:<token>`
+
+
+def _load_actor(session: Any, spec: Declared, update: Update) -> Any:
+    """The sender (`load_actor`); for what may be an answer (a private message to the catch-all handler, a
+    form button), with the draft it answers read locked in the same statement (`load_actor_with_draft`)."""
+    user = update.effective_user
+    if user is None:
+        return load_actor(session, None)
+    chat = update.effective_chat
+    if spec.kind == "message" and spec.on == "text" and chat is not None and chat.type == ChatType.PRIVATE:
+        return reports.load_actor_with_draft(session, user.id)  # the person's active draft, if any
+    if spec.kind == "callback" and spec.names[0] == ANSWER_CALLBACK:
+        parts = (update.callback_query.data if update.callback_query else "").split(":", 2)
+        if len(parts) == 3 and parts[1].isdigit() and 0 < int(parts[1]) < 2**31:
+            return reports.load_actor_with_draft(session, user.id, int(parts[1]))
+    return load_actor(session, user.id)
 
 
 async def _dispatch(ctx: Ctx, spec: Declared, chat: Any, in_group: Handler) -> str:
