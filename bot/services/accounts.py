@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.services.codes import ALPHABET
-from bot.services.reports import REV
+from bot.services.draft_rev import REV
 from storage import audit
 from storage.locks import for_update
 from storage.models import (

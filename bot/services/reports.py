@@ -26,6 +26,7 @@ from bot.forms.model import Form
 from bot.forms.parsing import clean_text
 from bot.forms.state import DraftState
 from bot.services.codes import ALPHABET
+from bot.services.draft_rev import REV
 from bot.services.forms import commune_forms, get_form
 from bot.services.period_facts import draft_context
 from bot.services.period_units import in_period_units, takes_part
@@ -48,7 +49,6 @@ from storage.locks import for_update
 from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village
 
 DEFAULT_REOPEN = timedelta(days=3)
-REV = "_rev"  # key in Draft.seen: the row's write counter, bumped by every save and compared by it
 EARLY = "_alert"  # key in Draft.seen: the early police alert of an incident draft ({"receipt", "at"}), once
 ATTEMPTS = 3  # a save that lost a race is re-read and re-applied at most this often
 
