@@ -152,3 +152,20 @@ def test_a_dry_run_over_drafts_reads_their_progress_without_the_whole_engine(tmp
     argv = ["remind", "--dry-run", "--at", "2026-05-17 08:00"]
     names = (*NOT_FOR_READING, "bot.forms.flow", "bot.forms.events", "bot.forms.inputs")
     assert _imported_after(argv, env, names) == ["bot.forms.flow", "bot.forms.loader", "bot.services.forms"]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(set_up_env) -> None:
+    """`baocao periods | head -1`: the pipe closes before the output is written; no traceback, exit 141."""
+    from bot.cli.parser import EXIT_BROKEN_PIPE
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, bot.cli; sys.exit(bot.cli.main(['periods']))"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=set_up_env,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader leaves at once: the command's first write meets a broken pipe
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == EXIT_BROKEN_PIPE
+    assert "Traceback" not in err and "BrokenPipe" not in err

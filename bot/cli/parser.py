@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 # Command group (set on each sub-parser as `group`) -> the module holding its `cmd_…` functions.
 COMMANDS: dict[str, str] = {
@@ -324,4 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     execute, command = load_command(args)
-    return int(execute(args, command))
+    try:
+        return int(execute(args, command))
+    except BrokenPipeError:  # `baocao periods | head`: the reader left; no traceback, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again otherwise
+        return EXIT_BROKEN_PIPE
