@@ -33,3 +33,9 @@ def for_update(query: Any) -> Any:
     """`query` read fresh and, on PostgreSQL, its rows locked (SELECT … FOR UPDATE) until the transaction
     ends; SQLite ignores FOR UPDATE."""
     return query.with_for_update().execution_options(populate_existing=True)
+
+
+def for_update_of(query: Any, *entities: Any) -> Any:
+    """`query` with, on PostgreSQL, only the rows of `entities` locked (SELECT … FOR UPDATE OF …), e.g. inside a
+    CTE joined to rows that must stay unlocked; SQLite ignores FOR UPDATE."""
+    return query.with_for_update(of=list(entities))

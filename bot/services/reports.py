@@ -45,7 +45,7 @@ from bot.services.report_notices import (
 )
 from bot.texts.values import MAX_TITLE_SHOWN, cut
 from storage import audit
-from storage.locks import for_update
+from storage.locks import for_update, for_update_of
 from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village
 
 DEFAULT_REOPEN = timedelta(days=3)
@@ -237,7 +237,7 @@ def _actor_and_draft_query() -> Any:
         .scalar_subquery()
     )
     wanted = func.coalesce(bindparam("draft_id", type_=Draft.__table__.c.id.type), active)
-    locked = _draft_and_newest().where(Draft.id == wanted).with_for_update(of=Draft).cte("locked_draft")
+    locked = for_update_of(_draft_and_newest().where(Draft.id == wanted), Draft).cte("locked_draft")
     draft = aliased(Draft, locked)
     return (
         actor_query()
