@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_
 from sqlmodel import Session, select
 
-from bot.services.completeness import Scope, VillageState, draft_flag, first_versions
+from bot.services.completeness import (
+    Scope,
+    VillageState,
+    draft_flag,
+    first_versions,
+    join_current_submission,
+)
 from bot.services.period_units import villages_of_period
 from storage.models import Period, Submission, Village
 
@@ -57,23 +62,9 @@ def export_rows(session: Session, period: Period, form_id: str, *, batch: int = 
         )
         .select_from(Period)
         .join(Village, villages_of_period())
-        .outerjoin(
-            Submission,
-            and_(
-                Submission.village_id == Village.id,
-                Submission.period_id == Period.id,
-                Submission.form_id == form_id,
-                Submission.is_current,
-            ),
-        )
-        .outerjoin(first, and_(first.c.village_id == Village.id, first.c.period_id == Period.id))
-        .where(Period.id == period.id)
-        .order_by(Village.id)
     )
-    if drafts is not None:
-        query = query.outerjoin(
-            drafts, and_(drafts.c.village_id == Village.id, drafts.c.period_id == Period.id)
-        )
+    query = join_current_submission(query, form_id, first, drafts)
+    query = query.where(Period.id == period.id).order_by(Village.id)
     result = session.connection().execute(query, execution_options={"yield_per": batch})
     on_time, late, draft, missing = (
         VillageState.ON_TIME,

@@ -250,6 +250,25 @@ def draft_flag(session: Session, scope: Scope, form_id: str) -> tuple[Any, Colum
     return drafts, drafts.c.village_id.is_not(None)
 
 
+def join_current_submission(query: Any, form_id: str, first: Any, drafts: Any) -> Any:
+    """`query` (over Period and Village) outer-joined to each village's current submission of `form_id`, its
+    first version (`first_versions`) and, on PostgreSQL, its draft flag's sub-select (`draft_flag`)."""
+    query = query.outerjoin(
+        Submission,
+        and_(
+            Submission.village_id == Village.id,
+            Submission.period_id == Period.id,
+            Submission.form_id == form_id,
+            Submission.is_current,
+        ),
+    ).outerjoin(first, and_(first.c.village_id == Village.id, first.c.period_id == Period.id))
+    if drafts is not None:
+        query = query.outerjoin(
+            drafts, and_(drafts.c.village_id == Village.id, drafts.c.period_id == Period.id)
+        )
+    return query
+
+
 def completeness(session: Session, period: Period, now: datetime, *, progress: bool = True) -> Completeness:
     """Every active village of the period's commune: on time / late (with delay) / draft / not started."""
     first = first_versions(Scope(period))

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import (
     Numeric,
-    and_,
     case,
     cast,
     func,
@@ -39,6 +38,7 @@ from bot.services.completeness import (
     completeness,
     draft_flag,
     first_versions,
+    join_current_submission,
     previous_period,
     previous_scope,
     province_scope,
@@ -757,23 +757,9 @@ def village_rows(
         .select_from(Period)
         .join(Commune, Commune.id == Period.commune_id)
         .join(Village, villages_of_period())
-        .outerjoin(
-            Submission,
-            and_(
-                Submission.village_id == Village.id,
-                Submission.period_id == Period.id,
-                Submission.form_id == form_id,
-                Submission.is_current,
-            ),
-        )
-        .outerjoin(first, and_(first.c.village_id == Village.id, first.c.period_id == Period.id))
-        .where(scope.where_period(Period.id))
-        .order_by(Commune.id, Village.id)
     )
-    if drafts is not None:
-        query = query.outerjoin(
-            drafts, and_(drafts.c.village_id == Village.id, drafts.c.period_id == Period.id)
-        )
+    query = join_current_submission(query, form_id, first, drafts)
+    query = query.where(scope.where_period(Period.id)).order_by(Commune.id, Village.id)
     result = session.execute(query, execution_options={"yield_per": batch})
     try:
         for row in result:
