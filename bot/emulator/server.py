@@ -229,6 +229,13 @@ class EmulatorServer(EmulatorState):
         with self._lock:
             return self._waiting_polls
 
+    @property
+    def polls_started(self) -> int:
+        """How many getUpdates requests have arrived so far (a request is logged only when it returns: an idle
+        bot's first long poll shows in `requests_for` after its whole timeout)."""
+        with self._lock:
+            return self._poll_generation
+
     def requests_for(self, method: str) -> list[RequestRecord]:
         """Logged requests of one method (case-insensitive)."""
         with self._lock:

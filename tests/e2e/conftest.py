@@ -45,14 +45,11 @@ class BotProcess:
     def start(self) -> None:
         """Start `baocao run` and wait until it long-polls the emulator."""
         self.starts += 1
-        polls_before = len(self.server.requests_for("getUpdates"))
+        polls_before = self.server.polls_started
         log = (self.log_dir / f"bot-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen([BAOCAO, "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.server.wait_for_sync(
-            lambda: (
-                len(self.server.requests_for("getUpdates")) > polls_before or self.proc.poll() is not None
-            ),
-            timeout=60,
+            lambda: self.server.polls_started > polls_before or self.proc.poll() is not None, timeout=60
         )
         assert self.proc.poll() is None, self.log()
 

@@ -11,7 +11,6 @@ dispatcher are the real ones inside the bot process.
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from bot.emulator.limits import FaultPlan, FloodLimits
 from bot.emulator.server import EmulatorServer
 from storage.db import make_engine, session_scope
 from storage.models import Commune, Membership, Outbox, OutboxStatus, Person, Role, Submission, Village
-from tests.e2e.conftest import BAOCAO, HCM, BotProcess, answer, child_env, press
+from tests.e2e.conftest import HCM, BotProcess, answer, child_env, press
 
 pytestmark = pytest.mark.e2e
 
@@ -132,27 +131,7 @@ def outbox(database_url: str) -> list[Outbox]:
 
 
 class ReminderBot(BotProcess):
-    """`baocao run`, ready as soon as its first long poll is held open.
-
-    (An idle bot's first getUpdates is only logged when it returns, after the 10 s poll timeout,
-    and by then a reminder wave is half sent.)
-    """
-
-    def start(self) -> None:
-        """Start the process and wait until it long-polls the emulator."""
-        self.starts += 1
-        polls_before = len(self.server.requests_for("getUpdates"))
-        log = (self.log_dir / f"bot-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen([BAOCAO, "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self.server.wait_for_sync(
-            lambda: (
-                self.server.waiting_polls > 0
-                or len(self.server.requests_for("getUpdates")) > polls_before
-                or self.proc.poll() is not None
-            ),
-            timeout=60,
-        )
-        assert self.proc.poll() is None, self.log()
+    """`baocao run` ticking reminders (BotProcess: ready as soon as its first long poll arrives)."""
 
 
 @pytest.fixture
