@@ -287,3 +287,23 @@ async def test_replies_arrive_intact_at_the_emulator(http_bot: ExtBot[Any], emul
     assert not {m["message_id"]: m for m in emulator.bot_messages(USER)}[pressed].get("reply_markup")
     with pytest.raises(BadRequest, match="not modified"):  # as PTB's edit_message_reply_markup raises it
         await replies.remove_buttons(http_bot, USER, pressed)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        None,
+        ReplyKeyboard(),
+        ReplyKeyboard(remove=True),
+        LOCATION_KEYS,
+        ReplyKeyboard(rows=((KeyButton("Có"),),)),
+    ],
+    ids=["none", "empty", "remove", "location", "plain"],
+)
+@pytest.mark.parametrize("chat", [USER, -100123])
+def test_markups_as_json_are_ptbs(keys: ReplyKeyboard | None, chat: int) -> None:
+    markup = replies.reply_keyboard(keys, chat)
+    assert replies.reply_keyboard_json(keys, chat) == (markup.to_dict() if markup is not None else None)
+    for buttons in ((), BUTTONS):
+        inline = replies.keyboard(buttons)
+        assert replies.keyboard_json(buttons) == (inline.to_dict() if inline is not None else None)

@@ -70,15 +70,49 @@ def keyboard(buttons: ButtonRows) -> InlineKeyboardMarkup | None:
     )
 
 
+def keyboard_json(buttons: ButtonRows) -> dict[str, Any] | None:
+    """`keyboard(buttons).to_dict()`, made directly (a tenth of the CPU)."""
+    if not buttons:
+        return None
+    return {"inline_keyboard": [[{"callback_data": b.data, "text": b.label} for b in row] for row in buttons]}
+
+
+def _private_keys(keys: ReplyKeyboard | None, chat_id: int) -> ReplyKeyboard | None:
+    """`keys` when they may be shown in `chat_id`: a private chat, not a group or channel (negative ids)."""
+    if keys is None:
+        return None
+    if chat_id < 0:
+        log.warning("reply keyboard for chat %s dropped: not a private chat", chat_id)
+        return None
+    return keys
+
+
+def reply_keyboard_json(keys: ReplyKeyboard | None, chat_id: int) -> dict[str, Any] | None:
+    """`reply_keyboard(keys, chat_id).to_dict()`, made directly."""
+    keys = _private_keys(keys, chat_id)
+    if keys is None:
+        return None
+    if keys.remove:
+        return {"remove_keyboard": True}
+    rows = [
+        [
+            {"request_location": True, "text": b.label} if b.request_location else {"text": b.label}
+            for b in row
+        ]
+        for row in keys.rows
+    ]
+    if not rows:
+        return None
+    return {"keyboard": rows, "one_time_keyboard": True, "resize_keyboard": True}
+
+
 def reply_keyboard(
     keys: ReplyKeyboard | None, chat_id: int
 ) -> ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
     """The reply keyboard (or its removal) for a private chat; None for a group or channel (negative ids),
     where a keyboard would pop up for every member."""
+    keys = _private_keys(keys, chat_id)
     if keys is None:
-        return None
-    if chat_id < 0:
-        log.warning("reply keyboard for chat %s dropped: not a private chat", chat_id)
         return None
     if keys.remove:
         return ReplyKeyboardRemove()
@@ -171,7 +205,7 @@ async def post_plain(bot: Any, endpoint: str, data: dict[str, Any]) -> Any:
     TimedOut…) — with Telegram's answer returned as it came (the message as a dict, or True) rather than made
     into a `telegram.Message`: a reply needs no more than its message_id, and building the Message was a
     fifth of the event loop's work a turn."""
-    return await bot._post(endpoint, data)  # noqa: SLF001 - PTB 22's one entry below every bot method
+    return await bot._post(endpoint, data)  # PTB 22: the one entry below every bot method
 
 
 def _with_defaults(data: dict[str, Any], *, link_preview: bool = True) -> dict[str, Any]:
@@ -250,9 +284,11 @@ async def send_reply(bot: Any, reply: OutgoingReply, chat_id: int) -> int | None
             lambda: bot.send_location(chat_id, latitude=latitude, longitude=longitude), REPLY_POLICY
         )
         return _message_id(sent)
-    markup: Any = keyboard(reply.buttons)
+    plain = isinstance(bot, Bot)  # a real bot takes the markup as the JSON its PTB object would give
+    markup: Any = keyboard_json(reply.buttons) if plain else keyboard(reply.buttons)
     if markup is None and reply.edit_message_id is None:  # an edit takes inline buttons only
-        markup = reply_keyboard(reply.keyboard, chat_id)
+        keys = reply.keyboard
+        markup = reply_keyboard_json(keys, chat_id) if plain else reply_keyboard(keys, chat_id)
     if reply.edit_message_id is not None:
         message_id = reply.edit_message_id
         return await send_retrying(
