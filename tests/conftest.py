@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine as sa_create_engine
@@ -79,6 +80,13 @@ def _session_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     url = make_url(pg).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
     upgrade(engine)
+    with engine.begin() as conn:  # each test empties the tables with DELETE (database_url): keep the rows in
+        for table in SQLModel.metadata.sorted_tables:  # insertion order, as a TRUNCATEd table would, by never
+            conn.execute(  # letting a vacuum hand a later insert the place of a deleted row
+                text(
+                    f'ALTER TABLE "{table.name}" SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)'
+                )
+            )
     engine.dispose()
     try:
         yield url
@@ -101,11 +109,26 @@ def database_url(_session_database: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{dst}"
         return
     engine = make_engine(_session_database)
-    tables = [t.name for t in SQLModel.metadata.sorted_tables]
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        conn.execute(text(_pg_emptying_sql(conn)))
     engine.dispose()
     yield _session_database
+
+
+_PG_EMPTYING: list[str] = []
+
+
+def _pg_emptying_sql(conn: Any) -> str:
+    """Empty every table and restart every sequence, as `TRUNCATE … RESTART IDENTITY` would: one DELETE a table,
+    children first, then `ALTER SEQUENCE … RESTART`. On a test's few rows this takes ~20 ms where a TRUNCATE of
+    the 22 tables took ~0.5 s (it swaps every table's files), i.e. minutes of CI's PostgreSQL pass."""
+    if not _PG_EMPTYING:
+        sequences = conn.execute(
+            text("SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = current_schema()")
+        ).scalars()
+        deletes = [f'DELETE FROM "{t.name}"' for t in reversed(SQLModel.metadata.sorted_tables)]
+        _PG_EMPTYING.append("; ".join(deletes + [f"ALTER SEQUENCE {s} RESTART" for s in sequences]))
+    return _PG_EMPTYING[0]
 
 
 @pytest.fixture

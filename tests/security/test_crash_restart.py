@@ -241,6 +241,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             """/baocao and the report's button: the question the draft resumes at."""
             p.user.send("/baocao")
             listing = next_screen(p.user)
+            # a question screen first is the restarted bot's late answer to a redelivered answer (it answers
+            # that chat's updates in order, so the listing follows); anything else is a failure
+            while "Kỳ chịu lỗi" not in listing and screen_index(listing) is not None:
+                listing = next_screen(p.user)
             assert "Kỳ chịu lỗi" in listing, listing
             shown = press_token(p.user, keyboard_tokens(p.user)[0])
             p.paused = False
