@@ -6,8 +6,13 @@ encoding, the HTTP exchange, PTB's JSON parsing of the answer — with 8 calls i
 alternating the two clients round by round. Reported: this process's CPU and wall time a call, each
 client's median over the rounds, and their ratio.
 
+`--reply-path`: no server; the CPU of one reply (a question with a 3-button keyboard) through the reply
+path (`bot.updates.replies.send_reply`) against PTB's own `send_message`, on the application's kind of bot
+(ExtBot, HTML by default) with an offline request answering an emulator-sized message.
+
     .venv/bin/python bench/http_client.py
     .venv/bin/python bench/http_client.py --calls 4000 --rounds 5
+    .venv/bin/python bench/http_client.py --reply-path
 """
 
 from __future__ import annotations
@@ -112,12 +117,84 @@ async def run(port: int, calls: int, rounds: int) -> dict[str, Any]:
     return out
 
 
+async def reply_path(calls: int, rounds: int) -> dict[str, Any]:
+    """CPU ms a reply: `send_reply` against PTB's `send_message` (a Message made of each answer), alternating."""
+    from telegram.constants import ParseMode
+    from telegram.ext import Defaults, ExtBot
+    from telegram.request import BaseRequest
+
+    from bot.updates import replies
+    from bot.updates.context import OutgoingReply
+    from bot.views.buttons import ReplyButton
+
+    class Offline(BaseRequest):
+        """Answers every call with the message the emulator would return (keyboard included)."""
+
+        async def initialize(self) -> None:
+            """Nothing to open."""
+
+        async def shutdown(self) -> None:
+            """Nothing to close."""
+
+        @property
+        def read_timeout(self) -> float:
+            """Irrelevant offline."""
+            return 1.0
+
+        async def do_request(self, url: str, method: str, request_data: Any = None, **_: Any) -> Any:
+            """The sent message, as Telegram describes it."""
+            fields = request_data.json_parameters
+            result = {
+                **ANSWER["result"],  # type: ignore[dict-item]
+                "from": {"id": 1, "is_bot": True, "first_name": "Báo cáo thôn", "username": "baocao_bot"},
+                "entities": [{"offset": 0, "length": 9, "type": "bold"}],
+                "reply_markup": json.loads(fields["reply_markup"]),
+            }
+            return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    bot = ExtBot("1:x", request=Offline(), defaults=Defaults(parse_mode=ParseMode.HTML))
+    buttons = (
+        (ReplyButton("⬅️ Quay lại", "f:12:3:back"), ReplyButton("⏸ Tạm dừng", "f:12:3:pause")),
+        (ReplyButton("📋 Xem lại", "f:12:3:review"),),
+    )
+    reply = OutgoingReply(text=ANSWER["result"]["text"], buttons=buttons)  # type: ignore[index]
+
+    async def ours() -> None:
+        await replies.send_reply(bot, reply, 20_000_001)
+
+    async def ptb() -> None:
+        markup = replies.keyboard(reply.buttons)
+        await bot.send_message(20_000_001, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+    results: dict[str, list[float]] = {"reply_path": [], "ptb_send_message": []}
+    for send in (ours, ptb):
+        for _ in range(200):  # warm-up
+            await send()
+    for _ in range(rounds):
+        for name, send in (("reply_path", ours), ("ptb_send_message", ptb)):
+            cpu = time.process_time()
+            for _ in range(calls):
+                await send()
+            results[name].append(1000 * (time.process_time() - cpu) / calls)
+    out: dict[str, Any] = {"calls_per_round": calls, "rounds": rounds}
+    for name, values in results.items():
+        out[f"{name}_cpu_ms_per_reply"] = statistics.median(values)
+    out["ratio_ptb_over_reply_path"] = (
+        out["ptb_send_message_cpu_ms_per_reply"] / out["reply_path_cpu_ms_per_reply"]
+    )
+    return out
+
+
 def main() -> int:
     """Start the stand-in server, measure, print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reply-path", action="store_true", help="the reply path against PTB's send_message")
     args = parser.parse_args()
+    if args.reply_path:
+        print(json.dumps(asyncio.run(reply_path(args.calls, args.rounds)), indent=2))
+        return 0
     port = free_port()
     server = multiprocessing.Process(target=serve, args=(port,), daemon=True)
     server.start()

@@ -10,7 +10,7 @@ import asyncio
 import ssl
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import certifi
@@ -148,13 +148,18 @@ def tls_context(ca_file: str | None = None, ca_dir: str | None = None) -> ssl.SS
 
 
 def _body(request_data: RequestData | None) -> Any:
-    """Form fields, or a multipart form when the call uploads files (as HTTPXRequest sends them)."""
+    """Form fields, or a multipart form when the call uploads files (as HTTPXRequest sends them).
+
+    The fields are url-encoded here, into the very bytes and content type aiohttp makes of a dict (its
+    FormData), without FormData's machinery: a fifth less of the client's CPU a call (bench/http_client.py)."""
     if request_data is None:
         return None
     fields = request_data.json_parameters
     files = request_data.multipart_data
     if not files:
-        return fields
+        return aiohttp.payload.BytesPayload(
+            urlencode(fields).encode(), content_type="application/x-www-form-urlencoded"
+        )
     form = aiohttp.FormData(quote_fields=False)  # file names as UTF-8, as httpx sends them ("Báo cáo….xlsx")
     for name, value in fields.items():
         form.add_field(name, value)

@@ -119,6 +119,7 @@ class _Run:
         self.read_back: ReadBack | None = None  # set just before `accept` when the input needs one
         self.accepted: tuple[Position, Any] | None = None  # where an answer was stored, and its value
         self.plausible_ok = False  # the answer being accepted was confirmed against the previous period
+        self.entry_flow: Flow | None = None  # the flow of the draft's answers as they came in (not migrated)
 
     # ------------------------------------------------------------------ presenting the current step
 
@@ -539,7 +540,7 @@ class _Run:
             return Step(state, (AlreadySubmitted(),))
         if isinstance(inp, Action) and inp.seq != state.seq:
             return Step(state, (Stale(),))
-        flow = Flow(self.form, state.answers)
+        flow = self.entry_flow = Flow(self.form, state.answers)
         if not self._consistent(state, flow):
             return self.recover(state)
         if isinstance(inp, (Start, Resume)) or (isinstance(inp, Action) and inp.token == "resume"):
@@ -962,17 +963,22 @@ def _attach(events: tuple[Event, ...], **changes: Any) -> tuple[Event, ...]:
 
 
 def _with_left(
-    form: Form, before: DraftState | None, step: Step, accepted: tuple[Position, Any] | None
+    form: Form,
+    before: DraftState | None,
+    step: Step,
+    accepted: tuple[Position, Any] | None,
+    before_flow: Flow | None = None,
 ) -> Step:
     """Mark the shown screen when the previous one asked for a location (or photo) and this one does not, so
-    that a view can take down the keyboard it put up for it."""
+    that a view can take down the keyboard it put up for it. `before_flow`: `Flow(form, before.answers)`
+    when the run already made it (a flow depends on nothing else: it is not made twice)."""
     if before is None or before.mode not in (Mode.ASKING, Mode.CONFIRMING) or before.position is None:
         return step
     pos = before.position
     if any(isinstance(e, (Ask, ConfirmValue)) and e.position == pos for e in step.events):
         return step  # still asked (again); a pause, a stale button or a stop leave it asked but not shown
     try:
-        q = Flow(form, before.answers).question_of(pos)
+        q = (before_flow if before_flow is not None else Flow(form, before.answers)).question_of(pos)
     except Exception:  # the form changed under the draft: nothing to take down that we know of
         return step
     needs = type_of(q).needs_input
@@ -1204,7 +1210,7 @@ def _handle(form: Form, state: DraftState | None, inp: Input, now: datetime | No
         log.exception("form engine error on %s (state %r, input %r); recovering", form.id, state, inp)
     else:
         try:
-            return _with_left(form, state, step, run.accepted)
+            return _with_left(form, state, step, run.accepted, run.entry_flow)
         except Exception:  # pragma: no cover - only marks the screen; never costs the step
             if STRICT:
                 raise

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.forms.conditions import ConditionError, compile_condition
+from bot.forms.conditions import Condition, ConditionError, compile_condition
 from bot.forms.model import Check, Form, Question
 from bot.forms.state import DraftState, IncompatibleValue, Mode, Position, from_json_value
-from bot.forms.types import type_of
+from bot.forms.types import TYPES, type_of
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,66 @@ def group_items(answers: Mapping[str, Any], gid: str) -> list[dict[str, Any]]:
     return []
 
 
+class _Step:
+    """A question as `Flow` walks it, prepared once per form (`_plan_of`): its `relevant` condition compiled,
+    its type's kind, the position of a top-level question, the steps of a group's sub-questions."""
+
+    __slots__ = ("_kinds", "compiled", "position", "question", "relevant", "subs")
+
+    def __init__(self, question: Question, *, top: bool) -> None:
+        self.question = question
+        self.relevant = question.relevant or None  # None: always relevant
+        self.compiled: Condition | None = None
+        if self.relevant is not None:
+            try:
+                self.compiled = compile_condition(self.relevant)
+            except ConditionError:
+                self.compiled = None  # logged at each evaluation, as `_relevant` does
+        kind = TYPES.get(question.type)
+        self._kinds = (kind.answered, kind.group) if kind is not None else None
+        self.position = Position(question.id) if top else None
+        self.subs = tuple(_Step(sub, top=False) for sub in question.questions)
+
+    def is_relevant(self, env: Mapping[str, Any]) -> bool:
+        """`_relevant(question, env)`, with the condition compiled once."""
+        if self.compiled is None:
+            return _relevant(self.question, env)  # does not compile: warns and counts as relevant
+        return self.compiled.evaluate(env)
+
+    def kinds(self) -> tuple[bool, bool]:
+        """(answered, group) of the question's type; an unknown type raises as `type_of` does."""
+        if self._kinds is None:
+            kind = type_of(self.question)
+            return kind.answered, kind.group
+        return self._kinds
+
+
+class _Plan:
+    """A form prepared for `Flow`: its top-level steps and every question id's place in form order."""
+
+    __slots__ = ("order", "steps")
+
+    def __init__(self, form: Form) -> None:
+        self.steps = tuple(_Step(q, top=True) for q in form.questions)
+        self.order = {q.id: i for i, q in enumerate(form.questions)}
+
+
+_PLANS: dict[int, tuple[Form, _Plan]] = {}  # id(form) -> (the form, kept alive so the id is not reused; plan)
+_PLANS_KEPT = 256  # forms in use at once are a handful (each version, each period's filled copy)
+
+
+def _plan_of(form: Form) -> _Plan:
+    """The form's plan, made once per form object (forms are frozen; filled copies are cached per period)."""
+    hit = _PLANS.get(id(form))
+    if hit is not None and hit[0] is form:
+        return hit[1]
+    plan = _Plan(form)
+    if len(_PLANS) >= _PLANS_KEPT:
+        _PLANS.clear()
+    _PLANS[id(form)] = (form, plan)
+    return plan
+
+
 @dataclass
 class Flow:
     """The ordered positions to ask for `answers`, with relevance, notes and typed values resolved."""
@@ -67,46 +127,51 @@ class Flow:
         self.item_subs: dict[tuple[str, int], list[str]] = {}  # relevant sub ids per (group, item)
         self.notes: dict[Position, tuple[Question, ...]] = {}
         self._index: dict[Position, int] = {}
-        self._order = {q.id: i for i, q in enumerate(self.form.questions)}
+        plan = _plan_of(self.form)
+        self._order = plan.order
         self._main: list[str] | None = None
         pending_notes: list[Question] = []
+        slots, index, notes, env, answers = self.slots, self._index, self.notes, self.env, self.answers
 
         def add(pos: Position) -> None:
             if pending_notes:
-                self.notes[pos] = tuple(pending_notes)
+                notes[pos] = tuple(pending_notes)
                 pending_notes.clear()
-            self._index[pos] = len(self.slots)
-            self.slots.append(pos)
+            index[pos] = len(slots)
+            slots.append(pos)
 
-        for q in self.form.questions:
-            if not _relevant(q, self.env):
+        for step in plan.steps:
+            q = step.question
+            if step.relevant is not None and not step.is_relevant(env):
                 continue
-            if not type_of(q).answered:
+            answered, group = step.kinds()
+            if not answered:
                 pending_notes.append(q)
                 continue
             self.relevant_ids.append(q.id)
-            if not type_of(q).group:
-                add(Position(q.id))
-                if q.id in self.answers:
-                    self.env[q.id] = _typed(q, self.answers[q.id])
+            if not group:
+                add(step.position)
+                if q.id in answers:
+                    env[q.id] = _typed(q, answers[q.id])
                 continue
-            items = group_items(self.answers, q.id)
-            answered = isinstance(self.answers.get(q.id), list)
+            items = group_items(answers, q.id)
+            is_answered = isinstance(answers.get(q.id), list)
             if not q.required:
                 add(Position(q.id, item=0))
-            shown = len(items) if (answered or not q.required) else 0
+            shown = len(items) if (is_answered or not q.required) else 0
             if q.required:
                 shown = max(shown, 1)
             typed_items: list[dict[str, Any]] = []
             for i in range(shown):
                 item = items[i] if i < len(items) else {}
-                item_env = dict(self.env)
+                item_env = dict(env)
                 typed_item: dict[str, Any] = {}
                 subs: list[str] = []
-                for sub in q.questions:
-                    if not _relevant(sub, item_env):
+                for sub_step in step.subs:
+                    sub = sub_step.question
+                    if sub_step.relevant is not None and not sub_step.is_relevant(item_env):
                         continue
-                    if not type_of(sub).answered:
+                    if not sub_step.kinds()[0]:
                         pending_notes.append(sub)
                         continue
                     subs.append(sub.id)
@@ -118,8 +183,8 @@ class Flow:
                     typed_items.append(typed_item)
                 if q.max_count is None or i + 1 < q.max_count:
                     add(Position(q.id, item=i + 1))
-            if answered:
-                self.env[q.id] = typed_items
+            if is_answered:
+                env[q.id] = typed_items
 
     # ------------------------------------------------------------------------------------- queries
 

@@ -21,6 +21,7 @@ from bot.services.outbox_messages import BY_NAME_SLOT
 from bot.texts.templates import render
 from bot.texts.values import MAX_TITLE_SHOWN, cut
 from bot.updates.context import Ctx
+from bot.updates.replies import remove_buttons
 from bot.views.buttons import ReplyButton
 from bot.views.form import render_events
 from bot.views.notices import notice_template
@@ -223,7 +224,7 @@ def _hide_keyboard(ctx: Ctx) -> None:
     chat_id, message_id = query.message.chat.id, query.message.message_id
 
     async def apply(bot: Any) -> None:
-        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
+        await remove_buttons(bot, chat_id, message_id)
 
     ctx.alongside.append(apply)  # an edit: no new message, so its order against the replies does not matter
 
