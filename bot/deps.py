@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -18,6 +18,12 @@ class Deps:
     engine: Engine
     clock: Clock
     settings: Settings
-    # SQLite has one writer: the registry runs the transaction part of updates one at a time under this
-    # gate (the sends after the commit still overlap). PostgreSQL needs none.
-    db_gate: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False)
+    # SQLite has one writer: the pipeline runs the transaction part of updates one after the other in this
+    # one thread, which goes straight from one to the next (the sends after the commit still overlap; the
+    # thread starts at the first update). PostgreSQL's run in the pipeline's pool of update threads.
+    db_writer: ThreadPoolExecutor = field(default_factory=lambda: _one_writer(), compare=False)
+
+
+def _one_writer() -> ThreadPoolExecutor:
+    """The thread SQLite's update transactions run in, one after the other."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="update-db-writer")

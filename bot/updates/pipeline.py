@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -139,8 +139,7 @@ async def _handle(
     now = deps.clock()
     user = update.effective_user
     chat = update.effective_chat
-    budget = deps.settings.update_timeout
-    deadline = time.monotonic() + budget
+    deadline = time.monotonic() + deps.settings.update_timeout
     box: dict[str, Any] = {}
 
     async def transaction(abandoned: threading.Event) -> str:
@@ -157,21 +156,14 @@ async def _handle(
                 raise DatabaseUnavailable("the update outlasted its time; rolled back")
             return outcome
 
-    gate = deps.db_gate if is_sqlite(deps.engine) else None
-    if gate is not None:  # updates of other chats run meanwhile (their sends); SQLite has one writer
-        try:
-            await asyncio.wait_for(gate.acquire(), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            fields["outcome"] = "db_timeout"
-            raise DatabaseUnavailable(f"database busy: no turn within {budget:g}s") from None
+    # SQLite has one writer: its transactions queue for the one writer thread (Deps.db_writer), waiting in
+    # the queue counted in the budget; PostgreSQL's run in the pool of update threads
+    executor = deps.db_writer if is_sqlite(deps.engine) else None
     try:
-        outcome = await in_db_thread(transaction, max(0.0, deadline - time.monotonic()))
+        outcome = await in_db_thread(transaction, max(0.0, deadline - time.monotonic()), executor)
     except DatabaseUnavailable:
         fields["outcome"] = "db_timeout"
         raise
-    finally:
-        if gate is not None:
-            gate.release()
     if outcome == "duplicate":
         return outcome
     ctx = box["ctx"]
@@ -242,12 +234,15 @@ def _run_in_thread(work: Callable[[threading.Event], Awaitable[Any]], abandoned:
     return runner.run(work(abandoned))
 
 
-async def in_db_thread(work: Callable[[threading.Event], Awaitable[Any]], timeout: float) -> Any:
-    """Run `work(abandoned)` in a worker thread; DatabaseUnavailable after `timeout` seconds (then `abandoned`
-    is set: the work must not commit). A try that never started is dropped."""
+async def in_db_thread(
+    work: Callable[[threading.Event], Awaitable[Any]], timeout: float, executor: Executor | None = None
+) -> Any:
+    """Run `work(abandoned)` in a worker thread of `executor` (the pool of update threads by default);
+    DatabaseUnavailable after `timeout` seconds, the wait for a free thread included (then `abandoned` is
+    set: the work must not commit). A try that never started is dropped."""
     abandoned = threading.Event()
     call = functools.partial(contextvars.copy_context().run, _run_in_thread, work, abandoned)
-    future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, call)
+    future = asyncio.get_running_loop().run_in_executor(executor or _EXECUTOR, call)
     try:
         return await asyncio.wait_for(future, timeout)
     except TimeoutError:
