@@ -1119,4 +1119,11 @@ async def test_a_row_rendered_with_one_whose_worker_was_cancelled_is_rendered_ag
     run.queue.popleft()  # the next worker takes the second row
     state, out, _ = await run._rendered(second)  # not the cancellation: rendered again, by itself
     assert state == "ok" and out.text == f"tin {second.id}"
-    assert rendered == [first.id, second.id, third.id, second.id]
+    for _ in range(1000):  # the cancelled step's thread goes on to the third row meanwhile: let it finish
+        if len(rendered) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    # the cancelled step rendered its three rows, and the second once more by itself (the two threads' last
+    # renders may come in either order under load)
+    assert rendered[:2] == [first.id, second.id]
+    assert sorted(rendered[2:]) == sorted([third.id, second.id])
