@@ -20,6 +20,7 @@ from bot.telegram_request import AiohttpRequest
 from bot.updates import replies
 from bot.updates.context import OutgoingReply
 from bot.views.buttons import KeyButton, ReplyButton, ReplyKeyboard
+from tests.support.telegram import OfflineRequest
 
 TOKEN = "626262:RequestTokenRequestTokenRequest00"
 USER = 7001
@@ -42,7 +43,7 @@ REPLIES = [
 ]
 
 
-class Capture(BaseRequest):
+class Capture(OfflineRequest):
     """Records each call's endpoint and form fields exactly as they would be sent; answers `status`/`body`
     (by default a sent message)."""
 
@@ -50,17 +51,6 @@ class Capture(BaseRequest):
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.status, self.body = status, body
         self.next_id = 700
-
-    async def initialize(self) -> None:
-        """Nothing to open."""
-
-    async def shutdown(self) -> None:
-        """Nothing to close."""
-
-    @property
-    def read_timeout(self) -> float:
-        """Irrelevant offline."""
-        return 1.0
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None, **_: Any):
         """Keep the fields (strings, as encoded on the wire) and answer."""

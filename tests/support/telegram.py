@@ -25,12 +25,8 @@ class Call:
     params: dict[str, Any]
 
 
-class RecordingRequest(BaseRequest):
-    """Answers every Bot API method with a plausible result and records the call."""
-
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self._ids = itertools.count(1000)
+class OfflineRequest(BaseRequest):
+    """A Bot API request that never opens a connection; subclasses answer `do_request`."""
 
     async def initialize(self) -> None:
         """Nothing to open."""
@@ -42,6 +38,14 @@ class RecordingRequest(BaseRequest):
     def read_timeout(self) -> float:
         """Irrelevant offline."""
         return 1.0
+
+
+class RecordingRequest(OfflineRequest):
+    """Answers every Bot API method with a plausible result and records the call."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._ids = itertools.count(1000)
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None, **_: Any):
         """Record the call and fake Telegram's answer."""
