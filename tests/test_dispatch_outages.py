@@ -168,6 +168,44 @@ async def test_a_cut_after_telegrams_ok_marks_later_and_never_sends_twice(
     assert ledger_for(engine).healthy
 
 
+async def test_a_send_is_held_back_when_the_database_goes_between_its_checks_and_its_start(
+    engine,
+    server,
+    tg,
+    limiter,
+    sends,
+    monkeypatch,
+) -> None:
+    """The send starts a loop turn after its step checked the ledger and the lease; when another send's mark
+    trips the ledger in that turn, this one is not made until the database is back, and then made once."""
+    clock = FixedClock(NOW)
+    outage = Outage(engine, clock)
+    sends.hooks["outage"] = outage
+    chats = add_people(engine, server, 1)
+    add_rows(engine, [{"chat_id": c} for c in chats])
+    real_hold = dispatch_module._Dispatch._hold_lease
+    trips: list[bool] = []
+
+    async def hold_then_trip(self: Any, row: Any) -> bool:
+        held = await real_hold(self, row)
+        if not trips:  # as another worker's mark finding the database gone, right after this step's checks
+            trips.append(True)
+            outage.start(ends_after=5)
+            self.ledger.trip(OperationalError("UPDATE", {}, ConnectionRefusedError("refused (test)")))
+        return held
+
+    monkeypatch.setattr(dispatch_module._Dispatch, "_hold_lease", hold_then_trip)
+    report = await dispatch_due(
+        engine, tg, NOW, render=render, limiter=limiter, worker_id="w1", concurrency=1, clock=clock
+    )
+    assert trips == [True] and outage.failures == 5 and not outage.on
+    assert not [s for s in sends if s["cut_at_start"]], "no send started while the ledger was down"
+    assert len(sends) == 1 and delivered(server) == Counter(chats)
+    assert report.sent == 1 and report.unmarked == 0
+    assert {r.status for r in rows_by_id(engine).values()} == {OutboxStatus.SENT}
+    assert ledger_for(engine).healthy
+
+
 async def test_a_claim_that_fails_pauses_and_the_run_resumes_by_itself(
     engine,
     server,

@@ -68,6 +68,7 @@ Rendered = tuple[str, "Outgoing | None", int] | Exception  # a row's `_render_on
 # default of 8, 8 for paid broadcasts (32): a row is then rendered at most 7 rows before a worker takes it
 RENDER_AHEAD: Final = 8
 _AGAIN: Final = object()  # a row's render was cancelled with the row it was rendered with: render it again
+_HELD_BACK: Final = object()  # a send not started: the database went away since its step checked it
 
 
 def _elapsed_clock(start: datetime) -> Clock:
@@ -362,6 +363,10 @@ class _Dispatch:
                 self._send_and_mark(row, chat_id, step, index + 1, last, ticket, paid is not None)
             )
             answer = await asyncio.shield(sending)
+            if answer is _HELD_BACK:  # nothing went out: wait for the database (`_recovered`), then try again
+                if paid is not None:
+                    paid.unused()
+                continue
             if isinstance(answer, DispatchResult):
                 return answer
             if answer is None:
@@ -454,8 +459,11 @@ class _Dispatch:
         last: bool,
         ticket: SendTicket,
         paid: bool = False,
-    ) -> DispatchResult | TelegramError | None:
+    ) -> DispatchResult | TelegramError | object | None:
         """The critical section: the request, then at once the commit (run shielded).
+
+        It starts a loop turn after `_send_step` checked the database: when another send's mark found the
+        database gone meanwhile (the ledger tripped), nothing is sent and `_HELD_BACK` is returned.
 
         The limiter's slot is stamped when Telegram answers (`ticket`); `paid` sends it as a paid broadcast.
 
@@ -463,6 +471,9 @@ class _Dispatch:
         number of parts sent, stored in the row's payload (None returned), so a retry after a crash or
         an error goes on with the next part instead of sending this one again.
         """
+        if not self.ledger.healthy:
+            ticket.answered()  # granted but not used
+            return _HELD_BACK
         try:
             photo = step.photo
             message = await send_part(
