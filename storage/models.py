@@ -9,8 +9,14 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# The tables are never validated by pydantic (SQLModel builds a table's row without it, and nothing here calls
+# `model_validate` / `model_dump`): pydantic builds a table's validator and serializer only if one is ever
+# asked for, not for each of the 22 tables on every import (issue 18, gate 2)
+TABLE = ConfigDict(defer_build=True)
 
 
 class Role(StrEnum):
@@ -37,6 +43,8 @@ class VillageKind(StrEnum):
 class Commune(SQLModel, table=True):
     """A commune (xã/phường) with its villages and its police."""
 
+    model_config = TABLE
+
     __tablename__ = "commune"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -57,6 +65,8 @@ class Commune(SQLModel, table=True):
 class Village(SQLModel, table=True):
     """A village (thôn) or town block (tổ dân phố) that files reports."""
 
+    model_config = TABLE
+
     __tablename__ = "village"
     __table_args__ = (UniqueConstraint("commune_id", "name", name="uq_village_commune_name"),)
 
@@ -71,6 +81,8 @@ class Village(SQLModel, table=True):
 
 class PoliceChat(SQLModel, table=True):
     """A Telegram chat (group or private) registered to receive a commune's alerts."""
+
+    model_config = TABLE
 
     __tablename__ = "police_chat"
     __table_args__ = (UniqueConstraint("commune_id", "chat_id", name="uq_police_chat"),)
@@ -88,6 +100,8 @@ class PoliceChat(SQLModel, table=True):
 
 class Person(SQLModel, table=True):
     """A Telegram user known to the bot."""
+
+    model_config = TABLE
 
     __tablename__ = "person"
 
@@ -109,6 +123,8 @@ class Person(SQLModel, table=True):
 class Membership(SQLModel, table=True):
     """A person's role in a village, a commune or a province; ended memberships are kept."""
 
+    model_config = TABLE
+
     __tablename__ = "membership"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -124,6 +140,8 @@ class Membership(SQLModel, table=True):
 
 class Invite(SQLModel, table=True):
     """A one-time sign-up code; only its hash is stored."""
+
+    model_config = TABLE
 
     __tablename__ = "invite"
 
@@ -146,6 +164,8 @@ class Invite(SQLModel, table=True):
 class InviteAttempt(SQLModel, table=True):
     """A wrong invite code typed by a Telegram user (for rate limiting and the audit)."""
 
+    model_config = TABLE
+
     __tablename__ = "invite_attempt"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -157,6 +177,8 @@ class InviteAttempt(SQLModel, table=True):
 class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled, so a redelivered update is processed once."""
 
+    model_config = TABLE
+
     __tablename__ = "processed_update"
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -165,6 +187,8 @@ class ProcessedUpdate(SQLModel, table=True):
 
 class AuditLog(SQLModel, table=True):
     """Who changed what and when."""
+
+    model_config = TABLE
 
     __tablename__ = "audit_log"
 
@@ -179,6 +203,8 @@ class AuditLog(SQLModel, table=True):
 
 class FormVersion(SQLModel, table=True):
     """One version of a questionnaire, stored as the validated definition it was loaded from."""
+
+    model_config = TABLE
 
     __tablename__ = "form_version"
     __table_args__ = (UniqueConstraint("form_id", "version", name="uq_form_version"),)
@@ -195,6 +221,8 @@ class FormVersion(SQLModel, table=True):
 
 class CommuneForm(SQLModel, table=True):
     """A form a commune uses; its newest stored version is the one people fill in."""
+
+    model_config = TABLE
 
     __tablename__ = "commune_form"
     __table_args__ = (UniqueConstraint("commune_id", "form_id", name="uq_commune_form"),)
@@ -213,6 +241,8 @@ class CommuneForm(SQLModel, table=True):
 
 class Period(SQLModel, table=True):
     """A reporting period of a form in a commune: when it opens and when it is due."""
+
+    model_config = TABLE
 
     __tablename__ = "period"
     __table_args__ = (UniqueConstraint("commune_id", "form_id", "code", name="uq_period"),)
@@ -243,6 +273,8 @@ class Period(SQLModel, table=True):
 class PeriodRequest(SQLModel, table=True):
     """An ad hoc period ("yêu cầu đột xuất") and who asked for it: a police officer in Telegram or the CLI."""
 
+    model_config = TABLE
+
     __tablename__ = "period_request"
 
     period_id: int = Field(foreign_key="period.id", primary_key=True)
@@ -254,6 +286,8 @@ class PeriodRequest(SQLModel, table=True):
 class PeriodUnit(SQLModel, table=True):
     """A village a period is limited to; a period with no rows is for every village of its commune."""
 
+    model_config = TABLE
+
     __tablename__ = "period_unit"
 
     period_id: int = Field(foreign_key="period.id", primary_key=True)
@@ -262,6 +296,8 @@ class PeriodUnit(SQLModel, table=True):
 
 class PendingRequest(SQLModel, table=True):
     """A police officer's `/yeucau` in progress (one per person), kept so that a restart loses nothing."""
+
+    model_config = TABLE
 
     __tablename__ = "pending_request"
 
@@ -283,6 +319,8 @@ class Draft(SQLModel, table=True):
     Periodic reports have one shared draft per village and period; incident reports one per person.
     """
 
+    model_config = TABLE
+
     __tablename__ = "draft"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -303,6 +341,8 @@ class Draft(SQLModel, table=True):
 
 class Submission(SQLModel, table=True):
     """A submitted report; an amendment is a new row and the older one stays, no longer current."""
+
+    model_config = TABLE
 
     __tablename__ = "submission"
     __table_args__ = (
@@ -326,6 +366,8 @@ class Submission(SQLModel, table=True):
 
 class Reopening(SQLModel, table=True):
     """Police let a village amend a report after the deadline, until a given time."""
+
+    model_config = TABLE
 
     __tablename__ = "reopening"
 
@@ -355,6 +397,8 @@ class Outbox(SQLModel, table=True):
     processes, and still writes each (person, period, rule) once.
     """
 
+    model_config = TABLE
+
     __tablename__ = "outbox"
     # the dispatcher's claim: pending rows by due time, an index range scan instead of a sort
     __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)
@@ -383,6 +427,8 @@ class ReportNote(SQLModel, table=True):
     """What an officer wrote in Telegram for one part of a period's Word report ("assessment": Đánh giá chung,
     "direction": Phương hướng), used instead of the bot's draft; the latest text only (changes audited)."""
 
+    model_config = TABLE
+
     __tablename__ = "report_note"
 
     period_id: int = Field(foreign_key="period.id", primary_key=True)
@@ -395,6 +441,8 @@ class ReportNote(SQLModel, table=True):
 class PendingNote(SQLModel, table=True):
     """An officer about to type one part of a report (their next text message is it); one per person."""
 
+    model_config = TABLE
+
     __tablename__ = "pending_note"
 
     person_id: int = Field(foreign_key="person.id", primary_key=True)
@@ -406,6 +454,8 @@ class PendingNote(SQLModel, table=True):
 class PaidBroadcastDay(SQLModel, table=True):
     """Paid broadcast messages (0.1 Telegram Star each) reserved on one day (BAOCAO_TIMEZONE): the spending cap
     survives restarts. A count of reservations: never less than what was sent."""
+
+    model_config = TABLE
 
     __tablename__ = "paid_broadcast_day"
 

@@ -169,3 +169,67 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(set_up_env) -> None:
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == EXIT_BROKEN_PIPE
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def _gc_after_console_main(argv: list[str], env: dict[str, str]) -> dict[str, object]:
+    """How a fresh process's collector stands after `main()` read `argv` from the command line (as the console
+    script does) or was given it (as tests do): enabled, objects frozen, the command's exit code."""
+    code = (
+        "import sys, gc, contextlib, io, bot.cli\n"
+        f"argv = {argv!r}\n"
+        "given = sys.argv[1] == 'given'\n"
+        "sys.argv = ['baocao', *argv]\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = bot.cli.main(argv if given else None)\n"
+        "print(repr({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(), 'code': code}))"
+    )
+    out = {}
+    for how in ("console", "given"):
+        done = subprocess.run(
+            [sys.executable, "-c", code, how],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env=env,
+        )
+        out[how] = eval(done.stdout.strip().splitlines()[-1])  # a dict printed by the child
+    return out
+
+
+@pytest.mark.parametrize("argv", READING, ids=" ".join)
+def test_a_short_command_freezes_its_imports_only_in_a_process_of_its_own(set_up_env, argv) -> None:
+    """Issue 18, gate 2: the console script pauses the collector while the command's modules load and freezes
+    what they built; the collector is on again for the command, which answers as before. Called with `argv`
+    (tests, other callers in a process of their own making), nothing is frozen."""
+    seen = _gc_after_console_main(argv, set_up_env)
+    assert seen["console"]["enabled"] and seen["console"]["code"] == 0
+    assert seen["console"]["frozen"] > 10_000  # SQLAlchemy, pydantic and the models
+    assert seen["given"] == {"enabled": True, "frozen": 0, "code": 0}
+
+
+def test_the_bot_keeps_the_default_collector() -> None:
+    from bot.cli.parser import LONG_RUNNING
+
+    assert {build_parser().parse_args([name]).group for name in ("run", "serve", "demo")} == LONG_RUNNING
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_command_module_that_fails_to_import_is_reported_and_the_collector_restored(
+    monkeypatch, enabled: bool
+) -> None:
+    import gc
+
+    from bot.cli import parser
+
+    monkeypatch.setitem(parser.COMMANDS, "periods", "bot.cli.no_such_module")
+    args = build_parser().parse_args(["periods"])
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+            parser.load_command_frozen(args)
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0
+    finally:
+        (gc.enable if was else gc.disable)()
