@@ -24,8 +24,13 @@ _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the conne
 
 
 def install(engine: Engine) -> None:
-    """Send statements marked `BEGIN_TOGETHER` with their BEGIN on this engine (psycopg 3 only; else nothing)."""
+    """Send statements marked `BEGIN_TOGETHER` with their BEGIN on this engine (psycopg 3 with a libpq that has
+    pipeline mode, 14 or newer; else nothing: such statements then wait for psycopg's own BEGIN as before)."""
     if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return
+    import psycopg  # the engine's driver: already imported by its dialect
+
+    if not psycopg.Pipeline.is_supported():  # pragma: no cover - psycopg-binary ships a libpq with it
         return
     event.listen(engine, "do_execute", _execute_with_begin)
 
