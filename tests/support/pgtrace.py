@@ -48,8 +48,8 @@ def exchanges(trace: str, names: dict[str, str]) -> list[list[str]]:
         if direction != "F":
             continue
         fields = _split_quoted(rest)
-        if kind == "Query":
-            current.append(_words(_quoted(fields, 0)))
+        if kind == "Query":  # a simple query may hold several statements (split naively at ";")
+            current.extend(_words(part) for part in _quoted(fields, 0).split(";") if part.strip())
         elif kind == "Parse":
             name, sql = _quoted(fields, 0), _quoted(fields, 1)
             if name:
