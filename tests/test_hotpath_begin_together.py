@@ -1,5 +1,5 @@
 """An update's first statement sent with its transaction's BEGIN (storage/begin_together), and what must not
-change: the transaction stays one atomic unit whatever fails (the pipelined statement, a lock timeout, a cut
+change: the transaction stays one atomic unit whatever fails (the statement sent with BEGIN, a lock timeout, a cut
 connection, a lost compare-and-set), a redelivered update is still recorded once, every connection goes back
 to the pool not in autocommit, and any other transaction still opens with psycopg's own BEGIN. Round trips
 are read from libpq's protocol trace (tests/support/pgtrace), not assumed.
@@ -105,7 +105,7 @@ def test_any_other_transaction_opens_with_psycopgs_own_begin(pg: None, engine: E
     assert _recorded(engine, 31) == 1
 
 
-def test_a_statement_failing_in_the_pipeline_rolls_back_and_the_connection_is_reused_sanely(
+def test_a_statement_failing_with_its_begin_rolls_back_and_the_connection_is_reused_sanely(
     pg: None, engine: Engine, checkins: list[bool]
 ) -> None:
     failing = text("SELECT 1 / 0").execution_options(**{BEGIN_TOGETHER: True})
@@ -123,7 +123,7 @@ def test_a_redelivery_racing_the_first_delivery_waits_then_is_a_duplicate(
     pg: None, engine: Engine, admin: Engine
 ) -> None:
     """Two workers get the same update: the second finds the chat locked, and once the first committed,
-    its retry inside its own open transaction (not pipelined again) finds the id recorded."""
+    its retry inside its own open transaction (not sent with a BEGIN again) finds the id recorded."""
     with Session(admin) as first, round_trips(engine) as checkouts:
         assert first_delivery(first, 51, NOW, lock=LOCK) is True
         with session_scope(engine) as second:
@@ -139,7 +139,7 @@ def test_a_redelivery_racing_the_first_delivery_waits_then_is_a_duplicate(
 def test_a_claim_that_times_out_on_a_lock_writes_nothing_and_is_an_outage(
     pg: None, database_url: str, admin: Engine
 ) -> None:
-    """Another transaction recorded the same update id and has not finished: the pipelined claim waits on
+    """Another transaction recorded the same update id and has not finished: the claim sent with BEGIN waits on
     it for lock_timeout, fails as an outage (try again), and nothing of it stays."""
     quick = make_engine(database_url, lock_timeout=0.2)
     try:
@@ -161,7 +161,7 @@ def _terminate(admin: Engine, pid: int) -> None:
         assert s.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
 
 
-def test_a_connection_cut_before_the_pipelined_claim_is_an_outage_and_the_next_update_works(
+def test_a_connection_cut_before_the_claim_sent_with_begin_is_an_outage_and_the_next_update_works(
     pg: None, engine: Engine, admin: Engine
 ) -> None:
     with pytest.raises(exc.OperationalError) as failed, session_scope(engine) as s:
@@ -174,7 +174,7 @@ def test_a_connection_cut_before_the_pipelined_claim_is_an_outage_and_the_next_u
     assert _recorded(engine, 71) == 1
 
 
-def test_a_connection_cut_after_the_pipelined_claim_rolls_it_back(
+def test_a_connection_cut_after_the_claim_sent_with_begin_rolls_it_back(
     pg: None, engine: Engine, admin: Engine, checkins: list[bool]
 ) -> None:
     with pytest.raises(exc.OperationalError) as failed, session_scope(engine) as s:
@@ -188,7 +188,7 @@ def test_a_connection_cut_after_the_pipelined_claim_rolls_it_back(
     assert _recorded(engine, 81) == 1 and not any(checkins)
 
 
-async def test_a_lost_compare_and_set_after_the_pipelined_claim_leaves_nothing_half_written(
+async def test_a_lost_compare_and_set_after_the_claim_sent_with_begin_leaves_nothing_half_written(
     pg: None,
     bot,  # noqa: F811
 ) -> None:
@@ -227,3 +227,17 @@ async def test_a_lost_compare_and_set_after_the_pipelined_claim_leaves_nothing_h
     assert (
         answers["so_buoi_tuyen_truyen"] == 7 and answers["so_luot_nguoi_du"] == 40
     )  # the other's answer kept
+
+
+def test_parameters_sent_with_begin_are_bound_as_values_never_as_sql(pg: None, engine: Engine) -> None:
+    """The statement sent with BEGIN has its parameters bound client-side (psycopg's own quoting): text that
+    looks like SQL, a NUL-free odd string, a time with its zone and a big id come back as they went."""
+    tricky = "x'); COMMIT; DROP TABLE processed_update; --\\ ' \" ; $$"
+    echo = text("SELECT :s AS s, :at AS at, :n AS n").execution_options(**{BEGIN_TOGETHER: True})
+    with round_trips(engine) as checkouts, session_scope(engine) as s:
+        row = s.execute(echo, {"s": tricky, "at": NOW, "n": 2**62}).one()
+        assert s.connection().connection.dbapi_connection.info.transaction_status.name == "INTRANS"
+    assert (row.s, row.at, row.n) == (tricky, NOW, 2**62)
+    assert len(_without_ping(checkouts[0])) == 2  # BEGIN with the statement, then COMMIT
+    with session_scope(engine) as s:
+        assert first_delivery(s, 101, NOW, lock=LOCK) is True  # the table is still there
