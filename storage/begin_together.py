@@ -60,7 +60,7 @@ def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: A
     query = "BEGIN; " + psycopg.ClientCursor(dbapi).mogrify(statement, parameters)
     dbapi.autocommit = True  # psycopg sends no BEGIN of its own; allowed: no transaction is open
     try:
-        cursor.execute(query, prepare=False)  # a new text each time: never prepared, never counted for it
+        cursor.execute(query, prepare=False)  # a new text each time: never prepared (nor kept in the counts)
         if not cursor.nextset():  # pragma: no cover - the server answers both statements or raises
             raise RuntimeError("no result for the statement sent with BEGIN")
     finally:
