@@ -12,6 +12,8 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from storage import begin_together
+
 if TYPE_CHECKING:  # Alembic is imported only when migrations run (a CLI command starts without it)
     from alembic.config import Config
 
@@ -72,6 +74,7 @@ def make_engine(
         connect_args=connect_args,
     )
     _ping_after_idle(engine)
+    begin_together.install(engine)  # an update's first statement travels with its BEGIN (psycopg)
     return engine
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, bindparam, delete, select, text
 
+from storage.begin_together import BEGIN_TOGETHER
 from storage.dialect import is_postgres
 from storage.models import ProcessedUpdate
 from storage.upsert import insert_ignoring
@@ -24,16 +25,20 @@ def _mark_update(dialect: str) -> Any:
             processed_at=bindparam("at", type_=table.c.processed_at.type),
         )
         .returning(table.c.update_id)  # a row back = inserted (rowcount is -1 on psycopg)
+        .execution_options(**{BEGIN_TOGETHER: True})  # PostgreSQL: sent with the transaction's BEGIN
     )
 
 
 _MARK_UPDATE = {"postgresql": _mark_update("postgresql"), "sqlite": _mark_update("sqlite")}
 
 
-# PostgreSQL: try the chat's advisory lock and, only if it is held, record the update id, in one round trip.
-# The INSERT reads its row from the lock's CTE, so the lock is tried first and nothing is inserted without it.
-_LOCK_AND_MARK = text(
-    """WITH chat_lock AS (SELECT pg_try_advisory_xact_lock(:ns, :key) AS held),
+# PostgreSQL: try the chat's advisory lock and, only if it is held, record the update id, in one statement,
+# sent with the transaction's BEGIN in one round trip (storage/begin_together; a retry inside the open
+# transaction goes out on its own). The INSERT reads its row from the lock's CTE, so the lock is tried first
+# and nothing is inserted without it.
+_LOCK_AND_MARK = (
+    text(
+        """WITH chat_lock AS (SELECT pg_try_advisory_xact_lock(:ns, :key) AS held),
 marked AS (
     INSERT INTO processed_update (update_id, processed_at)
     SELECT :uid, :at FROM chat_lock WHERE chat_lock.held
@@ -41,11 +46,14 @@ marked AS (
     RETURNING update_id
 )
 SELECT chat_lock.held, (SELECT count(*) FROM marked) FROM chat_lock"""
-).bindparams(
-    bindparam("ns", type_=Integer()),
-    bindparam("key", type_=Integer()),
-    bindparam("uid", type_=BigInteger()),
-    bindparam("at", type_=DateTime(timezone=True)),
+    )
+    .bindparams(
+        bindparam("ns", type_=Integer()),
+        bindparam("key", type_=Integer()),
+        bindparam("uid", type_=BigInteger()),
+        bindparam("at", type_=DateTime(timezone=True)),
+    )
+    .execution_options(**{BEGIN_TOGETHER: True})
 )
 
 

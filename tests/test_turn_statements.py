@@ -1,10 +1,12 @@
-"""What one answer costs the database, pinned as counts (not times): SQL statements and transactions.
+"""What one answer costs the database, pinned as counts (not times): SQL statements, transactions, and on
+PostgreSQL the round trips to the server.
 
 A text answer and a button answer each run in one transaction of three statements on either database:
 the update id recorded (on PostgreSQL together with the chat's advisory lock, in one statement), the
 person and their roles with the draft read locked and its form's newest version (one statement), the
-draft's compare-and-set. On PostgreSQL that is 5 round trips: BEGIN, the three statements, COMMIT.
-`bench/README.md` ("Conversation turns") has the round trips before and after.
+draft's compare-and-set. On PostgreSQL that is 4 round trips, counted from libpq's protocol trace
+(tests/support/pgtrace): BEGIN sent with the first statement (storage/begin_together), the read, the
+compare-and-set, COMMIT. `bench/README.md` ("Conversation turns") has the round trips before and after.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from tests.support.pgtrace import round_trips
 from tests.test_report_conversation import AN, bot  # noqa: F401  (the fixture)
 
 CHOICES = ("more:n", "ok:0", "d:yday", "c:0", "n", "skip")  # as bench/turns.py answers a screen
@@ -42,11 +45,28 @@ async def _counted(bot, turn: Callable[[], Awaitable[Any]]) -> dict[str, Any]:  
     for name, fn in listeners:
         event.listen(bot.engine, name, fn)
     try:
-        await turn()
+        if bot.engine.dialect.name == "postgresql":
+            with round_trips(bot.engine) as checkouts:
+                await turn()
+            seen["trips"] = [_without_ping(trips) for trips in checkouts]
+        else:
+            await turn()
     finally:
         for name, fn in listeners:
             event.remove(bot.engine, name, fn)
     return seen
+
+
+PING = [["BEGIN"], ["SELECT 1"], ["ROLLBACK"]]  # storage/db's check of a connection that rested over 1 s
+
+
+def _without_ping(trips: list[list[str]]) -> list[list[str]]:
+    """A checkout's round trips without the pool's ping, which only a connection that rested pays."""
+    return trips[len(PING) :] if trips[: len(PING)] == PING else trips
+
+
+# The round trips of one answer on PostgreSQL: the transaction's BEGIN travels with its first statement
+ANSWER_TRIPS = [["BEGIN", "WITH chat_lock"], ["WITH locked_draft"], ["UPDATE draft"], ["COMMIT"]]
 
 
 def _kinds(statements: list[str]) -> list[str]:
@@ -61,6 +81,8 @@ async def test_a_text_answer_is_one_transaction_of_three_statements(bot, db_back
     first = "WITH chat_lock" if db_backend == "postgresql" else "INSERT INTO"
     assert _kinds(seen["statements"]) == [first, "WITH locked_draft", "UPDATE draft"], seen
     assert any("FOR UPDATE OF draft" in s for s in seen["full"]) == (db_backend == "postgresql")
+    if db_backend == "postgresql":
+        assert seen["trips"] == [ANSWER_TRIPS], seen["trips"]  # one checkout, 4 round trips
 
 
 async def test_a_button_answer_is_one_transaction_of_three_statements(bot, db_backend) -> None:  # noqa: F811
@@ -82,6 +104,8 @@ async def test_a_button_answer_is_one_transaction_of_three_statements(bot, db_ba
     first = "WITH chat_lock" if db_backend == "postgresql" else "INSERT INTO"
     assert _kinds(seen["statements"]) == [first, "WITH locked_draft", "UPDATE draft"], seen
     assert any("FOR UPDATE OF draft" in s for s in seen["full"]) == (db_backend == "postgresql")
+    if db_backend == "postgresql":
+        assert seen["trips"] == [ANSWER_TRIPS], seen["trips"]
 
 
 async def test_a_redelivered_answer_costs_one_statement_and_changes_nothing(bot, db_backend) -> None:  # noqa: F811
@@ -95,3 +119,5 @@ async def test_a_redelivered_answer_costs_one_statement_and_changes_nothing(bot,
     assert len(bot.texts(AN)) == texts  # not answered twice
     first = "WITH chat_lock" if db_backend == "postgresql" else "INSERT INTO"
     assert _kinds(seen["statements"]) == [first], seen
+    if db_backend == "postgresql":  # nothing written: the lock and the id in one round trip with BEGIN
+        assert seen["trips"] == [[["BEGIN", "WITH chat_lock"], ["COMMIT"]]], seen["trips"]

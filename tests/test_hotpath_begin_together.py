@@ -1,0 +1,243 @@
+"""An update's first statement sent with its transaction's BEGIN (storage/begin_together), and what must not
+change: the transaction stays one atomic unit whatever fails (the statement sent with BEGIN, a lock timeout, a cut
+connection, a lost compare-and-set), a redelivered update is still recorded once, every connection goes back
+to the pool not in autocommit, and any other transaction still opens with psycopg's own BEGIN. Round trips
+are read from libpq's protocol trace (tests/support/pgtrace), not assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, exc, func, select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from storage.begin_together import BEGIN_TOGETHER
+from storage.db import make_engine, session_scope
+from storage.models import Draft, ProcessedUpdate
+from storage.outage import is_outage
+from storage.processed_updates import first_delivery
+from tests.support.pgtrace import round_trips
+from tests.test_report_conversation import AN, bot  # noqa: F401  (the fixture)
+
+NOW = datetime(2026, 5, 15, 2, 0, tzinfo=UTC)
+LOCK = (0x62630001, 7)  # a chat's advisory lock (namespace, key), as bot/updates/pipeline takes it
+OTHER_LOCK = (0x62630001, 8)
+
+
+@pytest.fixture
+def pg(db_backend: str) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("PostgreSQL's BEGIN round trip")
+
+
+@pytest.fixture
+def checkins(engine: Engine) -> Iterator[list[bool]]:
+    """Whether each connection given back to the pool was in autocommit (it never must be)."""
+    seen: list[bool] = []
+
+    def checkin(dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection is not None and not dbapi_connection.closed:
+            seen.append(bool(dbapi_connection.autocommit))
+
+    event.listen(engine, "checkin", checkin)
+    yield seen
+    event.remove(engine, "checkin", checkin)
+
+
+@pytest.fixture
+def admin(database_url: str) -> Iterator[Engine]:
+    """A second engine on the test's database, as another worker or an operator would use it."""
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def _recorded(engine: Engine, update_id: int) -> int:
+    with session_scope(engine) as s:
+        return s.execute(
+            select(func.count()).select_from(ProcessedUpdate).where(ProcessedUpdate.update_id == update_id)
+        ).scalar_one()
+
+
+def _without_ping(trips: list[list[str]]) -> list[list[str]]:
+    ping = [["BEGIN"], ["SELECT 1"], ["ROLLBACK"]]  # storage/db's check of a connection that rested
+    return trips[len(ping) :] if trips[: len(ping)] == ping else trips
+
+
+def test_only_psycopg_engines_hook_their_statements(engine: Engine, db_backend: str) -> None:
+    """SQLite's path is unchanged: no hook, and the update id is still recorded once."""
+    assert bool(engine.dialect.dispatch.do_execute) == (db_backend == "postgresql")
+    with session_scope(engine) as s:
+        assert first_delivery(s, 11, NOW, lock=LOCK if db_backend == "postgresql" else None) is True
+    with session_scope(engine) as s:
+        assert first_delivery(s, 11, NOW) is False  # a redelivery
+    assert _recorded(engine, 11) == 1
+
+
+def test_the_claim_travels_with_begin_and_the_transaction_stays_one_unit(
+    pg: None, engine: Engine, checkins: list[bool]
+) -> None:
+    with round_trips(engine) as checkouts, pytest.raises(RuntimeError), session_scope(engine) as s:
+        assert first_delivery(s, 21, NOW, lock=LOCK) is True
+        dbapi = s.connection().connection.dbapi_connection
+        assert dbapi.autocommit is False and dbapi.info.transaction_status.name == "INTRANS"
+        assert first_delivery(s, 22, NOW) is True  # inside the open transaction: sent on its own
+        raise RuntimeError("the handler failed")
+    assert [_without_ping(t) for t in checkouts] == [
+        [["BEGIN", "WITH chat_lock"], ["INSERT INTO"], ["ROLLBACK"]]
+    ]
+    assert _recorded(engine, 21) == 0 and _recorded(engine, 22) == 0  # both rolled back
+    assert checkins and not any(checkins)
+
+
+def test_any_other_transaction_opens_with_psycopgs_own_begin(pg: None, engine: Engine) -> None:
+    with round_trips(engine) as checkouts, session_scope(engine) as s:
+        s.execute(text("SELECT 1")).one()
+        assert first_delivery(s, 31, NOW, lock=LOCK) is True  # the transaction is open: no second BEGIN
+    assert [_without_ping(t) for t in checkouts] == [
+        [["BEGIN"], ["SELECT 1"], ["WITH chat_lock"], ["COMMIT"]]
+    ]
+    assert _recorded(engine, 31) == 1
+
+
+def test_a_statement_failing_with_its_begin_rolls_back_and_the_connection_is_reused_sanely(
+    pg: None, engine: Engine, checkins: list[bool]
+) -> None:
+    failing = text("SELECT 1 / 0").execution_options(**{BEGIN_TOGETHER: True})
+    with pytest.raises(exc.DataError), session_scope(engine) as s:  # wrapped by SQLAlchemy as any error
+        s.execute(failing)
+    for update_id in (41, 42):  # the same pooled connections go on, each transaction whole
+        with round_trips(engine) as checkouts, session_scope(engine) as s:
+            assert first_delivery(s, update_id, NOW, lock=LOCK) is True
+        assert [_without_ping(t) for t in checkouts] == [[["BEGIN", "WITH chat_lock"], ["COMMIT"]]]
+    assert _recorded(engine, 41) == 1 and _recorded(engine, 42) == 1
+    assert checkins and not any(checkins)
+
+
+def test_a_redelivery_racing_the_first_delivery_waits_then_is_a_duplicate(
+    pg: None, engine: Engine, admin: Engine
+) -> None:
+    """Two workers get the same update: the second finds the chat locked, and once the first committed,
+    its retry inside its own open transaction (not sent with a BEGIN again) finds the id recorded."""
+    with Session(admin) as first, round_trips(engine) as checkouts:
+        assert first_delivery(first, 51, NOW, lock=LOCK) is True
+        with session_scope(engine) as second:
+            assert first_delivery(second, 51, NOW, lock=LOCK) is None  # the chat is busy
+            first.commit()
+            assert first_delivery(second, 51, NOW, lock=LOCK) is False  # a redelivery
+    assert [_without_ping(t) for t in checkouts] == [
+        [["BEGIN", "WITH chat_lock"], ["WITH chat_lock"], ["COMMIT"]]
+    ]
+    assert _recorded(engine, 51) == 1
+
+
+def test_a_claim_that_times_out_on_a_lock_writes_nothing_and_is_an_outage(
+    pg: None, database_url: str, admin: Engine
+) -> None:
+    """Another transaction recorded the same update id and has not finished: the claim sent with BEGIN waits on
+    it for lock_timeout, fails as an outage (try again), and nothing of it stays."""
+    quick = make_engine(database_url, lock_timeout=0.2)
+    try:
+        with Session(admin) as holder:
+            assert first_delivery(holder, 61, NOW, lock=OTHER_LOCK) is True  # not committed yet
+            with pytest.raises(exc.OperationalError) as failed, session_scope(quick) as s:
+                first_delivery(s, 61, NOW, lock=LOCK)
+            assert is_outage(failed.value) and "lock timeout" in str(failed.value.orig)
+            holder.rollback()  # the first worker failed too: the update was never processed
+        with session_scope(quick) as s:  # Telegram sends it again: recorded now, once
+            assert first_delivery(s, 61, NOW, lock=LOCK) is True
+        assert _recorded(quick, 61) == 1
+    finally:
+        quick.dispose()
+
+
+def _terminate(admin: Engine, pid: int) -> None:
+    with session_scope(admin) as s:
+        assert s.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+
+
+def test_a_connection_cut_before_the_claim_sent_with_begin_is_an_outage_and_the_next_update_works(
+    pg: None, engine: Engine, admin: Engine
+) -> None:
+    with pytest.raises(exc.OperationalError) as failed, session_scope(engine) as s:
+        _terminate(admin, s.connection().connection.dbapi_connection.info.backend_pid)
+        first_delivery(s, 71, NOW, lock=LOCK)
+    assert is_outage(failed.value)
+    assert _recorded(engine, 71) == 0
+    with session_scope(engine) as s:  # the pool hands out a live connection
+        assert first_delivery(s, 71, NOW, lock=LOCK) is True
+    assert _recorded(engine, 71) == 1
+
+
+def test_a_connection_cut_after_the_claim_sent_with_begin_rolls_it_back(
+    pg: None, engine: Engine, admin: Engine, checkins: list[bool]
+) -> None:
+    with pytest.raises(exc.OperationalError) as failed, session_scope(engine) as s:
+        assert first_delivery(s, 81, NOW, lock=LOCK) is True
+        _terminate(admin, s.connection().connection.dbapi_connection.info.backend_pid)
+        s.execute(text("SELECT 1"))
+    assert is_outage(failed.value)
+    assert _recorded(engine, 81) == 0  # never committed: the redelivery will be processed
+    with session_scope(engine) as s:
+        assert first_delivery(s, 81, NOW, lock=LOCK) is True
+    assert _recorded(engine, 81) == 1 and not any(checkins)
+
+
+async def test_a_lost_compare_and_set_after_the_claim_sent_with_begin_leaves_nothing_half_written(
+    pg: None,
+    bot,  # noqa: F811
+) -> None:
+    """A turn whose draft another process wrote since it was read: the compare-and-set refuses the stale
+    copy, and the transaction that recorded the update id with its BEGIN is rolled back whole. (PostgreSQL:
+    on SQLite the claim's write would hold the one write lock the other writer needs; its lost
+    compare-and-set is tests/test_report_conversation.py's.)"""
+    from bot.auth import load_actor
+    from bot.forms import inputs
+    from bot.services import reports
+    from storage.models import Person
+
+    await bot.send(AN, "/baocao")
+    await bot.press_token(AN, bot.last_keyboard(AN)[1][0])
+    await bot.send(AN, "7")
+    with pytest.raises(reports.DraftConflict), session_scope(bot.engine) as s:
+        assert first_delivery(s, 91, bot.clock(), lock=LOCK) is True
+        stale = s.execute(select(Draft)).scalar_one()
+        an = s.execute(select(Person).where(Person.telegram_user_id == AN.id)).scalar_one()
+        with session_scope(bot.engine) as other:  # another process answers question 2 and commits
+            actor = load_actor(other, AN.id)
+            person = other.get(Person, actor.person.id)
+            reports.feed(
+                other,
+                person,
+                set(actor.villages),
+                stale.id,
+                inputs.Text("40"),
+                now=bot.clock(),
+                sent_at=bot.clock(),
+            )
+        reports._save(stale, an, reports.DraftState.from_json(stale.state), bot.clock())
+    assert _recorded(bot.engine, 91) == 0  # the update id went with the failed turn
+    with session_scope(bot.engine) as s:
+        answers = s.execute(select(Draft)).scalar_one().state["answers"]
+    assert (
+        answers["so_buoi_tuyen_truyen"] == 7 and answers["so_luot_nguoi_du"] == 40
+    )  # the other's answer kept
+
+
+def test_parameters_sent_with_begin_are_bound_as_values_never_as_sql(pg: None, engine: Engine) -> None:
+    """The statement sent with BEGIN has its parameters bound client-side (psycopg's own quoting): text that
+    looks like SQL, a NUL-free odd string, a time with its zone and a big id come back as they went."""
+    tricky = "x'); COMMIT; DROP TABLE processed_update; --\\ ' \" ; $$"
+    echo = text("SELECT :s AS s, :at AS at, :n AS n").execution_options(**{BEGIN_TOGETHER: True})
+    with round_trips(engine) as checkouts, session_scope(engine) as s:
+        row = s.execute(echo, {"s": tricky, "at": NOW, "n": 2**62}).one()
+        assert s.connection().connection.dbapi_connection.info.transaction_status.name == "INTRANS"
+    assert (row.s, row.at, row.n) == (tricky, NOW, 2**62)
+    assert len(_without_ping(checkouts[0])) == 2  # BEGIN with the statement, then COMMIT
+    with session_scope(engine) as s:
+        assert first_delivery(s, 101, NOW, lock=LOCK) is True  # the table is still there
