@@ -3,13 +3,14 @@ write lock is free at once, the rest in the writer thread (`WriteSlot`), never b
 
 The loop's connection is one of the engine's, taken out of its pool for good (`detach`), with the driver's
 implicit transactions off, a zero busy timeout and no automatic WAL checkpoint: its transaction starts with
-`BEGIN IMMEDIATE`, which takes the write lock or fails at once when another connection (the writer thread,
-a reminder thread, another process) holds it — the loop never waits for SQLite's lock, and never fsyncs a
+`BEGIN IMMEDIATE`, which takes the write lock or fails at once when another connection (a reminder thread,
+another process) holds it — the loop never waits for SQLite's lock, and never fsyncs a
 checkpoint. Checkpoints run in the writer thread instead (`checkpoint`), holding the gate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -27,9 +28,11 @@ _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 class WriteSlot:
     """Who writes SQLite in this process now: a transaction on the event loop, or the writer thread.
 
-    `gate` is held by whoever writes. The loop only ever tries it (`try_loop`: never waits); the writer
-    thread waits for it (`wait_gate`). `pending` counts the work queued for or running in the writer thread:
-    while there is any, the loop leaves the gate to it, so a queue never starves behind the loop.
+    `gate` is held by whoever writes. The writer thread waits for it (`wait_gate`); the loop never does: a
+    transaction for the loop first takes its turn among the loop's (an asyncio lock, FIFO), then waits,
+    without blocking the loop, until the writer thread has no work queued or running (`pending`), and only
+    then takes the gate, which is free by then (`take_for_loop`). So the writer thread's queue is never
+    starved by the loop, and answers do not pile into that queue while it works.
     """
 
     def __init__(self, *, enabled: bool = True) -> None:
@@ -38,10 +41,14 @@ class WriteSlot:
         self.gate = threading.Lock()
         self._count = threading.Lock()
         self._pending = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._turn = asyncio.Lock()
+        self._idle = asyncio.Event()
         self._connection: Connection | None = None
         self._commits = 0
         self.on_loop = 0  # transactions run on the loop (for tests and the benchmark's notes)
         self.fallbacks = 0  # loop tries that found the write lock held by another connection
+        self.in_writer = 0  # transactions handed to the writer thread
 
     @property
     def pending(self) -> int:
@@ -49,19 +56,42 @@ class WriteSlot:
         return self._pending
 
     def queued(self) -> None:
-        """One more piece of work handed to the writer thread."""
+        """One more piece of work handed to the writer thread (called on the event loop)."""
+        self._bind_loop()
         with self._count:
             self._pending += 1
 
     def finished(self, _future: Any = None) -> None:
-        """One piece of the writer thread's work done, failed or dropped (a future's done callback)."""
+        """One piece of the writer thread's work done, failed or dropped (a future's done callback, from
+        whichever thread): the last one wakes the loop's waiting transaction."""
         with self._count:
             self._pending -= 1
+            idle = self._pending == 0
+        loop = self._loop
+        if idle and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._idle.set)
 
-    def try_loop(self) -> bool:
-        """Take the gate for a transaction on the loop, without waiting: False when the writer thread has
-        work or holds it (or an earlier loop transaction still does)."""
-        return self.enabled and self._pending == 0 and self.gate.acquire(blocking=False)
+    async def take_for_loop(self) -> None:
+        """Wait (on the loop, never blocking it) for this transaction's turn and for the writer thread to be
+        idle, then hold the gate; `release_loop` gives both back. Cancelled: nothing held."""
+        self._bind_loop()
+        await self._turn.acquire()
+        try:
+            while not (self._pending == 0 and self.gate.acquire(blocking=False)):
+                if self._pending == 0:  # the writer's last work is letting go of the gate this moment
+                    await asyncio.sleep(0.001)
+                    continue
+                self._idle.clear()
+                if self._pending:
+                    await self._idle.wait()
+        except BaseException:
+            self._turn.release()
+            raise
+
+    def release_loop(self) -> None:
+        """Give back the gate and the loop's turn (after `take_for_loop`)."""
+        self.gate.release()
+        self._turn.release()
 
     def wait_gate(self, abandoned: threading.Event, poll: float = 0.05) -> bool:
         """In the writer thread: wait for the gate until `abandoned` is set; True when held."""
@@ -69,6 +99,12 @@ class WriteSlot:
             if abandoned.is_set():
                 return False
         return True
+
+    def _bind_loop(self) -> None:
+        """Use the running loop's asyncio primitives (made anew when the slot meets another event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._turn, self._idle = loop, asyncio.Lock(), asyncio.Event()
 
     def connection(self, engine: Engine) -> Connection | None:
         """The loop's own connection (opened at the first use); None for an in-memory database."""

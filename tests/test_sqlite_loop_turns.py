@@ -76,9 +76,17 @@ class Probe:
                 self.inside -= 1
             ctx.reply_html(f"xong {ctx.update.update_id}")
 
+        self.writer_holding = threading.Event()
+        self.writer_release = threading.Event()
+
         @self.registry.command("ghi", need=Need.ANYONE)
         async def ghi(ctx: Ctx) -> None:
+            """Not an answer (a command): runs in the writer thread; `/ghi giu` holds it until released."""
             self.ran.append((ctx.update.update_id, threading.current_thread().name))
+            audit.record(ctx.session, at=ctx.now, actor="test", action="ghi", entity="update")
+            if ctx.args == ("giu",):
+                self.writer_holding.set()
+                self.writer_release.wait(30)
 
 
 @pytest.fixture
@@ -164,25 +172,56 @@ async def test_a_write_lock_held_by_another_connection_sends_the_answer_to_the_w
     assert probe.ran[2] == (122, "MainThread")
 
 
-async def test_two_loop_transactions_never_interleave_the_second_waits_in_the_writer_thread(
+async def test_two_loop_transactions_never_interleave_the_second_waits_its_turn_on_the_loop(
     probed, engine: Engine
 ) -> None:
     probe, deps, client, _app = probed
     first = asyncio.create_task(client.feed(text_update(PEOPLE[0], "hold", 130)))
     await probe.holding.wait()  # the first holds the slot, suspended inside its transaction
     second = asyncio.create_task(client.feed(text_update(PEOPLE[1], "2", 131)))
-    while deps.write_slot.pending == 0:
-        await asyncio.sleep(0.005)
+    for _ in range(50):  # the loop runs on: the second waits for its turn without blocking it
+        await asyncio.sleep(0)
     assert [u for u, _ in probe.ran] == [130], "the second did not start while the first holds the slot"
+    assert not second.done() and deps.write_slot.pending == 0
     probe.release.set()
     await asyncio.gather(first, second)
     assert probe.most == 1
-    assert probe.ran[0] == (130, "MainThread") and probe.ran[1][1].startswith("update-db-writer")
+    assert probe.ran == [(130, "MainThread"), (131, "MainThread")]
     assert _actions(engine) == ["probe.hold", "probe.2"] and _update_ids(engine) == [130, 131]
-    while deps.write_slot.pending:
+
+
+async def test_an_answer_waits_on_the_loop_while_the_writer_thread_works_then_runs_on_the_loop(
+    probed, engine: Engine
+) -> None:
+    probe, deps, client, _app = probed
+    held = asyncio.create_task(client.feed(text_update(PEOPLE[0], "/ghi giu", 135)))
+    while not probe.writer_holding.is_set():  # the writer thread is inside its transaction
         await asyncio.sleep(0.005)
-    await client.feed(text_update(PEOPLE[2], "3", 132))
-    assert probe.ran[2] == (132, "MainThread")
+    answer = asyncio.create_task(client.feed(text_update(PEOPLE[1], "2", 136)))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert [u for u, _ in probe.ran] == [135] and not answer.done(), "no write beside the writer's"
+    assert deps.write_slot.pending == 1, "the answer waits on the loop, not in the writer's queue"
+    probe.writer_release.set()
+    await asyncio.gather(held, answer)
+    assert probe.ran[0] == (135, "update-db-writer_0") and probe.ran[1] == (136, "MainThread")
+    assert _actions(engine) == ["ghi", "probe.2"] and _update_ids(engine) == [135, 136]
+
+
+async def test_an_answer_waiting_past_its_time_for_the_writer_never_runs(probed, engine: Engine) -> None:
+    probe, _deps, client, app = probed
+    held = asyncio.create_task(client.feed(text_update(PEOPLE[0], "/ghi giu", 137)))
+    while not probe.writer_holding.is_set():
+        await asyncio.sleep(0.005)
+    await client.feed(text_update(PEOPLE[1], "2", 138))  # BAOCAO_UPDATE_TIMEOUT=1: gives up waiting
+    probe.writer_release.set()
+    await held  # past its time too: rolled back, its person told
+    told = app.bot.request.texts()
+    assert [u for u, _ in probe.ran] == [137], "the answer whose time was up never ran"
+    assert len(told) == 2 and "xong" not in "".join(told)
+    assert _update_ids(engine) == []
+    await client.feed(text_update(PEOPLE[1], "2", 138))  # redelivered: now on the loop
+    assert probe.ran[-1] == (138, "MainThread") and _update_ids(engine) == [138]
 
 
 async def test_a_loop_transaction_past_its_time_is_rolled_back_and_the_person_told(

@@ -260,7 +260,12 @@ async def in_db_thread(
     the work is done, failed or dropped (from whichever thread)."""
     abandoned = threading.Event()
     call = functools.partial(contextvars.copy_context().run, _run_in_thread, work, abandoned)
-    submitted = (executor or _EXECUTOR).submit(call)  # as loop.run_in_executor, with the thread's future
+    try:
+        submitted = (executor or _EXECUTOR).submit(call)  # as loop.run_in_executor, with the thread's future
+    except BaseException:  # not submitted (an executor shut down): done all the same
+        if on_done is not None:
+            on_done(None)
+        raise
     if on_done is not None:
         submitted.add_done_callback(on_done)
     future = asyncio.wrap_future(submitted)
@@ -277,10 +282,10 @@ _LOCK_HELD = object()  # `_on_loop`: the write lock was not free at once
 
 async def in_sqlite(deps: Deps, work: Transaction, deadline: float, *, try_loop: bool) -> Any:
     """Run SQLite's `work(abandoned, bind)` by `deadline` (time.monotonic): with `try_loop`, on the event loop
-    when the process's write slot and SQLite's write lock are both free at once (`_on_loop`); otherwise, or
-    when either is taken, in the writer thread holding the slot (`_in_writer`). DatabaseUnavailable when the
-    time is up."""
-    if try_loop:
+    once the process's write slot is free and if SQLite's write lock is free at once (`_on_loop`); otherwise,
+    or when another connection holds that lock, in the writer thread holding the slot (`_in_writer`).
+    DatabaseUnavailable when the time is up."""
+    if try_loop and deps.write_slot.enabled:
         outcome = await _on_loop(deps, work, deadline)
         if outcome is not _LOCK_HELD:
             return outcome
@@ -289,36 +294,37 @@ async def in_sqlite(deps: Deps, work: Transaction, deadline: float, *, try_loop:
 
 async def _on_loop(deps: Deps, work: Transaction, deadline: float) -> Any:
     """`work` on the loop's own connection inside `BEGIN IMMEDIATE` (storage.sqlite_loop): `_LOCK_HELD`
-    without running it when the writer thread has work or the slot, or another connection the write lock.
+    without running it when another connection holds SQLite's write lock.
 
-    Nothing here waits for a lock: the slot is only tried, and SQLite's lock is tried with a zero busy
-    timeout. The work may still await (then no other transaction runs in between: the slot stays held);
-    past `deadline` it is cancelled at its next await and rolled back (DatabaseUnavailable)."""
+    Nothing here blocks the loop: the slot is awaited (`WriteSlot.take_for_loop`: the earlier loop
+    transactions and the writer thread's work first), SQLite's lock is tried with a zero busy timeout. The
+    work may still await (no other transaction runs in between: the slot stays held). Past `deadline`, the
+    wait or the work is cancelled at its next await and rolled back (DatabaseUnavailable)."""
     slot = deps.write_slot
-    if not slot.try_loop():
-        return _LOCK_HELD
+    limit = asyncio.timeout(max(0.0, deadline - time.monotonic()))
     try:
-        conn = slot.connection(deps.engine)
-        if conn is None:  # an in-memory database: the loop's connection would see another one
-            return _LOCK_HELD
-        if not begin_immediate(conn):
-            slot.fallbacks += 1
-            return _LOCK_HELD
-        limit = asyncio.timeout(max(0.0, deadline - time.monotonic()))
-        try:
-            async with limit:
-                outcome = await work(threading.Event(), conn)
-        except TimeoutError:
-            if limit.expired():
-                raise DatabaseUnavailable("the update outlasted its time; rolled back") from None
-            raise
-        finally:
-            rollback_if_open(conn)  # only after an error before the session took the transaction over
-        if slot.committed():
-            _queue_checkpoint(deps)
-        return outcome
-    finally:
-        slot.gate.release()
+        async with limit:
+            await slot.take_for_loop()
+            try:
+                conn = slot.connection(deps.engine)
+                if conn is None:  # an in-memory database: the loop's connection would see another one
+                    return _LOCK_HELD
+                if not begin_immediate(conn):
+                    slot.fallbacks += 1
+                    return _LOCK_HELD
+                try:
+                    outcome = await work(threading.Event(), conn)
+                finally:
+                    rollback_if_open(conn)  # only after an error before the session took the transaction
+                if slot.committed():
+                    _queue_checkpoint(deps)
+                return outcome
+            finally:
+                slot.release_loop()
+    except TimeoutError:
+        if limit.expired():
+            raise DatabaseUnavailable("the update outlasted its time; rolled back") from None
+        raise
 
 
 async def _in_writer(deps: Deps, work: Transaction, deadline: float) -> Any:
@@ -335,6 +341,7 @@ async def _in_writer(deps: Deps, work: Transaction, deadline: float) -> Any:
             slot.gate.release()
 
     slot.queued()
+    slot.in_writer += 1
     return await in_db_thread(gated, max(0.0, deadline - time.monotonic()), deps.db_writer, slot.finished)
 
 
@@ -342,8 +349,20 @@ def _queue_checkpoint(deps: Deps) -> None:
     """Queue a WAL checkpoint for the writer thread, holding the write slot (the loop's connection has none
     of its own: its fsyncs would stall the loop)."""
     slot = deps.write_slot
+    log.info(
+        "SQLite writes: %s answers on the loop, %s transactions in the writer thread, %s found the lock held",
+        slot.on_loop,
+        slot.in_writer,
+        slot.fallbacks,
+    )
     slot.queued()
-    done = deps.db_writer.submit(gated, slot, threading.Event(), functools.partial(_checkpoint, deps.engine))
+    try:
+        done = deps.db_writer.submit(
+            gated, slot, threading.Event(), functools.partial(_checkpoint, deps.engine)
+        )
+    except RuntimeError:  # the executor shut down (the bot is stopping): no checkpoint
+        slot.finished()
+        return
     done.add_done_callback(slot.finished)
 
 
@@ -353,7 +372,7 @@ def _checkpoint(engine: Any) -> None:
     except Exception:  # a checkpoint that failed is tried again after the next CHECKPOINT_EVERY commits
         log.warning("WAL checkpoint failed", exc_info=True)
         return
-    log.debug("WAL checkpoint: busy %s, %s frames, %s copied", busy, frames, copied)
+    log.info("SQLite WAL checkpoint: busy %s, %s frames, %s copied", busy, frames, copied)
 
 
 def chat_lock_key(chat_id: int) -> int:
