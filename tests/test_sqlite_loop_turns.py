@@ -31,6 +31,7 @@ from bot.updates.context import Ctx
 from storage import audit, sqlite_loop
 from storage.db import session_scope
 from storage.models import AuditLog, ProcessedUpdate
+from storage.sqlite_loop import WriteSlot
 from tests.support.client import BotClient, text_update
 from tests.support.telegram import TOKEN, FakeUser, RecordingRequest
 
@@ -77,12 +78,14 @@ class Probe:
             ctx.reply_html(f"xong {ctx.update.update_id}")
 
         self.writer_holding = threading.Event()
+        self.gate_held: list[bool] = []
         self.writer_release = threading.Event()
 
         @self.registry.command("ghi", need=Need.ANYONE)
         async def ghi(ctx: Ctx) -> None:
             """Not an answer (a command): runs in the writer thread; `/ghi giu` holds it until released."""
             self.ran.append((ctx.update.update_id, threading.current_thread().name))
+            self.gate_held.append(ctx.deps.write_slot.gate.locked())
             audit.record(ctx.session, at=ctx.now, actor="test", action="ghi", entity="update")
             if ctx.args == ("giu",):
                 self.writer_holding.set()
@@ -134,6 +137,7 @@ async def test_a_command_still_runs_in_the_writer_thread(probed, engine: Engine)
     probe, deps, client, _app = probed
     await client.feed(text_update(PEOPLE[0], "/ghi", 110))  # not an answer: never on the loop
     assert probe.ran == [(110, "update-db-writer_0")]
+    assert probe.gate_held == [True], "the writer thread writes holding the slot"
     assert deps.write_slot.on_loop == 0 and _update_ids(engine) == [110]
 
 
@@ -206,6 +210,22 @@ async def test_an_answer_waits_on_the_loop_while_the_writer_thread_works_then_ru
     await asyncio.gather(held, answer)
     assert probe.ran[0] == (135, "update-db-writer_0") and probe.ran[1] == (136, "MainThread")
     assert _actions(engine) == ["ghi", "probe.2"] and _update_ids(engine) == [135, 136]
+
+
+async def test_the_writer_thread_waits_for_a_loop_transaction_to_finish(probed, engine: Engine) -> None:
+    probe, deps, client, _app = probed
+    first = asyncio.create_task(client.feed(text_update(PEOPLE[0], "hold", 133)))
+    await probe.holding.wait()  # on the loop, suspended inside its transaction, holding the slot
+    command = asyncio.create_task(client.feed(text_update(PEOPLE[1], "/ghi", 134)))
+    while deps.write_slot.pending == 0:
+        await asyncio.sleep(0.005)
+    for _ in range(20):  # the writer thread has the command and waits for the slot
+        await asyncio.sleep(0.005)
+    assert [u for u, _ in probe.ran] == [133] and not command.done(), "no write beside the loop's"
+    probe.release.set()
+    await asyncio.gather(first, command)
+    assert probe.ran == [(133, "MainThread"), (134, "update-db-writer_0")]
+    assert _actions(engine) == ["probe.hold", "ghi"] and _update_ids(engine) == [133, 134]
 
 
 async def test_an_answer_waiting_past_its_time_for_the_writer_never_runs(probed, engine: Engine) -> None:
@@ -305,3 +325,24 @@ async def test_a_real_answer_runs_on_the_loop(engine: Engine, database_url: str,
         assert "Câu 2/" in bot.texts(AN)[-1]
         assert deps.write_slot.on_loop == before + 1
         deps.write_slot.close()
+
+
+async def test_the_slot_lets_one_writer_in_at_a_time_and_the_loop_never_blocks_on_it() -> None:
+    slot = WriteSlot()
+    await slot.take_for_loop()
+    given_up = threading.Event()
+    given_up.set()
+    assert await asyncio.to_thread(slot.wait_gate, given_up, 0.01) is False, "held by the loop"
+    slot.release_loop()
+    assert await asyncio.to_thread(slot.wait_gate, threading.Event()) is True  # the writer thread's now
+    slot.queued()
+    waiting = asyncio.create_task(slot.take_for_loop())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not waiting.done(), "the loop's transaction waits while the writer thread works"
+    slot.gate.release()
+    await asyncio.to_thread(slot.finished)  # the writer's work done, from its thread: wakes the loop
+    await waiting
+    assert slot.gate.locked() and slot.pending == 0
+    slot.release_loop()
+    assert not slot.gate.locked()
