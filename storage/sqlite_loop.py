@@ -145,7 +145,7 @@ def begin_immediate(conn: Connection) -> bool:
     try:
         _raw(conn).execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as err:
-        if getattr(err, "sqlite_errorcode", None) in _BUSY:
+        if getattr(err, "sqlite_errorcode", 0) & 0xFF in _BUSY:  # SQLITE_BUSY, SQLITE_BUSY_RECOVERY, …
             return False
         raise
     return True
