@@ -332,7 +332,7 @@ async def _in_writer(deps: Deps, work: Transaction, deadline: float) -> Any:
     slot; the wait in the queue and for the slot counted in the time left."""
     slot = deps.write_slot
 
-    async def gated(abandoned: threading.Event) -> Any:
+    async def holding_slot(abandoned: threading.Event) -> Any:
         if not slot.wait_gate(abandoned):
             raise DatabaseUnavailable("the update waited past its time for the write slot")
         try:
@@ -342,7 +342,9 @@ async def _in_writer(deps: Deps, work: Transaction, deadline: float) -> Any:
 
     slot.queued()
     slot.in_writer += 1
-    return await in_db_thread(gated, max(0.0, deadline - time.monotonic()), deps.db_writer, slot.finished)
+    return await in_db_thread(
+        holding_slot, max(0.0, deadline - time.monotonic()), deps.db_writer, slot.finished
+    )
 
 
 def _queue_checkpoint(deps: Deps) -> None:
