@@ -1075,6 +1075,8 @@ def _run_latency(
             bot.terminate()
             bot.wait(30)
         lines = (Path(tmp) / "bot.log").read_text(errors="replace").splitlines()
+        if os.environ.get("BENCH_KEEP_BOT_LOG"):  # a copy of the bot's log, for reading after the run
+            shutil.copyfile(Path(tmp) / "bot.log", os.environ["BENCH_KEEP_BOT_LOG"])
     warnings = sum("WARNING" in line or "ERROR" in line for line in lines)
     if os.environ.get("BENCH_SHOW_WARNINGS"):
         print(
@@ -1089,6 +1091,9 @@ def _run_latency(
         bot_log_warnings=warnings,
         callback_answers_too_late=too_old,
     )
+    writes = [line.split("SQLite writes: ", 1)[1] for line in lines if "SQLite writes: " in line]
+    if writes:  # where SQLite's answers ran (bot.updates.pipeline logs it at each WAL checkpoint)
+        out["sqlite_writes"] = writes[-1][:200]
     if handler_ms:  # the bot's own per-update duration (its log line), for the measured turns
         measured_ms = handler_ms[-measured:]
         out["bot_handler_ms"] = {"p50": percentile(measured_ms, 0.5), "p99": percentile(measured_ms, 0.99)}

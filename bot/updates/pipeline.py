@@ -38,6 +38,7 @@ from storage.db import session_scope
 from storage.dialect import is_sqlite
 from storage.locks import int32_key, try_advisory_xact_lock
 from storage.processed_updates import first_delivery
+from storage.sqlite_loop import begin_immediate, checkpoint, gated, rollback_if_open
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ async def _handle(
     the event loop: other chats, the sends and /readyz go on. It may take `settings.update_timeout` seconds,
     waiting for SQLite's one-writer gate included; after that the person is told to try again in a few
     minutes (DatabaseUnavailable, answered by the application's error handler) and the transaction, should it
-    ever go on, is rolled back instead of committed.
+    ever go on, is rolled back instead of committed. On SQLite an answer's short transaction runs on the
+    event loop itself when the write lock is free at once (`in_sqlite`), else in the writer thread as above.
     """
     now = deps.clock()
     user = update.effective_user
@@ -142,8 +144,8 @@ async def _handle(
     deadline = time.monotonic() + deps.settings.update_timeout
     box: dict[str, Any] = {}
 
-    async def transaction(abandoned: threading.Event) -> str:
-        with session_scope(deps.engine) as session:
+    async def transaction(abandoned: threading.Event, bind: Any = deps.engine) -> str:
+        with session_scope(bind) as session:  # `bind`: the engine, or SQLite's loop connection (in_sqlite)
             lock_id = chat.id if chat is not None else (user.id if user is not None else None)
             if not await claim_update(session, update.update_id, now, lock_id):
                 return "duplicate"
@@ -156,11 +158,14 @@ async def _handle(
                 raise DatabaseUnavailable("the update outlasted its time; rolled back")
             return outcome
 
-    # SQLite has one writer: its transactions queue for the one writer thread (Deps.db_writer), waiting in
-    # the queue counted in the budget; PostgreSQL's run in the pool of update threads
-    executor = deps.db_writer if is_sqlite(deps.engine) else None
+    # SQLite has one writer: an answer's transaction on the event loop when the write lock is free at once,
+    # the others (and an answer that found it held) in the one writer thread (Deps.db_writer), waiting in its
+    # queue counted in the budget; PostgreSQL's run in the pool of update threads
     try:
-        outcome = await in_db_thread(transaction, max(0.0, deadline - time.monotonic()), executor)
+        if is_sqlite(deps.engine):
+            outcome = await in_sqlite(deps, transaction, deadline, try_loop=_is_answer(spec, update))
+        else:
+            outcome = await in_db_thread(transaction, max(0.0, deadline - time.monotonic()))
     except DatabaseUnavailable:
         fields["outcome"] = "db_timeout"
         raise
@@ -185,6 +190,15 @@ async def _handle(
 
 
 ANSWER_CALLBACK = "f"  # a form screen's button (bot.handlers.report.CB_FORM): `f:<draft id>:<seq>:<token>`
+
+
+def _is_answer(spec: Declared, update: Update) -> bool:
+    """Whether the update may be an answer to a form (a private text to the catch-all handler, a form
+    button): the short transactions SQLite may run on the event loop (`in_sqlite`)."""
+    if spec.kind == "callback":
+        return spec.names[0] == ANSWER_CALLBACK
+    chat = update.effective_chat
+    return spec.kind == "message" and spec.on == "text" and chat is not None and chat.type == ChatType.PRIVATE
 
 
 def _load_actor(session: Any, spec: Declared, update: Update) -> Any:
@@ -235,19 +249,132 @@ def _run_in_thread(work: Callable[[threading.Event], Awaitable[Any]], abandoned:
 
 
 async def in_db_thread(
-    work: Callable[[threading.Event], Awaitable[Any]], timeout: float, executor: Executor | None = None
+    work: Callable[[threading.Event], Awaitable[Any]],
+    timeout: float,
+    executor: Executor | None = None,
+    on_done: Callable[[Any], None] | None = None,
 ) -> Any:
     """Run `work(abandoned)` in a worker thread of `executor` (the pool of update threads by default);
     DatabaseUnavailable after `timeout` seconds, the wait for a free thread included (then `abandoned` is
-    set: the work must not commit). A try that never started is dropped."""
+    set: the work must not commit). A try that never started is dropped. `on_done(future)` is called once
+    the work is done, failed or dropped (from whichever thread)."""
     abandoned = threading.Event()
     call = functools.partial(contextvars.copy_context().run, _run_in_thread, work, abandoned)
-    future = asyncio.get_running_loop().run_in_executor(executor or _EXECUTOR, call)
+    try:
+        submitted = (executor or _EXECUTOR).submit(call)  # as loop.run_in_executor, with the thread's future
+    except BaseException:  # not submitted (an executor shut down): done all the same
+        if on_done is not None:
+            on_done(None)
+        raise
+    if on_done is not None:
+        submitted.add_done_callback(on_done)
+    future = asyncio.wrap_future(submitted)
     try:
         return await asyncio.wait_for(future, timeout)
     except TimeoutError:
         abandoned.set()
         raise DatabaseUnavailable(f"database work took more than {timeout:.0f}s") from None
+
+
+Transaction = Callable[[threading.Event, Any], Awaitable[Any]]
+_LOCK_HELD = object()  # `_on_loop`: the write lock was not free at once
+
+
+async def in_sqlite(deps: Deps, work: Transaction, deadline: float, *, try_loop: bool) -> Any:
+    """Run SQLite's `work(abandoned, bind)` by `deadline` (time.monotonic): with `try_loop`, on the event loop
+    once the process's write slot is free and if SQLite's write lock is free at once (`_on_loop`); otherwise,
+    or when another connection holds that lock, in the writer thread holding the slot (`_in_writer`).
+    DatabaseUnavailable when the time is up."""
+    if try_loop and deps.write_slot.enabled:
+        outcome = await _on_loop(deps, work, deadline)
+        if outcome is not _LOCK_HELD:
+            return outcome
+    return await _in_writer(deps, work, deadline)
+
+
+async def _on_loop(deps: Deps, work: Transaction, deadline: float) -> Any:
+    """`work` on the loop's own connection inside `BEGIN IMMEDIATE` (storage.sqlite_loop): `_LOCK_HELD`
+    without running it when another connection holds SQLite's write lock.
+
+    Nothing here blocks the loop: the slot is awaited (`WriteSlot.take_for_loop`: the earlier loop
+    transactions and the writer thread's work first), SQLite's lock is tried with a zero busy timeout. The
+    work may still await (no other transaction runs in between: the slot stays held). Past `deadline`, the
+    wait or the work is cancelled at its next await and rolled back (DatabaseUnavailable)."""
+    slot = deps.write_slot
+    limit = asyncio.timeout(max(0.0, deadline - time.monotonic()))
+    try:
+        async with limit:
+            await slot.take_for_loop()
+            try:
+                conn = slot.connection(deps.engine)
+                if conn is None:  # an in-memory database: the loop's connection would see another one
+                    return _LOCK_HELD
+                if not begin_immediate(conn):
+                    slot.fallbacks += 1
+                    return _LOCK_HELD
+                try:
+                    outcome = await work(threading.Event(), conn)
+                finally:
+                    rollback_if_open(conn)  # only after an error before the session took the transaction
+                if slot.committed():
+                    _queue_checkpoint(deps)
+                return outcome
+            finally:
+                slot.release_loop()
+    except TimeoutError:
+        if limit.expired():
+            raise DatabaseUnavailable("the update outlasted its time; rolled back") from None
+        raise
+
+
+async def _in_writer(deps: Deps, work: Transaction, deadline: float) -> Any:
+    """`work` in the one writer thread (Deps.db_writer) on a pooled connection, once it holds the write
+    slot; the wait in the queue and for the slot counted in the time left."""
+    slot = deps.write_slot
+
+    async def holding_slot(abandoned: threading.Event) -> Any:
+        if not slot.wait_gate(abandoned):
+            raise DatabaseUnavailable("the update waited past its time for the write slot")
+        try:
+            return await work(abandoned, deps.engine)
+        finally:
+            slot.gate.release()
+
+    slot.queued()
+    slot.in_writer += 1
+    return await in_db_thread(
+        holding_slot, max(0.0, deadline - time.monotonic()), deps.db_writer, slot.finished
+    )
+
+
+def _queue_checkpoint(deps: Deps) -> None:
+    """Queue a WAL checkpoint for the writer thread, holding the write slot (the loop's connection has none
+    of its own: its fsyncs would stall the loop)."""
+    slot = deps.write_slot
+    log.info(
+        "SQLite writes: %s answers on the loop, %s transactions in the writer thread, %s found the lock held",
+        slot.on_loop,
+        slot.in_writer,
+        slot.fallbacks,
+    )
+    slot.queued()
+    try:
+        done = deps.db_writer.submit(
+            gated, slot, threading.Event(), functools.partial(_checkpoint, deps.engine)
+        )
+    except RuntimeError:  # the executor shut down (the bot is stopping): no checkpoint
+        slot.finished()
+        return
+    done.add_done_callback(slot.finished)
+
+
+def _checkpoint(engine: Any) -> None:
+    try:
+        busy, frames, copied = checkpoint(engine)
+    except Exception:  # a checkpoint that failed is tried again after the next CHECKPOINT_EVERY commits
+        log.warning("WAL checkpoint failed", exc_info=True)
+        return
+    log.info("SQLite WAL checkpoint: busy %s, %s frames, %s copied", busy, frames, copied)
 
 
 def chat_lock_key(chat_id: int) -> int:
