@@ -22,7 +22,7 @@ from storage.models import Draft, ProcessedUpdate
 from storage.outage import is_outage
 from storage.processed_updates import first_delivery
 from tests.support.pgtrace import round_trips
-from tests.test_report_conversation import AN, bot  # noqa: F401  (the fixture)
+from tests.test_report_conversation import AN, answer_in_another_process, bot  # noqa: F401  (the fixture)
 
 NOW = datetime(2026, 5, 15, 2, 0, tzinfo=UTC)
 LOCK = (0x62630001, 7)  # a chat's advisory lock (namespace, key), as bot/updates/pipeline takes it
@@ -196,8 +196,6 @@ async def test_a_lost_compare_and_set_after_the_claim_sent_with_begin_leaves_not
     copy, and the transaction that recorded the update id with its BEGIN is rolled back whole. (PostgreSQL:
     on SQLite the claim's write would hold the one write lock the other writer needs; its lost
     compare-and-set is tests/test_report_conversation.py's.)"""
-    from bot.auth import load_actor
-    from bot.forms import inputs
     from bot.services import reports
     from storage.models import Person
 
@@ -208,18 +206,7 @@ async def test_a_lost_compare_and_set_after_the_claim_sent_with_begin_leaves_not
         assert first_delivery(s, 91, bot.clock(), lock=LOCK) is True
         stale = s.execute(select(Draft)).scalar_one()
         an = s.execute(select(Person).where(Person.telegram_user_id == AN.id)).scalar_one()
-        with session_scope(bot.engine) as other:  # another process answers question 2 and commits
-            actor = load_actor(other, AN.id)
-            person = other.get(Person, actor.person.id)
-            reports.feed(
-                other,
-                person,
-                set(actor.villages),
-                stale.id,
-                inputs.Text("40"),
-                now=bot.clock(),
-                sent_at=bot.clock(),
-            )
+        answer_in_another_process(bot, AN, stale.id, "40")  # question 2, committed
         reports._save(stale, an, reports.DraftState.from_json(stale.state), bot.clock())
     assert _recorded(bot.engine, 91) == 0  # the update id went with the failed turn
     with session_scope(bot.engine) as s:

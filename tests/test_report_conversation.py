@@ -360,6 +360,27 @@ async def test_looking_at_the_shared_draft_does_not_move_it_on(bot) -> None:
         assert s.exec(select(Draft)).one().state["answers"]["so_buoi_tuyen_truyen"] == 7
 
 
+def answer_in_another_process(bot: BotClient, user: FakeUser, draft_id: int, text: str) -> None:
+    """`user`'s answer `text` to draft `draft_id`, fed and committed in a session of its own (as another
+    process would) while the caller holds its stale copy."""
+    from bot.auth import load_actor
+    from bot.forms import inputs
+    from bot.services import reports
+
+    with session_scope(bot.engine) as other:
+        actor = load_actor(other, user.id)
+        person = other.get(Person, actor.person.id)
+        reports.feed(
+            other,
+            person,
+            set(actor.villages),
+            draft_id,
+            inputs.Text(text),
+            now=bot.clock(),
+            sent_at=bot.clock(),
+        )
+
+
 async def test_a_save_that_lost_a_race_is_caught_and_reapplied(bot) -> None:
     """Another process writes the draft between our read and our save: the compare-and-set notices it,
     and the answer is applied to what is stored now (nothing overwritten)."""
@@ -373,18 +394,7 @@ async def test_a_save_that_lost_a_race_is_caught_and_reapplied(bot) -> None:
     with session_scope(bot.engine) as s:
         stale = s.exec(select(Draft)).one()
         an = s.exec(select(Person).where(Person.telegram_user_id == AN.id)).one()
-        with session_scope(bot.engine) as other:  # another process answers question 2 and commits
-            actor = load_actor(other, AN.id)
-            person = other.get(Person, actor.person.id)
-            reports.feed(
-                other,
-                person,
-                set(actor.villages),
-                stale.id,
-                inputs.Text("40"),
-                now=bot.clock(),
-                sent_at=bot.clock(),
-            )
+        answer_in_another_process(bot, AN, stale.id, "40")  # question 2, committed
         state = reports.DraftState.from_json(stale.state)
         with pytest.raises(reports.DraftConflict):
             reports._save(stale, an, state, bot.clock())  # the stale copy is never written
