@@ -13,10 +13,14 @@ from pydantic import ConfigDict
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-# The tables are never validated by pydantic (SQLModel builds a table's row without it, and nothing here calls
-# `model_validate` / `model_dump`): pydantic builds a table's validator and serializer only if one is ever
-# asked for, not for each of the 22 tables on every import (issue 18, gate 2)
-TABLE = ConfigDict(defer_build=True)
+
+class TableModel(SQLModel):
+    """The base of every table. The tables are never validated by pydantic (SQLModel builds a table's row
+    without it, and nothing here calls `model_validate` / `model_dump`): pydantic builds a table's validator
+    and serializer only if one is ever asked for, not for each of the 22 tables on every import (issue 18,
+    gate 2)."""
+
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
 class Role(StrEnum):
@@ -40,10 +44,8 @@ class VillageKind(StrEnum):
     PHONG_BAN = "phong_ban"  # a department of an office (phòng, ban, trung tâm, đơn vị)
 
 
-class Commune(SQLModel, table=True):
+class Commune(TableModel, table=True):
     """A commune (xã/phường) with its villages and its police."""
-
-    model_config = TABLE
 
     __tablename__ = "commune"
 
@@ -62,10 +64,8 @@ class Commune(SQLModel, table=True):
     updated_at: datetime
 
 
-class Village(SQLModel, table=True):
+class Village(TableModel, table=True):
     """A village (thôn) or town block (tổ dân phố) that files reports."""
-
-    model_config = TABLE
 
     __tablename__ = "village"
     __table_args__ = (UniqueConstraint("commune_id", "name", name="uq_village_commune_name"),)
@@ -79,10 +79,8 @@ class Village(SQLModel, table=True):
     updated_at: datetime
 
 
-class PoliceChat(SQLModel, table=True):
+class PoliceChat(TableModel, table=True):
     """A Telegram chat (group or private) registered to receive a commune's alerts."""
-
-    model_config = TABLE
 
     __tablename__ = "police_chat"
     __table_args__ = (UniqueConstraint("commune_id", "chat_id", name="uq_police_chat"),)
@@ -98,10 +96,8 @@ class PoliceChat(SQLModel, table=True):
     unreachable_error: str | None = Field(default=None, max_length=300)
 
 
-class Person(SQLModel, table=True):
+class Person(TableModel, table=True):
     """A Telegram user known to the bot."""
-
-    model_config = TABLE
 
     __tablename__ = "person"
 
@@ -120,10 +116,8 @@ class Person(SQLModel, table=True):
     updated_at: datetime
 
 
-class Membership(SQLModel, table=True):
+class Membership(TableModel, table=True):
     """A person's role in a village, a commune or a province; ended memberships are kept."""
-
-    model_config = TABLE
 
     __tablename__ = "membership"
 
@@ -138,10 +132,8 @@ class Membership(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, index=True)
 
 
-class Invite(SQLModel, table=True):
+class Invite(TableModel, table=True):
     """A one-time sign-up code; only its hash is stored."""
-
-    model_config = TABLE
 
     __tablename__ = "invite"
 
@@ -161,10 +153,8 @@ class Invite(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
-class InviteAttempt(SQLModel, table=True):
+class InviteAttempt(TableModel, table=True):
     """A wrong invite code typed by a Telegram user (for rate limiting and the audit)."""
-
-    model_config = TABLE
 
     __tablename__ = "invite_attempt"
 
@@ -174,10 +164,8 @@ class InviteAttempt(SQLModel, table=True):
     reason: str = Field(max_length=40)
 
 
-class ProcessedUpdate(SQLModel, table=True):
+class ProcessedUpdate(TableModel, table=True):
     """Telegram update ids already handled, so a redelivered update is processed once."""
-
-    model_config = TABLE
 
     __tablename__ = "processed_update"
 
@@ -185,10 +173,8 @@ class ProcessedUpdate(SQLModel, table=True):
     processed_at: datetime = Field(index=True)
 
 
-class AuditLog(SQLModel, table=True):
+class AuditLog(TableModel, table=True):
     """Who changed what and when."""
-
-    model_config = TABLE
 
     __tablename__ = "audit_log"
 
@@ -201,10 +187,8 @@ class AuditLog(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class FormVersion(SQLModel, table=True):
+class FormVersion(TableModel, table=True):
     """One version of a questionnaire, stored as the validated definition it was loaded from."""
-
-    model_config = TABLE
 
     __tablename__ = "form_version"
     __table_args__ = (UniqueConstraint("form_id", "version", name="uq_form_version"),)
@@ -219,10 +203,8 @@ class FormVersion(SQLModel, table=True):
     loaded_at: datetime
 
 
-class CommuneForm(SQLModel, table=True):
+class CommuneForm(TableModel, table=True):
     """A form a commune uses; its newest stored version is the one people fill in."""
-
-    model_config = TABLE
 
     __tablename__ = "commune_form"
     __table_args__ = (UniqueConstraint("commune_id", "form_id", name="uq_commune_form"),)
@@ -239,10 +221,8 @@ class CommuneForm(SQLModel, table=True):
     schedule: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
-class Period(SQLModel, table=True):
+class Period(TableModel, table=True):
     """A reporting period of a form in a commune: when it opens and when it is due."""
-
-    model_config = TABLE
 
     __tablename__ = "period"
     __table_args__ = (UniqueConstraint("commune_id", "form_id", "code", name="uq_period"),)
@@ -270,10 +250,8 @@ class Period(SQLModel, table=True):
     updated_at: datetime
 
 
-class PeriodRequest(SQLModel, table=True):
+class PeriodRequest(TableModel, table=True):
     """An ad hoc period ("yêu cầu đột xuất") and who asked for it: a police officer in Telegram or the CLI."""
-
-    model_config = TABLE
 
     __tablename__ = "period_request"
 
@@ -283,10 +261,8 @@ class PeriodRequest(SQLModel, table=True):
     at: datetime
 
 
-class PeriodUnit(SQLModel, table=True):
+class PeriodUnit(TableModel, table=True):
     """A village a period is limited to; a period with no rows is for every village of its commune."""
-
-    model_config = TABLE
 
     __tablename__ = "period_unit"
 
@@ -294,10 +270,8 @@ class PeriodUnit(SQLModel, table=True):
     village_id: int = Field(foreign_key="village.id", primary_key=True)
 
 
-class PendingRequest(SQLModel, table=True):
+class PendingRequest(TableModel, table=True):
     """A police officer's `/yeucau` in progress (one per person), kept so that a restart loses nothing."""
-
-    model_config = TABLE
 
     __tablename__ = "pending_request"
 
@@ -313,13 +287,11 @@ class PendingRequest(SQLModel, table=True):
     updated_at: datetime
 
 
-class Draft(SQLModel, table=True):
+class Draft(TableModel, table=True):
     """A report being filled in: the engine state, saved after every answer.
 
     Periodic reports have one shared draft per village and period; incident reports one per person.
     """
-
-    model_config = TABLE
 
     __tablename__ = "draft"
 
@@ -339,10 +311,8 @@ class Draft(SQLModel, table=True):
     updated_at: datetime
 
 
-class Submission(SQLModel, table=True):
+class Submission(TableModel, table=True):
     """A submitted report; an amendment is a new row and the older one stays, no longer current."""
-
-    model_config = TABLE
 
     __tablename__ = "submission"
     __table_args__ = (
@@ -364,10 +334,8 @@ class Submission(SQLModel, table=True):
     receipt: str = Field(max_length=16, index=True)
 
 
-class Reopening(SQLModel, table=True):
+class Reopening(TableModel, table=True):
     """Police let a village amend a report after the deadline, until a given time."""
-
-    model_config = TABLE
 
     __tablename__ = "reopening"
 
@@ -389,15 +357,13 @@ class OutboxStatus(StrEnum):
     OBSOLETE = "obsolete"  # no longer useful (report submitted, newer reminder, person removed)
 
 
-class Outbox(SQLModel, table=True):
+class Outbox(TableModel, table=True):
     """A message the bot owes someone (reminder, digest, nudge, summary, incident alert, notice), sent by the
     dispatcher.
 
     `key` makes planning idempotent: the planner may run any number of times, in any number of
     processes, and still writes each (person, period, rule) once.
     """
-
-    model_config = TABLE
 
     __tablename__ = "outbox"
     # the dispatcher's claim: pending rows by due time, an index range scan instead of a sort
@@ -423,11 +389,9 @@ class Outbox(SQLModel, table=True):
     telegram_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
-class ReportNote(SQLModel, table=True):
+class ReportNote(TableModel, table=True):
     """What an officer wrote in Telegram for one part of a period's Word report ("assessment": Đánh giá chung,
     "direction": Phương hướng), used instead of the bot's draft; the latest text only (changes audited)."""
-
-    model_config = TABLE
 
     __tablename__ = "report_note"
 
@@ -438,10 +402,8 @@ class ReportNote(SQLModel, table=True):
     at: datetime
 
 
-class PendingNote(SQLModel, table=True):
+class PendingNote(TableModel, table=True):
     """An officer about to type one part of a report (their next text message is it); one per person."""
-
-    model_config = TABLE
 
     __tablename__ = "pending_note"
 
@@ -451,11 +413,9 @@ class PendingNote(SQLModel, table=True):
     at: datetime
 
 
-class PaidBroadcastDay(SQLModel, table=True):
+class PaidBroadcastDay(TableModel, table=True):
     """Paid broadcast messages (0.1 Telegram Star each) reserved on one day (BAOCAO_TIMEZONE): the spending cap
     survives restarts. A count of reservations: never less than what was sent."""
-
-    model_config = TABLE
 
     __tablename__ = "paid_broadcast_day"
 

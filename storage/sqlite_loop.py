@@ -14,7 +14,8 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -100,6 +101,18 @@ class WriteSlot:
                 return False
         return True
 
+    @contextmanager
+    def holding_gate(self, abandoned: threading.Event) -> Iterator[bool]:
+        """In the writer thread: the gate held for the block (`wait_gate`); False, nothing held, when
+        `abandoned` was set first."""
+        if not self.wait_gate(abandoned):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.gate.release()
+
     def _bind_loop(self) -> None:
         """Use the running loop's asyncio primitives (made anew when the slot meets another event loop)."""
         loop = asyncio.get_running_loop()
@@ -168,12 +181,8 @@ def checkpoint(engine: Engine) -> tuple[int, int, int]:
 
 def gated(slot: WriteSlot, abandoned: threading.Event, work: Callable[[], Any]) -> Any:
     """Run `work()` holding the slot's gate (in the writer thread); None when `abandoned` first."""
-    if not slot.wait_gate(abandoned):
-        return None
-    try:
-        return work()
-    finally:
-        slot.gate.release()
+    with slot.holding_gate(abandoned) as held:
+        return work() if held else None
 
 
 def _raw(conn: Connection) -> sqlite3.Connection:

@@ -140,6 +140,14 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def other_engine(database_url: str) -> Iterator[Engine]:
+    """A second engine on the same database: another worker's (or an operator's) connections."""
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
     """A session committed when the test ends without error."""
     with session_scope(engine) as s:

@@ -49,14 +49,6 @@ def checkins(engine: Engine) -> Iterator[list[bool]]:
     event.remove(engine, "checkin", checkin)
 
 
-@pytest.fixture
-def admin(database_url: str) -> Iterator[Engine]:
-    """A second engine on the test's database, as another worker or an operator would use it."""
-    eng = make_engine(database_url)
-    yield eng
-    eng.dispose()
-
-
 def _recorded(engine: Engine, update_id: int) -> int:
     with session_scope(engine) as s:
         return s.execute(
@@ -120,11 +112,11 @@ def test_a_statement_failing_with_its_begin_rolls_back_and_the_connection_is_reu
 
 
 def test_a_redelivery_racing_the_first_delivery_waits_then_is_a_duplicate(
-    pg: None, engine: Engine, admin: Engine
+    pg: None, engine: Engine, other_engine: Engine
 ) -> None:
     """Two workers get the same update: the second finds the chat locked, and once the first committed,
     its retry inside its own open transaction (not sent with a BEGIN again) finds the id recorded."""
-    with Session(admin) as first, round_trips(engine) as checkouts:
+    with Session(other_engine) as first, round_trips(engine) as checkouts:
         assert first_delivery(first, 51, NOW, lock=LOCK) is True
         with session_scope(engine) as second:
             assert first_delivery(second, 51, NOW, lock=LOCK) is None  # the chat is busy
@@ -137,13 +129,13 @@ def test_a_redelivery_racing_the_first_delivery_waits_then_is_a_duplicate(
 
 
 def test_a_claim_that_times_out_on_a_lock_writes_nothing_and_is_an_outage(
-    pg: None, database_url: str, admin: Engine
+    pg: None, database_url: str, other_engine: Engine
 ) -> None:
     """Another transaction recorded the same update id and has not finished: the claim sent with BEGIN waits on
     it for lock_timeout, fails as an outage (try again), and nothing of it stays."""
     quick = make_engine(database_url, lock_timeout=0.2)
     try:
-        with Session(admin) as holder:
+        with Session(other_engine) as holder:
             assert first_delivery(holder, 61, NOW, lock=OTHER_LOCK) is True  # not committed yet
             with pytest.raises(exc.OperationalError) as failed, session_scope(quick) as s:
                 first_delivery(s, 61, NOW, lock=LOCK)
@@ -156,16 +148,16 @@ def test_a_claim_that_times_out_on_a_lock_writes_nothing_and_is_an_outage(
         quick.dispose()
 
 
-def _terminate(admin: Engine, pid: int) -> None:
-    with session_scope(admin) as s:
+def _terminate(other_engine: Engine, pid: int) -> None:
+    with session_scope(other_engine) as s:
         assert s.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
 
 
 def test_a_connection_cut_before_the_claim_sent_with_begin_is_an_outage_and_the_next_update_works(
-    pg: None, engine: Engine, admin: Engine
+    pg: None, engine: Engine, other_engine: Engine
 ) -> None:
     with pytest.raises(exc.OperationalError) as failed, session_scope(engine) as s:
-        _terminate(admin, s.connection().connection.dbapi_connection.info.backend_pid)
+        _terminate(other_engine, s.connection().connection.dbapi_connection.info.backend_pid)
         first_delivery(s, 71, NOW, lock=LOCK)
     assert is_outage(failed.value)
     assert _recorded(engine, 71) == 0
@@ -175,11 +167,11 @@ def test_a_connection_cut_before_the_claim_sent_with_begin_is_an_outage_and_the_
 
 
 def test_a_connection_cut_after_the_claim_sent_with_begin_rolls_it_back(
-    pg: None, engine: Engine, admin: Engine, checkins: list[bool]
+    pg: None, engine: Engine, other_engine: Engine, checkins: list[bool]
 ) -> None:
     with pytest.raises(exc.OperationalError) as failed, session_scope(engine) as s:
         assert first_delivery(s, 81, NOW, lock=LOCK) is True
-        _terminate(admin, s.connection().connection.dbapi_connection.info.backend_pid)
+        _terminate(other_engine, s.connection().connection.dbapi_connection.info.backend_pid)
         s.execute(text("SELECT 1"))
     assert is_outage(failed.value)
     assert _recorded(engine, 81) == 0  # never committed: the redelivery will be processed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ from bot.reminders.scheduler import (
 from bot.updates.context import Ctx
 from bot.updates.pipeline import CHAT_LOCK_NAMESPACE, ChatBusy, chat_lock_key, lock_chat, try_lock_chat
 from storage import audit
-from storage.db import make_engine, session_scope
+from storage.db import session_scope
 from storage.models import AuditLog, ProcessedUpdate
 from tests.support.client import BotClient, build_app, text_update
 from tests.support.telegram import TOKEN, FakeUser, RecordingRequest
@@ -54,14 +54,6 @@ def postgres(db_backend: str) -> None:
     """Skip unless the run targets PostgreSQL."""
     if db_backend != "postgresql":
         pytest.skip(PG_ONLY)
-
-
-@pytest.fixture
-def other_engine(database_url: str) -> Iterator[Engine]:
-    """A second engine on the same database: another worker's connections."""
-    eng = make_engine(database_url)
-    yield eng
-    eng.dispose()
 
 
 def count(engine: Engine, model: Any) -> int:

@@ -333,12 +333,10 @@ async def _in_writer(deps: Deps, work: Transaction, deadline: float) -> Any:
     slot = deps.write_slot
 
     async def holding_slot(abandoned: threading.Event) -> Any:
-        if not slot.wait_gate(abandoned):
-            raise DatabaseUnavailable("the update waited past its time for the write slot")
-        try:
+        with slot.holding_gate(abandoned) as held:
+            if not held:
+                raise DatabaseUnavailable("the update waited past its time for the write slot")
             return await work(abandoned, deps.engine)
-        finally:
-            slot.gate.release()
 
     slot.queued()
     slot.in_writer += 1
