@@ -15,17 +15,31 @@ worse: per transaction it made ~8.7 poll and ~5.7 send calls instead of 4 and 4 
 queued command, the sync and the fetch), each a release and re-take of the GIL by a thread among 16, and the
 gate bot's CPU a turn did not fall. The simple query costs the statement its server-side preparation (its
 text differs each time); it is one small statement a turn.
+
+A marked statement may also carry, in the execution option `READ_AHEAD`, the read its transaction will run
+next (a statement marked `SENT_AHEAD` and its parameters): it then goes out in the same query,
+`BEGIN; <statement>; <read>`, and its result waits on the connection. When the read is executed next on that
+connection, with the same SQL and parameters, it is answered from that result without a round trip; anything
+else executed first, or a new transaction, drops the result, and the read goes to the server as usual. In
+READ COMMITTED the read takes its own snapshot after the statement before it has run (each statement of a
+simple query does), so it sees what a read sent on its own would see.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 BEGIN_TOGETHER = "begin_together"  # execution option: send this statement with its transaction's BEGIN
+READ_AHEAD = "read_ahead"  # execution option of a BEGIN_TOGETHER statement: (read, params) sent behind it
+SENT_AHEAD = "sent_ahead"  # execution option: this read may be answered from a READ_AHEAD result
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
+_INTRANS = 2  # psycopg.pq.TransactionStatus.INTRANS: idle inside an open transaction
+# psycopg connection -> (sql, params, result) of the read sent ahead in its open transaction
+_WAITING: weakref.WeakKeyDictionary[Any, tuple[str, Any, Any]] = weakref.WeakKeyDictionary()
 
 
 def install(engine: Engine) -> None:
@@ -33,6 +47,9 @@ def install(engine: Engine) -> None:
     if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
         return
     event.listen(engine, "do_execute", _execute_with_begin)
+    event.listen(engine, "do_execute_no_params", _drop_waiting_before)  # anything else run before a read
+    event.listen(engine, "do_executemany", _drop_waiting_before)  # sent ahead drops it
+    event.listen(engine, "begin", _drop_waiting)  # a read sent ahead never outlives its transaction
 
 
 def _opens_plain_transaction(dbapi: Any) -> bool:
@@ -46,9 +63,33 @@ def _opens_plain_transaction(dbapi: Any) -> bool:
     )
 
 
+def _drop_waiting(conn: Any) -> None:
+    """`begin` hook: a new transaction on this connection; a read sent ahead in an earlier one is dropped."""
+    if _WAITING:
+        _WAITING.pop(conn.connection.dbapi_connection, None)
+
+
+def _compiled(read: Any, dialect: Any) -> Any:
+    """`read` compiled for `dialect`, once (the reads sent ahead are module-level statements)."""
+    key = (id(read), dialect.name)
+    found = _COMPILED.get(key)
+    if found is None or found[0] is not read:
+        found = _COMPILED[key] = (read, read.compile(dialect=dialect))
+    return found[1]
+
+
+_COMPILED: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
 def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
-    """`do_execute` hook: a marked statement that opens its transaction goes out behind BEGIN in one query."""
-    if not context.execution_options.get(BEGIN_TOGETHER):
+    """`do_execute` hook: a marked statement that opens its transaction goes out behind BEGIN in one query
+    (with the read sent ahead behind it, if any); a read sent ahead is answered from its waiting result."""
+    options = context.execution_options
+    if options.get(SENT_AHEAD):
+        return _answer_from_waiting(cursor, statement, parameters, context)
+    if _WAITING:  # another statement before the read sent ahead: that read goes out on its own
+        _WAITING.pop(cursor.connection, None)
+    if not options.get(BEGIN_TOGETHER):
         return None  # SQLAlchemy executes it as usual
     dbapi = cursor.connection
     if not _opens_plain_transaction(dbapi):
@@ -57,12 +98,23 @@ def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: A
 
     # The parameters bound by psycopg itself, as literals (its quoting, the connection's adapters): with no
     # parameters left, psycopg sends `BEGIN; <statement>` as one simple query, one write and one wait.
-    query = "BEGIN; " + psycopg.ClientCursor(dbapi).mogrify(statement, parameters)
+    mogrify = psycopg.ClientCursor(dbapi).mogrify
+    query = "BEGIN; " + mogrify(statement, parameters)
+    ahead = options.get(READ_AHEAD)
+    if ahead is not None:
+        compiled = _compiled(ahead[0], context.dialect)
+        read_sql, read_params = compiled.string, compiled.construct_params(ahead[1])
+        query += "; " + mogrify(read_sql, read_params)
     dbapi.autocommit = True  # psycopg sends no BEGIN of its own; allowed: no transaction is open
     try:
         cursor.execute(query, prepare=False)  # a new text each time: never prepared (nor kept in the counts)
         if not cursor.nextset():  # pragma: no cover - the server answers both statements or raises
             raise RuntimeError("no result for the statement sent with BEGIN")
+        # [BEGIN, the statement, the read]; the cursor stays on the statement's result. A psycopg that keeps
+        # them elsewhere leaves the read to go out on its own (tests/test_turn_statements counts round trips)
+        results = getattr(cursor, "_results", None) if ahead is not None else None
+        if isinstance(results, list) and len(results) == 3:
+            _WAITING[dbapi] = (read_sql, read_params, results[2])
     finally:
         # The transaction is open (or failed, or the connection is gone): from here psycopg must treat the
         # connection as not autocommit again. Its public setter refuses inside a transaction, so the flag it
@@ -71,3 +123,30 @@ def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: A
         if dbapi.autocommit:  # pragma: no cover - a psycopg whose internals changed
             raise RuntimeError("psycopg connection left in autocommit: storage/begin_together needs updating")
     return True
+
+
+def _answer_from_waiting(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
+    """A read marked `SENT_AHEAD`: answered from the result sent ahead when it is this very read (same SQL
+    and parameters, the next statement of the transaction); else executed as usual."""
+    dbapi = cursor.connection
+    waiting = _WAITING.pop(dbapi, None) if _WAITING else None
+    if waiting is None or waiting[0] != statement or waiting[1] != parameters:
+        return None
+    if dbapi.info.transaction_status != _INTRANS:  # not inside the transaction it was sent in
+        return None
+    from psycopg.adapt import Transformer
+
+    try:  # the cursor left as psycopg's own execute leaves it (`_start_query`, then `_set_results`)
+        cursor._reset()
+        cursor._last_query = None
+        cursor._tx = Transformer(cursor)
+        cursor._set_results([waiting[2]])
+    except AttributeError:  # pragma: no cover - a psycopg whose internals changed: the read goes out alone
+        return None  # (tests/test_turn_statements counts the round trips, so this fails there, not here)
+    return True
+
+
+def _drop_waiting_before(cursor: Any, statement: str, *args: Any) -> None:
+    """`do_execute_no_params` / `do_executemany` hook: a statement run before the read sent ahead drops it."""
+    if _WAITING:
+        _WAITING.pop(cursor.connection, None)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, bindparam, delete, select, text
 
-from storage.begin_together import BEGIN_TOGETHER
+from storage.begin_together import BEGIN_TOGETHER, READ_AHEAD
 from storage.dialect import is_postgres
 from storage.models import ProcessedUpdate
 from storage.upsert import insert_ignoring
@@ -58,7 +58,12 @@ SELECT chat_lock.held, (SELECT count(*) FROM marked) FROM chat_lock"""
 
 
 def first_delivery(
-    session: Any, update_id: int, now: datetime, *, lock: tuple[int, int] | None = None
+    session: Any,
+    update_id: int,
+    now: datetime,
+    *,
+    lock: tuple[int, int] | None = None,
+    read_ahead: tuple[Any, dict[str, Any]] | None = None,
 ) -> bool | None:
     """Record the update id; False when it was processed before (a redelivery).
 
@@ -67,13 +72,18 @@ def first_delivery(
     the first rolled back), so the mark and the handler's writes are committed together or not at all.
     `lock` (namespace, key): first try that transaction-level advisory lock, in the same statement on
     PostgreSQL; None (nothing recorded) when another transaction holds it. SQLite has no such locks.
+    `read_ahead` (statement, parameters): on PostgreSQL with `lock`, the read the transaction runs next, sent
+    in the same round trip when this statement opens the transaction (storage/begin_together READ_AHEAD).
     """
     params = {"uid": update_id, "at": now}
     if not is_postgres(session):
         return session.execute(_MARK_UPDATE["sqlite"], params).first() is not None
     if lock is None:
         return session.execute(_MARK_UPDATE["postgresql"], params).first() is not None
-    held, marked = session.execute(_LOCK_AND_MARK, {**params, "ns": lock[0], "key": lock[1]}).one()
+    options = {READ_AHEAD: read_ahead} if read_ahead is not None else {}
+    held, marked = session.execute(
+        _LOCK_AND_MARK, {**params, "ns": lock[0], "key": lock[1]}, execution_options=options
+    ).one()
     return bool(marked) if held else None
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import event, exc, func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from storage.begin_together import BEGIN_TOGETHER
+from storage.begin_together import BEGIN_TOGETHER, SENT_AHEAD
 from storage.db import make_engine, session_scope
 from storage.models import Draft, ProcessedUpdate
 from storage.outage import is_outage
@@ -220,3 +220,97 @@ def test_parameters_sent_with_begin_are_bound_as_values_never_as_sql(pg: None, e
     assert len(_without_ping(checkouts[0])) == 2  # BEGIN with the statement, then COMMIT
     with session_scope(engine) as s:
         assert first_delivery(s, 101, NOW, lock=LOCK) is True  # the table is still there
+
+
+# A read sent ahead with the claim (READ_AHEAD): answered from its waiting result only when it is the very next
+# statement of the same transaction with the same parameters; otherwise it goes to the server as usual.
+COUNT_FROM = text("SELECT count(*) FROM processed_update WHERE update_id >= :lo").execution_options(
+    **{SENT_AHEAD: True}
+)
+LOCK_ROW = text("SELECT update_id FROM processed_update WHERE update_id = :uid FOR UPDATE").execution_options(
+    **{SENT_AHEAD: True}
+)
+
+
+def test_a_read_sent_ahead_travels_with_the_claim_and_sees_what_the_server_would(
+    pg: None, engine: Engine
+) -> None:
+    with round_trips(engine) as checkouts, session_scope(engine) as s:
+        assert first_delivery(s, 201, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 201})) is True
+        assert s.execute(COUNT_FROM, {"lo": 201}).scalar_one() == 1  # the claim's own row: read after it ran
+    assert [_without_ping(t) for t in checkouts] == [
+        [["BEGIN", "WITH chat_lock", "SELECT count(*)"], ["COMMIT"]]
+    ]
+
+
+def test_a_read_sent_ahead_is_dropped_by_a_statement_before_it_other_parameters_or_a_new_transaction(
+    pg: None, engine: Engine, other_engine: Engine
+) -> None:
+    with round_trips(engine) as checkouts:
+        with session_scope(engine) as s:  # another statement first: the read goes out and sees its row
+            assert first_delivery(s, 211, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 211})) is True
+            assert first_delivery(s, 212, NOW) is True
+            assert s.execute(COUNT_FROM, {"lo": 211}).scalar_one() == 2
+        with session_scope(engine) as s:  # other parameters: goes out
+            assert first_delivery(s, 213, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 211})) is True
+            assert s.execute(COUNT_FROM, {"lo": 212}).scalar_one() == 2
+        with session_scope(engine) as s:  # sent ahead, never read: committed with the transaction
+            assert first_delivery(s, 214, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 211})) is True
+        with session_scope(other_engine) as other:  # another worker's row meanwhile
+            assert first_delivery(other, 215, NOW) is True
+        with session_scope(engine) as s:  # the same read opening a transaction: fresh, from the server
+            assert s.execute(COUNT_FROM, {"lo": 211}).scalar_one() == 5
+    ahead = ["BEGIN", "WITH chat_lock", "SELECT count(*)"]
+    assert [_without_ping(t) for t in checkouts] == [
+        [ahead, ["INSERT INTO"], ["SELECT count(*)"], ["COMMIT"]],
+        [ahead, ["SELECT count(*)"], ["COMMIT"]],
+        [ahead, ["COMMIT"]],
+        [["BEGIN"], ["SELECT count(*)"], ["COMMIT"]],
+    ]
+
+
+def test_a_read_sent_ahead_that_fails_fails_the_claim_and_nothing_stays(
+    pg: None, engine: Engine, checkins: list[bool]
+) -> None:
+    failing = text("SELECT 1 / :zero").execution_options(**{SENT_AHEAD: True})
+    with pytest.raises(exc.DataError), session_scope(engine) as s:
+        first_delivery(s, 221, NOW, lock=LOCK, read_ahead=(failing, {"zero": 0}))
+    assert _recorded(engine, 221) == 0
+    with session_scope(engine) as s:  # the connection goes on sanely
+        assert first_delivery(s, 221, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 221})) is True
+        assert s.execute(COUNT_FROM, {"lo": 221}).scalar_one() == 1
+    assert _recorded(engine, 221) == 1 and checkins and not any(checkins)
+
+
+async def test_a_claim_finding_its_chat_busy_lets_go_of_what_its_read_sent_ahead_locked(
+    pg: None, engine: Engine, other_engine: Engine
+) -> None:
+    """The read sent ahead runs even when the chat's lock is taken (the claim's answer comes with it): it may
+    lock a row the worker holding the chat needs. The waiting claim rolls that back before it sleeps, so the
+    holder never waits for it; once the holder commits, the claim goes through and its read is answered."""
+    import asyncio
+
+    from bot.updates.pipeline import CHAT_LOCK_NAMESPACE, chat_lock_key, claim_update
+
+    chat = 4242
+    with session_scope(engine) as s:
+        assert first_delivery(s, 230, NOW) is True  # the row the read locks
+    with Session(other_engine) as holder, session_scope(engine) as s:
+        assert first_delivery(holder, 231, NOW, lock=(CHAT_LOCK_NAMESPACE, chat_lock_key(chat))) is True
+        claim = asyncio.create_task(claim_update(s, 232, NOW, chat, read_ahead=(LOCK_ROW, {"uid": 230})))
+        await asyncio.sleep(0)  # the claim's first try ran, found the chat busy, and now waits
+        assert not claim.done()
+        holder.execute(text("SET LOCAL lock_timeout = '2s'"))
+        assert holder.execute(LOCK_ROW, {"uid": 230}).scalar_one() == 230  # not kept waiting (nor timed out)
+        holder.commit()
+        assert await claim is True
+        assert s.execute(LOCK_ROW, {"uid": 230}).scalar_one() == 230
+    assert _recorded(engine, 231) == 1 and _recorded(engine, 232) == 1
+
+
+def test_a_read_sent_ahead_is_ignored_on_sqlite(engine: Engine, db_backend: str) -> None:
+    if db_backend != "sqlite":
+        pytest.skip("SQLite's path")
+    with session_scope(engine) as s:
+        assert first_delivery(s, 241, NOW, read_ahead=(COUNT_FROM, {"lo": 241})) is True
+        assert s.execute(COUNT_FROM, {"lo": 241}).scalar_one() == 1

@@ -45,6 +45,7 @@ from bot.services.report_notices import (
 )
 from bot.texts.values import MAX_TITLE_SHOWN, cut
 from storage import audit
+from storage.begin_together import SENT_AHEAD
 from storage.locks import for_update, for_update_of
 from storage.models import CommuneForm, Draft, FormVersion, Period, Person, Reopening, Submission, Village
 
@@ -243,7 +244,7 @@ def _actor_and_draft_query() -> Any:
         actor_query()
         .add_columns(draft, locked.c.newest_version, locked.c.newest_checksum)
         .outerjoin(locked, true())
-        .execution_options(populate_existing=True)
+        .execution_options(populate_existing=True, **{SENT_AHEAD: True})  # PostgreSQL: may go with the claim
     )
 
 
@@ -255,12 +256,18 @@ _READ_LOCKED = (
 )
 
 
+def actor_and_draft_read(telegram_user_id: int, draft_id: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """The statement and parameters `load_actor_with_draft` runs, to be sent ahead with the update's claim
+    (storage/begin_together READ_AHEAD)."""
+    return _ACTOR_AND_DRAFT, {"uid": telegram_user_id, "draft_id": draft_id}
+
+
 def load_actor_with_draft(session: Session, telegram_user_id: int, draft_id: int | None = None) -> Actor:
     """The actor (as `load_actor`) and, in the same statement, draft `draft_id` (default: the person's active
     draft) read fresh and locked for the next `_locked_draft` of it in this transaction: one statement for
     what an answer reads. The draft is only read here; whether the actor may touch it is checked by `feed`.
     """
-    rows = session.execute(_ACTOR_AND_DRAFT, {"uid": telegram_user_id, "draft_id": draft_id}).all()
+    rows = session.execute(*actor_and_draft_read(telegram_user_id, draft_id)).all()
     actor = actor_from_rows(telegram_user_id, rows)
     if rows:
         wanted = draft_id if draft_id is not None else rows[0][0].active_draft_id

@@ -143,13 +143,16 @@ async def _handle(
     chat = update.effective_chat
     deadline = time.monotonic() + deps.settings.update_timeout
     box: dict[str, Any] = {}
+    sqlite = is_sqlite(deps.engine)
+    answer = _answer_of(spec, update)  # what an answer reads; on PostgreSQL sent ahead with the claim
+    ahead = reports.actor_and_draft_read(*answer) if answer is not None and not sqlite else None
 
     async def transaction(abandoned: threading.Event, bind: Any = deps.engine) -> str:
         with session_scope(bind) as session:  # `bind`: the engine, or SQLite's loop connection (in_sqlite)
             lock_id = chat.id if chat is not None else (user.id if user is not None else None)
-            if not await claim_update(session, update.update_id, now, lock_id):
+            if not await claim_update(session, update.update_id, now, lock_id, read_ahead=ahead):
                 return "duplicate"
-            actor = _load_actor(session, spec, update)
+            actor = _load_actor(session, update, answer)
             fields["role"] = ",".join(sorted(actor.roles)) or "stranger"
             ctx = box["ctx"] = Ctx(update, session, actor, deps, now, tuple(context.args or ()))
             with speaking_for(actor_wording(session, actor)):  # "thôn" or "tổ dân phố", "Công an xã" or …
@@ -162,7 +165,7 @@ async def _handle(
     # the others (and an answer that found it held) in the one writer thread (Deps.db_writer), waiting in its
     # queue counted in the budget; PostgreSQL's run in the pool of update threads
     try:
-        if is_sqlite(deps.engine):
+        if sqlite:
             outcome = await in_sqlite(deps, transaction, deadline, try_loop=_is_answer(spec, update))
         else:
             outcome = await in_db_thread(transaction, max(0.0, deadline - time.monotonic()))
@@ -201,20 +204,29 @@ def _is_answer(spec: Declared, update: Update) -> bool:
     return spec.kind == "message" and spec.on == "text" and chat is not None and chat.type == ChatType.PRIVATE
 
 
-def _load_actor(session: Any, spec: Declared, update: Update) -> Any:
-    """The sender (`load_actor`); for what may be an answer (a private message to the catch-all handler, a
-    form button), with the draft it answers read locked in the same statement (`load_actor_with_draft`)."""
+def _answer_of(spec: Declared, update: Update) -> tuple[int, int | None] | None:
+    """(user id, draft id or None for the active draft) when the update may be an answer to a form (a private
+    message to the catch-all handler, a form button): the draft `_load_actor` reads locked with the actor."""
     user = update.effective_user
     if user is None:
-        return load_actor(session, None)
+        return None
     chat = update.effective_chat
     if spec.kind == "message" and spec.on == "text" and chat is not None and chat.type == ChatType.PRIVATE:
-        return reports.load_actor_with_draft(session, user.id)  # the person's active draft, if any
+        return user.id, None  # the person's active draft, if any
     if spec.kind == "callback" and spec.names[0] == ANSWER_CALLBACK:
         parts = (update.callback_query.data if update.callback_query else "").split(":", 2)
         if len(parts) == 3 and parts[1].isdigit() and 0 < int(parts[1]) < 2**31:
-            return reports.load_actor_with_draft(session, user.id, int(parts[1]))
-    return load_actor(session, user.id)
+            return user.id, int(parts[1])
+    return None
+
+
+def _load_actor(session: Any, update: Update, answer: tuple[int, int | None] | None) -> Any:
+    """The sender (`load_actor`); for what may be an answer (`_answer_of`), with the draft it answers read
+    locked in the same statement (`load_actor_with_draft`)."""
+    if answer is not None:
+        return reports.load_actor_with_draft(session, *answer)
+    user = update.effective_user
+    return load_actor(session, user.id if user is not None else None)
 
 
 async def _dispatch(ctx: Ctx, spec: Declared, chat: Any, in_group: Handler) -> str:
@@ -386,22 +398,31 @@ def try_lock_chat(session: Any, chat_id: int) -> bool:
 
 
 async def claim_update(
-    session: Any, update_id: int, now: datetime, chat_id: int | None, *, wait: float = CHAT_LOCK_WAIT
+    session: Any,
+    update_id: int,
+    now: datetime,
+    chat_id: int | None,
+    *,
+    wait: float = CHAT_LOCK_WAIT,
+    read_ahead: tuple[Any, dict[str, Any]] | None = None,
 ) -> bool:
     """Hold the chat's advisory lock (as `lock_chat`) and record the update id, in one statement a try;
-    False when the update was processed before (a redelivery)."""
+    False when the update was processed before (a redelivery). `read_ahead`: the read that follows, sent
+    with the first try (`first_delivery`); a try that finds the lock held rolls back what that read locked."""
     if chat_id is None:
         return bool(first_delivery(session, update_id, now))
     lock = (CHAT_LOCK_NAMESPACE, chat_lock_key(chat_id))
-    first = first_delivery(session, update_id, now, lock=lock)
+    first = first_delivery(session, update_id, now, lock=lock, read_ahead=read_ahead)
     if first is not None:
         return first
     deadline = time.monotonic() + wait
     pause = _LOCK_POLL[0]
     log.debug("chat %s busy in another worker, waiting", chat_id)
     while time.monotonic() < deadline:
+        if read_ahead is not None:  # the read sent ahead locked the draft without the chat's lock: let go
+            session.rollback()  # of it, so the worker holding the lock is never kept waiting for it
         await asyncio.sleep(pause)
-        first = first_delivery(session, update_id, now, lock=lock)
+        first = first_delivery(session, update_id, now, lock=lock, read_ahead=read_ahead)
         if first is not None:
             return first
         pause = min(pause * 2, _LOCK_POLL[1])
