@@ -27,11 +27,14 @@ simple query does), so it sees what a read sent on its own would see.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
 
 BEGIN_TOGETHER = "begin_together"  # execution option: send this statement with its transaction's BEGIN
 READ_AHEAD = "read_ahead"  # execution option of a BEGIN_TOGETHER statement: (read, params) sent behind it
@@ -50,6 +53,10 @@ def install(engine: Engine) -> None:
     event.listen(engine, "do_execute_no_params", _drop_waiting_before)  # anything else run before a read
     event.listen(engine, "do_executemany", _drop_waiting_before)  # sent ahead drops it
     event.listen(engine, "begin", _drop_waiting)  # a read sent ahead never outlives its transaction
+    # psycopg deallocates every prepared statement when a transaction rolls back (if it prepared any of its own):
+    # after a rollback the reads sent ahead are prepared again
+    event.listen(engine, "rollback", _forget_prepared)
+    event.listen(engine, "reset", _forget_prepared_on_reset)
 
 
 def _opens_plain_transaction(dbapi: Any) -> bool:
@@ -69,16 +76,31 @@ def _drop_waiting(conn: Any) -> None:
         _WAITING.pop(conn.connection.dbapi_connection, None)
 
 
-def _compiled(read: Any, dialect: Any) -> Any:
+class _Ahead:
+    """A read sent ahead, compiled once: as SQLAlchemy executes it (`compiled`, to know it when it comes) and
+    as a server-side prepared statement `name` with `$n` parameters in the order `order`."""
+
+    def __init__(self, read: Any, dialect: Any, number: int) -> None:
+        self.read = read
+        self.compiled = read.compile(dialect=dialect)
+        numbered = read.compile(dialect=type(dialect)(paramstyle="numeric_dollar"))
+        self.name = f"baocao_ahead_{number}"
+        self.prepare = f"PREPARE {self.name} AS {numbered.string}"
+        self.order: tuple[str, ...] = tuple(dict.fromkeys(numbered.positiontup or ()))
+        self.execute = f"EXECUTE {self.name}({', '.join(['%s'] * len(self.order))})"
+
+
+def _ahead(read: Any, dialect: Any) -> _Ahead:
     """`read` compiled for `dialect`, once (the reads sent ahead are module-level statements)."""
-    key = (id(read), dialect.name)
-    found = _COMPILED.get(key)
-    if found is None or found[0] is not read:
-        found = _COMPILED[key] = (read, read.compile(dialect=dialect))
-    return found[1]
+    found = _AHEAD.get(id(read))
+    if found is None or found.read is not read:
+        found = _AHEAD[id(read)] = _Ahead(read, dialect, len(_AHEAD) + 1)
+    return found
 
 
-_COMPILED: dict[tuple[int, str], tuple[Any, Any]] = {}
+_AHEAD: dict[int, _Ahead] = {}
+# psycopg connection -> the names of the reads prepared on it (PREPARE outlives transactions and rollbacks)
+_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
@@ -100,21 +122,32 @@ def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: A
     # parameters left, psycopg sends `BEGIN; <statement>` as one simple query, one write and one wait.
     mogrify = psycopg.ClientCursor(dbapi).mogrify
     query = "BEGIN; " + mogrify(statement, parameters)
-    ahead = options.get(READ_AHEAD)
-    if ahead is not None:
-        compiled = _compiled(ahead[0], context.dialect)
-        read_sql, read_params = compiled.string, compiled.construct_params(ahead[1])
-        query += "; " + mogrify(read_sql, read_params)
+    wanted = options.get(READ_AHEAD)
+    ahead = _ahead(wanted[0], context.dialect) if wanted is not None else None
     dbapi.autocommit = True  # psycopg sends no BEGIN of its own; allowed: no transaction is open
     try:
-        cursor.execute(query, prepare=False)  # a new text each time: never prepared (nor kept in the counts)
+        if ahead is not None:  # the read as a prepared statement: the server plans it once per connection
+            read_params = ahead.compiled.construct_params(wanted[1])
+            if _prepare(cursor, ahead):
+                query += "; " + mogrify(ahead.execute, [read_params[key] for key in ahead.order])
+            else:  # pragma: no cover - a read the server refused to prepare goes out alone, as before
+                ahead = None
+        try:
+            cursor.execute(
+                query, prepare=False
+            )  # a new text each time: never prepared (nor kept in the counts)
+        except psycopg.errors.InvalidSqlStatementName:
+            if ahead is None:  # pragma: no cover - only the read sent ahead is prepared here
+                raise
+            _prepare_again(cursor, ahead)  # something deallocated the read behind our back
+            cursor.execute(query, prepare=False)
         if not cursor.nextset():  # pragma: no cover - the server answers both statements or raises
             raise RuntimeError("no result for the statement sent with BEGIN")
         # [BEGIN, the statement, the read]; the cursor stays on the statement's result. A psycopg that keeps
         # them elsewhere leaves the read to go out on its own (tests/test_turn_statements counts round trips)
         results = getattr(cursor, "_results", None) if ahead is not None else None
         if isinstance(results, list) and len(results) == 3:
-            _WAITING[dbapi] = (read_sql, read_params, results[2])
+            _WAITING[dbapi] = (ahead.compiled.string, read_params, results[2])
     finally:
         # The transaction is open (or failed, or the connection is gone): from here psycopg must treat the
         # connection as not autocommit again. Its public setter refuses inside a transaction, so the flag it
@@ -123,6 +156,55 @@ def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: A
         if dbapi.autocommit:  # pragma: no cover - a psycopg whose internals changed
             raise RuntimeError("psycopg connection left in autocommit: storage/begin_together needs updating")
     return True
+
+
+def _forget_prepared(conn: Any) -> None:
+    """`rollback` hook: the reads prepared on this connection are deallocated with the rollback to come."""
+    if not _PREPARED or conn.invalidated:  # an invalidated connection is closed, with what it prepared
+        return
+    _forget_if_rolling_back(conn.connection.dbapi_connection)
+
+
+def _forget_prepared_on_reset(dbapi: Any, *_: Any) -> None:
+    """Pool `reset` hook (a connection checked in): as `_forget_prepared`."""
+    _forget_if_rolling_back(dbapi)
+
+
+def _forget_if_rolling_back(dbapi: Any) -> None:
+    """Forget what is prepared on `dbapi` when a rollback will be sent (psycopg sends none, and deallocates
+    nothing, when no transaction is open)."""
+    if _PREPARED and dbapi is not None and dbapi in _PREPARED and dbapi.info.transaction_status != _IDLE:
+        del _PREPARED[dbapi]
+
+
+def _prepare(cursor: Any, ahead: _Ahead) -> bool:
+    """Prepare the read on the cursor's connection if it is not yet (one round trip, once per connection,
+    outside any transaction); False when the server refused (the read then goes out on its own)."""
+    dbapi = cursor.connection
+    names = _PREPARED.setdefault(dbapi, set())
+    if ahead.name in names:
+        return True
+    import psycopg
+
+    try:
+        cursor.execute(ahead.prepare, prepare=False)
+    except psycopg.errors.DuplicatePreparedStatement:  # a rollback that did not deallocate it after all
+        pass
+    except psycopg.DatabaseError:  # pragma: no cover - logged, and the read goes out as any statement
+        log.warning("could not prepare the read sent ahead %s", ahead.name, exc_info=True)
+        return False
+    names.add(ahead.name)
+    return True
+
+
+def _prepare_again(cursor: Any, ahead: _Ahead) -> None:
+    """The query failed because the server no longer had the read prepared: end the failed transaction it
+    began (the connection is in autocommit for the call), prepare the read again; the caller sends it again."""
+    cursor.execute("ROLLBACK", prepare=False)
+    _PREPARED.pop(cursor.connection, None)
+    log.info("the read sent ahead %s was no longer prepared on its connection: prepared again", ahead.name)
+    if not _prepare(cursor, ahead):  # pragma: no cover - the server refused a statement it took before
+        raise RuntimeError(f"could not prepare the read sent ahead {ahead.name} again")
 
 
 def _answer_from_waiting(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:

@@ -78,6 +78,25 @@ def make_engine(
     return engine
 
 
+def _ping(dbapi_connection: Any) -> None:
+    """`SELECT 1` outside a transaction: one round trip, and no ROLLBACK (after which psycopg would deallocate
+    every statement prepared on the connection, storage/begin_together's reads sent ahead among them)."""
+    autocommit = getattr(dbapi_connection, "autocommit", None)
+    if autocommit is False:  # psycopg: no BEGIN before the ping (the connection is idle at checkout)
+        dbapi_connection.autocommit = True
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    finally:
+        if autocommit is False:
+            dbapi_connection.autocommit = False
+    if autocommit is None:  # a driver without the setting (sqlite3): end the transaction the ping opened
+        dbapi_connection.rollback()
+
+
 def _ping_after_idle(engine: Engine, idle: float = PING_AFTER_IDLE) -> None:
     """Ping a pooled connection at checkout only when it rested more than `idle` seconds.
 
@@ -96,12 +115,7 @@ def _ping_after_idle(engine: Engine, idle: float = PING_AFTER_IDLE) -> None:
         if rested is None or time.monotonic() - rested <= idle:
             return  # a new connection, or one in use a moment ago
         try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute("SELECT 1")
-            finally:
-                cursor.close()
-            dbapi_connection.rollback()
+            _ping(dbapi_connection)
         except Exception as err:
             raise exc.DisconnectionError() from err  # the pool opens a new connection instead
 

@@ -57,8 +57,9 @@ def _recorded(engine: Engine, update_id: int) -> int:
 
 
 def _without_ping(trips: list[list[str]]) -> list[list[str]]:
-    ping = [["BEGIN"], ["SELECT 1"], ["ROLLBACK"]]  # storage/db's check of a connection that rested
-    return trips[len(ping) :] if trips[: len(ping)] == ping else trips
+    ping = [["SELECT 1"]]  # storage/db's check of a connection that rested (outside a transaction)
+    trips = trips[len(ping) :] if trips[: len(ping)] == ping else trips
+    return [trip for trip in trips if trip != ["PREPARE ahead"]]  # once a connection: pinned on its own below
 
 
 def test_only_psycopg_engines_hook_their_statements(engine: Engine, db_backend: str) -> None:
@@ -239,7 +240,7 @@ def test_a_read_sent_ahead_travels_with_the_claim_and_sees_what_the_server_would
         assert first_delivery(s, 201, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 201})) is True
         assert s.execute(COUNT_FROM, {"lo": 201}).scalar_one() == 1  # the claim's own row: read after it ran
     assert [_without_ping(t) for t in checkouts] == [
-        [["BEGIN", "WITH chat_lock", "SELECT count(*)"], ["COMMIT"]]
+        [["BEGIN", "WITH chat_lock", "EXECUTE ahead"], ["COMMIT"]]
     ]
 
 
@@ -260,7 +261,7 @@ def test_a_read_sent_ahead_is_dropped_by_a_statement_before_it_other_parameters_
             assert first_delivery(other, 215, NOW) is True
         with session_scope(engine) as s:  # the same read opening a transaction: fresh, from the server
             assert s.execute(COUNT_FROM, {"lo": 211}).scalar_one() == 5
-    ahead = ["BEGIN", "WITH chat_lock", "SELECT count(*)"]
+    ahead = ["BEGIN", "WITH chat_lock", "EXECUTE ahead"]
     assert [_without_ping(t) for t in checkouts] == [
         [ahead, ["INSERT INTO"], ["SELECT count(*)"], ["COMMIT"]],
         [ahead, ["SELECT count(*)"], ["COMMIT"]],
@@ -314,3 +315,87 @@ def test_a_read_sent_ahead_is_ignored_on_sqlite(engine: Engine, db_backend: str)
     with session_scope(engine) as s:
         assert first_delivery(s, 241, NOW, read_ahead=(COUNT_FROM, {"lo": 241})) is True
         assert s.execute(COUNT_FROM, {"lo": 241}).scalar_one() == 1
+
+
+def test_a_read_sent_ahead_is_prepared_once_a_connection_and_again_after_a_rollback_dropped_it(
+    pg: None, engine: Engine
+) -> None:
+    """The read goes out as `EXECUTE` of a statement prepared on the server once a connection. psycopg
+    deallocates every prepared statement when a transaction rolls back (once it prepared some of its own): the
+    read is then prepared again, never executed unprepared."""
+    often = text("SELECT :n + 1")  # run often enough on one connection for psycopg to prepare it itself
+    with round_trips(engine) as checkouts, engine.connect() as conn:
+        s = Session(bind=conn)
+        for update_id in (251, 252):
+            assert first_delivery(s, update_id, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 251})) is True
+            assert s.execute(COUNT_FROM, {"lo": 251}).scalar_one() == update_id - 250
+            s.commit()
+        for n in range(8):
+            s.execute(often, {"n": n}).scalar_one()
+        s.rollback()  # psycopg: DEALLOCATE ALL
+        assert first_delivery(s, 253, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 251})) is True
+        assert s.execute(COUNT_FROM, {"lo": 251}).scalar_one() == 3
+        s.commit()
+        s.close()
+    trips = checkouts[0] if checkouts else []
+    assert trips.count(["PREPARE ahead"]) == 2, trips
+    assert [t for t in trips if "EXECUTE ahead" in t] == [["BEGIN", "WITH chat_lock", "EXECUTE ahead"]] * 3
+    assert ["DEALLOCATE ALL"] in trips  # what made the second PREPARE needed
+    assert _recorded(engine, 253) == 1
+
+
+def test_a_read_deallocated_behind_our_back_is_prepared_again_and_the_claim_goes_through(
+    pg: None, engine: Engine
+) -> None:
+    with round_trips(engine) as checkouts, engine.connect() as conn:
+        s = Session(bind=conn)
+        assert first_delivery(s, 261, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 261})) is True
+        s.commit()
+        dbapi = conn.connection.dbapi_connection
+        dbapi.autocommit = True
+        dbapi.pgconn.exec_(b"DEALLOCATE ALL")  # under psycopg itself: nothing told us
+        dbapi.autocommit = False
+        assert first_delivery(s, 262, NOW, lock=LOCK, read_ahead=(COUNT_FROM, {"lo": 261})) is True
+        assert s.execute(COUNT_FROM, {"lo": 261}).scalar_one() == 2  # answered from the query sent ahead
+        s.commit()
+        s.close()
+    ahead = ["BEGIN", "WITH chat_lock", "EXECUTE ahead"]
+    assert _without_ping(checkouts[0]) == [
+        ahead,
+        ["COMMIT"],
+        ["DEALLOCATE ALL"],
+        ahead,
+        ["ROLLBACK"],
+        ahead,
+        ["COMMIT"],
+    ]
+    assert checkouts[0].count(["PREPARE ahead"]) == 2
+    assert _recorded(engine, 261) == 1 and _recorded(engine, 262) == 1
+
+
+def test_the_ping_of_a_rested_connection_is_one_round_trip_outside_a_transaction(
+    pg: None, engine: Engine
+) -> None:
+    """storage/db pings a connection that rested: `SELECT 1` alone (no BEGIN, no ROLLBACK, after which psycopg
+    would deallocate every prepared statement), and the connection goes on in transactions as before."""
+    import tempfile
+
+    import psycopg
+
+    from storage import db
+    from tests.support.pgtrace import exchanges
+
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        with tempfile.TemporaryFile() as handle:
+            dbapi.pgconn.trace(handle.fileno())
+            dbapi.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            db._ping(dbapi)
+            dbapi.pgconn.untrace()
+            handle.seek(0)
+            trace = handle.read().decode()
+        assert exchanges(trace, {}) == [["SELECT 1"]]
+        assert dbapi.autocommit is False and dbapi.info.transaction_status.name == "IDLE"
+    with session_scope(engine) as s:
+        assert first_delivery(s, 271, NOW, lock=LOCK) is True
+    assert _recorded(engine, 271) == 1

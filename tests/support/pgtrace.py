@@ -4,7 +4,8 @@ Each checkout of a pooled psycopg connection is traced (`PGconn.trace`) until it
 one exchange: the messages the client sent (one or more statements, a pipeline, a `Sync`) and the server's
 answers it then waited for. Each exchange is summed up as the statements it carried, by their first two
 words (`BEGIN`, `WITH chat_lock`, `UPDATE draft`, `COMMIT`; a statement psycopg prepared earlier under a name
-is known by the SQL of that name's `Parse`, or shows as `prepared`).
+is known by the SQL of that name's `Parse`, or shows as `prepared`; a read sent ahead by storage/begin_together
+as `PREPARE ahead` and `EXECUTE ahead`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ _MESSAGE = re.compile(r"^[FB]\t\d+\t")  # a message's first line: direction, len
 
 
 def _words(sql: str) -> str:
-    return " ".join(sql.split()[:2])
+    words = " ".join(sql.split()[:2])
+    if words.startswith(("PREPARE baocao_ahead_", "EXECUTE baocao_ahead_")):  # storage/begin_together's
+        return words.split(" ")[0] + " ahead"  # reads sent ahead, whatever their number and parameters
+    return words
 
 
 def _quoted(fields: list[str], index: int) -> str:
@@ -109,10 +113,15 @@ def round_trips(engine: Engine) -> Iterator[list[list[list[str]]]]:
 
     def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         known = names.setdefault(id(dbapi_connection), {})  # what psycopg prepared before tracing began
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SELECT name, statement FROM pg_prepared_statements")
-            known.update((name, _words(sql)) for name, sql in cursor.fetchall())
-        dbapi_connection.rollback()  # the connection goes out as it came: no transaction open
+        dbapi_connection.autocommit = (
+            True  # no transaction (a ROLLBACK would make psycopg deallocate them all)
+        )
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT name, statement FROM pg_prepared_statements")
+                known.update((name, _words(sql)) for name, sql in cursor.fetchall())
+        finally:
+            dbapi_connection.autocommit = False
         handle = tempfile.TemporaryFile()  # noqa: SIM115 - closed at checkin, read there
         open_traces[id(dbapi_connection)] = handle
         dbapi_connection.pgconn.trace(handle.fileno())
