@@ -208,15 +208,13 @@ def _answer_of(spec: Declared, update: Update) -> tuple[int, int | None] | None:
     """(user id, draft id or None for the active draft) when the update may be an answer to a form (a private
     message to the catch-all handler, a form button): the draft `_load_actor` reads locked with the actor."""
     user = update.effective_user
-    if user is None:
+    if user is None or not _is_answer(spec, update):
         return None
-    chat = update.effective_chat
-    if spec.kind == "message" and spec.on == "text" and chat is not None and chat.type == ChatType.PRIVATE:
-        return user.id, None  # the person's active draft, if any
-    if spec.kind == "callback" and spec.names[0] == ANSWER_CALLBACK:
-        parts = (update.callback_query.data if update.callback_query else "").split(":", 2)
-        if len(parts) == 3 and parts[1].isdigit() and 0 < int(parts[1]) < 2**31:
-            return user.id, int(parts[1])
+    if spec.kind != "callback":
+        return user.id, None  # a text: the person's active draft, if any
+    parts = (update.callback_query.data if update.callback_query else "").split(":", 2)
+    if len(parts) == 3 and parts[1].isdigit() and 0 < int(parts[1]) < 2**31:
+        return user.id, int(parts[1])
     return None
 
 
