@@ -27,7 +27,9 @@ simple query does), so it sees what a read sent on its own would see.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 import weakref
 from typing import Any
 
@@ -91,14 +93,20 @@ class _Ahead:
 
 
 def _ahead(read: Any, dialect: Any) -> _Ahead:
-    """`read` compiled for `dialect`, once (the reads sent ahead are module-level statements)."""
+    """`read` compiled for `dialect`, once (the reads sent ahead are module-level statements); each read its
+    own prepared statement's name, whichever update thread compiles it first."""
     found = _AHEAD.get(id(read))
     if found is None or found.read is not read:
-        found = _AHEAD[id(read)] = _Ahead(read, dialect, len(_AHEAD) + 1)
+        with _AHEAD_LOCK:
+            found = _AHEAD.get(id(read))
+            if found is None or found.read is not read:
+                found = _AHEAD[id(read)] = _Ahead(read, dialect, next(_NUMBERS))
     return found
 
 
 _AHEAD: dict[int, _Ahead] = {}
+_AHEAD_LOCK = threading.Lock()
+_NUMBERS = itertools.count(1)
 # psycopg connection -> the names of the reads prepared on it (PREPARE outlives transactions and rollbacks)
 _PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
@@ -190,6 +198,8 @@ def _prepare(cursor: Any, ahead: _Ahead) -> bool:
         cursor.execute(ahead.prepare, prepare=False)
     except psycopg.errors.DuplicatePreparedStatement:  # a rollback that did not deallocate it after all
         pass
+    except psycopg.OperationalError:  # the connection or the server went: an outage, as for any statement
+        raise
     except psycopg.DatabaseError:  # pragma: no cover - logged, and the read goes out as any statement
         log.warning("could not prepare the read sent ahead %s", ahead.name, exc_info=True)
         return False

@@ -399,3 +399,20 @@ def test_the_ping_of_a_rested_connection_is_one_round_trip_outside_a_transaction
     with session_scope(engine) as s:
         assert first_delivery(s, 271, NOW, lock=LOCK) is True
     assert _recorded(engine, 271) == 1
+
+
+def test_the_prepared_read_is_the_sql_sqlalchemy_runs_for_it(pg: None, engine: Engine) -> None:
+    """The statement prepared on the server (compiled with `$n` parameters) is, parameter for parameter, the SQL
+    SQLAlchemy compiles for the read on this engine: the result served for it is that read's."""
+    import re
+
+    from bot.services import reports
+    from storage.begin_together import _ahead
+
+    read, params = reports.actor_and_draft_read(5, None)
+    ahead = _ahead(read, engine.dialect)
+    numbered = ahead.prepare.removeprefix(f"PREPARE {ahead.name} AS ")
+    as_named = re.sub(r"\$(\d+)", lambda m: f"%({ahead.order[int(m.group(1)) - 1]})s", numbered)
+    assert as_named == ahead.compiled.string
+    assert set(ahead.order) == set(ahead.compiled.construct_params(params))
+    assert _ahead(read, engine.dialect) is ahead  # compiled once
