@@ -3,13 +3,16 @@ fewer imports — and the same files as before.
 
 The CSV is compared byte for byte with the CSV writer and cell code as they were (tests/support/exports_before.py,
 reading through the summaries' `village_rows`); the Excel workbook is compared cell by cell in
-tests/test_excel_writer.py. A fresh `baocao export` process is checked for what it imports."""
+tests/test_excel_writer.py, and part by part (the sheets' XML, styles, notes) with the xlsxwriter writer as it
+was (tests/support/xlsxwriter_before.py). A fresh `baocao export` process is checked for what it imports."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,7 @@ from bot.services.period_facts import period_facts
 from bot.services.summaries import village_rows
 from bot.setup_file import code_slug as setup_code_slug
 from storage.models import PeriodUnit, Submission
-from tests.support import exports_before
+from tests.support import exports_before, xlsxwriter_before
 from tests.test_exports import EXPORT_NOW, TZ, Seeded, seed_reports
 
 TRICKY = [
@@ -93,6 +96,24 @@ def test_the_csv_is_byte_for_byte_the_previous_writers(session: Session, seeded:
     assert new == old
     assert "'=1+1" in new.decode("utf-8-sig")  # the tricky texts are in it, neutralised as before
     assert new.count(b"\r\n") > len(seeded.villages)
+
+
+def _parts(content: bytes) -> dict[str, bytes]:
+    """Every part of an .xlsx file by name, but for the document's creation time (docProps/core.xml)."""
+    with zipfile.ZipFile(io.BytesIO(content)) as book:
+        return {name: book.read(name) for name in book.namelist() if name != "docProps/core.xml"}
+
+
+def test_the_workbook_is_part_for_part_the_previous_writers(session: Session, seeded: Seeded) -> None:
+    new = build_export(session, seeded.commune, seeded.form, seeded.period, "xlsx", EXPORT_NOW).content
+    old = xlsxwriter_before.write_xlsx(session, _scope(session, seeded))
+    mine, theirs = _parts(new), _parts(old)
+    assert mine.keys() == theirs.keys()
+    for name in theirs:
+        assert mine[name] == theirs[name], name
+    sheet = mine["xl/worksheets/sheet1.xml"].decode()
+    assert "=1+1" in sheet and "Nghe\u0301 An" not in sheet  # the tricky texts, written as before
+    assert sheet.count("<row ") > len(seeded.villages)
 
 
 def test_the_export_rows_are_the_summaries_rows(session: Session, seeded: Seeded) -> None:
