@@ -14,7 +14,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlmodel import Session, select
@@ -22,6 +22,7 @@ from xlsxwriter import Workbook
 
 from bot.exports import build_export
 from bot.exports.data import (
+    Column,
     ExportScope,
     columns,
     item_columns,
@@ -32,9 +33,10 @@ from bot.exports.data import (
 )
 from bot.exports.excel import _cell_writers
 from bot.exports.filenames import code_slug
-from bot.exports.rows import export_rows
+from bot.exports.rows import ExportRow, export_rows
+from bot.forms.model import Derived
 from bot.forms.period_text import fill_form
-from bot.services.completeness import previous_period
+from bot.services.completeness import VillageState, previous_period
 from bot.services.period_facts import period_facts
 from bot.services.summaries import village_rows
 from bot.setup_file import code_slug as setup_code_slug
@@ -220,3 +222,33 @@ def test_rows_are_written_with_xlsxwriters_undecorated_cell_writers() -> None:
 
     sheet = Public()
     assert _cell_writers(sheet) == (sheet.write_number, sheet.write_string, sheet.write_datetime)  # type: ignore[arg-type]
+
+
+SHARE_ANSWERS: list[dict[str, Any] | None] = [
+    None,  # not reported
+    {},  # reported, neither number
+    {"a": 3},  # one of the two
+    {"b": 7},
+    {"a": 3, "b": 0},  # out of 0
+    {"a": 0, "b": 0},
+    {"a": 3, "b": 7},
+    {"a": 2, "b": 3, "c": 1},
+    {"a": "2.5", "b": "7"},  # numbers stored as text
+    {"a": 1.5, "b": 4.25},
+    {"a": True, "b": 4},  # a bool is no number
+    {"a": -1, "b": 3},
+    {"a": "x", "b": 3},
+    {"a": 10**20, "b": 3},  # a long quotient, rounded to its places
+    {"a": 1, "b": 3},
+]
+
+
+@pytest.mark.parametrize("places", [0, 1, 2])
+def test_a_villages_share_is_the_previous_figure(places: int) -> None:
+    share = Derived(id="s", short="Tỷ lệ", kind="share", questions=("a", "b"), places=places)
+    cells = row_maker(cast(ExportScope, None), [Column("d:s", "Tỷ lệ", "number", 14, derived=share)])
+    for answers in SHARE_ANSWERS:
+        (new,) = cells(1, ExportRow("Thôn 1", VillageState.ON_TIME, answers))
+        old = exports_before.village_derived(share, answers)
+        assert (new, type(new)) == (old, type(old)), answers
+        assert str(new) == str(old), answers  # the same digits (places), not only an equal number
