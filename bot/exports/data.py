@@ -30,7 +30,7 @@ from storage.models import Commune, Period
 
 EXCEL_MAX_TEXT = 32_767  # characters an Excel cell holds
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
 
 
 # ---------------------------------------------------------------------------------------------- words
@@ -66,7 +66,7 @@ def clean_text(text: str) -> str:
 
 def looks_like_formula(text: str) -> bool:
     """Whether a spreadsheet would read this text as a formula (= + - @, or a leading tab/CR)."""
-    return text.startswith(_FORMULA_START)
+    return text.startswith(FORMULA_START)
 
 
 def neutralise(text: str) -> str:
