@@ -179,6 +179,7 @@ class DerivedTotals:
     def __init__(self, form: Form) -> None:
         self.form = form
         self._answers: list[dict[str, Any]] = []
+        self._values: tuple[int, dict[str, DerivedValue]] | None = None  # (rows counted, their figures)
 
     def add(self, row: RowLike) -> None:
         """Count this village's current answers (a village that has not reported adds nothing)."""
@@ -186,14 +187,17 @@ class DerivedTotals:
             self._answers.append(row.answers)
 
     def values(self) -> dict[str, DerivedValue]:
-        """Every derived figure over the rows added so far, by id."""
-        return compute_all(self.form.derived, self._answers)
+        """Every derived figure over the rows added so far, by id (worked out once for the same rows: the
+        totals row and the derived sheet both ask)."""
+        if self._values is None or self._values[0] != len(self._answers):
+            self._values = (len(self._answers), compute_all(self.form.derived, self._answers))
+        return self._values[1]
 
     def total_cell(self, col: Column) -> Any:
         """The totals row's cell of a derived column: the commune's figure (share, sum or villages met)."""
         if col.derived is None:
             return None
-        return derived_cell(compute(col.derived, self._answers))
+        return derived_cell(self.values()[col.derived.id])
 
     def sheet_rows(self) -> list[list[Any]]:
         """The "Chỉ tiêu tính toán" block: a header, then one row per figure (none when the form has none)."""

@@ -22,7 +22,6 @@ from xlsxwriter.worksheet import Worksheet
 from bot.exports.data import (
     EXCEL_MAX_TEXT,
     Column,
-    DerivedTotals,
     ExportScope,
     clean_text,
     columns,
@@ -260,7 +259,7 @@ def write_xlsx(session: Session, scope: ExportScope) -> bytes:
     totals: list[int | Decimal | None] = [None] * len(cols)
     summed = [i for i, col in enumerate(cols) if col.total]
     count = submitted = 0
-    derived = DerivedTotals(scope.form)
+    derived = exports_before.DerivedTotals(scope.form)
     for count, row in enumerate(village_rows(session, scope.period, scope.form), start=1):
         values = exports_before.row_cells(scope, cols, count, row)
         submitted += int(row.submitted)
