@@ -22,6 +22,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from bot.exports.data import (
     EXCEL_MAX_TEXT,
+    FORMULA_START,
     Column,
     DerivedTotals,
     ExportScope,
@@ -130,6 +131,7 @@ class Sheet:
 
     def __init__(self, wb: Workbook, styles: Styles, title: str) -> None:
         self.ws: Worksheet = wb.add_worksheet(title)
+        self._writers = _cell_writers(self.ws)  # looked up once a sheet, not once a row
         self.styles = styles
         self.title = title
         self.row = 0
@@ -169,8 +171,8 @@ class Sheet:
     def append_clean(self, values: Sequence[Any]) -> None:
         """One row of typed values whose texts are clean already (`bot.exports.data` cleans every text
         it gives out): the villages' rows, written with no second pass over their texts."""
-        ws, row, styles = self.ws, self.row, self.styles
-        number, string, when = _cell_writers(ws)
+        row, styles = self.row, self.styles
+        number, string, when = self._writers
         for col, v in enumerate(values):
             kind = v.__class__
             if v is None:
@@ -181,7 +183,8 @@ class Sheet:
                 if len(v) > EXCEL_MAX_TEXT:
                     v = v[: EXCEL_MAX_TEXT - 1] + "…"
                 if v:
-                    string(row, col, v, styles.quoted if looks_like_formula(v) else None)
+                    quoted = v.startswith(FORMULA_START)  # looks_like_formula(v)
+                    string(row, col, v, styles.quoted if quoted else None)
             elif kind is datetime:
                 when(row, col, v, styles.datetime)
             elif kind is date:
