@@ -260,9 +260,8 @@ class RowLike(Protocol):
 
 
 Cell = Callable[[int, RowLike, dict[str, Any]], Any]  # (index, row, its answers or {}) → the cell's value
-_NO_ANSWERS: dict[
-    str, Any
-] = {}  # what the first columns' cells are given (they read the row, not its answers)
+# what the first columns' cells are given (they read the row, not its answers)
+_NO_ANSWERS: dict[str, Any] = {}
 
 
 def _answer_cell(question: Question) -> Cell:
