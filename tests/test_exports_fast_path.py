@@ -201,8 +201,13 @@ def test_a_spreadsheet_export_imports_only_its_writer(
     assert "csv" in csv_imports  # the check sees what the child imported
     # the commune's time zone comes from bot.services.zones, not the reminders service and its planner
     assert "bot.services.zones" in csv_imports and "bot.services.reminders" not in csv_imports | xlsx_imports
-    # nor the reminder planner (the zones' default), nor bot.auth (the words of a commune need no actor)
-    assert not (csv_imports | xlsx_imports) & {"bot.calendar.reminder_planner", "bot.auth"}
+    # nor the reminder planner (the zones' default), the schedules' expansion (the forms service's setup side, the
+    # police-period constant), nor bot.auth (the words of a commune need no actor)
+    assert not (csv_imports | xlsx_imports) & {
+        "bot.calendar.reminder_planner",
+        "bot.calendar.periods",
+        "bot.auth",
+    }
     # nor, through the commune lookup (accounts), the answer path's service, the engine and Jinja2
     assert not (csv_imports | xlsx_imports) & {"bot.services.reports", "bot.forms.engine", "jinja2"}
 
