@@ -3,21 +3,26 @@ fewer imports — and the same files as before.
 
 The CSV is compared byte for byte with the CSV writer and cell code as they were (tests/support/exports_before.py,
 reading through the summaries' `village_rows`); the Excel workbook is compared cell by cell in
-tests/test_excel_writer.py. A fresh `baocao export` process is checked for what it imports."""
+tests/test_excel_writer.py, and part by part (the sheets' XML, styles, notes) with the xlsxwriter writer as it
+was (tests/support/xlsxwriter_before.py). A fresh `baocao export` process is checked for what it imports."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlmodel import Session, select
+from xlsxwriter import Workbook
 
 from bot.exports import build_export
 from bot.exports.data import (
+    Column,
     ExportScope,
     columns,
     item_columns,
@@ -26,15 +31,17 @@ from bot.exports.data import (
     row_cells,
     row_maker,
 )
+from bot.exports.excel import _cell_writers
 from bot.exports.filenames import code_slug
-from bot.exports.rows import export_rows
+from bot.exports.rows import ExportRow, export_rows
+from bot.forms.model import Derived
 from bot.forms.period_text import fill_form
-from bot.services.completeness import previous_period
+from bot.services.completeness import VillageState, previous_period
 from bot.services.period_facts import period_facts
 from bot.services.summaries import village_rows
 from bot.setup_file import code_slug as setup_code_slug
 from storage.models import PeriodUnit, Submission
-from tests.support import exports_before
+from tests.support import exports_before, xlsxwriter_before
 from tests.test_exports import EXPORT_NOW, TZ, Seeded, seed_reports
 
 TRICKY = [
@@ -93,6 +100,24 @@ def test_the_csv_is_byte_for_byte_the_previous_writers(session: Session, seeded:
     assert new == old
     assert "'=1+1" in new.decode("utf-8-sig")  # the tricky texts are in it, neutralised as before
     assert new.count(b"\r\n") > len(seeded.villages)
+
+
+def _parts(content: bytes) -> dict[str, bytes]:
+    """Every part of an .xlsx file by name, but for the document's creation time (docProps/core.xml)."""
+    with zipfile.ZipFile(io.BytesIO(content)) as book:
+        return {name: book.read(name) for name in book.namelist() if name != "docProps/core.xml"}
+
+
+def test_the_workbook_is_part_for_part_the_previous_writers(session: Session, seeded: Seeded) -> None:
+    new = build_export(session, seeded.commune, seeded.form, seeded.period, "xlsx", EXPORT_NOW).content
+    old = xlsxwriter_before.write_xlsx(session, _scope(session, seeded))
+    mine, theirs = _parts(new), _parts(old)
+    assert mine.keys() == theirs.keys()
+    for name in theirs:
+        assert mine[name] == theirs[name], name
+    sheet = mine["xl/worksheets/sheet1.xml"].decode()
+    assert "=1+1" in sheet and "Nghe\u0301 An" not in sheet  # the tricky texts, written as before
+    assert sheet.count("<row ") > len(seeded.villages)
 
 
 def test_the_export_rows_are_the_summaries_rows(session: Session, seeded: Seeded) -> None:
@@ -176,5 +201,59 @@ def test_a_spreadsheet_export_imports_only_its_writer(
     assert "csv" in csv_imports  # the check sees what the child imported
     # the commune's time zone comes from bot.services.zones, not the reminders service and its planner
     assert "bot.services.zones" in csv_imports and "bot.services.reminders" not in csv_imports | xlsx_imports
+    # nor the reminder planner (the zones' default), the schedules' expansion (the forms service's setup side, the
+    # police-period constant), nor bot.auth (the words of a commune need no actor)
+    assert not (csv_imports | xlsx_imports) & {
+        "bot.calendar.reminder_planner",
+        "bot.calendar.periods",
+        "bot.auth",
+    }
     # nor, through the commune lookup (accounts), the answer path's service, the engine and Jinja2
     assert not (csv_imports | xlsx_imports) & {"bot.services.reports", "bot.forms.engine", "jinja2"}
+
+
+def test_rows_are_written_with_xlsxwriters_undecorated_cell_writers() -> None:
+    book = Workbook(io.BytesIO(), {"constant_memory": True})
+    assert [f.__name__ for f in _cell_writers(book.add_worksheet())] == [
+        "_write_number",
+        "_write_string",
+        "_write_datetime",
+    ]  # the speed-up is there (a version of xlsxwriter without them would fall back to the public calls)
+
+    class Public:
+        def write_number(self) -> int: ...
+        def write_string(self) -> int: ...
+        def write_datetime(self) -> int: ...
+
+    sheet = Public()
+    assert _cell_writers(sheet) == (sheet.write_number, sheet.write_string, sheet.write_datetime)  # type: ignore[arg-type]
+
+
+SHARE_ANSWERS: list[dict[str, Any] | None] = [
+    None,  # not reported
+    {},  # reported, neither number
+    {"a": 3},  # one of the two
+    {"b": 7},
+    {"a": 3, "b": 0},  # out of 0
+    {"a": 0, "b": 0},
+    {"a": 3, "b": 7},
+    {"a": 2, "b": 3, "c": 1},
+    {"a": "2.5", "b": "7"},  # numbers stored as text
+    {"a": 1.5, "b": 4.25},
+    {"a": True, "b": 4},  # a bool is no number
+    {"a": -1, "b": 3},
+    {"a": "x", "b": 3},
+    {"a": 10**20, "b": 3},  # a long quotient, rounded to its places
+    {"a": 1, "b": 3},
+]
+
+
+@pytest.mark.parametrize("places", [0, 1, 2])
+def test_a_villages_share_is_the_previous_figure(places: int) -> None:
+    share = Derived(id="s", short="Tỷ lệ", kind="share", questions=("a", "b"), places=places)
+    cells = row_maker(cast(ExportScope, None), [Column("d:s", "Tỷ lệ", "number", 14, derived=share)])
+    for answers in SHARE_ANSWERS:
+        (new,) = cells(1, ExportRow("Thôn 1", VillageState.ON_TIME, answers))
+        old = exports_before.village_derived(share, answers)
+        assert (new, type(new)) == (old, type(old)), answers
+        assert str(new) == str(old), answers  # the same digits (places), not only an equal number

@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.calendar import REPORTER_POLICE
 from bot.calendar.reminder_rules import DEFAULT_RULES, ReminderRules, parse_reminders
 
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*(?:/\s*(\d{4}))?\s*(?:(\d{1,2})[:h](\d{2}))?\s*$")
@@ -35,9 +36,6 @@ SCHEDULE_KEYS = {
 }
 DEFAULT_LATE_DAYS = 30
 REPORTER_UNITS = "units"  # the units (thôn, tổ dân phố, cơ quan…) file the form; the default
-REPORTER_POLICE = (
-    "police"  # the commune police write the report themselves: no unit deadline, no unit reminders
-)
 _REPORTERS = {
     "units": REPORTER_UNITS,
     "unit": REPORTER_UNITS,

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from bot.calendar import DEFAULT_TZ
 from bot.calendar.reminder_rules import (
     DEFAULT_QUIET,
     DEFAULT_RULES,
@@ -28,7 +29,6 @@ KIND_NUDGE: Final = "nudge"
 SERIES_MAIN: Final = "main"
 SERIES_REOPEN: Final = "reopen"
 DIGEST_STALE: Final = timedelta(days=3)
-DEFAULT_TZ: Final = "Asia/Ho_Chi_Minh"
 
 
 class VillageStatus(StrEnum):

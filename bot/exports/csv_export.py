@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.exports.data import ExportScope, columns, looks_like_formula, neutralise, row_maker
+from bot.exports.data import FORMULA_START, ExportScope, columns, neutralise, row_maker
 from bot.exports.rows import export_rows
 
 BOM = "\ufeff"
@@ -35,17 +35,6 @@ def csv_value(value: Any) -> str:
     return neutralise(str(value))
 
 
-def _clean_value(value: Any) -> Any:
-    """`csv_value` of a value from `row_maker` (texts clean already): only formula-like text and
-    non-text values need work; plain text and numbers go to the csv module as they are."""
-    kind = value.__class__
-    if kind is str:
-        return "'" + value if looks_like_formula(value) else value
-    if kind is int or value is None:
-        return value  # the csv module writes None as an empty field
-    return csv_value(value)
-
-
 def write_csv(session: Session, scope: ExportScope) -> bytes:
     """The CSV file as bytes (UTF-8 with BOM, comma-separated, CRLF line ends).
 
@@ -61,7 +50,17 @@ def write_csv(session: Session, scope: ExportScope) -> bytes:
     writer.writerow([neutralise(c.header) for c in cols])
     cells, write = row_maker(scope, cols), writer.writerow
     for index, row in enumerate(export_rows(session, scope.period, scope.form.id), start=1):
-        write([_clean_value(v) for v in cells(index, row)])
+        values = cells(index, row)
+        # texts from row_maker are clean already: only formula-like text and values other than text, whole
+        # numbers and None need work (in place, without a call for the plain ones); the csv module writes None as ''
+        for i, v in enumerate(values):
+            kind = v.__class__
+            if kind is str:
+                if v.startswith(FORMULA_START):  # looks_like_formula(v)
+                    values[i] = "'" + v
+            elif kind is not int and v is not None:
+                values[i] = csv_value(v)
+        write(values)
     text.flush()
     text.detach()  # leave `raw` open
     return raw.getvalue()

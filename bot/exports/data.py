@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -18,9 +19,10 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.forms.conditions import compile_condition
-from bot.forms.derived import DerivedValue, compute, compute_all
+from bot.forms.derived import DerivedValue, compute, compute_all, percent
 from bot.forms.model import Derived, Form, Question
 from bot.forms.types import integer, type_of
+from bot.forms.types.number import answer_decimal
 from bot.services.completeness import VillageState
 from bot.texts.paths import templates_dir
 from bot.texts.units import words_file
@@ -28,7 +30,7 @@ from storage.models import Commune, Period
 
 EXCEL_MAX_TEXT = 32_767  # characters an Excel cell holds
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
 
 
 # ---------------------------------------------------------------------------------------------- words
@@ -64,7 +66,7 @@ def clean_text(text: str) -> str:
 
 def looks_like_formula(text: str) -> bool:
     """Whether a spreadsheet would read this text as a formula (= + - @, or a leading tab/CR)."""
-    return text.startswith(_FORMULA_START)
+    return text.startswith(FORMULA_START)
 
 
 def neutralise(text: str) -> str:
@@ -177,6 +179,7 @@ class DerivedTotals:
     def __init__(self, form: Form) -> None:
         self.form = form
         self._answers: list[dict[str, Any]] = []
+        self._values: tuple[int, dict[str, DerivedValue]] | None = None  # (rows counted, their figures)
 
     def add(self, row: RowLike) -> None:
         """Count this village's current answers (a village that has not reported adds nothing)."""
@@ -184,14 +187,17 @@ class DerivedTotals:
             self._answers.append(row.answers)
 
     def values(self) -> dict[str, DerivedValue]:
-        """Every derived figure over the rows added so far, by id."""
-        return compute_all(self.form.derived, self._answers)
+        """Every derived figure over the rows added so far, by id (worked out once for the same rows: the
+        totals row and the derived sheet both ask)."""
+        if self._values is None or self._values[0] != len(self._answers):
+            self._values = (len(self._answers), compute_all(self.form.derived, self._answers))
+        return self._values[1]
 
     def total_cell(self, col: Column) -> Any:
         """The totals row's cell of a derived column: the commune's figure (share, sum or villages met)."""
         if col.derived is None:
             return None
-        return derived_cell(compute(col.derived, self._answers))
+        return derived_cell(self.values()[col.derived.id])
 
     def sheet_rows(self) -> list[list[Any]]:
         """The "Chỉ tiêu tính toán" block: a header, then one row per figure (none when the form has none)."""
@@ -254,6 +260,8 @@ class RowLike(Protocol):
 
 
 Cell = Callable[[int, RowLike, dict[str, Any]], Any]  # (index, row, its answers or {}) → the cell's value
+# what the first columns' cells are given (they read the row, not its answers)
+_NO_ANSWERS: dict[str, Any] = {}
 
 
 def _answer_cell(question: Question) -> Cell:
@@ -276,6 +284,8 @@ def _answer_cell(question: Question) -> Cell:
 
 def _derived_cell(derived: Derived) -> Cell:
     """The cell of one derived figure for one village: `village_derived`, a count's condition compiled once."""
+    if derived.kind == "share":
+        return _share_cell(derived)
     if derived.kind != "count":
         return lambda index, row, answers: village_derived(derived, row.answers)
     condition = compile_condition(derived.condition or "")
@@ -286,6 +296,25 @@ def _derived_cell(derived: Derived) -> Cell:
         if row.answers is None:
             return None
         return met if condition.evaluate(row.answers) else not_met  # compute() over one village's answers
+
+    return cell
+
+
+def _share_cell(derived: Derived) -> Cell:
+    """One village's share (%): `village_derived` of a share without building the commune-wide figure
+    (`compute` over a list of one), the same sums, rounding and "—" for an unanswered share or one out of 0."""
+    of, out_of = derived.questions
+    places, zero = derived.places, Decimal(0)
+    no_value = words()["derived"]["no_value"]
+
+    def cell(index: int, row: RowLike, answers: dict[str, Any]) -> Any:
+        if row.answers is None:
+            return None
+        part, whole = answer_decimal(answers.get(of)), answer_decimal(answers.get(out_of))
+        if part is None or whole is None:
+            return no_value  # compute() leaves the village out of both sums: no value, one report
+        value = percent(zero + part, zero + whole, places)  # compute()'s sums of one village
+        return no_value if value is None else value
 
     return cell
 
@@ -310,19 +339,43 @@ def _fixed_cell(scope: ExportScope, key: str) -> Cell:
 
 
 def row_maker(scope: ExportScope, cols: Sequence[Column]) -> Callable[[int, RowLike], list[Any]]:
-    """`row_cells` for many rows: how each column's cell is made is worked out once, before the first row."""
-    cells: list[Cell] = []
-    for col in cols:
+    """`row_cells` for many rows: how each column's cell is made is worked out once, before the first row.
+
+    The answers of integer questions (most of a form's columns) are read in one pass and kept as they are
+    when they are whole numbers, without a call per cell; any other value of theirs goes through its cell
+    (`_answer_cell`). A village that has not reported has only its first columns (and no call for the rest).
+    """
+    cells: list[tuple[int, Cell]] = []  # (column, its cell) of the columns made by a call
+    fixed: list[tuple[int, Cell]] = []  # the first columns (number, village, state …): made for every row
+    integers: list[tuple[int, str, Cell]] = []  # (column, question id, its cell) of the integer questions
+    for i, col in enumerate(cols):
         if col.question is not None:
-            cells.append(_answer_cell(col.question))
+            cell = _answer_cell(col.question)
+            if type_of(col.question) is integer.TYPE:
+                integers.append((i, col.question.id, cell))
+            else:
+                cells.append((i, cell))
         elif col.derived is not None:
-            cells.append(_derived_cell(col.derived))
+            cells.append((i, _derived_cell(col.derived)))
         else:
-            cells.append(_fixed_cell(scope, col.key))
+            fixed.append((i, _fixed_cell(scope, col.key)))
+    width = len(cols)
 
     def make(index: int, row: RowLike) -> list[Any]:
-        answers = row.answers or {}
-        return [cell(index, row, answers) for cell in cells]
+        out: list[Any] = [None] * width
+        for i, cell in fixed:
+            out[i] = cell(index, row, _NO_ANSWERS)
+        answers = row.answers
+        if answers is None:
+            return out  # no answer, no derived figure (each cell of theirs is None then)
+        get = answers.get
+        for i, qid, cell in integers:
+            value = get(qid)
+            if value is not None:
+                out[i] = value if value.__class__ is int else cell(index, row, answers)
+        for i, cell in cells:
+            out[i] = cell(index, row, answers)
+        return out
 
     return make
 

@@ -9,18 +9,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from bot.calendar.periods import REPORTER_POLICE, Schedule, expand, police_mark, schedules_to_json
-from bot.calendar.reminder_rules import DEFAULT_QUIET
 from bot.forms.loader import form_from_dict, form_to_dict, load_form_files
 from bot.forms.model import Form
 from bot.texts.filters import vn_due
 from storage import audit
 from storage.models import Commune, CommuneForm, FormVersion, Period
+
+if TYPE_CHECKING:  # the calendar (periods, reminder rules) is imported by the setup functions that use it:
+    from bot.calendar.periods import Schedule  # an export or a lookup of a form does not need it
 
 
 class FormStoreError(Exception):
@@ -142,6 +143,8 @@ def sync_periods(
 ) -> list[str]:
     """Keep the schedules on the commune's forms, and create or update its periods of last, this and next year
     within each plan's bounds (`from:`/`until:`: none before the plan starts or after it ends); drop none."""
+    from bot.calendar.periods import REPORTER_POLICE, expand, police_mark
+
     lines = []
     _store_schedules(session, commune, schedules)
     wanted = expand(tuple(schedules), range(now.astimezone(tz).year - 1, now.astimezone(tz).year + 2), tz)
@@ -222,6 +225,8 @@ def sync_periods(
 
 
 def _upward_line(dates: Any, tz: ZoneInfo) -> str:
+    from bot.calendar.periods import REPORTER_POLICE
+
     if dates.upward_due_at is None:
         return "không còn hạn gửi báo cáo lên"
     to = f" ({', '.join(dates.upward_to)})" if dates.upward_to else ""
@@ -232,6 +237,8 @@ def _upward_line(dates: Any, tz: ZoneInfo) -> str:
 
 def _store_schedules(session: Session, commune: Commune, schedules: Sequence[Schedule]) -> None:
     """Write each schedule on its commune form (None on the forms left without one)."""
+    from bot.calendar.periods import schedules_to_json
+
     grouped: dict[str, list[Schedule]] = {}
     for schedule in schedules:
         grouped.setdefault(schedule.form, []).append(schedule)
@@ -456,6 +463,7 @@ def store_reminder_settings(
     session: Session, commune: Commune, spec: Any, *, now: datetime, actor: str
 ) -> list[str]:
     """Store the commune's quiet hours and each scheduled form's reminder rules (audited when changed)."""
+    from bot.calendar.reminder_rules import DEFAULT_QUIET
 
     lines: list[str] = []
     quiet = getattr(spec, "quiet_hours", DEFAULT_QUIET)

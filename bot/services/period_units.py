@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, select
 
-from bot.calendar.periods import REPORTER_POLICE
+from bot.calendar import REPORTER_POLICE  # not the periods' module (an export does not expand schedules)
 from storage.models import Period, PeriodUnit, Village
 
 

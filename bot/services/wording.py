@@ -3,13 +3,15 @@ kind, a commune's kinds, an actor's, and the commune's collector (`report: colle
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from bot.auth import Actor
 from bot.texts.units import Wording, lazy_wording, wording
 from storage.models import Commune, Role, Village
+
+if TYPE_CHECKING:  # the exports ask for a commune's words only: bot.auth is not imported for them
+    from bot.auth import Actor
 
 
 def collector_of(commune: Commune | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from bot.calendar.reminder_planner import DEFAULT_TZ
+from bot.calendar import DEFAULT_TZ  # not the reminder planner (~13 ms of imports an export does not use)
 
 if TYPE_CHECKING:
     from storage.models import Commune

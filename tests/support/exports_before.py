@@ -18,6 +18,7 @@ from sqlmodel import Session
 from bot.exports.data import (
     Column,
     ExportScope,
+    RowLike,
     clean_text,
     columns,
     derived_cell,
@@ -25,8 +26,8 @@ from bot.exports.data import (
     neutralise,
     words,
 )
-from bot.forms.derived import compute
-from bot.forms.model import Derived, Question
+from bot.forms.derived import DerivedValue, compute, compute_all
+from bot.forms.model import Derived, Form, Question
 from bot.forms.types import type_of
 from bot.services.completeness import VillageState
 from bot.services.summaries import VillageRow, village_rows
@@ -145,3 +146,47 @@ def write_csv(session: Session, scope: ExportScope) -> bytes:
     text.flush()
     text.detach()
     return raw.getvalue()
+
+
+class DerivedTotals:
+    """`bot.exports.data.DerivedTotals` as it was: each figure computed again whenever it is asked for."""
+
+    def __init__(self, form: Form) -> None:
+        self.form = form
+        self._answers: list[dict[str, Any]] = []
+
+    def add(self, row: RowLike) -> None:
+        """Count this village's current answers (a village that has not reported adds nothing)."""
+        if self.form.derived and row.answers is not None:
+            self._answers.append(row.answers)
+
+    def values(self) -> dict[str, DerivedValue]:
+        """Every derived figure over the rows added so far, by id."""
+        return compute_all(self.form.derived, self._answers)
+
+    def total_cell(self, col: Column) -> Any:
+        """The totals row's cell of a derived column: the commune's figure (share, sum or villages met)."""
+        if col.derived is None:
+            return None
+        return derived_cell(compute(col.derived, self._answers))
+
+    def sheet_rows(self) -> list[list[Any]]:
+        """The "Chỉ tiêu tính toán" block: a header, then one row per figure (none when the form has none)."""
+        if not self.form.derived:
+            return []
+        w = words()["derived"]
+        rows: list[list[Any]] = [[w["indicator"], w["value"], w["part"], w["whole"], w["reports"]]]
+        for value in self.values().values():
+            d = value.derived
+            label = clean_text(d.short + (w["percent_suffix"] if d.kind == "share" else ""))
+            shown = value.value is not None
+            rows.append(
+                [
+                    label,
+                    derived_cell(value),
+                    value.part if shown else None,
+                    value.whole if shown else None,
+                    value.reports,
+                ]
+            )
+        return rows
