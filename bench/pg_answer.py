@@ -2,7 +2,7 @@
 behind the claim (storage/begin_together READ_AHEAD, as the bot does) or sent on its own after it (as before
 session 12). On demand, not in CI.
 
-One throw-away database next to --pg-url (dropped at the end), one engine (storage.db.make_engine), one thread:
+One throw-away database next to --pg-url (bench/throwaway_db.py), one engine (storage.db.make_engine), one thread:
 each transaction records a new update id under the chat's lock, reads the actor with the draft locked and
 commits. Rounds alternate the two ways; for each: wall time, this process's CPU and the server backend's CPU
 (from /proc, the server on this machine) per transaction, medians over the rounds. The server's CPU is what the
@@ -68,10 +68,9 @@ def _run(engine: Any, ahead: bool, first_id: int, count: int) -> dict[str, float
 
 def main() -> int:
     """Create the database, alternate the two ways for --rounds rounds, print the medians as JSON."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from throwaway_db import database
 
-    from storage.db import make_engine, upgrade
+    from storage.db import make_engine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg-url", default=DEFAULT_PG)
@@ -79,27 +78,15 @@ def main() -> int:
     parser.add_argument("--transactions", type=int, default=2000, help="per way and round")
     args = parser.parse_args()
 
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    name = f"baocao_bench_answer_{os.getpid()}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = make_engine(make_url(args.pg_url).set(database=name).render_as_string(hide_password=False))
-        upgrade(engine)
-        runs: dict[str, list[dict[str, float]]] = {"read_alone": [], "read_ahead": []}
+    runs: dict[str, list[dict[str, float]]] = {"read_alone": [], "read_ahead": []}
+    with database("postgresql", args.pg_url, "answer") as url:
+        engine = make_engine(url)
         next_id = 1
         for _ in range(args.rounds):
             for way in runs:
                 runs[way].append(_run(engine, way == "read_ahead", next_id, args.transactions))
                 next_id += args.transactions + 1
         engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
     out: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "loadavg": os.getloadavg(),
