@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -677,20 +677,35 @@ def serve_echo(emu_url: str) -> None:
     app.run_polling(poll_interval=0.0, timeout=10, drop_pending_updates=False)
 
 
-async def _drive_echo(url: str, heads: list[Head], turns: int, started: dict[str, float]) -> None:
-    """Every head sends `turns` texts one after the other, each after the echo of the one before."""
-    import httpx
+@contextlib.asynccontextmanager
+async def _control_api(url: str, heads: int) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """`call(verb, path, params=…, json=…)` on the emulator's control API (`/_emu…`): its result, or
+    RuntimeError. The simulated heads' own client, on aiohttp: with httpx, httpcore's pool walked every
+    pooled connection for every idle one on each request and response (O(idle × connections), 300+
+    connections here), which made the heads' process the costliest on the two cores, and costlier the longer
+    the heads wait for the bot (more idle connections): 6.3–6.7 ms of CPU a turn with our bot against
+    2.8–3.8 ms with the echo (session 12, helper turnshape)."""
+    import aiohttp
 
-    limits = httpx.Limits(max_connections=len(heads) + 16, max_keepalive_connections=len(heads) + 16)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
-        by_chat = {h.uid: h for h in heads}
-        stop = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=heads + 16)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout) as http:
 
         async def call(verb: str, path: str, **kwargs: Any) -> Any:
-            body = (await http.request(verb, f"/_emu{path}", **kwargs)).json()
+            async with http.request(verb, f"/_emu{path}", **kwargs) as response:
+                body = await response.json()
             if not body.get("ok"):
                 raise RuntimeError(f"{verb} {path}: {body}")
             return body["result"]
+
+        yield call
+
+
+async def _drive_echo(url: str, heads: list[Head], turns: int, started: dict[str, float]) -> None:
+    """Every head sends `turns` texts one after the other, each after the echo of the one before."""
+    async with _control_api(url, len(heads)) as call:
+        by_chat = {h.uid: h for h in heads}
+        stop = asyncio.Event()
 
         cursor = (await call("GET", ""))["event_seq"]
 
@@ -839,19 +854,9 @@ def _has(prefix: str) -> Callable[[dict[str, Any]], bool]:
 
 
 async def _drive(url: str, heads: list[Head], turns: int, started: dict[str, float]) -> None:
-    import httpx
-
-    limits = httpx.Limits(max_connections=len(heads) + 16, max_keepalive_connections=len(heads) + 16)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
+    async with _control_api(url, len(heads)) as call:
         by_chat = {h.uid: h for h in heads}
         stop = asyncio.Event()
-
-        async def call(verb: str, path: str, **kwargs: Any) -> Any:
-            response = await http.request(verb, f"/_emu{path}", **kwargs)
-            body = response.json()
-            if not body.get("ok"):
-                raise RuntimeError(f"{verb} {path}: {body}")
-            return body["result"]
 
         cursor = (await call("GET", ""))["event_seq"]
 

@@ -578,6 +578,33 @@ async def test_edits_and_deletes(server: EmulatorServer, bot: Bot) -> None:
     assert types == ["sent", "edited", "edited", "edited", "deleted"]
 
 
+async def test_events_after_a_cursor_per_chat_and_type(server: EmulatorServer, bot: Bot) -> None:
+    """`events(chat, after, kinds)` (found by bisection) gives exactly the events a full scan gives, for every
+    cursor from before the first event to past the last, per chat and per type."""
+    started(server)
+    started(server, BOB)
+    sent = {}
+    for n, chat in enumerate((ALICE, BOB, ALICE, BOB, ALICE)):
+        sent[chat] = await bot.send_message(chat, f"Câu {n}")
+        if n % 2 == 0:
+            await bot.edit_message_text(f"Câu {n} đã sửa", chat, sent[chat].message_id)
+    await bot.delete_message(BOB, sent[BOB].message_id)
+    every = server.events()
+    assert [e["seq"] for e in every] == list(range(1, len(every) + 1)) and len(every) == 9
+    for after in range(-1, len(every) + 2):
+        for chat in (None, ALICE, BOB):
+            for kinds in (None, ["sent"], ["edited", "deleted"]):
+                expected = [
+                    e
+                    for e in every
+                    if e["seq"] > after
+                    and (chat is None or e["chat_id"] == chat)
+                    and (kinds is None or e["type"] in kinds)
+                ]
+                assert server.events(chat, after, kinds) == expected, (after, chat, kinds)
+    assert [e["type"] for e in server.events(BOB, 5)] == ["sent", "deleted"]
+
+
 async def test_button_press_callback_query_and_answer(server: EmulatorServer, bot: Bot) -> None:
     started(server)
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Quay lại", callback_data="back")]])

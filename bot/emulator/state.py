@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import json
@@ -448,6 +449,10 @@ class _QueuedUpdate:
     delivered: bool = False
 
 
+def _event_seq(event: dict[str, Any]) -> int:
+    return event["seq"]
+
+
 def _timestamp(date: datetime | float | None, default: float) -> int:
     if date is None:
         return int(default)
@@ -749,15 +754,18 @@ class EmulatorState:
     def events(
         self, chat_id: int | None = None, after: int = 0, kinds: Iterable[str] | None = None
     ) -> list[dict]:
-        """Bot-side events (sent/edited/deleted/answer) with seq > ``after``, optionally per chat."""
+        """Bot-side events (sent/edited/deleted/answer) with seq > ``after``, optionally per chat.
+
+        Events are appended in seq order and never removed, so the first one after ``after`` is found by
+        bisection: a reader polling with its cursor no longer walks every event since the start (which made
+        each poll, and each wake-up of a waiting poll, cost more the longer the emulator ran)."""
         wanted = set(kinds) if kinds is not None else None
         with self._lock:
+            first = bisect.bisect_right(self._events, after, key=_event_seq)
             return [
                 e
-                for e in self._events
-                if e["seq"] > after
-                and (chat_id is None or e["chat_id"] == chat_id)
-                and (wanted is None or e["type"] in wanted)
+                for e in self._events[first:]
+                if (chat_id is None or e["chat_id"] == chat_id) and (wanted is None or e["type"] in wanted)
             ]
 
     async def wait_events(
