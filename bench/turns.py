@@ -50,7 +50,6 @@ import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -85,38 +84,10 @@ CHOICES = ("submit", "more:n", "ok:0", "d:yday", "c:0", "n", "skip")  # as tests
 @contextlib.contextmanager
 def database(backend: str, pg_url: str) -> Iterator[str]:
     """A migrated, empty throw-away database URL (removed afterwards)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from throwaway_db import database as throwaway
 
-    from bot.config import settings_from
-    from storage.db import make_engine, upgrade
-
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="baocao-turns-") as tmp:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            engine = make_engine(url)
-            upgrade(engine)
-            engine.dispose()
-            yield url
-        return
-    base = settings_from({"DATABASE_URL": pg_url}).database_url
-    name = f"baocao_turns_{secrets.token_hex(3)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
+    with throwaway(backend, pg_url, "turns") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def village_name(i: int) -> str:
