@@ -118,15 +118,14 @@ def reply_connections(settings: Settings) -> int:
 
 
 def bot_api_request(settings: Settings, *, long_poll: bool = False, connections: int = 8) -> BaseRequest:
-    """A Bot API connection pool: `connections` (8; the application's replies get `reply_connections`), a
-    send waits up to 5 s for a free one; for getUpdates (`long_poll`) one connection whose reads may last the
-    whole poll.
+    """A Bot API connection pool: `connections` (8), a send waits up to 5 s for a free one; for getUpdates
+    (`long_poll`) one connection whose reads may last the whole poll.
 
     aiohttp by default (`bot/telegram_request.py`: about a quarter of httpx's CPU a call), httpx with
     `BAOCAO_HTTP_CLIENT=httpx` — there httpcore checks every pooled connection's socket on each request
-    (py-spy: 11.8 % of the bot's CPU with 16 connections under 500 heads, 5 % with 8). Eight carry the
-    reminder dispatcher's 8 sends at once (Telegram's 30 messages a second at round trips up to ~250 ms);
-    it has a pool of its own, so a wave never makes a head wait for a connection.
+    (py-spy: 11.8 % of the bot's CPU with 16 connections under 500 heads, 5 % with 8). Eight carry
+    Telegram's 30 messages a second at round trips up to ~250 ms. The reminder dispatcher (8 sends at
+    once) has a pool of its own, so a wave never makes a head wait for a connection.
     """
     if long_poll:
         size, timeouts = 1, {"connect_timeout": 10, "read_timeout": 40}
