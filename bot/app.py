@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0005  # seconds a thread keeps the GIL while another waits (Python's default: 0.005)
 OWN_REMINDER_POOL_KEY = "own_reminder_pool"  # bot_data: give the reminders their own connection pool
 REMINDER_BOT_KEY = "reminder_bot"  # bot_data: the bot the dispatcher sends with, shut down in post_stop
-# replies' connections on aiohttp: each update in flight may have two calls out at once (its reply and the
-# press's answer, then the edit beside the next reply), so none waits for a connection another update holds
-REPLY_CONNECTIONS = 2 * DEFAULT_CONCURRENCY
 
 
 def build_application(
@@ -74,7 +71,7 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
     else:
-        builder = builder.request(bot_api_request(settings, connections=reply_connections(settings)))
+        builder = builder.request(bot_api_request(settings))
         if polling:
             builder = builder.get_updates_request(bot_api_request(settings, long_poll=True))
         else:
@@ -105,16 +102,6 @@ def shorten_switch_interval(seconds: float = SWITCH_INTERVAL) -> None:
     writer thread does every turn's transaction, so those waits add up for every chat.
     """
     sys.setswitchinterval(seconds)
-
-
-def reply_connections(settings: Settings) -> int:
-    """The size of the application's own (replies') Bot API pool: REPLY_CONNECTIONS on aiohttp, 8 on httpx.
-
-    With 8 on aiohttp, 300 heads answering at once over HTTP found the pool full on 56 % of the calls and
-    waited 241 ms on average for a connection, four times the call itself (turnshape's probe, session 12);
-    a full pool holds replies back that the server would take. httpx stays at 8: httpcore checks every pooled
-    connection on each request (see `bot_api_request`)."""
-    return 8 if settings.http_client == "httpx" else REPLY_CONNECTIONS
 
 
 def bot_api_request(settings: Settings, *, long_poll: bool = False, connections: int = 8) -> BaseRequest:
