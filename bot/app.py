@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0005  # seconds a thread keeps the GIL while another waits (Python's default: 0.005)
 OWN_REMINDER_POOL_KEY = "own_reminder_pool"  # bot_data: give the reminders their own connection pool
 REMINDER_BOT_KEY = "reminder_bot"  # bot_data: the bot the dispatcher sends with, shut down in post_stop
-# replies' connections on aiohttp: each update in flight may have two calls out at once (its reply and the
-# press's answer, then the edit beside the next reply), so none waits for a connection another update holds
-REPLY_CONNECTIONS = 2 * DEFAULT_CONCURRENCY
 
 
 def build_application(
@@ -74,7 +71,7 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request).updater(None)
     else:
-        builder = builder.request(bot_api_request(settings, connections=reply_connections(settings)))
+        builder = builder.request(bot_api_request(settings))
         if polling:
             builder = builder.get_updates_request(bot_api_request(settings, long_poll=True))
         else:
@@ -107,26 +104,15 @@ def shorten_switch_interval(seconds: float = SWITCH_INTERVAL) -> None:
     sys.setswitchinterval(seconds)
 
 
-def reply_connections(settings: Settings) -> int:
-    """The size of the application's own (replies') Bot API pool: REPLY_CONNECTIONS on aiohttp, 8 on httpx.
-
-    With 8 on aiohttp, 300 heads answering at once over HTTP found the pool full on 56 % of the calls and
-    waited 241 ms on average for a connection, four times the call itself (turnshape's probe, session 12);
-    a full pool holds replies back that the server would take. httpx stays at 8: httpcore checks every pooled
-    connection on each request (see `bot_api_request`)."""
-    return 8 if settings.http_client == "httpx" else REPLY_CONNECTIONS
-
-
 def bot_api_request(settings: Settings, *, long_poll: bool = False, connections: int = 8) -> BaseRequest:
-    """A Bot API connection pool: `connections` (8; the application's replies get `reply_connections`), a
-    send waits up to 5 s for a free one; for getUpdates (`long_poll`) one connection whose reads may last the
-    whole poll.
+    """A Bot API connection pool: `connections` (8), a send waits up to 5 s for a free one; for getUpdates
+    (`long_poll`) one connection whose reads may last the whole poll.
 
     aiohttp by default (`bot/telegram_request.py`: about a quarter of httpx's CPU a call), httpx with
     `BAOCAO_HTTP_CLIENT=httpx` — there httpcore checks every pooled connection's socket on each request
-    (py-spy: 11.8 % of the bot's CPU with 16 connections under 500 heads, 5 % with 8). Eight carry the
-    reminder dispatcher's 8 sends at once (Telegram's 30 messages a second at round trips up to ~250 ms);
-    it has a pool of its own, so a wave never makes a head wait for a connection.
+    (py-spy: 11.8 % of the bot's CPU with 16 connections under 500 heads, 5 % with 8). Eight carry
+    Telegram's 30 messages a second at round trips up to ~250 ms. The reminder dispatcher (8 sends at
+    once) has a pool of its own, so a wave never makes a head wait for a connection.
     """
     if long_poll:
         size, timeouts = 1, {"connect_timeout": 10, "read_timeout": 40}

@@ -50,11 +50,6 @@ class AiohttpRequest(BaseRequest):
         self._tls = tls
 
     @property
-    def pool_size(self) -> int:
-        """How many connections the pool keeps (and how many calls may be out at once)."""
-        return self._size
-
-    @property
     def read_timeout(self) -> float | None:
         """The default read timeout (PTB adds it to getUpdates' long-poll timeout)."""
         return self._read_timeout

@@ -11,14 +11,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from telegram.request import HTTPXRequest
 
-from bot.app import REMINDER_BOT_KEY, REPLY_CONNECTIONS, build_application, reply_connections
+from bot.app import REMINDER_BOT_KEY, build_application
 from bot.clock import FixedClock
 from bot.config import settings_from
 from bot.deps import Deps
 from bot.emulator.server import EmulatorServer
 from bot.reminders.scheduler import SCHEDULER_KEY
 from bot.telegram_request import AiohttpRequest
-from bot.update_order import DEFAULT_CONCURRENCY
 from bot.web.app import run_application
 
 TOKEN = "515151:PoolsTokenPoolsTokenPoolsToken000"
@@ -78,19 +77,3 @@ async def test_without_reminders_no_second_pool_is_opened(
         assert REMINDER_BOT_KEY not in application.bot_data
         assert SCHEDULER_KEY not in application.bot_data
     assert len(emulator.requests_for("getMe")) == 1  # the application's own, nothing more
-
-
-async def test_replies_have_a_connection_for_each_call_of_every_update_in_flight(
-    emulator: EmulatorServer, engine: Engine, database_url: str, clock: FixedClock
-) -> None:
-    """On aiohttp the replies' pool has two connections per update in flight (a reply and the press's answer
-    go out together), the reminders' pool stays at 8; on httpx the replies' pool stays at 8 too."""
-    settings = _settings(emulator, database_url, "3600")
-    application = build_application(settings, deps=Deps(engine, clock, settings), polling=False)
-    replies = application.bot.request
-    assert isinstance(replies, AiohttpRequest)
-    assert replies.pool_size == REPLY_CONNECTIONS == 2 * DEFAULT_CONCURRENCY
-    async with run_application(application):
-        reminders = application.bot_data[REMINDER_BOT_KEY].request
-        assert isinstance(reminders, AiohttpRequest) and reminders.pool_size == 8
-    assert reply_connections(_settings(emulator, database_url, "0", "httpx")) == 8
