@@ -28,10 +28,8 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import secrets
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -354,36 +352,6 @@ def measure(url: str, case: str, anchor: dict[str, Any], what: str, repeat: int)
     return result
 
 
-# ---------------------------------------------------------------------------------------------- databases
-
-
-def _sqlite_run(args: argparse.Namespace) -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="bench-summary-") as tmp:
-        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-
-
-def _postgres_run(args: argparse.Namespace) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from bot.config import settings_from
-
-    base = settings_from({"DATABASE_URL": args.pg_url}).database_url
-    name = f"bench_summary_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Generate, measure, print a table (and JSON with --json)."""
     parser = argparse.ArgumentParser(
@@ -403,9 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()} {os.cpu_count()} CPU, Python {platform.python_version()}",
         "results": [],
     }
+    from throwaway_db import database
+
     for backend in backends:
-        runner = _sqlite_run if backend == "sqlite" else _postgres_run
-        for url in runner(args):
+        with database(backend, args.pg_url, "summary") as url:  # migrated; generate's upgrade is then a no-op
             started = time.perf_counter()
             info = generate(url, skip_country=args.skip_country)
             print(

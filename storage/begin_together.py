@@ -117,8 +117,8 @@ def _execute_with_begin(cursor: Any, statement: str, parameters: Any, context: A
     options = context.execution_options
     if options.get(SENT_AHEAD):
         return _answer_from_waiting(cursor, statement, parameters, context)
-    if _WAITING:  # another statement before the read sent ahead: that read goes out on its own
-        _WAITING.pop(cursor.connection, None)
+    # another statement first: the read sent ahead goes out on its own
+    _drop_waiting_before(cursor, statement)
     if not options.get(BEGIN_TOGETHER):
         return None  # SQLAlchemy executes it as usual
     dbapi = cursor.connection
